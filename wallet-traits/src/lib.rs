@@ -1,0 +1,30 @@
+#![doc = include_str!("../README.md")]
+#![deny(missing_docs)]
+
+mod crypto;
+mod error;
+mod ids;
+mod record;
+mod registry;
+mod store;
+mod transport;
+
+pub use crypto::{EcdsaSignature, KeyDeriver, PublicKey, Signer};
+pub use error::{Error, ErrorKind, Result, WireError};
+pub use ids::{hex_32, ExecutionId, KeyId, PartyIndex, WalletId, AGENT_INDEX};
+pub use record::{ShareMeta, ShareState, StoredShare};
+pub use registry::{
+    connect_transport, open_store, redact_url, scheme_of, store_registry, transport_registry, BoxFuture, Options,
+    Registry, ShareStoreFactory, StoreBuildFn, TransportBuildFn, TransportFactory,
+};
+pub use store::{ShareStore, ShareStoreExt, StoreCapabilities};
+pub use transport::{
+    CosignerTransport, EcdhPartial, EcdhRequest, Envelope, KeyInfo, SessionChannel, SessionEvent, SessionKind,
+    SessionOutcome, SessionRequest,
+};
+
+/// Re-exported so plugins submit factories with the same `inventory` version.
+pub use inventory;
+
+/// Version of the sealed record format written by this release.
+pub const SHARE_FORMAT_VERSION: u16 = 1;

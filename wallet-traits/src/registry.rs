@@ -1,0 +1,190 @@
+//! Plugin registration: factories keyed by URL scheme, collected with `inventory`.
+
+use std::{
+    collections::BTreeMap,
+    fmt,
+    future::Future,
+    pin::Pin,
+    sync::{Arc, OnceLock},
+};
+
+use crate::{CosignerTransport, Error, ErrorKind, Result, ShareStore};
+
+/// A boxed, sendable future.
+pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// Key-value options handed to a factory alongside the URL.
+pub type Options = BTreeMap<String, String>;
+
+/// Builds a [`ShareStore`] from a URL such as `sqlite:///var/lib/mpc/agent.db`.
+pub type StoreBuildFn = fn(url: String, options: Options) -> BoxFuture<'static, Result<Arc<dyn ShareStore>>>;
+
+/// Builds a [`CosignerTransport`] from an endpoint URL such as `local://1`.
+pub type TransportBuildFn = fn(url: String, options: Options) -> BoxFuture<'static, Result<Arc<dyn CosignerTransport>>>;
+
+/// A store factory: submit one with `inventory::submit!` to add a backend without touching the
+/// engine.
+pub struct ShareStoreFactory {
+    /// URL scheme, without `://`.
+    pub scheme: &'static str,
+    /// The constructor.
+    pub build: StoreBuildFn,
+}
+
+impl ShareStoreFactory {
+    /// A factory for `scheme`.
+    pub const fn new(scheme: &'static str, build: StoreBuildFn) -> Self {
+        Self { scheme, build }
+    }
+}
+
+impl fmt::Debug for ShareStoreFactory {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "ShareStoreFactory({})", self.scheme)
+    }
+}
+
+/// A transport factory: submit one with `inventory::submit!`.
+pub struct TransportFactory {
+    /// URL scheme, without `://`.
+    pub scheme: &'static str,
+    /// The constructor.
+    pub build: TransportBuildFn,
+}
+
+impl TransportFactory {
+    /// A factory for `scheme`.
+    pub const fn new(scheme: &'static str, build: TransportBuildFn) -> Self {
+        Self { scheme, build }
+    }
+}
+
+impl fmt::Debug for TransportFactory {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "TransportFactory({})", self.scheme)
+    }
+}
+
+inventory::collect!(ShareStoreFactory);
+inventory::collect!(TransportFactory);
+
+/// The scheme of `url` (the part before `://`), lower-cased.
+pub fn scheme_of(url: &str) -> Result<String> {
+    match url.split_once("://") {
+        Some((scheme, _)) if !scheme.is_empty() => Ok(scheme.to_ascii_lowercase()),
+        _ => Err(Error::new(ErrorKind::Config, "expected a URL of the form scheme://...")
+            .with_context("url", redact_url(url))),
+    }
+}
+
+/// `url` with any `user:password@` part replaced, safe to print.
+pub fn redact_url(url: &str) -> String {
+    match (url.split_once("://"), url.rfind('@')) {
+        (Some((scheme, rest)), Some(at)) if at > scheme.len() + 3 => {
+            format!("{scheme}://***@{}", &rest[at - scheme.len() - 3..])
+        }
+        _ => url.to_string(),
+    }
+}
+
+/// Factories by scheme; built once from everything submitted, refusing duplicates.
+#[derive(Debug)]
+pub struct Registry<F: 'static> {
+    kind: &'static str,
+    by_scheme: std::result::Result<BTreeMap<&'static str, &'static F>, String>,
+}
+
+impl<F> Registry<F> {
+    fn build(kind: &'static str, items: impl Iterator<Item = (&'static str, &'static F)>) -> Self {
+        let mut map = BTreeMap::new();
+        let mut dup = None;
+        for (scheme, f) in items {
+            if map.insert(scheme, f).is_some() {
+                dup = Some(scheme);
+            }
+        }
+        let by_scheme = match dup {
+            Some(s) => Err(s.to_string()),
+            None => Ok(map),
+        };
+        Self { kind, by_scheme }
+    }
+
+    /// The known schemes, sorted.
+    pub fn schemes(&self) -> Vec<&'static str> {
+        self.by_scheme.as_ref().map(|m| m.keys().copied().collect()).unwrap_or_default()
+    }
+
+    /// The factory for `scheme`; the error lists the known schemes.
+    pub fn get(&self, scheme: &str) -> Result<&'static F> {
+        let map = self.by_scheme.as_ref().map_err(|dup| {
+            Error::new(ErrorKind::Config, format!("two {} plugins registered the same scheme", self.kind))
+                .with_context("scheme", dup)
+        })?;
+        map.get(scheme).copied().ok_or_else(|| {
+            Error::new(
+                ErrorKind::Config,
+                format!(
+                    "unknown {} scheme '{scheme}'; known schemes: {}",
+                    self.kind,
+                    map.keys().copied().collect::<Vec<_>>().join(", ")
+                ),
+            )
+        })
+    }
+}
+
+/// The store registry.
+pub fn store_registry() -> &'static Registry<ShareStoreFactory> {
+    static R: OnceLock<Registry<ShareStoreFactory>> = OnceLock::new();
+    R.get_or_init(|| Registry::build("store", inventory::iter::<ShareStoreFactory>.into_iter().map(|f| (f.scheme, f))))
+}
+
+/// The transport registry.
+pub fn transport_registry() -> &'static Registry<TransportFactory> {
+    static R: OnceLock<Registry<TransportFactory>> = OnceLock::new();
+    R.get_or_init(|| {
+        Registry::build("transport", inventory::iter::<TransportFactory>.into_iter().map(|f| (f.scheme, f)))
+    })
+}
+
+/// Opens the store named by `url` through its registered factory.
+pub async fn open_store(url: &str, options: Options) -> Result<Arc<dyn ShareStore>> {
+    let factory = store_registry().get(&scheme_of(url)?)?;
+    (factory.build)(url.to_string(), options).await
+}
+
+/// Connects the transport named by `url` through its registered factory.
+pub async fn connect_transport(url: &str, options: Options) -> Result<Arc<dyn CosignerTransport>> {
+    let factory = transport_registry().get(&scheme_of(url)?)?;
+    (factory.build)(url.to_string(), options).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    static A: u8 = 1;
+    static B: u8 = 2;
+
+    #[test]
+    fn unknown_scheme_lists_known() {
+        let r = Registry::build("store", [("sqlite", &A), ("memory", &B)].into_iter());
+        let e = r.get("nosuch").unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::Config);
+        assert!(e.message().contains("known schemes: memory, sqlite"), "{e}");
+    }
+
+    #[test]
+    fn duplicate_scheme_is_refused() {
+        let r = Registry::build("store", [("sqlite", &A), ("sqlite", &B)].into_iter());
+        assert_eq!(r.get("sqlite").unwrap_err().kind(), ErrorKind::Config);
+    }
+
+    #[test]
+    fn redacts_credentials() {
+        assert_eq!(redact_url("postgres://u:pw@host/db"), "postgres://***@host/db");
+        assert_eq!(scheme_of("SQLITE:///x").unwrap(), "sqlite");
+        assert!(scheme_of("nothing").is_err());
+    }
+}
