@@ -79,11 +79,12 @@ pub fn scheme_of(url: &str) -> Result<String> {
 
 /// `url` with any `user:password@` part replaced, safe to print.
 pub fn redact_url(url: &str) -> String {
-    match (url.split_once("://"), url.rfind('@')) {
-        (Some((scheme, rest)), Some(at)) if at > scheme.len() + 3 => {
-            format!("{scheme}://***@{}", &rest[at - scheme.len() - 3..])
-        }
-        _ => url.to_string(),
+    match url.split_once("://") {
+        Some((scheme, rest)) => match rest.rsplit_once('@') {
+            Some((_, host)) => format!("{scheme}://***@{host}"),
+            None => url.to_string(),
+        },
+        None => url.to_string(),
     }
 }
 
