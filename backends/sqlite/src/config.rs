@@ -1,0 +1,188 @@
+//! Configuration of the SQLite store.
+
+use std::{fmt, path::PathBuf};
+
+use serde::{Deserialize, Serialize};
+use wallet_traits::{Error, ErrorKind, Options, Result};
+
+use crate::SQLITE_SCHEME;
+
+const DEFAULT_BUSY_TIMEOUT_MS: u64 = 5_000;
+const DEFAULT_MAX_CONNECTIONS: u32 = 4;
+
+/// The option keys [`SqliteConfig::from_url`] accepts, for the error on an unknown one.
+const OPTION_KEYS: &[&str] = &["busy_timeout_ms", "max_connections"];
+
+/// Configuration of a [`SqliteShareStore`](crate::SqliteShareStore).
+///
+#[doc = include_str!("docs.md")]
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[non_exhaustive]
+pub struct SqliteConfig {
+    /// The database file; created with its parent directory when missing.
+    pub path: PathBuf,
+    /// How long a statement waits for another connection's write lock before failing.
+    #[serde(default = "default_busy_timeout_ms")]
+    pub busy_timeout_ms: u64,
+    /// Size of the connection pool.
+    #[serde(default = "default_max_connections")]
+    pub max_connections: u32,
+}
+
+fn default_busy_timeout_ms() -> u64 {
+    DEFAULT_BUSY_TIMEOUT_MS
+}
+
+fn default_max_connections() -> u32 {
+    DEFAULT_MAX_CONNECTIONS
+}
+
+impl SqliteConfig {
+    /// The defaults for the database file at `path`.
+    pub fn new(path: impl Into<PathBuf>) -> Self {
+        Self { path: path.into(), busy_timeout_ms: DEFAULT_BUSY_TIMEOUT_MS, max_connections: DEFAULT_MAX_CONNECTIONS }
+    }
+
+    /// Sets [`busy_timeout_ms`](Self::busy_timeout_ms).
+    #[must_use]
+    pub fn with_busy_timeout_ms(mut self, ms: u64) -> Self {
+        self.busy_timeout_ms = ms;
+        self
+    }
+
+    /// Sets [`max_connections`](Self::max_connections).
+    #[must_use]
+    pub fn with_max_connections(mut self, n: u32) -> Self {
+        self.max_connections = n;
+        self
+    }
+
+    /// Parses `sqlite:///abs/path.db` or `sqlite://relative/path.db` (relative to the working
+    /// directory) plus the option keys `busy_timeout_ms` and `max_connections`.
+    pub fn from_url(url: &str, options: &Options) -> Result<Self> {
+        let path = url
+            .split_once("://")
+            .filter(|(scheme, _)| scheme.eq_ignore_ascii_case(SQLITE_SCHEME))
+            .map(|(_, path)| path)
+            .ok_or_else(|| {
+                config_error("a SQLite store URL starts with sqlite://, as in sqlite:///var/lib/mpc/agent.db")
+                    .with_context("url", url)
+            })?;
+        if path.is_empty() || path.contains(['?', '#']) {
+            return Err(config_error(
+                "a SQLite store URL is sqlite:// followed by the database file path, with no query; \
+                 pass busy_timeout_ms and max_connections as options",
+            )
+            .with_context("url", url));
+        }
+        if path == ":memory:" || path.starts_with("file:") {
+            // Each pooled connection would get its own empty database, and every share would
+            // vanish on exit: never what a wallet wants.
+            return Err(config_error(
+                "the SQLite store needs a database file path; in-memory and file: URI databases are not supported",
+            )
+            .with_context("url", url));
+        }
+
+        let mut config = Self::new(path);
+        for (key, value) in options {
+            match key.as_str() {
+                "busy_timeout_ms" => config.busy_timeout_ms = parse_option(key, value)?,
+                "max_connections" => config.max_connections = parse_option(key, value)?,
+                _ => {
+                    return Err(config_error(format!(
+                        "unknown SQLite store option; known options: {}",
+                        OPTION_KEYS.join(", ")
+                    ))
+                    .with_context("option", key.escape_default()))
+                }
+            }
+        }
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// Checks values that parse but cannot work.
+    pub(crate) fn validate(&self) -> Result<()> {
+        if self.path.as_os_str().is_empty() {
+            return Err(config_error("the SQLite store path is empty; set MPC_STORAGE_PATH"));
+        }
+        if self.max_connections == 0 {
+            return Err(config_error("max_connections must be at least 1").with_context("option", "max_connections"));
+        }
+        Ok(())
+    }
+}
+
+impl fmt::Debug for SqliteConfig {
+    // Hand-written so a field added later (say, an encryption key) is not printed by default.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SqliteConfig")
+            .field("path", &self.path)
+            .field("busy_timeout_ms", &self.busy_timeout_ms)
+            .field("max_connections", &self.max_connections)
+            .finish()
+    }
+}
+
+fn config_error(message: impl Into<String>) -> Error {
+    Error::new(ErrorKind::Config, message).with_context("backend", SQLITE_SCHEME)
+}
+
+fn parse_option<T: std::str::FromStr>(key: &str, value: &str) -> Result<T> {
+    value.trim().parse().map_err(|_| {
+        config_error("a SQLite store option must be a non-negative whole number")
+            .with_context("option", key.escape_default())
+            .with_context("value", value.escape_default())
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn opts(pairs: &[(&str, &str)]) -> Options {
+        pairs.iter().map(|(k, v)| ((*k).to_string(), (*v).to_string())).collect()
+    }
+
+    #[test]
+    fn parses_absolute_and_relative_urls() {
+        let c = SqliteConfig::from_url("sqlite:///var/lib/mpc/agent.db", &Options::new()).unwrap();
+        assert_eq!(c, SqliteConfig::new("/var/lib/mpc/agent.db"));
+        assert_eq!(c.busy_timeout_ms, 5_000);
+
+        let c = SqliteConfig::from_url("SQLITE://data/agent.db", &Options::new()).unwrap();
+        assert_eq!(c.path, PathBuf::from("data/agent.db"));
+    }
+
+    #[test]
+    fn applies_options() {
+        let o = opts(&[("busy_timeout_ms", "250"), ("max_connections", "2")]);
+        let c = SqliteConfig::from_url("sqlite:///x.db", &o).unwrap();
+        assert_eq!(c, SqliteConfig::new("/x.db").with_busy_timeout_ms(250).with_max_connections(2));
+    }
+
+    #[test]
+    fn rejects_bad_urls_and_options() {
+        let none = Options::new();
+        for url in ["sqlite://", "sqlite:///x.db?mode=ro", "sqlite://:memory:", "postgres:///x.db", "x.db"] {
+            let e = SqliteConfig::from_url(url, &none).unwrap_err();
+            assert_eq!(e.kind(), ErrorKind::Config, "{url}: {e}");
+        }
+        let e = SqliteConfig::from_url("sqlite:///x.db", &opts(&[("busy_timeout", "1")])).unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::Config);
+        assert!(e.message().contains("busy_timeout_ms, max_connections"), "{e}");
+        let e = SqliteConfig::from_url("sqlite:///x.db", &opts(&[("max_connections", "many")])).unwrap_err();
+        assert_eq!(e.context_value("option"), Some("max_connections"));
+        let e = SqliteConfig::from_url("sqlite:///x.db", &opts(&[("max_connections", "0")])).unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::Config);
+    }
+
+    #[test]
+    fn serde_denies_unknown_fields_and_fills_defaults() {
+        let c: SqliteConfig = serde_json::from_str(r#"{"path":"/x.db"}"#).unwrap();
+        assert_eq!(c, SqliteConfig::new("/x.db"));
+        assert!(serde_json::from_str::<SqliteConfig>(r#"{"path":"/x.db","pth":"/y.db"}"#).is_err());
+    }
+}

@@ -1,0 +1,133 @@
+use std::sync::Arc;
+
+use wallet_backend_sqlite::{SqliteConfig, SqliteShareStore};
+use wallet_testkit::{sample_record, share_store_suite};
+use wallet_traits::{ErrorKind, KeyId, ShareStore, WalletId};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn sqlite_store_passes_the_suite() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = SqliteShareStore::open(dir.path().join("suite.db")).await.unwrap();
+    let report = share_store_suite(Arc::new(store)).await;
+    println!("{report:?}");
+    assert!(report.skipped.is_empty(), "the SQLite store claims every capability: {report:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrency_holds_across_stores_sharing_a_file() {
+    // Two pools on one file behave like two processes: the suite's concurrent takers and
+    // creators run on one of them while the other keeps writing.
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("shared.db");
+    let one = Arc::new(SqliteShareStore::connect(&SqliteConfig::new(&path).with_max_connections(8)).await.unwrap());
+    let two = SqliteShareStore::open(&path).await.unwrap();
+    let wallet = WalletId::new("other-writer").unwrap();
+    let writer = tokio::spawn(async move {
+        for index in 0..50 {
+            two.create_share(&sample_record(&wallet, index, 1)).await.unwrap();
+            two.add_primes("other-writer", b"pair").await.unwrap();
+        }
+    });
+    share_store_suite(one).await;
+    writer.await.unwrap();
+}
+
+#[tokio::test]
+async fn data_survives_close_and_reopen() {
+    let dir = tempfile::tempdir().unwrap();
+    // The parent directories do not exist yet: open creates them.
+    let path = dir.path().join("nested/dir/agent.db");
+    let wallet = WalletId::new("reopen").unwrap();
+    let mut record = sample_record(&wallet, 0, 3);
+
+    let store = SqliteShareStore::open(&path).await.unwrap();
+    store.create_share(&record).await.unwrap();
+    record.sealed = vec![9; 9000];
+    record.version = store.update_share(&record, 1).await.unwrap();
+    store.put_derivation(&record.key, b"lookup", b"cached").await.unwrap();
+    store.add_primes("pool", b"pair").await.unwrap();
+    store.close().await;
+    drop(store);
+
+    let store = SqliteShareStore::open(&path).await.unwrap();
+    assert_eq!(store.load_share(&record.key).await.unwrap(), Some(record.clone()));
+    assert_eq!(store.list_keys(&wallet).await.unwrap(), vec![record.key.clone()]);
+    assert_eq!(store.get_derivation(&record.key, b"lookup").await.unwrap(), Some(b"cached".to_vec()));
+    assert_eq!(store.take_primes("pool").await.unwrap(), Some(b"pair".to_vec()));
+    // The guard holds across restarts: DKG cannot overwrite the share written before.
+    let e = store.create_share(&sample_record(&wallet, 0, 4)).await.unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::AlreadyExists);
+    assert!(e.message().contains("DKG will not overwrite"), "{e}");
+    assert_eq!(e.context_value("backend"), Some("sqlite"));
+}
+
+#[cfg(unix)]
+#[tokio::test]
+async fn new_files_are_owner_only() {
+    use std::os::unix::fs::PermissionsExt;
+
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("private/agent.db");
+    let _store = SqliteShareStore::open(&path).await.unwrap();
+    let mode = |p: &std::path::Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode(&path), 0o600);
+    assert_eq!(mode(path.parent().unwrap()), 0o700);
+}
+
+#[tokio::test]
+async fn opens_through_the_registry() {
+    // Names the crate so the linker keeps its inventory registration.
+    use wallet_backend_sqlite as _;
+
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("x.db").display());
+    assert!(url.starts_with("sqlite:///"), "{url}");
+    let store = wallet_traits::open_store(&url, Default::default()).await.unwrap();
+    let wallet = WalletId::new("registry").unwrap();
+    store.create_share(&sample_record(&wallet, 0, 1)).await.unwrap();
+    assert!(store.load_share(&KeyId::new(wallet, 0)).await.unwrap().is_some());
+    assert!(wallet_traits::store_registry().schemes().contains(&"sqlite"));
+
+    let options = [("busy_timeout".to_string(), "1".to_string())].into();
+    let e = wallet_traits::open_store(&url, options).await.unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::Config, "{e}");
+}
+
+#[tokio::test]
+async fn unparsable_rows_are_corrupted() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("corrupt.db");
+    let store = SqliteShareStore::open(&path).await.unwrap();
+    let wallet = WalletId::new("corrupt").unwrap();
+    for index in 0..2 {
+        store.create_share(&sample_record(&wallet, index, 1)).await.unwrap();
+    }
+
+    // Damage the rows behind the store's back, as a bad restore or a foreign tool might.
+    let raw = sqlx::SqlitePool::connect(&format!("sqlite://{}", path.display())).await.unwrap();
+    sqlx::query("UPDATE mpc_shares SET state = 'bogus' WHERE key_index = 0").execute(&raw).await.unwrap();
+    sqlx::query("UPDATE mpc_shares SET execution_id = x'0102' WHERE key_index = 1").execute(&raw).await.unwrap();
+    raw.close().await;
+
+    for index in 0..2 {
+        let e = store.load_share(&KeyId::new(wallet.clone(), index)).await.unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::Corrupted, "{e}");
+        assert_eq!(e.context_value("backend"), Some("sqlite"));
+    }
+}
+
+#[tokio::test]
+async fn errors_do_not_carry_sealed_bytes() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = SqliteShareStore::open(dir.path().join("e.db")).await.unwrap();
+    let wallet = WalletId::new("secret").unwrap();
+    let mut record = sample_record(&wallet, 0, 1);
+    record.sealed = b"SEALED-MARKER".to_vec();
+    store.create_share(&record).await.unwrap();
+    let e = store.create_share(&record).await.unwrap_err();
+    let e2 = store.update_share(&record, 7).await.unwrap_err();
+    for shown in [e.to_string(), format!("{e:?}"), e2.to_string(), format!("{store:?}")] {
+        assert!(!shown.contains("SEALED-MARKER"), "{shown}");
+    }
+    assert_eq!(e2.kind(), ErrorKind::Conflict);
+}

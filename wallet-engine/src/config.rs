@@ -1,0 +1,154 @@
+//! Configuration: the `MPC_*` environment variables of the TypeScript MPC wallet are the
+//! interface (DESIGN.md section 10).
+
+use std::{fmt, path::PathBuf, str::FromStr};
+
+use serde::{Deserialize, Serialize};
+use wallet_traits::{Error, ErrorKind, Result};
+
+use crate::seal::Cipher;
+
+/// BSV network.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Network {
+    /// mainnet (default).
+    #[default]
+    Mainnet,
+    /// testnet.
+    Testnet,
+}
+
+impl FromStr for Network {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Self> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "mainnet" | "main" => Ok(Network::Mainnet),
+            "testnet" | "test" => Ok(Network::Testnet),
+            _ => Err(Error::new(ErrorKind::Config, "MPC_NETWORK must be mainnet or testnet")),
+        }
+    }
+}
+
+impl fmt::Display for Network {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Network::Mainnet => "mainnet",
+            Network::Testnet => "testnet",
+        })
+    }
+}
+
+/// Everything the agent's builder reads. Unknown keys are refused so typos fail at start.
+#[derive(Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+#[non_exhaustive]
+pub struct WalletConfig {
+    /// MPC_WALLET_ID.
+    pub wallet_id: Option<String>,
+    /// MPC_SHARE_SECRET. Never printed.
+    pub share_secret: Option<String>,
+    /// MPC_STORAGE_PATH: the agent's SQLite file.
+    pub storage_path: Option<PathBuf>,
+    /// MPC_STORAGE_URL: any registered store by scheme; wins over `storage_path`.
+    pub storage_url: Option<String>,
+    /// MPC_COSIGNER_ENDPOINTS: cosigner URLs in party order (party 1 first).
+    pub cosigner_endpoints: Vec<String>,
+    /// MPC_THRESHOLD (default 2).
+    pub threshold: Option<u16>,
+    /// MPC_NETWORK (default mainnet).
+    pub network: Network,
+    /// MPC_CIPHER for new records: aes-256-gcm (default) or chacha20-poly1305.
+    pub cipher: Cipher,
+}
+
+impl fmt::Debug for WalletConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("WalletConfig")
+            .field("wallet_id", &self.wallet_id)
+            .field("share_secret", &self.share_secret.as_ref().map(|_| "<redacted>"))
+            .field("storage_path", &self.storage_path)
+            .field("storage_url", &self.storage_url.as_deref().map(wallet_traits::redact_url))
+            .field(
+                "cosigner_endpoints",
+                &self.cosigner_endpoints.iter().map(|u| wallet_traits::redact_url(u)).collect::<Vec<_>>(),
+            )
+            .field("threshold", &self.threshold)
+            .field("network", &self.network)
+            .field("cipher", &self.cipher)
+            .finish()
+    }
+}
+
+impl WalletConfig {
+    /// Reads the `MPC_*` variables; a present but invalid value fails naming its variable.
+    pub fn from_env() -> Result<Self> {
+        Self::from_lookup(|k| std::env::var(k).ok())
+    }
+
+    /// Like [`WalletConfig::from_env`] with any variable source (tests use a map).
+    pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<Self> {
+        let get = |k: &str| get(k).filter(|v| !v.trim().is_empty());
+        let bad = |var: &str, e: Error| {
+            Error::new(ErrorKind::Config, format!("{var} is invalid: {}", e.message()))
+                .with_context("variable", var.to_string())
+        };
+        Ok(Self {
+            wallet_id: get("MPC_WALLET_ID"),
+            share_secret: get("MPC_SHARE_SECRET"),
+            storage_path: get("MPC_STORAGE_PATH").map(PathBuf::from),
+            storage_url: get("MPC_STORAGE_URL"),
+            cosigner_endpoints: get("MPC_COSIGNER_ENDPOINTS")
+                .map(|v| v.split(',').map(|s| s.trim().to_string()).filter(|s| !s.is_empty()).collect())
+                .unwrap_or_default(),
+            threshold: get("MPC_THRESHOLD")
+                .map(|v| {
+                    v.trim()
+                        .parse::<u16>()
+                        .map_err(|_| Error::new(ErrorKind::Config, "MPC_THRESHOLD must be a number such as 2"))
+                })
+                .transpose()?,
+            network: get("MPC_NETWORK")
+                .map(|v| v.parse())
+                .transpose()
+                .map_err(|e| bad("MPC_NETWORK", e))?
+                .unwrap_or_default(),
+            cipher: get("MPC_CIPHER")
+                .map(|v| v.parse())
+                .transpose()
+                .map_err(|e| bad("MPC_CIPHER", e))?
+                .unwrap_or_default(),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+
+    use super::*;
+
+    #[test]
+    fn reads_variables_and_redacts() {
+        let env: HashMap<&str, &str> = [
+            ("MPC_WALLET_ID", "agent-7"),
+            ("MPC_SHARE_SECRET", "s3cret-value"),
+            ("MPC_COSIGNER_ENDPOINTS", "local://1, local://2"),
+            ("MPC_NETWORK", "testnet"),
+        ]
+        .into();
+        let c = WalletConfig::from_lookup(|k| env.get(k).map(|v| v.to_string())).unwrap();
+        assert_eq!(c.cosigner_endpoints, vec!["local://1", "local://2"]);
+        assert_eq!(c.network, Network::Testnet);
+        assert!(!format!("{c:?}").contains("s3cret-value"));
+    }
+
+    #[test]
+    fn invalid_values_name_the_variable() {
+        let e = WalletConfig::from_lookup(|k| (k == "MPC_NETWORK").then(|| "moon".to_string())).unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::Config);
+        assert!(e.to_string().contains("MPC_NETWORK"));
+        let e = WalletConfig::from_lookup(|k| (k == "MPC_THRESHOLD").then(|| "two".to_string())).unwrap_err();
+        assert!(e.to_string().contains("MPC_THRESHOLD"));
+    }
+}

@@ -1,0 +1,148 @@
+//! The agent's side of a protocol run: its own party plus one session per participating
+//! cosigner, with every envelope relayed through here (star topology, DESIGN.md section 6).
+
+use std::time::Duration;
+
+use futures::{
+    stream::{self, BoxStream, SelectAll},
+    StreamExt,
+};
+use wallet_traits::{
+    Envelope, Error, ErrorKind, ExecutionId, PartyIndex, Result, SessionChannel, SessionEvent, SessionOutcome,
+};
+
+use crate::protocol::RunningParty;
+
+/// One cosigner taking part in a run.
+pub(crate) struct Remote {
+    /// Keygen index.
+    pub(crate) index: PartyIndex,
+    /// Endpoint, for messages.
+    pub(crate) endpoint: String,
+    pub(crate) channel: SessionChannel,
+}
+
+enum Event {
+    Local(Option<Envelope>),
+    Remote(usize, Option<SessionEvent>),
+}
+
+/// Runs the agent's party (protocol index `local_pos`) with `remotes`; `positions[k]` is the
+/// protocol index of `remotes[k]`. Returns the agent's output and every cosigner's outcome.
+pub(crate) async fn coordinate<O: Send + 'static>(
+    eid: ExecutionId,
+    local_pos: u16,
+    local: RunningParty<O>,
+    remotes: Vec<Remote>,
+    positions: Vec<u16>,
+    idle: Duration,
+) -> Result<(O, Vec<SessionOutcome>)> {
+    let RunningParty { inbound: local_in, outbound: local_out, result } = local;
+    let mut result = Some(result);
+    let mut events: SelectAll<BoxStream<'static, Event>> = SelectAll::new();
+    events.push(local_out.map(|e| Event::Local(Some(e))).chain(stream::once(async { Event::Local(None) })).boxed());
+    let mut to_remote = Vec::with_capacity(remotes.len());
+    let mut names = Vec::with_capacity(remotes.len());
+    for (k, r) in remotes.into_iter().enumerate() {
+        to_remote.push(r.channel.outgoing);
+        names.push((r.index, r.endpoint));
+        events.push(
+            r.channel
+                .incoming
+                .map(move |e| Event::Remote(k, Some(e)))
+                .chain(stream::once(async move { Event::Remote(k, None) }))
+                .boxed(),
+        );
+    }
+    let named = |k: usize, e: Error| e.with_context("cosigner", names[k].0).with_context("endpoint", &names[k].1);
+    let mut outcomes: Vec<Option<SessionOutcome>> = vec![None; to_remote.len()];
+    let mut output = None;
+
+    // Delivery is best effort: a closed inbox means that party already finished or failed, and
+    // its own event says which.
+    let route = |env: Envelope, from_pos: u16| {
+        let deliver = |pos: u16, env: Envelope| {
+            if pos == local_pos {
+                let _ = local_in.unbounded_send(env);
+            } else if let Some(k) = positions.iter().position(|&p| p == pos) {
+                let _ = to_remote[k].unbounded_send(env);
+            }
+        };
+        match env.to {
+            Some(pos) => deliver(pos, env),
+            None => {
+                for pos in std::iter::once(local_pos).chain(positions.iter().copied()).filter(|&p| p != from_pos) {
+                    deliver(pos, env.clone());
+                }
+            }
+        }
+    };
+
+    while output.is_none() || outcomes.iter().any(Option::is_none) {
+        let next = tokio::time::timeout(idle, events.next()).await.map_err(|_| {
+            let waiting: Vec<String> = outcomes
+                .iter()
+                .enumerate()
+                .filter(|(_, o)| o.is_none())
+                .map(|(k, _)| format!("cosigner {} ({})", names[k].0, names[k].1))
+                .collect();
+            Error::new(
+                ErrorKind::Timeout,
+                format!(
+                    "no protocol message for {}s; still waiting on: {}; retry with a new run",
+                    idle.as_secs(),
+                    waiting.join(", ")
+                ),
+            )
+        })?;
+        match next {
+            None => return Err(Error::new(ErrorKind::Internal, "every session stream ended early")),
+            Some(Event::Local(Some(env))) => route(env, local_pos),
+            Some(Event::Local(None)) => {
+                let handle = result.take().expect("the local party ends once");
+                let out =
+                    handle.await.map_err(|e| Error::new(ErrorKind::Internal, format!("local party task: {e}")))?;
+                output = Some(out.map_err(|e| e.with_context("party", 0))?);
+            }
+            Some(Event::Remote(k, Some(SessionEvent::Message(env)))) => {
+                // Until payloads are sealed pairwise, a cosigner's identity is its session.
+                if env.from != positions[k] || env.execution_id != eid || env.to == Some(positions[k]) {
+                    return Err(named(
+                        k,
+                        Error::new(
+                            ErrorKind::ProtocolAbort,
+                            "a cosigner sent a message with a wrong sender, run or recipient",
+                        )
+                        .with_blamed([names[k].0]),
+                    ));
+                }
+                route(env, positions[k]);
+            }
+            Some(Event::Remote(k, Some(SessionEvent::Done(o)))) => outcomes[k] = Some(o),
+            Some(Event::Remote(k, Some(SessionEvent::Failed(w)))) => {
+                let e: Error = w.into();
+                let kind = e.kind();
+                return Err(named(
+                    k,
+                    Error::new(kind, format!("cosigner {} failed: {}", names[k].0, e)).with_blamed(e.blamed().to_vec()),
+                ));
+            }
+            Some(Event::Remote(k, None)) => {
+                if outcomes[k].is_none() {
+                    return Err(named(
+                        k,
+                        Error::new(
+                            ErrorKind::CosignerUnavailable,
+                            format!(
+                                "cosigner {} closed the session before finishing; check that it is running and retry",
+                                names[k].0
+                            ),
+                        ),
+                    ));
+                }
+            }
+        }
+    }
+    let outcomes = outcomes.into_iter().map(|o| o.expect("loop ends when all are done")).collect();
+    Ok((output.expect("loop ends with the local output"), outcomes))
+}

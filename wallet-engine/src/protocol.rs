@@ -1,0 +1,395 @@
+//! The cggmp21 driver: runs one party of a protocol over envelopes, plus the key-share arithmetic
+//! (additive tweak, verifiable ECDH partials) that needs no interaction.
+
+use std::{
+    marker::PhantomData,
+    pin::Pin,
+    sync::{Arc, Mutex},
+    task::{Context, Poll},
+};
+
+use cggmp21::{
+    generic_ec::{NonZero, Point, Scalar, SecretScalar},
+    key_share::{AnyKeyShare, AuxInfo, DirtyKeyShare, IncompleteKeyShare, KeyShare},
+    security_level::SecurityLevel128,
+    supported_curves::Secp256k1,
+    DataToSign, PregeneratedPrimes,
+};
+use futures::{channel::mpsc, Sink, Stream, StreamExt};
+use rand::rngs::OsRng;
+use round_based::{Incoming, MessageDestination, MessageType, MpcParty, Outgoing};
+use serde::{de::DeserializeOwned, Serialize};
+use sha2::{Digest, Sha256};
+use wallet_traits::{EcdsaSignature, Envelope, Error, ErrorKind, ExecutionId, PublicKey, Result, SessionRequest};
+
+/// The curve.
+pub(crate) type E = Secp256k1;
+/// The security level.
+pub(crate) type L = SecurityLevel128;
+type D = Sha256;
+/// A complete key share.
+pub(crate) type Share = KeyShare<E, L>;
+/// A prime pair for aux info generation.
+pub type Primes = PregeneratedPrimes<L>;
+
+type KeygenMsg = cggmp21::keygen::msg::threshold::Msg<E, L, D>;
+type AuxMsg = cggmp21::key_refresh::msg::aux_only::Msg<D, L>;
+type SignMsg = cggmp21::signing::msg::Msg<E, D>;
+
+/// DKG stages share one session; the stage tag keeps their messages apart.
+pub(crate) const STAGE_KEYGEN: u16 = 0;
+pub(crate) const STAGE_AUX: u16 = 1;
+pub(crate) const STAGE_SIGN: u16 = 0;
+
+/// Messages held for a later stage; more than this from a peer is abuse.
+const MAX_HELD: usize = 4096;
+
+/// A transport-level fault seen by the protocol (undecodable message, closed channel).
+#[derive(Debug)]
+pub(crate) struct WireFault(String);
+
+impl std::fmt::Display for WireFault {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for WireFault {}
+
+/// The cggmp21 execution id of one stage: bound to everything in the request, so parties that
+/// were told different things (parties, digest, tweak) cannot complete a run together.
+fn stage_eid(request: &SessionRequest, stage: u16) -> [u8; 32] {
+    let mut h = Sha256::new();
+    h.update(b"mpc-wallet/eid/v1");
+    let mut buf = Vec::new();
+    ciborium::into_writer(request, &mut buf).expect("a request always serializes");
+    h.update(&buf);
+    h.update(stage.to_be_bytes());
+    h.finalize().into()
+}
+
+struct Inbox {
+    rx: mpsc::UnboundedReceiver<Envelope>,
+    held: Vec<Envelope>,
+}
+
+/// One party's end: it reads envelopes addressed to it and writes envelopes it sends.
+pub(crate) struct PartyIo {
+    me: u16,
+    execution_id: ExecutionId,
+    inbox: Arc<Mutex<Inbox>>,
+    tx: mpsc::UnboundedSender<Envelope>,
+}
+
+impl PartyIo {
+    fn delivery<M>(&self, stage: u16) -> (StageStream<M>, StageSink<M>) {
+        (
+            StageStream { inbox: self.inbox.clone(), stage, next_id: 0, _m: PhantomData },
+            StageSink {
+                tx: self.tx.clone(),
+                me: self.me,
+                execution_id: self.execution_id,
+                stage,
+                seq: 0,
+                _m: PhantomData,
+            },
+        )
+    }
+}
+
+struct StageStream<M> {
+    inbox: Arc<Mutex<Inbox>>,
+    stage: u16,
+    next_id: u64,
+    _m: PhantomData<fn() -> M>,
+}
+
+impl<M: DeserializeOwned> Stream for StageStream<M> {
+    type Item = std::result::Result<Incoming<M>, WireFault>;
+
+    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        let this = self.get_mut();
+        let mut inbox = this.inbox.lock().expect("inbox lock");
+        let env = if let Some(pos) = inbox.held.iter().position(|e| e.stage == this.stage) {
+            inbox.held.remove(pos)
+        } else {
+            loop {
+                match inbox.rx.poll_next_unpin(cx) {
+                    Poll::Ready(Some(e)) if e.stage == this.stage => break e,
+                    Poll::Ready(Some(e)) => {
+                        if inbox.held.len() >= MAX_HELD {
+                            return Poll::Ready(Some(Err(WireFault("too many out-of-stage messages".into()))));
+                        }
+                        inbox.held.push(e);
+                    }
+                    Poll::Ready(None) => return Poll::Ready(None),
+                    Poll::Pending => return Poll::Pending,
+                }
+            }
+        };
+        let id = this.next_id;
+        this.next_id += 1;
+        let msg = ciborium::from_reader::<M, _>(&env.payload[..])
+            .map_err(|_| WireFault(format!("message from protocol party {} could not be decoded", env.from)));
+        Poll::Ready(Some(msg.map(|msg| Incoming {
+            id,
+            sender: env.from,
+            msg_type: if env.to.is_none() { MessageType::Broadcast } else { MessageType::P2P },
+            msg,
+        })))
+    }
+}
+
+struct StageSink<M> {
+    tx: mpsc::UnboundedSender<Envelope>,
+    me: u16,
+    execution_id: ExecutionId,
+    stage: u16,
+    seq: u64,
+    _m: PhantomData<fn(M)>,
+}
+
+impl<M> Unpin for StageSink<M> {}
+
+impl<M: Serialize> Sink<Outgoing<M>> for StageSink<M> {
+    type Error = WireFault;
+
+    fn poll_ready(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<std::result::Result<(), WireFault>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn start_send(self: Pin<&mut Self>, item: Outgoing<M>) -> std::result::Result<(), WireFault> {
+        let this = self.get_mut();
+        let mut payload = Vec::new();
+        ciborium::into_writer(&item.msg, &mut payload).map_err(|e| WireFault(format!("encode: {e}")))?;
+        let to = match item.recipient {
+            MessageDestination::AllParties => None,
+            MessageDestination::OneParty(j) => Some(j),
+        };
+        let env =
+            Envelope { execution_id: this.execution_id, stage: this.stage, from: this.me, to, seq: this.seq, payload };
+        this.seq += 1;
+        this.tx.unbounded_send(env).map_err(|_| WireFault("the session was closed".into()))
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<std::result::Result<(), WireFault>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn poll_close(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<std::result::Result<(), WireFault>> {
+        Poll::Ready(Ok(()))
+    }
+}
+
+/// A running party: feed it envelopes, read what it sends, await its result.
+pub(crate) struct RunningParty<O> {
+    pub(crate) inbound: mpsc::UnboundedSender<Envelope>,
+    pub(crate) outbound: mpsc::UnboundedReceiver<Envelope>,
+    pub(crate) result: tokio::task::JoinHandle<Result<O>>,
+}
+
+/// Starts one party on the blocking pool: the protocol is CPU-heavy and must stay off the reactor.
+pub(crate) fn spawn_party<O, F, Fut>(me: u16, execution_id: ExecutionId, run: F) -> RunningParty<O>
+where
+    O: Send + 'static,
+    F: FnOnce(PartyIo) -> Fut + Send + 'static,
+    Fut: std::future::Future<Output = Result<O>>,
+{
+    let (in_tx, in_rx) = mpsc::unbounded();
+    let (out_tx, out_rx) = mpsc::unbounded();
+    let io =
+        PartyIo { me, execution_id, inbox: Arc::new(Mutex::new(Inbox { rx: in_rx, held: Vec::new() })), tx: out_tx };
+    let result = tokio::task::spawn_blocking(move || futures::executor::block_on(run(io)));
+    RunningParty { inbound: in_tx, outbound: out_rx, result }
+}
+
+fn abort(what: &str, e: impl std::fmt::Display) -> Error {
+    // cggmp21's error texts name the failing check and party, never secret values.
+    Error::new(ErrorKind::ProtocolAbort, format!("{what} aborted: {e}"))
+}
+
+/// Threshold keygen, then aux info: one party's whole DKG. `primes` resolves when this party's
+/// prime pair is ready (it may still be generating while keygen runs).
+pub(crate) async fn run_dkg<P>(
+    io: PartyIo,
+    request: SessionRequest,
+    primes: P,
+    on_keygen_done: impl FnOnce(),
+) -> Result<Share>
+where
+    P: std::future::Future<Output = Result<Primes>>,
+{
+    let me = io.me;
+    let n = request.total;
+    let eid = stage_eid(&request, STAGE_KEYGEN);
+    let incomplete: IncompleteKeyShare<E> = cggmp21::keygen::<E>(cggmp21::ExecutionId::new(&eid), me, n)
+        .set_threshold(request.threshold)
+        .start(&mut OsRng, MpcParty::connected(io.delivery::<KeygenMsg>(STAGE_KEYGEN)))
+        .await
+        .map_err(|e| abort("keygen", e))?;
+    on_keygen_done();
+    let primes = primes.await?;
+    let eid = stage_eid(&request, STAGE_AUX);
+    let aux: AuxInfo<L> = cggmp21::aux_info_gen(cggmp21::ExecutionId::new(&eid), me, n, primes)
+        .start(&mut OsRng, MpcParty::connected(io.delivery::<AuxMsg>(STAGE_AUX)))
+        .await
+        .map_err(|e| abort("aux info generation", e))?;
+    KeyShare::from_parts((incomplete, aux))
+        .map_err(|e| Error::new(ErrorKind::ProtocolAbort, format!("DKG produced an inconsistent key share: {e}")))
+}
+
+/// Full threshold signing of `request.digest` with `share` (already tweaked if requested).
+pub(crate) async fn run_sign(io: PartyIo, request: SessionRequest, share: Arc<Share>) -> Result<EcdsaSignature> {
+    let digest =
+        request.digest.ok_or_else(|| Error::new(ErrorKind::InvalidInput, "a signing session needs a digest"))?;
+    let data = DataToSign::<E>::from_scalar(Scalar::from_be_bytes_mod_order(digest));
+    let eid = stage_eid(&request, STAGE_SIGN);
+    let sig = cggmp21::signing(cggmp21::ExecutionId::new(&eid), io.me, &request.parties, &share)
+        .sign(&mut OsRng, MpcParty::connected(io.delivery::<SignMsg>(STAGE_SIGN)), data)
+        .await
+        .map_err(|e| abort("signing", e))?
+        .normalize_s();
+    let mut out = [0u8; 64];
+    sig.write_to_slice(&mut out);
+    let mut r = [0u8; 32];
+    let mut s = [0u8; 32];
+    r.copy_from_slice(&out[..32]);
+    s.copy_from_slice(&out[32..]);
+    Ok(EcdsaSignature { r, s })
+}
+
+/// The tweak as a scalar, reduced modulo the group order (DESIGN.md section 5).
+pub(crate) fn tweak_scalar(tweak: &[u8; 32]) -> Scalar<E> {
+    Scalar::from_be_bytes_mod_order(tweak)
+}
+
+/// The share of the child key `x + h`: every signer applies the same public `h` to its secret
+/// share, every public share and the collective key, so any t shares interpolate to `x + h`.
+pub(crate) fn tweak_share(share: &Share, tweak: &[u8; 32]) -> Result<Share> {
+    let h = tweak_scalar(tweak);
+    let mut d: DirtyKeyShare<E, L> = share.clone().into_inner();
+    let hg = Point::generator() * h;
+    let invalid = || Error::new(ErrorKind::InvalidInput, "the tweak makes the key zero; use another tweak");
+    d.core.key_info.shared_public_key =
+        NonZero::from_point(d.core.key_info.shared_public_key + hg).ok_or_else(invalid)?;
+    for x_j in d.core.key_info.public_shares.iter_mut() {
+        *x_j = NonZero::from_point(*x_j + hg).ok_or_else(invalid)?;
+    }
+    let mut x = d.core.x.clone() + h;
+    d.core.x = NonZero::from_secret_scalar(SecretScalar::new(&mut x)).ok_or_else(invalid)?;
+    KeyShare::validate(d)
+        .map_err(|e| Error::new(ErrorKind::Internal, format!("tweaked share does not validate: {}", e.into_error())))
+}
+
+/// Compressed collective public key of a share.
+pub(crate) fn public_key_of(share: &Share) -> PublicKey {
+    PublicKey::from_slice(&share.shared_public_key().to_bytes(true)).expect("a curve point encodes to 33 bytes")
+}
+
+/// Parses a compressed point, refusing the identity and off-curve encodings.
+pub(crate) fn parse_point(bytes: &[u8]) -> Result<NonZero<Point<E>>> {
+    Point::<E>::from_bytes(bytes)
+        .ok()
+        .and_then(NonZero::from_point)
+        .ok_or_else(|| Error::new(ErrorKind::InvalidInput, "not a valid compressed secp256k1 point"))
+}
+
+/// Lagrange coefficient at zero of `parties[pos]` for the signer set `parties` (keygen indexes).
+pub(crate) fn lagrange(share: &Share, parties: &[u16], pos: usize) -> Result<Scalar<E>> {
+    let xs: Vec<NonZero<Scalar<E>>> = parties
+        .iter()
+        .map(|&k| {
+            share.core.share_preimage(k).ok_or_else(|| Error::new(ErrorKind::InvalidInput, "unknown party index"))
+        })
+        .collect::<Result<_>>()?;
+    let mut num = Scalar::<E>::one();
+    let mut den = Scalar::<E>::one();
+    for (j, xj) in xs.iter().enumerate() {
+        if j != pos {
+            num = num * xj;
+            den = den * (*xj - xs[pos]);
+        }
+    }
+    Ok(num * den.invert().ok_or_else(|| Error::new(ErrorKind::InvalidInput, "repeated party index"))?)
+}
+
+type DleqProof = generic_ec_zkp::dlog_eq::non_interactive::Proof<E>;
+
+/// This party's `x_i * Q` and a DLEQ proof that it used the secret behind its public share.
+pub(crate) fn ecdh_partial(share: &Share, q: &NonZero<Point<E>>, context: &[u8]) -> Result<(Vec<u8>, Vec<u8>)> {
+    use generic_ec_zkp::dlog_eq::non_interactive;
+    let x: &SecretScalar<E> = share.core.x.as_ref();
+    let data = non_interactive::Data::from_secret_key(x, q.into_inner());
+    let proof: DleqProof = non_interactive::prove::<E, D>(&mut OsRng, &udigest::Bytes(context), x, data);
+    let mut proof_bytes = Vec::new();
+    ciborium::into_writer(&proof, &mut proof_bytes)
+        .map_err(|e| Error::new(ErrorKind::Internal, format!("encode proof: {e}")))?;
+    Ok((data.prod2.to_bytes(true).to_vec(), proof_bytes))
+}
+
+/// Checks party `k`'s partial against its public share; returns `Z_k` if the proof holds.
+pub(crate) fn verify_ecdh_partial(
+    share: &Share,
+    k: u16,
+    q: &NonZero<Point<E>>,
+    context: &[u8],
+    point: &[u8],
+    proof: &[u8],
+) -> Option<Point<E>> {
+    use generic_ec_zkp::dlog_eq::non_interactive;
+    let z = Point::<E>::from_bytes(point).ok()?;
+    let proof: DleqProof = ciborium::from_reader(proof).ok()?;
+    let x_k = share.core.key_info.public_shares.get(usize::from(k))?;
+    let data = non_interactive::Data {
+        gen1: Point::generator().into(),
+        prod1: x_k.into_inner(),
+        gen2: q.into_inner(),
+        prod2: z,
+    };
+    non_interactive::verify::<E, D>(&udigest::Bytes(context), data, proof).ok()?;
+    Some(z)
+}
+
+/// Serializes a share for sealing.
+pub(crate) fn encode_share(share: &Share) -> zeroize::Zeroizing<Vec<u8>> {
+    let mut out = zeroize::Zeroizing::new(Vec::new());
+    ciborium::into_writer(share, &mut *out).expect("a key share always serializes");
+    out
+}
+
+/// Parses (and validates) an opened share.
+pub(crate) fn decode_share(bytes: &[u8]) -> Result<Share> {
+    ciborium::from_reader(bytes).map_err(|_| {
+        Error::new(
+            ErrorKind::Corrupted,
+            "the opened share does not parse as a key share; restore the record from backup",
+        )
+    })
+}
+
+/// Verifies an ECDSA signature with k256, independently of cggmp21.
+pub fn verify_signature(public_key: &PublicKey, digest: &[u8; 32], sig: &EcdsaSignature) -> bool {
+    use k256::ecdsa::signature::hazmat::PrehashVerifier;
+    let Ok(vk) = k256::ecdsa::VerifyingKey::from_sec1_bytes(public_key.as_bytes()) else { return false };
+    let Ok(s) = k256::ecdsa::Signature::from_slice(&sig.to_compact()) else { return false };
+    vk.verify_prehash(digest, &s).is_ok()
+}
+
+/// `P + h*G` for a tweak `h`: the public key a tweaked signature verifies against.
+pub fn tweaked_public_key(public_key: &PublicKey, tweak: &[u8; 32]) -> Result<PublicKey> {
+    let p = parse_point(public_key.as_bytes())?;
+    let child = NonZero::from_point(p.into_inner() + Point::generator() * tweak_scalar(tweak))
+        .ok_or_else(|| Error::new(ErrorKind::InvalidInput, "the tweak makes the key zero"))?;
+    PublicKey::from_slice(&child.to_bytes(true))
+}
+
+/// What a DLEQ proof of an ECDH partial is bound to: the key, the request id and the point.
+pub(crate) fn ecdh_context(key: &wallet_traits::KeyId, eid: &ExecutionId, point: &[u8]) -> Vec<u8> {
+    let mut c = b"mpc-wallet/ecdh/v1".to_vec();
+    c.extend_from_slice(key.wallet.as_str().as_bytes());
+    c.push(0);
+    c.extend_from_slice(&key.index.to_be_bytes());
+    c.extend_from_slice(eid.as_bytes());
+    c.extend_from_slice(point);
+    c
+}

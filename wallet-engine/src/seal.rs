@@ -1,0 +1,410 @@
+//! Shares at rest: Argon2id -> HKDF-SHA256 -> AEAD, with a password verifier checked before any
+//! decryption and associated data that binds a record to its wallet, key, party and collective key.
+//!
+//! Sealed blob (format 1):
+//! `magic "MPCS" | format u8 | cipher u8 | m_kib u32 | t u32 | p u32 | salt[16] | verifier[32] |
+//! nonce[12] | ciphertext+tag | checksum[16]`
+//! The trailing checksum (truncated SHA-256, not a security measure) tells storage corruption
+//! apart from a wrong secret: a flipped byte anywhere gives `Corrupted`, never `WrongSecret`.
+
+use std::{fmt, str::FromStr};
+
+use aes_gcm::{aead::Aead, Aes256Gcm, KeyInit};
+use chacha20poly1305::ChaCha20Poly1305;
+use hkdf::Hkdf;
+use hmac::{Hmac, Mac};
+use rand::RngCore;
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use wallet_traits::{Error, ErrorKind, KeyId, PartyIndex, Result};
+use zeroize::{Zeroize, Zeroizing};
+
+const MAGIC: &[u8; 4] = b"MPCS";
+/// Format version of sealed blobs written by this release.
+pub const SEAL_FORMAT: u8 = 1;
+const SALT_LEN: usize = 16;
+const VERIFIER_LEN: usize = 32;
+const NONCE_LEN: usize = 12;
+const CHECKSUM_LEN: usize = 16;
+const HEADER_LEN: usize = 4 + 1 + 1 + 12 + SALT_LEN + VERIFIER_LEN + NONCE_LEN;
+const TAG_LEN: usize = 16;
+
+/// The secret that seals shares (from MPC_SHARE_SECRET). Zeroized on drop; never printed.
+#[derive(Clone)]
+pub struct ShareSecret(Zeroizing<Vec<u8>>);
+
+impl ShareSecret {
+    /// Wraps a secret. Refuses an empty one.
+    pub fn new(secret: impl Into<Vec<u8>>) -> Result<Self> {
+        let s = Zeroizing::new(secret.into());
+        if s.is_empty() {
+            return Err(Error::new(ErrorKind::Config, "the share secret is empty; set MPC_SHARE_SECRET"));
+        }
+        Ok(Self(s))
+    }
+}
+
+impl fmt::Debug for ShareSecret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("ShareSecret(<redacted>)")
+    }
+}
+
+/// The AEAD used for new records. Existing records name their own.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Cipher {
+    /// AES-256-GCM (default).
+    #[default]
+    Aes256Gcm,
+    /// ChaCha20-Poly1305.
+    ChaCha20Poly1305,
+}
+
+impl Cipher {
+    fn id(self) -> u8 {
+        match self {
+            Cipher::Aes256Gcm => 1,
+            Cipher::ChaCha20Poly1305 => 2,
+        }
+    }
+
+    fn from_id(id: u8) -> Result<Self> {
+        match id {
+            1 => Ok(Cipher::Aes256Gcm),
+            2 => Ok(Cipher::ChaCha20Poly1305),
+            _ => Err(corrupted("unknown cipher id")),
+        }
+    }
+}
+
+impl FromStr for Cipher {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Self> {
+        match s.to_ascii_lowercase().as_str() {
+            "aes-256-gcm" | "aes256gcm" | "aes" => Ok(Cipher::Aes256Gcm),
+            "chacha20-poly1305" | "chacha20poly1305" | "chacha" => Ok(Cipher::ChaCha20Poly1305),
+            _ => Err(Error::new(ErrorKind::Config, "unknown cipher; use aes-256-gcm or chacha20-poly1305")),
+        }
+    }
+}
+
+/// Argon2id cost parameters. Stored in each record, so they can be raised later.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct KdfParams {
+    /// Memory in KiB.
+    pub m_kib: u32,
+    /// Iterations.
+    pub t: u32,
+    /// Lanes.
+    pub p: u32,
+}
+
+impl Default for KdfParams {
+    /// OWASP's Argon2id baseline: 19 MiB, 2 iterations, 1 lane.
+    fn default() -> Self {
+        Self { m_kib: 19 * 1024, t: 2, p: 1 }
+    }
+}
+
+// Bounds on parameters read from a record, so a tampered header cannot make us allocate
+// gigabytes before the checksum is even looked at.
+const MAX_M_KIB: u32 = 1 << 21;
+const MAX_T: u32 = 64;
+const MAX_P: u32 = 16;
+
+/// How new records are sealed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct SealOptions {
+    /// The AEAD.
+    pub cipher: Cipher,
+    /// Argon2id parameters.
+    pub kdf: KdfParams,
+}
+
+/// Keys derived from one record's salt. Zeroized on drop.
+#[derive(Zeroize)]
+#[zeroize(drop)]
+pub(crate) struct RecordKeys {
+    pub(crate) encryption: [u8; 32],
+    pub(crate) verifier: [u8; 32],
+    #[allow(dead_code)] // used by the derivation cache
+    pub(crate) derivation_encryption: [u8; 32],
+    #[allow(dead_code)] // used by the derivation cache
+    pub(crate) derivation_lookup: [u8; 32],
+}
+
+/// Seals and opens records with one secret.
+#[derive(Clone, Debug)]
+pub struct Sealer {
+    secret: ShareSecret,
+    options: SealOptions,
+}
+
+fn corrupted(what: &str) -> Error {
+    Error::new(
+        ErrorKind::Corrupted,
+        format!("sealed record is corrupt ({what}); restore it from backup or re-provision the wallet"),
+    )
+}
+
+impl Sealer {
+    /// A sealer for `secret` writing records with `options`.
+    pub fn new(secret: ShareSecret, options: SealOptions) -> Self {
+        Self { secret, options }
+    }
+
+    fn derive(&self, salt: &[u8], kdf: KdfParams) -> Result<RecordKeys> {
+        let params = argon2::Params::new(kdf.m_kib, kdf.t, kdf.p, Some(32))
+            .map_err(|_| corrupted("invalid key derivation parameters"))?;
+        let argon = argon2::Argon2::new(argon2::Algorithm::Argon2id, argon2::Version::V0x13, params);
+        let mut ikm = Zeroizing::new([0u8; 32]);
+        argon
+            .hash_password_into(&self.secret.0, salt, ikm.as_mut())
+            .map_err(|_| Error::new(ErrorKind::Internal, "argon2id failed"))?;
+        let hk = Hkdf::<Sha256>::new(Some(b"mpc-wallet/v1"), ikm.as_ref());
+        let mut keys = RecordKeys {
+            encryption: [0; 32],
+            verifier: [0; 32],
+            derivation_encryption: [0; 32],
+            derivation_lookup: [0; 32],
+        };
+        for (info, out) in [
+            (&b"share-encryption"[..], &mut keys.encryption),
+            (b"password-verifier", &mut keys.verifier),
+            (b"derivation-encryption", &mut keys.derivation_encryption),
+            (b"derivation-lookup", &mut keys.derivation_lookup),
+        ] {
+            hk.expand(info, out).map_err(|_| Error::new(ErrorKind::Internal, "hkdf expand failed"))?;
+        }
+        Ok(keys)
+    }
+
+    fn verifier(keys: &RecordKeys) -> Hmac<Sha256> {
+        let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(&keys.verifier).expect("hmac takes any key length");
+        mac.update(b"mpc-wallet/v1/verifier");
+        mac
+    }
+
+    /// Seals `plaintext` bound to `context` (associated data).
+    fn seal(&self, context: &[u8], plaintext: &[u8]) -> Result<Vec<u8>> {
+        let SealOptions { cipher, kdf } = self.options;
+        let mut salt = [0u8; SALT_LEN];
+        let mut nonce = [0u8; NONCE_LEN];
+        rand::rngs::OsRng.fill_bytes(&mut salt);
+        rand::rngs::OsRng.fill_bytes(&mut nonce);
+        let keys = self.derive(&salt, kdf)?;
+        let mut out = Vec::with_capacity(HEADER_LEN + plaintext.len() + TAG_LEN + CHECKSUM_LEN);
+        out.extend_from_slice(MAGIC);
+        out.push(SEAL_FORMAT);
+        out.push(cipher.id());
+        for v in [kdf.m_kib, kdf.t, kdf.p] {
+            out.extend_from_slice(&v.to_be_bytes());
+        }
+        out.extend_from_slice(&salt);
+        out.extend_from_slice(&Self::verifier(&keys).finalize().into_bytes());
+        out.extend_from_slice(&nonce);
+        let aad = aad(&out, context);
+        let ct = aead_encrypt(cipher, &keys.encryption, &nonce, &aad, plaintext)?;
+        out.extend_from_slice(&ct);
+        let sum = Sha256::digest(&out);
+        out.extend_from_slice(&sum[..CHECKSUM_LEN]);
+        Ok(out)
+    }
+
+    /// Opens a blob sealed for `context`.
+    fn open(&self, context: &[u8], blob: &[u8]) -> Result<Zeroizing<Vec<u8>>> {
+        if blob.len() < HEADER_LEN + TAG_LEN + CHECKSUM_LEN {
+            return Err(corrupted("too short"));
+        }
+        let (body, sum) = blob.split_at(blob.len() - CHECKSUM_LEN);
+        if Sha256::digest(body)[..CHECKSUM_LEN] != *sum {
+            return Err(corrupted("checksum mismatch"));
+        }
+        if &body[..4] != MAGIC {
+            return Err(corrupted("bad magic"));
+        }
+        if body[4] != SEAL_FORMAT {
+            return Err(Error::new(
+                ErrorKind::Unsupported,
+                format!("sealed format {} is not supported by this release; upgrade mpc-wallet", body[4]),
+            ));
+        }
+        let cipher = Cipher::from_id(body[5])?;
+        let word = |i: usize| u32::from_be_bytes(body[6 + 4 * i..10 + 4 * i].try_into().expect("4 bytes"));
+        let kdf = KdfParams { m_kib: word(0), t: word(1), p: word(2) };
+        if kdf.m_kib > MAX_M_KIB || kdf.t > MAX_T || kdf.p > MAX_P {
+            return Err(corrupted("key derivation parameters out of range"));
+        }
+        let mut at = 18;
+        let salt = &body[at..at + SALT_LEN];
+        at += SALT_LEN;
+        let verifier = &body[at..at + VERIFIER_LEN];
+        at += VERIFIER_LEN;
+        let nonce = &body[at..at + NONCE_LEN];
+        at += NONCE_LEN;
+        let keys = self.derive(salt, kdf)?;
+        // Constant-time comparison; a mismatch means the secret is wrong, since the checksum
+        // already ruled out corruption.
+        Self::verifier(&keys).verify_slice(verifier).map_err(|_| {
+            Error::new(
+                ErrorKind::WrongSecret,
+                "the share secret does not match the stored share; set MPC_SHARE_SECRET to the \
+                 secret the wallet was created with",
+            )
+        })?;
+        let aad = aad(&body[..at], context);
+        aead_decrypt(cipher, &keys.encryption, nonce, &aad, &body[at..]).ok_or_else(|| {
+            Error::new(
+                ErrorKind::Corrupted,
+                "the sealed record does not authenticate for this wallet, key and party: it was \
+                 altered or copied from another key; restore the original record from backup",
+            )
+        })
+    }
+
+    /// Seals a key share of `key` held by `party` under collective key `public_key`.
+    pub fn seal_share(&self, key: &KeyId, party: PartyIndex, public_key: &[u8], share: &[u8]) -> Result<Vec<u8>> {
+        self.seal(&share_context(key, party, public_key), share)
+    }
+
+    /// Opens what [`Sealer::seal_share`] sealed; every bound field must match.
+    pub fn open_share(
+        &self,
+        key: &KeyId,
+        party: PartyIndex,
+        public_key: &[u8],
+        sealed: &[u8],
+    ) -> Result<Zeroizing<Vec<u8>>> {
+        self.open(&share_context(key, party, public_key), sealed)
+            .map_err(|e| e.with_context("key", key).with_context("party", party))
+    }
+
+    /// Seals a prime pair for pool `pool`.
+    pub fn seal_primes(&self, pool: &str, primes: &[u8]) -> Result<Vec<u8>> {
+        self.seal(&primes_context(pool), primes)
+    }
+
+    /// Opens a sealed prime pair of `pool`.
+    pub fn open_primes(&self, pool: &str, sealed: &[u8]) -> Result<Zeroizing<Vec<u8>>> {
+        self.open(&primes_context(pool), sealed).map_err(|e| e.with_context("prime_pool", pool))
+    }
+}
+
+fn share_context(key: &KeyId, party: PartyIndex, public_key: &[u8]) -> Vec<u8> {
+    let mut c = Vec::with_capacity(96);
+    for part in [
+        &b"mpc-wallet/share/v1"[..],
+        key.wallet.as_str().as_bytes(),
+        &key.index.to_be_bytes(),
+        &party.to_be_bytes(),
+        public_key,
+    ] {
+        push_lp(&mut c, part);
+    }
+    c
+}
+
+fn primes_context(pool: &str) -> Vec<u8> {
+    let mut c = Vec::new();
+    push_lp(&mut c, b"mpc-wallet/primes/v1");
+    push_lp(&mut c, pool.as_bytes());
+    c
+}
+
+fn push_lp(out: &mut Vec<u8>, part: &[u8]) {
+    out.extend_from_slice(&u32::try_from(part.len()).unwrap_or(u32::MAX).to_be_bytes());
+    out.extend_from_slice(part);
+}
+
+/// Associated data: the whole header (format, cipher, parameters, salt, verifier, nonce) and the
+/// caller's context, so no field can be swapped without detection.
+fn aad(header: &[u8], context: &[u8]) -> Vec<u8> {
+    let mut a = Vec::with_capacity(header.len() + context.len() + 8);
+    push_lp(&mut a, header);
+    push_lp(&mut a, context);
+    a
+}
+
+fn aead_encrypt(cipher: Cipher, key: &[u8; 32], nonce: &[u8], aad: &[u8], pt: &[u8]) -> Result<Vec<u8>> {
+    let payload = aes_gcm::aead::Payload { msg: pt, aad };
+    let r = match cipher {
+        Cipher::Aes256Gcm => Aes256Gcm::new(key.into()).encrypt(nonce.into(), payload),
+        Cipher::ChaCha20Poly1305 => ChaCha20Poly1305::new(key.into()).encrypt(nonce.into(), payload),
+    };
+    r.map_err(|_| Error::new(ErrorKind::Internal, "encryption failed"))
+}
+
+fn aead_decrypt(cipher: Cipher, key: &[u8; 32], nonce: &[u8], aad: &[u8], ct: &[u8]) -> Option<Zeroizing<Vec<u8>>> {
+    let payload = aes_gcm::aead::Payload { msg: ct, aad };
+    let r = match cipher {
+        Cipher::Aes256Gcm => Aes256Gcm::new(key.into()).decrypt(nonce.into(), payload),
+        Cipher::ChaCha20Poly1305 => ChaCha20Poly1305::new(key.into()).decrypt(nonce.into(), payload),
+    };
+    r.ok().map(Zeroizing::new)
+}
+
+#[cfg(test)]
+mod tests {
+    use wallet_traits::WalletId;
+
+    use super::*;
+
+    fn fast() -> SealOptions {
+        SealOptions { cipher: Cipher::Aes256Gcm, kdf: KdfParams { m_kib: 64, t: 1, p: 1 } }
+    }
+
+    fn key(w: &str) -> KeyId {
+        KeyId::new(WalletId::new(w).unwrap(), 0)
+    }
+
+    #[test]
+    fn round_trip_both_ciphers() {
+        for cipher in [Cipher::Aes256Gcm, Cipher::ChaCha20Poly1305] {
+            let s = Sealer::new(ShareSecret::new("pw").unwrap(), SealOptions { cipher, ..fast() });
+            let blob = s.seal_share(&key("w"), 1, &[2; 33], b"share bytes").unwrap();
+            assert_eq!(blob[5], cipher.id());
+            assert_eq!(&s.open_share(&key("w"), 1, &[2; 33], &blob).unwrap()[..], b"share bytes");
+        }
+    }
+
+    #[test]
+    fn wrong_secret_is_wrong_secret() {
+        let s = Sealer::new(ShareSecret::new("pw").unwrap(), fast());
+        let blob = s.seal_share(&key("w"), 0, &[2; 33], b"x").unwrap();
+        let other = Sealer::new(ShareSecret::new("nope").unwrap(), fast());
+        let e = other.open_share(&key("w"), 0, &[2; 33], &blob).unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::WrongSecret);
+        assert!(e.to_string().contains("MPC_SHARE_SECRET"));
+        assert!(!e.to_string().contains("nope"));
+    }
+
+    #[test]
+    fn every_flipped_byte_is_corrupted() {
+        let s = Sealer::new(ShareSecret::new("pw").unwrap(), fast());
+        let blob = s.seal_share(&key("w"), 0, &[2; 33], b"some share").unwrap();
+        for i in 0..blob.len() {
+            let mut b = blob.clone();
+            b[i] ^= 0x01;
+            let e = s.open_share(&key("w"), 0, &[2; 33], &b).unwrap_err();
+            assert_eq!(e.kind(), ErrorKind::Corrupted, "byte {i}: {e}");
+        }
+    }
+
+    #[test]
+    fn bound_fields_must_match() {
+        let s = Sealer::new(ShareSecret::new("pw").unwrap(), fast());
+        let blob = s.seal_share(&key("w"), 0, &[2; 33], b"x").unwrap();
+        assert_eq!(s.open_share(&key("other"), 0, &[2; 33], &blob).unwrap_err().kind(), ErrorKind::Corrupted);
+        assert_eq!(s.open_share(&key("w"), 1, &[2; 33], &blob).unwrap_err().kind(), ErrorKind::Corrupted);
+        assert_eq!(s.open_share(&key("w"), 0, &[3; 33], &blob).unwrap_err().kind(), ErrorKind::Corrupted);
+        let k1 = KeyId::new(WalletId::new("w").unwrap(), 1);
+        assert_eq!(s.open_share(&k1, 0, &[2; 33], &blob).unwrap_err().kind(), ErrorKind::Corrupted);
+    }
+
+    #[test]
+    fn secret_never_in_debug() {
+        let s = Sealer::new(ShareSecret::new("hunter2").unwrap(), fast());
+        assert!(!format!("{s:?}").contains("hunter2"));
+    }
+}

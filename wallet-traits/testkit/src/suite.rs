@@ -1,0 +1,358 @@
+//! The conformance suite every [`ShareStore`] runs.
+
+use std::{fmt::Debug, future::Future, sync::Arc};
+
+use wallet_traits::{
+    ErrorKind, ExecutionId, KeyId, Result, ShareMeta, ShareState, ShareStore, StoredShare, WalletId,
+    SHARE_FORMAT_VERSION,
+};
+
+/// What [`share_store_suite`] ran.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SuiteReport {
+    /// Cases that ran and passed.
+    pub passed: Vec<&'static str>,
+    /// Cases not run because the store's capabilities say it does not support them.
+    pub skipped: Vec<&'static str>,
+}
+
+impl SuiteReport {
+    async fn run(&mut self, name: &'static str, case: impl Future<Output = ()>) {
+        case.await;
+        self.passed.push(name);
+    }
+
+    async fn run_if(&mut self, supported: bool, name: &'static str, case: impl Future<Output = ()>) {
+        if supported {
+            self.run(name, case).await;
+        } else {
+            self.skipped.push(name);
+        }
+    }
+}
+
+/// Runs every case against `store` and reports which ran; panics with a message naming the
+/// broken guarantee on the first failure.
+///
+/// Each case writes under fresh wallet ids and pool names with a random suffix, so the store may
+/// already hold data (even from an earlier run). Cases needing a capability the store does not
+/// claim are skipped and listed in [`SuiteReport::skipped`].
+///
+/// ### Panics
+///
+/// On any broken guarantee. Needs a Tokio runtime; use a multi-thread one so the concurrency
+/// cases really run in parallel.
+pub async fn share_store_suite(store: Arc<dyn ShareStore>) -> SuiteReport {
+    let caps = store.capabilities();
+    let s = store.as_ref();
+    let mut report = SuiteReport::default();
+    report.run("create_and_load", create_and_load(s)).await;
+    report.run("create_refuses_existing", create_refuses_existing(s)).await;
+    report.run("update_compare_and_swap", update_compare_and_swap(s)).await;
+    report.run("delete_compare_and_swap", delete_compare_and_swap(s)).await;
+    report.run("list_keys_sorted_and_scoped", list_keys_sorted_and_scoped(s)).await;
+    report.run_if(caps.derivation_cache, "derivation_cache", derivation_cache(s)).await;
+    report.run_if(caps.prime_pool, "prime_pool_concurrent_take", prime_pool_concurrent_take(&store)).await;
+    report.run("concurrent_create_one_winner", concurrent_create_one_winner(&store)).await;
+    report.run("large_records_and_every_state", large_records_and_every_state(s)).await;
+    report
+}
+
+/// A valid record for key `index` of `wallet`, version 1, whose bytes are derived from `fill`
+/// (records with different `fill` differ in every field that can).
+pub fn sample_record(wallet: &WalletId, index: u32, fill: u8) -> StoredShare {
+    let mut public_key = vec![fill; 33];
+    public_key[0] = 0x02 | (fill & 1);
+    StoredShare {
+        key: KeyId::new(wallet.clone(), index),
+        meta: ShareMeta {
+            public_key,
+            threshold: 2,
+            parties: 3,
+            party_index: 0,
+            state: ShareState::Active,
+            execution_id: ExecutionId::from_bytes([fill; 32]),
+        },
+        version: 1,
+        format_version: SHARE_FORMAT_VERSION,
+        sealed: (0..64u8).map(|i| fill.wrapping_add(i)).collect(),
+    }
+}
+
+fn fresh_wallet(case: &str) -> WalletId {
+    let suffix = &ExecutionId::random().to_string()[..16];
+    WalletId::new(format!("testkit-{case}-{suffix}")).expect("the suite builds valid wallet ids")
+}
+
+#[track_caller]
+fn ok<T>(result: Result<T>, what: &str) -> T {
+    match result {
+        Ok(v) => v,
+        Err(e) => panic!("{what}: unexpected error: {e}"),
+    }
+}
+
+#[track_caller]
+fn assert_kind<T: Debug>(result: Result<T>, kind: ErrorKind, what: &str) {
+    match result {
+        Err(e) => assert_eq!(e.kind(), kind, "{what}: expected a {kind} error, got: {e}"),
+        Ok(v) => panic!("{what}: expected a {kind} error, got Ok({v:?})"),
+    }
+}
+
+async fn load(store: &dyn ShareStore, key: &KeyId) -> Option<StoredShare> {
+    ok(store.load_share(key).await, "load_share")
+}
+
+async fn create_and_load(store: &dyn ShareStore) {
+    let wallet = fresh_wallet("create");
+    let record = sample_record(&wallet, 0, 1);
+    assert_eq!(load(store, &record.key).await, None, "load of a key never written must be Ok(None)");
+
+    ok(store.create_share(&record).await, "create_share of a fresh key");
+    assert_eq!(load(store, &record.key).await, Some(record), "load must return the created record, version 1");
+
+    // The store owns the version: whatever the caller passes, a new record starts at 1.
+    let odd = StoredShare { version: 9, ..sample_record(&wallet, 1, 2) };
+    ok(store.create_share(&odd).await, "create_share with a caller-set version");
+    let loaded = load(store, &odd.key).await.expect("a created record must load");
+    assert_eq!(loaded.version, 1, "create_share must store version 1 regardless of record.version");
+}
+
+async fn create_refuses_existing(store: &dyn ShareStore) {
+    let wallet = fresh_wallet("exists");
+    let record = sample_record(&wallet, 0, 1);
+    ok(store.create_share(&record).await, "create_share of a fresh key");
+
+    let rival = sample_record(&wallet, 0, 2);
+    assert_kind(store.create_share(&rival).await, ErrorKind::AlreadyExists, "create_share over an existing key");
+    assert_eq!(load(store, &record.key).await, Some(record), "a refused create must leave the stored record unchanged");
+}
+
+async fn update_compare_and_swap(store: &dyn ShareStore) {
+    let wallet = fresh_wallet("update");
+    let record = sample_record(&wallet, 0, 1);
+    ok(store.create_share(&record).await, "create_share of a fresh key");
+
+    let mut next = sample_record(&wallet, 0, 2);
+    next.meta.state = ShareState::Frozen;
+    next.format_version = SHARE_FORMAT_VERSION + 1;
+    let version = ok(store.update_share(&next, 1).await, "update_share with the current version");
+    assert_eq!(version, 2, "update_share from version 1 must return version 2");
+    let expected = StoredShare { version: 2, ..next.clone() };
+    assert_eq!(
+        load(store, &next.key).await,
+        Some(expected.clone()),
+        "load after update_share must show the new sealed bytes and metadata at version 2"
+    );
+
+    let stale = sample_record(&wallet, 0, 3);
+    assert_kind(store.update_share(&stale, 1).await, ErrorKind::Conflict, "update_share with a stale version");
+    assert_eq!(load(store, &next.key).await, Some(expected), "a refused update must leave the record unchanged");
+
+    let version = ok(store.update_share(&stale, 2).await, "a second update_share with the current version");
+    assert_eq!(version, 3, "update_share from version 2 must return version 3");
+
+    let missing = sample_record(&wallet, 1, 4);
+    assert_kind(store.update_share(&missing, 1).await, ErrorKind::NotFound, "update_share of a missing key");
+    assert_eq!(load(store, &missing.key).await, None, "a refused update must not create a record");
+}
+
+async fn delete_compare_and_swap(store: &dyn ShareStore) {
+    let wallet = fresh_wallet("delete");
+    let record = sample_record(&wallet, 0, 1);
+    ok(store.create_share(&record).await, "create_share of a fresh key");
+
+    assert_kind(store.delete_share(&record.key, 2).await, ErrorKind::Conflict, "delete_share with a wrong version");
+    assert_eq!(load(store, &record.key).await, Some(record.clone()), "a refused delete must keep the record");
+
+    ok(store.delete_share(&record.key, 1).await, "delete_share with the current version");
+    assert_eq!(load(store, &record.key).await, None, "a deleted record must be gone");
+    assert_kind(store.delete_share(&record.key, 1).await, ErrorKind::NotFound, "delete_share of a missing key");
+
+    // A rolled-back DKG deletes its pending record and runs again under the same key.
+    ok(store.create_share(&record).await, "create_share after delete_share");
+    assert_eq!(load(store, &record.key).await, Some(record), "a key must be reusable after delete");
+}
+
+async fn list_keys_sorted_and_scoped(store: &dyn ShareStore) {
+    let wallet = fresh_wallet("list");
+    // A wallet whose id extends the first one catches prefix matching instead of equality.
+    let neighbour = WalletId::new(format!("{wallet}x")).expect("valid wallet id");
+    // Out of order, with indexes that sort differently as text and past i32::MAX.
+    for index in [5, 0, u32::MAX, 12, 3] {
+        ok(store.create_share(&sample_record(&wallet, index, 7)).await, "create_share");
+    }
+    ok(store.create_share(&sample_record(&neighbour, 1, 8)).await, "create_share");
+
+    let keys = |indexes: &[u32], w: &WalletId| indexes.iter().map(|&i| KeyId::new(w.clone(), i)).collect::<Vec<_>>();
+    assert_eq!(
+        ok(store.list_keys(&wallet).await, "list_keys"),
+        keys(&[0, 3, 5, 12, u32::MAX], &wallet),
+        "list_keys must return exactly the wallet's keys, sorted by index"
+    );
+    assert_eq!(
+        ok(store.list_keys(&neighbour).await, "list_keys"),
+        keys(&[1], &neighbour),
+        "list_keys must not return keys of another wallet"
+    );
+    assert_eq!(
+        ok(store.list_keys(&fresh_wallet("list-empty")).await, "list_keys"),
+        Vec::<KeyId>::new(),
+        "list_keys of an unknown wallet must be empty"
+    );
+}
+
+async fn derivation_cache(store: &dyn ShareStore) {
+    let wallet = fresh_wallet("derive");
+    let other_wallet = fresh_wallet("derive-other");
+    let root = KeyId::new(wallet.clone(), 0);
+    let child = KeyId::new(wallet, 1);
+    let foreign = KeyId::new(other_wallet, 0);
+    let lookup = [0xAB; 32];
+    let other_lookup = [0xCD; 32];
+
+    assert_eq!(ok(store.get_derivation(&root, &lookup).await, "get_derivation"), None, "a missing entry must be None");
+
+    ok(store.put_derivation(&root, &lookup, b"first").await, "put_derivation");
+    assert_eq!(
+        ok(store.get_derivation(&root, &lookup).await, "get_derivation"),
+        Some(b"first".to_vec()),
+        "get_derivation must return what put_derivation stored"
+    );
+
+    ok(store.put_derivation(&root, &lookup, b"second").await, "put_derivation over an existing entry");
+    assert_eq!(
+        ok(store.get_derivation(&root, &lookup).await, "get_derivation"),
+        Some(b"second".to_vec()),
+        "a second put_derivation must overwrite the entry"
+    );
+
+    for (key, lk, what) in [
+        (&child, &lookup, "another key index"),
+        (&foreign, &lookup, "another wallet"),
+        (&root, &other_lookup, "another lookup"),
+    ] {
+        assert_eq!(
+            ok(store.get_derivation(key, lk).await, "get_derivation"),
+            None,
+            "derivation entries must be scoped per key and lookup: {what} saw an entry"
+        );
+    }
+
+    ok(store.put_derivation(&child, &lookup, b"child").await, "put_derivation");
+    assert_eq!(
+        ok(store.get_derivation(&root, &lookup).await, "get_derivation"),
+        Some(b"second".to_vec()),
+        "put_derivation for one key must not touch another key's entry"
+    );
+}
+
+async fn prime_pool_concurrent_take(store: &Arc<dyn ShareStore>) {
+    let prefix = fresh_wallet("primes");
+    let (p1, p2) = (format!("{prefix}-p1"), format!("{prefix}-p2"));
+    let pairs1: Vec<Vec<u8>> = (0..5u8).map(|i| vec![0x10 + i; 512]).collect();
+    let pairs2: Vec<Vec<u8>> = (0..2u8).map(|i| vec![0xA0 + i; 512]).collect();
+    for pair in &pairs1 {
+        ok(store.add_primes(&p1, pair).await, "add_primes");
+    }
+    for pair in &pairs2 {
+        ok(store.add_primes(&p2, pair).await, "add_primes");
+    }
+    assert_eq!(ok(store.count_primes(&p1).await, "count_primes"), 5, "count_primes after adding 5 pairs");
+    assert_eq!(ok(store.count_primes(&p2).await, "count_primes"), 2, "count_primes after adding 2 pairs");
+    assert_eq!(ok(store.count_primes(&format!("{prefix}-none")).await, "count_primes"), 0, "an unknown pool is empty");
+
+    let takers: Vec<_> = (0..5)
+        .map(|_| {
+            let store = Arc::clone(store);
+            let pool = p1.clone();
+            tokio::spawn(async move {
+                let mut got = Vec::new();
+                loop {
+                    match store.take_primes(&pool).await {
+                        Ok(Some(pair)) => got.push(pair),
+                        Ok(None) => return got,
+                        Err(e) => panic!("take_primes under concurrent takers failed: {e}"),
+                    }
+                }
+            })
+        })
+        .collect();
+    let mut taken = Vec::new();
+    for taker in takers {
+        taken.extend(taker.await.expect("a take_primes task panicked"));
+    }
+    taken.sort();
+    assert_eq!(taken.len(), pairs1.len(), "concurrent takers must get every pair exactly once in total");
+    assert_eq!(taken, pairs1, "concurrent takers must get exactly the pairs that were added");
+    assert_eq!(ok(store.count_primes(&p1).await, "count_primes"), 0, "a drained pool must count 0");
+    assert_eq!(ok(store.take_primes(&p1).await, "take_primes"), None, "a drained pool must give None");
+
+    assert_eq!(ok(store.count_primes(&p2).await, "count_primes"), 2, "taking from one pool must not touch another");
+    let mut rest = Vec::new();
+    while let Some(pair) = ok(store.take_primes(&p2).await, "take_primes") {
+        rest.push(pair);
+    }
+    rest.sort();
+    assert_eq!(rest, pairs2, "the second pool must hand out its own pairs");
+}
+
+async fn concurrent_create_one_winner(store: &Arc<dyn ShareStore>) {
+    let wallet = fresh_wallet("race");
+    let tasks: Vec<_> = (1..=8u8)
+        .map(|fill| {
+            let store = Arc::clone(store);
+            let record = sample_record(&wallet, 0, fill);
+            tokio::spawn(async move { (fill, store.create_share(&record).await) })
+        })
+        .collect();
+    let (mut winners, mut refused) = (Vec::new(), 0);
+    for task in tasks {
+        match task.await.expect("a create_share task panicked") {
+            (fill, Ok(())) => winners.push(fill),
+            (_, Err(e)) if e.kind() == ErrorKind::AlreadyExists => refused += 1,
+            (_, Err(e)) => {
+                panic!("a concurrent create_share failed with {e} instead of AlreadyExists")
+            }
+        }
+    }
+    assert_eq!(winners.len(), 1, "exactly one of 8 concurrent creates must succeed; winners: {winners:?}");
+    assert_eq!(refused, 7, "the 7 losing concurrent creates must fail with AlreadyExists");
+    assert_eq!(
+        load(store.as_ref(), &KeyId::new(wallet.clone(), 0)).await,
+        Some(sample_record(&wallet, 0, winners[0])),
+        "the stored record must be the winner's"
+    );
+}
+
+async fn large_records_and_every_state(store: &dyn ShareStore) {
+    let wallet = fresh_wallet("large");
+    let states = [ShareState::Pending, ShareState::Active, ShareState::Frozen];
+    for (i, state) in (0u8..).zip(states) {
+        let mut record = sample_record(&wallet, u32::from(i), i);
+        record.meta.state = state;
+        record.meta.execution_id = ExecutionId::random();
+        record.meta.threshold = 3;
+        record.meta.parties = 5;
+        record.meta.party_index = 4;
+        // ~9 KB like a real sealed cggmp21 share; every byte value, zeros included, so a store
+        // that treats blobs as text fails.
+        record.sealed = (0..9 * 1024 + 7u32).map(|j| (j * 31 + u32::from(i)) as u8).collect();
+        ok(store.create_share(&record).await, "create_share of a 9 KB record");
+        assert_eq!(
+            load(store, &record.key).await,
+            Some(record),
+            "a 9 KB record in state {state} must round-trip unchanged"
+        );
+    }
+
+    // Edge values of every integer field.
+    let mut edge = sample_record(&wallet, u32::MAX, 0xFF);
+    edge.meta.threshold = u16::MAX;
+    edge.meta.parties = u16::MAX;
+    edge.meta.party_index = u16::MAX;
+    edge.format_version = u16::MAX;
+    ok(store.create_share(&edge).await, "create_share with maximal integer fields");
+    assert_eq!(load(store, &edge.key).await, Some(edge), "maximal integer fields must round-trip");
+}

@@ -1,0 +1,40 @@
+use std::sync::Arc;
+
+use wallet_testkit::{sample_record, share_store_suite, MemoryShareStore};
+use wallet_traits::{ErrorKind, ShareStore, StoreCapabilities, WalletId};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn memory_store_passes_the_suite() {
+    let store: Arc<dyn ShareStore> = Arc::new(MemoryShareStore::new());
+    let report = share_store_suite(Arc::clone(&store)).await;
+    println!("{report:?}");
+    assert!(report.skipped.is_empty(), "a full-capability store skips nothing: {report:?}");
+
+    // The suite must tolerate a store that already holds data, including its own earlier run.
+    let again = share_store_suite(store).await;
+    assert_eq!(again, report);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn unsupported_capabilities_are_skipped() {
+    let store = MemoryShareStore::with_capabilities(StoreCapabilities::default());
+    let wallet = WalletId::new("w").unwrap();
+    let key = wallet_traits::KeyId::new(wallet, 0);
+    assert_eq!(store.get_derivation(&key, b"l").await.unwrap_err().kind(), ErrorKind::Unsupported);
+    assert_eq!(store.take_primes("p").await.unwrap_err().kind(), ErrorKind::Unsupported);
+
+    let report = share_store_suite(Arc::new(store)).await;
+    println!("{report:?}");
+    assert_eq!(report.skipped, ["derivation_cache", "prime_pool_concurrent_take"]);
+    assert_eq!(report.passed.len(), 7);
+}
+
+#[tokio::test]
+async fn debug_does_not_print_records() {
+    let store = MemoryShareStore::new();
+    let wallet = WalletId::new("w").unwrap();
+    store.create_share(&sample_record(&wallet, 0, 0xEE)).await.unwrap();
+    let shown = format!("{store:?}");
+    assert!(shown.contains("shares: 1"), "{shown}");
+    assert!(!shown.contains("238"), "Debug must not print record bytes: {shown}");
+}
