@@ -1,0 +1,143 @@
+//! Shared setup for the engine's end-to-end tests: real cggmp21, real SQLite files, in-process
+//! cosigners behind the serializing `local://` transport, INSECURE fixture primes.
+#![allow(dead_code, unreachable_pub)]
+
+use std::{
+    collections::HashMap,
+    path::{Path, PathBuf},
+    sync::{Arc, Mutex, OnceLock},
+};
+
+use wallet_backend_sqlite::SqliteShareStore;
+use wallet_engine::{
+    CosignerService, InsecureTestPrimes, Provisioned, SealOptions, Sealer, ShareSecret, WalletBuilder,
+};
+use wallet_traits::{CosignerTransport, KeyId, ShareStore, StoredShare, WalletId};
+use wallet_transport_local::{register_local_cosigner, unregister_local_cosigner, LocalTransport};
+
+pub const SECRET: &str = "correct horse battery staple (test)";
+pub const WALLET: &str = "fixture-wallet";
+
+pub fn key() -> KeyId {
+    KeyId::new(WalletId::new(WALLET).unwrap(), 0)
+}
+
+pub fn sealer(secret: &str) -> Sealer {
+    Sealer::new(ShareSecret::new(secret).unwrap(), SealOptions::default())
+}
+
+pub fn unique(prefix: &str) -> String {
+    format!("{prefix}-{}", wallet_traits::ExecutionId::random().to_string().split_at(12).0)
+}
+
+/// Two in-process cosigners on `dir/cosigner-{1,2}.db`, registered under unique names.
+pub struct Cosigners {
+    pub names: Vec<String>,
+    pub services: Vec<CosignerService>,
+    pub stores: Vec<Arc<dyn ShareStore>>,
+}
+
+impl Cosigners {
+    pub async fn start(dir: &Path, secret: &str) -> Self {
+        let mut out = Cosigners { names: vec![], services: vec![], stores: vec![] };
+        for i in 1..=2u16 {
+            let store: Arc<dyn ShareStore> =
+                Arc::new(SqliteShareStore::open(dir.join(format!("cosigner-{i}.db"))).await.unwrap());
+            let svc = CosignerService::new(i, store.clone(), sealer(secret), Arc::new(InsecureTestPrimes)).unwrap();
+            let name = unique(&format!("cosigner{i}"));
+            register_local_cosigner(&name, Arc::new(svc.clone()));
+            out.names.push(name);
+            out.services.push(svc);
+            out.stores.push(store);
+        }
+        out
+    }
+
+    pub fn transports(&self) -> Vec<Arc<dyn CosignerTransport>> {
+        self.names.iter().map(|n| Arc::new(LocalTransport::new(n)) as Arc<dyn CosignerTransport>).collect()
+    }
+}
+
+impl Drop for Cosigners {
+    fn drop(&mut self) {
+        for n in &self.names {
+            unregister_local_cosigner(n);
+        }
+    }
+}
+
+pub async fn agent_store(dir: &Path) -> Arc<dyn ShareStore> {
+    Arc::new(SqliteShareStore::open(dir.join("agent.db")).await.unwrap())
+}
+
+/// A builder for the agent on `dir/agent.db` with `cosigners`.
+pub async fn builder(dir: &Path, secret: &str, cosigners: &Cosigners) -> WalletBuilder {
+    let mut b = WalletBuilder::new()
+        .wallet_id(WALLET)
+        .share_secret(ShareSecret::new(secret).unwrap())
+        .store(agent_store(dir).await)
+        .prime_source(Arc::new(InsecureTestPrimes));
+    for t in cosigners.transports() {
+        b = b.cosigner(t);
+    }
+    b
+}
+
+/// A directory holding a provisioned 2-of-3 wallet, made once per test binary and name by a
+/// real DKG; tests copy it with [`copy_fixture`].
+pub fn fixture(name: &str) -> PathBuf {
+    static DONE: OnceLock<Mutex<HashMap<String, Arc<OnceLock<PathBuf>>>>> = OnceLock::new();
+    let cell = DONE.get_or_init(Default::default).lock().unwrap().entry(name.to_string()).or_default().clone();
+    cell.get_or_init(|| {
+        let dir = tempfile::Builder::new().prefix("mpc-fixture-").tempdir().unwrap().keep();
+        let d = dir.clone();
+        // Its own runtime on its own thread: every test has its own runtime, this outlives them.
+        std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
+            rt.block_on(async {
+                let cosigners = Cosigners::start(&d, SECRET).await;
+                let (_wallet, p) = builder(&d, SECRET, &cosigners).await.build().await.expect("fixture DKG");
+                assert_eq!(p, Provisioned::Created);
+            });
+        })
+        .join()
+        .expect("fixture thread");
+        dir
+    })
+    .clone()
+}
+
+/// A private copy of fixture `name`.
+pub fn copy_fixture(name: &str) -> tempfile::TempDir {
+    let src = fixture(name);
+    let dst = tempfile::Builder::new().prefix("mpc-test-").tempdir().unwrap();
+    for e in std::fs::read_dir(&src).unwrap() {
+        let e = e.unwrap();
+        std::fs::copy(e.path(), dst.path().join(e.file_name())).unwrap();
+    }
+    dst
+}
+
+/// Every record of the key in the agent's and cosigners' files.
+pub async fn snapshot(dir: &Path) -> Vec<Option<StoredShare>> {
+    let mut out = vec![];
+    for f in ["agent.db", "cosigner-1.db", "cosigner-2.db"] {
+        let s = SqliteShareStore::open(dir.join(f)).await.unwrap();
+        out.push(s.load_share(&key()).await.unwrap());
+        s.close().await;
+    }
+    out
+}
+
+/// k256's verdict, independent of the engine.
+pub fn k256_verifies(public_key: &[u8], digest: &[u8; 32], sig: &wallet_traits::EcdsaSignature) -> bool {
+    use k256::ecdsa::signature::hazmat::PrehashVerifier;
+    let vk = k256::ecdsa::VerifyingKey::from_sec1_bytes(public_key).unwrap();
+    let s = k256::ecdsa::Signature::from_slice(&sig.to_compact()).unwrap();
+    s.normalize_s().is_none() && vk.verify_prehash(digest, &s).is_ok()
+}
+
+pub fn digest(msg: &str) -> [u8; 32] {
+    use sha2::Digest;
+    sha2::Sha256::digest(msg.as_bytes()).into()
+}
