@@ -160,7 +160,8 @@ mod tests {
     #[test]
     fn table() {
         type Expect = std::result::Result<Plan, ErrorKind>;
-        let cases: Vec<(&str, Option<ShareMeta>, Vec<(PartyIndex, CosignerView)>, Expect)> = vec![
+        type Case = (&'static str, Option<ShareMeta>, Vec<(PartyIndex, CosignerView)>, Expect);
+        let cases: Vec<Case> = vec![
             ("fresh", None, vec![missing(1), missing(2)], Ok(Plan::Dkg { rollback_first: vec![] })),
             ("fresh, cosigner down", None, vec![missing(1), down(2)], Err(ErrorKind::CosignerUnavailable)),
             (

@@ -306,8 +306,8 @@ pub(crate) fn lagrange(share: &Share, parties: &[u16], pos: usize) -> Result<Sca
     let mut den = Scalar::<E>::one();
     for (j, xj) in xs.iter().enumerate() {
         if j != pos {
-            num = num * xj;
-            den = den * (*xj - xs[pos]);
+            num *= xj;
+            den *= *xj - xs[pos];
         }
     }
     Ok(num * den.invert().ok_or_else(|| Error::new(ErrorKind::InvalidInput, "repeated party index"))?)

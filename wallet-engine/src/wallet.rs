@@ -230,7 +230,7 @@ impl Wallet {
                         .with_blamed([c.index]),
                     )
                 })?;
-            acc = acc + z * protocol::lagrange(share, &parties, pos_of(&parties, c.index)?.into())?;
+            acc += z * protocol::lagrange(share, &parties, pos_of(&parties, c.index)?.into())?;
         }
         let shared =
             NonZero::from_point(acc).ok_or_else(|| Error::new(ErrorKind::Internal, "ECDH result is the identity"))?;
