@@ -11,7 +11,8 @@ use k256::elliptic_curve::{ops::Reduce, sec1::ToEncodedPoint};
 use sha2::{Digest, Sha256};
 use wallet_backend_sqlite::SqliteShareStore;
 use wallet_engine::{
-    CosignerService, Phase, Progress, Provisioned, Sealer, ShareSecret, StorePrimePool, WalletBuilder, WalletConfig,
+    CosignerService, Keyring, Phase, Progress, Provisioned, Sealer, ShareSecret, StorePrimePool, WalletBuilder,
+    WalletConfig,
 };
 use wallet_traits::{EcdsaSignature, ShareStore};
 use wallet_transport_local::{register_local_cosigner, LocalTransport};
@@ -43,13 +44,19 @@ pub(crate) async fn run(data_dir: &Path) -> Result<()> {
     let agent_store: Arc<dyn ShareStore> = Arc::new(
         SqliteShareStore::open(&agent_path).await.with_context(|| format!("opening {}", agent_path.display()))?,
     );
-    let mut builder = WalletBuilder::from_config(cfg)?.wallet_id(&wallet_id).share_secret(secret).store(agent_store);
-    for i in 1..=2u16 {
+    // Party keys seal the messages between parties; in-process they can be fresh every run.
+    let mut keyrings = Keyring::generate_group(3).into_iter();
+    let mut builder = WalletBuilder::from_config(cfg)?
+        .wallet_id(&wallet_id)
+        .share_secret(secret)
+        .store(agent_store)
+        .keyring(keyrings.next().expect("three keyrings"));
+    for (i, keyring) in (1..=2u16).zip(keyrings) {
         let path = dir.join(format!("cosigner-{i}.db"));
         let store: Arc<dyn ShareStore> =
             Arc::new(SqliteShareStore::open(&path).await.with_context(|| format!("opening {}", path.display()))?);
         let primes = Arc::new(StorePrimePool::new(store.clone(), sealer.clone(), "cosigner"));
-        let service = CosignerService::new(i, store, sealer.clone(), primes)?;
+        let service = CosignerService::new(keyring, store, sealer.clone(), primes)?;
         let name = format!("demo-cosigner-{i}");
         register_local_cosigner(&name, Arc::new(service));
         builder = builder.cosigner(Arc::new(LocalTransport::new(&name)));

@@ -14,6 +14,7 @@ use wallet_traits::{
 use crate::{
     config::{Network, WalletConfig},
     coordinator::{coordinate, Remote},
+    keys::{Keyring, PartyKey},
     plan::{plan, CosignerView, Plan},
     primes::{PrimeSource, StorePrimePool},
     protocol::{self, Share},
@@ -99,6 +100,7 @@ pub struct WalletBuilder {
     cosigners: Vec<Arc<dyn CosignerTransport>>,
     cosigner_urls: Vec<String>,
     primes: Option<Arc<dyn PrimeSource>>,
+    keyring: Option<Keyring>,
     network: Network,
     progress: Option<ProgressFn>,
     idle_timeout: Duration,
@@ -134,6 +136,7 @@ impl Default for WalletBuilder {
             cosigners: Vec::new(),
             cosigner_urls: Vec::new(),
             primes: None,
+            keyring: None,
             network: Network::default(),
             progress: None,
             // Long enough for a cosigner that must generate primes before its first aux message.
@@ -167,6 +170,12 @@ impl WalletBuilder {
         }
         b.network = cfg.network;
         b.seal.cipher = cfg.cipher;
+        if let Some(key) = cfg.party_key {
+            let key = PartyKey::from_hex(&key).map_err(|e| e.with_context("variable", "MPC_PARTY_KEY"))?;
+            let peers = Keyring::parse_peers(cfg.peer_keys.as_deref().unwrap_or(""))
+                .map_err(|e| e.with_context("variable", "MPC_PEER_KEYS"))?;
+            b.keyring = Some(Keyring::new(AGENT_INDEX, key, peers));
+        }
         Ok(b)
     }
 
@@ -231,6 +240,12 @@ impl WalletBuilder {
         self
     }
 
+    /// The agent's party key and the cosigners' pinned public keys (MPC_PARTY_KEY, MPC_PEER_KEYS).
+    pub fn keyring(mut self, keyring: Keyring) -> Self {
+        self.keyring = Some(keyring);
+        self
+    }
+
     /// The network.
     pub fn network(mut self, network: Network) -> Self {
         self.network = network;
@@ -289,6 +304,17 @@ impl WalletBuilder {
             .enumerate()
             .map(|(i, transport)| Cosigner { index: u16::try_from(i + 1).unwrap_or(u16::MAX), transport })
             .collect();
+        let keyring = self.keyring.clone().ok_or_else(|| {
+            Error::new(
+                ErrorKind::Config,
+                "no party key; set MPC_PARTY_KEY and MPC_PEER_KEYS (`mpc-wallet keys` makes a key pair)",
+            )
+        })?;
+        if keyring.party_index() != AGENT_INDEX {
+            return Err(Error::new(ErrorKind::Config, "the agent's keyring must be party 0's"));
+        }
+        keyring.require(&(0..n).collect::<Vec<_>>())?;
+        let keyring = Arc::new(keyring);
         let sealer = Sealer::new(secret, self.seal);
         let primes = self
             .primes
@@ -301,12 +327,13 @@ impl WalletBuilder {
             store,
             sealer,
             primes,
+            keyring,
             cosigners,
             progress: self.progress.clone(),
             idle: self.idle_timeout,
         };
         let (share, provisioned) = run.provision().await?;
-        Ok((Wallet::new(run.key, share, run.cosigners, self.network, self.idle_timeout), provisioned))
+        Ok((Wallet::new(run.key, share, run.keyring, run.cosigners, self.network, self.idle_timeout), provisioned))
     }
 }
 
@@ -317,6 +344,7 @@ struct Provisioner {
     store: Arc<dyn ShareStore>,
     sealer: Sealer,
     primes: Arc<dyn PrimeSource>,
+    keyring: Arc<Keyring>,
     cosigners: Vec<Cosigner>,
     progress: Option<ProgressFn>,
     idle: Duration,
@@ -496,7 +524,7 @@ impl Provisioner {
         let aux_started = Arc::new(std::sync::Mutex::new(None));
         let aux_mark = aux_started.clone();
         let r = request.clone();
-        let local = protocol::spawn_party(0, eid, move |io| {
+        let local = protocol::spawn_party(self.keyring.clone(), &request, move |io| {
             protocol::run_dkg(io, r, primes, move || {
                 if let Some(f) = &progress {
                     f(Progress::Finished(Phase::Keygen, t0.elapsed()));
@@ -504,9 +532,20 @@ impl Provisioner {
                 }
                 *aux_mark.lock().expect("aux mark") = Some(Instant::now());
             })
-        });
+        })?;
         let positions: Vec<u16> = self.cosigners.iter().map(|c| c.index).collect();
-        let (share, outcomes) = coordinate(eid, 0, local, remotes, positions, self.idle).await?;
+        let (share, outcomes) = match coordinate(eid, 0, local, remotes, positions, self.idle).await {
+            Ok(done) => done,
+            Err(e) => {
+                // A cosigner that finished before the run failed may have sealed a Pending share.
+                for c in &self.cosigners {
+                    if let Err(re) = c.transport.rollback(&self.key, &eid).await {
+                        tracing::warn!(cosigner = c.index, error = %re, "could not roll back after a failed DKG; the next start will");
+                    }
+                }
+                return Err(e);
+            }
+        };
         let aux_t0 = aux_started.lock().expect("aux mark").unwrap_or(t0);
         self.report(Progress::Finished(Phase::AuxInfo, aux_t0.elapsed()));
         let pk = protocol::public_key_of(&share);

@@ -60,6 +60,10 @@ pub struct WalletConfig {
     pub network: Network,
     /// MPC_CIPHER for new records: aes-256-gcm (default) or chacha20-poly1305.
     pub cipher: Cipher,
+    /// MPC_PARTY_KEY: this party's X25519 secret (hex). Never printed.
+    pub party_key: Option<String>,
+    /// MPC_PEER_KEYS: the other parties' pinned public keys, `1=hex,2=hex`.
+    pub peer_keys: Option<String>,
 }
 
 impl fmt::Debug for WalletConfig {
@@ -76,6 +80,8 @@ impl fmt::Debug for WalletConfig {
             .field("threshold", &self.threshold)
             .field("network", &self.network)
             .field("cipher", &self.cipher)
+            .field("party_key", &self.party_key.as_ref().map(|_| "<redacted>"))
+            .field("peer_keys", &self.peer_keys)
             .finish()
     }
 }
@@ -118,6 +124,8 @@ impl WalletConfig {
                 .transpose()
                 .map_err(|e| bad("MPC_CIPHER", e))?
                 .unwrap_or_default(),
+            party_key: get("MPC_PARTY_KEY"),
+            peer_keys: get("MPC_PEER_KEYS"),
         })
     }
 }

@@ -60,21 +60,12 @@ pub(crate) async fn coordinate<O: Send + 'static>(
 
     // Delivery is best effort: a closed inbox means that party already finished or failed, and
     // its own event says which.
-    let route = |env: Envelope, from_pos: u16| {
-        let deliver = |pos: u16, env: Envelope| {
-            if pos == local_pos {
-                let _ = local_in.unbounded_send(env);
-            } else if let Some(k) = positions.iter().position(|&p| p == pos) {
-                let _ = to_remote[k].unbounded_send(env);
-            }
-        };
-        match env.to {
-            Some(pos) => deliver(pos, env),
-            None => {
-                for pos in std::iter::once(local_pos).chain(positions.iter().copied()).filter(|&p| p != from_pos) {
-                    deliver(pos, env.clone());
-                }
-            }
+    // Payloads are sealed pairwise: this relay can route them but not read or forge them.
+    let route = |env: Envelope| {
+        if env.to == local_pos {
+            let _ = local_in.unbounded_send(env);
+        } else if let Some(k) = positions.iter().position(|&p| p == env.to) {
+            let _ = to_remote[k].unbounded_send(env);
         }
     };
 
@@ -97,7 +88,7 @@ pub(crate) async fn coordinate<O: Send + 'static>(
         })?;
         match next {
             None => return Err(Error::new(ErrorKind::Internal, "every session stream ended early")),
-            Some(Event::Local(Some(env))) => route(env, local_pos),
+            Some(Event::Local(Some(env))) => route(env),
             Some(Event::Local(None)) => {
                 let handle = result.take().expect("the local party ends once");
                 let out =
@@ -105,8 +96,8 @@ pub(crate) async fn coordinate<O: Send + 'static>(
                 output = Some(out.map_err(|e| e.with_context("party", 0))?);
             }
             Some(Event::Remote(k, Some(SessionEvent::Message(env)))) => {
-                // Until payloads are sealed pairwise, a cosigner's identity is its session.
-                if env.from != positions[k] || env.execution_id != eid || env.to == Some(positions[k]) {
+                // The recipient authenticates the sender by its seal; this catches plain misrouting early.
+                if env.from != positions[k] || env.execution_id != eid || env.to == positions[k] {
                     return Err(named(
                         k,
                         Error::new(
@@ -116,7 +107,7 @@ pub(crate) async fn coordinate<O: Send + 'static>(
                         .with_blamed([names[k].0]),
                     ));
                 }
-                route(env, positions[k]);
+                route(env);
             }
             Some(Event::Remote(k, Some(SessionEvent::Done(o)))) => outcomes[k] = Some(o),
             Some(Event::Remote(k, Some(SessionEvent::Failed(w)))) => {

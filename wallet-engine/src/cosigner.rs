@@ -17,6 +17,7 @@ use wallet_traits::{
 };
 
 use crate::{
+    keys::Keyring,
     primes::PrimeSource,
     protocol::{self, Share},
     seal::Sealer,
@@ -57,6 +58,7 @@ pub struct CosignerService {
     store: Arc<dyn ShareStore>,
     sealer: Sealer,
     primes: Arc<dyn PrimeSource>,
+    keyring: Arc<Keyring>,
     seen: Arc<Mutex<SeenIds>>,
     // Opened Active shares, so signing does not pay Argon2id every time.
     active: Arc<tokio::sync::Mutex<HashMap<KeyId, Arc<Share>>>>,
@@ -73,13 +75,15 @@ fn internal(what: &str, e: impl std::fmt::Display) -> Error {
 }
 
 impl CosignerService {
-    /// Cosigner `party_index` (1..n-1) keeping its shares in `store`, sealed by `sealer`.
+    /// The cosigner whose identity is `keyring` (party 1..n-1), keeping its shares in `store`,
+    /// sealed by `sealer`, taking prime pairs from `primes`.
     pub fn new(
-        party_index: PartyIndex,
+        keyring: Keyring,
         store: Arc<dyn ShareStore>,
         sealer: Sealer,
         primes: Arc<dyn PrimeSource>,
     ) -> Result<Self> {
+        let party_index = keyring.party_index();
         if party_index == AGENT_INDEX || party_index >= MAX_PARTIES {
             return Err(Error::new(ErrorKind::Config, format!("a cosigner's party index is 1 to {}", MAX_PARTIES - 1))
                 .with_context("party_index", party_index));
@@ -90,6 +94,7 @@ impl CosignerService {
             store,
             sealer,
             primes,
+            keyring: Arc::new(keyring),
             seen: Arc::new(Mutex::new(SeenIds::default())),
             active: Arc::new(tokio::sync::Mutex::new(HashMap::new())),
         })
@@ -150,8 +155,8 @@ impl CosignerService {
         Ok(share)
     }
 
-    /// Checks the request's shape; returns this cosigner's protocol index.
-    fn validate(&self, req: &SessionRequest) -> Result<u16> {
+    /// Checks the request's shape.
+    fn validate(&self, req: &SessionRequest) -> Result<()> {
         let p = &req.parties;
         let invalid = |m: &str| self.err(ErrorKind::InvalidInput, m.to_string());
         if p.is_empty() || p.windows(2).any(|w| w[0] >= w[1]) {
@@ -160,10 +165,9 @@ impl CosignerService {
         if p[0] != AGENT_INDEX {
             return Err(invalid("every session includes the agent (party 0)"));
         }
-        let pos = p
-            .iter()
-            .position(|&i| i == self.party_index)
-            .ok_or_else(|| invalid("this cosigner is not among the parties"))?;
+        if !p.contains(&self.party_index) {
+            return Err(invalid("this cosigner is not among the parties"));
+        }
         match req.kind {
             SessionKind::Dkg => {
                 let n = req.total;
@@ -180,7 +184,7 @@ impl CosignerService {
                 }
             }
         }
-        u16::try_from(pos).map_err(|_| invalid("too many parties"))
+        Ok(())
     }
 
     async fn store_pending(&self, req: &SessionRequest, share: Share) -> Result<SessionOutcome> {
@@ -233,10 +237,10 @@ impl CosignerTransport for CosignerService {
     }
 
     async fn open_session(&self, req: SessionRequest) -> Result<SessionChannel> {
-        let pos = self.validate(&req)?;
+        self.validate(&req)?;
         self.mark_seen(req.execution_id)?;
         let (ev_tx, ev_rx) = mpsc::unbounded();
-        let eid = req.execution_id;
+        let keyring = self.keyring.clone();
         let party = match req.kind {
             SessionKind::Dkg => {
                 if self.store.load_share(&req.key).await?.is_some() {
@@ -253,7 +257,7 @@ impl CosignerTransport for CosignerService {
                 let primes = tokio::spawn(async move { source.take().await });
                 let primes = async move { primes.await.map_err(|e| internal("prime task", e))? };
                 let r = req.clone();
-                protocol::spawn_party(pos, eid, move |io| protocol::run_dkg(io, r, primes, || {})).map_output()
+                protocol::spawn_party(keyring, &req, move |io| protocol::run_dkg(io, r, primes, || {}))?.map_output()
             }
             SessionKind::Sign => {
                 let share = self.active_share(&req.key).await?;
@@ -264,14 +268,14 @@ impl CosignerTransport for CosignerService {
                     ));
                 }
                 let r = req.clone();
-                protocol::spawn_party(pos, eid, move |io| async move {
+                protocol::spawn_party(keyring, &req, move |io| async move {
                     let share = match &r.tweak {
                         Some(t) => Arc::new(protocol::tweak_share(&share, t)?),
                         None => share,
                     };
                     let pk = protocol::public_key_of(&share);
                     protocol::run_sign(io, r, share).await.map(|_| pk)
-                })
+                })?
                 .map_output()
             }
         };
@@ -285,6 +289,10 @@ impl CosignerTransport for CosignerService {
                 let _ = ev_tx.unbounded_send(SessionEvent::Message(env));
             }
             let outcome = match result.await.map_err(|e| internal("protocol task", e)) {
+                // An agent that gave up will not commit: do not leave a Pending share behind.
+                Ok(Ok(PartyOutput::Share(_))) if ev_tx.is_closed() => {
+                    Err(this.err(ErrorKind::CosignerUnavailable, "the agent abandoned the session"))
+                }
                 Ok(Ok(PartyOutput::Share(share))) => this.store_pending(&req, *share).await,
                 Ok(Ok(PartyOutput::Signed(pk))) => Ok(SessionOutcome { public_key: pk.as_bytes().to_vec() }),
                 Ok(Err(e)) | Err(e) => Err(e),

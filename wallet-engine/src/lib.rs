@@ -5,6 +5,7 @@ mod builder;
 mod config;
 mod coordinator;
 mod cosigner;
+mod keys;
 mod plan;
 mod primes;
 mod protocol;
@@ -14,6 +15,7 @@ mod wallet;
 pub use builder::{Phase, Progress, Provisioned, WalletBuilder};
 pub use config::{Network, WalletConfig};
 pub use cosigner::{CosignerService, MAX_PARTIES};
+pub use keys::{Keyring, PartyKey, PartyPublicKey};
 pub use plan::{plan, CosignerView, Plan};
 #[cfg(feature = "insecure-test-primes")]
 pub use primes::InsecureTestPrimes;

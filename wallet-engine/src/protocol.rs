@@ -20,7 +20,11 @@ use rand::rngs::OsRng;
 use round_based::{Incoming, MessageDestination, MessageType, MpcParty, Outgoing};
 use serde::{de::DeserializeOwned, Serialize};
 use sha2::{Digest, Sha256};
-use wallet_traits::{EcdsaSignature, Envelope, Error, ErrorKind, ExecutionId, PublicKey, Result, SessionRequest};
+use wallet_traits::{
+    EcdsaSignature, Envelope, Error, ErrorKind, ExecutionId, PartyIndex, PublicKey, Result, SessionRequest,
+};
+
+use crate::keys::{Keyring, SealHeader};
 
 /// The curve.
 pub(crate) type E = Secp256k1;
@@ -73,35 +77,67 @@ struct Inbox {
     held: Vec<Envelope>,
 }
 
-/// One party's end: it reads envelopes addressed to it and writes envelopes it sends.
-pub(crate) struct PartyIo {
+/// What a party's envelopes are sealed with: its keyring and who is who in this run.
+#[derive(Clone)]
+struct Seals {
     me: u16,
     execution_id: ExecutionId,
+    /// Keygen index of each protocol position.
+    parties: Arc<Vec<PartyIndex>>,
+    keyring: Arc<Keyring>,
+}
+
+impl Seals {
+    fn party(&self, pos: u16) -> Option<PartyIndex> {
+        self.parties.get(usize::from(pos)).copied()
+    }
+}
+
+/// One party's end: it reads envelopes addressed to it and writes envelopes it sends.
+pub(crate) struct PartyIo {
+    seals: Seals,
     inbox: Arc<Mutex<Inbox>>,
     tx: mpsc::UnboundedSender<Envelope>,
 }
 
 impl PartyIo {
+    pub(crate) fn me(&self) -> u16 {
+        self.seals.me
+    }
+
     fn delivery<M>(&self, stage: u16) -> (StageStream<M>, StageSink<M>) {
         (
-            StageStream { inbox: self.inbox.clone(), stage, next_id: 0, _m: PhantomData },
-            StageSink {
-                tx: self.tx.clone(),
-                me: self.me,
-                execution_id: self.execution_id,
-                stage,
-                seq: 0,
-                _m: PhantomData,
-            },
+            StageStream { inbox: self.inbox.clone(), seals: self.seals.clone(), stage, next_id: 0, _m: PhantomData },
+            StageSink { tx: self.tx.clone(), seals: self.seals.clone(), stage, seq: 0, _m: PhantomData },
         )
     }
 }
 
 struct StageStream<M> {
     inbox: Arc<Mutex<Inbox>>,
+    seals: Seals,
     stage: u16,
     next_id: u64,
     _m: PhantomData<fn() -> M>,
+}
+
+impl<M> StageStream<M> {
+    /// Authenticates and opens one envelope; the sender is whoever could seal it.
+    fn open(&self, env: &Envelope) -> std::result::Result<zeroize::Zeroizing<Vec<u8>>, WireFault> {
+        let forged = || {
+            WireFault(format!(
+                "a message claiming to come from protocol party {} failed authentication: it was altered or forged in transit",
+                env.from
+            ))
+        };
+        if env.to != self.seals.me || env.from == self.seals.me || env.execution_id != self.seals.execution_id {
+            return Err(WireFault(format!("a message from protocol party {} was misrouted", env.from)));
+        }
+        let from = self.seals.party(env.from).ok_or_else(forged)?;
+        let header =
+            SealHeader { execution_id: env.execution_id, stage: env.stage, seq: env.seq, broadcast: env.broadcast };
+        self.seals.keyring.open(&header, from, &env.payload).ok_or_else(forged)
+    }
 }
 
 impl<M: DeserializeOwned> Stream for StageStream<M> {
@@ -109,32 +145,36 @@ impl<M: DeserializeOwned> Stream for StageStream<M> {
 
     fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
         let this = self.get_mut();
-        let mut inbox = this.inbox.lock().expect("inbox lock");
-        let env = if let Some(pos) = inbox.held.iter().position(|e| e.stage == this.stage) {
-            inbox.held.remove(pos)
-        } else {
-            loop {
-                match inbox.rx.poll_next_unpin(cx) {
-                    Poll::Ready(Some(e)) if e.stage == this.stage => break e,
-                    Poll::Ready(Some(e)) => {
-                        if inbox.held.len() >= MAX_HELD {
-                            return Poll::Ready(Some(Err(WireFault("too many out-of-stage messages".into()))));
+        let env = {
+            let mut inbox = this.inbox.lock().expect("inbox lock");
+            if let Some(pos) = inbox.held.iter().position(|e| e.stage == this.stage) {
+                inbox.held.remove(pos)
+            } else {
+                loop {
+                    match inbox.rx.poll_next_unpin(cx) {
+                        Poll::Ready(Some(e)) if e.stage == this.stage => break e,
+                        Poll::Ready(Some(e)) => {
+                            if inbox.held.len() >= MAX_HELD {
+                                return Poll::Ready(Some(Err(WireFault("too many out-of-stage messages".into()))));
+                            }
+                            inbox.held.push(e);
                         }
-                        inbox.held.push(e);
+                        Poll::Ready(None) => return Poll::Ready(None),
+                        Poll::Pending => return Poll::Pending,
                     }
-                    Poll::Ready(None) => return Poll::Ready(None),
-                    Poll::Pending => return Poll::Pending,
                 }
             }
         };
         let id = this.next_id;
         this.next_id += 1;
-        let msg = ciborium::from_reader::<M, _>(&env.payload[..])
-            .map_err(|_| WireFault(format!("message from protocol party {} could not be decoded", env.from)));
+        let msg = this.open(&env).and_then(|plain| {
+            ciborium::from_reader::<M, _>(&plain[..])
+                .map_err(|_| WireFault(format!("a message from protocol party {} could not be decoded", env.from)))
+        });
         Poll::Ready(Some(msg.map(|msg| Incoming {
             id,
             sender: env.from,
-            msg_type: if env.to.is_none() { MessageType::Broadcast } else { MessageType::P2P },
+            msg_type: if env.broadcast { MessageType::Broadcast } else { MessageType::P2P },
             msg,
         })))
     }
@@ -142,8 +182,7 @@ impl<M: DeserializeOwned> Stream for StageStream<M> {
 
 struct StageSink<M> {
     tx: mpsc::UnboundedSender<Envelope>,
-    me: u16,
-    execution_id: ExecutionId,
+    seals: Seals,
     stage: u16,
     seq: u64,
     _m: PhantomData<fn(M)>,
@@ -160,16 +199,33 @@ impl<M: Serialize> Sink<Outgoing<M>> for StageSink<M> {
 
     fn start_send(self: Pin<&mut Self>, item: Outgoing<M>) -> std::result::Result<(), WireFault> {
         let this = self.get_mut();
-        let mut payload = Vec::new();
-        ciborium::into_writer(&item.msg, &mut payload).map_err(|e| WireFault(format!("encode: {e}")))?;
-        let to = match item.recipient {
-            MessageDestination::AllParties => None,
-            MessageDestination::OneParty(j) => Some(j),
+        let mut plain = zeroize::Zeroizing::new(Vec::new());
+        ciborium::into_writer(&item.msg, &mut *plain).map_err(|e| WireFault(format!("encode: {e}")))?;
+        let me = this.seals.me;
+        let (recipients, broadcast): (Vec<u16>, bool) = match item.recipient {
+            MessageDestination::AllParties => {
+                let n = u16::try_from(this.seals.parties.len()).unwrap_or(u16::MAX);
+                ((0..n).filter(|&j| j != me).collect(), true)
+            }
+            MessageDestination::OneParty(j) => (vec![j], false),
         };
-        let env =
-            Envelope { execution_id: this.execution_id, stage: this.stage, from: this.me, to, seq: this.seq, payload };
+        let header = SealHeader { execution_id: this.seals.execution_id, stage: this.stage, seq: this.seq, broadcast };
         this.seq += 1;
-        this.tx.unbounded_send(env).map_err(|_| WireFault("the session was closed".into()))
+        for to in recipients {
+            let party = this.seals.party(to).ok_or_else(|| WireFault(format!("no protocol party {to}")))?;
+            let payload = this.seals.keyring.seal(&header, party, &plain).map_err(|e| WireFault(e.to_string()))?;
+            let env = Envelope {
+                execution_id: header.execution_id,
+                stage: header.stage,
+                from: me,
+                to,
+                broadcast,
+                seq: header.seq,
+                payload,
+            };
+            this.tx.unbounded_send(env).map_err(|_| WireFault("the session was closed".into()))?;
+        }
+        Ok(())
     }
 
     fn poll_flush(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<std::result::Result<(), WireFault>> {
@@ -188,24 +244,40 @@ pub(crate) struct RunningParty<O> {
     pub(crate) result: tokio::task::JoinHandle<Result<O>>,
 }
 
-/// Starts one party on the blocking pool: the protocol is CPU-heavy and must stay off the reactor.
-pub(crate) fn spawn_party<O, F, Fut>(me: u16, execution_id: ExecutionId, run: F) -> RunningParty<O>
+/// Starts this party of `request` on the blocking pool: the protocol is CPU-heavy and must stay
+/// off the reactor. Fails before starting if a participant has no pinned key.
+pub(crate) fn spawn_party<O, F, Fut>(keyring: Arc<Keyring>, request: &SessionRequest, run: F) -> Result<RunningParty<O>>
 where
     O: Send + 'static,
     F: FnOnce(PartyIo) -> Fut + Send + 'static,
     Fut: std::future::Future<Output = Result<O>>,
 {
+    keyring.require(&request.parties)?;
+    let me = request
+        .parties
+        .iter()
+        .position(|&p| p == keyring.party_index())
+        .and_then(|p| u16::try_from(p).ok())
+        .ok_or_else(|| Error::new(ErrorKind::InvalidInput, "this party is not among the session's parties"))?;
     let (in_tx, in_rx) = mpsc::unbounded();
     let (out_tx, out_rx) = mpsc::unbounded();
-    let io =
-        PartyIo { me, execution_id, inbox: Arc::new(Mutex::new(Inbox { rx: in_rx, held: Vec::new() })), tx: out_tx };
+    let seals = Seals { me, execution_id: request.execution_id, parties: Arc::new(request.parties.clone()), keyring };
+    let io = PartyIo { seals, inbox: Arc::new(Mutex::new(Inbox { rx: in_rx, held: Vec::new() })), tx: out_tx };
     let result = tokio::task::spawn_blocking(move || futures::executor::block_on(run(io)));
-    RunningParty { inbound: in_tx, outbound: out_rx, result }
+    Ok(RunningParty { inbound: in_tx, outbound: out_rx, result })
 }
 
-fn abort(what: &str, e: impl std::fmt::Display) -> Error {
-    // cggmp21's error texts name the failing check and party, never secret values.
-    Error::new(ErrorKind::ProtocolAbort, format!("{what} aborted: {e}"))
+fn abort(what: &str, e: impl std::error::Error) -> Error {
+    // cggmp21's error texts name the failing check and party, never secret values; the cause
+    // (for example a message that failed authentication) sits in the source chain.
+    let mut msg = format!("{what} aborted: {e}");
+    let mut source = e.source();
+    while let Some(s) = source {
+        msg.push_str(": ");
+        msg.push_str(&s.to_string());
+        source = s.source();
+    }
+    Error::new(ErrorKind::ProtocolAbort, msg)
 }
 
 /// Threshold keygen, then aux info: one party's whole DKG. `primes` resolves when this party's
@@ -219,7 +291,7 @@ pub(crate) async fn run_dkg<P>(
 where
     P: std::future::Future<Output = Result<Primes>>,
 {
-    let me = io.me;
+    let me = io.me();
     let n = request.total;
     let eid = stage_eid(&request, STAGE_KEYGEN);
     let incomplete: IncompleteKeyShare<E> = cggmp21::keygen::<E>(cggmp21::ExecutionId::new(&eid), me, n)
@@ -244,7 +316,7 @@ pub(crate) async fn run_sign(io: PartyIo, request: SessionRequest, share: Arc<Sh
         request.digest.ok_or_else(|| Error::new(ErrorKind::InvalidInput, "a signing session needs a digest"))?;
     let data = DataToSign::<E>::from_scalar(Scalar::from_be_bytes_mod_order(digest));
     let eid = stage_eid(&request, STAGE_SIGN);
-    let sig = cggmp21::signing(cggmp21::ExecutionId::new(&eid), io.me, &request.parties, &share)
+    let sig = cggmp21::signing(cggmp21::ExecutionId::new(&eid), io.me(), &request.parties, &share)
         .sign(&mut OsRng, MpcParty::connected(io.delivery::<SignMsg>(STAGE_SIGN)), data)
         .await
         .map_err(|e| abort("signing", e))?

@@ -16,6 +16,7 @@ use wallet_traits::{
 use crate::{
     config::Network,
     coordinator::{coordinate, Remote},
+    keys::Keyring,
     protocol::{self, Share},
 };
 
@@ -41,6 +42,7 @@ pub struct Wallet {
 struct Inner {
     key: KeyId,
     share: Arc<Share>,
+    keyring: Arc<Keyring>,
     public_key: PublicKey,
     cosigners: Vec<Cosigner>,
     network: Network,
@@ -59,9 +61,16 @@ impl std::fmt::Debug for Wallet {
 }
 
 impl Wallet {
-    pub(crate) fn new(key: KeyId, share: Share, cosigners: Vec<Cosigner>, network: Network, idle: Duration) -> Self {
+    pub(crate) fn new(
+        key: KeyId,
+        share: Share,
+        keyring: Arc<Keyring>,
+        cosigners: Vec<Cosigner>,
+        network: Network,
+        idle: Duration,
+    ) -> Self {
         let public_key = protocol::public_key_of(&share);
-        Self { inner: Arc::new(Inner { key, share: Arc::new(share), public_key, cosigners, network, idle }) }
+        Self { inner: Arc::new(Inner { key, share: Arc::new(share), keyring, public_key, cosigners, network, idle }) }
     }
 
     /// The root (identity) public key.
@@ -159,13 +168,13 @@ impl Wallet {
             let local_pos = pos_of(&parties, AGENT_INDEX)?;
             let share = self.inner.share.clone();
             let r = request.clone();
-            let local = protocol::spawn_party(local_pos, request.execution_id, move |io| async move {
+            let local = protocol::spawn_party(self.inner.keyring.clone(), &request, move |io| async move {
                 let share = match &r.tweak {
                     Some(t) => Arc::new(protocol::tweak_share(&share, t)?),
                     None => share,
                 };
                 protocol::run_sign(io, r, share).await
-            });
+            })?;
             let (sig, outcomes) =
                 coordinate(request.execution_id, local_pos, local, remotes, positions, self.inner.idle).await?;
             for (c, o) in chosen.iter().zip(&outcomes) {

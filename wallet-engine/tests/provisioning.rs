@@ -330,6 +330,7 @@ async fn wrong_ecdh_partial_is_rejected_naming_the_cosigner() {
         .wallet_id(WALLET)
         .share_secret(wallet_engine::ShareSecret::new(SECRET).unwrap())
         .store(agent_store(dir.path()).await)
+        .keyring(cosigners.agent_keyring.clone())
         .prime_source(Arc::new(InsecureTestPrimes))
         .cosigner(Arc::new(LyingCosigner(t[0].clone())))
         .cosigner(t[1].clone())

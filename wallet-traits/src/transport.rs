@@ -42,8 +42,10 @@ pub struct SessionRequest {
     pub tweak: Option<[u8; 32]>,
 }
 
-/// One protocol message in flight. `from` and `to` are protocol indexes (positions in
-/// [`SessionRequest::parties`]); `to: None` is a broadcast.
+/// One protocol message in flight, from one party to one other. `from` and `to` are protocol
+/// indexes (positions in [`SessionRequest::parties`]). A broadcast travels as one envelope per
+/// recipient, each sealed for that recipient, with `broadcast` set. The payload is sealed
+/// pairwise between sender and recipient, so a relay can neither read nor forge it.
 #[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Envelope {
     /// The run.
@@ -52,11 +54,13 @@ pub struct Envelope {
     pub stage: u16,
     /// Sender's protocol index.
     pub from: u16,
-    /// Recipient's protocol index, or `None` for broadcast.
-    pub to: Option<u16>,
+    /// Recipient's protocol index.
+    pub to: u16,
+    /// Whether this is the recipient's copy of a broadcast.
+    pub broadcast: bool,
     /// Sender's sequence number.
     pub seq: u64,
-    /// The serialized message.
+    /// The sealed message.
     #[serde(with = "serde_bytes_compat")]
     pub payload: Vec<u8>,
 }
@@ -68,6 +72,7 @@ impl fmt::Debug for Envelope {
             .field("stage", &self.stage)
             .field("from", &self.from)
             .field("to", &self.to)
+            .field("broadcast", &self.broadcast)
             .field("seq", &self.seq)
             .field("payload", &format_args!("<{} bytes>", self.payload.len()))
             .finish()

@@ -10,7 +10,7 @@ use std::{
 
 use wallet_backend_sqlite::SqliteShareStore;
 use wallet_engine::{
-    CosignerService, InsecureTestPrimes, Provisioned, SealOptions, Sealer, ShareSecret, WalletBuilder,
+    CosignerService, InsecureTestPrimes, Keyring, Provisioned, SealOptions, Sealer, ShareSecret, WalletBuilder,
 };
 use wallet_traits::{CosignerTransport, KeyId, ShareStore, StoredShare, WalletId};
 use wallet_transport_local::{register_local_cosigner, unregister_local_cosigner, LocalTransport};
@@ -30,8 +30,10 @@ pub fn unique(prefix: &str) -> String {
     format!("{prefix}-{}", wallet_traits::ExecutionId::random().to_string().split_at(12).0)
 }
 
-/// Two in-process cosigners on `dir/cosigner-{1,2}.db`, registered under unique names.
+/// Two in-process cosigners on `dir/cosigner-{1,2}.db`, registered under unique names, and the
+/// agent's keyring that pins them (party keys are per process; shares do not depend on them).
 pub struct Cosigners {
+    pub agent_keyring: Keyring,
     pub names: Vec<String>,
     pub services: Vec<CosignerService>,
     pub stores: Vec<Arc<dyn ShareStore>>,
@@ -39,11 +41,14 @@ pub struct Cosigners {
 
 impl Cosigners {
     pub async fn start(dir: &Path, secret: &str) -> Self {
-        let mut out = Cosigners { names: vec![], services: vec![], stores: vec![] };
-        for i in 1..=2u16 {
+        let mut keyrings = Keyring::generate_group(3).into_iter();
+        let agent_keyring = keyrings.next().unwrap();
+        let mut out = Cosigners { agent_keyring, names: vec![], services: vec![], stores: vec![] };
+        for (i, keyring) in (1..=2u16).zip(keyrings) {
             let store: Arc<dyn ShareStore> =
                 Arc::new(SqliteShareStore::open(dir.join(format!("cosigner-{i}.db"))).await.unwrap());
-            let svc = CosignerService::new(i, store.clone(), sealer(secret), Arc::new(InsecureTestPrimes)).unwrap();
+            let svc =
+                CosignerService::new(keyring, store.clone(), sealer(secret), Arc::new(InsecureTestPrimes)).unwrap();
             let name = unique(&format!("cosigner{i}"));
             register_local_cosigner(&name, Arc::new(svc.clone()));
             out.names.push(name);
@@ -76,6 +81,7 @@ pub async fn builder(dir: &Path, secret: &str, cosigners: &Cosigners) -> WalletB
         .wallet_id(WALLET)
         .share_secret(ShareSecret::new(secret).unwrap())
         .store(agent_store(dir).await)
+        .keyring(cosigners.agent_keyring.clone())
         .prime_source(Arc::new(InsecureTestPrimes));
     for t in cosigners.transports() {
         b = b.cosigner(t);

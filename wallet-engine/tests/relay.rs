@@ -1,0 +1,107 @@
+//! The agent relays every message between cosigners but cannot alter or forge them: payloads are
+//! sealed pairwise. A relay that tampers makes the run fail with a named error, and no party keeps
+//! a share.
+
+mod common;
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use common::*;
+use futures::{channel::mpsc, StreamExt};
+use wallet_traits::{
+    CosignerTransport, EcdhPartial, EcdhRequest, Envelope, ErrorKind, ExecutionId, KeyId, KeyInfo, Result,
+    SessionChannel, SessionRequest,
+};
+
+#[derive(Debug, Clone, Copy)]
+enum Tamper {
+    FlipPayloadByte,
+    ClaimAgentAsSender,
+}
+
+/// A cosigner connection through which relayed (cosigner-to-cosigner) envelopes are tampered.
+#[derive(Debug)]
+struct TamperingRelay {
+    inner: Arc<dyn CosignerTransport>,
+    how: Tamper,
+}
+
+#[async_trait]
+impl CosignerTransport for TamperingRelay {
+    fn endpoint(&self) -> &str {
+        self.inner.endpoint()
+    }
+    async fn health(&self) -> Result<()> {
+        self.inner.health().await
+    }
+    async fn key_info(&self, key: &KeyId) -> Result<Option<KeyInfo>> {
+        self.inner.key_info(key).await
+    }
+    async fn open_session(&self, request: SessionRequest) -> Result<SessionChannel> {
+        let real = self.inner.open_session(request).await?;
+        let (tx, mut rx) = mpsc::unbounded::<Envelope>();
+        let how = self.how;
+        let out = real.outgoing;
+        tokio::spawn(async move {
+            let mut done = false;
+            while let Some(mut env) = rx.next().await {
+                // Protocol position 0 is the agent; anything else was relayed from a cosigner.
+                if !done && env.from != 0 {
+                    match how {
+                        Tamper::FlipPayloadByte => env.payload[0] ^= 0x01,
+                        Tamper::ClaimAgentAsSender => env.from = 0,
+                    }
+                    done = true;
+                }
+                if out.unbounded_send(env).is_err() {
+                    break;
+                }
+            }
+        });
+        Ok(SessionChannel { outgoing: tx, incoming: real.incoming })
+    }
+    async fn partial_ecdh(&self, request: EcdhRequest) -> Result<EcdhPartial> {
+        self.inner.partial_ecdh(request).await
+    }
+    async fn commit(&self, key: &KeyId, eid: &ExecutionId) -> Result<()> {
+        self.inner.commit(key, eid).await
+    }
+    async fn rollback(&self, key: &KeyId, eid: &ExecutionId) -> Result<()> {
+        self.inner.rollback(key, eid).await
+    }
+}
+
+async fn tampered_dkg_fails_and_stores_nothing(how: Tamper) {
+    let dir = tempfile::tempdir().unwrap();
+    let cosigners = Cosigners::start(dir.path(), SECRET).await;
+    let t = cosigners.transports();
+    let err = wallet_engine::WalletBuilder::new()
+        .wallet_id(WALLET)
+        .share_secret(wallet_engine::ShareSecret::new(SECRET).unwrap())
+        .store(agent_store(dir.path()).await)
+        .keyring(cosigners.agent_keyring.clone())
+        .prime_source(Arc::new(wallet_engine::InsecureTestPrimes))
+        .cosigner(t[0].clone())
+        .cosigner(Arc::new(TamperingRelay { inner: t[1].clone(), how }))
+        .build()
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::ProtocolAbort, "{how:?}: {err}");
+    let text = err.to_string();
+    assert!(text.contains("cosigner 2") && text.contains("failed authentication"), "{how:?}: {text}");
+    drop(cosigners);
+    // Give an abandoned cosigner task time to finish, then check every store.
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    assert!(snapshot(dir.path()).await.iter().all(Option::is_none), "{how:?}: no party keeps a share");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn relay_flipping_a_payload_byte_is_detected() {
+    tampered_dkg_fails_and_stores_nothing(Tamper::FlipPayloadByte).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn relay_claiming_another_sender_is_detected() {
+    tampered_dkg_fails_and_stores_nothing(Tamper::ClaimAgentAsSender).await;
+}
