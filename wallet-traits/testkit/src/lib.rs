@@ -3,6 +3,10 @@
 
 mod memory;
 mod suite;
+mod transport_suite;
 
 pub use memory::MemoryShareStore;
 pub use suite::{sample_record, share_store_suite, SuiteReport};
+pub use transport_suite::{
+    known_key, scripted_request, transport_suite, Script, ScriptedCosigner, COMMIT_EID, FINISH_STAGE, KNOWN_WALLET,
+};

@@ -17,7 +17,7 @@ pub struct SuiteReport {
 }
 
 impl SuiteReport {
-    async fn run(&mut self, name: &'static str, case: impl Future<Output = ()>) {
+    pub(crate) async fn run(&mut self, name: &'static str, case: impl Future<Output = ()>) {
         case.await;
         self.passed.push(name);
     }

@@ -1,0 +1,240 @@
+#![doc = include_str!("../README.md")]
+#![deny(missing_docs)]
+
+use std::{
+    collections::HashMap,
+    fmt,
+    sync::Mutex,
+    time::{Duration, SystemTime, UNIX_EPOCH},
+};
+
+use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
+use serde::{Deserialize, Serialize};
+use wallet_traits::{Error, ErrorKind, Result, WalletId};
+use zeroize::Zeroizing;
+
+/// Issuer the agent writes into its tokens.
+pub const AGENT_ISSUER: &str = "mpc-wallet-agent";
+/// Lifetime of a minted token.
+pub const TOKEN_TTL: Duration = Duration::from_secs(60);
+/// Longest lifetime a verifier accepts, so a leaked long-lived token is useless.
+pub const MAX_TOKEN_LIFETIME: Duration = Duration::from_secs(300);
+/// Shortest accepted HS256 secret.
+pub const MIN_HS256_SECRET: usize = 32;
+const LEEWAY_SECS: u64 = 5;
+const REPLAY_CAPACITY: usize = 200_000;
+
+/// The claims of an agent-to-cosigner token.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Claims {
+    /// Issuer.
+    pub iss: String,
+    /// Audience: the cosigner.
+    pub aud: String,
+    /// Subject: the wallet id.
+    pub sub: String,
+    /// Issued at (unix seconds).
+    pub iat: u64,
+    /// Expires at (unix seconds).
+    pub exp: u64,
+    /// Unique token id; a cosigner accepts each once.
+    pub jti: String,
+}
+
+fn now() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
+}
+
+fn config(msg: impl Into<String>) -> Error {
+    Error::new(ErrorKind::Config, msg)
+}
+
+fn unauthorized(msg: &str) -> Error {
+    Error::new(ErrorKind::Unauthorized, format!("{msg}; check that the agent and cosigner share MPC_JWT_SECRET"))
+}
+
+/// The audience of an endpoint: `scheme://host:port`, lower-cased, without path or credentials.
+pub fn audience_of(url: &str) -> String {
+    let (scheme, rest) = url.split_once("://").unwrap_or(("", url));
+    let rest = rest.rsplit_once('@').map_or(rest, |(_, h)| h);
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or("");
+    format!("{}://{}", scheme.to_ascii_lowercase(), authority.to_ascii_lowercase())
+}
+
+/// Mints a fresh token per request (agent side).
+pub struct TokenMinter {
+    key: EncodingKey,
+    algorithm: Algorithm,
+    issuer: String,
+}
+
+impl fmt::Debug for TokenMinter {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TokenMinter").field("algorithm", &self.algorithm).field("issuer", &self.issuer).finish()
+    }
+}
+
+impl TokenMinter {
+    /// HS256 with a shared secret of at least 32 bytes (MPC_JWT_SECRET).
+    pub fn hs256(secret: &[u8]) -> Result<Self> {
+        if secret.len() < MIN_HS256_SECRET {
+            return Err(config(format!("MPC_JWT_SECRET must be at least {MIN_HS256_SECRET} bytes")));
+        }
+        Ok(Self { key: EncodingKey::from_secret(secret), algorithm: Algorithm::HS256, issuer: AGENT_ISSUER.into() })
+    }
+
+    /// EdDSA with an Ed25519 private key in PKCS#8 PEM.
+    pub fn ed25519_pem(private_pem: &[u8]) -> Result<Self> {
+        let key = EncodingKey::from_ed_pem(private_pem)
+            .map_err(|_| config("the JWT signing key is not an Ed25519 PEM private key"))?;
+        Ok(Self { key, algorithm: Algorithm::EdDSA, issuer: AGENT_ISSUER.into() })
+    }
+
+    /// A token for `audience` about `wallet`, valid for [`TOKEN_TTL`].
+    pub fn mint(&self, audience: &str, wallet: &WalletId) -> Result<Zeroizing<String>> {
+        self.mint_with(audience, wallet, now(), TOKEN_TTL)
+    }
+
+    /// A token with explicit times (tests make expired ones with it).
+    pub fn mint_with(&self, audience: &str, wallet: &WalletId, iat: u64, ttl: Duration) -> Result<Zeroizing<String>> {
+        let mut jti = [0u8; 16];
+        rand::RngCore::fill_bytes(&mut rand::rngs::OsRng, &mut jti);
+        let claims = Claims {
+            iss: self.issuer.clone(),
+            aud: audience.to_string(),
+            sub: wallet.as_str().to_string(),
+            iat,
+            exp: iat + ttl.as_secs(),
+            jti: hex::encode(jti),
+        };
+        jsonwebtoken::encode(&Header::new(self.algorithm), &claims, &self.key)
+            .map(Zeroizing::new)
+            .map_err(|_| Error::new(ErrorKind::Internal, "could not sign a token"))
+    }
+}
+
+/// Verifies tokens (cosigner side) and remembers their ids to refuse replays.
+pub struct TokenVerifier {
+    key: DecodingKey,
+    algorithm: Algorithm,
+    audiences: Vec<String>,
+    seen: Mutex<HashMap<String, u64>>,
+}
+
+impl fmt::Debug for TokenVerifier {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TokenVerifier").field("algorithm", &self.algorithm).field("audiences", &self.audiences).finish()
+    }
+}
+
+impl TokenVerifier {
+    /// HS256 with the shared secret, accepting `audiences`.
+    pub fn hs256(secret: &[u8], audiences: Vec<String>) -> Result<Self> {
+        if secret.len() < MIN_HS256_SECRET {
+            return Err(config(format!("MPC_JWT_SECRET must be at least {MIN_HS256_SECRET} bytes")));
+        }
+        Self::new(DecodingKey::from_secret(secret), Algorithm::HS256, audiences)
+    }
+
+    /// EdDSA with the agent's Ed25519 public key in PEM.
+    pub fn ed25519_pem(public_pem: &[u8], audiences: Vec<String>) -> Result<Self> {
+        let key = DecodingKey::from_ed_pem(public_pem)
+            .map_err(|_| config("the JWT verification key is not an Ed25519 PEM public key"))?;
+        Self::new(key, Algorithm::EdDSA, audiences)
+    }
+
+    fn new(key: DecodingKey, algorithm: Algorithm, audiences: Vec<String>) -> Result<Self> {
+        if audiences.is_empty() {
+            return Err(config("a cosigner needs at least one JWT audience (its public endpoint URL)"));
+        }
+        Ok(Self { key, algorithm, audiences, seen: Mutex::new(HashMap::new()) })
+    }
+
+    /// The audiences this verifier accepts.
+    pub fn audiences(&self) -> &[String] {
+        &self.audiences
+    }
+
+    /// Checks `token` for a request about `wallet`; a `jti` is accepted once.
+    pub fn verify(&self, token: &str, wallet: &WalletId) -> Result<Claims> {
+        let mut v = Validation::new(self.algorithm);
+        v.set_audience(&self.audiences);
+        v.set_issuer(&[AGENT_ISSUER]);
+        v.set_required_spec_claims(&["exp", "aud", "sub", "iss", "iat"]);
+        v.leeway = LEEWAY_SECS;
+        let data = jsonwebtoken::decode::<Claims>(token, &self.key, &v).map_err(|e| {
+            use jsonwebtoken::errors::ErrorKind as K;
+            match e.kind() {
+                K::ExpiredSignature => unauthorized("the token has expired"),
+                K::InvalidAudience => unauthorized("the token is for another cosigner (aud)"),
+                K::InvalidSignature | K::InvalidAlgorithm => unauthorized("the token's signature does not verify"),
+                _ => unauthorized("the token is malformed or missing claims"),
+            }
+        })?;
+        let c = data.claims;
+        if c.exp.saturating_sub(c.iat) > MAX_TOKEN_LIFETIME.as_secs() || c.iat > now() + LEEWAY_SECS {
+            return Err(unauthorized("the token's lifetime is too long or it was issued in the future"));
+        }
+        if c.sub != wallet.as_str() {
+            return Err(Error::new(ErrorKind::PolicyDenied, "the token was issued for another wallet (sub)"));
+        }
+        if c.jti.is_empty() {
+            return Err(unauthorized("the token has no id (jti)"));
+        }
+        let mut seen = self.seen.lock().expect("replay cache lock");
+        if seen.len() >= REPLAY_CAPACITY {
+            let t = now();
+            seen.retain(|_, exp| *exp + LEEWAY_SECS >= t);
+        }
+        if seen.insert(c.jti.clone(), c.exp).is_some() {
+            return Err(Error::new(ErrorKind::Unauthorized, "this token was already used (replayed jti)"));
+        }
+        Ok(c)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SECRET: &[u8] = b"0123456789abcdef0123456789abcdef-test";
+
+    fn wallet(s: &str) -> WalletId {
+        WalletId::new(s).unwrap()
+    }
+
+    #[test]
+    fn good_token_once() {
+        let m = TokenMinter::hs256(SECRET).unwrap();
+        let v = TokenVerifier::hs256(SECRET, vec!["http://127.0.0.1:8001".into()]).unwrap();
+        let t = m.mint("http://127.0.0.1:8001", &wallet("w")).unwrap();
+        assert_eq!(v.verify(&t, &wallet("w")).unwrap().sub, "w");
+        assert_eq!(v.verify(&t, &wallet("w")).unwrap_err().kind(), ErrorKind::Unauthorized, "replay");
+    }
+
+    #[test]
+    fn every_bad_token_is_refused() {
+        let m = TokenMinter::hs256(SECRET).unwrap();
+        let v = TokenVerifier::hs256(SECRET, vec!["aud-1".into()]).unwrap();
+        let other = TokenMinter::hs256(b"another-secret-another-secret-another").unwrap();
+        let w = wallet("w");
+        assert_eq!(v.verify("", &w).unwrap_err().kind(), ErrorKind::Unauthorized);
+        assert_eq!(v.verify(&other.mint("aud-1", &w).unwrap(), &w).unwrap_err().kind(), ErrorKind::Unauthorized);
+        assert_eq!(v.verify(&m.mint("aud-2", &w).unwrap(), &w).unwrap_err().kind(), ErrorKind::Unauthorized);
+        let expired = m.mint_with("aud-1", &w, now() - 600, Duration::from_secs(60)).unwrap();
+        assert_eq!(v.verify(&expired, &w).unwrap_err().kind(), ErrorKind::Unauthorized);
+        let long = m.mint_with("aud-1", &w, now(), Duration::from_secs(3600)).unwrap();
+        assert_eq!(v.verify(&long, &w).unwrap_err().kind(), ErrorKind::Unauthorized);
+        let e = v.verify(&m.mint("aud-1", &wallet("other")).unwrap(), &w).unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::PolicyDenied);
+        let token = m.mint("aud-1", &w).unwrap();
+        assert!(!e.to_string().contains(token.as_str()));
+    }
+
+    #[test]
+    fn short_secret_and_audiences() {
+        assert_eq!(TokenMinter::hs256(b"short").unwrap_err().kind(), ErrorKind::Config);
+        assert_eq!(audience_of("HTTPS://user:pw@Host:8443/v1/x?y"), "https://host:8443");
+        assert_eq!(audience_of("grpc://127.0.0.1:9001"), "grpc://127.0.0.1:9001");
+    }
+}
