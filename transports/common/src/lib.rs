@@ -238,3 +238,83 @@ mod tests {
         assert_eq!(audience_of("grpc://127.0.0.1:9001"), "grpc://127.0.0.1:9001");
     }
 }
+
+/// Option keys a network transport factory reads (the engine fills them from the environment).
+pub mod option_keys {
+    /// HS256 shared secret (from MPC_JWT_SECRET).
+    pub const JWT_SECRET: &str = "jwt_secret";
+    /// Path of an Ed25519 PKCS#8 PEM private key for EdDSA tokens (MPC_JWT_PRIVATE_KEY_FILE).
+    pub const JWT_ED25519_PRIVATE_KEY_FILE: &str = "jwt_ed25519_private_key_file";
+    /// Path of a PEM CA certificate to trust for https/grpcs (MPC_TLS_CA_FILE).
+    pub const CA_CERT_FILE: &str = "ca_cert_file";
+}
+
+/// The token minter described by transport options: EdDSA when a private key file is given,
+/// else HS256 from the shared secret.
+pub fn minter_from_options(options: &wallet_traits::Options) -> Result<std::sync::Arc<TokenMinter>> {
+    use option_keys::*;
+    let minter = if let Some(path) = options.get(JWT_ED25519_PRIVATE_KEY_FILE) {
+        let pem = Zeroizing::new(std::fs::read(path).map_err(|e| {
+            config(format!("cannot read the JWT private key file (MPC_JWT_PRIVATE_KEY_FILE): {e}"))
+                .with_context("path", path)
+        })?);
+        TokenMinter::ed25519_pem(&pem)?
+    } else if let Some(secret) = options.get(JWT_SECRET) {
+        TokenMinter::hs256(secret.as_bytes())?
+    } else {
+        return Err(config("cosigners over the network need MPC_JWT_SECRET (or MPC_JWT_PRIVATE_KEY_FILE)"));
+    };
+    Ok(std::sync::Arc::new(minter))
+}
+
+/// The extra CA certificate (PEM) to trust, if `ca_cert_file` is set.
+pub fn ca_from_options(options: &wallet_traits::Options) -> Result<Option<Vec<u8>>> {
+    options
+        .get(option_keys::CA_CERT_FILE)
+        .map(|path| {
+            std::fs::read(path)
+                .map_err(|e| config(format!("cannot read MPC_TLS_CA_FILE: {e}")).with_context("path", path))
+        })
+        .transpose()
+}
+
+/// What a cosigner server allows; beyond it requests are refused, never queued without bound.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServerLimits {
+    /// Concurrent sessions; one more is refused with 429 / RESOURCE_EXHAUSTED.
+    pub max_sessions: usize,
+    /// Largest request body or message, in bytes; larger is 413 / INVALID_ARGUMENT.
+    pub max_message_bytes: usize,
+    /// A session with no traffic for this long is ended and freed.
+    pub session_idle_timeout: Duration,
+    /// How long an HTTP exchange waits for the cosigner's next messages when none are ready.
+    pub long_poll: Duration,
+}
+
+impl Default for ServerLimits {
+    fn default() -> Self {
+        Self {
+            max_sessions: 64,
+            max_message_bytes: 8 * 1024 * 1024,
+            session_idle_timeout: Duration::from_secs(120),
+            long_poll: Duration::from_secs(2),
+        }
+    }
+}
+
+/// A server certificate chain and private key, both PEM. The key is zeroized and never printed.
+#[derive(Clone)]
+pub struct TlsFiles {
+    /// Certificate chain, PEM.
+    pub cert_chain_pem: Vec<u8>,
+    /// Private key, PEM.
+    pub private_key_pem: Zeroizing<Vec<u8>>,
+}
+
+impl fmt::Debug for TlsFiles {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TlsFiles")
+            .field("cert_chain_pem", &format_args!("<{} bytes>", self.cert_chain_pem.len()))
+            .finish_non_exhaustive()
+    }
+}
