@@ -101,9 +101,11 @@ pub struct WalletBuilder {
     cosigner_urls: Vec<String>,
     primes: Option<Arc<dyn PrimeSource>>,
     keyring: Option<Keyring>,
+    transport_options: wallet_traits::Options,
     network: Network,
     progress: Option<ProgressFn>,
     idle_timeout: Duration,
+    pause_before_local_commit: Option<Duration>,
 }
 
 impl std::fmt::Debug for WalletBuilder {
@@ -137,10 +139,12 @@ impl Default for WalletBuilder {
             cosigner_urls: Vec::new(),
             primes: None,
             keyring: None,
+            transport_options: Default::default(),
             network: Network::default(),
             progress: None,
             // Long enough for a cosigner that must generate primes before its first aux message.
             idle_timeout: Duration::from_secs(600),
+            pause_before_local_commit: None,
         }
     }
 }
@@ -159,6 +163,7 @@ impl WalletBuilder {
     /// A builder from a resolved configuration.
     pub fn from_config(cfg: WalletConfig) -> Result<Self> {
         let mut b = Self::new();
+        b.transport_options = cfg.transport_options();
         b.wallet_id = cfg.wallet_id;
         if let Some(s) = cfg.share_secret {
             b.secret = Some(ShareSecret::new(s)?);
@@ -246,6 +251,19 @@ impl WalletBuilder {
         self
     }
 
+    /// Options handed to every transport factory (JWT secret, CA file...).
+    pub fn transport_options(mut self, options: wallet_traits::Options) -> Self {
+        self.transport_options = options;
+        self
+    }
+
+    /// Fault injection for crash tests: wait this long after the cosigners committed a new key
+    /// and before the agent flips its own share to Active.
+    pub fn pause_before_local_commit(mut self, pause: Duration) -> Self {
+        self.pause_before_local_commit = Some(pause);
+        self
+    }
+
     /// The network.
     pub fn network(mut self, network: Network) -> Self {
         self.network = network;
@@ -284,7 +302,7 @@ impl WalletBuilder {
         };
         let mut transports = Vec::new();
         for url in &self.cosigner_urls {
-            transports.push(wallet_traits::connect_transport(url, Default::default()).await?);
+            transports.push(wallet_traits::connect_transport(url, self.transport_options.clone()).await?);
         }
         transports.extend(self.cosigners.iter().cloned());
         let n = u16::try_from(transports.len() + 1).unwrap_or(u16::MAX);
@@ -331,6 +349,7 @@ impl WalletBuilder {
             cosigners,
             progress: self.progress.clone(),
             idle: self.idle_timeout,
+            pause_before_local_commit: self.pause_before_local_commit,
         };
         let (share, provisioned) = run.provision().await?;
         Ok((Wallet::new(run.key, share, run.keyring, run.cosigners, self.network, self.idle_timeout), provisioned))
@@ -348,6 +367,7 @@ struct Provisioner {
     cosigners: Vec<Cosigner>,
     progress: Option<ProgressFn>,
     idle: Duration,
+    pause_before_local_commit: Option<Duration>,
 }
 
 impl Provisioner {
@@ -480,6 +500,10 @@ impl Provisioner {
         for &i in on {
             let c = self.cosigner(i);
             c.transport.commit(&self.key, &eid).await.map_err(|e| c.name(e))?;
+        }
+        if let Some(pause) = self.pause_before_local_commit {
+            tracing::warn!(?pause, "fault injection: pausing before the agent's own commit");
+            tokio::time::sleep(pause).await;
         }
         let mut active = record.clone();
         active.meta.state = ShareState::Active;

@@ -64,6 +64,12 @@ pub struct WalletConfig {
     pub party_key: Option<String>,
     /// MPC_PEER_KEYS: the other parties' pinned public keys, `1=hex,2=hex`.
     pub peer_keys: Option<String>,
+    /// MPC_JWT_SECRET: HS256 secret shared with the cosigners. Never printed.
+    pub jwt_secret: Option<String>,
+    /// MPC_JWT_PRIVATE_KEY_FILE: Ed25519 PEM key for EdDSA tokens instead of HS256.
+    pub jwt_private_key_file: Option<PathBuf>,
+    /// MPC_TLS_CA_FILE: extra CA certificate (PEM) to trust for https/grpcs cosigners.
+    pub tls_ca_file: Option<PathBuf>,
 }
 
 impl fmt::Debug for WalletConfig {
@@ -82,11 +88,29 @@ impl fmt::Debug for WalletConfig {
             .field("cipher", &self.cipher)
             .field("party_key", &self.party_key.as_ref().map(|_| "<redacted>"))
             .field("peer_keys", &self.peer_keys)
+            .field("jwt_secret", &self.jwt_secret.as_ref().map(|_| "<redacted>"))
+            .field("jwt_private_key_file", &self.jwt_private_key_file)
+            .field("tls_ca_file", &self.tls_ca_file)
             .finish()
     }
 }
 
 impl WalletConfig {
+    /// Options for transport factories (the keys of `wallet-transport-common`'s `option_keys`).
+    pub fn transport_options(&self) -> wallet_traits::Options {
+        let mut o = wallet_traits::Options::new();
+        if let Some(s) = &self.jwt_secret {
+            o.insert("jwt_secret".into(), s.clone());
+        }
+        if let Some(p) = &self.jwt_private_key_file {
+            o.insert("jwt_ed25519_private_key_file".into(), p.display().to_string());
+        }
+        if let Some(p) = &self.tls_ca_file {
+            o.insert("ca_cert_file".into(), p.display().to_string());
+        }
+        o
+    }
+
     /// Reads the `MPC_*` variables; a present but invalid value fails naming its variable.
     pub fn from_env() -> Result<Self> {
         Self::from_lookup(|k| std::env::var(k).ok())
@@ -126,6 +150,9 @@ impl WalletConfig {
                 .unwrap_or_default(),
             party_key: get("MPC_PARTY_KEY"),
             peer_keys: get("MPC_PEER_KEYS"),
+            jwt_secret: get("MPC_JWT_SECRET"),
+            jwt_private_key_file: get("MPC_JWT_PRIVATE_KEY_FILE").map(PathBuf::from),
+            tls_ca_file: get("MPC_TLS_CA_FILE").map(PathBuf::from),
         })
     }
 }

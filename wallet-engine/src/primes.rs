@@ -51,20 +51,23 @@ impl StorePrimePool {
     pub async fn fill(&self, target: u64) -> Result<u64> {
         let mut have = self.store.count_primes(&self.pool).await?;
         while have < target {
-            let primes = generate_primes().await?;
-            let plain = zeroize::Zeroizing::new(
-                serde_json::to_vec(&primes)
-                    .map_err(|e| Error::new(ErrorKind::Internal, format!("encode primes: {e}")))?,
-            );
-            let sealer = self.sealer.clone();
-            let pool = self.pool.clone();
-            let sealed = tokio::task::spawn_blocking(move || sealer.seal_primes(&pool, &plain))
-                .await
-                .map_err(|e| Error::new(ErrorKind::Internal, format!("sealing task failed: {e}")))??;
-            self.store.add_primes(&self.pool, &sealed).await?;
+            self.add(generate_primes().await?).await?;
             have += 1;
         }
         Ok(have)
+    }
+
+    /// Seals and adds one pair (for example one generated elsewhere, ahead of time).
+    pub async fn add(&self, primes: Primes) -> Result<()> {
+        let plain = zeroize::Zeroizing::new(
+            serde_json::to_vec(&primes).map_err(|e| Error::new(ErrorKind::Internal, format!("encode primes: {e}")))?,
+        );
+        let sealer = self.sealer.clone();
+        let pool = self.pool.clone();
+        let sealed = tokio::task::spawn_blocking(move || sealer.seal_primes(&pool, &plain))
+            .await
+            .map_err(|e| Error::new(ErrorKind::Internal, format!("sealing task failed: {e}")))??;
+        self.store.add_primes(&self.pool, &sealed).await
     }
 }
 
