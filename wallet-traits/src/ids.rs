@@ -23,12 +23,14 @@ impl WalletId {
         let id = id.into();
         let ok_len = (1..=64).contains(&id.len());
         let ok_chars = id.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'));
-        if ok_len && ok_chars {
+        // "." and ".." collapse in URLs and paths.
+        let not_dots = !id.chars().all(|c| c == '.');
+        if ok_len && ok_chars && not_dots {
             Ok(Self(id))
         } else {
             Err(Error::new(
                 ErrorKind::InvalidInput,
-                "a wallet id must be 1 to 64 characters of letters, digits, '.', '_' or '-'",
+                "a wallet id must be 1 to 64 characters of letters, digits, '.', '_' or '-', not only dots",
             )
             .with_context("wallet_id", id.escape_default()))
         }
@@ -199,6 +201,7 @@ mod tests {
         assert_eq!(WalletId::new("").unwrap_err().kind(), ErrorKind::InvalidInput);
         assert!(WalletId::new("a b").is_err());
         assert!(WalletId::new("x".repeat(65)).is_err());
+        assert!(WalletId::new("..").is_err());
     }
 
     #[test]

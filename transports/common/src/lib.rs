@@ -23,6 +23,7 @@ pub const MAX_TOKEN_LIFETIME: Duration = Duration::from_secs(300);
 pub const MIN_HS256_SECRET: usize = 32;
 const LEEWAY_SECS: u64 = 5;
 const REPLAY_CAPACITY: usize = 200_000;
+const PRUNE_EVERY: usize = 1024;
 
 /// The claims of an agent-to-cosigner token.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -51,6 +52,10 @@ fn config(msg: impl Into<String>) -> Error {
 
 fn unauthorized(msg: &str) -> Error {
     Error::new(ErrorKind::Unauthorized, format!("{msg}; check that the agent and cosigner share MPC_JWT_SECRET"))
+}
+
+fn expired() -> Error {
+    Error::new(ErrorKind::Unauthorized, "the token has expired; check that the agent's and cosigner's clocks agree")
 }
 
 /// The audience of an endpoint: `scheme://host:port`, lower-cased, without path or credentials.
@@ -165,7 +170,7 @@ impl TokenVerifier {
         let data = jsonwebtoken::decode::<Claims>(token, &self.key, &v).map_err(|e| {
             use jsonwebtoken::errors::ErrorKind as K;
             match e.kind() {
-                K::ExpiredSignature => unauthorized("the token has expired"),
+                K::ExpiredSignature => expired(),
                 K::InvalidAudience => unauthorized("the token is for another cosigner (aud)"),
                 K::InvalidSignature | K::InvalidAlgorithm => unauthorized("the token's signature does not verify"),
                 _ => unauthorized("the token is malformed or missing claims"),
@@ -182,9 +187,16 @@ impl TokenVerifier {
             return Err(unauthorized("the token has no id (jti)"));
         }
         let mut seen = self.seen.lock().expect("replay cache lock");
-        if seen.len() >= REPLAY_CAPACITY {
+        // Drop expired ids now and then (they cannot be replayed anyway: exp is checked above).
+        if seen.len().is_multiple_of(PRUNE_EVERY) {
             let t = now();
             seen.retain(|_, exp| *exp + LEEWAY_SECS >= t);
+        }
+        if seen.len() >= REPLAY_CAPACITY {
+            return Err(Error::new(
+                ErrorKind::CosignerUnavailable,
+                "too many live tokens to track replays; retry shortly",
+            ));
         }
         if seen.insert(c.jti.clone(), c.exp).is_some() {
             return Err(Error::new(ErrorKind::Unauthorized, "this token was already used (replayed jti)"));

@@ -1,0 +1,106 @@
+//! grpc:// and grpcs:// pass the shared transport conformance suite through a real server.
+
+use std::sync::Arc;
+
+use tokio::{net::TcpListener, sync::oneshot};
+use wallet_traits::CosignerTransport;
+use wallet_transport_common::{ServerLimits, TlsFiles, TokenMinter, TokenVerifier};
+use wallet_transport_grpc::{serve, GrpcTransport};
+use zeroize::Zeroizing;
+
+const SECRET: &[u8] = b"conformance-secret-conformance-secret";
+
+/// Starts a server for `service`; returns the client's URL and a handle that stops the server
+/// when dropped.
+async fn start(
+    service: Arc<dyn CosignerTransport>,
+    scheme: &str,
+    host: &str,
+    tls: Option<TlsFiles>,
+) -> (String, oneshot::Sender<()>) {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("{scheme}://{host}:{}", listener.local_addr().unwrap().port());
+    let verifier = Arc::new(TokenVerifier::hs256(SECRET, vec![url.clone()]).unwrap());
+    let (stop, stopped) = oneshot::channel::<()>();
+    tokio::spawn(async move {
+        let shutdown = async move {
+            let _ = stopped.await;
+        };
+        serve(listener, service, verifier, ServerLimits::default(), tls, shutdown).await.expect("server runs");
+    });
+    (url, stop)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn grpc_conformance() {
+    let mut stop = None;
+    let report = wallet_testkit::transport_suite(|service| {
+        let stop = &mut stop;
+        async move {
+            let (url, handle) = start(service, "grpc", "127.0.0.1", None).await;
+            *stop = Some(handle);
+            let minter = Arc::new(TokenMinter::hs256(SECRET).unwrap());
+            Arc::new(GrpcTransport::connect(&url, minter, None).await.unwrap()) as Arc<dyn CosignerTransport>
+        }
+    })
+    .await;
+    println!("grpc:// {report:?}");
+    assert_eq!(report.passed.len(), 10, "{report:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn grpcs_conformance() {
+    let cert = rcgen::generate_simple_self_signed(vec!["localhost".to_string(), "127.0.0.1".to_string()]).unwrap();
+    let tls = TlsFiles {
+        cert_chain_pem: cert.cert.pem().into_bytes(),
+        private_key_pem: Zeroizing::new(cert.signing_key.serialize_pem().into_bytes()),
+    };
+    let ca = cert.cert.pem().into_bytes();
+    let mut stop = None;
+    let report = wallet_testkit::transport_suite(|service| {
+        let stop = &mut stop;
+        async move {
+            let (url, handle) = start(service, "grpcs", "localhost", Some(tls)).await;
+            *stop = Some(handle);
+            let minter = Arc::new(TokenMinter::hs256(SECRET).unwrap());
+            Arc::new(GrpcTransport::connect(&url, minter, Some(ca)).await.unwrap()) as Arc<dyn CosignerTransport>
+        }
+    })
+    .await;
+    println!("grpcs:// {report:?}");
+    assert_eq!(report.passed.len(), 10, "{report:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn grpcs_refuses_an_untrusted_certificate() {
+    let cert = rcgen::generate_simple_self_signed(vec!["localhost".to_string()]).unwrap();
+    let tls = TlsFiles {
+        cert_chain_pem: cert.cert.pem().into_bytes(),
+        private_key_pem: Zeroizing::new(cert.signing_key.serialize_pem().into_bytes()),
+    };
+    let service = Arc::new(wallet_testkit::ScriptedCosigner::new());
+    let (url, _stop) = start(service, "grpcs", "localhost", Some(tls)).await;
+    let minter = Arc::new(TokenMinter::hs256(SECRET).unwrap());
+    // No extra CA: the self-signed certificate chains to nothing the client trusts.
+    let client = GrpcTransport::connect(&url, minter, None).await.unwrap();
+    let e = client.health().await.unwrap_err();
+    assert_eq!(e.kind(), wallet_traits::ErrorKind::CosignerUnavailable, "{e}");
+    assert_eq!(e.context_value("endpoint"), Some(url.as_str()));
+}
+
+#[tokio::test]
+async fn registry_builds_both_schemes_and_needs_a_secret() {
+    let mut options = wallet_traits::Options::new();
+    let e = wallet_traits::connect_transport("grpc://127.0.0.1:1", options.clone()).await.unwrap_err();
+    assert_eq!(e.kind(), wallet_traits::ErrorKind::Config);
+    assert!(e.to_string().contains("MPC_JWT_SECRET"), "{e}");
+    options
+        .insert(wallet_transport_common::option_keys::JWT_SECRET.into(), String::from_utf8(SECRET.to_vec()).unwrap());
+    let t = wallet_traits::connect_transport("grpc://127.0.0.1:1", options.clone()).await.unwrap();
+    assert_eq!(t.endpoint(), "grpc://127.0.0.1:1");
+    assert!(!format!("{t:?}").contains("conformance-secret"));
+    // Nothing listens on port 1.
+    assert_eq!(t.health().await.unwrap_err().kind(), wallet_traits::ErrorKind::CosignerUnavailable);
+    let t = wallet_traits::connect_transport("grpcs://localhost:1", options).await.unwrap();
+    assert_eq!(t.endpoint(), "grpcs://localhost:1");
+}

@@ -1,0 +1,231 @@
+//! The agent's commands: `serve`, `sign`, `status`.
+
+use std::{
+    net::SocketAddr,
+    path::{Path, PathBuf},
+    time::{Duration, Instant},
+};
+
+use anyhow::{bail, Context, Result};
+use k256::elliptic_curve::{ops::Reduce, sec1::ToEncodedPoint};
+use sha2::{Digest, Sha256};
+use wallet_engine::{
+    CosignerView, PartyKey, Phase, Progress, Provisioned, ShareSecret, Wallet, WalletBuilder, WalletConfig,
+};
+use wallet_traits::{EcdsaSignature, KeyId, ShareState, WalletId};
+
+use crate::embedded;
+
+/// Reads the agent's configuration from the environment; MPC_PARTY_KEY_FILE may stand in for
+/// MPC_PARTY_KEY.
+fn config() -> Result<WalletConfig> {
+    let mut cfg = WalletConfig::from_env()?;
+    if cfg.party_key.is_none() {
+        if let Some(path) = std::env::var_os("MPC_PARTY_KEY_FILE") {
+            let text = std::fs::read_to_string(&path)
+                .with_context(|| format!("reading MPC_PARTY_KEY_FILE {}", PathBuf::from(&path).display()))?;
+            cfg.party_key = Some(text.trim().to_string());
+        }
+    }
+    Ok(cfg)
+}
+
+/// A builder from the environment; without MPC_COSIGNER_ENDPOINTS, the embedded default.
+pub(crate) async fn builder_from_env() -> Result<(WalletBuilder, PathBuf)> {
+    let cfg = config()?;
+    let storage = cfg.storage_path.clone().unwrap_or_else(|| PathBuf::from("./mpc-data/agent.db"));
+    let dir = storage.parent().map(Path::to_path_buf).unwrap_or_else(|| PathBuf::from("."));
+    let embedded = cfg.cosigner_endpoints.is_empty();
+    let secret = cfg.share_secret.clone();
+    let mut cfg = cfg;
+    if cfg.storage_url.is_none() && cfg.storage_path.is_none() {
+        cfg.storage_path = Some(storage);
+    }
+    let mut b = WalletBuilder::from_config(cfg)?;
+    if embedded {
+        eprintln!("{}", embedded::WARNING);
+        let secret = ShareSecret::new(secret.context("set MPC_SHARE_SECRET")?)?;
+        let (keyring, transports) = embedded::start(&dir, &secret).await?;
+        b = b.keyring(keyring);
+        for t in transports {
+            b = b.cosigner(t);
+        }
+    }
+    if let Some(ms) = std::env::var("MPC_FAULT_PAUSE_BEFORE_AGENT_COMMIT_MS").ok().and_then(|v| v.parse().ok()) {
+        b = b.pause_before_local_commit(Duration::from_millis(ms));
+    }
+    Ok((b, dir))
+}
+
+/// Builds with a progress display and prints `provisioned: ...` and `identity: ...`.
+pub(crate) async fn provision(builder: WalletBuilder, dir: &Path) -> Result<Wallet> {
+    let t0 = Instant::now();
+    let builder = builder.on_progress(|p| match p {
+        Progress::Started(Phase::Primes) => {
+            eprintln!("  primes: getting a Paillier prime pair per party (generating one takes 10 to 90 s)...")
+        }
+        Progress::Started(Phase::Keygen) => {
+            eprintln!("  keygen: running threshold key generation with the cosigners...")
+        }
+        Progress::Started(Phase::AuxInfo) => eprintln!("  aux info: running aux info generation (about a minute)..."),
+        Progress::Started(Phase::Commit) => eprintln!("  commit: sealing shares and committing on every party..."),
+        Progress::Started(_) => {}
+        Progress::Finished(phase, d) => println!("phase {phase}: {:.2}s", d.as_secs_f64()),
+    });
+    let (wallet, provisioned) = builder.build().await?;
+    println!("phase provision total: {:.2}s", t0.elapsed().as_secs_f64());
+    println!("provisioned: {provisioned}");
+    println!("identity: {}", wallet.identity_key());
+    if provisioned == Provisioned::Created {
+        eprintln!("  (the next start restores this wallet from {} without a DKG)", dir.display());
+    }
+    Ok(wallet)
+}
+
+/// Signs a digest (and a tweaked one) and verifies both with k256.
+pub(crate) async fn sign_and_verify(wallet: &Wallet, digest: Option<[u8; 32]>, tweak: Option<[u8; 32]>) -> Result<()> {
+    let digest = digest.unwrap_or_else(|| Sha256::digest(b"mpc-wallet demo: sign this digest").into());
+    let pk = wallet.identity_key();
+    let t = Instant::now();
+    let sig = wallet.sign_digest(&digest, None).await?;
+    println!("phase sign: {:.2}s", t.elapsed().as_secs_f64());
+    let ok = k256_verify(pk.as_bytes(), &digest, &sig)?;
+    println!("signature: {}", hex::encode(sig.to_der()));
+    println!("signature verified: {ok}");
+    let tweak = tweak.unwrap_or_else(|| Sha256::digest(b"mpc-wallet demo: child key tweak").into());
+    let t = Instant::now();
+    let tsig = wallet.sign_digest(&digest, Some(&tweak)).await?;
+    println!("phase tweaked sign: {:.2}s", t.elapsed().as_secs_f64());
+    let tweaked_ok = k256_verify(&k256_child(pk.as_bytes(), &tweak)?, &digest, &tsig)?;
+    println!("tweaked signature verified: {tweaked_ok}");
+    if !ok || !tweaked_ok {
+        bail!("a signature did not verify");
+    }
+    Ok(())
+}
+
+/// Verifies with k256, independently of the engine.
+fn k256_verify(public_key: &[u8], digest: &[u8; 32], sig: &EcdsaSignature) -> Result<bool> {
+    use k256::ecdsa::signature::hazmat::PrehashVerifier;
+    let vk = k256::ecdsa::VerifyingKey::from_sec1_bytes(public_key).context("public key")?;
+    let s = k256::ecdsa::Signature::from_slice(&sig.to_compact()).context("signature")?;
+    Ok(vk.verify_prehash(digest, &s).is_ok())
+}
+
+/// P + h*G, computed with k256.
+fn k256_child(public_key: &[u8], tweak: &[u8; 32]) -> Result<Vec<u8>> {
+    let p = k256::PublicKey::from_sec1_bytes(public_key).context("public key")?.to_projective();
+    let h = <k256::Scalar as Reduce<k256::U256>>::reduce_bytes(&(*tweak).into());
+    Ok((p + k256::ProjectivePoint::GENERATOR * h).to_affine().to_encoded_point(true).as_bytes().to_vec())
+}
+
+fn hex32(name: &str, v: Option<String>) -> Result<Option<[u8; 32]>> {
+    v.map(|s| {
+        let b = hex::decode(s.trim()).with_context(|| format!("--{name} is not hex"))?;
+        <[u8; 32]>::try_from(b).map_err(|_| anyhow::anyhow!("--{name} must be 32 bytes (64 hex characters)"))
+    })
+    .transpose()
+}
+
+/// `mpc-wallet sign`: start the agent (provisioning or restoring), sign, verify, exit.
+pub(crate) async fn sign(digest: Option<String>, tweak: Option<String>) -> Result<()> {
+    let (digest, tweak) = (hex32("digest", digest)?, hex32("tweak", tweak)?);
+    let (builder, dir) = builder_from_env().await?;
+    let wallet = provision(builder, &dir).await?;
+    sign_and_verify(&wallet, digest, tweak).await
+}
+
+/// `mpc-wallet serve`: start the agent and stay up with `/health`.
+pub(crate) async fn serve(listen: SocketAddr) -> Result<()> {
+    let (builder, dir) = builder_from_env().await?;
+    let wallet = provision(builder, &dir).await?;
+    let listener = tokio::net::TcpListener::bind(listen).await.with_context(|| format!("binding {listen}"))?;
+    println!("listening: http://{}", listener.local_addr()?);
+    let identity = wallet.identity_key().to_hex();
+    let app = axum::Router::new().route(
+        "/health",
+        axum::routing::get(move || {
+            let identity = identity.clone();
+            async move { axum::Json(serde_json::json!({ "status": "ok", "identity": identity })) }
+        }),
+    );
+    axum::serve(listener, app).with_graceful_shutdown(crate::shutdown_signal()).await?;
+    Ok(())
+}
+
+/// `mpc-wallet status`: the local record's state and each cosigner's view.
+pub(crate) async fn status() -> Result<bool> {
+    let cfg = config()?;
+    let wallet = WalletId::new(cfg.wallet_id.clone().context("set MPC_WALLET_ID")?)?;
+    let key = KeyId::new(wallet, 0);
+    let url = match (&cfg.storage_url, &cfg.storage_path) {
+        (Some(u), _) => u.clone(),
+        (None, Some(p)) => format!("sqlite://{}", p.display()),
+        (None, None) => bail!("set MPC_STORAGE_PATH or MPC_STORAGE_URL"),
+    };
+    let store = wallet_traits::open_store(&url, Default::default()).await?;
+    let local = store.load_share(&key).await?;
+    match &local {
+        None => println!("state: not provisioned"),
+        Some(r) => {
+            println!("state: {}", r.meta.state);
+            println!("identity: {}", hex::encode(&r.meta.public_key));
+            println!("threshold: {} of {}", r.meta.threshold, r.meta.parties);
+        }
+    }
+    let mut healthy = local.as_ref().is_some_and(|r| r.meta.state == ShareState::Active);
+    let options = cfg.transport_options();
+    for (i, url) in cfg.cosigner_endpoints.iter().enumerate() {
+        let view = match wallet_traits::connect_transport(url, options.clone()).await {
+            Err(e) => CosignerView::Unreachable(e.to_string()),
+            Ok(t) => match tokio::time::timeout(Duration::from_secs(10), t.key_info(&key)).await {
+                Err(_) => CosignerView::Unreachable("no answer within 10 s".into()),
+                Ok(Err(e)) => CosignerView::Unreachable(e.to_string()),
+                Ok(Ok(None)) => CosignerView::Missing,
+                Ok(Ok(Some(info))) => CosignerView::Holds(info),
+            },
+        };
+        let line = match (&view, &local) {
+            (CosignerView::Unreachable(why), _) => format!("unreachable ({why})"),
+            (CosignerView::Missing, _) => "reachable, holds no share of this key".to_string(),
+            (CosignerView::Holds(info), Some(r)) if info.public_key == r.meta.public_key => {
+                format!("reachable, agrees on the collective key ({})", info.state)
+            }
+            (CosignerView::Holds(info), Some(_)) => {
+                format!("reachable, DISAGREES: holds key {}", hex::encode(&info.public_key))
+            }
+            (CosignerView::Holds(info), None) => {
+                format!("reachable, holds key {} ({})", hex::encode(&info.public_key), info.state)
+            }
+        };
+        healthy &= line.starts_with("reachable, agrees");
+        println!("cosigner {} {}: {line}", i + 1, wallet_traits::redact_url(url));
+    }
+    Ok(healthy)
+}
+
+/// `mpc-wallet keys`: a new party identity key pair.
+pub(crate) fn keys(out: Option<PathBuf>) -> Result<()> {
+    let key = PartyKey::generate();
+    match out {
+        Some(path) => {
+            write_secret_file(&path, key.to_hex().as_bytes())?;
+            println!("secret key written to {}", path.display());
+        }
+        None => println!("secret key: {}", key.to_hex().as_str()),
+    }
+    println!("public key: {}", key.public());
+    Ok(())
+}
+
+/// Writes a file readable only by its owner.
+pub(crate) fn write_secret_file(path: &Path, contents: &[u8]) -> Result<()> {
+    use std::io::Write;
+    let mut opts = std::fs::OpenOptions::new();
+    opts.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut opts, 0o600);
+    let mut f = opts.open(path).with_context(|| format!("creating {} (it must not exist yet)", path.display()))?;
+    f.write_all(contents)?;
+    Ok(())
+}

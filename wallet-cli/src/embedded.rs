@@ -1,0 +1,33 @@
+//! The embedded default: two in-process cosigners (local://), each with its own SQLite file
+//! beside the agent's. All shares then sit on one machine: for trying the wallet and tests.
+
+use std::{path::Path, sync::Arc};
+
+use anyhow::{Context, Result};
+use wallet_backend_sqlite::SqliteShareStore;
+use wallet_engine::{CosignerService, Keyring, Sealer, ShareSecret, StorePrimePool};
+use wallet_traits::{CosignerTransport, ShareStore};
+use wallet_transport_local::{register_local_cosigner, LocalTransport};
+
+pub(crate) const WARNING: &str = "warning: embedded default: the agent and both cosigners run in this process and all \
+     shares sit on this machine. For trying the wallet and for tests, not for production.";
+
+/// The agent's keyring and transports to two local cosigners whose files live in `dir`.
+pub(crate) async fn start(dir: &Path, secret: &ShareSecret) -> Result<(Keyring, Vec<Arc<dyn CosignerTransport>>)> {
+    // Party keys seal the messages between parties; in-process they can be fresh every run.
+    let mut keyrings = Keyring::generate_group(3).into_iter();
+    let agent = keyrings.next().expect("three keyrings");
+    let sealer = Sealer::new(secret.clone(), Default::default());
+    let mut transports: Vec<Arc<dyn CosignerTransport>> = Vec::new();
+    for (i, keyring) in (1..=2u16).zip(keyrings) {
+        let path = dir.join(format!("cosigner-{i}.db"));
+        let store: Arc<dyn ShareStore> =
+            Arc::new(SqliteShareStore::open(&path).await.with_context(|| format!("opening {}", path.display()))?);
+        let primes = Arc::new(StorePrimePool::new(store.clone(), sealer.clone(), "cosigner"));
+        let service = CosignerService::new(keyring, store, sealer.clone(), primes)?;
+        let name = format!("embedded-cosigner-{i}");
+        register_local_cosigner(&name, Arc::new(service));
+        transports.push(Arc::new(LocalTransport::new(&name)));
+    }
+    Ok((agent, transports))
+}

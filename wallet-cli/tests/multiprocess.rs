@@ -1,0 +1,330 @@
+//! The wallet across real process boundaries: two `mpc-wallet cosigner` processes and the agent
+//! (`mpc-wallet sign`, or an in-test wallet) talking over HTTP or gRPC on 127.0.0.1.
+//!
+//! Prime pools are filled ahead of time with the INSECURE fixture primes through the ordinary
+//! sealed pool, so each DKG takes seconds; the binaries contain no test switch for that.
+
+use std::{
+    io::{BufRead, BufReader},
+    path::{Path, PathBuf},
+    process::{Child, Command, Stdio},
+    sync::{Arc, Mutex},
+    time::{Duration, Instant},
+};
+
+use wallet_backend_sqlite::SqliteShareStore;
+// Linked for its `http` transport registration.
+use wallet_engine::{InsecureTestPrimes, Keyring, PrimeSource, Sealer, ShareSecret, StorePrimePool};
+use wallet_traits::{KeyId, ShareState, ShareStore, StoredShare, WalletId};
+use wallet_transport_http as _;
+
+const SECRET: &str = "multiprocess test secret";
+const JWT: &str = "multiprocess-jwt-secret-0123456789abcdef";
+const WALLET: &str = "mp-wallet";
+
+/// A child process whose output lines are collected as they arrive.
+struct Proc {
+    child: Child,
+    out: Arc<Mutex<Vec<String>>>,
+    err: Arc<Mutex<Vec<String>>>,
+}
+
+impl Proc {
+    fn spawn(args: &[&str], envs: &[(String, String)]) -> Proc {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_mpc-wallet"));
+        cmd.args(args).stdout(Stdio::piped()).stderr(Stdio::piped()).env_clear();
+        for k in ["PATH", "HOME"] {
+            if let Ok(v) = std::env::var(k) {
+                cmd.env(k, v);
+            }
+        }
+        cmd.envs(envs.iter().map(|(k, v)| (k.as_str(), v.as_str())));
+        let mut child = cmd.spawn().expect("spawn mpc-wallet");
+        let collect = |r: Box<dyn std::io::Read + Send>| {
+            let lines = Arc::new(Mutex::new(Vec::new()));
+            let l = lines.clone();
+            std::thread::spawn(move || {
+                for line in BufReader::new(r).lines().map_while(Result::ok) {
+                    l.lock().unwrap().push(line);
+                }
+            });
+            lines
+        };
+        let out = collect(Box::new(child.stdout.take().unwrap()));
+        let err = collect(Box::new(child.stderr.take().unwrap()));
+        Proc { child, out, err }
+    }
+
+    fn wait_line(&self, stdout: bool, contains: &str, timeout: Duration) -> String {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let lines = if stdout { &self.out } else { &self.err };
+            if let Some(l) = lines.lock().unwrap().iter().find(|l| l.contains(contains)) {
+                return l.clone();
+            }
+            assert!(Instant::now() < deadline, "no line containing {contains:?} within {timeout:?}:\n{}", self.dump());
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    fn finish(mut self, timeout: Duration) -> (bool, String, String) {
+        let deadline = Instant::now() + timeout;
+        let status = loop {
+            if let Some(s) = self.child.try_wait().unwrap() {
+                break s;
+            }
+            assert!(Instant::now() < deadline, "process did not finish within {timeout:?}:\n{}", self.dump());
+            std::thread::sleep(Duration::from_millis(50));
+        };
+        std::thread::sleep(Duration::from_millis(100));
+        (status.success(), self.out.lock().unwrap().join("\n"), self.err.lock().unwrap().join("\n"))
+    }
+
+    fn kill9(&mut self) {
+        let _ = self.child.kill(); // SIGKILL on Unix
+        let _ = self.child.wait();
+    }
+
+    fn dump(&self) -> String {
+        format!("stdout:\n{}\nstderr:\n{}", self.out.lock().unwrap().join("\n"), self.err.lock().unwrap().join("\n"))
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Two cosigner processes and what the agent needs to reach them.
+struct Fleet {
+    dir: PathBuf,
+    scheme: &'static str,
+    keys: Vec<Keyring>,
+    key_hex: Vec<String>,
+    cosigners: Vec<Option<Proc>>,
+    endpoints: Vec<String>,
+}
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap()
+}
+
+/// Adds `count` fixture prime pairs to `pool` in the SQLite file at `path`.
+fn prefill(path: &Path, pool: &str, count: usize) {
+    runtime().block_on(async {
+        let store: Arc<dyn ShareStore> = Arc::new(SqliteShareStore::open(path).await.unwrap());
+        let sealer = Sealer::new(ShareSecret::new(SECRET).unwrap(), Default::default());
+        let pool = StorePrimePool::new(store, sealer, pool);
+        for _ in 0..count {
+            pool.add(InsecureTestPrimes.take().await.unwrap()).await.unwrap();
+        }
+    });
+}
+
+fn records(dir: &Path) -> Vec<Option<StoredShare>> {
+    runtime().block_on(async {
+        let key = KeyId::new(WalletId::new(WALLET).unwrap(), 0);
+        let mut out = vec![];
+        for f in ["agent.db", "cosigner-1.db", "cosigner-2.db"] {
+            let s = SqliteShareStore::open(dir.join(f)).await.unwrap();
+            out.push(s.load_share(&key).await.unwrap());
+            s.close().await;
+        }
+        out
+    })
+}
+
+impl Fleet {
+    fn new(scheme: &'static str) -> Fleet {
+        let dir = tempfile::Builder::new().prefix("mpc-mp-").tempdir().unwrap().keep();
+        let mut keys = Vec::new();
+        let mut key_hex = Vec::new();
+        for _ in 0..3 {
+            let k = wallet_engine::PartyKey::generate();
+            key_hex.push(k.to_hex().to_string());
+            keys.push(k);
+        }
+        let publics: Vec<_> = keys.iter().map(|k| k.public()).collect();
+        let keys = keys
+            .into_iter()
+            .enumerate()
+            .map(|(i, k)| {
+                let peers = publics.iter().enumerate().filter(|(j, _)| *j != i).map(|(j, p)| (j as u16, *p)).collect();
+                Keyring::new(i as u16, k, peers)
+            })
+            .collect();
+        prefill(&dir.join("agent.db"), "agent", 2);
+        for i in 1..=2 {
+            prefill(&dir.join(format!("cosigner-{i}.db")), "cosigner", 2);
+        }
+        let mut f =
+            Fleet { dir, scheme, keys, key_hex, cosigners: vec![None, None], endpoints: vec![String::new(); 2] };
+        for i in 1..=2 {
+            f.start_cosigner(i);
+        }
+        f
+    }
+
+    fn peers_for(&self, me: usize) -> String {
+        (0..3).filter(|j| *j != me).map(|j| format!("{j}={}", self.keys[j].public())).collect::<Vec<_>>().join(",")
+    }
+
+    fn start_cosigner(&mut self, i: usize) {
+        let listen_var = if self.scheme == "http" { "MPC_HTTP_LISTEN" } else { "MPC_GRPC_LISTEN" };
+        let env = vec![
+            ("MPC_PARTY_INDEX".to_string(), i.to_string()),
+            (listen_var.to_string(), "127.0.0.1:0".to_string()),
+            ("MPC_STORAGE_PATH".to_string(), self.dir.join(format!("cosigner-{i}.db")).display().to_string()),
+            ("MPC_SHARE_SECRET".to_string(), SECRET.to_string()),
+            ("MPC_JWT_SECRET".to_string(), JWT.to_string()),
+            ("MPC_PARTY_KEY".to_string(), self.key_hex[i].clone()),
+            ("MPC_PEER_KEYS".to_string(), self.peers_for(i)),
+            ("MPC_PRIME_POOL_TARGET".to_string(), "0".to_string()),
+        ];
+        let p = Proc::spawn(&["cosigner"], &env);
+        let line = p.wait_line(true, "listening: ", Duration::from_secs(30));
+        self.endpoints[i - 1] = line.trim_start_matches("listening: ").to_string();
+        self.cosigners[i - 1] = Some(p);
+    }
+
+    fn agent_env(&self) -> Vec<(String, String)> {
+        vec![
+            ("MPC_WALLET_ID".to_string(), WALLET.to_string()),
+            ("MPC_STORAGE_PATH".to_string(), self.dir.join("agent.db").display().to_string()),
+            ("MPC_SHARE_SECRET".to_string(), SECRET.to_string()),
+            ("MPC_JWT_SECRET".to_string(), JWT.to_string()),
+            ("MPC_PARTY_KEY".to_string(), self.key_hex[0].clone()),
+            ("MPC_PEER_KEYS".to_string(), self.peers_for(0)),
+            ("MPC_COSIGNER_ENDPOINTS".to_string(), self.endpoints.join(",")),
+        ]
+    }
+
+    fn agent(&self, args: &[&str], extra: &[(&str, &str)]) -> Proc {
+        let mut env = self.agent_env();
+        env.extend(extra.iter().map(|(k, v)| (k.to_string(), v.to_string())));
+        Proc::spawn(args, &env)
+    }
+}
+
+impl Drop for Fleet {
+    fn drop(&mut self) {
+        self.cosigners.clear();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+fn line<'a>(out: &'a str, prefix: &str) -> Option<&'a str> {
+    out.lines().find_map(|l| l.strip_prefix(prefix))
+}
+
+fn provision_restart_sign(scheme: &'static str) {
+    let fleet = Fleet::new(scheme);
+    let (ok, out, err) = fleet.agent(&["sign"], &[]).finish(Duration::from_secs(300));
+    assert!(ok, "first agent run failed:\n{out}\n{err}");
+    assert_eq!(line(&out, "provisioned: "), Some("created"), "{out}");
+    assert_eq!(line(&out, "signature verified: "), Some("true"));
+    let identity = line(&out, "identity: ").unwrap().to_string();
+
+    // The agent is a new process each time: this is a restart.
+    let (ok, out, err) = fleet.agent(&["sign"], &[]).finish(Duration::from_secs(120));
+    assert!(ok, "second agent run failed:\n{out}\n{err}");
+    assert_eq!(line(&out, "provisioned: "), Some("restored"), "{out}");
+    assert_eq!(line(&out, "identity: "), Some(identity.as_str()));
+    assert_eq!(line(&out, "signature verified: "), Some("true"));
+    assert_eq!(line(&out, "tweaked signature verified: "), Some("true"));
+    assert!(line(&out, "phase keygen: ").is_none(), "no DKG on restart");
+
+    let (ok, out, err) = fleet.agent(&["status"], &[]).finish(Duration::from_secs(60));
+    assert!(ok, "status reports a healthy wallet:\n{out}\n{err}");
+    assert_eq!(out.matches("reachable, agrees on the collective key").count(), 2, "{out}");
+}
+
+#[test]
+fn three_processes_over_http() {
+    provision_restart_sign("http");
+}
+
+#[test]
+fn three_processes_over_grpc() {
+    provision_restart_sign("grpc");
+}
+
+#[test]
+fn kill_a_cosigner_during_aux_info_then_recover() {
+    let mut fleet = Fleet::new("http");
+    let agent = fleet.agent(&["sign"], &[]);
+    agent.wait_line(false, "aux info:", Duration::from_secs(120));
+    fleet.cosigners[1].as_mut().unwrap().kill9();
+    let (ok, out, err) = agent.finish(Duration::from_secs(120));
+    assert!(!ok, "provisioning cannot succeed without cosigner 2:\n{out}");
+    assert!(err.contains("cosigner 2"), "the error names the cosigner:\n{err}");
+    for (i, r) in records(&fleet.dir).iter().enumerate() {
+        assert!(r.as_ref().is_none_or(|r| r.meta.state != ShareState::Active), "party {i} holds no Active share");
+    }
+    fleet.start_cosigner(2);
+    let (ok, out, err) = fleet.agent(&["sign"], &[]).finish(Duration::from_secs(300));
+    assert!(ok, "provisioning after the restart failed:\n{out}\n{err}");
+    assert_eq!(line(&out, "provisioned: "), Some("created"), "{out}");
+    assert_eq!(line(&out, "signature verified: "), Some("true"));
+    let recs = records(&fleet.dir);
+    assert!(recs.iter().all(|r| r.as_ref().unwrap().meta.state == ShareState::Active));
+}
+
+#[test]
+fn kill_the_agent_after_the_cosigners_committed() {
+    let fleet = Fleet::new("http");
+    let mut agent = fleet.agent(&["sign"], &[("MPC_FAULT_PAUSE_BEFORE_AGENT_COMMIT_MS", "60000")]);
+    agent.wait_line(false, "fault injection", Duration::from_secs(300));
+    agent.kill9();
+    let recs = records(&fleet.dir);
+    assert_eq!(recs[0].as_ref().unwrap().meta.state, ShareState::Pending, "the agent died before its commit");
+    assert!(recs[1..].iter().all(|r| r.as_ref().unwrap().meta.state == ShareState::Active), "cosigners committed");
+    let pk = hex::encode(&recs[0].as_ref().unwrap().meta.public_key);
+
+    let (ok, out, err) = fleet.agent(&["sign"], &[]).finish(Duration::from_secs(120));
+    assert!(ok, "restart failed:\n{out}\n{err}");
+    assert_eq!(line(&out, "provisioned: "), Some("restored"), "{out}");
+    assert!(line(&out, "phase keygen: ").is_none(), "no new DKG:\n{out}");
+    assert_eq!(line(&out, "identity: "), Some(pk.as_str()));
+    assert_eq!(line(&out, "signature verified: "), Some("true"));
+    assert!(records(&fleet.dir).iter().all(|r| r.as_ref().unwrap().meta.state == ShareState::Active));
+}
+
+#[test]
+fn sixteen_concurrent_signatures_over_http() {
+    let fleet = Fleet::new("http");
+    let (ok, out, err) = fleet.agent(&["sign"], &[]).finish(Duration::from_secs(300));
+    assert!(ok, "{out}\n{err}");
+    runtime().block_on(async {
+        let mut options = wallet_traits::Options::new();
+        options.insert("jwt_secret".into(), JWT.into());
+        let mut b = wallet_engine::WalletBuilder::new()
+            .wallet_id(WALLET)
+            .share_secret(ShareSecret::new(SECRET).unwrap())
+            .store_url(format!("sqlite://{}", fleet.dir.join("agent.db").display()))
+            .keyring(fleet.keys[0].clone())
+            .transport_options(options);
+        for e in &fleet.endpoints {
+            b = b.cosigner_url(e);
+        }
+        let (wallet, p) = b.build().await.unwrap();
+        assert_eq!(p, wallet_engine::Provisioned::Restored);
+        let pk = wallet.identity_key();
+        let tasks: Vec<_> = (0..16u8)
+            .map(|i| {
+                let w = wallet.clone();
+                tokio::spawn(async move {
+                    let d = [i; 32];
+                    (d, w.sign_digest(&d, None).await)
+                })
+            })
+            .collect();
+        for t in tasks {
+            let (d, sig) = t.await.unwrap();
+            let sig = sig.expect("every concurrent signature succeeds");
+            assert!(wallet_engine::verify_signature(&pk, &d, &sig));
+        }
+    });
+}
