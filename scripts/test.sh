@@ -5,8 +5,8 @@ cd "$(dirname "$0")/.."
 bash scripts/setup.sh
 log="$(mktemp)"
 trap 'rm -f "$log"' EXIT
-cargo test --workspace --all-targets "$@" 2>&1 | tee "$log"
-cargo test --workspace --doc "$@" 2>&1 | tee -a "$log"
+# One invocation (unit, integration and doc tests) so dependencies are built once.
+cargo test --workspace "$@" 2>&1 | tee "$log"
 examples=0
 for example in examples/*/run.sh; do
   echo "== $example"

@@ -100,7 +100,8 @@ impl Drop for Proc {
 /// Two cosigner processes and what the agent needs to reach them.
 struct Fleet {
     dir: PathBuf,
-    scheme: &'static str,
+    /// Scheme of cosigner 1 and cosigner 2.
+    schemes: [&'static str; 2],
     keys: Vec<Keyring>,
     key_hex: Vec<String>,
     cosigners: Vec<Option<Proc>>,
@@ -138,6 +139,10 @@ fn records(dir: &Path) -> Vec<Option<StoredShare>> {
 
 impl Fleet {
     fn new(scheme: &'static str) -> Fleet {
+        Fleet::mixed([scheme, scheme])
+    }
+
+    fn mixed(schemes: [&'static str; 2]) -> Fleet {
         let dir = tempfile::Builder::new().prefix("mpc-mp-").tempdir().unwrap().keep();
         let mut keys = Vec::new();
         let mut key_hex = Vec::new();
@@ -160,7 +165,7 @@ impl Fleet {
             prefill(&dir.join(format!("cosigner-{i}.db")), "cosigner", 2);
         }
         let mut f =
-            Fleet { dir, scheme, keys, key_hex, cosigners: vec![None, None], endpoints: vec![String::new(); 2] };
+            Fleet { dir, schemes, keys, key_hex, cosigners: vec![None, None], endpoints: vec![String::new(); 2] };
         for i in 1..=2 {
             f.start_cosigner(i);
         }
@@ -172,7 +177,7 @@ impl Fleet {
     }
 
     fn start_cosigner(&mut self, i: usize) {
-        let listen_var = if self.scheme == "http" { "MPC_HTTP_LISTEN" } else { "MPC_GRPC_LISTEN" };
+        let listen_var = if self.schemes[i - 1] == "http" { "MPC_HTTP_LISTEN" } else { "MPC_GRPC_LISTEN" };
         let env = vec![
             ("MPC_PARTY_INDEX".to_string(), i.to_string()),
             (listen_var.to_string(), "127.0.0.1:0".to_string()),
@@ -249,6 +254,35 @@ fn three_processes_over_http() {
 #[test]
 fn three_processes_over_grpc() {
     provision_restart_sign("grpc");
+}
+
+#[test]
+fn one_cosigner_over_http_and_one_over_grpc() {
+    let fleet = Fleet::mixed(["http", "grpc"]);
+    assert!(fleet.endpoints[0].starts_with("http://") && fleet.endpoints[1].starts_with("grpc://"));
+    let (ok, out, err) = fleet.agent(&["sign"], &[]).finish(Duration::from_secs(300));
+    assert!(ok, "{out}\n{err}");
+    assert_eq!(line(&out, "provisioned: "), Some("created"), "{out}");
+    assert_eq!(line(&out, "signature verified: "), Some("true"));
+    // The agent server restores and stays up with /health.
+    let serve = fleet.agent(&["serve", "--listen", "127.0.0.1:0"], &[]);
+    let addr = serve.wait_line(true, "listening: http://", Duration::from_secs(120));
+    assert!(serve.out.lock().unwrap().iter().any(|l| l == "provisioned: restored"), "{}", serve.dump());
+    let addr = addr.trim_start_matches("listening: http://").to_string();
+    let body = http_get(&addr, "/health");
+    assert!(body.starts_with("HTTP/1.1 200"), "{body}");
+    assert!(body.contains("\"status\":\"ok\"") && body.contains(line(&out, "identity: ").unwrap()), "{body}");
+}
+
+/// A plain HTTP/1.1 GET with the standard library.
+fn http_get(addr: &str, path: &str) -> String {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    write!(s, "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n").unwrap();
+    let mut out = String::new();
+    s.read_to_string(&mut out).unwrap();
+    out
 }
 
 #[test]

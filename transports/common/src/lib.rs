@@ -244,6 +244,21 @@ mod tests {
     }
 
     #[test]
+    fn eddsa_tokens() {
+        let agent = rcgen::KeyPair::generate_for(&rcgen::PKCS_ED25519).unwrap();
+        let other = rcgen::KeyPair::generate_for(&rcgen::PKCS_ED25519).unwrap();
+        let m = TokenMinter::ed25519_pem(agent.serialize_pem().as_bytes()).unwrap();
+        let v = TokenVerifier::ed25519_pem(agent.public_key_pem().as_bytes(), vec!["aud-1".into()]).unwrap();
+        let w = wallet("w");
+        assert_eq!(v.verify(&m.mint("aud-1", &w).unwrap(), &w).unwrap().aud, "aud-1");
+        let forged = TokenMinter::ed25519_pem(other.serialize_pem().as_bytes()).unwrap();
+        assert_eq!(v.verify(&forged.mint("aud-1", &w).unwrap(), &w).unwrap_err().kind(), ErrorKind::Unauthorized);
+        // An HS256 token signed with the public key bytes (algorithm confusion) is refused.
+        let confused = TokenMinter::hs256(agent.public_key_pem().as_bytes()).unwrap();
+        assert_eq!(v.verify(&confused.mint("aud-1", &w).unwrap(), &w).unwrap_err().kind(), ErrorKind::Unauthorized);
+    }
+
+    #[test]
     fn short_secret_and_audiences() {
         assert_eq!(TokenMinter::hs256(b"short").unwrap_err().kind(), ErrorKind::Config);
         assert_eq!(audience_of("HTTPS://user:pw@Host:8443/v1/x?y"), "https://host:8443");
