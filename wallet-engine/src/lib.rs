@@ -1,6 +1,8 @@
 #![doc = include_str!("../README.md")]
 #![deny(missing_docs)]
 
+pub mod brc100;
+pub mod brc42;
 mod builder;
 mod config;
 mod coordinator;

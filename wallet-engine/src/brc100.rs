@@ -1,0 +1,324 @@
+//! The BRC-100 wallet key methods with the argument and result shapes of @bsv/sdk 2.1.0's
+//! `ProtoWallet`, over any [`KeyDeriver`] + [`Signer`]: the MPC [`crate::Wallet`] or the
+//! single-key reference [`crate::brc42::SingleKey`].
+
+use std::sync::Arc;
+
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use wallet_traits::{Error, ErrorKind, KeyDeriver, PublicKey, Result, Signer};
+use zeroize::Zeroizing;
+
+use crate::{
+    brc42::{self, Counterparty, WalletProtocol},
+    config::Network,
+};
+
+/// The error `code` field of a BRC-100 error, kept as error context.
+pub const CODE: &str = "code";
+
+fn invalid(msg: &str) -> Error {
+    Error::new(ErrorKind::InvalidInput, msg.to_string())
+}
+
+/// `getPublicKey` arguments.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+#[allow(missing_docs)]
+pub struct GetPublicKeyArgs {
+    #[serde(default)]
+    pub identity_key: bool,
+    #[serde(rename = "protocolID")]
+    pub protocol_id: Option<WalletProtocol>,
+    #[serde(rename = "keyID")]
+    pub key_id: Option<String>,
+    pub counterparty: Option<String>,
+    pub for_self: Option<bool>,
+}
+
+/// `getPublicKey` result.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct GetPublicKeyResult {
+    /// Compressed hex.
+    pub public_key: String,
+}
+
+/// Arguments naming a derived key (createSignature, createHmac, encrypt, ...).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+#[allow(missing_docs)]
+pub struct KeyArgs {
+    #[serde(rename = "protocolID")]
+    pub protocol_id: WalletProtocol,
+    #[serde(rename = "keyID")]
+    pub key_id: String,
+    pub counterparty: Option<String>,
+}
+
+/// `createSignature` arguments.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+#[allow(missing_docs)]
+pub struct CreateSignatureArgs {
+    #[serde(flatten)]
+    pub key: KeyArgs,
+    pub data: Option<Vec<u8>>,
+    pub hash_to_directly_sign: Option<Vec<u8>>,
+}
+
+/// `verifySignature` arguments.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+#[allow(missing_docs)]
+pub struct VerifySignatureArgs {
+    #[serde(flatten)]
+    pub key: KeyArgs,
+    pub data: Option<Vec<u8>>,
+    pub hash_to_directly_verify: Option<Vec<u8>>,
+    pub signature: Vec<u8>,
+    pub for_self: Option<bool>,
+}
+
+/// `createHmac` arguments.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[allow(missing_docs)]
+pub struct CreateHmacArgs {
+    #[serde(flatten)]
+    pub key: KeyArgs,
+    pub data: Vec<u8>,
+}
+
+/// `verifyHmac` arguments.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[allow(missing_docs)]
+pub struct VerifyHmacArgs {
+    #[serde(flatten)]
+    pub key: KeyArgs,
+    pub data: Vec<u8>,
+    pub hmac: Vec<u8>,
+}
+
+/// `encrypt` arguments.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[allow(missing_docs)]
+pub struct EncryptArgs {
+    #[serde(flatten)]
+    pub key: KeyArgs,
+    pub plaintext: Vec<u8>,
+}
+
+/// `decrypt` arguments.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[allow(missing_docs)]
+pub struct DecryptArgs {
+    #[serde(flatten)]
+    pub key: KeyArgs,
+    pub ciphertext: Vec<u8>,
+}
+
+/// `revealSpecificKeyLinkage` arguments.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+#[allow(missing_docs)]
+pub struct RevealSpecificArgs {
+    pub counterparty: String,
+    pub verifier: String,
+    #[serde(rename = "protocolID")]
+    pub protocol_id: WalletProtocol,
+    #[serde(rename = "keyID")]
+    pub key_id: String,
+}
+
+/// `revealSpecificKeyLinkage` result.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+#[allow(missing_docs)]
+pub struct RevealSpecificResult {
+    pub prover: String,
+    pub verifier: String,
+    pub counterparty: String,
+    #[serde(rename = "protocolID")]
+    pub protocol_id: WalletProtocol,
+    #[serde(rename = "keyID")]
+    pub key_id: String,
+    pub encrypted_linkage: Vec<u8>,
+    pub encrypted_linkage_proof: Vec<u8>,
+    pub proof_type: u8,
+}
+
+/// The key methods over a deriver (ECDH with the root key) and a signer.
+#[derive(Clone)]
+pub struct KeyMethods {
+    deriver: Arc<dyn KeyDeriver>,
+    signer: Arc<dyn Signer>,
+    network: Network,
+}
+
+impl std::fmt::Debug for KeyMethods {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("KeyMethods").field("identity", &self.deriver.identity_key()).finish_non_exhaustive()
+    }
+}
+
+/// A derivation: the invoice, the counterparty's key and the tweak `h`.
+struct Derived {
+    counterparty: PublicKey,
+    shared: PublicKey,
+    h: Zeroizing<[u8; 32]>,
+}
+
+impl KeyMethods {
+    /// Key methods backed by `deriver` and `signer` (usually the same wallet).
+    pub fn new(deriver: Arc<dyn KeyDeriver>, signer: Arc<dyn Signer>, network: Network) -> Self {
+        Self { deriver, signer, network }
+    }
+
+    fn identity(&self) -> PublicKey {
+        self.deriver.identity_key()
+    }
+
+    /// `root * C`; with C = G ("anyone") that is the identity key itself, no round trip.
+    async fn shared_secret(&self, counterparty: &PublicKey) -> Result<PublicKey> {
+        if *counterparty == brc42::generator() {
+            return Ok(self.identity());
+        }
+        self.deriver.ecdh(counterparty).await
+    }
+
+    async fn derive(&self, protocol: &WalletProtocol, key_id: &str, counterparty: &str) -> Result<Derived> {
+        let invoice = brc42::invoice_number(protocol.0, &protocol.1, key_id)?;
+        let counterparty = Counterparty::parse(counterparty)?.public_key(&self.identity());
+        let shared = self.shared_secret(&counterparty).await?;
+        let h = Zeroizing::new(brc42::tweak(&shared, &invoice));
+        Ok(Derived { counterparty, shared, h })
+    }
+
+    async fn symmetric(&self, key: &KeyArgs) -> Result<Zeroizing<Vec<u8>>> {
+        let d = self.derive(&key.protocol_id, &key.key_id, key.counterparty.as_deref().unwrap_or("self")).await?;
+        brc42::symmetric_key(&d.shared, &d.h, &self.identity(), &d.counterparty)
+    }
+
+    /// `getPublicKey`.
+    pub async fn get_public_key(&self, args: GetPublicKeyArgs) -> Result<GetPublicKeyResult> {
+        if args.identity_key {
+            return Ok(GetPublicKeyResult { public_key: self.identity().to_hex() });
+        }
+        let (Some(protocol), Some(key_id)) =
+            (args.protocol_id.as_ref(), args.key_id.as_deref().filter(|k| !k.is_empty()))
+        else {
+            return Err(invalid("protocolID and keyID are required if identityKey is false or undefined."));
+        };
+        let d = self.derive(protocol, key_id, args.counterparty.as_deref().unwrap_or("self")).await?;
+        let base = if args.for_self.unwrap_or(false) { self.identity() } else { d.counterparty };
+        Ok(GetPublicKeyResult { public_key: brc42::child_public_key(&base, &d.h)?.to_hex() })
+    }
+
+    /// `createSignature`: signs SHA-256(data), or `hashToDirectlySign` as given, with the child
+    /// key for the counterparty (default `anyone`). DER, low-S.
+    pub async fn create_signature(&self, args: CreateSignatureArgs) -> Result<Vec<u8>> {
+        let hash =
+            digest_of(args.hash_to_directly_sign, args.data, "args.data or args.hashToDirectlySign must be valid")?;
+        let k = &args.key;
+        let d = self.derive(&k.protocol_id, &k.key_id, k.counterparty.as_deref().unwrap_or("anyone")).await?;
+        Ok(self.signer.sign_digest(&hash, Some(&d.h)).await?.to_der())
+    }
+
+    /// `verifySignature` (counterparty default `self`).
+    pub async fn verify_signature(&self, args: VerifySignatureArgs) -> Result<bool> {
+        let hash =
+            digest_of(args.hash_to_directly_verify, args.data, "args.data or args.hashToDirectlyVerify must be valid")?;
+        let k = &args.key;
+        let d = self.derive(&k.protocol_id, &k.key_id, k.counterparty.as_deref().unwrap_or("self")).await?;
+        let base = if args.for_self.unwrap_or(false) { self.identity() } else { d.counterparty };
+        let key = brc42::child_public_key(&base, &d.h)?;
+        if verify_der(&key, &hash, &args.signature) {
+            Ok(true)
+        } else {
+            Err(invalid("Signature is not valid").with_context(CODE, "ERR_INVALID_SIGNATURE"))
+        }
+    }
+
+    /// `createHmac` (counterparty default `self`).
+    pub async fn create_hmac(&self, args: CreateHmacArgs) -> Result<Vec<u8>> {
+        Ok(brc42::hmac(&self.symmetric(&args.key).await?, &args.data).to_vec())
+    }
+
+    /// `verifyHmac`, constant time.
+    pub async fn verify_hmac(&self, args: VerifyHmacArgs) -> Result<bool> {
+        use hmac::Mac;
+        let key = self.symmetric(&args.key).await?;
+        let mut mac = <hmac::Hmac<Sha256> as Mac>::new_from_slice(&key).expect("any key length");
+        mac.update(&args.data);
+        mac.verify_slice(&args.hmac)
+            .map(|_| true)
+            .map_err(|_| invalid("HMAC is not valid").with_context(CODE, "ERR_INVALID_HMAC"))
+    }
+
+    /// `encrypt`: AES-256-GCM, 32-byte IV, `IV || ciphertext || tag` (counterparty default `self`).
+    pub async fn encrypt(&self, args: EncryptArgs) -> Result<Vec<u8>> {
+        brc42::encrypt(&self.symmetric(&args.key).await?, &args.plaintext)
+    }
+
+    /// `decrypt`.
+    pub async fn decrypt(&self, args: DecryptArgs) -> Result<Zeroizing<Vec<u8>>> {
+        brc42::decrypt(&self.symmetric(&args.key).await?, &args.ciphertext)
+    }
+
+    /// `revealSpecificKeyLinkage`: the tweak `h` of one derivation, encrypted for the verifier.
+    pub async fn reveal_specific_key_linkage(&self, args: RevealSpecificArgs) -> Result<RevealSpecificResult> {
+        let d = self.derive(&args.protocol_id, &args.key_id, &args.counterparty).await?;
+        let protocol: WalletProtocol =
+            (2, format!("specific linkage revelation {} {}", args.protocol_id.0, args.protocol_id.1));
+        let for_verifier = |plaintext: Vec<u8>| EncryptArgs {
+            key: KeyArgs {
+                protocol_id: protocol.clone(),
+                key_id: args.key_id.clone(),
+                counterparty: Some(args.verifier.clone()),
+            },
+            plaintext,
+        };
+        let encrypted_linkage = self.encrypt(for_verifier(d.h.to_vec())).await?;
+        let encrypted_linkage_proof = self.encrypt(for_verifier(vec![0])).await?;
+        Ok(RevealSpecificResult {
+            prover: self.identity().to_hex(),
+            verifier: args.verifier,
+            counterparty: args.counterparty,
+            protocol_id: args.protocol_id,
+            key_id: args.key_id,
+            encrypted_linkage,
+            encrypted_linkage_proof,
+            proof_type: 0,
+        })
+    }
+
+    /// `getNetwork`.
+    pub fn network(&self) -> Network {
+        self.network
+    }
+}
+
+fn digest_of(hash: Option<Vec<u8>>, data: Option<Vec<u8>>, missing: &str) -> Result<[u8; 32]> {
+    match (hash, data) {
+        (Some(h), _) => {
+            // A shorter hash is the same number left-padded; a longer one the ts-sdk would truncate.
+            if h.len() > 32 {
+                return Err(invalid("the hash to sign or verify must be at most 32 bytes"));
+            }
+            let mut out = [0u8; 32];
+            out[32 - h.len()..].copy_from_slice(&h);
+            Ok(out)
+        }
+        (None, Some(d)) => Ok(Sha256::digest(&d).into()),
+        (None, None) => Err(invalid(missing)),
+    }
+}
+
+/// DER ECDSA verification; high-S signatures are accepted, as the ts-sdk's verifier does.
+pub(crate) fn verify_der(key: &PublicKey, hash: &[u8; 32], der: &[u8]) -> bool {
+    use k256::ecdsa::signature::hazmat::PrehashVerifier;
+    let Ok(vk) = k256::ecdsa::VerifyingKey::from_sec1_bytes(key.as_bytes()) else { return false };
+    let Ok(sig) = k256::ecdsa::Signature::from_der(der) else { return false };
+    let sig = sig.normalize_s().unwrap_or(sig);
+    vk.verify_prehash(hash, &sig).is_ok()
+}
