@@ -29,9 +29,53 @@ pub use wallet::Wallet;
 /// INSECURE helpers for tests only (feature `insecure-test-primes`): they reassemble secrets.
 #[cfg(feature = "insecure-test-primes")]
 pub mod insecure_testing {
-    use wallet_traits::{Error, ErrorKind, Result, StoredShare};
+    use cggmp21::generic_ec::{NonZero, Scalar, SecretScalar};
+    use wallet_traits::{Error, ErrorKind, ExecutionId, KeyId, Result, ShareMeta, ShareState, StoredShare};
 
     use crate::{protocol, seal::Sealer};
+
+    /// Splits a KNOWN secret key into `sealers.len()` Active share records (threshold `t`) with
+    /// a trusted dealer and the fixture primes, so test vectors with a fixed root key can run
+    /// through the MPC wallet. Record `i` is party `i`'s, sealed with `sealers[i]`.
+    pub fn import_key(secret: [u8; 32], t: u16, key: &KeyId, sealers: &[&Sealer]) -> Result<Vec<StoredShare>> {
+        let n = u16::try_from(sealers.len()).map_err(|_| Error::new(ErrorKind::InvalidInput, "too many parties"))?;
+        let mut x = Scalar::<protocol::E>::from_be_bytes_mod_order(secret);
+        let sk = NonZero::from_secret_scalar(SecretScalar::new(&mut x))
+            .ok_or_else(|| Error::new(ErrorKind::InvalidInput, "the key is zero"))?;
+        let primes =
+            crate::primes::InsecureTestPrimes::all().iter().take(usize::from(n)).map(|p| p.clone().split()).collect();
+        let shares = cggmp21::trusted_dealer::builder::<protocol::E, protocol::L>(n)
+            .set_threshold(Some(t))
+            .set_shared_secret_key(sk)
+            .set_pregenerated_primes(primes)
+            .generate_shares(&mut rand::rngs::OsRng)
+            .map_err(|e| Error::new(ErrorKind::Internal, format!("trusted dealer: {e}")))?;
+        let eid = ExecutionId::random();
+        shares
+            .iter()
+            .zip(sealers)
+            .enumerate()
+            .map(|(i, (share, sealer))| {
+                let party = u16::try_from(i).expect("fits");
+                let pk = protocol::public_key_of(share);
+                let sealed = sealer.seal_share(key, party, pk.as_bytes(), &protocol::encode_share(share))?;
+                Ok(StoredShare {
+                    key: key.clone(),
+                    meta: ShareMeta {
+                        public_key: pk.as_bytes().to_vec(),
+                        threshold: t,
+                        parties: n,
+                        party_index: party,
+                        state: ShareState::Active,
+                        execution_id: eid,
+                    },
+                    version: 1,
+                    format_version: wallet_traits::SHARE_FORMAT_VERSION,
+                    sealed,
+                })
+            })
+            .collect()
+    }
 
     /// Reconstructs the secret key from at least t opened records (test only: no production
     /// path ever holds the whole key). Returns it big-endian.

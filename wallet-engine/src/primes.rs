@@ -98,7 +98,7 @@ pub struct InsecureTestPrimes;
 
 #[cfg(feature = "insecure-test-primes")]
 impl InsecureTestPrimes {
-    fn all() -> &'static [Primes] {
+    pub(crate) fn all() -> &'static [Primes] {
         static P: std::sync::OnceLock<Vec<Primes>> = std::sync::OnceLock::new();
         P.get_or_init(|| {
             serde_json::from_str(include_str!("../fixtures/INSECURE-test-primes.json")).expect("fixture primes parse")
