@@ -12,6 +12,7 @@ use wallet_traits::{
 };
 
 use crate::{
+    cache::DerivationCache,
     config::{Network, WalletConfig},
     coordinator::{coordinate, Remote},
     keys::{Keyring, PartyKey},
@@ -351,8 +352,9 @@ impl WalletBuilder {
             idle: self.idle_timeout,
             pause_before_local_commit: self.pause_before_local_commit,
         };
-        let (share, provisioned) = run.provision().await?;
-        Ok((Wallet::new(run.key, share, run.keyring, run.cosigners, self.network, self.idle_timeout), provisioned))
+        let (share, cache, provisioned) = run.provision().await?;
+        let wallet = Wallet::new(run.key, share, run.keyring, run.cosigners, cache, self.network, self.idle_timeout);
+        Ok((wallet, provisioned))
     }
 }
 
@@ -385,7 +387,7 @@ impl Provisioner {
         Ok(out)
     }
 
-    async fn provision(&self) -> Result<(Share, Provisioned)> {
+    async fn provision(&self) -> Result<(Share, Option<DerivationCache>, Provisioned)> {
         let (local, views) = self.timed(Phase::Plan, self.look()).await?;
         let opened = match &local {
             Some(record) => Some(self.timed(Phase::Restore, self.open(record)).await?),
@@ -394,29 +396,43 @@ impl Provisioner {
         match plan(local.as_ref().map(|r| &r.meta), &views)? {
             Plan::Restore { degraded } => {
                 self.warn_degraded(&degraded);
-                Ok((opened.expect("restore implies a local share"), Provisioned::Restored))
+                let (share, cache) = opened.expect("restore implies a local share");
+                Ok((share, cache, Provisioned::Restored))
             }
             Plan::CompleteCommit { commit_on, degraded } => {
                 let record = local.expect("commit implies a local share");
                 tracing::info!(key = %self.key, "completing an interrupted commit");
                 self.timed(Phase::Commit, self.commit(&record, &commit_on)).await?;
                 self.warn_degraded(&degraded);
-                Ok((opened.expect("commit implies a local share"), Provisioned::Restored))
+                let (share, cache) = opened.expect("commit implies a local share");
+                Ok((share, cache, Provisioned::Restored))
             }
             Plan::RollBack { rollback_on } => {
                 let record = local.expect("rollback implies a local share");
                 tracing::warn!(key = %self.key, "rolling back an unfinished provisioning run");
                 self.rollback(&rollback_on, &record.meta.execution_id).await?;
                 self.store.delete_share(&self.key, record.version).await?;
-                Ok((self.dkg().await?, Provisioned::Created))
+                self.created().await
             }
             Plan::Dkg { rollback_first } => {
                 for (i, eid) in &rollback_first {
                     self.rollback(&[*i], eid).await?;
                 }
-                Ok((self.dkg().await?, Provisioned::Created))
+                self.created().await
             }
         }
+    }
+
+    /// Runs DKG, then opens the committed record once more for its derivation-cache keys.
+    async fn created(&self) -> Result<(Share, Option<DerivationCache>, Provisioned)> {
+        let share = self.dkg().await?;
+        let record = self
+            .store
+            .load_share(&self.key)
+            .await?
+            .ok_or_else(|| Error::new(ErrorKind::Internal, "the committed share vanished from the store"))?;
+        let (_, cache) = self.open(&record).await?;
+        Ok((share, cache, Provisioned::Created))
     }
 
     fn warn_degraded(&self, degraded: &[PartyIndex]) {
@@ -472,18 +488,19 @@ impl Provisioner {
     }
 
     /// Opens the local share; a wrong secret fails here, before anything is written anywhere.
-    async fn open(&self, record: &StoredShare) -> Result<Share> {
+    async fn open(&self, record: &StoredShare) -> Result<(Share, Option<DerivationCache>)> {
         let (sealer, key, rec) = (self.sealer.clone(), self.key.clone(), record.clone());
-        let share = tokio::task::spawn_blocking(move || -> Result<Share> {
-            let plain = sealer.open_share(&key, AGENT_INDEX, &rec.meta.public_key, &rec.sealed)?;
-            protocol::decode_share(&plain)
+        let (share, keys) = tokio::task::spawn_blocking(move || -> Result<_> {
+            let (plain, keys) =
+                sealer.open_share_with_cache_keys(&key, AGENT_INDEX, &rec.meta.public_key, &rec.sealed)?;
+            Ok((protocol::decode_share(&plain)?, keys))
         })
         .await
         .map_err(|e| Error::new(ErrorKind::Internal, format!("share opening task: {e}")))??;
         if share.core.i != AGENT_INDEX || protocol::public_key_of(&share).as_bytes()[..] != record.meta.public_key[..] {
             return Err(Error::new(ErrorKind::Corrupted, "the opened share does not match its record's metadata"));
         }
-        Ok(share)
+        Ok((share, DerivationCache::new(self.store.clone(), self.key.clone(), &keys)))
     }
 
     async fn rollback(&self, on: &[PartyIndex], eid: &ExecutionId) -> Result<()> {

@@ -4,6 +4,7 @@
 pub mod brc100;
 pub mod brc42;
 mod builder;
+mod cache;
 mod config;
 mod coordinator;
 mod cosigner;

@@ -128,9 +128,7 @@ pub struct SealOptions {
 pub(crate) struct RecordKeys {
     pub(crate) encryption: [u8; 32],
     pub(crate) verifier: [u8; 32],
-    #[allow(dead_code)] // used by the derivation cache
     pub(crate) derivation_encryption: [u8; 32],
-    #[allow(dead_code)] // used by the derivation cache
     pub(crate) derivation_lookup: [u8; 32],
 }
 
@@ -214,6 +212,11 @@ impl Sealer {
 
     /// Opens a blob sealed for `context`.
     fn open(&self, context: &[u8], blob: &[u8]) -> Result<Zeroizing<Vec<u8>>> {
+        self.open_with_keys(context, blob).map(|(plain, _)| plain)
+    }
+
+    /// Opens a blob and also returns the keys derived from its salt.
+    fn open_with_keys(&self, context: &[u8], blob: &[u8]) -> Result<(Zeroizing<Vec<u8>>, RecordKeys)> {
         if blob.len() < HEADER_LEN + TAG_LEN + CHECKSUM_LEN {
             return Err(corrupted("too short"));
         }
@@ -254,13 +257,14 @@ impl Sealer {
             )
         })?;
         let aad = aad(&body[..at], context);
-        aead_decrypt(cipher, &keys.encryption, nonce, &aad, &body[at..]).ok_or_else(|| {
+        let plain = aead_decrypt(cipher, &keys.encryption, nonce, &aad, &body[at..]).ok_or_else(|| {
             Error::new(
                 ErrorKind::Corrupted,
                 "the sealed record does not authenticate for this wallet, key and party: it was \
                  altered or copied from another key; restore the original record from backup",
             )
-        })
+        })?;
+        Ok((plain, keys))
     }
 
     /// Seals a key share of `key` held by `party` under collective key `public_key`.
@@ -277,6 +281,18 @@ impl Sealer {
         sealed: &[u8],
     ) -> Result<Zeroizing<Vec<u8>>> {
         self.open(&share_context(key, party, public_key), sealed)
+            .map_err(|e| e.with_context("key", key).with_context("party", party))
+    }
+
+    /// Like [`Sealer::open_share`], also returning the keys of the share's derivation cache.
+    pub(crate) fn open_share_with_cache_keys(
+        &self,
+        key: &KeyId,
+        party: PartyIndex,
+        public_key: &[u8],
+        sealed: &[u8],
+    ) -> Result<(Zeroizing<Vec<u8>>, RecordKeys)> {
+        self.open_with_keys(&share_context(key, party, public_key), sealed)
             .map_err(|e| e.with_context("key", key).with_context("party", party))
     }
 

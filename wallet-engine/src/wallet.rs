@@ -14,6 +14,7 @@ use wallet_traits::{
 };
 
 use crate::{
+    cache::DerivationCache,
     config::Network,
     coordinator::{coordinate, Remote},
     keys::Keyring,
@@ -45,6 +46,7 @@ struct Inner {
     keyring: Arc<Keyring>,
     public_key: PublicKey,
     cosigners: Vec<Cosigner>,
+    cache: Option<DerivationCache>,
     network: Network,
     idle: Duration,
 }
@@ -66,11 +68,13 @@ impl Wallet {
         share: Share,
         keyring: Arc<Keyring>,
         cosigners: Vec<Cosigner>,
+        cache: Option<DerivationCache>,
         network: Network,
         idle: Duration,
     ) -> Self {
         let public_key = protocol::public_key_of(&share);
-        Self { inner: Arc::new(Inner { key, share: Arc::new(share), keyring, public_key, cosigners, network, idle }) }
+        let share = Arc::new(share);
+        Self { inner: Arc::new(Inner { key, share, keyring, public_key, cosigners, cache, network, idle }) }
     }
 
     /// The root (identity) public key.
@@ -195,9 +199,26 @@ impl Wallet {
         }
     }
 
+    /// `root * point`, from the sealed derivation cache or computed jointly (then cached).
+    pub async fn ecdh(&self, point: &PublicKey) -> Result<PublicKey> {
+        if let Some(cache) = &self.inner.cache {
+            if let Some(shared) = cache.get(point).await? {
+                return Ok(shared);
+            }
+        }
+        let shared = self.distributed_ecdh(point).await?;
+        if let Some(cache) = &self.inner.cache {
+            // A failed write only costs a round trip next time.
+            if let Err(e) = cache.put(point, &shared).await {
+                tracing::warn!(error = %e, "could not store a derivation-cache entry");
+            }
+        }
+        Ok(shared)
+    }
+
     /// `root * point` computed jointly: each cosigner returns `x_i * point` with a DLEQ proof
     /// against its public share; a partial whose proof fails is rejected, naming the cosigner.
-    pub async fn ecdh(&self, point: &PublicKey) -> Result<PublicKey> {
+    pub async fn distributed_ecdh(&self, point: &PublicKey) -> Result<PublicKey> {
         let q = protocol::parse_point(point.as_bytes())?;
         let chosen = self.pick(&HashSet::new()).await?;
         let mut parties: Vec<PartyIndex> = std::iter::once(AGENT_INDEX).chain(chosen.iter().map(|c| c.index)).collect();
