@@ -3,6 +3,7 @@
 use std::{
     net::SocketAddr,
     path::{Path, PathBuf},
+    sync::Arc,
     time::{Duration, Instant},
 };
 
@@ -10,7 +11,8 @@ use anyhow::{bail, Context, Result};
 use k256::elliptic_curve::{ops::Reduce, sec1::ToEncodedPoint};
 use sha2::{Digest, Sha256};
 use wallet_engine::{
-    CosignerView, PartyKey, Phase, Progress, Provisioned, ShareSecret, Wallet, WalletBuilder, WalletConfig,
+    brc100::KeyMethods, CosignerView, PartyKey, Phase, Progress, Provisioned, ShareSecret, Wallet, WalletBuilder,
+    WalletConfig,
 };
 use wallet_traits::{EcdsaSignature, KeyId, ShareState, WalletId};
 
@@ -142,13 +144,19 @@ pub(crate) async fn serve(listen: SocketAddr) -> Result<()> {
     let listener = tokio::net::TcpListener::bind(listen).await.with_context(|| format!("binding {listen}"))?;
     println!("listening: http://{}", listener.local_addr()?);
     let identity = wallet.identity_key().to_hex();
-    let app = axum::Router::new().route(
-        "/health",
-        axum::routing::get(move || {
-            let identity = identity.clone();
-            async move { axum::Json(serde_json::json!({ "status": "ok", "identity": identity })) }
-        }),
-    );
+    let network = wallet.network();
+    let w = Arc::new(wallet);
+    let methods = Arc::new(KeyMethods::new(w.clone(), w, network));
+    let version = format!("mpc-wallet-{}", env!("CARGO_PKG_VERSION"));
+    let app = axum::Router::new()
+        .route(
+            "/health",
+            axum::routing::get(move || {
+                let identity = identity.clone();
+                async move { axum::Json(serde_json::json!({ "status": "ok", "identity": identity })) }
+            }),
+        )
+        .merge(wallet_transport_http::brc100_router(methods, version));
     axum::serve(listener, app).with_graceful_shutdown(crate::shutdown_signal()).await?;
     Ok(())
 }

@@ -272,6 +272,29 @@ fn one_cosigner_over_http_and_one_over_grpc() {
     let body = http_get(&addr, "/health");
     assert!(body.starts_with("HTTP/1.1 200"), "{body}");
     assert!(body.contains("\"status\":\"ok\"") && body.contains(line(&out, "identity: ").unwrap()), "{body}");
+    // The BRC-100 JSON front on the same listener.
+    let body = http_post(&addr, "/getPublicKey", r#"{"identityKey":true}"#);
+    assert!(body.starts_with("HTTP/1.1 200") && body.contains(line(&out, "identity: ").unwrap()), "{body}");
+    let body = http_post(&addr, "/isAuthenticated", "{}");
+    assert!(body.contains(r#"{"authenticated":true}"#), "{body}");
+    let body = http_post(&addr, "/getPublicKey", r#"{"protocolID":[3,"bad level"],"keyID":"1"}"#);
+    assert!(body.starts_with("HTTP/1.1 400") && body.contains("Protocol security level must be 0, 1, or 2"), "{body}");
+    assert!(body.contains(r#""isError":true"#), "{body}");
+}
+
+fn http_post(addr: &str, path: &str, json: &str) -> String {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+    write!(
+        s,
+        "POST {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{json}",
+        json.len()
+    )
+    .unwrap();
+    let mut out = String::new();
+    s.read_to_string(&mut out).unwrap();
+    out
 }
 
 /// A plain HTTP/1.1 GET with the standard library.

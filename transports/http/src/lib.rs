@@ -1,11 +1,13 @@
 #![doc = include_str!("../README.md")]
 #![deny(missing_docs)]
 
+mod brc100;
 mod client;
 mod serve;
 mod server;
 mod wire;
 
+pub use brc100::{brc100_router, MAX_BODY_BYTES};
 pub use client::HttpTransport;
 pub use serve::serve;
 pub use server::cosigner_router;

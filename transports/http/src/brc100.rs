@@ -1,0 +1,112 @@
+//! The BRC-100 JSON front: `POST /{method}` with a JSON body, JSON out, errors as HTTP 400
+//! `{"isError": true, "code": ..., "message": ...}`, as @bsv/sdk's `HTTPWalletJSON` expects.
+//! Any BRC-100 app can then use the MPC wallet at 127.0.0.1:3321.
+
+use std::sync::Arc;
+
+use axum::{
+    body::Bytes,
+    extract::{Path, State},
+    http::{header, HeaderMap, HeaderValue, Method, StatusCode},
+    response::{IntoResponse, Response},
+    routing::post,
+    Router,
+};
+use serde::de::DeserializeOwned;
+use serde_json::{json, Value};
+use wallet_engine::brc100::{self, KeyMethods};
+use wallet_traits::{Error, ErrorKind};
+
+/// Largest request body the front accepts.
+pub const MAX_BODY_BYTES: usize = 32 * 1024 * 1024;
+
+#[derive(Clone)]
+struct Front {
+    methods: Arc<KeyMethods>,
+    version: String,
+}
+
+/// The BRC-100 JSON routes over `methods`; `version` answers `getVersion`
+/// (BRC-100's `vendor-major.minor.patch`).
+pub fn brc100_router(methods: Arc<KeyMethods>, version: impl Into<String>) -> Router {
+    Router::new()
+        .route("/{method}", post(call).options(preflight))
+        .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .with_state(Front { methods, version: version.into() })
+}
+
+/// Browsers ask before a cross-origin POST; apps on other origins are the point of this API.
+async fn preflight() -> Response {
+    let mut r = StatusCode::NO_CONTENT.into_response();
+    cors(r.headers_mut());
+    r
+}
+
+fn cors(h: &mut HeaderMap) {
+    h.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, HeaderValue::from_static("*"));
+    h.insert(
+        header::ACCESS_CONTROL_ALLOW_HEADERS,
+        HeaderValue::from_static("content-type, origin, originator, accept"),
+    );
+    h.insert(header::ACCESS_CONTROL_ALLOW_METHODS, HeaderValue::from_static("POST, OPTIONS"));
+}
+
+fn json_response(status: StatusCode, v: &Value) -> Response {
+    let mut r = (status, serde_json::to_vec(v).unwrap_or_default()).into_response();
+    r.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    cors(r.headers_mut());
+    r
+}
+
+/// BRC-100 error codes `HTTPWalletJSON` understands: 6 is WERR_INVALID_PARAMETER.
+fn error_response(e: &Error) -> Response {
+    let code: Value = match (e.kind(), e.context_value(brc100::CODE)) {
+        (_, Some(code)) => json!(code),
+        (ErrorKind::InvalidInput, None) => json!(6),
+        _ => json!(e.kind().as_str()),
+    };
+    let mut body = json!({ "isError": true, "code": code, "message": e.message() });
+    if code == json!(6) {
+        body["parameter"] = json!(e.context_value("parameter").unwrap_or("args"));
+    }
+    json_response(StatusCode::BAD_REQUEST, &body)
+}
+
+fn args<T: DeserializeOwned>(body: &Bytes) -> Result<T, Error> {
+    let raw: &[u8] = if body.iter().all(u8::is_ascii_whitespace) { b"{}" } else { body };
+    serde_json::from_slice(raw).map_err(|e| {
+        Error::new(ErrorKind::InvalidInput, format!("the arguments are not valid: {e}"))
+            .with_context("parameter", "args")
+    })
+}
+
+async fn call(State(f): State<Front>, Path(method): Path<String>, _m: Method, body: Bytes) -> Response {
+    let m = &f.methods;
+    let result: Result<Value, Error> = async {
+        Ok(match method.as_str() {
+            "getPublicKey" => json!(m.get_public_key(args(&body)?).await?),
+            "createSignature" => json!({ "signature": m.create_signature(args(&body)?).await? }),
+            "verifySignature" => json!({ "valid": m.verify_signature(args(&body)?).await? }),
+            "createHmac" => json!({ "hmac": m.create_hmac(args(&body)?).await? }),
+            "verifyHmac" => json!({ "valid": m.verify_hmac(args(&body)?).await? }),
+            "encrypt" => json!({ "ciphertext": m.encrypt(args(&body)?).await? }),
+            "decrypt" => json!({ "plaintext": m.decrypt(args(&body)?).await?.to_vec() }),
+            "revealSpecificKeyLinkage" => json!(m.reveal_specific_key_linkage(args(&body)?).await?),
+            "getNetwork" => json!({ "network": m.network().to_string() }),
+            "getVersion" => json!({ "version": f.version }),
+            // The server only listens once the wallet is provisioned or restored.
+            "isAuthenticated" | "waitForAuthentication" => json!({ "authenticated": true }),
+            other => {
+                return Err(Error::new(
+                    ErrorKind::Unsupported,
+                    format!("{other} is not supported by this wallet: it offers the BRC-100 key methods only"),
+                ))
+            }
+        })
+    }
+    .await;
+    match result {
+        Ok(v) => json_response(StatusCode::OK, &v),
+        Err(e) => error_response(&e),
+    }
+}
