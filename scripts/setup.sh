@@ -5,6 +5,9 @@ set -euo pipefail
 need=()
 command -v m4 >/dev/null 2>&1 || need+=(m4)
 command -v cc >/dev/null 2>&1 || need+=(build-essential)
+# The interop test runs the reference TypeScript SDK.
+command -v node >/dev/null 2>&1 || need+=(nodejs)
+command -v npm >/dev/null 2>&1 || need+=(npm)
 if [ ${#need[@]} -gt 0 ]; then
   echo "setup: installing ${need[*]}" >&2
   sudo=""

@@ -13,5 +13,9 @@ for example in examples/*/run.sh; do
   bash "$example"
   examples=$((examples + 1))
 done
-# One closing line for the whole run: cargo's per-binary counts added up, plus the examples.
-awk -v ex="$examples" '/^test result:/ { p += $4; f += $6 } END { printf "%d passed, %d failed\n", p + ex, f }' "$log"
+# Live interop with the reference TypeScript SDK (@bsv/sdk from npm) against `mpc-wallet serve`.
+echo "== interop (node, @bsv/sdk)"
+(cd interop && npm ci --no-audit --no-fund --silent && node --test) 2>&1 | tee -a "$log"
+# One closing line for the whole run: cargo's and node's counts added up, plus the examples.
+awk -v ex="$examples" '/^test result:/ { p += $4; f += $6 } /^# pass / { p += $3 } /^# fail / { f += $3 }
+  END { printf "%d passed, %d failed\n", p + ex, f }' "$log"

@@ -1,0 +1,188 @@
+// Live interop: the reference TypeScript SDK (@bsv/sdk 2.1.0) drives `mpc-wallet serve` (the MPC
+// wallet, embedded default) through HTTPWalletJSON and cross-checks every result against
+// ProtoWallet counterparties. Run by .ci/run after the Rust build (it uses target/debug/mpc-wallet).
+import { test, before, after } from 'node:test'
+import assert from 'node:assert/strict'
+import { spawn } from 'node:child_process'
+import { mkdtempSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join, dirname } from 'node:path'
+import { fileURLToPath } from 'node:url'
+import { HTTPWalletJSON, ProtoWallet, PrivateKey } from '@bsv/sdk'
+
+const root = join(dirname(fileURLToPath(import.meta.url)), '..')
+const bin = process.env.MPC_WALLET_BIN ?? join(root, 'target', 'debug', 'mpc-wallet')
+const dir = mkdtempSync(join(tmpdir(), 'mpc-interop-'))
+let server
+let wallet
+let identity
+
+function startServe () {
+  return new Promise((resolve, reject) => {
+    const child = spawn(bin, ['serve', '--listen', '127.0.0.1:0'], {
+      env: {
+        PATH: process.env.PATH,
+        MPC_WALLET_ID: 'interop',
+        MPC_SHARE_SECRET: 'interop test secret',
+        MPC_STORAGE_PATH: join(dir, 'agent.db')
+      },
+      stdio: ['ignore', 'pipe', 'pipe']
+    })
+    let out = ''
+    let err = ''
+    const timer = setTimeout(() => reject(new Error(`serve did not start:\n${out}\n${err}`)), 600_000)
+    child.stderr.on('data', d => { err += d })
+    child.stdout.on('data', d => {
+      out += d
+      const m = out.match(/^listening: (http:\/\/\S+)$/m)
+      if (m) {
+        clearTimeout(timer)
+        resolve({ child, url: m[1], out })
+      }
+    })
+    child.on('exit', code => reject(new Error(`serve exited with ${code}:\n${out}\n${err}`)))
+  })
+}
+
+function stop (child) {
+  return new Promise(resolve => {
+    child.removeAllListeners('exit')
+    child.on('exit', () => resolve())
+    child.kill('SIGTERM')
+  })
+}
+
+before(async () => {
+  server = await startServe()
+  wallet = new HTTPWalletJSON('localhost', server.url)
+  identity = (await wallet.getPublicKey({ identityKey: true })).publicKey
+})
+
+after(async () => {
+  if (server) await stop(server.child)
+  rmSync(dir, { recursive: true, force: true })
+})
+
+const protocols = [
+  [0, 'interop check'],
+  [1, 'Mpc Wallet Interop'],
+  [2, 'brc100 live test']
+]
+const keyIDs = ['1', 'héllo wörld ✓ ключ', 'x'.repeat(200)]
+
+test('derived keys match the counterparty view both ways', async () => {
+  const cp = new ProtoWallet(PrivateKey.fromRandom())
+  const cpId = (await cp.getPublicKey({ identityKey: true })).publicKey
+  for (const protocolID of protocols) {
+    for (const keyID of keyIDs) {
+      const theirsByUs = await wallet.getPublicKey({ protocolID, keyID, counterparty: cpId })
+      const theirsByThem = await cp.getPublicKey({ protocolID, keyID, counterparty: identity, forSelf: true })
+      assert.equal(theirsByUs.publicKey, theirsByThem.publicKey)
+      const oursByUs = await wallet.getPublicKey({ protocolID, keyID, counterparty: cpId, forSelf: true })
+      const oursByThem = await cp.getPublicKey({ protocolID, keyID, counterparty: identity })
+      assert.equal(oursByUs.publicKey, oursByThem.publicKey)
+    }
+  }
+})
+
+test('our signatures verify at the counterparty and for anyone', async () => {
+  const cp = new ProtoWallet(PrivateKey.fromRandom())
+  const cpId = (await cp.getPublicKey({ identityKey: true })).publicKey
+  const anyone = new ProtoWallet(new PrivateKey(1))
+  const data = Array.from(Buffer.from('signed by a 2-of-3 MPC wallet'))
+  for (const protocolID of protocols) {
+    const keyID = keyIDs[1]
+    const { signature } = await wallet.createSignature({ data, protocolID, keyID, counterparty: cpId })
+    const ok = await cp.verifySignature({ data, signature, protocolID, keyID, counterparty: identity })
+    assert.equal(ok.valid, true)
+    // Counterparty defaults to anyone.
+    const pub = await wallet.createSignature({ data, protocolID, keyID })
+    const okAnyone = await anyone.verifySignature({ data, signature: pub.signature, protocolID, keyID, counterparty: identity })
+    assert.equal(okAnyone.valid, true)
+    // And our own verifier agrees with the counterparty's signature.
+    const theirs = await cp.createSignature({ data, protocolID, keyID, counterparty: identity })
+    const v = await wallet.verifySignature({ data, signature: theirs.signature, protocolID, keyID, counterparty: cpId })
+    assert.equal(v.valid, true)
+  }
+})
+
+test('ciphertexts decrypt both ways and tampered ones are refused; HMACs agree', async () => {
+  const cp = new ProtoWallet(PrivateKey.fromRandom())
+  const cpId = (await cp.getPublicKey({ identityKey: true })).publicKey
+  const plaintext = Array.from(Buffer.from('for your eyes only'))
+  for (const protocolID of protocols) {
+    const keyID = keyIDs[0]
+    const ours = await wallet.encrypt({ plaintext, protocolID, keyID, counterparty: cpId })
+    const atThem = await cp.decrypt({ ciphertext: ours.ciphertext, protocolID, keyID, counterparty: identity })
+    assert.deepEqual(atThem.plaintext, plaintext)
+    const theirs = await cp.encrypt({ plaintext, protocolID, keyID, counterparty: identity })
+    const atUs = await wallet.decrypt({ ciphertext: theirs.ciphertext, protocolID, keyID, counterparty: cpId })
+    assert.deepEqual(atUs.plaintext, plaintext)
+    const tampered = [...theirs.ciphertext]
+    tampered[40] ^= 1
+    await assert.rejects(wallet.decrypt({ ciphertext: tampered, protocolID, keyID, counterparty: cpId }), /Decryption failed/)
+    const data = Array.from(Buffer.from('authenticate me'))
+    const a = await wallet.createHmac({ data, protocolID, keyID, counterparty: cpId })
+    const b = await cp.createHmac({ data, protocolID, keyID, counterparty: identity })
+    assert.deepEqual(a.hmac, b.hmac)
+    const v = await wallet.verifyHmac({ data, hmac: b.hmac, protocolID, keyID, counterparty: cpId })
+    assert.equal(v.valid, true)
+  }
+})
+
+test('specific key linkage decrypts at the verifier to what the counterparty computes', async () => {
+  const cpKey = PrivateKey.fromRandom()
+  const cp = new ProtoWallet(cpKey)
+  const cpId = (await cp.getPublicKey({ identityKey: true })).publicKey
+  const verifier = new ProtoWallet(PrivateKey.fromRandom())
+  const verifierId = (await verifier.getPublicKey({ identityKey: true })).publicKey
+  const protocolID = protocols[2]
+  const keyID = keyIDs[1]
+  const r = await wallet.revealSpecificKeyLinkage({ counterparty: cpId, verifier: verifierId, protocolID, keyID })
+  assert.equal(r.prover, identity)
+  const { plaintext } = await verifier.decrypt({
+    ciphertext: r.encryptedLinkage,
+    protocolID: [2, `specific linkage revelation ${protocolID[0]} ${protocolID[1]}`],
+    keyID,
+    counterparty: identity
+  })
+  assert.deepEqual(plaintext, cp.keyDeriver.revealSpecificSecret(identity, protocolID, keyID))
+})
+
+test('bad input answers with the ts-sdk messages', async () => {
+  const cases = [
+    [{ protocolID: [0, 'abc'], keyID: '1' }, 'Protocol names must be 5 characters or more'],
+    [{ protocolID: [0, 'a'.repeat(401)], keyID: '1' }, 'Protocol names must be 400 characters or less'],
+    [{ protocolID: [0, 'bad-chars!'], keyID: '1' }, 'Protocol names can only contain letters, numbers and spaces'],
+    [{ protocolID: [3, 'hello world'], keyID: '1' }, 'Protocol security level must be 0, 1, or 2'],
+    [{ protocolID: [0, 'hello world'], keyID: 'k'.repeat(801) }, 'Key IDs must be 800 characters or less'],
+    [{ protocolID: [0, 'hello world'], keyID: '1', counterparty: '02abcd' }, 'Unknown point format']
+  ]
+  for (const [args, message] of cases) {
+    await assert.rejects(wallet.getPublicKey(args), e => e.message.includes(message), JSON.stringify(args).slice(0, 80))
+  }
+  await assert.rejects(wallet.getPublicKey({ protocolID: [0, 'hello world'], keyID: '' }), /protocolID and keyID are required/)
+  await assert.rejects(wallet.createSignature({ protocolID: [0, 'hello world'], keyID: '1' }), /args.data or args.hashToDirectlySign must be valid/)
+})
+
+test('wallet info methods', async () => {
+  assert.deepEqual(await wallet.isAuthenticated({}), { authenticated: true })
+  assert.deepEqual(await wallet.getNetwork({}), { network: 'mainnet' })
+  assert.match((await wallet.getVersion({})).version, /^mpc-wallet-\d+\.\d+\.\d+$/)
+  await assert.rejects(wallet.listOutputs({ basket: 'x' }), /not supported/)
+})
+
+test('a restarted server restores the wallet; earlier signatures still verify', async () => {
+  const cp = new ProtoWallet(PrivateKey.fromRandom())
+  const cpId = (await cp.getPublicKey({ identityKey: true })).publicKey
+  const data = Array.from(Buffer.from('before the restart'))
+  const args = { protocolID: protocols[0], keyID: '7', counterparty: cpId }
+  const { signature } = await wallet.createSignature({ ...args, data })
+  await stop(server.child)
+  server = await startServe()
+  assert.match(server.out, /^provisioned: restored$/m)
+  wallet = new HTTPWalletJSON('localhost', server.url)
+  assert.equal((await wallet.getPublicKey({ identityKey: true })).publicKey, identity)
+  const ok = await wallet.verifySignature({ ...args, data, signature, forSelf: true })
+  assert.equal(ok.valid, true)
+})
