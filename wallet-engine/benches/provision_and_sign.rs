@@ -67,10 +67,53 @@ async fn main() {
     let mut ecdh = vec![];
     for _ in 0..rounds * 4 {
         let t = Instant::now();
-        wallet.ecdh(&q).await.unwrap();
+        wallet.distributed_ecdh(&q).await.unwrap();
         ecdh.push(t.elapsed());
     }
 
+    // BRC-42 derivations and createSignature through the BRC-100 key methods.
+    let w = std::sync::Arc::new(wallet.clone());
+    let methods = wallet_engine::brc100::KeyMethods::new(w.clone(), w, wallet_engine::Network::Mainnet);
+    let args = |counterparty: String, key_id: &str| wallet_engine::brc100::GetPublicKeyArgs {
+        identity_key: false,
+        protocol_id: Some((2, "bench protocol x".into())),
+        key_id: Some(key_id.into()),
+        counterparty: Some(counterparty),
+        for_self: Some(false),
+    };
+    let fresh = || {
+        let k = k256::SecretKey::random(&mut rand::rngs::OsRng);
+        hex::encode(k256::elliptic_curve::sec1::ToEncodedPoint::to_encoded_point(&k.public_key(), true).as_bytes())
+    };
+    let (mut uncached, mut cached) = (vec![], vec![]);
+    for i in 0..rounds * 4 {
+        let cp = fresh();
+        let t = Instant::now();
+        methods.get_public_key(args(cp.clone(), "1")).await.unwrap();
+        uncached.push(t.elapsed());
+        let t = Instant::now();
+        methods.get_public_key(args(cp, &format!("{i}"))).await.unwrap();
+        cached.push(t.elapsed());
+    }
+    let mut create_sig = vec![];
+    for _ in 0..rounds {
+        let cp = fresh();
+        let t = Instant::now();
+        methods
+            .create_signature(wallet_engine::brc100::CreateSignatureArgs {
+                key: wallet_engine::brc100::KeyArgs {
+                    protocol_id: (2, "bench protocol x".into()),
+                    key_id: "1".into(),
+                    counterparty: Some(cp),
+                },
+                data: Some(b"bench".to_vec()),
+                hash_to_directly_sign: None,
+            })
+            .await
+            .unwrap();
+        create_sig.push(t.elapsed());
+    }
+    let (uncached, cached, create_sig) = (median(uncached), median(cached), median(create_sig));
     let (sign, tweaked, ecdh) = (median(sign), median(tweaked), median(ecdh));
     let seq_rate = 1.0 / secs(sign);
     let conc_rate = f64::from(concurrency) / secs(concurrent);
@@ -81,6 +124,11 @@ async fn main() {
     println!("sign with tweak, median of {rounds}:                       {:.3} s", secs(tweaked));
     println!("{concurrency} concurrent signs, wall:                          {:.3} s", secs(concurrent));
     println!("distributed ECDH with DLEQ proofs, median of {}:     {:.4} s", rounds * 4, secs(ecdh));
+    println!("BRC-42 derivation, uncached (distributed ECDH), median of {}: {:.4} s", rounds * 4, secs(uncached));
+    println!("BRC-42 derivation, cached (sealed cache), median of {}:      {:.4} s", rounds * 4, secs(cached));
+    println!("createSignature (derivation + 2-of-3 signing), median of {rounds}: {:.3} s", secs(create_sig));
+    println!("ratio cached / uncached derivation:    {:.3}", secs(cached) / secs(uncached));
+    println!("ratio createSignature / raw sign:      {:.2}", secs(create_sig) / secs(sign));
     println!("ratio restore / DKG:                   {:.4}", secs(restore) / secs(dkg));
     println!("ratio tweaked sign / sign:             {:.2}", secs(tweaked) / secs(sign));
     println!("ratio concurrent / sequential rate:    {:.2}", conc_rate / seq_rate);
