@@ -169,3 +169,81 @@ async fn key_deriver_fixture_both_ways() {
     let b = theirs.create_hmac(CreateHmacArgs { key: theirs_k, data: b"m".to_vec() }).await.unwrap();
     assert_eq!(a, b);
 }
+
+/// Every `derivedByResearcher` value, through the MPC wallet where it is a public value and
+/// through the single-key reference where it is a private one.
+#[tokio::test(flavor = "multi_thread")]
+async fn researcher_intermediates() {
+    use wallet_engine::brc42;
+    use wallet_traits::PublicKey;
+    let v = vectors("brc100.json");
+    let r = &v["derivedByResearcher"];
+    let hex_of = |s: &Value| s.as_str().unwrap().to_string();
+    let pk = |s: &Value| PublicKey::from_slice(&hex::decode(s.as_str().unwrap()).unwrap()).unwrap();
+    let x32 = |x: &[u8]| {
+        let mut out = vec![0u8; 32 - x.len()];
+        out.extend_from_slice(x);
+        hex::encode(out)
+    };
+
+    // KeyDeriver fixture: root 42, counterparty 69.
+    let f = &r["keyDeriverFixture"];
+    let root = key32(f["rootPrivateKey"].as_str().unwrap());
+    let (_dir, _cosigners, wallet) = mpc_wallet(root).await;
+    let m = methods_of(&wallet);
+    let cp = pk(&f["counterpartyPublicKey"]);
+    let invoice = f["invoiceNumber"].as_str().unwrap();
+    let shared = wallet.ecdh(&cp).await.unwrap();
+    assert_eq!(shared.to_hex(), hex_of(&f["revealCounterpartySecret_compressedSharedPoint"]));
+    let h = brc42::tweak(&shared, invoice);
+    assert_eq!(hex::encode(h), hex_of(&f["revealSpecificSecret_hmac"]));
+    let sym = brc42::symmetric_key(&shared, &h, &wallet.identity_key(), &cp).unwrap();
+    assert_eq!(x32(&sym), hex_of(&f["deriveSymmetricKey_x"]));
+    let reference_root = SingleKey::from_bytes(root).unwrap();
+    assert_eq!(hex::encode(reference_root.derive_child(&cp, invoice).unwrap()), hex_of(&f["derivePrivateKey"]));
+    let g = brc42::generator();
+    assert_eq!(
+        hex::encode(reference_root.derive_child(&g, invoice).unwrap()),
+        hex_of(&f["anyone"]["derivePrivateKey_counterpartyAnyone"])
+    );
+    let anyone_view = m
+        .get_public_key(GetPublicKeyArgs {
+            identity_key: false,
+            protocol_id: Some((0, "testprotocol".into())),
+            key_id: Some("12345".into()),
+            counterparty: Some("anyone".into()),
+            for_self: Some(true),
+        })
+        .await
+        .unwrap();
+    assert_eq!(anyone_view.public_key, hex_of(&f["anyone"]["publicKeyAnyoneCanDerive"]));
+
+    // BRC-2 intermediates: the HMAC/encryption vector's root and counterparty.
+    let b2 = &r["brc2Intermediates"];
+    let c = v["walletCompliance"].as_array().unwrap().iter().find(|c| c["method"] == "verifyHmac").unwrap();
+    let root = key32(c["rootPrivateKey"].as_str().unwrap());
+    let cp = pk(&c["args"]["counterparty"]);
+    let invoice = b2["invoiceNumber"].as_str().unwrap();
+    let (_dir2, _cosigners2, wallet) = mpc_wallet(root).await;
+    assert_eq!(wallet.identity_key().to_hex(), hex_of(&b2["rootPublicKey"]));
+    let shared = wallet.ecdh(&cp).await.unwrap();
+    let h = brc42::tweak(&shared, invoice);
+    assert_eq!(brc42::child_public_key(&cp, &h).unwrap().to_hex(), hex_of(&b2["counterpartyChildPublicKey"]));
+    let sym = brc42::symmetric_key(&shared, &h, &wallet.identity_key(), &cp).unwrap();
+    assert_eq!(x32(&sym), hex_of(&b2["symmetricKeyX"]));
+    assert_eq!(
+        hex::encode(SingleKey::from_bytes(root).unwrap().derive_child(&cp, invoice).unwrap()),
+        hex_of(&b2["childPrivateKey"])
+    );
+
+    // BRC-3 intermediates: "anyone" (key 1) deriving the signer's child public key.
+    let b3 = &r["brc3Intermediates"];
+    let c = v["walletCompliance"].as_array().unwrap().iter().find(|c| c["method"] == "verifySignature").unwrap();
+    let signer = pk(&c["args"]["counterparty"]);
+    let anyone = SingleKey::from_bytes(one()).unwrap();
+    let h = brc42::tweak(&anyone.ecdh(&signer).unwrap(), b3["invoiceNumber"].as_str().unwrap());
+    assert_eq!(brc42::child_public_key(&signer, &h).unwrap().to_hex(), hex_of(&b3["signerChildPublicKey"]));
+    use sha2::Digest;
+    let digest = sha2::Sha256::digest(c["args"]["data_utf8"].as_str().unwrap().as_bytes());
+    assert_eq!(hex::encode(digest), hex_of(&b3["sha256OfData"]));
+}
