@@ -8,7 +8,7 @@ import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join, dirname } from 'node:path'
 import { fileURLToPath } from 'node:url'
-import { HTTPWalletJSON, ProtoWallet, PrivateKey } from '@bsv/sdk'
+import { HTTPWalletJSON, ProtoWallet, PrivateKey, PublicKey, Point, Schnorr, BigNumber } from '@bsv/sdk'
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..')
 const bin = process.env.MPC_WALLET_BIN ?? join(root, 'target', 'debug', 'mpc-wallet')
@@ -147,6 +147,44 @@ test('specific key linkage decrypts at the verifier to what the counterparty com
     counterparty: identity
   })
   assert.deepEqual(plaintext, cp.keyDeriver.revealSpecificSecret(identity, protocolID, keyID))
+})
+
+test('counterparty linkage: the joint Schnorr proof verifies with @bsv/sdk', async () => {
+  const cpKey = PrivateKey.fromRandom()
+  const cp = new ProtoWallet(cpKey)
+  const cpId = (await cp.getPublicKey({ identityKey: true })).publicKey
+  const verifierKey = PrivateKey.fromRandom()
+  const verifier = new ProtoWallet(verifierKey)
+  const verifierId = (await verifier.getPublicKey({ identityKey: true })).publicKey
+  const r = await wallet.revealCounterpartyKeyLinkage({ counterparty: cpId, verifier: verifierId })
+  assert.equal(r.prover, identity)
+  assert.equal(r.counterparty, cpId)
+  const open = async ciphertext => (await verifier.decrypt({
+    ciphertext,
+    protocolID: [2, 'counterparty linkage revelation'],
+    keyID: r.revelationTime,
+    counterparty: identity
+  })).plaintext
+  const linkage = await open(r.encryptedLinkage)
+  // What the counterparty computes itself: its key times our identity.
+  assert.deepEqual(linkage, cp.keyDeriver.revealCounterpartySecret(identity))
+  const bin = await open(r.encryptedLinkageProof)
+  const proof = {
+    R: Point.fromDER(bin.slice(0, 33)),
+    SPrime: Point.fromDER(bin.slice(33, 66)),
+    z: new BigNumber(bin.slice(66))
+  }
+  const ok = new Schnorr().verifyProof(
+    PublicKey.fromString(identity),
+    PublicKey.fromString(cpId),
+    Point.fromDER(linkage),
+    proof
+  )
+  assert.equal(ok, true)
+  // A proof for another shared secret fails, so the check is real.
+  const wrong = Point.fromDER(cp.keyDeriver.revealCounterpartySecret(verifierId))
+  assert.equal(new Schnorr().verifyProof(PublicKey.fromString(identity), PublicKey.fromString(cpId), wrong, proof), false)
+  await assert.rejects(wallet.revealCounterpartyKeyLinkage({ counterparty: 'self', verifier: verifierId }), /counterparty=self/)
 })
 
 test('bad input answers with the ts-sdk messages', async () => {

@@ -147,6 +147,27 @@ pub struct RevealSpecificResult {
     pub proof_type: u8,
 }
 
+/// `revealCounterpartyKeyLinkage` arguments.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[allow(missing_docs)]
+pub struct RevealCounterpartyArgs {
+    pub counterparty: String,
+    pub verifier: String,
+}
+
+/// `revealCounterpartyKeyLinkage` result.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+#[allow(missing_docs)]
+pub struct RevealCounterpartyResult {
+    pub prover: String,
+    pub verifier: String,
+    pub counterparty: String,
+    pub revelation_time: String,
+    pub encrypted_linkage: Vec<u8>,
+    pub encrypted_linkage_proof: Vec<u8>,
+}
+
 /// The key methods over a deriver (ECDH with the root key) and a signer.
 #[derive(Clone)]
 pub struct KeyMethods {
@@ -292,10 +313,70 @@ impl KeyMethods {
         })
     }
 
+    /// `revealCounterpartyKeyLinkage`: the shared secret with a counterparty and a Schnorr proof
+    /// of it (computed jointly by the MPC wallet), both encrypted for the verifier.
+    pub async fn reveal_counterparty_key_linkage(
+        &self,
+        args: RevealCounterpartyArgs,
+    ) -> Result<RevealCounterpartyResult> {
+        let refuse = || invalid("Counterparty secrets cannot be revealed for counterparty=self.");
+        if args.counterparty == "self" {
+            return Err(refuse());
+        }
+        let counterparty = brc42::parse_public_key(&args.counterparty)?;
+        if counterparty == self.identity() {
+            return Err(refuse());
+        }
+        let proof = self.deriver.linkage_proof(&counterparty).await?;
+        let mut proof_bin = Vec::with_capacity(98);
+        proof_bin.extend_from_slice(proof.r.as_bytes());
+        proof_bin.extend_from_slice(proof.s_prime.as_bytes());
+        // The ts-sdk writes z as a minimal big-endian number.
+        let start = proof.z.iter().position(|b| *b != 0).unwrap_or(31);
+        proof_bin.extend_from_slice(&proof.z[start..]);
+        let revelation_time = iso_8601_now();
+        let for_verifier = |plaintext: Vec<u8>| EncryptArgs {
+            key: KeyArgs {
+                protocol_id: (2, "counterparty linkage revelation".into()),
+                key_id: revelation_time.clone(),
+                counterparty: Some(args.verifier.clone()),
+            },
+            plaintext,
+        };
+        let encrypted_linkage = self.encrypt(for_verifier(proof.shared.as_bytes().to_vec())).await?;
+        let encrypted_linkage_proof = self.encrypt(for_verifier(proof_bin)).await?;
+        Ok(RevealCounterpartyResult {
+            prover: self.identity().to_hex(),
+            verifier: args.verifier,
+            counterparty: args.counterparty,
+            revelation_time,
+            encrypted_linkage,
+            encrypted_linkage_proof,
+        })
+    }
+
     /// `getNetwork`.
     pub fn network(&self) -> Network {
         self.network
     }
+}
+
+/// Now as JavaScript's `Date.toISOString()`: `YYYY-MM-DDTHH:MM:SS.mmmZ`.
+fn iso_8601_now() -> String {
+    let d = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+    let (secs, millis) = (d.as_secs(), d.subsec_millis());
+    let (days, rem) = ((secs / 86_400) as i64, secs % 86_400);
+    // Howard Hinnant's days-to-civil.
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!("{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{millis:03}Z", rem / 3600, rem % 3600 / 60, rem % 60)
 }
 
 fn digest_of(hash: Option<Vec<u8>>, data: Option<Vec<u8>>, missing: &str) -> Result<[u8; 32]> {

@@ -14,7 +14,7 @@ use aes_gcm::{
 };
 use hmac::{Hmac, Mac};
 use k256::{
-    elliptic_curve::{ops::Reduce, sec1::ToEncodedPoint, PrimeField},
+    elliptic_curve::{ops::Reduce, sec1::ToEncodedPoint, Field, PrimeField},
     ProjectivePoint, Scalar, U256,
 };
 use sha2::Sha256;
@@ -268,6 +268,26 @@ impl wallet_traits::KeyDeriver for SingleKey {
 
     async fn ecdh(&self, point: &PublicKey) -> Result<PublicKey> {
         SingleKey::ecdh(self, point)
+    }
+
+    async fn linkage_proof(&self, counterparty: &PublicKey) -> Result<wallet_traits::LinkageProof> {
+        use sha2::Digest;
+        let b = point(counterparty)?;
+        let shared = b * self.scalar();
+        let r = Scalar::random(&mut rand::rngs::OsRng);
+        let (big_r, s_prime) = (ProjectivePoint::GENERATOR * r, b * r);
+        let mut h = Sha256::new();
+        for p in [ProjectivePoint::GENERATOR * self.scalar(), b, shared, s_prime, big_r] {
+            h.update(p.to_affine().to_encoded_point(true).as_bytes());
+        }
+        let e = <Scalar as Reduce<U256>>::reduce_bytes(&h.finalize());
+        let z = r + e * self.scalar();
+        Ok(wallet_traits::LinkageProof {
+            shared: public_key(&shared)?,
+            r: public_key(&big_r)?,
+            s_prime: public_key(&s_prime)?,
+            z: z.to_repr().into(),
+        })
     }
 }
 

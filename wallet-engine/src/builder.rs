@@ -540,6 +540,7 @@ impl Provisioner {
             total: self.n,
             digest: None,
             tweak: None,
+            point: None,
         };
         let mut remotes = Vec::with_capacity(self.cosigners.len());
         for c in &self.cosigners {

@@ -183,6 +183,11 @@ impl CosignerService {
                     return Err(invalid("a signing session needs a digest"));
                 }
             }
+            SessionKind::Linkage => {
+                if req.point.as_deref().map(protocol::parse_point).is_none_or(|p| p.is_err()) {
+                    return Err(invalid("a linkage session needs a valid counterparty point"));
+                }
+            }
         }
         Ok(())
     }
@@ -278,6 +283,17 @@ impl CosignerTransport for CosignerService {
                 })?
                 .map_output()
             }
+            SessionKind::Linkage => {
+                let share = self.active_share(&req.key).await?;
+                if req.parties.len() != usize::from(share.min_signers()) {
+                    return Err(self.err(
+                        ErrorKind::InvalidInput,
+                        format!("a linkage proof needs exactly {} parties", share.min_signers()),
+                    ));
+                }
+                let r = req.clone();
+                protocol::spawn_party(keyring, &req, move |io| protocol::run_linkage(io, r, share))?.map_output()
+            }
         };
         let this = self.clone();
         let inbound = party.inbound.clone();
@@ -295,6 +311,7 @@ impl CosignerTransport for CosignerService {
                 }
                 Ok(Ok(PartyOutput::Share(share))) => this.store_pending(&req, *share).await,
                 Ok(Ok(PartyOutput::Signed(pk))) => Ok(SessionOutcome { public_key: pk.as_bytes().to_vec() }),
+                Ok(Ok(PartyOutput::Linked(shared))) => Ok(SessionOutcome { public_key: shared.as_bytes().to_vec() }),
                 Ok(Err(e)) | Err(e) => Err(e),
             };
             let event = match outcome {
@@ -355,6 +372,14 @@ impl CosignerTransport for CosignerService {
 pub(crate) enum PartyOutput {
     Share(Box<Share>),
     Signed(wallet_traits::PublicKey),
+    /// The shared secret a linkage proof is about.
+    Linked(wallet_traits::PublicKey),
+}
+
+impl From<wallet_traits::LinkageProof> for PartyOutput {
+    fn from(p: wallet_traits::LinkageProof) -> Self {
+        PartyOutput::Linked(p.shared)
+    }
 }
 
 impl From<Share> for PartyOutput {

@@ -465,3 +465,127 @@ pub(crate) fn ecdh_context(key: &wallet_traits::KeyId, eid: &ExecutionId, point:
     c.extend_from_slice(point);
     c
 }
+
+/// Messages of the joint linkage proof.
+#[derive(serde::Serialize, serde::Deserialize)]
+enum LinkageMsg {
+    /// Round 1: `R_i = r_i*G`, `S'_i = r_i*B`, `Z_i = x_i*B` and a DLEQ proof of `Z_i`.
+    Commit { r: Vec<u8>, s_prime: Vec<u8>, z_point: Vec<u8>, proof: Vec<u8> },
+    /// Round 2: `z_i = r_i + e*lambda_i*x_i`.
+    Response { z: [u8; 32] },
+}
+
+/// `e = SHA-256(A || B || S || S' || R) mod n`, as @bsv/sdk's `Schnorr.computeChallenge`.
+pub(crate) fn linkage_challenge(
+    a: &Point<E>,
+    b: &Point<E>,
+    s: &Point<E>,
+    s_prime: &Point<E>,
+    r: &Point<E>,
+) -> Scalar<E> {
+    let mut h = Sha256::new();
+    for p in [a, b, s, s_prime, r] {
+        h.update(p.to_bytes(true));
+    }
+    Scalar::from_be_bytes_mod_order(h.finalize())
+}
+
+fn point_from(bytes: &[u8], from: u16) -> Result<Point<E>> {
+    Point::<E>::from_bytes(bytes).map_err(|_| {
+        Error::new(ErrorKind::ProtocolAbort, format!("protocol party {from} sent an invalid point")).with_blamed([from])
+    })
+}
+
+/// One party of the joint Schnorr proof that `S = root * B` (B in `request.point`). Each party
+/// contributes a fresh nonce and its Lagrange-weighted share; nobody assembles the root key, and
+/// every party checks the others' ECDH parts (DLEQ) and the final proof.
+pub(crate) async fn run_linkage(
+    io: PartyIo,
+    request: SessionRequest,
+    share: Arc<Share>,
+) -> Result<wallet_traits::LinkageProof> {
+    use futures::SinkExt;
+    let b_bytes =
+        request.point.clone().ok_or_else(|| Error::new(ErrorKind::InvalidInput, "a linkage session needs a point"))?;
+    let b = parse_point(&b_bytes)?;
+    let me = usize::from(io.me());
+    let parties = request.parties.clone();
+    let ctx = ecdh_context(&request.key, &request.execution_id, &b_bytes);
+    let r_i = SecretScalar::<E>::random(&mut OsRng);
+    let big_r_i = Point::generator() * &r_i;
+    let s_prime_i = b.into_inner() * &r_i;
+    let (z_point, proof) = ecdh_partial(&share, &b, &ctx)?;
+    let lambdas: Vec<Scalar<E>> =
+        (0..parties.len()).map(|pos| lagrange(&share, &parties, pos)).collect::<Result<_>>()?;
+
+    let (mut inbox, mut outbox) = io.delivery::<LinkageMsg>(0);
+    let commit = LinkageMsg::Commit {
+        r: big_r_i.to_bytes(true).to_vec(),
+        s_prime: s_prime_i.to_bytes(true).to_vec(),
+        z_point: z_point.clone(),
+        proof,
+    };
+    let fault = |e: WireFault| Error::new(ErrorKind::ProtocolAbort, format!("linkage proof aborted: {e}"));
+    outbox.send(Outgoing::broadcast(commit)).await.map_err(fault)?;
+    let mut big_r = big_r_i;
+    let mut s_prime = s_prime_i;
+    let mut shared = point_from(&z_point, io.me())? * lambdas[me];
+    for _ in 1..parties.len() {
+        let msg = inbox
+            .next()
+            .await
+            .ok_or_else(|| Error::new(ErrorKind::CosignerUnavailable, "the linkage session closed early"))?
+            .map_err(fault)?;
+        let LinkageMsg::Commit { r, s_prime: sp, z_point, proof } = msg.msg else {
+            return Err(
+                Error::new(ErrorKind::ProtocolAbort, "a linkage message came out of order").with_blamed([msg.sender])
+            );
+        };
+        let k = parties[usize::from(msg.sender)];
+        let z = verify_ecdh_partial(&share, k, &b, &ctx, &z_point, &proof).ok_or_else(|| {
+            Error::new(ErrorKind::ProtocolAbort, format!("party {k}'s ECDH part fails its DLEQ proof")).with_blamed([k])
+        })?;
+        big_r += point_from(&r, msg.sender)?;
+        s_prime += point_from(&sp, msg.sender)?;
+        shared += z * lambdas[usize::from(msg.sender)];
+    }
+    let a = share.shared_public_key().into_inner();
+    let e = linkage_challenge(&a, &b.into_inner(), &shared, &s_prime, &big_r);
+    let z_i = *r_i.as_ref() + e * lambdas[me] * &share.core.x;
+    drop(inbox);
+    let (mut inbox2, mut outbox2) = io.delivery::<LinkageMsg>(1);
+    outbox2
+        .send(Outgoing::broadcast(LinkageMsg::Response {
+            z: z_i.to_be_bytes().as_bytes().try_into().expect("32 bytes"),
+        }))
+        .await
+        .map_err(fault)?;
+    let mut z = z_i;
+    for _ in 1..parties.len() {
+        let msg = inbox2
+            .next()
+            .await
+            .ok_or_else(|| Error::new(ErrorKind::CosignerUnavailable, "the linkage session closed early"))?
+            .map_err(fault)?;
+        let LinkageMsg::Response { z: z_j } = msg.msg else {
+            return Err(
+                Error::new(ErrorKind::ProtocolAbort, "a linkage message came out of order").with_blamed([msg.sender])
+            );
+        };
+        z += Scalar::from_be_bytes_mod_order(z_j);
+    }
+    // zG = R + eA and zB = S' + eS, as the verifier will check.
+    if Point::generator() * z != big_r + a * e || b.into_inner() * z != s_prime + shared * e {
+        return Err(Error::new(
+            ErrorKind::ProtocolAbort,
+            "the joint linkage proof does not verify; a party sent a bad response",
+        ));
+    }
+    let pk = |p: &Point<E>| PublicKey::from_slice(&p.to_bytes(true));
+    Ok(wallet_traits::LinkageProof {
+        shared: pk(&shared)?,
+        r: pk(&big_r)?,
+        s_prime: pk(&s_prime)?,
+        z: z.to_be_bytes().as_bytes().try_into().expect("32 bytes"),
+    })
+}

@@ -9,8 +9,8 @@ use cggmp21::{
 };
 use futures::future::join_all;
 use wallet_traits::{
-    CosignerTransport, EcdhRequest, EcdsaSignature, Error, ErrorKind, ExecutionId, KeyDeriver, KeyId, PartyIndex,
-    PublicKey, Result, SessionKind, SessionRequest, Signer, AGENT_INDEX,
+    CosignerTransport, EcdhRequest, EcdsaSignature, Error, ErrorKind, ExecutionId, KeyDeriver, KeyId, LinkageProof,
+    PartyIndex, PublicKey, Result, SessionKind, SessionOutcome, SessionRequest, Signer, AGENT_INDEX,
 };
 
 use crate::{
@@ -125,30 +125,23 @@ impl Wallet {
         Ok(chosen)
     }
 
-    /// Signs `digest` with the root key, or with the child key `root + tweak` (public key
-    /// `P + tweak*G`), using the agent and the first t-1 reachable cosigners. The signature is
-    /// verified against the expected public key before it is returned.
-    pub async fn sign_digest(&self, digest: &[u8; 32], tweak: Option<&[u8; 32]>) -> Result<EcdsaSignature> {
-        let expected = match tweak {
-            Some(t) => protocol::tweaked_public_key(&self.inner.public_key, t)?,
-            None => self.inner.public_key,
-        };
+    /// Runs one session of `kind` with the agent and the first t-1 reachable cosigners (moving on
+    /// when a cosigner refuses for a temporary reason); `run` is this party's part. Returns the
+    /// agent's output and, per chosen cosigner, its outcome.
+    async fn joint<O, F, Fut>(&self, template: SessionRequest, run: F) -> Result<(O, Vec<(Cosigner, SessionOutcome)>)>
+    where
+        O: Send + 'static,
+        F: FnOnce(protocol::PartyIo, SessionRequest, Arc<Share>) -> Fut + Clone + Send + 'static,
+        Fut: std::future::Future<Output = Result<O>>,
+    {
         let mut excluded = HashSet::new();
         loop {
             let chosen = self.pick(&excluded).await?;
             let mut parties: Vec<PartyIndex> =
                 std::iter::once(AGENT_INDEX).chain(chosen.iter().map(|c| c.index)).collect();
             parties.sort_unstable();
-            let request = SessionRequest {
-                kind: SessionKind::Sign,
-                key: self.inner.key.clone(),
-                execution_id: ExecutionId::random(),
-                parties: parties.clone(),
-                threshold: self.threshold(),
-                total: self.inner.share.n(),
-                digest: Some(*digest),
-                tweak: tweak.copied(),
-            };
+            let request =
+                SessionRequest { execution_id: ExecutionId::random(), parties: parties.clone(), ..template.clone() };
             let mut remotes = Vec::with_capacity(chosen.len());
             let mut retry = false;
             for c in &chosen {
@@ -157,7 +150,7 @@ impl Wallet {
                         remotes.push(Remote { index: c.index, endpoint: c.transport.endpoint().to_string(), channel })
                     }
                     Err(e) if e.is_temporary() && excluded.len() + 1 < self.inner.cosigners.len() => {
-                        tracing::warn!(cosigner = c.index, error = %e, "cosigner refused a signing session; trying another");
+                        tracing::warn!(cosigner = c.index, error = %e, "cosigner refused a session; trying another");
                         excluded.insert(c.index);
                         retry = true;
                         break;
@@ -170,33 +163,79 @@ impl Wallet {
             }
             let positions: Vec<u16> = remotes.iter().map(|r| pos_of(&parties, r.index)).collect::<Result<_>>()?;
             let local_pos = pos_of(&parties, AGENT_INDEX)?;
-            let share = self.inner.share.clone();
-            let r = request.clone();
-            let local = protocol::spawn_party(self.inner.keyring.clone(), &request, move |io| async move {
+            let (share, r, run) = (self.inner.share.clone(), request.clone(), run.clone());
+            let local = protocol::spawn_party(self.inner.keyring.clone(), &request, move |io| run(io, r, share))?;
+            let (out, outcomes) =
+                coordinate(request.execution_id, local_pos, local, remotes, positions, self.inner.idle).await?;
+            return Ok((out, chosen.into_iter().zip(outcomes).collect()));
+        }
+    }
+
+    fn template(&self, kind: SessionKind) -> SessionRequest {
+        SessionRequest {
+            kind,
+            key: self.inner.key.clone(),
+            execution_id: ExecutionId::random(),
+            parties: Vec::new(),
+            threshold: self.threshold(),
+            total: self.inner.share.n(),
+            digest: None,
+            tweak: None,
+            point: None,
+        }
+    }
+
+    /// Signs `digest` with the root key, or with the child key `root + tweak` (public key
+    /// `P + tweak*G`), using the agent and the first t-1 reachable cosigners. The signature is
+    /// verified against the expected public key before it is returned.
+    pub async fn sign_digest(&self, digest: &[u8; 32], tweak: Option<&[u8; 32]>) -> Result<EcdsaSignature> {
+        let expected = match tweak {
+            Some(t) => protocol::tweaked_public_key(&self.inner.public_key, t)?,
+            None => self.inner.public_key,
+        };
+        let request =
+            SessionRequest { digest: Some(*digest), tweak: tweak.copied(), ..self.template(SessionKind::Sign) };
+        let (sig, outcomes) = self
+            .joint(request, |io, r, share| async move {
                 let share = match &r.tweak {
                     Some(t) => Arc::new(protocol::tweak_share(&share, t)?),
                     None => share,
                 };
                 protocol::run_sign(io, r, share).await
-            })?;
-            let (sig, outcomes) =
-                coordinate(request.execution_id, local_pos, local, remotes, positions, self.inner.idle).await?;
-            for (c, o) in chosen.iter().zip(&outcomes) {
-                if o.public_key != expected.as_bytes() {
-                    return Err(c.name(Error::new(
-                        ErrorKind::ShareMismatch,
-                        format!("cosigner {} signed for another key", c.index),
-                    )));
-                }
+            })
+            .await?;
+        for (c, o) in &outcomes {
+            if o.public_key != expected.as_bytes() {
+                return Err(c.name(Error::new(
+                    ErrorKind::ShareMismatch,
+                    format!("cosigner {} signed for another key", c.index),
+                )));
             }
-            if !protocol::verify_signature(&expected, digest, &sig) {
-                return Err(Error::new(
-                    ErrorKind::ProtocolAbort,
-                    "the joint signature does not verify; no signature was returned",
-                ));
-            }
-            return Ok(sig);
         }
+        if !protocol::verify_signature(&expected, digest, &sig) {
+            return Err(Error::new(
+                ErrorKind::ProtocolAbort,
+                "the joint signature does not verify; no signature was returned",
+            ));
+        }
+        Ok(sig)
+    }
+
+    /// `root * counterparty` with a Schnorr proof, computed jointly: no party learns the root key.
+    pub async fn linkage_proof(&self, counterparty: &PublicKey) -> Result<LinkageProof> {
+        protocol::parse_point(counterparty.as_bytes())?;
+        let request =
+            SessionRequest { point: Some(counterparty.as_bytes().to_vec()), ..self.template(SessionKind::Linkage) };
+        let (proof, outcomes) = self.joint(request, protocol::run_linkage).await?;
+        for (c, o) in &outcomes {
+            if o.public_key != proof.shared.as_bytes() {
+                return Err(c.name(Error::new(
+                    ErrorKind::ShareMismatch,
+                    format!("cosigner {} ended with another shared secret", c.index),
+                )));
+            }
+        }
+        Ok(proof)
     }
 
     /// `root * point`, from the sealed derivation cache or computed jointly (then cached).
@@ -295,5 +334,9 @@ impl KeyDeriver for Wallet {
 
     async fn ecdh(&self, point: &PublicKey) -> Result<PublicKey> {
         Wallet::ecdh(self, point).await
+    }
+
+    async fn linkage_proof(&self, counterparty: &PublicKey) -> Result<LinkageProof> {
+        Wallet::linkage_proof(self, counterparty).await
     }
 }

@@ -124,6 +124,7 @@ async fn no_dkg_over_a_live_share() {
         total: 3,
         digest: None,
         tweak: None,
+        point: None,
     };
     let err = cosigners.transports()[0].open_session(request).await.unwrap_err();
     assert_eq!(err.kind(), ErrorKind::AlreadyExists);
@@ -368,6 +369,7 @@ async fn a_cosigner_refuses_a_reused_execution_id() {
         total: 3,
         digest: Some([7; 32]),
         tweak: None,
+        point: None,
     };
     let first = t.open_session(sign.clone()).await.unwrap();
     drop(first);

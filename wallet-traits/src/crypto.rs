@@ -121,6 +121,20 @@ pub trait Signer: fmt::Debug + Send + Sync + 'static {
     async fn sign_digest(&self, digest: &[u8; 32], tweak: Option<&[u8; 32]>) -> Result<EcdsaSignature>;
 }
 
+/// A Schnorr proof that `shared = root * counterparty`, in the form of @bsv/sdk's `Schnorr`:
+/// `R = r*G`, `S' = r*B`, `z = r + e*root` with `e = SHA-256(A || B || S || S' || R) mod n`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LinkageProof {
+    /// `S = root * B`.
+    pub shared: PublicKey,
+    /// `R`.
+    pub r: PublicKey,
+    /// `S'`.
+    pub s_prime: PublicKey,
+    /// `z`, big-endian.
+    pub z: [u8; 32],
+}
+
 /// The key-agreement half of BRC-42/43 derivation: ECDH with the root key.
 ///
 /// The MPC implementation asks cosigners for verified partial results; a single-key
@@ -132,6 +146,10 @@ pub trait KeyDeriver: fmt::Debug + Send + Sync + 'static {
 
     /// `root * point`, compressed.
     async fn ecdh(&self, point: &PublicKey) -> Result<PublicKey>;
+
+    /// `root * counterparty` with a Schnorr proof of it (the proof is computed without ever
+    /// assembling the root key).
+    async fn linkage_proof(&self, counterparty: &PublicKey) -> Result<LinkageProof>;
 }
 
 #[cfg(test)]

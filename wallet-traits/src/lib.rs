@@ -9,7 +9,7 @@ mod registry;
 mod store;
 mod transport;
 
-pub use crypto::{EcdsaSignature, KeyDeriver, PublicKey, Signer};
+pub use crypto::{EcdsaSignature, KeyDeriver, LinkageProof, PublicKey, Signer};
 pub use error::{Error, ErrorKind, Result, WireError};
 pub use ids::{hex_32, ExecutionId, KeyId, PartyIndex, WalletId, AGENT_INDEX};
 pub use record::{ShareMeta, ShareState, StoredShare};

@@ -16,6 +16,9 @@ pub enum SessionKind {
     Dkg,
     /// Full threshold signing of a 32-byte digest.
     Sign,
+    /// A joint Schnorr proof that `S = root * B` for the counterparty key in
+    /// [`SessionRequest::point`] (BRC-100 `revealCounterpartyKeyLinkage`).
+    Linkage,
 }
 
 /// What the agent asks a cosigner to join.
@@ -40,6 +43,9 @@ pub struct SessionRequest {
     /// Additive tweak h applied to the key before signing: signs for P + h*G (Sign).
     #[serde(default)]
     pub tweak: Option<[u8; 32]>,
+    /// A compressed point the protocol is about: the counterparty key B (Linkage).
+    #[serde(default)]
+    pub point: Option<Vec<u8>>,
 }
 
 /// One protocol message in flight, from one party to one other. `from` and `to` are protocol

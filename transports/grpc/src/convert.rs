@@ -53,6 +53,7 @@ pub(crate) fn session_request_to_pb(r: &SessionRequest) -> pb::SessionRequest {
         kind: match r.kind {
             SessionKind::Dkg => pb::SessionKind::Dkg,
             SessionKind::Sign => pb::SessionKind::Sign,
+            SessionKind::Linkage => pb::SessionKind::Linkage,
         } as i32,
         key: Some(key_to_pb(&r.key)),
         execution_id: r.execution_id.as_bytes().to_vec(),
@@ -61,6 +62,7 @@ pub(crate) fn session_request_to_pb(r: &SessionRequest) -> pb::SessionRequest {
         total: r.total.into(),
         digest: r.digest.map(|d| d.to_vec()),
         tweak: r.tweak.map(|t| t.to_vec()),
+        point: r.point.clone(),
     }
 }
 
@@ -68,6 +70,7 @@ pub(crate) fn session_request_from_pb(r: pb::SessionRequest) -> Result<SessionRe
     let kind = match pb::SessionKind::try_from(r.kind) {
         Ok(pb::SessionKind::Dkg) => SessionKind::Dkg,
         Ok(pb::SessionKind::Sign) => SessionKind::Sign,
+        Ok(pb::SessionKind::Linkage) => SessionKind::Linkage,
         _ => return Err(malformed("session request: unknown session kind").with_context("kind", r.kind)),
     };
     Ok(SessionRequest {
@@ -79,6 +82,7 @@ pub(crate) fn session_request_from_pb(r: pb::SessionRequest) -> Result<SessionRe
         total: u16_from(r.total, "total")?,
         digest: bytes32_from(r.digest, "digest")?,
         tweak: bytes32_from(r.tweak, "tweak")?,
+        point: r.point,
     })
 }
 

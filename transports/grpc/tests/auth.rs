@@ -140,6 +140,7 @@ fn open_frame() -> pb::ClientFrame {
         total: r.total.into(),
         digest: r.digest.map(|d| d.to_vec()),
         tweak: None,
+        point: None,
     };
     pb::ClientFrame { frame: Some(pb::client_frame::Frame::Open(open)) }
 }

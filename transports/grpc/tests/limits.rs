@@ -111,6 +111,7 @@ async fn one_session_too_many_is_refused_then_retried() {
         total: 3,
         digest: Some(vec![0; 32]),
         tweak: None,
+        point: None,
     });
     let frames = futures::stream::iter(vec![pb::ClientFrame { frame: Some(open) }]).chain(futures::stream::pending());
     let status = raw_client(&f.url).session(authorized(&f.minter, &f.url, frames)).await.unwrap_err();
@@ -193,6 +194,7 @@ async fn malformed_frames_end_only_their_session() {
         total: 3,
         digest: Some(vec![0; 32]),
         tweak: None,
+        point: None,
     };
     let bad_env =
         pb::Envelope { execution_id: vec![1; 5], stage: 0, from: 0, to: 1, broadcast: false, seq: 0, payload: vec![] };

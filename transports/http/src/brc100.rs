@@ -92,6 +92,7 @@ async fn call(State(f): State<Front>, Path(method): Path<String>, _m: Method, bo
             "encrypt" => json!({ "ciphertext": m.encrypt(args(&body)?).await? }),
             "decrypt" => json!({ "plaintext": m.decrypt(args(&body)?).await?.to_vec() }),
             "revealSpecificKeyLinkage" => json!(m.reveal_specific_key_linkage(args(&body)?).await?),
+            "revealCounterpartyKeyLinkage" => json!(m.reveal_counterparty_key_linkage(args(&body)?).await?),
             "getNetwork" => json!({ "network": m.network().to_string() }),
             "getVersion" => json!({ "version": f.version }),
             // The server only listens once the wallet is provisioned or restored.

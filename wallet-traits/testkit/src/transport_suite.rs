@@ -81,6 +81,7 @@ pub fn scripted_request(script: Script) -> SessionRequest {
         total: 3,
         digest: Some(digest),
         tweak: None,
+        point: None,
     }
 }
 
