@@ -244,6 +244,24 @@ fn provision_restart_sign(scheme: &'static str) {
     let (ok, out, err) = fleet.agent(&["status"], &[]).finish(Duration::from_secs(60));
     assert!(ok, "status reports a healthy wallet:\n{out}\n{err}");
     assert_eq!(out.matches("reachable, agrees on the collective key").count(), 2, "{out}");
+
+    // The BRC-100 front over this transport: a derivation (distributed ECDH) and a joint linkage proof.
+    let serve = fleet.agent(&["serve", "--listen", "127.0.0.1:0"], &[]);
+    let addr = serve.wait_line(true, "listening: http://", Duration::from_secs(120));
+    let addr = addr.trim_start_matches("listening: http://").to_string();
+    let other = "025edd5cc23c51e87a497ca815d5dce0f8ab52554f849ed8995de64c5f34ce7143";
+    let body = http_post(
+        &addr,
+        "/getPublicKey",
+        &format!(r#"{{"protocolID":[2,"multi process"],"keyID":"1","counterparty":"{other}"}}"#),
+    );
+    assert!(body.starts_with("HTTP/1.1 200") && body.contains("publicKey"), "{body}");
+    let body = http_post(
+        &addr,
+        "/revealCounterpartyKeyLinkage",
+        &format!(r#"{{"counterparty":"{other}","verifier":"{other}"}}"#),
+    );
+    assert!(body.starts_with("HTTP/1.1 200") && body.contains("encryptedLinkageProof"), "{body}");
 }
 
 #[test]
