@@ -147,7 +147,6 @@ pub(crate) async fn serve(listen: SocketAddr) -> Result<()> {
     let network = wallet.network();
     let w = Arc::new(wallet);
     let methods = Arc::new(KeyMethods::new(w.clone(), w, network));
-    let version = format!("mpc-wallet-{}", env!("CARGO_PKG_VERSION"));
     let app = axum::Router::new()
         .route(
             "/health",
@@ -156,7 +155,7 @@ pub(crate) async fn serve(listen: SocketAddr) -> Result<()> {
                 async move { axum::Json(serde_json::json!({ "status": "ok", "identity": identity })) }
             }),
         )
-        .merge(wallet_transport_http::brc100_router(methods, version));
+        .merge(wallet_transport_http::brc100_router(methods));
     axum::serve(listener, app).with_graceful_shutdown(crate::shutdown_signal()).await?;
     Ok(())
 }
@@ -171,7 +170,7 @@ pub(crate) async fn status() -> Result<bool> {
         (None, Some(p)) => format!("sqlite://{}", p.display()),
         (None, None) => bail!("set MPC_STORAGE_PATH or MPC_STORAGE_URL"),
     };
-    let store = wallet_traits::open_store(&url, Default::default()).await?;
+    let store = wallet_traits::open_store(&url, cfg.store_options.clone()).await?;
     let local = store.load_share(&key).await?;
     match &local {
         None => println!("state: not provisioned"),

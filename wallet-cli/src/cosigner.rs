@@ -139,7 +139,7 @@ pub(crate) async fn run(config_file: Option<PathBuf>) -> Result<()> {
         (None, Some(p)) => format!("sqlite://{}", p.display()),
         (None, None) => bail!("set MPC_STORAGE_PATH or MPC_STORAGE_URL"),
     };
-    let store = wallet_traits::open_store(&store_url, Default::default()).await?;
+    let store = wallet_traits::open_store(&store_url, wallet_engine::store_options_from_env()).await?;
     let sealer = Sealer::new(secret, Default::default());
     let pool = StorePrimePool::new(store.clone(), sealer.clone(), "cosigner");
     let service = CosignerService::new(keyring.clone(), store, sealer, Arc::new(pool.clone()))?;

@@ -11,6 +11,8 @@ mod embedded;
 
 // Referenced so the linker keeps their inventory registrations.
 use wallet_backend_sqlite as _;
+#[cfg(feature = "plugin-example")]
+use wallet_plugin_example_store as _;
 use wallet_transport_grpc as _;
 use wallet_transport_http as _;
 use wallet_transport_local as _;

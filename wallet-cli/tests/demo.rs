@@ -83,3 +83,32 @@ fn invalid_configuration_fails_at_start_naming_the_variable() {
     assert!(err.contains("MPC_NETWORK"), "{err}");
     assert!(std::fs::read_dir(dir.path()).unwrap().next().is_none(), "nothing was created");
 }
+
+#[test]
+fn store_configuration_errors_name_what_is_wrong() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = |envs: &[(&str, String)]| {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_mpc-wallet"));
+        cmd.arg("status").env_clear().env("MPC_WALLET_ID", "w");
+        for (k, v) in envs {
+            cmd.env(k, v);
+        }
+        let out = cmd.output().unwrap();
+        (out.status.success(), String::from_utf8_lossy(&out.stderr).into_owned())
+    };
+    let (ok, err) = run(&[("MPC_STORAGE_URL", "nosuch://x".into())]);
+    assert!(!ok && err.contains("unknown store scheme 'nosuch'") && err.contains("sqlite"), "{err}");
+    let db = dir.path().join("a.db").display().to_string();
+    let (ok, err) = run(&[("MPC_STORAGE_PATH", db.clone()), ("MPC_STORAGE__NO_SUCH_OPTION", "1".into())]);
+    assert!(!ok && err.contains("no_such_option"), "{err}");
+    // A known option is accepted and the store opens (nothing provisioned yet).
+    let out = Command::new(env!("CARGO_BIN_EXE_mpc-wallet"))
+        .arg("status")
+        .env_clear()
+        .env("MPC_WALLET_ID", "w")
+        .env("MPC_STORAGE_PATH", &db)
+        .env("MPC_STORAGE__BUSY_TIMEOUT_MS", "100")
+        .output()
+        .unwrap();
+    assert!(String::from_utf8_lossy(&out.stdout).contains("state: not provisioned"));
+}

@@ -359,6 +359,17 @@ impl KeyMethods {
     pub fn network(&self) -> Network {
         self.network
     }
+
+    /// `getVersion`: BRC-100's `vendor-major.minor.patch`.
+    pub fn version(&self) -> String {
+        format!("mpc-wallet-{}", env!("CARGO_PKG_VERSION"))
+    }
+
+    /// `isAuthenticated` / `waitForAuthentication`: key methods exist only for a provisioned or
+    /// restored wallet, so the answer is always yes.
+    pub fn is_authenticated(&self) -> bool {
+        true
+    }
 }
 
 /// Now as JavaScript's `Date.toISOString()`: `YYYY-MM-DDTHH:MM:SS.mmmZ`.

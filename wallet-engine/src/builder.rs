@@ -98,6 +98,7 @@ pub struct WalletBuilder {
     seal: SealOptions,
     store: Option<Arc<dyn ShareStore>>,
     store_url: Option<String>,
+    store_options: wallet_traits::Options,
     cosigners: Vec<Arc<dyn CosignerTransport>>,
     cosigner_urls: Vec<String>,
     primes: Option<Arc<dyn PrimeSource>>,
@@ -136,6 +137,7 @@ impl Default for WalletBuilder {
             seal: SealOptions::default(),
             store: None,
             store_url: None,
+            store_options: Default::default(),
             cosigners: Vec::new(),
             cosigner_urls: Vec::new(),
             primes: None,
@@ -165,6 +167,7 @@ impl WalletBuilder {
     pub fn from_config(cfg: WalletConfig) -> Result<Self> {
         let mut b = Self::new();
         b.transport_options = cfg.transport_options();
+        b.store_options = cfg.store_options.clone();
         b.wallet_id = cfg.wallet_id;
         if let Some(s) = cfg.share_secret {
             b.secret = Some(ShareSecret::new(s)?);
@@ -296,7 +299,7 @@ impl WalletBuilder {
             .ok_or_else(|| Error::new(ErrorKind::Config, "no share secret; set MPC_SHARE_SECRET"))?;
         let store = match (&self.store, &self.store_url) {
             (Some(s), _) => s.clone(),
-            (None, Some(url)) => wallet_traits::open_store(url, Default::default()).await?,
+            (None, Some(url)) => wallet_traits::open_store(url, self.store_options.clone()).await?,
             (None, None) => {
                 return Err(Error::new(ErrorKind::Config, "no share store; set MPC_STORAGE_PATH or MPC_STORAGE_URL"))
             }

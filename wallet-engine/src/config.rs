@@ -70,6 +70,8 @@ pub struct WalletConfig {
     pub jwt_private_key_file: Option<PathBuf>,
     /// MPC_TLS_CA_FILE: extra CA certificate (PEM) to trust for https/grpcs cosigners.
     pub tls_ca_file: Option<PathBuf>,
+    /// `MPC_STORAGE__<KEY>` variables: options for the store's factory (`busy_timeout_ms`, ...).
+    pub store_options: wallet_traits::Options,
 }
 
 impl fmt::Debug for WalletConfig {
@@ -91,6 +93,7 @@ impl fmt::Debug for WalletConfig {
             .field("jwt_secret", &self.jwt_secret.as_ref().map(|_| "<redacted>"))
             .field("jwt_private_key_file", &self.jwt_private_key_file)
             .field("tls_ca_file", &self.tls_ca_file)
+            .field("store_options", &self.store_options.keys().collect::<Vec<_>>())
             .finish()
     }
 }
@@ -113,7 +116,9 @@ impl WalletConfig {
 
     /// Reads the `MPC_*` variables; a present but invalid value fails naming its variable.
     pub fn from_env() -> Result<Self> {
-        Self::from_lookup(|k| std::env::var(k).ok())
+        let mut c = Self::from_lookup(|k| std::env::var(k).ok())?;
+        c.store_options = store_options_from_env();
+        Ok(c)
     }
 
     /// Like [`WalletConfig::from_env`] with any variable source (tests use a map).
@@ -153,8 +158,16 @@ impl WalletConfig {
             jwt_secret: get("MPC_JWT_SECRET"),
             jwt_private_key_file: get("MPC_JWT_PRIVATE_KEY_FILE").map(PathBuf::from),
             tls_ca_file: get("MPC_TLS_CA_FILE").map(PathBuf::from),
+            store_options: Default::default(),
         })
     }
+}
+
+/// The `MPC_STORAGE__<KEY>=value` variables as store options `<key>=value`.
+pub fn store_options_from_env() -> wallet_traits::Options {
+    std::env::vars()
+        .filter_map(|(k, v)| k.strip_prefix("MPC_STORAGE__").map(|key| (key.to_ascii_lowercase(), v)))
+        .collect()
 }
 
 #[cfg(test)]

@@ -16,7 +16,7 @@ mod seal;
 mod wallet;
 
 pub use builder::{Phase, Progress, Provisioned, WalletBuilder};
-pub use config::{Network, WalletConfig};
+pub use config::{store_options_from_env, Network, WalletConfig};
 pub use cosigner::{CosignerService, MAX_PARTIES};
 pub use keys::{Keyring, PartyKey, PartyPublicKey};
 pub use plan::{plan, CosignerView, Plan};

@@ -123,7 +123,8 @@ pub trait Signer: fmt::Debug + Send + Sync + 'static {
 
 /// A Schnorr proof that `shared = root * counterparty`, in the form of @bsv/sdk's `Schnorr`:
 /// `R = r*G`, `S' = r*B`, `z = r + e*root` with `e = SHA-256(A || B || S || S' || R) mod n`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// `Debug` hides the shared secret: it reveals the link between two parties.
+#[derive(Clone, Copy, PartialEq, Eq)]
 pub struct LinkageProof {
     /// `S = root * B`.
     pub shared: PublicKey,
@@ -133,6 +134,12 @@ pub struct LinkageProof {
     pub s_prime: PublicKey,
     /// `z`, big-endian.
     pub z: [u8; 32],
+}
+
+impl fmt::Debug for LinkageProof {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("LinkageProof").field("shared", &"<redacted>").field("r", &self.r).finish_non_exhaustive()
+    }
 }
 
 /// The key-agreement half of BRC-42/43 derivation: ECDH with the root key.

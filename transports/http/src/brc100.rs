@@ -23,16 +23,14 @@ pub const MAX_BODY_BYTES: usize = 32 * 1024 * 1024;
 #[derive(Clone)]
 struct Front {
     methods: Arc<KeyMethods>,
-    version: String,
 }
 
-/// The BRC-100 JSON routes over `methods`; `version` answers `getVersion`
-/// (BRC-100's `vendor-major.minor.patch`).
-pub fn brc100_router(methods: Arc<KeyMethods>, version: impl Into<String>) -> Router {
+/// The BRC-100 JSON routes over `methods`.
+pub fn brc100_router(methods: Arc<KeyMethods>) -> Router {
     Router::new()
         .route("/{method}", post(call).options(preflight))
         .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY_BYTES))
-        .with_state(Front { methods, version: version.into() })
+        .with_state(Front { methods })
 }
 
 /// Browsers ask before a cross-origin POST; apps on other origins are the point of this API.
@@ -94,9 +92,8 @@ async fn call(State(f): State<Front>, Path(method): Path<String>, _m: Method, bo
             "revealSpecificKeyLinkage" => json!(m.reveal_specific_key_linkage(args(&body)?).await?),
             "revealCounterpartyKeyLinkage" => json!(m.reveal_counterparty_key_linkage(args(&body)?).await?),
             "getNetwork" => json!({ "network": m.network().to_string() }),
-            "getVersion" => json!({ "version": f.version }),
-            // The server only listens once the wallet is provisioned or restored.
-            "isAuthenticated" | "waitForAuthentication" => json!({ "authenticated": true }),
+            "getVersion" => json!({ "version": m.version() }),
+            "isAuthenticated" | "waitForAuthentication" => json!({ "authenticated": m.is_authenticated() }),
             other => {
                 return Err(Error::new(
                     ErrorKind::Unsupported,
