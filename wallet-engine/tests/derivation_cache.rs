@@ -8,50 +8,13 @@ use std::sync::{
     Arc,
 };
 
-use async_trait::async_trait;
 use common::*;
 use k256::elliptic_curve::sec1::ToEncodedPoint;
 use wallet_engine::{
     brc100::{GetPublicKeyArgs, KeyMethods},
     Network, Provisioned,
 };
-use wallet_traits::{
-    CosignerTransport, EcdhPartial, EcdhRequest, ExecutionId, KeyId, KeyInfo, PublicKey, Result, SessionChannel,
-    SessionRequest,
-};
-
-/// Counts the partial ECDH round trips that reach a real cosigner.
-#[derive(Debug)]
-struct Counting {
-    inner: Arc<dyn CosignerTransport>,
-    ecdh_calls: Arc<AtomicUsize>,
-}
-
-#[async_trait]
-impl CosignerTransport for Counting {
-    fn endpoint(&self) -> &str {
-        self.inner.endpoint()
-    }
-    async fn health(&self) -> Result<()> {
-        self.inner.health().await
-    }
-    async fn key_info(&self, key: &KeyId) -> Result<Option<KeyInfo>> {
-        self.inner.key_info(key).await
-    }
-    async fn open_session(&self, request: SessionRequest) -> Result<SessionChannel> {
-        self.inner.open_session(request).await
-    }
-    async fn partial_ecdh(&self, request: EcdhRequest) -> Result<EcdhPartial> {
-        self.ecdh_calls.fetch_add(1, Ordering::SeqCst);
-        self.inner.partial_ecdh(request).await
-    }
-    async fn commit(&self, key: &KeyId, eid: &ExecutionId) -> Result<()> {
-        self.inner.commit(key, eid).await
-    }
-    async fn rollback(&self, key: &KeyId, eid: &ExecutionId) -> Result<()> {
-        self.inner.rollback(key, eid).await
-    }
-}
+use wallet_traits::PublicKey;
 
 async fn derive(dir: &std::path::Path, counterparty: &str, calls: &Arc<AtomicUsize>) -> (String, String) {
     let cosigners = Cosigners::start(dir, SECRET).await;
@@ -62,7 +25,7 @@ async fn derive(dir: &std::path::Path, counterparty: &str, calls: &Arc<AtomicUsi
         .keyring(cosigners.agent_keyring.clone())
         .prime_source(Arc::new(wallet_engine::InsecureTestPrimes));
     for t in cosigners.transports() {
-        b = b.cosigner(Arc::new(Counting { inner: t, ecdh_calls: calls.clone() }));
+        b = b.cosigner(Arc::new(wallet_testkit::Intercept::new(t).counting_into(calls.clone())));
     }
     let (wallet, p) = b.build().await.unwrap();
     assert_eq!(p, Provisioned::Restored);

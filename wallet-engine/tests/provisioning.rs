@@ -14,8 +14,8 @@ use common::*;
 use k256::elliptic_curve::{ops::Reduce, sec1::ToEncodedPoint};
 use wallet_engine::{InsecureTestPrimes, Provisioned};
 use wallet_traits::{
-    CosignerTransport, EcdhPartial, EcdhRequest, ErrorKind, ExecutionId, KeyId, KeyInfo, PublicKey, Result,
-    SessionChannel, SessionKind, SessionRequest, ShareState, ShareStore, StoreCapabilities, StoredShare, WalletId,
+    EcdhRequest, ErrorKind, ExecutionId, KeyId, PublicKey, Result, SessionKind, SessionRequest, ShareState, ShareStore,
+    StoreCapabilities, StoredShare, WalletId,
 };
 
 /// P + h*G with k256 alone.
@@ -289,39 +289,6 @@ async fn distributed_ecdh_equals_x_times_q() {
     assert_eq!(shared.as_bytes()[..], *theirs.to_encoded_point(true).as_bytes());
 }
 
-/// Wraps a real cosigner and corrupts its ECDH partials.
-#[derive(Debug)]
-struct LyingCosigner(Arc<dyn CosignerTransport>);
-
-#[async_trait]
-impl CosignerTransport for LyingCosigner {
-    fn endpoint(&self) -> &str {
-        self.0.endpoint()
-    }
-    async fn health(&self) -> Result<()> {
-        self.0.health().await
-    }
-    async fn key_info(&self, key: &KeyId) -> Result<Option<KeyInfo>> {
-        self.0.key_info(key).await
-    }
-    async fn open_session(&self, request: SessionRequest) -> Result<SessionChannel> {
-        self.0.open_session(request).await
-    }
-    async fn partial_ecdh(&self, request: EcdhRequest) -> Result<EcdhPartial> {
-        let mut p = self.0.partial_ecdh(request).await?;
-        // Another valid point: x_i*Q + G.
-        let z = k256::PublicKey::from_sec1_bytes(&p.point).unwrap().to_projective() + k256::ProjectivePoint::GENERATOR;
-        p.point = z.to_affine().to_encoded_point(true).as_bytes().to_vec();
-        Ok(p)
-    }
-    async fn commit(&self, key: &KeyId, eid: &ExecutionId) -> Result<()> {
-        self.0.commit(key, eid).await
-    }
-    async fn rollback(&self, key: &KeyId, eid: &ExecutionId) -> Result<()> {
-        self.0.rollback(key, eid).await
-    }
-}
-
 #[tokio::test(flavor = "multi_thread")]
 async fn wrong_ecdh_partial_is_rejected_naming_the_cosigner() {
     let dir = copy_fixture("main");
@@ -333,7 +300,13 @@ async fn wrong_ecdh_partial_is_rejected_naming_the_cosigner() {
         .store(agent_store(dir.path()).await)
         .keyring(cosigners.agent_keyring.clone())
         .prime_source(Arc::new(InsecureTestPrimes))
-        .cosigner(Arc::new(LyingCosigner(t[0].clone())))
+        // Cosigner 1 answers with another valid point: x_1*Q + G.
+        .cosigner(Arc::new(wallet_testkit::Intercept::new(t[0].clone()).on_partial_ecdh(|mut p| {
+            let z =
+                k256::PublicKey::from_sec1_bytes(&p.point).unwrap().to_projective() + k256::ProjectivePoint::GENERATOR;
+            p.point = z.to_affine().to_encoded_point(true).as_bytes().to_vec();
+            p
+        })))
         .cosigner(t[1].clone())
         .build()
         .await

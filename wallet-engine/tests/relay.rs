@@ -6,13 +6,9 @@ mod common;
 
 use std::sync::Arc;
 
-use async_trait::async_trait;
 use common::*;
 use futures::{channel::mpsc, StreamExt};
-use wallet_traits::{
-    CosignerTransport, EcdhPartial, EcdhRequest, Envelope, ErrorKind, ExecutionId, KeyId, KeyInfo, Result,
-    SessionChannel, SessionRequest,
-};
+use wallet_traits::{CosignerTransport, Envelope, ErrorKind, SessionChannel};
 
 #[derive(Debug, Clone, Copy)]
 enum Tamper {
@@ -20,28 +16,11 @@ enum Tamper {
     ClaimAgentAsSender,
 }
 
-/// A cosigner connection through which relayed (cosigner-to-cosigner) envelopes are tampered.
-#[derive(Debug)]
-struct TamperingRelay {
-    inner: Arc<dyn CosignerTransport>,
-    how: Tamper,
-}
-
-#[async_trait]
-impl CosignerTransport for TamperingRelay {
-    fn endpoint(&self) -> &str {
-        self.inner.endpoint()
-    }
-    async fn health(&self) -> Result<()> {
-        self.inner.health().await
-    }
-    async fn key_info(&self, key: &KeyId) -> Result<Option<KeyInfo>> {
-        self.inner.key_info(key).await
-    }
-    async fn open_session(&self, request: SessionRequest) -> Result<SessionChannel> {
-        let real = self.inner.open_session(request).await?;
+/// A cosigner connection through which the first relayed (cosigner-to-cosigner) envelope is
+/// tampered with on its way in.
+fn tampering_relay(inner: Arc<dyn CosignerTransport>, how: Tamper) -> wallet_testkit::Intercept {
+    wallet_testkit::Intercept::new(inner).on_session(move |real| {
         let (tx, mut rx) = mpsc::unbounded::<Envelope>();
-        let how = self.how;
         let out = real.outgoing;
         tokio::spawn(async move {
             let mut done = false;
@@ -59,17 +38,8 @@ impl CosignerTransport for TamperingRelay {
                 }
             }
         });
-        Ok(SessionChannel { outgoing: tx, incoming: real.incoming })
-    }
-    async fn partial_ecdh(&self, request: EcdhRequest) -> Result<EcdhPartial> {
-        self.inner.partial_ecdh(request).await
-    }
-    async fn commit(&self, key: &KeyId, eid: &ExecutionId) -> Result<()> {
-        self.inner.commit(key, eid).await
-    }
-    async fn rollback(&self, key: &KeyId, eid: &ExecutionId) -> Result<()> {
-        self.inner.rollback(key, eid).await
-    }
+        SessionChannel { outgoing: tx, incoming: real.incoming }
+    })
 }
 
 async fn tampered_dkg_fails_and_stores_nothing(how: Tamper) {
@@ -83,7 +53,7 @@ async fn tampered_dkg_fails_and_stores_nothing(how: Tamper) {
         .keyring(cosigners.agent_keyring.clone())
         .prime_source(Arc::new(wallet_engine::InsecureTestPrimes))
         .cosigner(t[0].clone())
-        .cosigner(Arc::new(TamperingRelay { inner: t[1].clone(), how }))
+        .cosigner(Arc::new(tampering_relay(t[1].clone(), how)))
         .build()
         .await
         .unwrap_err();

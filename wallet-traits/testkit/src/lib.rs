@@ -1,10 +1,12 @@
 #![doc = include_str!("../README.md")]
 #![deny(missing_docs)]
 
+mod intercept;
 mod memory;
 mod suite;
 mod transport_suite;
 
+pub use intercept::Intercept;
 pub use memory::MemoryShareStore;
 pub use suite::{sample_record, share_store_suite, SuiteReport};
 pub use transport_suite::{
