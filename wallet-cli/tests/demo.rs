@@ -2,8 +2,9 @@
 
 use std::{path::Path, process::Command};
 
-use wallet_backend_sqlite::SqliteShareStore;
-use wallet_traits::{KeyId, ShareStore, StoredShare, WalletId};
+mod common;
+
+use common::{line, records};
 
 fn demo(dir: &Path, secret: Option<&str>) -> (bool, String, String) {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_mpc-wallet"));
@@ -20,21 +21,6 @@ fn demo(dir: &Path, secret: Option<&str>) -> (bool, String, String) {
         String::from_utf8_lossy(&out.stdout).into_owned(),
         String::from_utf8_lossy(&out.stderr).into_owned(),
     )
-}
-
-fn line<'a>(stdout: &'a str, prefix: &str) -> Option<&'a str> {
-    stdout.lines().find_map(|l| l.strip_prefix(prefix))
-}
-
-async fn records(dir: &Path) -> Vec<Option<StoredShare>> {
-    let key = KeyId::new(WalletId::new("cli-test-wallet").unwrap(), 0);
-    let mut out = vec![];
-    for f in ["agent.db", "cosigner-1.db", "cosigner-2.db"] {
-        let s = SqliteShareStore::open(dir.join(f)).await.unwrap();
-        out.push(s.load_share(&key).await.unwrap());
-        s.close().await;
-    }
-    out
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -60,12 +46,12 @@ async fn demo_creates_then_restores_and_refuses_a_wrong_secret() {
     assert_eq!(line(&out, "signature verified: "), Some("true"));
     assert!(line(&out, "phase keygen: ").is_none(), "a restore runs no DKG:\n{out}");
 
-    let before = records(dir.path()).await;
+    let before = records(dir.path(), "cli-test-wallet").await;
     let (ok, out, err) = demo(dir.path(), Some("the wrong secret"));
     assert!(!ok, "a wrong secret must fail:\n{out}");
     assert!(err.contains("MPC_SHARE_SECRET") && err.contains("does not match the stored share"), "{err}");
     assert!(!err.contains("the wrong secret") && !out.contains("the wrong secret"), "the secret is never echoed");
-    assert_eq!(records(dir.path()).await, before, "every stored record unchanged");
+    assert_eq!(records(dir.path(), "cli-test-wallet").await, before, "every stored record unchanged");
 }
 
 #[test]

@@ -12,10 +12,13 @@ use std::{
     time::{Duration, Instant},
 };
 
+mod common;
+
+use common::line;
 use wallet_backend_sqlite::SqliteShareStore;
 // Linked for its `http` transport registration.
 use wallet_engine::{InsecureTestPrimes, Keyring, PrimeSource, Sealer, ShareSecret, StorePrimePool};
-use wallet_traits::{KeyId, ShareState, ShareStore, StoredShare, WalletId};
+use wallet_traits::{ShareState, ShareStore, StoredShare};
 use wallet_transport_http as _;
 
 const SECRET: &str = "multiprocess test secret";
@@ -125,16 +128,7 @@ fn prefill(path: &Path, pool: &str, count: usize) {
 }
 
 fn records(dir: &Path) -> Vec<Option<StoredShare>> {
-    runtime().block_on(async {
-        let key = KeyId::new(WalletId::new(WALLET).unwrap(), 0);
-        let mut out = vec![];
-        for f in ["agent.db", "cosigner-1.db", "cosigner-2.db"] {
-            let s = SqliteShareStore::open(dir.join(f)).await.unwrap();
-            out.push(s.load_share(&key).await.unwrap());
-            s.close().await;
-        }
-        out
-    })
+    runtime().block_on(common::records(dir, WALLET))
 }
 
 impl Fleet {
@@ -218,10 +212,6 @@ impl Drop for Fleet {
         self.cosigners.clear();
         let _ = std::fs::remove_dir_all(&self.dir);
     }
-}
-
-fn line<'a>(out: &'a str, prefix: &str) -> Option<&'a str> {
-    out.lines().find_map(|l| l.strip_prefix(prefix))
 }
 
 fn provision_restart_sign(scheme: &'static str) {

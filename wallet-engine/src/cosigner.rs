@@ -262,7 +262,9 @@ impl CosignerTransport for CosignerService {
                 let primes = tokio::spawn(async move { source.take().await });
                 let primes = async move { primes.await.map_err(|e| internal("prime task", e))? };
                 let r = req.clone();
-                protocol::spawn_party(keyring, &req, move |io| protocol::run_dkg(io, r, primes, || {}))?.map_output()
+                protocol::spawn_party(keyring, &req, move |io| async move {
+                    protocol::run_dkg(io, r, primes, || {}).await.map(|s| PartyOutput::Share(Box::new(s)))
+                })?
             }
             SessionKind::Sign => {
                 let share = self.active_share(&req.key).await?;
@@ -279,9 +281,8 @@ impl CosignerTransport for CosignerService {
                         None => share,
                     };
                     let pk = protocol::public_key_of(&share);
-                    protocol::run_sign(io, r, share).await.map(|_| pk)
+                    protocol::run_sign(io, r, share).await.map(|_| PartyOutput::Signed(pk))
                 })?
-                .map_output()
             }
             SessionKind::Linkage => {
                 let share = self.active_share(&req.key).await?;
@@ -292,7 +293,9 @@ impl CosignerTransport for CosignerService {
                     ));
                 }
                 let r = req.clone();
-                protocol::spawn_party(keyring, &req, move |io| protocol::run_linkage(io, r, share))?.map_output()
+                protocol::spawn_party(keyring, &req, move |io| async move {
+                    protocol::run_linkage(io, r, share).await.map(|p| PartyOutput::Linked(p.shared))
+                })?
             }
         };
         let this = self.clone();
@@ -374,34 +377,4 @@ pub(crate) enum PartyOutput {
     Signed(wallet_traits::PublicKey),
     /// The shared secret a linkage proof is about.
     Linked(wallet_traits::PublicKey),
-}
-
-impl From<wallet_traits::LinkageProof> for PartyOutput {
-    fn from(p: wallet_traits::LinkageProof) -> Self {
-        PartyOutput::Linked(p.shared)
-    }
-}
-
-impl From<Share> for PartyOutput {
-    fn from(s: Share) -> Self {
-        PartyOutput::Share(Box::new(s))
-    }
-}
-
-impl From<wallet_traits::PublicKey> for PartyOutput {
-    fn from(p: wallet_traits::PublicKey) -> Self {
-        PartyOutput::Signed(p)
-    }
-}
-
-impl<O: Send + 'static> protocol::RunningParty<O> {
-    /// Converts the party's output type.
-    pub(crate) fn map_output<T: From<O> + Send + 'static>(self) -> protocol::RunningParty<T> {
-        let result = self.result;
-        protocol::RunningParty {
-            inbound: self.inbound,
-            outbound: self.outbound,
-            result: tokio::spawn(async move { result.await.map_err(|e| internal("protocol task", e))?.map(T::from) }),
-        }
-    }
 }
