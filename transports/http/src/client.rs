@@ -442,6 +442,15 @@ impl PumpSession {
                             }
                             polling = Some(self.poll());
                         }
+                        // The server ended the session while a batch was in flight: that
+                        // batch's refusal (too large, malformed) is the reason to report.
+                        Err(e) if e.kind() == ErrorKind::NotFound => match sending.take() {
+                            Some(batch) => match batch.await {
+                                Err(refused) if refused.kind() != ErrorKind::NotFound => break End::Broken(refused),
+                                _ => break End::Broken(e),
+                            },
+                            None => break End::Broken(e),
+                        },
                         Err(e) => break End::Broken(e),
                     }
                 }
