@@ -5,6 +5,8 @@ set -euo pipefail
 need=()
 command -v m4 >/dev/null 2>&1 || need+=(m4)
 command -v cc >/dev/null 2>&1 || need+=(build-essential)
+# The RocksDB backend (librocksdb-sys) generates its bindings with bindgen, which loads libclang.
+ls /usr/lib/llvm-*/lib/libclang.so* >/dev/null 2>&1 || need+=(libclang-dev)
 # The interop test runs the reference TypeScript SDK.
 command -v node >/dev/null 2>&1 || need+=(nodejs)
 command -v npm >/dev/null 2>&1 || need+=(npm)
