@@ -1,0 +1,238 @@
+//! Crash safety: a writer process that never stops, killed with SIGKILL mid-write, and the check
+//! that the reopened store holds every record entirely old or entirely new.
+//!
+//! A backend's test binary plays both roles. The parent test calls [`kill_writer_during_writes`],
+//! which re-runs the same test binary filtered to one test (the child) with [`CRASH_CHILD_ENV`]
+//! set; that test calls [`crash_child_dir`], opens its store there and runs [`crash_writer`]
+//! until it is killed. Without the variable, the child test runs a bounded writer and checks it,
+//! so it is a real test on its own too.
+//!
+//! Every value the writer stores is a function of its generation number, which is also the
+//! record's version, so [`check_after_crash`] can tell a torn record from a whole one.
+
+use std::{
+    io::{BufRead, BufReader, Write},
+    path::{Path, PathBuf},
+    process::{Command, Stdio},
+    time::{Duration, Instant},
+};
+
+use wallet_traits::{ExecutionId, KeyId, ShareState, ShareStore, StoredShare, WalletId};
+
+use crate::sample_record;
+
+/// Set (to a directory) in the child's environment; the child keeps writing there until killed.
+pub const CRASH_CHILD_ENV: &str = "MPC_TESTKIT_CRASH_CHILD";
+
+/// Records the writer keeps rewriting.
+pub const CRASH_RECORDS: u32 = 6;
+
+const CRASH_WALLET: &str = "crash-writer";
+const CRASH_POOL: &str = "crash-writer";
+const LOOKUP: &[u8] = b"crash-writer-lookup";
+const PROGRESS: &str = "crash-writer generation ";
+
+/// The directory the child writes in, when this process is a crash child.
+pub fn crash_child_dir() -> Option<PathBuf> {
+    std::env::var_os(CRASH_CHILD_ENV).map(PathBuf::from)
+}
+
+fn wallet() -> WalletId {
+    WalletId::new(CRASH_WALLET).expect("a valid wallet id")
+}
+
+fn byte(index: u32, generation: u64, i: usize) -> u8 {
+    // Any position of any generation differs from its neighbours, so a mix of two writes shows.
+    (generation.wrapping_mul(31).wrapping_add(u64::from(index) * 7).wrapping_add(i as u64) % 251) as u8
+}
+
+/// Record `index` as written in `generation` (version `generation + 1`): every field, and the
+/// sealed bytes' length and content, derive from the generation.
+pub fn generation_record(index: u32, generation: u64) -> StoredShare {
+    let mut record = sample_record(&wallet(), index, generation as u8);
+    record.version = generation + 1;
+    record.meta.state = if generation % 2 == 0 { ShareState::Active } else { ShareState::Pending };
+    let mut eid = [0u8; 32];
+    eid[..8].copy_from_slice(&generation.to_be_bytes());
+    eid[8..12].copy_from_slice(&index.to_be_bytes());
+    record.meta.execution_id = ExecutionId::from_bytes(eid);
+    record.sealed = (0..4096 + (generation % 5) as usize * 1024).map(|i| byte(index, generation, i)).collect();
+    record
+}
+
+fn derivation(index: u32, generation: u64) -> Vec<u8> {
+    let mut v = generation.to_be_bytes().to_vec();
+    v.extend((0..512 + (generation % 3) as usize * 256).map(|i| byte(index, generation, i)));
+    v
+}
+
+fn decode_generation(index: u32, value: &[u8], what: &str) -> u64 {
+    let generation =
+        u64::from_be_bytes(value.get(..8).and_then(|b| b.try_into().ok()).unwrap_or_else(|| {
+            panic!("{what}: a value of {} bytes is shorter than its header: torn write", value.len())
+        }));
+    assert!(
+        value == derivation(index, generation),
+        "{what}: the value is not whole generation {generation}: torn write"
+    );
+    generation
+}
+
+/// Writes generation after generation: each rewrites every record (compare-and-swap on its
+/// version), its derivation-cache entry, and adds a prime pair. Resumes after what the store
+/// holds. After each completed generation prints `crash-writer generation N` and flushes.
+/// Stops after `generations` generations when given, else never returns.
+///
+/// ### Panics
+///
+/// On any store error or inconsistency.
+pub async fn crash_writer(store: &dyn ShareStore, generations: Option<u64>) -> u64 {
+    let mut current = match store.load_share(&KeyId::new(wallet(), 0)).await.expect("load") {
+        Some(_) => {
+            // Finish the generation a crash interrupted: versions count generations, so no
+            // record may skip one.
+            let newest = check_after_crash(store).await.generation;
+            for index in 0..CRASH_RECORDS {
+                let key = KeyId::new(wallet(), index);
+                let have = store.load_share(&key).await.expect("load").expect("the record exists").version;
+                if have == newest {
+                    store.update_share(&generation_record(index, newest), have).await.expect("update");
+                    store.put_derivation(&key, LOOKUP, &derivation(index, newest)).await.expect("put_derivation");
+                }
+            }
+            newest
+        }
+        None => {
+            for index in 0..CRASH_RECORDS {
+                store.create_share(&generation_record(index, 0)).await.expect("create");
+            }
+            0
+        }
+    };
+    let mut written = 0;
+    while generations.is_none_or(|n| written < n) {
+        let next = current + 1;
+        for index in 0..CRASH_RECORDS {
+            let key = KeyId::new(wallet(), index);
+            // After a crash, records of the interrupted generation are one ahead of the rest.
+            let have = store.load_share(&key).await.expect("load").expect("the record exists").version;
+            let v = store.update_share(&generation_record(index, next), have).await.expect("update");
+            assert_eq!(v, next + 1, "update_share must return the new version");
+            store.put_derivation(&key, LOOKUP, &derivation(index, next)).await.expect("put_derivation");
+        }
+        store.add_primes(CRASH_POOL, &derivation(CRASH_RECORDS, next)).await.expect("add_primes");
+        current = next;
+        written += 1;
+        let mut out = std::io::stdout().lock();
+        let _ = writeln!(out, "{PROGRESS}{current}");
+        let _ = out.flush();
+    }
+    current
+}
+
+/// What [`check_after_crash`] found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CrashCheck {
+    /// The newest generation any record holds.
+    pub generation: u64,
+    /// Prime pairs in the pool, each whole.
+    pub primes: u64,
+}
+
+/// Checks that every record, derivation entry and prime pair is whole (entirely one generation)
+/// and that records are at most one generation apart, then that the store still takes writes.
+///
+/// ### Panics
+///
+/// On a torn, missing or unreadable record.
+pub async fn check_after_crash(store: &dyn ShareStore) -> CrashCheck {
+    let mut generations = Vec::new();
+    for index in 0..CRASH_RECORDS {
+        let key = KeyId::new(wallet(), index);
+        let record = match store.load_share(&key).await {
+            Ok(Some(r)) => r,
+            Ok(None) => panic!("record {index} is missing after the crash"),
+            Err(e) => panic!("record {index} does not load after the crash: {e}"),
+        };
+        let generation = record.version.checked_sub(1).expect("versions start at 1");
+        assert!(
+            record == generation_record(index, generation),
+            "record {index} at version {} is not entirely generation {generation}: torn write",
+            record.version
+        );
+        // Each generation writes a record, then its derivation entry.
+        match store.get_derivation(&key, LOOKUP).await.expect("get_derivation") {
+            Some(value) => {
+                let at = decode_generation(index, &value, &format!("derivation of record {index}"));
+                assert!(at <= generation, "derivation {index} is newer than its record");
+            }
+            None => assert!(generation <= 1, "the derivation of record {index} at generation {generation} is lost"),
+        }
+        generations.push(generation);
+    }
+    let (newest, oldest) = (generations.iter().max().copied(), generations.iter().min().copied());
+    let (newest, oldest) = (newest.unwrap_or(0), oldest.unwrap_or(0));
+    assert!(newest - oldest <= 1, "records are more than one generation apart: {generations:?}");
+    // Writes go in index order, so a crash leaves a newer prefix and an older suffix.
+    assert!(
+        generations.windows(2).all(|w| w[0] >= w[1]),
+        "a later record is newer than an earlier one: {generations:?}"
+    );
+
+    let primes = store.count_primes(CRASH_POOL).await.expect("count_primes");
+    let mut taken = Vec::new();
+    while let Some(pair) = store.take_primes(CRASH_POOL).await.expect("take_primes") {
+        decode_generation(CRASH_RECORDS, &pair, "a prime pair");
+        taken.push(pair);
+    }
+    assert_eq!(taken.len() as u64, primes, "count_primes disagrees with what take_primes hands out");
+    for pair in &taken {
+        store.add_primes(CRASH_POOL, pair).await.expect("the store takes writes after the crash");
+    }
+    CrashCheck { generation: newest, primes }
+}
+
+/// Runs the test `child_test` of the current test binary as a crash child writing in `dir`,
+/// waits until it reported at least `generations` more generations, lets it run on for a few
+/// milliseconds so the kill lands mid-write, and kills it with SIGKILL. Returns the last
+/// generation it reported complete. Blocking; call it from `spawn_blocking` in async tests.
+///
+/// ### Panics
+///
+/// When the child cannot start, exits on its own or reports nothing within two minutes.
+pub fn kill_writer_during_writes(child_test: &str, dir: &Path, generations: u64) -> u64 {
+    let exe = std::env::current_exe().expect("the test binary's path");
+    let mut child = Command::new(exe)
+        .args(["--exact", child_test, "--nocapture", "--test-threads=1"])
+        .env(CRASH_CHILD_ENV, dir)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("start the crash child");
+    let stdout = child.stdout.take().expect("piped stdout");
+    let deadline = Instant::now() + Duration::from_secs(120);
+    let (mut first, mut last) = (None, 0);
+    for line in BufReader::new(stdout).lines() {
+        let line = line.expect("read the child's output");
+        // libtest may print its own `test name ... ` before the first line.
+        let Some(n) = line.split_once(PROGRESS).and_then(|(_, n)| n.trim().parse::<u64>().ok()) else { continue };
+        last = n;
+        let start = *first.get_or_insert(n);
+        if n >= start + generations {
+            // Somewhere inside the next generation's writes.
+            std::thread::sleep(Duration::from_micros(u64::from(rand_below(5_000))));
+            child.kill().expect("SIGKILL the child");
+            let status = child.wait().expect("reap the child");
+            assert!(!status.success(), "the child was killed, not finished");
+            return last;
+        }
+        assert!(Instant::now() < deadline, "the crash child wrote too slowly");
+    }
+    let status = child.wait();
+    panic!("the crash child stopped on its own after generation {last}: {status:?}");
+}
+
+fn rand_below(n: u32) -> u32 {
+    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.subsec_nanos());
+    nanos % n
+}
