@@ -18,23 +18,11 @@ use wallet_traits::{EcdsaSignature, KeyId, ShareState, WalletId};
 
 use crate::embedded;
 
-/// Reads the agent's configuration from the environment; MPC_PARTY_KEY_FILE may stand in for
-/// MPC_PARTY_KEY.
-fn config() -> Result<WalletConfig> {
-    let mut cfg = WalletConfig::from_env()?;
-    if cfg.party_key.is_none() {
-        if let Some(path) = std::env::var_os("MPC_PARTY_KEY_FILE") {
-            let text = std::fs::read_to_string(&path)
-                .with_context(|| format!("reading MPC_PARTY_KEY_FILE {}", PathBuf::from(&path).display()))?;
-            cfg.party_key = Some(text.trim().to_string());
-        }
-    }
-    Ok(cfg)
-}
-
-/// A builder from the environment; without MPC_COSIGNER_ENDPOINTS, the embedded default.
-pub(crate) async fn builder_from_env() -> Result<(WalletBuilder, PathBuf)> {
-    let cfg = config()?;
+/// A builder from the configuration; without MPC_COSIGNER_ENDPOINTS, the embedded default.
+pub(crate) async fn builder_from_config(file: Option<&Path>) -> Result<(WalletBuilder, PathBuf)> {
+    let cfg = WalletConfig::load(file)?;
+    // Fail before anything is created or started.
+    cfg.validate()?;
     let storage = cfg.storage_path.clone().unwrap_or_else(|| PathBuf::from("./mpc-data/agent.db"));
     let dir = storage.parent().map(Path::to_path_buf).unwrap_or_else(|| PathBuf::from("."));
     let embedded = cfg.cosigner_endpoints.is_empty();
@@ -130,16 +118,16 @@ fn hex32(name: &str, v: Option<String>) -> Result<Option<[u8; 32]>> {
 }
 
 /// `mpc-wallet sign`: start the agent (provisioning or restoring), sign, verify, exit.
-pub(crate) async fn sign(digest: Option<String>, tweak: Option<String>) -> Result<()> {
+pub(crate) async fn sign(file: Option<&Path>, digest: Option<String>, tweak: Option<String>) -> Result<()> {
     let (digest, tweak) = (hex32("digest", digest)?, hex32("tweak", tweak)?);
-    let (builder, dir) = builder_from_env().await?;
+    let (builder, dir) = builder_from_config(file).await?;
     let wallet = provision(builder, &dir).await?;
     sign_and_verify(&wallet, digest, tweak).await
 }
 
 /// `mpc-wallet serve`: start the agent and stay up with `/health`.
-pub(crate) async fn serve(listen: SocketAddr) -> Result<()> {
-    let (builder, dir) = builder_from_env().await?;
+pub(crate) async fn serve(file: Option<&Path>, listen: SocketAddr) -> Result<()> {
+    let (builder, dir) = builder_from_config(file).await?;
     let wallet = provision(builder, &dir).await?;
     let listener = tokio::net::TcpListener::bind(listen).await.with_context(|| format!("binding {listen}"))?;
     println!("listening: http://{}", listener.local_addr()?);
@@ -161,8 +149,8 @@ pub(crate) async fn serve(listen: SocketAddr) -> Result<()> {
 }
 
 /// `mpc-wallet status`: the local record's state and each cosigner's view.
-pub(crate) async fn status() -> Result<bool> {
-    let cfg = config()?;
+pub(crate) async fn status(file: Option<&Path>) -> Result<bool> {
+    let cfg = WalletConfig::load(file)?;
     let wallet = WalletId::new(cfg.wallet_id.clone().context("set MPC_WALLET_ID")?)?;
     let key = KeyId::new(wallet, 0);
     let url = match (&cfg.storage_url, &cfg.storage_path) {

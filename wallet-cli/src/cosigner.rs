@@ -1,55 +1,62 @@
 //! `mpc-wallet cosigner`: a cosigner service over HTTP and/or gRPC.
 //!
-//! Configuration: a TOML file (`--config`) with the keys below, overridden by `MPC_*` variables of
-//! the same name in upper case (`http_listen` <- `MPC_HTTP_LISTEN`).
+//! Configuration: defaults < a TOML file (`--config` or `./mpc-wallet.toml`) with the keys below
+//! < `MPC_*` variables of the same name in upper case (`http_listen` <- `MPC_HTTP_LISTEN`).
 
 use std::{path::PathBuf, sync::Arc, time::Duration};
 
 use anyhow::{bail, Context, Result};
-use serde::Deserialize;
-use wallet_engine::{CosignerService, Keyring, PartyKey, Sealer, ShareSecret, StorePrimePool};
+use wallet_engine::{
+    settings::{SettingKey, Settings, Shown},
+    CosignerService, Keyring, PartyKey, Sealer, ShareSecret, StorePrimePool,
+};
 use wallet_traits::CosignerTransport;
 use wallet_transport_common::{audience_of, ServerLimits, TlsFiles, TokenVerifier};
 
-/// Everything a cosigner reads. Unknown keys are refused so typos fail at start.
-#[derive(Default, Deserialize)]
-#[serde(deny_unknown_fields, default)]
+/// Every key a cosigner reads, in a file (`http_listen`) and as a variable (`MPC_HTTP_LISTEN`).
+pub(crate) const KEYS: &[SettingKey] = &[
+    SettingKey::plain("party_index"),
+    SettingKey::plain("http_listen"),
+    SettingKey::plain("grpc_listen"),
+    SettingKey::plain("storage_url").shown(Shown::Url),
+    SettingKey::plain("storage_path"),
+    SettingKey::secret("share_secret"),
+    SettingKey::secret("jwt_secret"),
+    SettingKey::plain("jwt_public_key_file"),
+    SettingKey::plain("jwt_audiences"),
+    SettingKey::secret("party_key"),
+    SettingKey::plain("party_key_file"),
+    SettingKey::plain("peer_keys"),
+    SettingKey::plain("tls_cert_file"),
+    SettingKey::plain("tls_key_file"),
+    SettingKey::plain("max_sessions").default("64"),
+    SettingKey::plain("session_idle_secs").default("120"),
+    SettingKey::plain("max_message_bytes").default("8388608"),
+    SettingKey::plain("prime_pool_target").default("1"),
+];
+
+/// A cosigner's configuration, parsed from [`KEYS`]. Values are checked here so an invalid one
+/// fails at start naming its variable.
 pub(crate) struct CosignerConfig {
-    /// MPC_PARTY_INDEX: 1..n-1.
     party_index: Option<u16>,
-    /// MPC_HTTP_LISTEN, e.g. 127.0.0.1:8001 (port 0 picks a free one).
     http_listen: Option<String>,
-    /// MPC_GRPC_LISTEN.
     grpc_listen: Option<String>,
-    /// MPC_STORAGE_URL (any registered store).
     storage_url: Option<String>,
-    /// MPC_STORAGE_PATH (SQLite file).
     storage_path: Option<PathBuf>,
-    /// MPC_SHARE_SECRET.
     share_secret: Option<String>,
-    /// MPC_JWT_SECRET (HS256).
     jwt_secret: Option<String>,
-    /// MPC_JWT_PUBLIC_KEY_FILE (EdDSA: the agent's Ed25519 public key, PEM).
     jwt_public_key_file: Option<PathBuf>,
-    /// MPC_JWT_AUDIENCES: comma-separated; default: this cosigner's URLs from the listen addresses.
     jwt_audiences: Option<String>,
-    /// MPC_PARTY_KEY: this party's X25519 secret (hex).
     party_key: Option<String>,
-    /// MPC_PARTY_KEY_FILE.
     party_key_file: Option<PathBuf>,
-    /// MPC_PEER_KEYS: `0=hex,2=hex`, the agent's and the other cosigners' public keys.
     peer_keys: Option<String>,
-    /// MPC_TLS_CERT_FILE / MPC_TLS_KEY_FILE: serve https / grpcs.
     tls_cert_file: Option<PathBuf>,
     tls_key_file: Option<PathBuf>,
-    /// MPC_MAX_SESSIONS.
     max_sessions: Option<usize>,
-    /// MPC_SESSION_IDLE_SECS.
     session_idle_secs: Option<u64>,
-    /// MPC_MAX_MESSAGE_BYTES.
     max_message_bytes: Option<usize>,
-    /// MPC_PRIME_POOL_TARGET: prime pairs kept ready in the background (default 1).
     prime_pool_target: Option<u64>,
+    store_options: wallet_traits::Options,
 }
 
 impl std::fmt::Debug for CosignerConfig {
@@ -62,84 +69,101 @@ impl std::fmt::Debug for CosignerConfig {
     }
 }
 
-fn env(name: &str) -> Option<String> {
-    std::env::var(name).ok().filter(|v| !v.trim().is_empty())
-}
-
-fn parse<T: std::str::FromStr>(name: &str, v: Option<String>) -> Result<Option<T>> {
-    v.map(|s| s.trim().parse::<T>().map_err(|_| anyhow::anyhow!("{name} is invalid"))).transpose()
+fn parse<T: std::str::FromStr>(s: &Settings, name: &str, what: &str) -> Result<Option<T>> {
+    s.get(name)
+        .map(|v| {
+            v.trim().parse::<T>().map_err(|_| {
+                let from = s.resolved(name).map(|r| r.origin.to_string()).unwrap_or_default();
+                anyhow::anyhow!("MPC_{} is invalid (from {from}): it must be {what}", name.to_ascii_uppercase())
+            })
+        })
+        .transpose()
 }
 
 impl CosignerConfig {
-    fn load(file: Option<&PathBuf>) -> Result<Self> {
-        let mut c: CosignerConfig = match file {
-            Some(p) => {
-                let text = std::fs::read_to_string(p).with_context(|| format!("reading {}", p.display()))?;
-                toml::from_str(&text)
-                    .with_context(|| format!("{} is not a valid cosigner configuration", p.display()))?
-            }
-            None => CosignerConfig::default(),
+    pub(crate) fn from_settings(s: &Settings) -> Result<Self> {
+        let text = |name: &str| s.get(name).map(str::to_string);
+        let path = |name: &str| s.get(name).map(PathBuf::from);
+        let c = Self {
+            party_index: parse(s, "party_index", "a party index from 1 to 15")?,
+            http_listen: text("http_listen"),
+            grpc_listen: text("grpc_listen"),
+            storage_url: text("storage_url"),
+            storage_path: path("storage_path"),
+            share_secret: text("share_secret"),
+            jwt_secret: text("jwt_secret"),
+            jwt_public_key_file: path("jwt_public_key_file"),
+            jwt_audiences: text("jwt_audiences"),
+            party_key: text("party_key"),
+            party_key_file: path("party_key_file"),
+            peer_keys: text("peer_keys"),
+            tls_cert_file: path("tls_cert_file"),
+            tls_key_file: path("tls_key_file"),
+            max_sessions: parse(s, "max_sessions", "a whole number of sessions")?,
+            session_idle_secs: parse(s, "session_idle_secs", "a whole number of seconds")?,
+            max_message_bytes: parse(s, "max_message_bytes", "a whole number of bytes")?,
+            prime_pool_target: parse(s, "prime_pool_target", "a whole number of prime pairs")?,
+            store_options: s.store_options(),
         };
-        macro_rules! over {
-            ($field:ident, $var:literal) => {
-                if let Some(v) = env($var) {
-                    c.$field = Some(v.into());
-                }
-            };
-        }
-        over!(http_listen, "MPC_HTTP_LISTEN");
-        over!(grpc_listen, "MPC_GRPC_LISTEN");
-        over!(storage_url, "MPC_STORAGE_URL");
-        over!(storage_path, "MPC_STORAGE_PATH");
-        over!(share_secret, "MPC_SHARE_SECRET");
-        over!(jwt_secret, "MPC_JWT_SECRET");
-        over!(jwt_public_key_file, "MPC_JWT_PUBLIC_KEY_FILE");
-        over!(jwt_audiences, "MPC_JWT_AUDIENCES");
-        over!(party_key, "MPC_PARTY_KEY");
-        over!(party_key_file, "MPC_PARTY_KEY_FILE");
-        over!(peer_keys, "MPC_PEER_KEYS");
-        over!(tls_cert_file, "MPC_TLS_CERT_FILE");
-        over!(tls_key_file, "MPC_TLS_KEY_FILE");
-        if let Some(v) = parse("MPC_PARTY_INDEX", env("MPC_PARTY_INDEX"))? {
-            c.party_index = Some(v);
-        }
-        if let Some(v) = parse("MPC_MAX_SESSIONS", env("MPC_MAX_SESSIONS"))? {
-            c.max_sessions = Some(v);
-        }
-        if let Some(v) = parse("MPC_SESSION_IDLE_SECS", env("MPC_SESSION_IDLE_SECS"))? {
-            c.session_idle_secs = Some(v);
-        }
-        if let Some(v) = parse("MPC_MAX_MESSAGE_BYTES", env("MPC_MAX_MESSAGE_BYTES"))? {
-            c.max_message_bytes = Some(v);
-        }
-        if let Some(v) = parse("MPC_PRIME_POOL_TARGET", env("MPC_PRIME_POOL_TARGET"))? {
-            c.prime_pool_target = Some(v);
+        for (name, addr) in [("MPC_HTTP_LISTEN", &c.http_listen), ("MPC_GRPC_LISTEN", &c.grpc_listen)] {
+            if let Some(a) = addr {
+                a.parse::<std::net::SocketAddr>()
+                    .map_err(|_| anyhow::anyhow!("{name} is invalid: it must be an address such as 127.0.0.1:8001"))?;
+            }
         }
         Ok(c)
     }
+
+    /// What `run` needs before it binds anything: the party, its keys and its store.
+    pub(crate) fn check(&self) -> Result<(Keyring, String)> {
+        let index = self.party_index.context("set MPC_PARTY_INDEX (this cosigner's party index, 1 or more)")?;
+        ShareSecret::new(self.share_secret.clone().context("set MPC_SHARE_SECRET")?).context("MPC_SHARE_SECRET")?;
+        let party_key = match (&self.party_key, &self.party_key_file) {
+            (Some(k), _) => PartyKey::from_hex(k).context("MPC_PARTY_KEY is invalid")?,
+            (None, Some(p)) => PartyKey::from_hex(
+                &std::fs::read_to_string(p).with_context(|| format!("MPC_PARTY_KEY_FILE: reading {}", p.display()))?,
+            )
+            .context("MPC_PARTY_KEY_FILE is invalid")?,
+            (None, None) => bail!("set MPC_PARTY_KEY or MPC_PARTY_KEY_FILE (`mpc-wallet keys` makes one)"),
+        };
+        let peers =
+            Keyring::parse_peers(self.peer_keys.as_deref().context("set MPC_PEER_KEYS (0=agent public key,...)")?)
+                .context("MPC_PEER_KEYS is invalid")?;
+        let store_url = match (&self.storage_url, &self.storage_path) {
+            (Some(u), _) => u.clone(),
+            (None, Some(p)) => format!("sqlite://{}", p.display()),
+            (None, None) => bail!("set MPC_STORAGE_PATH or MPC_STORAGE_URL"),
+        };
+        let url_var = if self.storage_url.is_some() { "MPC_STORAGE_URL" } else { "MPC_STORAGE_PATH" };
+        wallet_engine::settings::check_store(&store_url, url_var, &self.store_options)?;
+        if self.http_listen.is_none() && self.grpc_listen.is_none() {
+            bail!("set MPC_HTTP_LISTEN and/or MPC_GRPC_LISTEN");
+        }
+        if self.tls_cert_file.is_some() != self.tls_key_file.is_some() {
+            bail!("set both MPC_TLS_CERT_FILE and MPC_TLS_KEY_FILE, or neither");
+        }
+        if self.jwt_public_key_file.is_none() && self.jwt_secret.is_none() {
+            bail!("set MPC_JWT_SECRET (or MPC_JWT_PUBLIC_KEY_FILE)");
+        }
+        for (name, file) in [
+            ("MPC_JWT_PUBLIC_KEY_FILE", &self.jwt_public_key_file),
+            ("MPC_TLS_CERT_FILE", &self.tls_cert_file),
+            ("MPC_TLS_KEY_FILE", &self.tls_key_file),
+        ] {
+            if let Some(f) = file.as_ref().filter(|f| !f.is_file()) {
+                bail!("{name} is invalid: {} does not exist or is not a file", f.display());
+            }
+        }
+        Ok((Keyring::new(index, party_key, peers), store_url))
+    }
 }
 
-pub(crate) async fn run(config_file: Option<PathBuf>) -> Result<()> {
-    let c = CosignerConfig::load(config_file.as_ref())?;
-    let index = c.party_index.context("set MPC_PARTY_INDEX (this cosigner's party index, 1 or more)")?;
+pub(crate) async fn run(settings: &Settings) -> Result<()> {
+    let c = CosignerConfig::from_settings(settings)?;
+    let (keyring, store_url) = c.check()?;
+    let index = keyring.party_index();
     let secret = ShareSecret::new(c.share_secret.clone().context("set MPC_SHARE_SECRET")?)?;
-    let party_key = match (&c.party_key, &c.party_key_file) {
-        (Some(k), _) => PartyKey::from_hex(k).context("MPC_PARTY_KEY")?,
-        (None, Some(p)) => {
-            PartyKey::from_hex(&std::fs::read_to_string(p).with_context(|| format!("reading {}", p.display()))?)
-                .context("MPC_PARTY_KEY_FILE")?
-        }
-        (None, None) => bail!("set MPC_PARTY_KEY or MPC_PARTY_KEY_FILE (`mpc-wallet keys` makes one)"),
-    };
-    let peers = Keyring::parse_peers(c.peer_keys.as_deref().context("set MPC_PEER_KEYS (0=agent public key,...)")?)
-        .context("MPC_PEER_KEYS")?;
-    let keyring = Keyring::new(index, party_key, peers);
-    let store_url = match (&c.storage_url, &c.storage_path) {
-        (Some(u), _) => u.clone(),
-        (None, Some(p)) => format!("sqlite://{}", p.display()),
-        (None, None) => bail!("set MPC_STORAGE_PATH or MPC_STORAGE_URL"),
-    };
-    let store = wallet_traits::open_store(&store_url, wallet_engine::store_options_from_env()).await?;
+    let store = wallet_traits::open_store(&store_url, c.store_options.clone()).await?;
     let sealer = Sealer::new(secret, Default::default());
     let pool = StorePrimePool::new(store.clone(), sealer.clone(), "cosigner");
     let service = CosignerService::new(keyring.clone(), store, sealer, Arc::new(pool.clone()))?;
@@ -153,8 +177,7 @@ pub(crate) async fn run(config_file: Option<PathBuf>) -> Result<()> {
                 .with_context(|| format!("reading MPC_TLS_KEY_FILE {}", key.display()))?
                 .into(),
         }),
-        (None, None) => None,
-        _ => bail!("set both MPC_TLS_CERT_FILE and MPC_TLS_KEY_FILE, or neither"),
+        _ => None,
     };
     let mut limits = ServerLimits::default();
     if let Some(v) = c.max_sessions {
@@ -179,9 +202,6 @@ pub(crate) async fn run(config_file: Option<PathBuf>) -> Result<()> {
         }
         None => None,
     };
-    if http.is_none() && grpc.is_none() {
-        bail!("set MPC_HTTP_LISTEN and/or MPC_GRPC_LISTEN");
-    }
     let (hs, gs) = if tls.is_some() { ("https", "grpcs") } else { ("http", "grpc") };
     let mut urls = Vec::new();
     if let Some(l) = &http {
@@ -200,7 +220,7 @@ pub(crate) async fn run(config_file: Option<PathBuf>) -> Result<()> {
             audiences,
         )?,
         (None, Some(s)) => TokenVerifier::hs256(s.as_bytes(), audiences)?,
-        (None, None) => bail!("set MPC_JWT_SECRET (or MPC_JWT_PUBLIC_KEY_FILE)"),
+        (None, None) => unreachable!("checked above"),
     });
 
     println!("cosigner {index}");

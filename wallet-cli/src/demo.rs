@@ -15,8 +15,8 @@ use crate::{agent, embedded};
 /// Used only when MPC_SHARE_SECRET is unset, and announced loudly.
 const DEV_SECRET: &str = "mpc-wallet-demo-development-secret-do-not-use";
 
-pub(crate) async fn run(data_dir: &Path) -> Result<()> {
-    let mut cfg = WalletConfig::from_env()?;
+pub(crate) async fn run(file: Option<&Path>, data_dir: &Path) -> Result<()> {
+    let mut cfg = WalletConfig::load(file)?;
     let wallet_id = cfg.wallet_id.clone().unwrap_or_else(|| "demo-wallet".to_string());
     if cfg.share_secret.is_none() {
         eprintln!(

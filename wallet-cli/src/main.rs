@@ -3,8 +3,10 @@
 use std::{net::SocketAddr, path::PathBuf, process::ExitCode};
 
 use clap::{Parser, Subcommand};
+use wallet_engine::settings::Settings;
 
 mod agent;
+mod check;
 mod cosigner;
 mod demo;
 mod embedded;
@@ -20,6 +22,10 @@ use wallet_transport_local as _;
 #[derive(Parser, Debug)]
 #[command(name = "mpc-wallet", version, about = "Threshold-ECDSA (MPC) wallet for AI agents on BSV")]
 struct Cli {
+    /// Configuration file (TOML); default ./mpc-wallet.toml when it exists. MPC_* variables
+    /// override its keys.
+    #[arg(long, global = true, value_name = "FILE")]
+    config: Option<PathBuf>,
     #[command(subcommand)]
     command: Command,
 }
@@ -51,16 +57,28 @@ enum Command {
     /// Prints the provisioning state and, per cosigner, whether it is reachable and agrees.
     Status,
     /// A cosigner service over HTTP and/or gRPC.
-    Cosigner {
-        /// TOML configuration file; MPC_* variables override it.
-        #[arg(long)]
-        config: Option<PathBuf>,
+    Cosigner,
+    /// Works with the configuration.
+    Config {
+        #[command(subcommand)]
+        command: ConfigCommand,
     },
     /// Generates a party identity key pair (X25519) and prints its public key.
     Keys {
         /// Write the secret key here (created 0600) instead of printing it.
         #[arg(long)]
         out: Option<PathBuf>,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+enum ConfigCommand {
+    /// Resolves defaults < file < MPC_* variables, checks every value, prints the result with
+    /// secrets redacted. Exits non-zero naming the offending key when something is invalid.
+    Check {
+        /// Check a cosigner's configuration instead of the agent's.
+        #[arg(long)]
+        cosigner: bool,
     },
 }
 
@@ -102,13 +120,18 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    let file = cli.config.as_deref();
     let result = rt.block_on(async {
         match cli.command {
-            Command::Demo { data_dir } => demo::run(&data_dir).await.map(|_| true),
-            Command::Serve { listen } => agent::serve(listen).await.map(|_| true),
-            Command::Sign { digest, tweak } => agent::sign(digest, tweak).await.map(|_| true),
-            Command::Status => agent::status().await,
-            Command::Cosigner { config } => cosigner::run(config).await.map(|_| true),
+            Command::Demo { data_dir } => demo::run(file, &data_dir).await.map(|_| true),
+            Command::Serve { listen } => agent::serve(file, listen).await.map(|_| true),
+            Command::Sign { digest, tweak } => agent::sign(file, digest, tweak).await.map(|_| true),
+            Command::Status => agent::status(file).await,
+            Command::Cosigner => match Settings::load(cosigner::KEYS, file) {
+                Ok(settings) => cosigner::run(&settings).await.map(|_| true),
+                Err(e) => Err(e.into()),
+            },
+            Command::Config { command: ConfigCommand::Check { cosigner } } => check::run(file, cosigner),
             Command::Keys { out } => agent::keys(out).map(|_| true),
         }
     });

@@ -6,7 +6,10 @@ use std::{fmt, path::PathBuf, str::FromStr};
 use serde::{Deserialize, Serialize};
 use wallet_traits::{Error, ErrorKind, Result};
 
-use crate::seal::Cipher;
+use crate::{
+    seal::Cipher,
+    settings::{SettingKey, Settings, Shown},
+};
 
 /// BSV network.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
@@ -114,10 +117,51 @@ impl WalletConfig {
         o
     }
 
-    /// Reads the `MPC_*` variables; a present but invalid value fails naming its variable.
+    /// Every key the agent reads, in a file (`share_secret`) and as a variable
+    /// (`MPC_SHARE_SECRET`); `party_key_file` stands in for `party_key`.
+    pub const KEYS: &'static [SettingKey] = &[
+        SettingKey::plain("wallet_id"),
+        SettingKey::secret("share_secret"),
+        SettingKey::plain("storage_path"),
+        SettingKey::plain("storage_url").shown(Shown::Url),
+        SettingKey::plain("cosigner_endpoints").shown(Shown::Urls),
+        SettingKey::plain("threshold").default("2"),
+        SettingKey::plain("network").default("mainnet"),
+        SettingKey::plain("cipher").default("aes-256-gcm"),
+        SettingKey::secret("party_key"),
+        SettingKey::plain("party_key_file"),
+        SettingKey::plain("peer_keys"),
+        SettingKey::secret("jwt_secret"),
+        SettingKey::plain("jwt_private_key_file"),
+        SettingKey::plain("tls_ca_file"),
+    ];
+
+    /// Reads the `MPC_*` variables (no file); a present but invalid value fails naming its
+    /// variable.
     pub fn from_env() -> Result<Self> {
-        let mut c = Self::from_lookup(|k| std::env::var(k).ok())?;
-        c.store_options = store_options_from_env();
+        Self::from_settings(&Settings::load_from(Self::KEYS, None, std::env::vars())?)
+    }
+
+    /// Defaults < `file` (or `./mpc-wallet.toml`) < `MPC_*` variables.
+    pub fn load(file: Option<&std::path::Path>) -> Result<Self> {
+        Self::from_settings(&Settings::load(Self::KEYS, file)?)
+    }
+
+    /// From resolved [`Settings`] of [`WalletConfig::KEYS`]. Reads `party_key_file` when
+    /// `party_key` is unset.
+    pub fn from_settings(settings: &Settings) -> Result<Self> {
+        let mut c = Self::from_lookup(|var| settings.get_env(var).map(str::to_string))?;
+        if c.party_key.is_none() {
+            if let Some(path) = settings.get("party_key_file") {
+                let text = std::fs::read_to_string(path).map_err(|e| {
+                    Error::new(ErrorKind::Config, format!("MPC_PARTY_KEY_FILE cannot be read: {e}"))
+                        .with_context("variable", "MPC_PARTY_KEY_FILE")
+                        .with_context("path", path)
+                })?;
+                c.party_key = Some(text.trim().to_string());
+            }
+        }
+        c.store_options = settings.store_options();
         Ok(c)
     }
 
@@ -138,9 +182,10 @@ impl WalletConfig {
                 .unwrap_or_default(),
             threshold: get("MPC_THRESHOLD")
                 .map(|v| {
-                    v.trim()
-                        .parse::<u16>()
-                        .map_err(|_| Error::new(ErrorKind::Config, "MPC_THRESHOLD must be a number such as 2"))
+                    v.trim().parse::<u16>().map_err(|_| {
+                        Error::new(ErrorKind::Config, "MPC_THRESHOLD is invalid: it must be a number such as 2")
+                            .with_context("variable", "MPC_THRESHOLD")
+                    })
                 })
                 .transpose()?,
             network: get("MPC_NETWORK")
@@ -163,11 +208,65 @@ impl WalletConfig {
     }
 }
 
-/// The `MPC_STORAGE__<KEY>=value` variables as store options `<key>=value`.
-pub fn store_options_from_env() -> wallet_traits::Options {
-    std::env::vars()
-        .filter_map(|(k, v)| k.strip_prefix("MPC_STORAGE__").map(|key| (key.to_ascii_lowercase(), v)))
-        .collect()
+impl WalletConfig {
+    /// Checks what can be checked without opening a store or reaching a cosigner: required keys
+    /// are set, values parse, schemes are registered, the store accepts its options, files
+    /// exist. The error names the offending variable in its `variable` context.
+    pub fn validate(&self) -> Result<()> {
+        let named = |var: &'static str| move |e: Error| e.with_context("variable", var);
+        let wallet = self.wallet_id.as_deref().ok_or_else(|| missing("MPC_WALLET_ID", "the wallet's id"))?;
+        wallet_traits::WalletId::new(wallet).map_err(|e| invalid("MPC_WALLET_ID", e.message()))?;
+        let secret =
+            self.share_secret.clone().ok_or_else(|| missing("MPC_SHARE_SECRET", "the secret that seals shares"))?;
+        crate::ShareSecret::new(secret).map_err(|e| invalid("MPC_SHARE_SECRET", e.message()))?;
+        let store = self
+            .storage_url
+            .clone()
+            .or_else(|| self.storage_path.as_ref().map(|p| format!("sqlite://{}", p.display())));
+        if let Some(url) = store {
+            let var = if self.storage_url.is_some() { "MPC_STORAGE_URL" } else { "MPC_STORAGE_PATH" };
+            crate::settings::check_store(&url, var, &self.store_options)?;
+        }
+        for url in &self.cosigner_endpoints {
+            wallet_traits::scheme_of(url)
+                .and_then(|scheme| wallet_traits::transport_registry().get(&scheme).map(drop))
+                .map_err(|e| invalid("MPC_COSIGNER_ENDPOINTS", e.message()))?;
+        }
+        let parties = if self.cosigner_endpoints.is_empty() { 3 } else { self.cosigner_endpoints.len() + 1 };
+        let t = usize::from(self.threshold.unwrap_or(2));
+        if t < 2 || t > parties {
+            return Err(invalid_owned(
+                "MPC_THRESHOLD".into(),
+                &format!("it must be from 2 to the number of parties ({parties}: the agent and its cosigners)"),
+            ));
+        }
+        if let Some(k) = &self.party_key {
+            crate::PartyKey::from_hex(k).map_err(|e| invalid("MPC_PARTY_KEY", e.message()))?;
+        }
+        if let Some(p) = &self.peer_keys {
+            crate::Keyring::parse_peers(p).map_err(named("MPC_PEER_KEYS"))?;
+        }
+        for (var, file) in
+            [("MPC_JWT_PRIVATE_KEY_FILE", &self.jwt_private_key_file), ("MPC_TLS_CA_FILE", &self.tls_ca_file)]
+        {
+            if let Some(f) = file.as_ref().filter(|f| !f.is_file()) {
+                return Err(invalid(var, &format!("{} does not exist or is not a file", f.display())));
+            }
+        }
+        Ok(())
+    }
+}
+
+fn missing(var: &'static str, what: &str) -> Error {
+    Error::new(ErrorKind::Config, format!("{var} is not set: set it to {what}")).with_context("variable", var)
+}
+
+fn invalid(var: &'static str, why: &str) -> Error {
+    invalid_owned(var.to_string(), why)
+}
+
+fn invalid_owned(var: String, why: &str) -> Error {
+    Error::new(ErrorKind::Config, format!("{var} is invalid: {why}")).with_context("variable", var)
 }
 
 #[cfg(test)]

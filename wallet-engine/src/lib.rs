@@ -13,10 +13,11 @@ mod plan;
 mod primes;
 mod protocol;
 mod seal;
+pub mod settings;
 mod wallet;
 
 pub use builder::{Phase, Progress, Provisioned, WalletBuilder};
-pub use config::{store_options_from_env, Network, WalletConfig};
+pub use config::{Network, WalletConfig};
 pub use cosigner::{CosignerService, MAX_PARTIES};
 pub use keys::{Keyring, PartyKey, PartyPublicKey};
 pub use plan::{plan, CosignerView, Plan};

@@ -22,6 +22,9 @@ pub type StoreBuildFn = fn(url: String, options: Options) -> BoxFuture<'static, 
 /// Builds a [`CosignerTransport`] from an endpoint URL such as `local://1`.
 pub type TransportBuildFn = fn(url: String, options: Options) -> BoxFuture<'static, Result<Arc<dyn CosignerTransport>>>;
 
+/// Checks a store URL and its options without opening anything (`mpc-wallet config check`).
+pub type StoreCheckFn = fn(url: &str, options: &Options) -> Result<()>;
+
 /// A store factory: submit one with `inventory::submit!` to add a backend without touching the
 /// engine.
 pub struct ShareStoreFactory {
@@ -29,12 +32,20 @@ pub struct ShareStoreFactory {
     pub scheme: &'static str,
     /// The constructor.
     pub build: StoreBuildFn,
+    /// Validates configuration without side effects, when the plugin offers it.
+    pub check: Option<StoreCheckFn>,
 }
 
 impl ShareStoreFactory {
     /// A factory for `scheme`.
     pub const fn new(scheme: &'static str, build: StoreBuildFn) -> Self {
-        Self { scheme, build }
+        Self { scheme, build, check: None }
+    }
+
+    /// Adds a configuration check, so `config check` can report a bad option before start.
+    pub const fn with_check(mut self, check: StoreCheckFn) -> Self {
+        self.check = Some(check);
+        self
     }
 }
 
@@ -153,6 +164,16 @@ pub fn transport_registry() -> &'static Registry<TransportFactory> {
 pub async fn open_store(url: &str, options: Options) -> Result<Arc<dyn ShareStore>> {
     let factory = store_registry().get(&scheme_of(url)?)?;
     (factory.build)(url.to_string(), options).await
+}
+
+/// Checks the store URL and options as far as possible without opening it: the scheme is
+/// registered, and the plugin's own check (if it has one) accepts them.
+pub fn check_store(url: &str, options: &Options) -> Result<()> {
+    let factory = store_registry().get(&scheme_of(url)?)?;
+    match factory.check {
+        Some(check) => check(url, options),
+        None => Ok(()),
+    }
 }
 
 /// Connects the transport named by `url` through its registered factory.

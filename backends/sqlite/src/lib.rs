@@ -12,4 +12,5 @@ pub const SQLITE_SCHEME: &str = "sqlite";
 
 wallet_traits::inventory::submit! {
     wallet_traits::ShareStoreFactory::new(SQLITE_SCHEME, SqliteShareStore::from_url)
+        .with_check(|url, options| SqliteConfig::from_url(url, options).map(drop))
 }
