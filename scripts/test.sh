@@ -3,10 +3,17 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
+# The Postgres store's tests and the postgres-fleet example need a real server on 127.0.0.1.
+MPC_TEST_POSTGRES_URL="${MPC_TEST_POSTGRES_URL:-$(bash scripts/postgres.sh)}"
+export MPC_TEST_POSTGRES_URL
 log="$(mktemp)"
 trap 'rm -f "$log"' EXIT
 # One invocation (unit, integration and doc tests) so dependencies are built once.
 cargo test --workspace "$@" 2>&1 | tee "$log"
+# The ShareStore conformance suite per store, with its case counts (the same build; only the
+# suite tests run again, with their output shown).
+echo "== conformance suite per store"
+cargo test -q --workspace --test conformance -- --nocapture conformance_suite 2>/dev/null | grep '^conformance: ' | tee -a "$log"
 examples=0
 for example in examples/*/run.sh; do
   echo "== $example"

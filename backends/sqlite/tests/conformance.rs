@@ -5,11 +5,11 @@ use wallet_testkit::{sample_record, share_store_suite};
 use wallet_traits::{ErrorKind, KeyId, ShareStore, WalletId};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn sqlite_store_passes_the_suite() {
+async fn sqlite_passes_the_conformance_suite() {
     let dir = tempfile::tempdir().unwrap();
     let store = SqliteShareStore::open(dir.path().join("suite.db")).await.unwrap();
     let report = share_store_suite(Arc::new(store)).await;
-    println!("{report:?}");
+    println!("conformance: sqlite: {report}");
     assert!(report.skipped.is_empty(), "the SQLite store claims every capability: {report:?}");
 }
 

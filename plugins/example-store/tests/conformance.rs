@@ -5,11 +5,11 @@ use wallet_testkit::{sample_record, share_store_suite};
 use wallet_traits::{ErrorKind, KeyId, Options, ShareStore, WalletId};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn jsonfile_store_passes_the_suite() {
+async fn jsonfile_passes_the_conformance_suite() {
     let dir = tempfile::tempdir().unwrap();
     let store = JsonFileStore::open(dir.path().join("suite.json")).await.unwrap();
     let report = share_store_suite(Arc::new(store)).await;
-    println!("{report:?}");
+    println!("conformance: jsonfile (plugin): {report}");
     assert!(report.skipped.is_empty(), "the JSON-file store claims every capability: {report:?}");
 }
 

@@ -16,6 +16,17 @@ pub struct SuiteReport {
     pub skipped: Vec<&'static str>,
 }
 
+impl std::fmt::Display for SuiteReport {
+    /// `9 passed, 0 skipped (create_and_load, ...)`: the line test logs show per store.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} passed, {} skipped ({})", self.passed.len(), self.skipped.len(), self.passed.join(", "))?;
+        if !self.skipped.is_empty() {
+            write!(f, "; skipped: {}", self.skipped.join(", "))?;
+        }
+        Ok(())
+    }
+}
+
 impl SuiteReport {
     pub(crate) async fn run(&mut self, name: &'static str, case: impl Future<Output = ()>) {
         case.await;

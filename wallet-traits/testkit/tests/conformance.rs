@@ -4,10 +4,10 @@ use wallet_testkit::{sample_record, share_store_suite, MemoryShareStore};
 use wallet_traits::{ErrorKind, ShareStore, StoreCapabilities, WalletId};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn memory_store_passes_the_suite() {
+async fn memory_passes_the_conformance_suite() {
     let store: Arc<dyn ShareStore> = Arc::new(MemoryShareStore::new());
     let report = share_store_suite(Arc::clone(&store)).await;
-    println!("{report:?}");
+    println!("conformance: memory: {report}");
     assert!(report.skipped.is_empty(), "a full-capability store skips nothing: {report:?}");
 
     // The suite must tolerate a store that already holds data, including its own earlier run.
