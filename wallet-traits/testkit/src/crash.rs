@@ -51,7 +51,7 @@ fn byte(index: u32, generation: u64, i: usize) -> u8 {
 pub fn generation_record(index: u32, generation: u64) -> StoredShare {
     let mut record = sample_record(&wallet(), index, generation as u8);
     record.version = generation + 1;
-    record.meta.state = if generation % 2 == 0 { ShareState::Active } else { ShareState::Pending };
+    record.meta.state = if generation.is_multiple_of(2) { ShareState::Active } else { ShareState::Pending };
     let mut eid = [0u8; 32];
     eid[..8].copy_from_slice(&generation.to_be_bytes());
     eid[8..12].copy_from_slice(&index.to_be_bytes());
