@@ -1,21 +1,50 @@
 #!/usr/bin/env bash
-# Runs two cosigner processes and the agent on free 127.0.0.1 ports over SCHEME (http or grpc):
-# provisions, signs, restarts the agent, signs again, checks status, stops everything it started.
+# Runs two cosigner processes and the agent on free 127.0.0.1 ports: provisions, signs, restarts
+# the agent (restore), signs again, checks status, stops and removes everything it started.
 # Exits 0 only if every step held. Real prime generation: expect one to two minutes.
+#
+#   fleet.sh NAME TRANSPORT STORE
+#   TRANSPORT: http | grpc
+#   STORE:     sqlite   (a file per party)
+#              rocksdb  (a directory per party)
+#              postgres (both cosigners in one PostgreSQL database, one namespace each; the
+#                        server is started by scripts/postgres.sh; the agent keeps SQLite)
 set -euo pipefail
-scheme="${1:?usage: fleet.sh http|grpc}"
+name="${1:?usage: fleet.sh NAME http|grpc sqlite|rocksdb|postgres}"
+transport="${2:?transport}"
+store="${3:?store}"
 root="$(cd "$(dirname "$0")/../.." && pwd)"
 bin="$root/target/debug/mpc-wallet"
 [ -x "$bin" ] || (cd "$root" && cargo build --quiet -p mpc-wallet)
 dir="$(mktemp -d)"
 pids=()
+pg_url=""
+namespace_prefix="example-$name-$RANDOM$RANDOM"
 cleanup() {
   for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
   wait 2>/dev/null || true
+  if [ -n "$pg_url" ]; then
+    for t in mpc_shares mpc_derivations mpc_primes; do
+      psql -q "$pg_url" -c "delete from $t where namespace like '$namespace_prefix-%'" >/dev/null 2>&1 || true
+    done
+  fi
   rm -rf "$dir"
 }
 trap cleanup EXIT
-fail() { echo "$scheme-cosigners: FAILED: $1" >&2; for f in "$dir"/*.log; do echo "--- $f" >&2; cat "$f" >&2; done; exit 1; }
+fail() { echo "$name: FAILED: $1" >&2; for f in "$dir"/*.log; do echo "--- $f" >&2; cat "$f" >&2; done; exit 1; }
+
+# The store variables of party $1 (0 is the agent).
+store_env() {
+  case "$store" in
+    sqlite) echo "MPC_STORAGE_PATH=$dir/party-$1.db" ;;
+    rocksdb) echo "MPC_STORAGE_URL=rocksdb://$dir/party-$1.rocksdb" ;;
+    postgres)
+      if [ "$1" = 0 ]; then echo "MPC_STORAGE_PATH=$dir/party-0.db"; else
+        echo "MPC_STORAGE_URL=$pg_url MPC_STORAGE__NAMESPACE=$namespace_prefix-cosigner-$1"; fi ;;
+    *) fail "unknown store $store" ;;
+  esac
+}
+[ "$store" = postgres ] && pg_url="$(bash "$root/scripts/postgres.sh")"
 
 jwt="example-jwt-secret-$RANDOM$RANDOM-0123456789abcdef"
 secret="example-share-secret-$RANDOM$RANDOM"
@@ -24,12 +53,13 @@ for i in 0 1 2; do
   pub[i]="$("$bin" keys --out "$dir/party-$i.key" | sed -n 's/^public key: //p')"
 done
 peers() { local out=() j; for j in 0 1 2; do [ "$j" = "$1" ] || out+=("$j=${pub[j]}"); done; local IFS=,; echo "${out[*]}"; }
-listen_var=MPC_HTTP_LISTEN; [ "$scheme" = grpc ] && listen_var=MPC_GRPC_LISTEN
+listen_var=MPC_HTTP_LISTEN; [ "$transport" = grpc ] && listen_var=MPC_GRPC_LISTEN
 
 endpoints=()
 for i in 1 2; do
+  # shellcheck disable=SC2046 # store_env yields separate VAR=value words
   env -i PATH="$PATH" HOME="${HOME:-/root}" MPC_PARTY_INDEX=$i "$listen_var=127.0.0.1:0" \
-    MPC_STORAGE_PATH="$dir/cosigner-$i.db" MPC_SHARE_SECRET="$secret" MPC_JWT_SECRET="$jwt" \
+    $(store_env $i) MPC_SHARE_SECRET="$secret" MPC_JWT_SECRET="$jwt" \
     MPC_PARTY_KEY_FILE="$dir/party-$i.key" MPC_PEER_KEYS="$(peers $i)" \
     "$bin" cosigner >"$dir/cosigner-$i.log" 2>&1 &
   pids+=($!)
@@ -37,11 +67,12 @@ for i in 1 2; do
   endpoint="$(sed -n 's/^listening: //p' "$dir/cosigner-$i.log" | head -n1)"
   [ -n "$endpoint" ] || fail "cosigner $i did not start"
   endpoints+=("$endpoint")
-  echo "cosigner $i: $endpoint"
+  echo "cosigner $i: $endpoint ($store)"
 done
 
 agent() {
-  env -i PATH="$PATH" HOME="${HOME:-/root}" MPC_WALLET_ID=example MPC_STORAGE_PATH="$dir/agent.db" \
+  # shellcheck disable=SC2046
+  env -i PATH="$PATH" HOME="${HOME:-/root}" MPC_WALLET_ID=example $(store_env 0) \
     MPC_SHARE_SECRET="$secret" MPC_JWT_SECRET="$jwt" MPC_PARTY_KEY_FILE="$dir/party-0.key" \
     MPC_PEER_KEYS="$(peers 0)" MPC_COSIGNER_ENDPOINTS="${endpoints[0]},${endpoints[1]}" "$bin" "$@"
 }
@@ -58,6 +89,14 @@ grep -qx 'provisioned: restored' <<<"$second" || fail "the restarted agent did n
 [ "$(grep '^identity: ' <<<"$first")" = "$(grep '^identity: ' <<<"$second")" ] || fail "identity changed"
 for out in "$first" "$second"; do
   grep -qx 'signature verified: true' <<<"$out" || fail "signature not verified"
+  grep -qx 'tweaked signature verified: true' <<<"$out" || fail "tweaked signature not verified"
 done
 [ "$(grep -c 'agrees on the collective key' <<<"$status")" = 2 ] || fail "a cosigner does not agree"
-echo "$scheme-cosigners: all checks passed"
+case "$store" in
+  rocksdb) for i in 0 1 2; do [ -f "$dir/party-$i.rocksdb/CURRENT" ] || fail "party $i has no RocksDB directory"; done ;;
+  postgres)
+    rows="$(psql -qAt "$pg_url" -c "select count(*) from mpc_shares where namespace like '$namespace_prefix-cosigner-%' and state = 'active'")"
+    [ "$rows" = 2 ] || fail "expected both cosigners' active shares in the one database, found $rows"
+    echo "postgres: both cosigners' shares are in one database ($rows active rows)" ;;
+esac
+echo "$name: all checks passed"

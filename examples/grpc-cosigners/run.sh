@@ -1,3 +1,0 @@
-#!/usr/bin/env bash
-# Two cosigner processes over gRPC and the agent, on 127.0.0.1.
-exec bash "$(dirname "$0")/../common/fleet.sh" grpc
