@@ -5,8 +5,10 @@ set -euo pipefail
 need=()
 command -v m4 >/dev/null 2>&1 || need+=(m4)
 command -v cc >/dev/null 2>&1 || need+=(build-essential)
-# The RocksDB backend (librocksdb-sys) generates its bindings with bindgen, which loads libclang.
+# The RocksDB backend links the system's RocksDB (ROCKSDB_LIB_DIR in .cargo/config.toml) and
+# generates its bindings with bindgen, which loads libclang.
 ls /usr/lib/llvm-*/lib/libclang.so* >/dev/null 2>&1 || need+=(libclang-dev)
+dpkg -s librocksdb-dev >/dev/null 2>&1 || need+=(librocksdb-dev)
 # The interop test runs the reference TypeScript SDK.
 command -v node >/dev/null 2>&1 || need+=(nodejs)
 command -v npm >/dev/null 2>&1 || need+=(npm)

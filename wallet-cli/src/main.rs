@@ -14,6 +14,8 @@ mod embedded;
 // Referenced so the linker keeps their inventory registrations.
 #[cfg(feature = "backend-postgres")]
 use wallet_backend_postgres as _;
+#[cfg(feature = "backend-rocksdb")]
+use wallet_backend_rocksdb as _;
 use wallet_backend_sqlite as _;
 #[cfg(feature = "plugin-example")]
 use wallet_plugin_example_store as _;

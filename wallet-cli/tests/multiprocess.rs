@@ -15,7 +15,10 @@ use std::{
 mod common;
 
 use common::line;
-use wallet_backend_sqlite::SqliteShareStore;
+// Linked for their store registrations.
+use wallet_backend_postgres as _;
+use wallet_backend_rocksdb as _;
+use wallet_backend_sqlite as _;
 // Linked for its `http` transport registration.
 use wallet_engine::{InsecureTestPrimes, Keyring, PrimeSource, Sealer, ShareSecret, StorePrimePool};
 use wallet_traits::{ShareState, ShareStore, StoredShare};
@@ -100,11 +103,31 @@ impl Drop for Proc {
     }
 }
 
+/// Where a party keeps its shares: a store URL and its options, as the processes get them.
+#[derive(Clone)]
+struct StoreSpec {
+    url: String,
+    options: Vec<(String, String)>,
+}
+
+impl StoreSpec {
+    fn sqlite(path: &Path) -> Self {
+        Self { url: format!("sqlite://{}", path.display()), options: vec![] }
+    }
+
+    fn env(&self) -> Vec<(String, String)> {
+        let options = self.options.iter().map(|(k, v)| (format!("MPC_STORAGE__{}", k.to_ascii_uppercase()), v.clone()));
+        std::iter::once(("MPC_STORAGE_URL".to_string(), self.url.clone())).chain(options).collect()
+    }
+}
+
 /// Two cosigner processes and what the agent needs to reach them.
 struct Fleet {
     dir: PathBuf,
     /// Scheme of cosigner 1 and cosigner 2.
     schemes: [&'static str; 2],
+    /// The agent's store, then cosigner 1's and 2's.
+    stores: Vec<StoreSpec>,
     keys: Vec<Keyring>,
     key_hex: Vec<String>,
     cosigners: Vec<Option<Proc>>,
@@ -115,10 +138,11 @@ fn runtime() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap()
 }
 
-/// Adds `count` fixture prime pairs to `pool` in the SQLite file at `path`.
-fn prefill(path: &Path, pool: &str, count: usize) {
+/// Adds `count` fixture prime pairs to `pool` in the store of `spec`, then closes it.
+fn prefill(spec: &StoreSpec, pool: &str, count: usize) {
     runtime().block_on(async {
-        let store: Arc<dyn ShareStore> = Arc::new(SqliteShareStore::open(path).await.unwrap());
+        let options = spec.options.iter().cloned().collect();
+        let store: Arc<dyn ShareStore> = wallet_traits::open_store(&spec.url, options).await.unwrap();
         let sealer = Sealer::new(ShareSecret::new(SECRET).unwrap(), Default::default());
         let pool = StorePrimePool::new(store, sealer, pool);
         for _ in 0..count {
@@ -137,7 +161,15 @@ impl Fleet {
     }
 
     fn mixed(schemes: [&'static str; 2]) -> Fleet {
+        Fleet::with_stores(schemes, |dir, party| {
+            StoreSpec::sqlite(&dir.join(if party == 0 { "agent.db".into() } else { format!("cosigner-{party}.db") }))
+        })
+    }
+
+    /// `store(dir, party)` says where party 0 (the agent), 1 and 2 keep their shares.
+    fn with_stores(schemes: [&'static str; 2], store: impl Fn(&Path, usize) -> StoreSpec) -> Fleet {
         let dir = tempfile::Builder::new().prefix("mpc-mp-").tempdir().unwrap().keep();
+        let stores: Vec<StoreSpec> = (0..3).map(|party| store(&dir, party)).collect();
         let mut keys = Vec::new();
         let mut key_hex = Vec::new();
         for _ in 0..3 {
@@ -154,12 +186,19 @@ impl Fleet {
                 Keyring::new(i as u16, k, peers)
             })
             .collect();
-        prefill(&dir.join("agent.db"), "agent", 2);
-        for i in 1..=2 {
-            prefill(&dir.join(format!("cosigner-{i}.db")), "cosigner", 2);
+        prefill(&stores[0], "agent", 2);
+        for spec in &stores[1..] {
+            prefill(spec, "cosigner", 2);
         }
-        let mut f =
-            Fleet { dir, schemes, keys, key_hex, cosigners: vec![None, None], endpoints: vec![String::new(); 2] };
+        let mut f = Fleet {
+            dir,
+            schemes,
+            stores,
+            keys,
+            key_hex,
+            cosigners: vec![None, None],
+            endpoints: vec![String::new(); 2],
+        };
         for i in 1..=2 {
             f.start_cosigner(i);
         }
@@ -172,16 +211,16 @@ impl Fleet {
 
     fn start_cosigner(&mut self, i: usize) {
         let listen_var = if self.schemes[i - 1] == "http" { "MPC_HTTP_LISTEN" } else { "MPC_GRPC_LISTEN" };
-        let env = vec![
+        let mut env = self.stores[i].env();
+        env.extend([
             ("MPC_PARTY_INDEX".to_string(), i.to_string()),
             (listen_var.to_string(), "127.0.0.1:0".to_string()),
-            ("MPC_STORAGE_PATH".to_string(), self.dir.join(format!("cosigner-{i}.db")).display().to_string()),
             ("MPC_SHARE_SECRET".to_string(), SECRET.to_string()),
             ("MPC_JWT_SECRET".to_string(), JWT.to_string()),
             ("MPC_PARTY_KEY".to_string(), self.key_hex[i].clone()),
             ("MPC_PEER_KEYS".to_string(), self.peers_for(i)),
             ("MPC_PRIME_POOL_TARGET".to_string(), "0".to_string()),
-        ];
+        ]);
         let p = Proc::spawn(&["cosigner"], &env);
         let line = p.wait_line(true, "listening: ", Duration::from_secs(30));
         self.endpoints[i - 1] = line.trim_start_matches("listening: ").to_string();
@@ -189,15 +228,16 @@ impl Fleet {
     }
 
     fn agent_env(&self) -> Vec<(String, String)> {
-        vec![
+        let mut env = self.stores[0].env();
+        env.extend([
             ("MPC_WALLET_ID".to_string(), WALLET.to_string()),
-            ("MPC_STORAGE_PATH".to_string(), self.dir.join("agent.db").display().to_string()),
             ("MPC_SHARE_SECRET".to_string(), SECRET.to_string()),
             ("MPC_JWT_SECRET".to_string(), JWT.to_string()),
             ("MPC_PARTY_KEY".to_string(), self.key_hex[0].clone()),
             ("MPC_PEER_KEYS".to_string(), self.peers_for(0)),
             ("MPC_COSIGNER_ENDPOINTS".to_string(), self.endpoints.join(",")),
-        ]
+        ]);
+        env
     }
 
     fn agent(&self, args: &[&str], extra: &[(&str, &str)]) -> Proc {
@@ -390,6 +430,44 @@ fn sixteen_concurrent_signatures_over_http() {
             let (d, sig) = t.await.unwrap();
             let sig = sig.expect("every concurrent signature succeeds");
             assert!(wallet_engine::verify_signature(&pk, &d, &sig));
+        }
+    });
+}
+
+/// MPC_STORAGE_URL selects the store of every process by scheme: the agent (`sign`, then
+/// `serve`) on Postgres, cosigner 1 on RocksDB, cosigner 2 on the same Postgres database under
+/// another namespace.
+#[test]
+fn stores_by_url_postgres_agent_rocksdb_and_postgres_cosigners() {
+    let pg = std::env::var("MPC_TEST_POSTGRES_URL")
+        .expect("MPC_TEST_POSTGRES_URL is not set: run `bash scripts/postgres.sh` and export the URL it prints");
+    let run = wallet_traits::ExecutionId::random().to_string()[..12].to_string();
+    let fleet = Fleet::with_stores(["http", "grpc"], |dir, party| match party {
+        1 => StoreSpec { url: format!("rocksdb://{}", dir.join("cosigner-1").display()), options: vec![] },
+        _ => StoreSpec { url: pg.clone(), options: vec![("namespace".into(), format!("mp-{run}-party-{party}"))] },
+    });
+    let (ok, out, err) = fleet.agent(&["sign"], &[]).finish(Duration::from_secs(300));
+    assert!(ok, "{out}\n{err}");
+    assert_eq!(line(&out, "provisioned: "), Some("created"), "{out}");
+    assert_eq!(line(&out, "signature verified: "), Some("true"));
+    assert!(fleet.dir.join("cosigner-1/CURRENT").is_file(), "cosigner 1 wrote a RocksDB directory");
+
+    let serve = fleet.agent(&["serve", "--listen", "127.0.0.1:0"], &[]);
+    let addr = serve.wait_line(true, "listening: http://", Duration::from_secs(120));
+    assert!(serve.out.lock().unwrap().iter().any(|l| l == "provisioned: restored"), "{}", serve.dump());
+    let addr = addr.trim_start_matches("listening: http://").to_string();
+    let body = http_post(&addr, "/getPublicKey", r#"{"identityKey":true}"#);
+    assert!(body.starts_with("HTTP/1.1 200") && body.contains(line(&out, "identity: ").unwrap()), "{body}");
+
+    // The agent's and cosigner 2's records are Active in Postgres, each under its namespace.
+    runtime().block_on(async {
+        let key = wallet_traits::KeyId::new(wallet_traits::WalletId::new(WALLET).unwrap(), 0);
+        for party in [0usize, 2] {
+            let spec = &fleet.stores[party];
+            let store = wallet_traits::open_store(&spec.url, spec.options.iter().cloned().collect()).await.unwrap();
+            let record = store.load_share(&key).await.unwrap().expect("a record in Postgres");
+            assert_eq!(record.meta.state, ShareState::Active);
+            assert_eq!(usize::from(record.meta.party_index), party);
         }
     });
 }

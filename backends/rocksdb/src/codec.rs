@@ -1,0 +1,328 @@
+//! The byte layout of keys and values (documented in `docs.md`, section Notes).
+//!
+//! Keys sort the way the store scans them: RocksDB orders keys bytewise, so integers are
+//! big-endian and variable-length names carry a length prefix (wallet `a` is `01 61`, a range
+//! that no key of wallet `ab`, `02 61 62`, falls into).
+
+use std::fmt;
+
+use wallet_traits::{Error, ErrorKind, ExecutionId, KeyId, Result, ShareMeta, ShareState, StoredShare, WalletId};
+
+use crate::ROCKSDB_SCHEME;
+
+/// The first byte of every value this release writes; a reader refuses any other.
+pub(crate) const VALUE_ENCODING: u8 = 1;
+
+/// The layout version kept under [`META_LAYOUT`]: column families, keys and value encodings.
+pub(crate) const LAYOUT_VERSION: u8 = 1;
+
+/// Column family of share records.
+pub(crate) const CF_SHARES: &str = "shares";
+/// Column family of derivation-cache entries.
+pub(crate) const CF_DERIVATIONS: &str = "derivations";
+/// Column family of prime pairs.
+pub(crate) const CF_PRIMES: &str = "primes";
+/// Column family of the store's own bookkeeping.
+pub(crate) const CF_META: &str = "meta";
+/// Every column family the store opens, besides RocksDB's `default` (unused).
+pub(crate) const COLUMN_FAMILIES: [&str; 4] = [CF_SHARES, CF_DERIVATIONS, CF_PRIMES, CF_META];
+
+/// Meta key of the layout version, one byte.
+pub(crate) const META_LAYOUT: &[u8] = b"layout";
+/// Meta key of the next prime-pair sequence number, u64 big-endian.
+pub(crate) const META_PRIME_SEQ: &[u8] = b"prime_seq";
+
+/// `len(wallet): u8 ‖ wallet`: every key of the wallet starts with it.
+pub(crate) fn wallet_prefix(wallet: &WalletId) -> Vec<u8> {
+    let id = wallet.as_str().as_bytes();
+    let len = u8::try_from(id.len()).expect("a WalletId is at most 64 bytes");
+    let mut out = Vec::with_capacity(1 + id.len() + 4);
+    out.push(len);
+    out.extend_from_slice(id);
+    out
+}
+
+/// `wallet_prefix ‖ index: u32 BE`: the key of a share record.
+pub(crate) fn share_key(key: &KeyId) -> Vec<u8> {
+    let mut out = wallet_prefix(&key.wallet);
+    out.extend_from_slice(&key.index.to_be_bytes());
+    out
+}
+
+/// The key index at the end of a share key that starts with `prefix`.
+pub(crate) fn index_of_share_key(prefix: &[u8], raw: &[u8]) -> Option<u32> {
+    let index = raw.strip_prefix(prefix)?;
+    Some(u32::from_be_bytes(index.try_into().ok()?))
+}
+
+/// `share_key ‖ lookup`: the key of a derivation-cache entry.
+pub(crate) fn derivation_key(key: &KeyId, lookup: &[u8]) -> Vec<u8> {
+    let mut out = share_key(key);
+    out.extend_from_slice(lookup);
+    out
+}
+
+/// `len(pool): u32 BE ‖ pool`: every pair of the pool starts with it.
+pub(crate) fn pool_prefix(pool: &str) -> Result<Vec<u8>> {
+    let len = u32::try_from(pool.len()).map_err(|_| {
+        Error::new(ErrorKind::InvalidInput, "a prime pool name must be shorter than 4 GiB")
+            .with_context("backend", ROCKSDB_SCHEME)
+    })?;
+    let mut out = Vec::with_capacity(4 + pool.len() + 8);
+    out.extend_from_slice(&len.to_be_bytes());
+    out.extend_from_slice(pool.as_bytes());
+    Ok(out)
+}
+
+/// `pool_prefix ‖ seq: u64 BE`: pairs of one pool sort oldest first.
+pub(crate) fn prime_key(prefix: &[u8], seq: u64) -> Vec<u8> {
+    let mut out = prefix.to_vec();
+    out.extend_from_slice(&seq.to_be_bytes());
+    out
+}
+
+/// The smallest key above every key that starts with `prefix`, if there is one.
+pub(crate) fn prefix_end(prefix: &[u8]) -> Option<Vec<u8>> {
+    let mut end = prefix.to_vec();
+    while let Some(last) = end.pop() {
+        if last < u8::MAX {
+            end.push(last + 1);
+            return Some(end);
+        }
+    }
+    None
+}
+
+/// A share record:
+///
+/// ```text
+/// encoding: u8 (1) ‖ version: u64 ‖ format_version: u16 ‖ party_index: u16 ‖ threshold: u16 ‖
+/// parties: u16 ‖ len(state): u8 ‖ state (ShareState::as_str) ‖ execution_id: [u8; 32] ‖
+/// len(public_key): u32 ‖ public_key ‖ len(sealed): u32 ‖ sealed
+/// ```
+///
+/// Integers are big-endian. The key is not repeated: it is the RocksDB key.
+pub(crate) fn encode_share(record: &StoredShare, version: u64) -> Result<Vec<u8>> {
+    let meta = &record.meta;
+    let state = meta.state.as_str().as_bytes();
+    let mut out = Vec::with_capacity(64 + state.len() + meta.public_key.len() + record.sealed.len());
+    out.push(VALUE_ENCODING);
+    out.extend_from_slice(&version.to_be_bytes());
+    for n in [record.format_version, meta.party_index, meta.threshold, meta.parties] {
+        out.extend_from_slice(&n.to_be_bytes());
+    }
+    // The names are a few ASCII letters.
+    out.push(u8::try_from(state.len()).expect("a share state name is short"));
+    out.extend_from_slice(state);
+    out.extend_from_slice(meta.execution_id.as_bytes());
+    put_bytes(&mut out, &meta.public_key, "public_key", &record.key)?;
+    put_bytes(&mut out, &record.sealed, "sealed", &record.key)?;
+    Ok(out)
+}
+
+fn put_bytes(out: &mut Vec<u8>, bytes: &[u8], field: &'static str, key: &KeyId) -> Result<()> {
+    let len = u32::try_from(bytes.len()).map_err(|_| {
+        Error::new(ErrorKind::InvalidInput, "a share record field must be shorter than 4 GiB")
+            .with_context("backend", ROCKSDB_SCHEME)
+            .with_context("key", key)
+            .with_context("field", field)
+    })?;
+    out.extend_from_slice(&len.to_be_bytes());
+    out.extend_from_slice(bytes);
+    Ok(())
+}
+
+/// Reads [`encode_share`]'s layout back; anything else is a `Corrupted` error naming the field.
+pub(crate) fn decode_share(key: &KeyId, value: &[u8]) -> Result<StoredShare> {
+    let mut r = Reader { rest: value, what: "share", key };
+    r.encoding()?;
+    let version = u64::from_be_bytes(r.array("version")?);
+    let format_version = r.u16("format_version")?;
+    let party_index = r.u16("party_index")?;
+    let threshold = r.u16("threshold")?;
+    let parties = r.u16("parties")?;
+    let state_len = r.array::<1>("state")?[0];
+    let state = std::str::from_utf8(r.take(usize::from(state_len), "state")?).map_err(|_| r.corrupted("state"))?;
+    let state = ShareState::parse(state).map_err(|_| r.corrupted("state"))?;
+    let execution_id = ExecutionId::from_bytes(r.array("execution_id")?);
+    let public_key = r.bytes("public_key")?.to_vec();
+    let sealed = r.bytes("sealed")?.to_vec();
+    if !r.rest.is_empty() {
+        return Err(r.corrupted("end"));
+    }
+    Ok(StoredShare {
+        key: key.clone(),
+        meta: ShareMeta { public_key, threshold, parties, party_index, state, execution_id },
+        version,
+        format_version,
+        sealed,
+    })
+}
+
+/// The stored version of a share record, without decoding the rest.
+pub(crate) fn share_version(key: &KeyId, value: &[u8]) -> Result<u64> {
+    let mut r = Reader { rest: value, what: "share", key };
+    r.encoding()?;
+    Ok(u64::from_be_bytes(r.array("version")?))
+}
+
+/// A derivation-cache entry or a prime pair: `encoding: u8 (1) ‖ sealed`.
+pub(crate) fn encode_blob(sealed: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(1 + sealed.len());
+    out.push(VALUE_ENCODING);
+    out.extend_from_slice(sealed);
+    out
+}
+
+/// Reads [`encode_blob`]'s layout back.
+pub(crate) fn decode_blob(what: &'static str, key: &dyn fmt::Display, value: &[u8]) -> Result<Vec<u8>> {
+    let mut r = Reader { rest: value, what, key };
+    r.encoding()?;
+    Ok(r.rest.to_vec())
+}
+
+/// Reads fields off the front of a value; failures are `Corrupted` errors that name the field,
+/// never the bytes.
+struct Reader<'a> {
+    rest: &'a [u8],
+    what: &'static str,
+    key: &'a dyn fmt::Display,
+}
+
+impl<'a> Reader<'a> {
+    fn corrupted(&self, field: &'static str) -> Error {
+        corrupted(self.what, self.key, field)
+    }
+
+    fn take(&mut self, n: usize, field: &'static str) -> Result<&'a [u8]> {
+        if self.rest.len() < n {
+            return Err(self.corrupted(field));
+        }
+        let (head, rest) = self.rest.split_at(n);
+        self.rest = rest;
+        Ok(head)
+    }
+
+    fn array<const N: usize>(&mut self, field: &'static str) -> Result<[u8; N]> {
+        Ok(self.take(N, field)?.try_into().expect("take returned N bytes"))
+    }
+
+    fn u16(&mut self, field: &'static str) -> Result<u16> {
+        Ok(u16::from_be_bytes(self.array(field)?))
+    }
+
+    fn bytes(&mut self, field: &'static str) -> Result<&'a [u8]> {
+        let len = u32::from_be_bytes(self.array(field)?);
+        let len = usize::try_from(len).map_err(|_| self.corrupted(field))?;
+        self.take(len, field)
+    }
+
+    fn encoding(&mut self) -> Result<()> {
+        match self.array::<1>("encoding")? {
+            [VALUE_ENCODING] => Ok(()),
+            [other] => Err(self.corrupted("encoding").with_context("encoding", other)),
+        }
+    }
+}
+
+/// A stored value that does not decode.
+pub(crate) fn corrupted(what: &str, key: &dyn fmt::Display, field: &'static str) -> Error {
+    Error::new(
+        ErrorKind::Corrupted,
+        format!("a stored {what} record does not decode; restore the RocksDB directory from a backup"),
+    )
+    .with_context("backend", ROCKSDB_SCHEME)
+    .with_context("key", key)
+    .with_context("field", field)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn record() -> StoredShare {
+        StoredShare {
+            key: KeyId::new(WalletId::new("w").unwrap(), 7),
+            meta: ShareMeta {
+                public_key: vec![2; 33],
+                threshold: 2,
+                parties: 3,
+                party_index: 1,
+                state: ShareState::Frozen,
+                execution_id: ExecutionId::from_bytes([5; 32]),
+            },
+            version: 4,
+            format_version: 1,
+            sealed: (0..=255).collect(),
+        }
+    }
+
+    #[test]
+    fn share_round_trips_with_the_given_version() {
+        let r = record();
+        let bytes = encode_share(&r, 9).unwrap();
+        assert_eq!(bytes[0], VALUE_ENCODING);
+        assert_eq!(decode_share(&r.key, &bytes).unwrap(), StoredShare { version: 9, ..r.clone() });
+        assert_eq!(share_version(&r.key, &bytes).unwrap(), 9);
+    }
+
+    #[test]
+    fn damaged_shares_are_corrupted_and_name_the_field() {
+        let r = record();
+        let bytes = encode_share(&r, 1).unwrap();
+        let cases: [(Vec<u8>, &str); 5] = [
+            (Vec::new(), "encoding"),
+            (bytes[..bytes.len() - 1].to_vec(), "sealed"),
+            ([bytes.as_slice(), &[0]].concat(), "end"),
+            ([&[2u8][..], &bytes[1..]].concat(), "encoding"),
+            // The state length byte sits after encoding, version and four u16s.
+            ([&bytes[..18], b"bogus", &bytes[24..]].concat(), "state"),
+        ];
+        for (damaged, field) in cases {
+            let e = decode_share(&r.key, &damaged).unwrap_err();
+            assert_eq!(e.kind(), ErrorKind::Corrupted, "{field}: {e}");
+            assert_eq!(e.context_value("field"), Some(field), "{e}");
+            assert_eq!(e.context_value("backend"), Some("rocksdb"));
+        }
+    }
+
+    #[test]
+    fn share_keys_sort_by_index_within_their_wallet_only() {
+        let a = WalletId::new("a").unwrap();
+        let ab = WalletId::new("ab").unwrap();
+        let prefix = wallet_prefix(&a);
+        let end = prefix_end(&prefix).unwrap();
+        let mut keys: Vec<Vec<u8>> =
+            [5, 0, u32::MAX, 256, 3].into_iter().map(|i| share_key(&KeyId::new(a.clone(), i))).collect();
+        keys.sort();
+        let indexes: Vec<u32> = keys.iter().map(|k| index_of_share_key(&prefix, k).unwrap()).collect();
+        assert_eq!(indexes, [0, 3, 5, 256, u32::MAX]);
+        assert!(keys.iter().all(|k| k.as_slice() >= prefix.as_slice() && k.as_slice() < end.as_slice()));
+        let neighbour = share_key(&KeyId::new(ab, 0));
+        assert!(!(neighbour.as_slice() >= prefix.as_slice() && neighbour.as_slice() < end.as_slice()));
+        assert_eq!(index_of_share_key(&prefix, &derivation_key(&KeyId::new(a, 1), b"lookup")), None);
+    }
+
+    #[test]
+    fn prime_keys_sort_by_sequence_within_their_pool() {
+        let p = pool_prefix("p").unwrap();
+        assert!(prime_key(&p, 255) < prime_key(&p, 256));
+        let end = prefix_end(&p).unwrap();
+        assert!(prime_key(&p, u64::MAX) < end);
+        assert!(prime_key(&pool_prefix("pp").unwrap(), 0) > end);
+        assert_eq!(prefix_end(&[1, 0xFF, 0xFF]), Some(vec![2]));
+        assert_eq!(prefix_end(&[0xFF]), None);
+    }
+
+    #[test]
+    fn blobs_round_trip_and_refuse_other_encodings() {
+        let key = "w/0";
+        assert_eq!(decode_blob("prime-pool", &key, &encode_blob(b"pair")).unwrap(), b"pair");
+        assert_eq!(decode_blob("prime-pool", &key, &encode_blob(b"")).unwrap(), b"");
+        for bad in [&b""[..], &b"\x02pair"[..]] {
+            let e = decode_blob("prime-pool", &key, bad).unwrap_err();
+            assert_eq!(e.kind(), ErrorKind::Corrupted);
+            assert!(!e.to_string().contains("pair"), "{e}");
+        }
+    }
+}

@@ -1,0 +1,524 @@
+//! The RocksDB calls behind [`RocksDbShareStore`].
+
+use std::{
+    fmt,
+    path::{Path, PathBuf},
+    sync::{Arc, Mutex, MutexGuard, PoisonError},
+};
+
+use async_trait::async_trait;
+use rocksdb::{
+    checkpoint::Checkpoint, ColumnFamily, ColumnFamilyDescriptor, DBRawIterator, ReadOptions, WriteBatch, WriteOptions,
+    DB,
+};
+use wallet_traits::{
+    BoxFuture, Error, ErrorKind, KeyId, Options, Result, ShareStore, StoreCapabilities, StoredShare, WalletId,
+};
+
+use crate::{
+    codec::{self, CF_DERIVATIONS, CF_META, CF_PRIMES, CF_SHARES},
+    RocksDbConfig, ROCKSDB_SCHEME,
+};
+
+/// How many of RocksDB's own info logs (`LOG`, `LOG.old.*`) stay in the directory; its default
+/// of 1000 would let them pile up over the years of a wallet.
+const KEEP_INFO_LOGS: usize = 10;
+
+/// A [`ShareStore`] in one RocksDB directory: sealed shares, the sealed derivation cache and the
+/// sealed prime pool, each in its own column family.
+///
+/// Every change is one RocksDB write batch, applied whole or not at all, and by default fsynced
+/// before it is reported done. RocksDB lets one process open a directory at a time; within the
+/// process a lock serializes the compare-and-swap operations, so they are race-free.
+///
+/// The database closes when the store (and every clone of an `Arc` holding it) is dropped.
+pub struct RocksDbShareStore {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    db: DB,
+    /// The directory, absolute: RocksDB keeps using the path it was opened with, so a relative
+    /// one would move with a later change of the working directory.
+    path: PathBuf,
+    sync_writes: bool,
+    write_options: WriteOptions,
+    /// Held across every read-check-write (create, update, delete, add and take primes).
+    ///
+    /// A plain mutex rather than a `TransactionDB` or `OptimisticTransactionDB`: RocksDB's LOCK
+    /// file admits one process per directory and that process opens it once, so every writer
+    /// goes through this store. One lock gives the same atomicity without transaction machinery,
+    /// and without the retry loop an optimistic transaction needs when concurrent takers race
+    /// for the same head of the prime pool.
+    writer: Mutex<Writer>,
+}
+
+/// State owned by the writer lock.
+struct Writer {
+    /// The sequence number the next prime pair gets. Persisted in the same batch as the pair,
+    /// and advanced here only after that batch is written, so a failed or panicking write
+    /// leaves it valid.
+    next_prime_seq: u64,
+}
+
+impl RocksDbShareStore {
+    /// Opens (creating when missing) the database directory at `path` with default settings.
+    pub async fn open(path: impl AsRef<Path>) -> Result<Self> {
+        Self::connect(&RocksDbConfig::new(path.as_ref())).await
+    }
+
+    /// Opens the database described by `config`, creating the directory and its parents when
+    /// missing. Fails with a `config` error when another process has the directory open.
+    pub async fn connect(config: &RocksDbConfig) -> Result<Self> {
+        config.validate()?;
+        let config = config.clone();
+        let inner = blocking(move || Inner::open(&config)).await?;
+        Ok(Self { inner: Arc::new(inner) })
+    }
+
+    /// The registry constructor: `url` is `rocksdb:///abs/dir` or `rocksdb://relative/dir`,
+    /// `options` the keys of [`RocksDbConfig`] other than `path`.
+    pub fn from_url(url: String, options: Options) -> BoxFuture<'static, Result<Arc<dyn ShareStore>>> {
+        Box::pin(async move {
+            let config = RocksDbConfig::from_url(&url, &options)?;
+            let store: Arc<dyn ShareStore> = Arc::new(Self::connect(&config).await?);
+            Ok(store)
+        })
+    }
+
+    /// The database directory, as an absolute path.
+    pub fn path(&self) -> &Path {
+        &self.inner.path
+    }
+
+    /// Writes a consistent copy of the open database to `target`, a directory that must not
+    /// exist yet (its parent must). Table files are hard-linked when `target` is on the same
+    /// file system, so this is cheap; the copy opens as a store of its own.
+    pub async fn checkpoint(&self, target: impl AsRef<Path>) -> Result<()> {
+        let target = target.as_ref().to_path_buf();
+        self.run(move |inner| {
+            // RocksDB refuses it too, but with a bare "Directory exists".
+            if target.exists() {
+                return Err(Error::new(
+                    ErrorKind::InvalidInput,
+                    "the checkpoint target already exists; name a directory that does not exist yet",
+                )
+                .with_context("backend", ROCKSDB_SCHEME)
+                .with_context("target", target.display()));
+            }
+            Checkpoint::new(&inner.db)
+                .and_then(|checkpoint| checkpoint.create_checkpoint(&target))
+                .map_err(|e| storage(e, "write a checkpoint").with_context("target", target.display()))?;
+            // RocksDB creates the directory with the umask's mode; the copy is as private as
+            // the original.
+            #[cfg(unix)]
+            {
+                use std::os::unix::fs::PermissionsExt;
+                std::fs::set_permissions(&target, std::fs::Permissions::from_mode(0o700)).map_err(|e| {
+                    Error::new(ErrorKind::Storage, "could not make the RocksDB checkpoint directory owner-only")
+                        .with_context("backend", ROCKSDB_SCHEME)
+                        .with_context("target", target.display())
+                        .with_source(e)
+                })?;
+            }
+            Ok(())
+        })
+        .await
+    }
+
+    /// Runs `work` on Tokio's blocking pool: every RocksDB call blocks.
+    async fn run<T: Send + 'static>(&self, work: impl FnOnce(&Inner) -> Result<T> + Send + 'static) -> Result<T> {
+        let inner = Arc::clone(&self.inner);
+        blocking(move || work(&inner)).await
+    }
+}
+
+impl fmt::Debug for RocksDbShareStore {
+    // Settings only: the database holds sealed bytes, which a Debug print has no business showing.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RocksDbShareStore")
+            .field("path", &self.inner.path)
+            .field("sync_writes", &self.inner.sync_writes)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Inner {
+    fn open(config: &RocksDbConfig) -> Result<Self> {
+        let path = prepare_dir(&config.path)?;
+        let mut options = rocksdb::Options::default();
+        options.create_if_missing(true);
+        options.create_missing_column_families(true);
+        // validate() checked that it fits.
+        options.set_max_open_files(i32::try_from(config.max_open_files).unwrap_or(i32::MAX));
+        options.set_keep_log_file_num(KEEP_INFO_LOGS);
+        let families =
+            codec::COLUMN_FAMILIES.map(|name| ColumnFamilyDescriptor::new(name, rocksdb::Options::default()));
+        let db = DB::open_cf_descriptors(&options, &path, families).map_err(|e| open_error(e, &path))?;
+
+        let mut write_options = WriteOptions::default();
+        write_options.set_sync(config.sync_writes);
+        let mut inner = Self {
+            db,
+            path,
+            sync_writes: config.sync_writes,
+            write_options,
+            writer: Mutex::new(Writer { next_prime_seq: 0 }),
+        };
+        inner.check_layout()?;
+        let next_prime_seq = inner.stored_prime_seq()?;
+        inner.writer.get_mut().unwrap_or_else(PoisonError::into_inner).next_prime_seq = next_prime_seq;
+        Ok(inner)
+    }
+
+    /// Records the layout version in a new database and refuses one written in another layout.
+    fn check_layout(&self) -> Result<()> {
+        let meta = self.cf(CF_META)?;
+        let stored = self.db.get_cf(meta, codec::META_LAYOUT).map_err(|e| storage(e, "read the layout version"))?;
+        match stored.as_deref() {
+            None => {
+                let mut batch = WriteBatch::default();
+                batch.put_cf(meta, codec::META_LAYOUT, [codec::LAYOUT_VERSION]);
+                // Always synced: a new directory must not come back without its marker.
+                let mut synced = WriteOptions::default();
+                synced.set_sync(true);
+                self.db.write_opt(batch, &synced).map_err(|e| storage(e, "record the layout version"))
+            }
+            Some([codec::LAYOUT_VERSION]) => Ok(()),
+            Some(&[newer]) if newer > codec::LAYOUT_VERSION => Err(Error::new(
+                ErrorKind::Unsupported,
+                "a newer release wrote this RocksDB directory; run that release or restore a backup",
+            )
+            .with_context("backend", ROCKSDB_SCHEME)
+            .with_context("path", self.path.display())
+            .with_context("layout", newer)),
+            Some(_) => Err(codec::corrupted("meta", &"layout", "layout")),
+        }
+    }
+
+    fn stored_prime_seq(&self) -> Result<u64> {
+        let meta = self.cf(CF_META)?;
+        let stored =
+            self.db.get_cf(meta, codec::META_PRIME_SEQ).map_err(|e| storage(e, "read the prime-pool sequence"))?;
+        match stored {
+            None => Ok(0),
+            Some(bytes) => bytes
+                .try_into()
+                .map(u64::from_be_bytes)
+                .map_err(|_| codec::corrupted("meta", &"prime_seq", "prime_seq")),
+        }
+    }
+
+    fn cf(&self, name: &'static str) -> Result<&ColumnFamily> {
+        self.db.cf_handle(name).ok_or_else(|| {
+            Error::new(ErrorKind::Internal, "a RocksDB column family is missing although the database opened with it")
+                .with_context("backend", ROCKSDB_SCHEME)
+                .with_context("column_family", name)
+        })
+    }
+
+    /// The value of `key` in `cf`; a failure says what the store was doing (`action`).
+    fn get(&self, cf: &'static str, key: &[u8], action: &str) -> Result<Option<Vec<u8>>> {
+        self.db.get_cf(self.cf(cf)?, key).map_err(|e| storage(e, action))
+    }
+
+    /// Applies `batch` whole, fsynced when `sync_writes` is on.
+    fn write(&self, batch: WriteBatch) -> Result<(), rocksdb::Error> {
+        self.db.write_opt(batch, &self.write_options)
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Writer> {
+        // A panic while the lock was held left Writer valid (see next_prime_seq), so poisoning
+        // carries no information here.
+        self.writer.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// An iterator over the keys of `cf` that start with `prefix`, positioned on the first.
+    fn scan(&self, cf: &'static str, prefix: &[u8]) -> Result<DBRawIterator<'_>> {
+        let mut read = ReadOptions::default();
+        if let Some(end) = codec::prefix_end(prefix) {
+            read.set_iterate_upper_bound(end);
+        }
+        let mut iter = self.db.raw_iterator_cf_opt(self.cf(cf)?, read);
+        iter.seek(prefix);
+        Ok(iter)
+    }
+
+    /// The stored version of `key`: `NotFound` when absent, `Conflict` when not `expected`.
+    fn check_version(&self, key: &KeyId, raw_key: &[u8], expected: u64) -> Result<()> {
+        let stored = self
+            .get(CF_SHARES, raw_key, "read a share's version")
+            .map_err(|e| e.with_context("key", key))?
+            .ok_or_else(|| {
+                Error::new(ErrorKind::NotFound, "no share is stored for this key")
+                    .with_context("backend", ROCKSDB_SCHEME)
+                    .with_context("key", key)
+            })?;
+        let stored = codec::share_version(key, &stored)?;
+        if stored != expected {
+            return Err(Error::new(ErrorKind::Conflict, "the share was changed concurrently; reload it and retry")
+                .with_context("backend", ROCKSDB_SCHEME)
+                .with_context("key", key)
+                .with_context("expected_version", expected)
+                .with_context("stored_version", stored));
+        }
+        Ok(())
+    }
+}
+
+/// Creates the directory and its missing parents, owner-only on Unix, and resolves it to an
+/// absolute path. Existing directories keep their permissions.
+fn prepare_dir(path: &Path) -> Result<PathBuf> {
+    let io_error = |e: std::io::Error, what: &str| {
+        Error::new(
+            ErrorKind::Storage,
+            format!("could not {what} the RocksDB directory; check the permissions of its parent"),
+        )
+        .with_context("backend", ROCKSDB_SCHEME)
+        .with_context("path", path.display())
+        .with_source(e)
+    };
+    let mut dir = std::fs::DirBuilder::new();
+    dir.recursive(true);
+    #[cfg(unix)]
+    std::os::unix::fs::DirBuilderExt::mode(&mut dir, 0o700);
+    dir.create(path).map_err(|e| io_error(e, "create"))?;
+    std::fs::canonicalize(path).map_err(|e| io_error(e, "resolve"))
+}
+
+/// A failed open: another holder of the directory's LOCK file gets a message of its own.
+fn open_error(e: rocksdb::Error, path: &Path) -> Error {
+    let text = e.as_ref();
+    // PosixEnv::LockFile's texts: "While lock file: <dir>/LOCK: ..." when another process holds
+    // the lock, "lock hold by current process ..." when this one does.
+    let (kind, message) = if text.contains("While lock file") {
+        (
+            ErrorKind::Config,
+            "the RocksDB directory is in use by another process (RocksDB lets one process open a directory at a \
+             time); stop that process, or give this party a directory of its own",
+        )
+    } else if text.contains("lock hold by current process") {
+        (
+            ErrorKind::Config,
+            "the RocksDB directory is already open in this process (RocksDB lets one process open a directory \
+             once); drop the other store first, or give this party a directory of its own",
+        )
+    } else if text.contains("Column families not opened") {
+        (
+            ErrorKind::Unsupported,
+            "the RocksDB directory has column families this release does not know; a newer release or another \
+             program wrote it",
+        )
+    } else {
+        return storage(e, "open the database directory").with_context("path", path.display());
+    };
+    Error::new(kind, message)
+        .with_context("backend", ROCKSDB_SCHEME)
+        .with_context("path", path.display())
+        .with_source(e)
+}
+
+/// A failed RocksDB call. RocksDB's texts name files and states, never stored values.
+fn storage(e: rocksdb::Error, action: &str) -> Error {
+    use rocksdb::ErrorKind as Rocks;
+    let (kind, hint) = match e.kind() {
+        Rocks::Corruption => {
+            (ErrorKind::Corrupted, "RocksDB found damaged data files; restore the directory from a backup")
+        }
+        Rocks::Busy | Rocks::TimedOut | Rocks::TryAgain => (ErrorKind::Timeout, "RocksDB was busy; retry"),
+        _ => (ErrorKind::Storage, "check that the directory is readable and writable and the disk is not full"),
+    };
+    Error::new(kind, format!("the RocksDB store could not {action}; {hint}"))
+        .with_context("backend", ROCKSDB_SCHEME)
+        .with_source(e)
+}
+
+/// Runs blocking RocksDB work on Tokio's blocking pool. Once started it runs to the end even if
+/// the caller stops waiting.
+async fn blocking<T: Send + 'static>(work: impl FnOnce() -> Result<T> + Send + 'static) -> Result<T> {
+    tokio::task::spawn_blocking(work).await.map_err(|e| {
+        // The panic message is not attached: it could quote anything the task held.
+        Error::new(
+            ErrorKind::Internal,
+            "a RocksDB store task did not finish; a write it made was applied whole or not at all",
+        )
+        .with_context("backend", ROCKSDB_SCHEME)
+        .with_context("cause", if e.is_panic() { "panic" } else { "runtime shutdown" })
+    })?
+}
+
+#[async_trait]
+impl ShareStore for RocksDbShareStore {
+    fn capabilities(&self) -> StoreCapabilities {
+        StoreCapabilities::full()
+    }
+
+    async fn load_share(&self, key: &KeyId) -> Result<Option<StoredShare>> {
+        let key = key.clone();
+        self.run(move |inner| {
+            let value = inner
+                .get(CF_SHARES, &codec::share_key(&key), "read a share")
+                .map_err(|e| e.with_context("key", &key))?;
+            value.map(|value| codec::decode_share(&key, &value)).transpose()
+        })
+        .await
+    }
+
+    async fn create_share(&self, record: &StoredShare) -> Result<()> {
+        // The store owns the version: a new record starts at 1 whatever the caller set.
+        let value = codec::encode_share(record, 1)?;
+        let key = record.key.clone();
+        self.run(move |inner| {
+            let raw_key = codec::share_key(&key);
+            let _writer = inner.lock();
+            let existing = inner
+                .get(CF_SHARES, &raw_key, "check for an existing share")
+                .map_err(|e| e.with_context("key", &key))?;
+            if existing.is_some() {
+                return Err(Error::new(
+                    ErrorKind::AlreadyExists,
+                    "a share already exists for this key; DKG will not overwrite it (restore the wallet instead, \
+                     or delete the share deliberately)",
+                )
+                .with_context("backend", ROCKSDB_SCHEME)
+                .with_context("key", &key));
+            }
+            let mut batch = WriteBatch::default();
+            batch.put_cf(inner.cf(CF_SHARES)?, &raw_key, value);
+            inner.write(batch).map_err(|e| storage(e, "write a new share").with_context("key", &key))
+        })
+        .await
+    }
+
+    async fn update_share(&self, record: &StoredShare, expected_version: u64) -> Result<u64> {
+        let record = record.clone();
+        self.run(move |inner| {
+            let key = &record.key;
+            let raw_key = codec::share_key(key);
+            let _writer = inner.lock();
+            inner.check_version(key, &raw_key, expected_version)?;
+            let version = expected_version.checked_add(1).ok_or_else(|| {
+                Error::new(ErrorKind::Internal, "the share's version counter is exhausted")
+                    .with_context("backend", ROCKSDB_SCHEME)
+                    .with_context("key", key)
+            })?;
+            let mut batch = WriteBatch::default();
+            batch.put_cf(inner.cf(CF_SHARES)?, &raw_key, codec::encode_share(&record, version)?);
+            inner.write(batch).map_err(|e| storage(e, "update a share").with_context("key", key))?;
+            Ok(version)
+        })
+        .await
+    }
+
+    async fn delete_share(&self, key: &KeyId, expected_version: u64) -> Result<()> {
+        let key = key.clone();
+        self.run(move |inner| {
+            let raw_key = codec::share_key(&key);
+            let _writer = inner.lock();
+            inner.check_version(&key, &raw_key, expected_version)?;
+            let mut batch = WriteBatch::default();
+            batch.delete_cf(inner.cf(CF_SHARES)?, &raw_key);
+            inner.write(batch).map_err(|e| storage(e, "delete a share").with_context("key", &key))
+        })
+        .await
+    }
+
+    async fn list_keys(&self, wallet: &WalletId) -> Result<Vec<KeyId>> {
+        let wallet = wallet.clone();
+        self.run(move |inner| {
+            let prefix = codec::wallet_prefix(&wallet);
+            let mut iter = inner.scan(CF_SHARES, &prefix)?;
+            let mut keys = Vec::new();
+            while let Some(raw) = iter.key() {
+                let index =
+                    codec::index_of_share_key(&prefix, raw).ok_or_else(|| codec::corrupted("share", &wallet, "key"))?;
+                keys.push(KeyId::new(wallet.clone(), index));
+                iter.next();
+            }
+            iter.status().map_err(|e| storage(e, "list a wallet's keys").with_context("wallet_id", &wallet))?;
+            Ok(keys)
+        })
+        .await
+    }
+
+    async fn get_derivation(&self, key: &KeyId, lookup: &[u8]) -> Result<Option<Vec<u8>>> {
+        let (key, raw_key) = (key.clone(), codec::derivation_key(key, lookup));
+        self.run(move |inner| {
+            let value = inner
+                .get(CF_DERIVATIONS, &raw_key, "read a derivation-cache entry")
+                .map_err(|e| e.with_context("key", &key))?;
+            value.map(|value| codec::decode_blob("derivation-cache", &key, &value)).transpose()
+        })
+        .await
+    }
+
+    async fn put_derivation(&self, key: &KeyId, lookup: &[u8], sealed: &[u8]) -> Result<()> {
+        let (key, raw_key, value) = (key.clone(), codec::derivation_key(key, lookup), codec::encode_blob(sealed));
+        // No lock: one put with nothing to check, and the last write wins.
+        self.run(move |inner| {
+            let mut batch = WriteBatch::default();
+            batch.put_cf(inner.cf(CF_DERIVATIONS)?, &raw_key, value);
+            inner.write(batch).map_err(|e| storage(e, "write a derivation-cache entry").with_context("key", &key))
+        })
+        .await
+    }
+
+    async fn add_primes(&self, pool: &str, sealed: &[u8]) -> Result<()> {
+        let (prefix, value, pool) =
+            (codec::pool_prefix(pool)?, codec::encode_blob(sealed), pool.escape_default().to_string());
+        self.run(move |inner| {
+            let mut writer = inner.lock();
+            let seq = writer.next_prime_seq;
+            let next = seq.checked_add(1).ok_or_else(|| {
+                Error::new(ErrorKind::Internal, "the prime-pool sequence is exhausted")
+                    .with_context("backend", ROCKSDB_SCHEME)
+                    .with_context("pool", &pool)
+            })?;
+            let mut batch = WriteBatch::default();
+            batch.put_cf(inner.cf(CF_PRIMES)?, codec::prime_key(&prefix, seq), value);
+            // The counter goes in the same batch, so after a restart new pairs still sort after
+            // the ones left over, and never onto their keys.
+            batch.put_cf(inner.cf(CF_META)?, codec::META_PRIME_SEQ, next.to_be_bytes());
+            inner.write(batch).map_err(|e| storage(e, "add to the prime pool").with_context("pool", &pool))?;
+            writer.next_prime_seq = next;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn take_primes(&self, pool: &str) -> Result<Option<Vec<u8>>> {
+        let (prefix, pool) = (codec::pool_prefix(pool)?, pool.escape_default().to_string());
+        self.run(move |inner| {
+            // Under the lock, so concurrent takers never read the same head pair.
+            let _writer = inner.lock();
+            let iter = inner.scan(CF_PRIMES, &prefix)?;
+            let Some((raw_key, value)) = iter.item().map(|(k, v)| (k.to_vec(), v.to_vec())) else {
+                iter.status().map_err(|e| storage(e, "take from the prime pool").with_context("pool", &pool))?;
+                return Ok(None);
+            };
+            drop(iter);
+            // Decoded before the delete: a damaged pair stays for an operator to look at.
+            let sealed = codec::decode_blob("prime-pool", &pool, &value)?;
+            let mut batch = WriteBatch::default();
+            batch.delete_cf(inner.cf(CF_PRIMES)?, raw_key);
+            inner.write(batch).map_err(|e| storage(e, "take from the prime pool").with_context("pool", &pool))?;
+            Ok(Some(sealed))
+        })
+        .await
+    }
+
+    async fn count_primes(&self, pool: &str) -> Result<u64> {
+        let (prefix, pool) = (codec::pool_prefix(pool)?, pool.escape_default().to_string());
+        self.run(move |inner| {
+            let mut iter = inner.scan(CF_PRIMES, &prefix)?;
+            let mut count = 0u64;
+            while iter.valid() {
+                count += 1;
+                iter.next();
+            }
+            iter.status().map_err(|e| storage(e, "count the prime pool").with_context("pool", &pool))?;
+            Ok(count)
+        })
+        .await
+    }
+}

@@ -1,0 +1,364 @@
+use std::{
+    path::{Path, PathBuf},
+    process::{Command, Stdio},
+    sync::Arc,
+    time::{Duration, Instant},
+};
+
+use wallet_backend_rocksdb::{RocksDbConfig, RocksDbShareStore};
+use wallet_testkit::{sample_record, share_store_suite};
+use wallet_traits::{ErrorKind, KeyId, ShareStore, WalletId};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn rocksdb_passes_the_conformance_suite() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = RocksDbShareStore::open(dir.path().join("suite")).await.unwrap();
+    let report = share_store_suite(Arc::new(store)).await;
+    println!("conformance: rocksdb: {report}");
+    assert!(report.skipped.is_empty(), "the RocksDB store claims every capability: {report:?}");
+    assert!(report.passed.contains(&"prime_pool_concurrent_take"), "{report:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn options_are_applied() {
+    // Names the crate so the linker keeps its inventory registration.
+    use wallet_backend_rocksdb as _;
+
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("tuned");
+    let url = format!("rocksdb://{}", path.display());
+    let options = [("max_open_files", "64"), ("sync_writes", "false")]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    let store = wallet_traits::open_store(&url, options).await.unwrap();
+    assert!(format!("{store:?}").contains("sync_writes: false"), "{store:?}");
+
+    // RocksDB records the options it runs with in an OPTIONS-* file in the directory.
+    let options_files: Vec<String> = std::fs::read_dir(&path)
+        .unwrap()
+        .map(|entry| entry.unwrap().path())
+        .filter(|p| p.file_name().unwrap().to_string_lossy().starts_with("OPTIONS-"))
+        .map(|p| std::fs::read_to_string(p).unwrap())
+        .collect();
+    assert!(!options_files.is_empty(), "RocksDB wrote no OPTIONS file");
+    assert!(options_files.iter().all(|text| text.contains("max_open_files=64")), "max_open_files was not applied");
+
+    // Unsynced writes keep every guarantee except surviving a power cut.
+    let report = share_store_suite(store).await;
+    assert!(report.skipped.is_empty(), "{report:?}");
+}
+
+#[tokio::test]
+async fn data_survives_close_and_reopen() {
+    let dir = tempfile::tempdir().unwrap();
+    // The parent directories do not exist yet: open creates them.
+    let path = dir.path().join("nested/dir/agent");
+    let wallet = WalletId::new("reopen").unwrap();
+    let mut record = sample_record(&wallet, 0, 3);
+
+    let store = RocksDbShareStore::open(&path).await.unwrap();
+    store.create_share(&record).await.unwrap();
+    store.create_share(&sample_record(&wallet, 7, 4)).await.unwrap();
+    record.sealed = vec![9; 9000];
+    record.version = store.update_share(&record, 1).await.unwrap();
+    store.put_derivation(&record.key, b"lookup", b"cached").await.unwrap();
+    store.add_primes("pool", b"first").await.unwrap();
+    store.add_primes("pool", b"second").await.unwrap();
+    store.add_primes("other", b"other-pair").await.unwrap();
+    drop(store);
+
+    let store = RocksDbShareStore::open(&path).await.unwrap();
+    assert_eq!(store.path(), std::fs::canonicalize(&path).unwrap());
+    assert_eq!(store.load_share(&record.key).await.unwrap(), Some(record.clone()));
+    assert_eq!(store.list_keys(&wallet).await.unwrap(), vec![record.key.clone(), KeyId::new(wallet.clone(), 7)]);
+    assert_eq!(store.get_derivation(&record.key, b"lookup").await.unwrap(), Some(b"cached".to_vec()));
+    assert_eq!(store.count_primes("pool").await.unwrap(), 2);
+    // A pair added after the restart queues behind the older ones instead of landing on the
+    // first one's sequence number.
+    store.add_primes("pool", b"third").await.unwrap();
+    assert_eq!(store.take_primes("pool").await.unwrap(), Some(b"first".to_vec()));
+    drop(store);
+
+    let store = RocksDbShareStore::open(&path).await.unwrap();
+    assert_eq!(store.take_primes("pool").await.unwrap(), Some(b"second".to_vec()));
+    assert_eq!(store.take_primes("pool").await.unwrap(), Some(b"third".to_vec()));
+    assert_eq!(store.take_primes("pool").await.unwrap(), None);
+    assert_eq!(store.take_primes("other").await.unwrap(), Some(b"other-pair".to_vec()));
+    // The guard holds across restarts: DKG cannot overwrite the share written before.
+    let e = store.create_share(&sample_record(&wallet, 0, 4)).await.unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::AlreadyExists);
+    assert!(e.message().contains("DKG will not overwrite"), "{e}");
+    assert_eq!(e.context_value("backend"), Some("rocksdb"));
+    assert_eq!(store.load_share(&record.key).await.unwrap(), Some(record));
+}
+
+#[tokio::test]
+async fn unsynced_writes_survive_a_clean_close() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = RocksDbConfig::new(dir.path().join("db")).with_sync_writes(false);
+    let wallet = WalletId::new("unsynced").unwrap();
+    let store = RocksDbShareStore::connect(&config).await.unwrap();
+    store.create_share(&sample_record(&wallet, 0, 1)).await.unwrap();
+    drop(store);
+    let store = RocksDbShareStore::connect(&config).await.unwrap();
+    assert_eq!(store.load_share(&KeyId::new(wallet.clone(), 0)).await.unwrap(), Some(sample_record(&wallet, 0, 1)));
+}
+
+#[cfg(unix)]
+#[tokio::test]
+async fn new_directories_are_owner_only() {
+    use std::os::unix::fs::PermissionsExt;
+
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("private/agent");
+    let store = RocksDbShareStore::open(&path).await.unwrap();
+    let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode(&path), 0o700);
+    assert_eq!(mode(path.parent().unwrap()), 0o700);
+
+    let backup = dir.path().join("backup");
+    store.checkpoint(&backup).await.unwrap();
+    assert_eq!(mode(&backup), 0o700);
+}
+
+#[tokio::test]
+async fn checkpoint_is_a_consistent_copy_that_opens() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = RocksDbShareStore::open(dir.path().join("live")).await.unwrap();
+    let wallet = WalletId::new("backup").unwrap();
+    store.create_share(&sample_record(&wallet, 0, 1)).await.unwrap();
+    store.add_primes("pool", b"pair").await.unwrap();
+
+    let backup = dir.path().join("backup");
+    store.checkpoint(&backup).await.unwrap();
+    store.create_share(&sample_record(&wallet, 1, 2)).await.unwrap();
+
+    // The copy is a store of its own, openable while the original is open.
+    let copy = RocksDbShareStore::open(&backup).await.unwrap();
+    assert_eq!(copy.list_keys(&wallet).await.unwrap(), vec![KeyId::new(wallet.clone(), 0)]);
+    assert_eq!(copy.take_primes("pool").await.unwrap(), Some(b"pair".to_vec()));
+    assert_eq!(store.count_primes("pool").await.unwrap(), 1, "taking from the copy must not touch the original");
+
+    // A checkpoint never writes into an existing directory.
+    let e = store.checkpoint(&backup).await.unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::InvalidInput, "{e}");
+    assert!(e.message().contains("already exists"), "{e}");
+    assert_eq!(e.context_value("backend"), Some("rocksdb"));
+}
+
+#[tokio::test]
+async fn second_open_in_one_process_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("db");
+    let first = RocksDbShareStore::open(&path).await.unwrap();
+    let e = RocksDbShareStore::open(&path).await.unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::Config, "{e}");
+    assert!(e.message().contains("already open in this process"), "{e}");
+    assert_eq!(e.context_value("backend"), Some("rocksdb"));
+
+    drop(first);
+    let again = RocksDbShareStore::open(&path).await.unwrap();
+    assert!(again.list_keys(&WalletId::new("w").unwrap()).await.unwrap().is_empty());
+}
+
+/// Set for the child process of [`directory_in_use_by_another_process_is_refused`].
+const HOLD_DIR_ENV: &str = "WALLET_BACKEND_ROCKSDB_TEST_HOLD_DIR";
+
+/// Kills the child when the test ends, also when it fails.
+struct ChildGuard(std::process::Child);
+
+impl Drop for ChildGuard {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[tokio::test]
+async fn directory_in_use_by_another_process_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("db");
+    // This test binary, running only the helper below, is the other process.
+    let child = Command::new(std::env::current_exe().unwrap())
+        .args(["hold_directory_open_for_another_test", "--exact", "--ignored", "--test-threads=1"])
+        .env(HOLD_DIR_ENV, dir.path())
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut child = ChildGuard(child);
+    let ready = dir.path().join("ready");
+    let start = Instant::now();
+    while !ready.exists() {
+        assert!(child.0.try_wait().unwrap().is_none(), "the child process exited before opening the store");
+        assert!(start.elapsed() < Duration::from_secs(60), "the child process did not open the store");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+
+    let e = RocksDbShareStore::open(&db).await.unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::Config, "{e}");
+    assert!(e.message().contains("in use by another process"), "{e}");
+    assert!(e.message().contains("stop that process"), "{e}");
+    assert_eq!(e.context_value("backend"), Some("rocksdb"));
+    assert_eq!(e.context_value("path"), Some(std::fs::canonicalize(&db).unwrap().display().to_string().as_str()));
+
+    std::fs::write(dir.path().join("done"), b"").unwrap();
+    assert!(child.0.wait().unwrap().success(), "the child process failed");
+    // Once the other process is gone, the directory opens and holds what it wrote.
+    let store = RocksDbShareStore::open(&db).await.unwrap();
+    let wallet = WalletId::new("held").unwrap();
+    assert_eq!(store.load_share(&KeyId::new(wallet.clone(), 0)).await.unwrap(), Some(sample_record(&wallet, 0, 1)));
+}
+
+#[tokio::test]
+#[ignore = "helper: directory_in_use_by_another_process_is_refused runs it in a child process"]
+async fn hold_directory_open_for_another_test() {
+    let dir =
+        PathBuf::from(std::env::var_os(HOLD_DIR_ENV).expect("run by directory_in_use_by_another_process_is_refused"));
+    let store = RocksDbShareStore::open(dir.join("db")).await.unwrap();
+    let wallet = WalletId::new("held").unwrap();
+    store.create_share(&sample_record(&wallet, 0, 1)).await.unwrap();
+    std::fs::write(dir.join("ready"), b"").unwrap();
+    // Hold the directory until the parent is done, or give up should the parent have died.
+    let start = Instant::now();
+    while !dir.join("done").exists() && start.elapsed() < Duration::from_secs(120) {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test]
+async fn opens_through_the_registry() {
+    use wallet_backend_rocksdb as _;
+
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("rocksdb://{}", dir.path().join("x").display());
+    assert!(url.starts_with("rocksdb:///"), "{url}");
+    let store = wallet_traits::open_store(&url, Default::default()).await.unwrap();
+    let wallet = WalletId::new("registry").unwrap();
+    store.create_share(&sample_record(&wallet, 0, 1)).await.unwrap();
+    assert!(store.load_share(&KeyId::new(wallet, 0)).await.unwrap().is_some());
+    assert!(store.capabilities().derivation_cache && store.capabilities().prime_pool);
+    assert!(wallet_traits::store_registry().schemes().contains(&"rocksdb"));
+    drop(store);
+
+    let options = [("sync".to_string(), "true".to_string())].into();
+    let e = wallet_traits::open_store(&url, options).await.unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::Config, "{e}");
+    assert!(e.message().contains("known options: max_open_files, sync_writes"), "{e}");
+
+    let e = wallet_traits::open_store(&format!("{url}?sync_writes=false"), Default::default()).await.unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::Config, "{e}");
+}
+
+/// The share key of the documented layout: `len(wallet): u8 ‖ wallet ‖ index: u32 BE`.
+fn raw_share_key(wallet: &str, index: u32) -> Vec<u8> {
+    [&[wallet.len() as u8][..], wallet.as_bytes(), &index.to_be_bytes()].concat()
+}
+
+/// Opens the directory with the raw RocksDB API, as a foreign tool or a bad restore might.
+fn raw_db(path: &Path) -> rocksdb::DB {
+    rocksdb::DB::open_cf(&rocksdb::Options::default(), path, ["shares", "derivations", "primes", "meta"]).unwrap()
+}
+
+#[tokio::test]
+async fn undecodable_values_are_corrupted() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("corrupt");
+    let wallet = WalletId::new("corrupt").unwrap();
+    let store = RocksDbShareStore::open(&path).await.unwrap();
+    for index in 0..3 {
+        store.create_share(&sample_record(&wallet, index, 1)).await.unwrap();
+    }
+    store.put_derivation(&KeyId::new(wallet.clone(), 0), b"lookup", b"cached").await.unwrap();
+    store.add_primes("pool", b"pair").await.unwrap();
+    drop(store);
+
+    {
+        let raw = raw_db(&path);
+        let shares = raw.cf_handle("shares").unwrap();
+        raw.put_cf(shares, raw_share_key("corrupt", 0), b"\x01\x00\x00").unwrap();
+        raw.put_cf(shares, raw_share_key("corrupt", 1), b"\x09future").unwrap();
+        let whole = raw.get_cf(shares, raw_share_key("corrupt", 2)).unwrap().unwrap();
+        raw.put_cf(shares, raw_share_key("corrupt", 2), [whole.as_slice(), b"SEALED-MARKER"].concat()).unwrap();
+        let derivations = raw.cf_handle("derivations").unwrap();
+        let derivation_key = [raw_share_key("corrupt", 0), b"lookup".to_vec()].concat();
+        raw.put_cf(derivations, derivation_key, b"\x07SEALED-MARKER").unwrap();
+        let primes = raw.cf_handle("primes").unwrap();
+        let (pair_key, _) = raw.iterator_cf(primes, rocksdb::IteratorMode::Start).next().unwrap().unwrap();
+        raw.put_cf(primes, pair_key, b"").unwrap();
+    }
+
+    let store = RocksDbShareStore::open(&path).await.unwrap();
+    for (index, field) in [(0, "version"), (1, "encoding"), (2, "end")] {
+        let key = KeyId::new(wallet.clone(), index);
+        let e = store.load_share(&key).await.unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::Corrupted, "{e}");
+        assert_eq!(e.context_value("backend"), Some("rocksdb"));
+        assert_eq!(e.context_value("field"), Some(field), "{e}");
+        assert_eq!(e.context_value("key"), Some(key.to_string().as_str()));
+        assert!(!format!("{e} {e:?}").contains("SEALED-MARKER"), "{e:?}");
+    }
+    // The keys are intact, so listing still works; a version that does not decode refuses CAS.
+    assert_eq!(store.list_keys(&wallet).await.unwrap().len(), 3);
+    let e = store.update_share(&sample_record(&wallet, 0, 2), 1).await.unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::Corrupted, "{e}");
+
+    let e = store.get_derivation(&KeyId::new(wallet.clone(), 0), b"lookup").await.unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::Corrupted, "{e}");
+    assert!(!format!("{e} {e:?}").contains("SEALED-MARKER"), "{e:?}");
+
+    let e = store.take_primes("pool").await.unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::Corrupted, "{e}");
+    assert_eq!(store.count_primes("pool").await.unwrap(), 1, "a pair that does not decode stays in the pool");
+}
+
+#[tokio::test]
+async fn malformed_keys_and_layouts_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("layout");
+    let wallet = WalletId::new("keys").unwrap();
+    let store = RocksDbShareStore::open(&path).await.unwrap();
+    store.create_share(&sample_record(&wallet, 0, 1)).await.unwrap();
+    drop(store);
+
+    {
+        let raw = raw_db(&path);
+        // Inside the wallet's key range, but with a 2-byte index.
+        let bad_key = [&raw_share_key("keys", 0)[..6], &[0, 1]].concat();
+        raw.put_cf(raw.cf_handle("shares").unwrap(), bad_key, b"\x01").unwrap();
+    }
+    let store = RocksDbShareStore::open(&path).await.unwrap();
+    let e = store.list_keys(&wallet).await.unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::Corrupted, "{e}");
+    assert_eq!(e.context_value("field"), Some("key"), "{e}");
+    drop(store);
+
+    for (layout, kind) in [(&[2u8][..], ErrorKind::Unsupported), (&[1, 0][..], ErrorKind::Corrupted)] {
+        {
+            let raw = raw_db(&path);
+            raw.put_cf(raw.cf_handle("meta").unwrap(), b"layout", layout).unwrap();
+        }
+        let e = RocksDbShareStore::open(&path).await.unwrap_err();
+        assert_eq!(e.kind(), kind, "{layout:?}: {e}");
+        assert_eq!(e.context_value("backend"), Some("rocksdb"));
+    }
+}
+
+#[tokio::test]
+async fn errors_do_not_carry_sealed_bytes() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = RocksDbShareStore::open(dir.path().join("e")).await.unwrap();
+    let wallet = WalletId::new("secret").unwrap();
+    let mut record = sample_record(&wallet, 0, 1);
+    record.sealed = b"SEALED-MARKER".to_vec();
+    store.create_share(&record).await.unwrap();
+    let e = store.create_share(&record).await.unwrap_err();
+    let e2 = store.update_share(&record, 7).await.unwrap_err();
+    let e3 = store.delete_share(&KeyId::new(wallet.clone(), 1), 1).await.unwrap_err();
+    for shown in [e.to_string(), format!("{e:?}"), e2.to_string(), format!("{e2:?}"), format!("{store:?}")] {
+        assert!(!shown.contains("SEALED-MARKER"), "{shown}");
+    }
+    assert_eq!(e2.kind(), ErrorKind::Conflict);
+    assert_eq!(e2.context_value("stored_version"), Some("1"));
+    assert_eq!(e3.kind(), ErrorKind::NotFound);
+}
