@@ -16,4 +16,5 @@ pub const JSONFILE_SCHEME: &str = "jsonfile";
 // the linker drops it along with this registration.
 wallet_traits::inventory::submit! {
     wallet_traits::ShareStoreFactory::new(JSONFILE_SCHEME, JsonFileStore::from_url)
+        .with_check(|url, options| JsonFileConfig::from_url(url, options).map(drop))
 }

@@ -114,13 +114,29 @@ pub fn fixture(name: &str) -> PathBuf {
 }
 
 /// A private copy of fixture `name`.
+///
+/// Each database is copied with `VACUUM INTO`, a consistent snapshot: a plain file copy could
+/// race the fixture's connections, which close (checkpointing and deleting their WAL files) in
+/// the background after the fixture is made.
 pub fn copy_fixture(name: &str) -> tempfile::TempDir {
     let src = fixture(name);
     let dst = tempfile::Builder::new().prefix("mpc-test-").tempdir().unwrap();
-    for e in std::fs::read_dir(&src).unwrap() {
-        let e = e.unwrap();
-        std::fs::copy(e.path(), dst.path().join(e.file_name())).unwrap();
-    }
+    let to = dst.path().to_path_buf();
+    // Its own runtime on its own thread, so sync and async tests can both call it.
+    std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        rt.block_on(async {
+            for f in ["agent.db", "cosigner-1.db", "cosigner-2.db"] {
+                let options = sqlx::sqlite::SqliteConnectOptions::new().filename(src.join(f)).read_only(true);
+                let mut conn = sqlx::ConnectOptions::connect(&options).await.unwrap();
+                let target = to.join(f).display().to_string();
+                sqlx::query("VACUUM INTO ?").bind(target).execute(&mut conn).await.unwrap();
+                sqlx::Connection::close(conn).await.unwrap();
+            }
+        });
+    })
+    .join()
+    .expect("copying the fixture");
     dst
 }
 
