@@ -13,3 +13,8 @@ pub use suite::{sample_record, share_store_suite, SuiteReport};
 pub use transport_suite::{
     known_key, scripted_request, transport_suite, Script, ScriptedCosigner, COMMIT_EID, FINISH_STAGE, KNOWN_WALLET,
 };
+
+#[doc(hidden)]
+pub mod __private {
+    pub use tempfile;
+}
