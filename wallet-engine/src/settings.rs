@@ -297,7 +297,13 @@ fn invalid(var: &str, origin: &Origin, why: String) -> Error {
 }
 
 fn config_error(e: config::ConfigError, file: Option<&Path>) -> Error {
-    let mut err = Error::new(ErrorKind::Config, format!("the configuration cannot be read: {e}"));
+    // A TOML parse error quotes the offending line, which may be a secret's: keep the position
+    // and the reason, drop the quoted source (`2 | share_secret = "...`) and its markers.
+    let quoted =
+        |l: &str| l.trim_start().split_once('|').is_some_and(|(n, _)| n.trim().chars().all(|c| c.is_ascii_digit()));
+    let text = e.to_string();
+    let reason: Vec<&str> = text.lines().map(str::trim).filter(|l| !l.is_empty() && !quoted(l)).collect();
+    let mut err = Error::new(ErrorKind::Config, format!("the configuration cannot be read: {}", reason.join("; ")));
     if let Some(f) = file {
         err = err.with_context("file", f.display());
     }
@@ -442,6 +448,11 @@ mod tests {
         let (_d, path) = file("wallet_id = \n");
         let e = Settings::load_from(KEYS, Some(&path), vars(&[])).unwrap_err();
         assert_eq!(e.kind(), ErrorKind::Config);
+        // A syntax error names the place, never the line's text: it may hold a secret.
+        let (_d, path) = file("wallet_id = \"w\"\nshare_secret = \"leaky-secret-value\n");
+        let e = Settings::load_from(KEYS, Some(&path), vars(&[])).unwrap_err();
+        assert!(e.message().contains("line 2"), "{e}");
+        assert!(!e.to_string().contains("leaky-secret") && !format!("{e:?}").contains("leaky-secret"), "{e}");
         let (_d, path) = file("wallet_id = { nested = 1 }\n");
         let e = Settings::load_from(KEYS, Some(&path), vars(&[])).unwrap_err();
         assert_eq!(e.context_value("variable"), Some("MPC_WALLET_ID"), "{e}");
