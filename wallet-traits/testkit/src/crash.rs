@@ -210,26 +210,44 @@ pub fn kill_writer_during_writes(child_test: &str, dir: &Path, generations: u64)
         .spawn()
         .expect("start the crash child");
     let stdout = child.stdout.take().expect("piped stdout");
+    // A reader thread, so a child that hangs without output still meets the deadline.
+    let (progress, reports) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(std::result::Result::ok) {
+            // libtest may print its own `test name ... ` before the first line.
+            if let Some(n) = line.split_once(PROGRESS).and_then(|(_, n)| n.trim().parse::<u64>().ok()) {
+                if progress.send(n).is_err() {
+                    break;
+                }
+            }
+        }
+    });
     let deadline = Instant::now() + Duration::from_secs(120);
     let (mut first, mut last) = (None, 0);
-    for line in BufReader::new(stdout).lines() {
-        let line = line.expect("read the child's output");
-        // libtest may print its own `test name ... ` before the first line.
-        let Some(n) = line.split_once(PROGRESS).and_then(|(_, n)| n.trim().parse::<u64>().ok()) else { continue };
-        last = n;
-        let start = *first.get_or_insert(n);
-        if n >= start + generations {
-            // Somewhere inside the next generation's writes.
-            std::thread::sleep(Duration::from_micros(u64::from(rand_below(5_000))));
-            child.kill().expect("SIGKILL the child");
-            let status = child.wait().expect("reap the child");
-            assert!(!status.success(), "the child was killed, not finished");
-            return last;
+    loop {
+        match reports.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
+            Ok(n) => {
+                last = n;
+                if n >= *first.get_or_insert(n) + generations {
+                    // Somewhere inside the next generation's writes.
+                    std::thread::sleep(Duration::from_micros(u64::from(rand_below(5_000))));
+                    child.kill().expect("SIGKILL the child");
+                    let status = child.wait().expect("reap the child");
+                    assert!(!status.success(), "the child was killed, not finished");
+                    return last;
+                }
+            }
+            Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!("the crash child wrote too slowly: generation {last} after two minutes");
+            }
+            Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => {
+                let status = child.wait();
+                panic!("the crash child stopped on its own after generation {last}: {status:?}");
+            }
         }
-        assert!(Instant::now() < deadline, "the crash child wrote too slowly");
     }
-    let status = child.wait();
-    panic!("the crash child stopped on its own after generation {last}: {status:?}");
 }
 
 fn rand_below(n: u32) -> u32 {
