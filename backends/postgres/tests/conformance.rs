@@ -58,7 +58,7 @@ async fn postgres_passes_the_conformance_suite() {
     let report = share_store_suite(Arc::new(store)).await;
     println!("conformance: postgres: {report}");
     assert!(report.skipped.is_empty(), "the PostgreSQL store claims every capability: {report:?}");
-    assert_eq!(report.passed.len(), 9, "{report:?}");
+    assert_eq!(report.passed.len(), 10, "{report:?}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

@@ -66,6 +66,7 @@ pub async fn share_store_suite(store: Arc<dyn ShareStore>) -> SuiteReport {
     report.run_if(caps.prime_pool, "prime_pool_concurrent_take", prime_pool_concurrent_take(&store)).await;
     report.run("concurrent_create_one_winner", concurrent_create_one_winner(&store)).await;
     report.run("large_records_and_every_state", large_records_and_every_state(s)).await;
+    report.run("errors_and_debug_hide_sealed_bytes", errors_and_debug_hide_sealed_bytes(s)).await;
     report
 }
 
@@ -366,4 +367,36 @@ async fn large_records_and_every_state(store: &dyn ShareStore) {
     edge.format_version = u16::MAX;
     ok(store.create_share(&edge).await, "create_share with maximal integer fields");
     assert_eq!(load(store, &edge.key).await, Some(edge), "maximal integer fields must round-trip");
+}
+
+/// Errors name keys and versions, never the sealed bytes: shown or logged, an error must not leak
+/// ciphertext, nor must the store's Debug.
+async fn errors_and_debug_hide_sealed_bytes(store: &dyn ShareStore) {
+    let wallet = fresh_wallet("errors");
+    let marker = format!("SEALED-MARKER-{}", &ExecutionId::random().to_string()[..8]);
+    let mut record = sample_record(&wallet, 0, 5);
+    record.sealed = marker.as_bytes().to_vec();
+    ok(store.create_share(&record).await, "create_share");
+    let errors = [
+        (store.create_share(&record).await, ErrorKind::AlreadyExists),
+        (store.update_share(&record, 7).await.map(drop), ErrorKind::Conflict),
+        (store.delete_share(&record.key, 7).await, ErrorKind::Conflict),
+        (store.delete_share(&KeyId::new(wallet.clone(), 1), 1).await, ErrorKind::NotFound),
+    ];
+    let hex: String = marker.bytes().map(|b| format!("{b:02x}")).collect();
+    for (result, kind) in errors {
+        let e = match result {
+            Err(e) => e,
+            Ok(()) => panic!("expected a {kind} error, got Ok"),
+        };
+        assert_eq!(e.kind(), kind, "{e}");
+        if kind == ErrorKind::Conflict {
+            assert_eq!(e.context_value("stored_version"), Some("1"), "a Conflict names the stored version: {e}");
+        }
+        for shown in [e.to_string(), format!("{e:?}")] {
+            assert!(!shown.contains(&marker) && !shown.contains(&hex), "an error shows the sealed bytes: {shown}");
+        }
+    }
+    let shown = format!("{store:?}");
+    assert!(!shown.contains(&marker) && !shown.contains(&hex), "the store's Debug shows sealed bytes: {shown}");
 }

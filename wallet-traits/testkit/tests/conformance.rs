@@ -26,7 +26,7 @@ async fn unsupported_capabilities_are_skipped() {
     let report = share_store_suite(Arc::new(store)).await;
     println!("{report:?}");
     assert_eq!(report.skipped, ["derivation_cache", "prime_pool_concurrent_take"]);
-    assert_eq!(report.passed.len(), 7);
+    assert_eq!(report.passed.len(), 8);
 }
 
 #[tokio::test]
