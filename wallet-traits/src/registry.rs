@@ -88,6 +88,31 @@ pub fn scheme_of(url: &str) -> Result<String> {
     }
 }
 
+/// The path of a file-based store's URL, `scheme:///abs/path` or `scheme://relative/path`.
+///
+/// Refuses another scheme, an empty path and a query or fragment (options come as
+/// [`Options`], named in the error from `option_keys`), with `Config` errors that show `example`.
+pub fn store_path_of_url<'a>(url: &'a str, scheme: &str, example: &str, option_keys: &[&str]) -> Result<&'a str> {
+    let path = url.split_once("://").filter(|(s, _)| s.eq_ignore_ascii_case(scheme)).map(|(_, path)| path).ok_or_else(
+        || {
+            Error::new(ErrorKind::Config, format!("a {scheme} store URL starts with {scheme}://, as in {example}"))
+                .with_context("url", redact_url(url))
+        },
+    )?;
+    if path.is_empty() || path.contains(['?', '#']) {
+        return Err(Error::new(
+            ErrorKind::Config,
+            format!(
+                "a {scheme} store URL is {scheme}:// followed by a path, with no query, as in {example}; \
+                 pass {} as options",
+                option_keys.join(", ")
+            ),
+        )
+        .with_context("url", redact_url(url)));
+    }
+    Ok(path)
+}
+
 /// `url` with any `user:password@` part replaced, safe to print.
 pub fn redact_url(url: &str) -> String {
     match url.split_once("://") {
@@ -201,6 +226,19 @@ mod tests {
     fn duplicate_scheme_is_refused() {
         let r = Registry::build("store", [("sqlite", &A), ("sqlite", &B)].into_iter());
         assert_eq!(r.get("sqlite").unwrap_err().kind(), ErrorKind::Config);
+    }
+
+    #[test]
+    fn store_paths_come_from_the_url_alone() {
+        let path = |url| store_path_of_url(url, "sqlite", "sqlite:///x.db", &["busy_timeout_ms"]);
+        assert_eq!(path("sqlite:///var/x.db").unwrap(), "/var/x.db");
+        assert_eq!(path("SQLite://rel/x.db").unwrap(), "rel/x.db");
+        for bad in ["sqlite://", "sqlite:///x.db?mode=ro", "rocksdb:///x", "x.db"] {
+            let e = path(bad).unwrap_err();
+            assert_eq!(e.kind(), ErrorKind::Config, "{bad}");
+            assert!(e.message().contains("sqlite:///x.db"), "{e}");
+        }
+        assert!(path("sqlite:///x?a").unwrap_err().message().contains("pass busy_timeout_ms as options"));
     }
 
     #[test]

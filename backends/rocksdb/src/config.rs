@@ -63,21 +63,8 @@ impl RocksDbConfig {
     /// Parses `rocksdb:///abs/dir` or `rocksdb://relative/dir` (relative to the working
     /// directory) plus the option keys `sync_writes` and `max_open_files`.
     pub fn from_url(url: &str, options: &Options) -> Result<Self> {
-        let path = url
-            .split_once("://")
-            .filter(|(scheme, _)| scheme.eq_ignore_ascii_case(ROCKSDB_SCHEME))
-            .map(|(_, path)| path)
-            .ok_or_else(|| {
-                config_error("a RocksDB store URL starts with rocksdb://, as in rocksdb:///var/lib/mpc/agent")
-                    .with_context("url", url)
-            })?;
-        if path.is_empty() || path.contains(['?', '#']) {
-            return Err(config_error(
-                "a RocksDB store URL is rocksdb:// followed by the database directory, with no query; \
-                 pass sync_writes and max_open_files as options",
-            )
-            .with_context("url", url));
-        }
+        let path = wallet_traits::store_path_of_url(url, ROCKSDB_SCHEME, "rocksdb:///var/lib/mpc/agent", OPTION_KEYS)
+            .map_err(|e| e.with_context("backend", ROCKSDB_SCHEME))?;
 
         let mut config = Self::new(path);
         for (key, value) in options {

@@ -61,21 +61,8 @@ impl SqliteConfig {
     /// Parses `sqlite:///abs/path.db` or `sqlite://relative/path.db` (relative to the working
     /// directory) plus the option keys `busy_timeout_ms` and `max_connections`.
     pub fn from_url(url: &str, options: &Options) -> Result<Self> {
-        let path = url
-            .split_once("://")
-            .filter(|(scheme, _)| scheme.eq_ignore_ascii_case(SQLITE_SCHEME))
-            .map(|(_, path)| path)
-            .ok_or_else(|| {
-                config_error("a SQLite store URL starts with sqlite://, as in sqlite:///var/lib/mpc/agent.db")
-                    .with_context("url", url)
-            })?;
-        if path.is_empty() || path.contains(['?', '#']) {
-            return Err(config_error(
-                "a SQLite store URL is sqlite:// followed by the database file path, with no query; \
-                 pass busy_timeout_ms and max_connections as options",
-            )
-            .with_context("url", url));
-        }
+        let path = wallet_traits::store_path_of_url(url, SQLITE_SCHEME, "sqlite:///var/lib/mpc/agent.db", OPTION_KEYS)
+            .map_err(|e| e.with_context("backend", SQLITE_SCHEME))?;
         if path == ":memory:" || path.starts_with("file:") {
             // Each pooled connection would get its own empty database, and every share would
             // vanish on exit: never what a wallet wants.

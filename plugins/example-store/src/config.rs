@@ -44,21 +44,9 @@ impl JsonFileConfig {
     /// Parses `jsonfile:///abs/path/store.json` or `jsonfile://relative/store.json` (relative to
     /// the working directory) plus the option key `create` (`true` or `false`).
     pub fn from_url(url: &str, options: &Options) -> Result<Self> {
-        let path = url
-            .split_once("://")
-            .filter(|(scheme, _)| scheme.eq_ignore_ascii_case(JSONFILE_SCHEME))
-            .map(|(_, path)| path)
-            .ok_or_else(|| {
-                config_error("a JSON-file store URL starts with jsonfile://, as in jsonfile:///var/lib/mpc/agent.json")
-                    .with_context("url", url)
-            })?;
-        if path.is_empty() || path.contains(['?', '#']) {
-            return Err(config_error(
-                "a JSON-file store URL is jsonfile:// followed by the file path, with no query; \
-                 pass create as an option",
-            )
-            .with_context("url", url));
-        }
+        let path =
+            wallet_traits::store_path_of_url(url, JSONFILE_SCHEME, "jsonfile:///var/lib/mpc/agent.json", OPTION_KEYS)
+                .map_err(|e| e.with_context("backend", JSONFILE_SCHEME))?;
 
         let mut config = Self::new(path);
         for (key, value) in options {
