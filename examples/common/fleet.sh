@@ -63,7 +63,7 @@ for i in 1 2; do
     MPC_PARTY_KEY_FILE="$dir/party-$i.key" MPC_PEER_KEYS="$(peers $i)" \
     "$bin" cosigner >"$dir/cosigner-$i.log" 2>&1 &
   pids+=($!)
-  for _ in $(seq 1 200); do grep -q '^listening: ' "$dir/cosigner-$i.log" && break; sleep 0.1; done
+  for _ in $(seq 1 200); do grep -qs '^listening: ' "$dir/cosigner-$i.log" && break; sleep 0.1; done
   endpoint="$(sed -n 's/^listening: //p' "$dir/cosigner-$i.log" | head -n1)"
   [ -n "$endpoint" ] || fail "cosigner $i did not start"
   endpoints+=("$endpoint")

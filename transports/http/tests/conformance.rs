@@ -87,8 +87,17 @@ async fn a_stopped_cosigner_is_unavailable() {
     let server = start(Arc::new(wallet_testkit::ScriptedCosigner::new()), ServerLimits::default(), None).await;
     let url = server.url.clone();
     drop(server);
-    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
-    let e = client(&url, None).health().await.unwrap_err();
+    // The server stops in the background; wait for it rather than guess how long that takes.
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
+    let e = loop {
+        match client(&url, None).health().await {
+            Err(e) => break e,
+            Ok(_) => {
+                assert!(tokio::time::Instant::now() < deadline, "the server still answers 10 s after it was stopped")
+            }
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    };
     assert_eq!(e.kind(), ErrorKind::CosignerUnavailable, "{e}");
     assert_eq!(e.context_value("endpoint"), Some(url.as_str()));
 }

@@ -95,7 +95,10 @@ pub fn fixture(name: &str) -> PathBuf {
     static DONE: OnceLock<Mutex<HashMap<String, Arc<OnceLock<PathBuf>>>>> = OnceLock::new();
     let cell = DONE.get_or_init(Default::default).lock().unwrap().entry(name.to_string()).or_default().clone();
     cell.get_or_init(|| {
-        let dir = tempfile::Builder::new().prefix("mpc-fixture-").tempdir().unwrap().keep();
+        // Kept for the whole binary (statics are never dropped), so it lives under the build's
+        // own scratch directory, which `cargo clean` removes, not in the system's /tmp.
+        let dir =
+            tempfile::Builder::new().prefix("mpc-fixture-").tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap().keep();
         let d = dir.clone();
         // Its own runtime on its own thread: every test has its own runtime, this outlives them.
         std::thread::spawn(move || {
