@@ -113,6 +113,82 @@ pub fn store_path_of_url<'a>(url: &'a str, scheme: &str, example: &str, option_k
     Ok(path)
 }
 
+/// How one store reads its URL path and [`Options`], so every store words its errors alike:
+/// `Config` errors with the store's scheme as `backend` in their context, an unknown key refused
+/// with the known ones listed, a value that does not parse named with its option.
+///
+/// ```
+/// use wallet_traits::{Options, StoreOptions};
+///
+/// const OPTIONS: StoreOptions = StoreOptions::new("jsonfile", "JSON-file store", &["create"]);
+/// let mut options = Options::new();
+/// options.insert("create".into(), " TRUE ".into());
+/// for (key, value) in &options {
+///     match key.as_str() {
+///         "create" => assert!(OPTIONS.bool(key, value)?),
+///         _ => return Err(OPTIONS.unknown(key)),
+///     }
+/// }
+/// assert!(OPTIONS.unknown("creat").to_string().contains("known options: create"));
+/// # Ok::<(), wallet_traits::Error>(())
+/// ```
+#[derive(Debug, Clone, Copy)]
+pub struct StoreOptions {
+    scheme: &'static str,
+    name: &'static str,
+    keys: &'static [&'static str],
+}
+
+impl StoreOptions {
+    /// The store of `scheme`, called `name` in messages ("SQLite store"), which takes the
+    /// option `keys`.
+    pub const fn new(scheme: &'static str, name: &'static str, keys: &'static [&'static str]) -> Self {
+        Self { scheme, name, keys }
+    }
+
+    /// The option keys the store takes.
+    pub const fn keys(&self) -> &'static [&'static str] {
+        self.keys
+    }
+
+    /// A `Config` error about this store.
+    pub fn error(&self, message: impl Into<String>) -> Error {
+        Error::new(ErrorKind::Config, message).with_context("backend", self.scheme)
+    }
+
+    /// The error for an option key the store does not take, listing the ones it does.
+    pub fn unknown(&self, key: &str) -> Error {
+        self.error(format!("unknown {} option; known options: {}", self.name, self.keys.join(", ")))
+            .with_context("option", key.escape_default())
+    }
+
+    /// Option `key`'s `value` as a non-negative whole number (surrounding spaces ignored).
+    pub fn number<T: std::str::FromStr>(&self, key: &str, value: &str) -> Result<T> {
+        value.trim().parse().map_err(|_| self.invalid(key, value, "a non-negative whole number"))
+    }
+
+    /// Option `key`'s `value` as `true` or `false`, in any case (surrounding spaces ignored).
+    pub fn bool(&self, key: &str, value: &str) -> Result<bool> {
+        match value.trim().to_ascii_lowercase().as_str() {
+            "true" => Ok(true),
+            "false" => Ok(false),
+            _ => Err(self.invalid(key, value, "true or false")),
+        }
+    }
+
+    fn invalid(&self, key: &str, value: &str, takes: &str) -> Error {
+        self.error(format!("a {} option must be {takes}", self.name))
+            .with_context("option", key.escape_default())
+            .with_context("value", value.escape_default())
+    }
+
+    /// The path of this file-based store's URL; see [`store_path_of_url`] (`example` is a
+    /// whole URL of this store, shown in the errors).
+    pub fn path_of_url<'a>(&self, url: &'a str, example: &str) -> Result<&'a str> {
+        store_path_of_url(url, self.scheme, example, self.keys).map_err(|e| e.with_context("backend", self.scheme))
+    }
+}
+
 /// `url` with any `user:password@` part replaced, safe to print.
 pub fn redact_url(url: &str) -> String {
     match url.split_once("://") {

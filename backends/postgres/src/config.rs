@@ -4,7 +4,7 @@ use std::{fmt, str::FromStr};
 
 use serde::Deserialize;
 use sqlx::postgres::PgConnectOptions;
-use wallet_traits::{redact_url, Error, ErrorKind, Options, Result};
+use wallet_traits::{redact_url, Error, Options, Result, StoreOptions};
 
 use crate::{POSTGRESQL_SCHEME, POSTGRES_SCHEME};
 
@@ -13,8 +13,12 @@ const DEFAULT_MAX_CONNECTIONS: u32 = 8;
 const DEFAULT_ACQUIRE_TIMEOUT_MS: u64 = 10_000;
 const MAX_NAMESPACE_LEN: usize = 64;
 
-/// The option keys [`PostgresConfig::from_url`] accepts, for the error on an unknown one.
-const OPTION_KEYS: &[&str] = &["namespace", "password", "max_connections", "acquire_timeout_ms"];
+/// The option keys [`PostgresConfig::from_url`] accepts.
+const OPTIONS: StoreOptions = StoreOptions::new(
+    POSTGRES_SCHEME,
+    "PostgreSQL store",
+    &["namespace", "password", "max_connections", "acquire_timeout_ms"],
+);
 
 /// Configuration of a [`PostgresShareStore`](crate::PostgresShareStore).
 ///
@@ -104,15 +108,9 @@ impl PostgresConfig {
             match key.as_str() {
                 "namespace" => config.namespace = value.clone(),
                 "password" => config.password = Some(value.clone()),
-                "max_connections" => config.max_connections = parse_option(key, value)?,
-                "acquire_timeout_ms" => config.acquire_timeout_ms = parse_option(key, value)?,
-                _ => {
-                    return Err(config_error(format!(
-                        "unknown PostgreSQL store option; known options: {}",
-                        OPTION_KEYS.join(", ")
-                    ))
-                    .with_context("option", key.escape_default()))
-                }
+                "max_connections" => config.max_connections = OPTIONS.number(key, value)?,
+                "acquire_timeout_ms" => config.acquire_timeout_ms = OPTIONS.number(key, value)?,
+                _ => return Err(OPTIONS.unknown(key)),
             }
         }
         config.validate()?;
@@ -213,19 +211,13 @@ fn validate_namespace(namespace: &str) -> Result<()> {
 }
 
 fn config_error(message: impl Into<String>) -> Error {
-    Error::new(ErrorKind::Config, message).with_context("backend", POSTGRES_SCHEME)
-}
-
-fn parse_option<T: FromStr>(key: &str, value: &str) -> Result<T> {
-    value.trim().parse().map_err(|_| {
-        config_error("a PostgreSQL store option must be a non-negative whole number")
-            .with_context("option", key.escape_default())
-            .with_context("value", value.escape_default())
-    })
+    OPTIONS.error(message)
 }
 
 #[cfg(test)]
 mod tests {
+    use wallet_traits::ErrorKind;
+
     use super::*;
 
     const URL: &str = "postgres://mpc:s3cret-pw@db.example:5432/mpc_wallet";

@@ -3,7 +3,7 @@
 use std::{fmt, path::PathBuf};
 
 use serde::{Deserialize, Serialize};
-use wallet_traits::{Error, ErrorKind, Options, Result};
+use wallet_traits::{Error, Options, Result, StoreOptions};
 
 use crate::ROCKSDB_SCHEME;
 
@@ -12,8 +12,8 @@ const DEFAULT_MAX_OPEN_FILES: u32 = 256;
 /// RocksDB silently raises a smaller limit to 20; refusing it keeps the setting honest.
 const MIN_MAX_OPEN_FILES: u32 = 20;
 
-/// The option keys [`RocksDbConfig::from_url`] accepts, for the error on an unknown one.
-const OPTION_KEYS: &[&str] = &["max_open_files", "sync_writes"];
+/// The option keys [`RocksDbConfig::from_url`] accepts.
+const OPTIONS: StoreOptions = StoreOptions::new(ROCKSDB_SCHEME, "RocksDB store", &["max_open_files", "sync_writes"]);
 
 /// Configuration of a [`RocksDbShareStore`](crate::RocksDbShareStore).
 ///
@@ -63,21 +63,14 @@ impl RocksDbConfig {
     /// Parses `rocksdb:///abs/dir` or `rocksdb://relative/dir` (relative to the working
     /// directory) plus the option keys `sync_writes` and `max_open_files`.
     pub fn from_url(url: &str, options: &Options) -> Result<Self> {
-        let path = wallet_traits::store_path_of_url(url, ROCKSDB_SCHEME, "rocksdb:///var/lib/mpc/agent", OPTION_KEYS)
-            .map_err(|e| e.with_context("backend", ROCKSDB_SCHEME))?;
+        let path = OPTIONS.path_of_url(url, "rocksdb:///var/lib/mpc/agent")?;
 
         let mut config = Self::new(path);
         for (key, value) in options {
             match key.as_str() {
-                "sync_writes" => config.sync_writes = parse_bool(key, value)?,
-                "max_open_files" => config.max_open_files = parse_number(key, value)?,
-                _ => {
-                    return Err(config_error(format!(
-                        "unknown RocksDB store option; known options: {}",
-                        OPTION_KEYS.join(", ")
-                    ))
-                    .with_context("option", key.escape_default()))
-                }
+                "sync_writes" => config.sync_writes = OPTIONS.bool(key, value)?,
+                "max_open_files" => config.max_open_files = OPTIONS.number(key, value)?,
+                _ => return Err(OPTIONS.unknown(key)),
             }
         }
         config.validate()?;
@@ -120,29 +113,13 @@ impl fmt::Debug for RocksDbConfig {
 }
 
 pub(crate) fn config_error(message: impl Into<String>) -> Error {
-    Error::new(ErrorKind::Config, message).with_context("backend", ROCKSDB_SCHEME)
-}
-
-fn parse_bool(key: &str, value: &str) -> Result<bool> {
-    match value.trim().to_ascii_lowercase().as_str() {
-        "true" => Ok(true),
-        "false" => Ok(false),
-        _ => Err(config_error("a RocksDB store option must be true or false")
-            .with_context("option", key.escape_default())
-            .with_context("value", value.escape_default())),
-    }
-}
-
-fn parse_number(key: &str, value: &str) -> Result<u32> {
-    value.trim().parse().map_err(|_| {
-        config_error("a RocksDB store option must be a non-negative whole number")
-            .with_context("option", key.escape_default())
-            .with_context("value", value.escape_default())
-    })
+    OPTIONS.error(message)
 }
 
 #[cfg(test)]
 mod tests {
+    use wallet_traits::ErrorKind;
+
     use super::*;
 
     fn opts(pairs: &[(&str, &str)]) -> Options {

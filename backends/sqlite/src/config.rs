@@ -3,15 +3,15 @@
 use std::{fmt, path::PathBuf};
 
 use serde::{Deserialize, Serialize};
-use wallet_traits::{Error, ErrorKind, Options, Result};
+use wallet_traits::{Error, Options, Result, StoreOptions};
 
 use crate::SQLITE_SCHEME;
 
 const DEFAULT_BUSY_TIMEOUT_MS: u64 = 5_000;
 const DEFAULT_MAX_CONNECTIONS: u32 = 4;
 
-/// The option keys [`SqliteConfig::from_url`] accepts, for the error on an unknown one.
-const OPTION_KEYS: &[&str] = &["busy_timeout_ms", "max_connections"];
+/// The option keys [`SqliteConfig::from_url`] accepts.
+const OPTIONS: StoreOptions = StoreOptions::new(SQLITE_SCHEME, "SQLite store", &["busy_timeout_ms", "max_connections"]);
 
 /// Configuration of a [`SqliteShareStore`](crate::SqliteShareStore).
 ///
@@ -61,8 +61,7 @@ impl SqliteConfig {
     /// Parses `sqlite:///abs/path.db` or `sqlite://relative/path.db` (relative to the working
     /// directory) plus the option keys `busy_timeout_ms` and `max_connections`.
     pub fn from_url(url: &str, options: &Options) -> Result<Self> {
-        let path = wallet_traits::store_path_of_url(url, SQLITE_SCHEME, "sqlite:///var/lib/mpc/agent.db", OPTION_KEYS)
-            .map_err(|e| e.with_context("backend", SQLITE_SCHEME))?;
+        let path = OPTIONS.path_of_url(url, "sqlite:///var/lib/mpc/agent.db")?;
         if path == ":memory:" || path.starts_with("file:") {
             // Each pooled connection would get its own empty database, and every share would
             // vanish on exit: never what a wallet wants.
@@ -75,15 +74,9 @@ impl SqliteConfig {
         let mut config = Self::new(path);
         for (key, value) in options {
             match key.as_str() {
-                "busy_timeout_ms" => config.busy_timeout_ms = parse_option(key, value)?,
-                "max_connections" => config.max_connections = parse_option(key, value)?,
-                _ => {
-                    return Err(config_error(format!(
-                        "unknown SQLite store option; known options: {}",
-                        OPTION_KEYS.join(", ")
-                    ))
-                    .with_context("option", key.escape_default()))
-                }
+                "busy_timeout_ms" => config.busy_timeout_ms = OPTIONS.number(key, value)?,
+                "max_connections" => config.max_connections = OPTIONS.number(key, value)?,
+                _ => return Err(OPTIONS.unknown(key)),
             }
         }
         config.validate()?;
@@ -114,19 +107,13 @@ impl fmt::Debug for SqliteConfig {
 }
 
 fn config_error(message: impl Into<String>) -> Error {
-    Error::new(ErrorKind::Config, message).with_context("backend", SQLITE_SCHEME)
-}
-
-fn parse_option<T: std::str::FromStr>(key: &str, value: &str) -> Result<T> {
-    value.trim().parse().map_err(|_| {
-        config_error("a SQLite store option must be a non-negative whole number")
-            .with_context("option", key.escape_default())
-            .with_context("value", value.escape_default())
-    })
+    OPTIONS.error(message)
 }
 
 #[cfg(test)]
 mod tests {
+    use wallet_traits::ErrorKind;
+
     use super::*;
 
     fn opts(pairs: &[(&str, &str)]) -> Options {

@@ -3,12 +3,12 @@
 use std::{fmt, path::PathBuf};
 
 use serde::{Deserialize, Serialize};
-use wallet_traits::{Error, ErrorKind, Options, Result};
+use wallet_traits::{Error, Options, Result, StoreOptions};
 
 use crate::JSONFILE_SCHEME;
 
-/// The option keys [`JsonFileConfig::from_url`] accepts, for the error on an unknown one.
-const OPTION_KEYS: &[&str] = &["create"];
+/// The option keys [`JsonFileConfig::from_url`] accepts.
+const OPTIONS: StoreOptions = StoreOptions::new(JSONFILE_SCHEME, "JSON-file store", &["create"]);
 
 /// Configuration of a [`JsonFileStore`](crate::JsonFileStore).
 ///
@@ -44,21 +44,13 @@ impl JsonFileConfig {
     /// Parses `jsonfile:///abs/path/store.json` or `jsonfile://relative/store.json` (relative to
     /// the working directory) plus the option key `create` (`true` or `false`).
     pub fn from_url(url: &str, options: &Options) -> Result<Self> {
-        let path =
-            wallet_traits::store_path_of_url(url, JSONFILE_SCHEME, "jsonfile:///var/lib/mpc/agent.json", OPTION_KEYS)
-                .map_err(|e| e.with_context("backend", JSONFILE_SCHEME))?;
+        let path = OPTIONS.path_of_url(url, "jsonfile:///var/lib/mpc/agent.json")?;
 
         let mut config = Self::new(path);
         for (key, value) in options {
             match key.as_str() {
-                "create" => config.create = parse_bool(key, value)?,
-                _ => {
-                    return Err(config_error(format!(
-                        "unknown JSON-file store option; known options: {}",
-                        OPTION_KEYS.join(", ")
-                    ))
-                    .with_context("option", key.escape_default()))
-                }
+                "create" => config.create = OPTIONS.bool(key, value)?,
+                _ => return Err(OPTIONS.unknown(key)),
             }
         }
         config.validate()?;
@@ -93,21 +85,13 @@ impl fmt::Debug for JsonFileConfig {
 }
 
 pub(crate) fn config_error(message: impl Into<String>) -> Error {
-    Error::new(ErrorKind::Config, message).with_context("backend", JSONFILE_SCHEME)
-}
-
-fn parse_bool(key: &str, value: &str) -> Result<bool> {
-    match value.trim().to_ascii_lowercase().as_str() {
-        "true" => Ok(true),
-        "false" => Ok(false),
-        _ => Err(config_error("a JSON-file store option must be true or false")
-            .with_context("option", key.escape_default())
-            .with_context("value", value.escape_default())),
-    }
+    OPTIONS.error(message)
 }
 
 #[cfg(test)]
 mod tests {
+    use wallet_traits::ErrorKind;
+
     use super::*;
 
     fn opts(pairs: &[(&str, &str)]) -> Options {
