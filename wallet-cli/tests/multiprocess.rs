@@ -15,11 +15,10 @@ use std::{
 mod common;
 
 use common::line;
-// Linked for their store registrations.
+// The `as _` imports link crates for their store and transport registrations.
 use wallet_backend_postgres as _;
 use wallet_backend_rocksdb as _;
 use wallet_backend_sqlite as _;
-// Linked for its `http` transport registration.
 use wallet_engine::{InsecureTestPrimes, Keyring, PrimeSource, Sealer, ShareSecret, StorePrimePool};
 use wallet_traits::{ShareState, ShareStore, StoredShare};
 use wallet_transport_http as _;
@@ -107,12 +106,21 @@ impl Drop for Proc {
 #[derive(Clone)]
 struct StoreSpec {
     url: String,
-    options: Vec<(String, String)>,
+    options: wallet_traits::Options,
 }
 
 impl StoreSpec {
     fn sqlite(path: &Path) -> Self {
-        Self { url: format!("sqlite://{}", path.display()), options: vec![] }
+        Self::url(format!("sqlite://{}", path.display()))
+    }
+
+    fn url(url: String) -> Self {
+        Self { url, options: Default::default() }
+    }
+
+    /// Opens the store in this process (a RocksDB one only while its party's process is stopped).
+    async fn open(&self) -> Arc<dyn ShareStore> {
+        wallet_traits::open_store(&self.url, self.options.clone()).await.unwrap()
     }
 
     fn env(&self) -> Vec<(String, String)> {
@@ -141,8 +149,7 @@ fn runtime() -> tokio::runtime::Runtime {
 /// Adds `count` fixture prime pairs to `pool` in the store of `spec`, then closes it.
 fn prefill(spec: &StoreSpec, pool: &str, count: usize) {
     runtime().block_on(async {
-        let options = spec.options.iter().cloned().collect();
-        let store: Arc<dyn ShareStore> = wallet_traits::open_store(&spec.url, options).await.unwrap();
+        let store = spec.open().await;
         let sealer = Sealer::new(ShareSecret::new(SECRET).unwrap(), Default::default());
         let pool = StorePrimePool::new(store, sealer, pool);
         for _ in 0..count {
@@ -443,8 +450,8 @@ fn stores_by_url_postgres_agent_rocksdb_and_postgres_cosigners() {
         .expect("MPC_TEST_POSTGRES_URL is not set: run `bash scripts/postgres.sh` and export the URL it prints");
     let run = wallet_traits::ExecutionId::random().to_string()[..12].to_string();
     let fleet = Fleet::with_stores(["http", "grpc"], |dir, party| match party {
-        1 => StoreSpec { url: format!("rocksdb://{}", dir.join("cosigner-1").display()), options: vec![] },
-        _ => StoreSpec { url: pg.clone(), options: vec![("namespace".into(), format!("mp-{run}-party-{party}"))] },
+        1 => StoreSpec::url(format!("rocksdb://{}", dir.join("cosigner-1").display())),
+        _ => StoreSpec { url: pg.clone(), options: [("namespace".into(), format!("mp-{run}-party-{party}"))].into() },
     });
     let (ok, out, err) = fleet.agent(&["sign"], &[]).finish(Duration::from_secs(300));
     assert!(ok, "{out}\n{err}");
@@ -463,8 +470,7 @@ fn stores_by_url_postgres_agent_rocksdb_and_postgres_cosigners() {
     runtime().block_on(async {
         let key = wallet_traits::KeyId::new(wallet_traits::WalletId::new(WALLET).unwrap(), 0);
         for party in [0usize, 2] {
-            let spec = &fleet.stores[party];
-            let store = wallet_traits::open_store(&spec.url, spec.options.iter().cloned().collect()).await.unwrap();
+            let store = fleet.stores[party].open().await;
             let record = store.load_share(&key).await.unwrap().expect("a record in Postgres");
             assert_eq!(record.meta.state, ShareState::Active);
             assert_eq!(usize::from(record.meta.party_index), party);

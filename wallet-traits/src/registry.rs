@@ -88,31 +88,6 @@ pub fn scheme_of(url: &str) -> Result<String> {
     }
 }
 
-/// The path of a file-based store's URL, `scheme:///abs/path` or `scheme://relative/path`.
-///
-/// Refuses another scheme, an empty path and a query or fragment (options come as
-/// [`Options`], named in the error from `option_keys`), with `Config` errors that show `example`.
-pub fn store_path_of_url<'a>(url: &'a str, scheme: &str, example: &str, option_keys: &[&str]) -> Result<&'a str> {
-    let path = url.split_once("://").filter(|(s, _)| s.eq_ignore_ascii_case(scheme)).map(|(_, path)| path).ok_or_else(
-        || {
-            Error::new(ErrorKind::Config, format!("a {scheme} store URL starts with {scheme}://, as in {example}"))
-                .with_context("url", redact_url(url))
-        },
-    )?;
-    if path.is_empty() || path.contains(['?', '#']) {
-        return Err(Error::new(
-            ErrorKind::Config,
-            format!(
-                "a {scheme} store URL is {scheme}:// followed by a path, with no query, as in {example}; \
-                 pass {} as options",
-                option_keys.join(", ")
-            ),
-        )
-        .with_context("url", redact_url(url)));
-    }
-    Ok(path)
-}
-
 /// How one store reads its URL path and [`Options`], so every store words its errors alike:
 /// `Config` errors with the store's scheme as `backend` in their context, an unknown key refused
 /// with the known ones listed, a value that does not parse named with its option.
@@ -182,10 +157,30 @@ impl StoreOptions {
             .with_context("value", value.escape_default())
     }
 
-    /// The path of this file-based store's URL; see [`store_path_of_url`] (`example` is a
-    /// whole URL of this store, shown in the errors).
+    /// The path of this file-based store's URL, `scheme:///abs/path` or `scheme://relative/path`.
+    ///
+    /// Refuses another scheme, an empty path and a query or fragment (options come as
+    /// [`Options`], and the error names them), with errors that show `example`, a whole URL of
+    /// this store.
     pub fn path_of_url<'a>(&self, url: &'a str, example: &str) -> Result<&'a str> {
-        store_path_of_url(url, self.scheme, example, self.keys).map_err(|e| e.with_context("backend", self.scheme))
+        let scheme = self.scheme;
+        let path =
+            url.split_once("://").filter(|(s, _)| s.eq_ignore_ascii_case(scheme)).map(|(_, path)| path).ok_or_else(
+                || {
+                    self.error(format!("a {scheme} store URL starts with {scheme}://, as in {example}"))
+                        .with_context("url", redact_url(url))
+                },
+            )?;
+        if path.is_empty() || path.contains(['?', '#']) {
+            return Err(self
+                .error(format!(
+                    "a {scheme} store URL is {scheme}:// followed by a path, with no query, as in {example}; \
+                     pass {} as options",
+                    self.keys.join(", ")
+                ))
+                .with_context("url", redact_url(url)));
+        }
+        Ok(path)
     }
 }
 
@@ -306,12 +301,14 @@ mod tests {
 
     #[test]
     fn store_paths_come_from_the_url_alone() {
-        let path = |url| store_path_of_url(url, "sqlite", "sqlite:///x.db", &["busy_timeout_ms"]);
+        let options = StoreOptions::new("sqlite", "SQLite store", &["busy_timeout_ms"]);
+        let path = |url| options.path_of_url(url, "sqlite:///x.db");
         assert_eq!(path("sqlite:///var/x.db").unwrap(), "/var/x.db");
         assert_eq!(path("SQLite://rel/x.db").unwrap(), "rel/x.db");
         for bad in ["sqlite://", "sqlite:///x.db?mode=ro", "rocksdb:///x", "x.db"] {
             let e = path(bad).unwrap_err();
             assert_eq!(e.kind(), ErrorKind::Config, "{bad}");
+            assert_eq!(e.context_value("backend"), Some("sqlite"), "{bad}");
             assert!(e.message().contains("sqlite:///x.db"), "{e}");
         }
         assert!(path("sqlite:///x?a").unwrap_err().message().contains("pass busy_timeout_ms as options"));

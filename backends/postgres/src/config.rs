@@ -4,7 +4,7 @@ use std::{fmt, str::FromStr};
 
 use serde::Deserialize;
 use sqlx::postgres::PgConnectOptions;
-use wallet_traits::{redact_url, Error, Options, Result, StoreOptions};
+use wallet_traits::{redact_url, Options, Result, StoreOptions};
 
 use crate::{POSTGRESQL_SCHEME, POSTGRES_SCHEME};
 
@@ -123,24 +123,26 @@ impl PostgresConfig {
             scheme.eq_ignore_ascii_case(POSTGRES_SCHEME) || scheme.eq_ignore_ascii_case(POSTGRESQL_SCHEME)
         });
         if !scheme_ok {
-            return Err(config_error(
-                "a PostgreSQL store URL starts with postgres:// or postgresql://, as in \
+            return Err(OPTIONS
+                .error(
+                    "a PostgreSQL store URL starts with postgres:// or postgresql://, as in \
                  postgres://mpc@db.example:5432/mpc_wallet; set MPC_STORAGE_URL",
-            )
-            .with_context("url", redacted_url(&self.url)));
+                )
+                .with_context("url", redacted_url(&self.url)));
         }
         validate_namespace(&self.namespace)?;
         if self.password.as_deref() == Some("") {
-            return Err(config_error("the password option is empty; unset MPC_STORAGE__PASSWORD or give the password")
+            return Err(OPTIONS
+                .error("the password option is empty; unset MPC_STORAGE__PASSWORD or give the password")
                 .with_context("option", "password"));
         }
         if self.max_connections == 0 {
-            return Err(config_error("max_connections must be at least 1").with_context("option", "max_connections"));
+            return Err(OPTIONS.error("max_connections must be at least 1").with_context("option", "max_connections"));
         }
         if self.acquire_timeout_ms == 0 {
-            return Err(
-                config_error("acquire_timeout_ms must be at least 1").with_context("option", "acquire_timeout_ms")
-            );
+            return Err(OPTIONS
+                .error("acquire_timeout_ms must be at least 1")
+                .with_context("option", "acquire_timeout_ms"));
         }
         Ok(())
     }
@@ -150,7 +152,8 @@ impl PostgresConfig {
         self.validate()?;
         // The parse error names what is wrong (port, encoding) but never echoes the input.
         let mut options = PgConnectOptions::from_str(&self.url).map_err(|e| {
-            config_error("the PostgreSQL store URL does not parse; check MPC_STORAGE_URL")
+            OPTIONS
+                .error("the PostgreSQL store URL does not parse; check MPC_STORAGE_URL")
                 .with_context("url", redacted_url(&self.url))
                 .with_source(e)
         })?;
@@ -203,15 +206,12 @@ fn validate_namespace(namespace: &str) -> Result<()> {
     if ok_len && ok_chars {
         return Ok(());
     }
-    Err(config_error(
-        "the namespace must be 1 to 64 characters of letters, digits, '.', '_' or '-'; set MPC_STORAGE__NAMESPACE",
-    )
-    .with_context("option", "namespace")
-    .with_context("value", namespace.escape_default()))
-}
-
-fn config_error(message: impl Into<String>) -> Error {
-    OPTIONS.error(message)
+    Err(OPTIONS
+        .error(
+            "the namespace must be 1 to 64 characters of letters, digits, '.', '_' or '-'; set MPC_STORAGE__NAMESPACE",
+        )
+        .with_context("option", "namespace")
+        .with_context("value", namespace.escape_default()))
 }
 
 #[cfg(test)]

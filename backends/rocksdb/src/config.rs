@@ -3,7 +3,7 @@
 use std::{fmt, path::PathBuf};
 
 use serde::{Deserialize, Serialize};
-use wallet_traits::{Error, Options, Result, StoreOptions};
+use wallet_traits::{Options, Result, StoreOptions};
 
 use crate::ROCKSDB_SCHEME;
 
@@ -80,20 +80,20 @@ impl RocksDbConfig {
     /// Checks values that parse but cannot work.
     pub(crate) fn validate(&self) -> Result<()> {
         if self.path.as_os_str().is_empty() {
-            return Err(config_error(
+            return Err(OPTIONS.error(
                 "the RocksDB store path is empty; name the database directory, as in rocksdb:///var/lib/mpc/agent",
             ));
         }
         // RocksDB fills the directory with its own files: "/", "." or ".." would scatter them
         // among unrelated ones.
         if self.path.file_name().is_none() {
-            return Err(config_error(
-                "the RocksDB store path must name a directory of its own, as in rocksdb:///var/lib/mpc/agent",
-            )
-            .with_context("path", self.path.display()));
+            return Err(OPTIONS
+                .error("the RocksDB store path must name a directory of its own, as in rocksdb:///var/lib/mpc/agent")
+                .with_context("path", self.path.display()));
         }
         if self.max_open_files < MIN_MAX_OPEN_FILES || i32::try_from(self.max_open_files).is_err() {
-            return Err(config_error(format!("max_open_files must be between {MIN_MAX_OPEN_FILES} and {}", i32::MAX))
+            return Err(OPTIONS
+                .error(format!("max_open_files must be between {MIN_MAX_OPEN_FILES} and {}", i32::MAX))
                 .with_context("option", "max_open_files")
                 .with_context("value", self.max_open_files));
         }
@@ -110,10 +110,6 @@ impl fmt::Debug for RocksDbConfig {
             .field("max_open_files", &self.max_open_files)
             .finish()
     }
-}
-
-pub(crate) fn config_error(message: impl Into<String>) -> Error {
-    OPTIONS.error(message)
 }
 
 #[cfg(test)]

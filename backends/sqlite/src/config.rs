@@ -3,7 +3,7 @@
 use std::{fmt, path::PathBuf};
 
 use serde::{Deserialize, Serialize};
-use wallet_traits::{Error, Options, Result, StoreOptions};
+use wallet_traits::{Options, Result, StoreOptions};
 
 use crate::SQLITE_SCHEME;
 
@@ -65,10 +65,11 @@ impl SqliteConfig {
         if path == ":memory:" || path.starts_with("file:") {
             // Each pooled connection would get its own empty database, and every share would
             // vanish on exit: never what a wallet wants.
-            return Err(config_error(
-                "the SQLite store needs a database file path; in-memory and file: URI databases are not supported",
-            )
-            .with_context("url", url));
+            return Err(OPTIONS
+                .error(
+                    "the SQLite store needs a database file path; in-memory and file: URI databases are not supported",
+                )
+                .with_context("url", url));
         }
 
         let mut config = Self::new(path);
@@ -86,10 +87,10 @@ impl SqliteConfig {
     /// Checks values that parse but cannot work.
     pub(crate) fn validate(&self) -> Result<()> {
         if self.path.as_os_str().is_empty() {
-            return Err(config_error("the SQLite store path is empty; set MPC_STORAGE_PATH"));
+            return Err(OPTIONS.error("the SQLite store path is empty; set MPC_STORAGE_PATH"));
         }
         if self.max_connections == 0 {
-            return Err(config_error("max_connections must be at least 1").with_context("option", "max_connections"));
+            return Err(OPTIONS.error("max_connections must be at least 1").with_context("option", "max_connections"));
         }
         Ok(())
     }
@@ -104,10 +105,6 @@ impl fmt::Debug for SqliteConfig {
             .field("max_connections", &self.max_connections)
             .finish()
     }
-}
-
-fn config_error(message: impl Into<String>) -> Error {
-    OPTIONS.error(message)
 }
 
 #[cfg(test)]

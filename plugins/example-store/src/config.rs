@@ -3,12 +3,12 @@
 use std::{fmt, path::PathBuf};
 
 use serde::{Deserialize, Serialize};
-use wallet_traits::{Error, Options, Result, StoreOptions};
+use wallet_traits::{Options, Result, StoreOptions};
 
 use crate::JSONFILE_SCHEME;
 
 /// The option keys [`JsonFileConfig::from_url`] accepts.
-const OPTIONS: StoreOptions = StoreOptions::new(JSONFILE_SCHEME, "JSON-file store", &["create"]);
+pub(crate) const OPTIONS: StoreOptions = StoreOptions::new(JSONFILE_SCHEME, "JSON-file store", &["create"]);
 
 /// Configuration of a [`JsonFileStore`](crate::JsonFileStore).
 ///
@@ -61,17 +61,16 @@ impl JsonFileConfig {
     pub(crate) fn validate(&self) -> Result<()> {
         let text = self.path.to_string_lossy();
         if text.is_empty() {
-            return Err(config_error(
-                "the JSON-file store path is empty; name the file, as in jsonfile:///x/store.json",
-            ));
+            return Err(
+                OPTIONS.error("the JSON-file store path is empty; name the file, as in jsonfile:///x/store.json")
+            );
         }
         // "dir/" would quietly become the file "dir"; ".." and "/" name no file at all.
         let names_a_file = !text.ends_with(['/', '\\']) && self.path.file_name().is_some();
         if !names_a_file {
-            return Err(config_error(
-                "the JSON-file store path must name a file, not a directory, as in jsonfile:///x/store.json",
-            )
-            .with_context("path", self.path.display()));
+            return Err(OPTIONS
+                .error("the JSON-file store path must name a file, not a directory, as in jsonfile:///x/store.json")
+                .with_context("path", self.path.display()));
         }
         Ok(())
     }
@@ -82,10 +81,6 @@ impl fmt::Debug for JsonFileConfig {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("JsonFileConfig").field("path", &self.path).field("create", &self.create).finish()
     }
-}
-
-pub(crate) fn config_error(message: impl Into<String>) -> Error {
-    OPTIONS.error(message)
 }
 
 #[cfg(test)]

@@ -14,7 +14,7 @@ use wallet_traits::{
 };
 
 use crate::{
-    config::config_error,
+    config::OPTIONS,
     file::{self, State},
     JsonFileConfig, JSONFILE_SCHEME,
 };
@@ -67,11 +67,12 @@ impl JsonFileStore {
             // Resolved once, so a later change of working directory cannot move the store, and a
             // symlinked store file stays a symlink (the rename replaces its target).
             let path = std::fs::canonicalize(path).map_err(|e| match e.kind() {
-                io::ErrorKind::NotFound => config_error(
-                    "the JSON-file store file does not exist and the create option is false; check the path, \
+                io::ErrorKind::NotFound => OPTIONS
+                    .error(
+                        "the JSON-file store file does not exist and the create option is false; check the path, \
                      or set create=true to start an empty store",
-                )
-                .with_context("path", path.display()),
+                    )
+                    .with_context("path", path.display()),
                 _ => file::io_error(
                     "could not resolve the store file's path; check the permissions of its directories",
                     path,

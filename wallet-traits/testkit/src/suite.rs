@@ -17,7 +17,7 @@ pub struct SuiteReport {
 }
 
 impl std::fmt::Display for SuiteReport {
-    /// `9 passed, 0 skipped (create_and_load, ...)`: the line test logs show per store.
+    /// `10 passed, 0 skipped (create_and_load, ...)`: the line test logs show per store.
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "{} passed, {} skipped ({})", self.passed.len(), self.skipped.len(), self.passed.join(", "))?;
         if !self.skipped.is_empty() {
