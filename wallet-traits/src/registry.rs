@@ -90,7 +90,9 @@ pub fn scheme_of(url: &str) -> Result<String> {
 
 /// How one store reads its URL path and [`Options`], so every store words its errors alike:
 /// `Config` errors with the store's scheme as `backend` in their context, an unknown key refused
-/// with the known ones listed, a value that does not parse named with its option.
+/// with the known ones listed, a value that does not parse named with its option. That error
+/// quotes the value, so read secret options (passwords, keys) as plain strings, never through
+/// [`number`](Self::number) or [`bool`](Self::bool).
 ///
 /// ```
 /// use wallet_traits::{Options, StoreOptions};
