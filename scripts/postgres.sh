@@ -3,6 +3,9 @@
 # test role and database on 127.0.0.1, then prints the URL the Postgres tests and examples use.
 # Idempotent: a running server and an existing role/database are reused.
 set -euo pipefail
+# Only the URL goes to stdout (callers capture it); anything the tools print goes to stderr, e.g.
+# pg_ctlcluster's "removed stale pid file." after an unclean shutdown.
+exec 3>&1 1>&2
 sudo=""
 [ "$(id -u)" -eq 0 ] || sudo="sudo"
 if ! command -v pg_lsclusters >/dev/null 2>&1 || [ -z "$(ls /usr/lib/postgresql 2>/dev/null)" ]; then
@@ -13,11 +16,12 @@ if ! command -v pg_lsclusters >/dev/null 2>&1 || [ -z "$(ls /usr/lib/postgresql 
 fi
 version="$(ls /usr/lib/postgresql | sort -V | tail -1)"
 if ! pg_lsclusters -h | awk '{print $1" "$2}' | grep -qx "$version main"; then
-  $sudo pg_createcluster "$version" main >/dev/null
+  $sudo pg_createcluster "$version" main 3>&-
 fi
 port="$(pg_lsclusters -h | awk -v v="$version" '$1 == v && $2 == "main" {print $3}')"
 if ! pg_lsclusters -h | awk -v v="$version" '$1 == v && $2 == "main" {print $4}' | grep -q online; then
-  $sudo pg_ctlcluster "$version" main start
+  # 3>&-: the server must not hold the caller's stdout open, or $(...) never returns.
+  $sudo pg_ctlcluster "$version" main start 3>&-
 fi
 psql_as_postgres() { $sudo runuser -u postgres -- psql -p "$port" -v ON_ERROR_STOP=1 -qAt "$@"; }
 for _ in $(seq 1 50); do psql_as_postgres -c 'select 1' >/dev/null 2>&1 && break; sleep 0.2; done
@@ -28,4 +32,4 @@ fi
 if [ "$(psql_as_postgres -c "select 1 from pg_database where datname = '$db'")" != 1 ]; then
   psql_as_postgres -c "create database \"$db\" owner \"$user\""
 fi
-echo "postgres://$user:$password@127.0.0.1:$port/$db"
+echo "postgres://$user:$password@127.0.0.1:$port/$db" >&3

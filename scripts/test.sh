@@ -6,10 +6,15 @@ bash scripts/setup.sh
 # The Postgres store's tests and the postgres-fleet example need a real server on 127.0.0.1.
 MPC_TEST_POSTGRES_URL="${MPC_TEST_POSTGRES_URL:-$(bash scripts/postgres.sh)}"
 export MPC_TEST_POSTGRES_URL
+case "$MPC_TEST_POSTGRES_URL" in
+  postgres://* | postgresql://*) ;;
+  *) echo "MPC_TEST_POSTGRES_URL is not a postgres:// URL: check the output of scripts/postgres.sh" >&2; exit 1 ;;
+esac
 log="$(mktemp)"
 trap 'rm -f "$log"' EXIT
 # One invocation (unit, integration and doc tests) so dependencies are built once.
-cargo test --workspace "$@" 2>&1 | tee "$log"
+# --no-fail-fast: one failing test binary does not hide the results of the others.
+cargo test --workspace --no-fail-fast "$@" 2>&1 | tee "$log"
 # The ShareStore conformance suite per store, with its case counts (the same build; only the
 # suite tests run again, with their output shown).
 echo "== conformance suite per store"

@@ -79,10 +79,16 @@ impl fmt::Debug for TransportFactory {
 inventory::collect!(ShareStoreFactory);
 inventory::collect!(TransportFactory);
 
-/// The scheme of `url` (the part before `://`), lower-cased.
+/// The scheme of `url` (the part before `://`), lower-cased. A scheme is a letter followed by
+/// letters, digits, `+`, `-` or `.` (RFC 3986), so text that merely contains a URL (a tool's
+/// message printed before it, say) is refused as what it is rather than as an unknown scheme.
 pub fn scheme_of(url: &str) -> Result<String> {
+    let is_scheme = |s: &str| {
+        s.starts_with(|c: char| c.is_ascii_alphabetic())
+            && s.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '+' | '-' | '.'))
+    };
     match url.split_once("://") {
-        Some((scheme, _)) if !scheme.is_empty() => Ok(scheme.to_ascii_lowercase()),
+        Some((scheme, _)) if is_scheme(scheme) => Ok(scheme.to_ascii_lowercase()),
         _ => Err(Error::new(ErrorKind::Config, "expected a URL of the form scheme://...")
             .with_context("url", redact_url(url))),
     }
@@ -319,7 +325,18 @@ mod tests {
     #[test]
     fn redacts_credentials() {
         assert_eq!(redact_url("postgres://u:pw@host/db"), "postgres://***@host/db");
+    }
+
+    #[test]
+    fn reads_url_schemes() {
         assert_eq!(scheme_of("SQLITE:///x").unwrap(), "sqlite");
         assert!(scheme_of("nothing").is_err());
+        // Not a scheme: a message printed before the URL, a leading digit, an empty scheme.
+        for bad in ["Removed stale pid file.\npostgres://u@h/db", "1x://a", "://a", " sqlite://a"] {
+            let err = scheme_of(bad).unwrap_err();
+            assert_eq!(err.kind(), ErrorKind::Config, "{bad:?}");
+            assert!(err.to_string().contains("expected a URL of the form scheme://"), "{bad:?}: {err}");
+        }
+        assert_eq!(scheme_of("grpc+tls.x-y://h").unwrap(), "grpc+tls.x-y");
     }
 }
