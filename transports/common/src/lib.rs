@@ -124,6 +124,7 @@ pub struct TokenVerifier {
     algorithm: Algorithm,
     audiences: Vec<String>,
     seen: Mutex<HashMap<String, u64>>,
+    replay_capacity: usize,
 }
 
 impl fmt::Debug for TokenVerifier {
@@ -152,7 +153,7 @@ impl TokenVerifier {
         if audiences.is_empty() {
             return Err(config("a cosigner needs at least one JWT audience (its public endpoint URL)"));
         }
-        Ok(Self { key, algorithm, audiences, seen: Mutex::new(HashMap::new()) })
+        Ok(Self { key, algorithm, audiences, seen: Mutex::new(HashMap::new()), replay_capacity: REPLAY_CAPACITY })
     }
 
     /// The audiences this verifier accepts.
@@ -187,12 +188,13 @@ impl TokenVerifier {
             return Err(unauthorized("the token has no id (jti)"));
         }
         let mut seen = self.seen.lock().expect("replay cache lock");
-        // Drop expired ids now and then (they cannot be replayed anyway: exp is checked above).
-        if seen.len().is_multiple_of(PRUNE_EVERY) {
+        // Drop expired ids now and then (they cannot be replayed anyway: exp is checked above),
+        // and whenever the set is full, so a full set frees itself once its tokens expire.
+        if seen.len().is_multiple_of(PRUNE_EVERY) || seen.len() >= self.replay_capacity {
             let t = now();
             seen.retain(|_, exp| *exp + LEEWAY_SECS >= t);
         }
-        if seen.len() >= REPLAY_CAPACITY {
+        if seen.len() >= self.replay_capacity {
             return Err(Error::new(
                 ErrorKind::CosignerUnavailable,
                 "too many live tokens to track replays; retry shortly",
@@ -222,6 +224,26 @@ mod tests {
         let t = m.mint("http://127.0.0.1:8001", &wallet("w")).unwrap();
         assert_eq!(v.verify(&t, &wallet("w")).unwrap().sub, "w");
         assert_eq!(v.verify(&t, &wallet("w")).unwrap_err().kind(), ErrorKind::Unauthorized, "replay");
+    }
+
+    #[test]
+    fn a_full_replay_set_refuses_until_its_tokens_expire() {
+        let m = TokenMinter::hs256(SECRET).unwrap();
+        let mut v = TokenVerifier::hs256(SECRET, vec!["aud-1".into()]).unwrap();
+        v.replay_capacity = 3;
+        let w = wallet("w");
+        for _ in 0..3 {
+            v.verify(&m.mint("aud-1", &w).unwrap(), &w).unwrap();
+        }
+        let e = v.verify(&m.mint("aud-1", &w).unwrap(), &w).unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::CosignerUnavailable, "{e}");
+        // Once the remembered tokens have expired, the next token is accepted (the set is pruned
+        // when full, not only every PRUNE_EVERY insertions).
+        for exp in v.seen.lock().unwrap().values_mut() {
+            *exp = now() - LEEWAY_SECS - 1;
+        }
+        v.verify(&m.mint("aud-1", &w).unwrap(), &w).unwrap();
+        assert_eq!(v.seen.lock().unwrap().len(), 1);
     }
 
     #[test]
