@@ -21,7 +21,16 @@ fi
 port="$(pg_lsclusters -h | awk -v v="$version" '$1 == v && $2 == "main" {print $3}')"
 if ! pg_lsclusters -h | awk -v v="$version" '$1 == v && $2 == "main" {print $4}' | grep -q online; then
   # 3>&-: the server must not hold the caller's stdout open, or $(...) never returns.
-  $sudo pg_ctlcluster "$version" main start 3>&-
+  if ! $sudo pg_ctlcluster "$version" main start 3>&-; then
+    # After an unclean shutdown the socket lock file names a dead server's PID, which another
+    # process may have now; unless that process is a PostgreSQL server, the lock is stale.
+    lock="/var/run/postgresql/.s.PGSQL.$port.lock"
+    pid="$(head -1 "$lock" 2>/dev/null || true)"
+    [ -n "$pid" ] && [ "$(ps -o comm= -p "$pid" 2>/dev/null || true)" != postgres ] || exit 1
+    echo "postgres: $lock names PID $pid, which is not a PostgreSQL server; removing it and starting again"
+    $sudo rm -f "$lock"
+    $sudo pg_ctlcluster "$version" main start 3>&-
+  fi
 fi
 psql_as_postgres() { $sudo runuser -u postgres -- psql -p "$port" -v ON_ERROR_STOP=1 -qAt "$@"; }
 for _ in $(seq 1 50); do psql_as_postgres -c 'select 1' >/dev/null 2>&1 && break; sleep 0.2; done
