@@ -16,6 +16,11 @@ pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 /// Key-value options handed to a factory alongside the URL.
 pub type Options = BTreeMap<String, String>;
 
+/// [`Options`] from `(key, value)` pairs, e.g. `options(&[("busy_timeout_ms", "5000")])`.
+pub fn options(pairs: &[(&str, &str)]) -> Options {
+    pairs.iter().map(|(k, v)| ((*k).to_string(), (*v).to_string())).collect()
+}
+
 /// Builds a [`ShareStore`] from a URL such as `sqlite:///var/lib/mpc/agent.db`.
 pub type StoreBuildFn = fn(url: String, options: Options) -> BoxFuture<'static, Result<Arc<dyn ShareStore>>>;
 

@@ -216,15 +216,11 @@ fn validate_namespace(namespace: &str) -> Result<()> {
 
 #[cfg(test)]
 mod tests {
-    use wallet_traits::ErrorKind;
+    use wallet_traits::{options, ErrorKind};
 
     use super::*;
 
     const URL: &str = "postgres://mpc:s3cret-pw@db.example:5432/mpc_wallet";
-
-    fn opts(pairs: &[(&str, &str)]) -> Options {
-        pairs.iter().map(|(k, v)| ((*k).to_string(), (*v).to_string())).collect()
-    }
 
     #[test]
     fn parses_both_schemes_with_defaults() {
@@ -241,7 +237,7 @@ mod tests {
 
     #[test]
     fn applies_options() {
-        let o = opts(&[
+        let o = options(&[
             ("namespace", "cosigner-1"),
             ("password", "from-env"),
             ("max_connections", "2"),
@@ -283,16 +279,16 @@ mod tests {
             assert_eq!(e.context_value("backend"), Some("postgres"));
         }
 
-        let e = PostgresConfig::from_url(URL, &opts(&[("max_conections", "1")])).unwrap_err();
+        let e = PostgresConfig::from_url(URL, &options(&[("max_conections", "1")])).unwrap_err();
         assert_eq!(e.kind(), ErrorKind::Config);
         assert!(e.message().contains("namespace, password, max_connections, acquire_timeout_ms"), "{e}");
         assert_eq!(e.context_value("option"), Some("max_conections"));
 
         for (key, value) in [("max_connections", "many"), ("max_connections", "0"), ("acquire_timeout_ms", "0")] {
-            let e = PostgresConfig::from_url(URL, &opts(&[(key, value)])).unwrap_err();
+            let e = PostgresConfig::from_url(URL, &options(&[(key, value)])).unwrap_err();
             assert_eq!((e.kind(), e.context_value("option")), (ErrorKind::Config, Some(key)), "{key}={value}");
         }
-        let e = PostgresConfig::from_url(URL, &opts(&[("password", "")])).unwrap_err();
+        let e = PostgresConfig::from_url(URL, &options(&[("password", "")])).unwrap_err();
         assert_eq!(e.context_value("option"), Some("password"));
     }
 
@@ -302,7 +298,7 @@ mod tests {
             PostgresConfig::new(URL).with_namespace(good).validate().unwrap();
         }
         for bad in ["", "with space", "tab\t", "ünïcode", "semi;colon", &"n".repeat(65)] {
-            let e = PostgresConfig::from_url(URL, &opts(&[("namespace", bad)])).unwrap_err();
+            let e = PostgresConfig::from_url(URL, &options(&[("namespace", bad)])).unwrap_err();
             assert_eq!((e.kind(), e.context_value("option")), (ErrorKind::Config, Some("namespace")), "{bad:?}");
             assert!(e.message().contains("MPC_STORAGE__NAMESPACE"), "{e}");
         }

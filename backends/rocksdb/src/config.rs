@@ -114,13 +114,9 @@ impl fmt::Debug for RocksDbConfig {
 
 #[cfg(test)]
 mod tests {
-    use wallet_traits::ErrorKind;
+    use wallet_traits::{options, ErrorKind};
 
     use super::*;
-
-    fn opts(pairs: &[(&str, &str)]) -> Options {
-        pairs.iter().map(|(k, v)| ((*k).to_string(), (*v).to_string())).collect()
-    }
 
     #[test]
     fn parses_absolute_and_relative_urls() {
@@ -135,10 +131,10 @@ mod tests {
 
     #[test]
     fn applies_options() {
-        let o = opts(&[("sync_writes", " False "), ("max_open_files", "64")]);
+        let o = options(&[("sync_writes", " False "), ("max_open_files", "64")]);
         let c = RocksDbConfig::from_url("rocksdb:///x", &o).unwrap();
         assert_eq!(c, RocksDbConfig::new("/x").with_sync_writes(false).with_max_open_files(64));
-        let c = RocksDbConfig::from_url("rocksdb:///x", &opts(&[("sync_writes", "TRUE")])).unwrap();
+        let c = RocksDbConfig::from_url("rocksdb:///x", &options(&[("sync_writes", "TRUE")])).unwrap();
         assert!(c.sync_writes);
     }
 
@@ -165,21 +161,21 @@ mod tests {
 
     #[test]
     fn rejects_bad_options() {
-        let e = RocksDbConfig::from_url("rocksdb:///x", &opts(&[("sync", "true")])).unwrap_err();
+        let e = RocksDbConfig::from_url("rocksdb:///x", &options(&[("sync", "true")])).unwrap_err();
         assert_eq!(e.kind(), ErrorKind::Config);
         assert!(e.message().contains("known options: max_open_files, sync_writes"), "{e}");
         assert_eq!(e.context_value("option"), Some("sync"));
 
-        let e = RocksDbConfig::from_url("rocksdb:///x", &opts(&[("sync_writes", "yes")])).unwrap_err();
+        let e = RocksDbConfig::from_url("rocksdb:///x", &options(&[("sync_writes", "yes")])).unwrap_err();
         assert_eq!(e.context_value("option"), Some("sync_writes"));
         assert!(e.message().contains("true or false"), "{e}");
 
         for bad in ["many", "-1", "19", "0", "4294967295"] {
-            let e = RocksDbConfig::from_url("rocksdb:///x", &opts(&[("max_open_files", bad)])).unwrap_err();
+            let e = RocksDbConfig::from_url("rocksdb:///x", &options(&[("max_open_files", bad)])).unwrap_err();
             assert_eq!(e.kind(), ErrorKind::Config, "{bad}: {e}");
             assert_eq!(e.context_value("option"), Some("max_open_files"), "{bad}: {e}");
         }
-        let c = RocksDbConfig::from_url("rocksdb:///x", &opts(&[("max_open_files", "20")])).unwrap();
+        let c = RocksDbConfig::from_url("rocksdb:///x", &options(&[("max_open_files", "20")])).unwrap();
         assert_eq!(c.max_open_files, 20);
     }
 

@@ -27,10 +27,7 @@ async fn options_are_applied() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("tuned");
     let url = format!("rocksdb://{}", path.display());
-    let options = [("max_open_files", "64"), ("sync_writes", "false")]
-        .into_iter()
-        .map(|(k, v)| (k.to_string(), v.to_string()))
-        .collect();
+    let options = wallet_traits::options(&[("max_open_files", "64"), ("sync_writes", "false")]);
     let store = wallet_traits::open_store(&url, options).await.unwrap();
     assert!(format!("{store:?}").contains("sync_writes: false"), "{store:?}");
 

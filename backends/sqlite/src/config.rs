@@ -109,13 +109,9 @@ impl fmt::Debug for SqliteConfig {
 
 #[cfg(test)]
 mod tests {
-    use wallet_traits::ErrorKind;
+    use wallet_traits::{options, ErrorKind};
 
     use super::*;
-
-    fn opts(pairs: &[(&str, &str)]) -> Options {
-        pairs.iter().map(|(k, v)| ((*k).to_string(), (*v).to_string())).collect()
-    }
 
     #[test]
     fn parses_absolute_and_relative_urls() {
@@ -129,7 +125,7 @@ mod tests {
 
     #[test]
     fn applies_options() {
-        let o = opts(&[("busy_timeout_ms", "250"), ("max_connections", "2")]);
+        let o = options(&[("busy_timeout_ms", "250"), ("max_connections", "2")]);
         let c = SqliteConfig::from_url("sqlite:///x.db", &o).unwrap();
         assert_eq!(c, SqliteConfig::new("/x.db").with_busy_timeout_ms(250).with_max_connections(2));
     }
@@ -141,12 +137,12 @@ mod tests {
             let e = SqliteConfig::from_url(url, &none).unwrap_err();
             assert_eq!(e.kind(), ErrorKind::Config, "{url}: {e}");
         }
-        let e = SqliteConfig::from_url("sqlite:///x.db", &opts(&[("busy_timeout", "1")])).unwrap_err();
+        let e = SqliteConfig::from_url("sqlite:///x.db", &options(&[("busy_timeout", "1")])).unwrap_err();
         assert_eq!(e.kind(), ErrorKind::Config);
         assert!(e.message().contains("busy_timeout_ms, max_connections"), "{e}");
-        let e = SqliteConfig::from_url("sqlite:///x.db", &opts(&[("max_connections", "many")])).unwrap_err();
+        let e = SqliteConfig::from_url("sqlite:///x.db", &options(&[("max_connections", "many")])).unwrap_err();
         assert_eq!(e.context_value("option"), Some("max_connections"));
-        let e = SqliteConfig::from_url("sqlite:///x.db", &opts(&[("max_connections", "0")])).unwrap_err();
+        let e = SqliteConfig::from_url("sqlite:///x.db", &options(&[("max_connections", "0")])).unwrap_err();
         assert_eq!(e.kind(), ErrorKind::Config);
     }
 

@@ -85,13 +85,9 @@ impl fmt::Debug for JsonFileConfig {
 
 #[cfg(test)]
 mod tests {
-    use wallet_traits::ErrorKind;
+    use wallet_traits::{options, ErrorKind};
 
     use super::*;
-
-    fn opts(pairs: &[(&str, &str)]) -> Options {
-        pairs.iter().map(|(k, v)| ((*k).to_string(), (*v).to_string())).collect()
-    }
 
     #[test]
     fn parses_absolute_and_relative_urls() {
@@ -105,7 +101,7 @@ mod tests {
 
     #[test]
     fn applies_options() {
-        let c = JsonFileConfig::from_url("jsonfile:///x.json", &opts(&[("create", " False ")])).unwrap();
+        let c = JsonFileConfig::from_url("jsonfile:///x.json", &options(&[("create", " False ")])).unwrap();
         assert_eq!(c, JsonFileConfig::new("/x.json").with_create(false));
     }
 
@@ -126,10 +122,10 @@ mod tests {
             assert_eq!(e.kind(), ErrorKind::Config, "{url}: {e}");
             assert_eq!(e.context_value("backend"), Some("jsonfile"), "{url}: {e}");
         }
-        let e = JsonFileConfig::from_url("jsonfile:///x.json", &opts(&[("crate", "true")])).unwrap_err();
+        let e = JsonFileConfig::from_url("jsonfile:///x.json", &options(&[("crate", "true")])).unwrap_err();
         assert_eq!(e.kind(), ErrorKind::Config);
         assert!(e.message().contains("known options: create"), "{e}");
-        let e = JsonFileConfig::from_url("jsonfile:///x.json", &opts(&[("create", "yes")])).unwrap_err();
+        let e = JsonFileConfig::from_url("jsonfile:///x.json", &options(&[("create", "yes")])).unwrap_err();
         assert_eq!(e.context_value("option"), Some("create"));
         assert!(e.message().contains("true or false"), "{e}");
     }
