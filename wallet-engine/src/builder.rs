@@ -230,6 +230,13 @@ impl WalletBuilder {
         self
     }
 
+    /// Options for the store given by [`store_url`](Self::store_url) (MPC_STORAGE__<KEY>), such as
+    /// a Postgres `namespace` or `password`.
+    pub fn store_options(mut self, options: wallet_traits::Options) -> Self {
+        self.store_options = options;
+        self
+    }
+
     /// Adds a cosigner transport; cosigners take party indexes 1, 2, ... in the order added
     /// (after those given by URL).
     pub fn cosigner(mut self, transport: Arc<dyn CosignerTransport>) -> Self {
