@@ -5,21 +5,17 @@
 //!
 //! `cargo bench -p mpc-wallet --bench networked` (BENCH_ROUNDS, default 5)
 
+// The demo's embedded default: two in-process cosigners behind `local://`, SQLite files.
+#[path = "../src/embedded.rs"]
+#[allow(dead_code)] // the demo's warning text
+mod embedded;
 #[path = "../tests/fleet/mod.rs"]
 mod fleet;
 
-use std::{
-    sync::Arc,
-    time::{Duration, Instant},
-};
+use std::time::{Duration, Instant};
 
-use fleet::{prefill, Fleet, StoreSpec, SECRET, WALLET};
-use wallet_backend_sqlite::SqliteShareStore;
-use wallet_engine::{
-    CosignerService, Keyring, Provisioned, Sealer, ShareSecret, StorePrimePool, Wallet, WalletBuilder,
-};
-use wallet_traits::{CosignerTransport, ShareStore};
-use wallet_transport_local::{register_local_cosigner, LocalTransport};
+use fleet::{agent_builder, prefill, Fleet, StoreSpec, SECRET};
+use wallet_engine::{Provisioned, ShareSecret, Wallet, WalletBuilder};
 
 /// What one setup measured.
 struct Figures {
@@ -37,34 +33,14 @@ fn median(mut v: Vec<Duration>) -> Duration {
     v[v.len() / 2]
 }
 
-/// Two in-process cosigners behind `local://`, their files in `dir`.
-async fn local_cosigners(dir: &std::path::Path, keyrings: &[Keyring]) -> Vec<Arc<dyn CosignerTransport>> {
-    let sealer = Sealer::new(ShareSecret::new(SECRET).unwrap(), Default::default());
-    let mut transports: Vec<Arc<dyn CosignerTransport>> = Vec::new();
-    for (i, keyring) in keyrings.iter().enumerate().skip(1) {
-        let store: Arc<dyn ShareStore> =
-            Arc::new(SqliteShareStore::open(&dir.join(format!("cosigner-{i}.db"))).await.unwrap());
-        let primes = Arc::new(StorePrimePool::new(store.clone(), sealer.clone(), "cosigner"));
-        let service = CosignerService::new(keyring.clone(), store, sealer.clone(), primes).unwrap();
-        let name = format!("bench-cosigner-{i}");
-        register_local_cosigner(&name, Arc::new(service));
-        transports.push(Arc::new(LocalTransport::new(&name)));
-    }
-    transports
-}
-
 /// DKG, restore, then signing and ECDH figures; `build` makes a fresh builder for the same wallet.
-async fn measure<F, Fut>(rounds: usize, build: F) -> Figures
-where
-    F: Fn() -> Fut,
-    Fut: std::future::Future<Output = WalletBuilder>,
-{
+async fn measure(rounds: usize, build: impl Fn() -> WalletBuilder) -> Figures {
     let t = Instant::now();
-    let (_, p) = build().await.build().await.unwrap();
+    let (_, p) = build().build().await.unwrap();
     let dkg = t.elapsed();
     assert_eq!(p, Provisioned::Created);
     let t = Instant::now();
-    let (wallet, p) = build().await.build().await.unwrap();
+    let (wallet, p) = build().build().await.unwrap();
     let restore = t.elapsed();
     assert_eq!(p, Provisioned::Restored);
     let pk = wallet.identity_key();
@@ -105,29 +81,23 @@ fn main() {
     let runtime = fleet::runtime();
 
     let dir = tempfile::tempdir().unwrap();
-    prefill(&StoreSpec::sqlite(&dir.path().join("agent.db")), "agent", 1);
+    // The pools embedded::start and the builder draw from, filled ahead with fixture primes.
+    let agent_store = StoreSpec::sqlite(&dir.path().join("agent.db"));
+    prefill(&agent_store, "agent", 1);
     for i in 1..=2 {
         prefill(&StoreSpec::sqlite(&dir.path().join(format!("cosigner-{i}.db"))), "cosigner", 1);
     }
-    let keyrings = Keyring::generate_group(3);
-    let cosigners = runtime.block_on(local_cosigners(dir.path(), &keyrings));
-    let local = runtime.block_on(measure(rounds, || async {
-        cosigners.iter().fold(
-            WalletBuilder::new()
-                .wallet_id(WALLET)
-                .share_secret(ShareSecret::new(SECRET).unwrap())
-                .store_url(format!("sqlite://{}", dir.path().join("agent.db").display()))
-                .keyring(keyrings[0].clone()),
-            |b, t| b.cosigner(t.clone()),
-        )
+    let (agent, cosigners) = runtime.block_on(embedded::start(dir.path(), &ShareSecret::new(SECRET).unwrap())).unwrap();
+    let local = runtime.block_on(measure(rounds, || {
+        cosigners.iter().fold(agent_builder(&agent_store, agent.clone()), |b, t| b.cosigner(t.clone()))
     }));
 
     // Fleets start their processes outside the runtime (they block while waiting for them).
     let http_fleet = Fleet::new("http");
-    let http = runtime.block_on(measure(rounds, || async { http_fleet.wallet_builder() }));
+    let http = runtime.block_on(measure(rounds, || http_fleet.wallet_builder()));
     drop(http_fleet);
     let grpc_fleet = Fleet::new("grpc");
-    let grpc = runtime.block_on(measure(rounds, || async { grpc_fleet.wallet_builder() }));
+    let grpc = runtime.block_on(measure(rounds, || grpc_fleet.wallet_builder()));
     drop(grpc_fleet);
 
     let s = |d: Duration| d.as_secs_f64();

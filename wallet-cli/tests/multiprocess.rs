@@ -193,7 +193,10 @@ fn stores_by_url_postgres_agent_rocksdb_and_postgres_cosigners() {
     let run = wallet_traits::ExecutionId::random().to_string()[..12].to_string();
     let fleet = Fleet::with_stores(["http", "grpc"], |dir, party| match party {
         1 => StoreSpec::url(format!("rocksdb://{}", dir.join("cosigner-1").display())),
-        _ => StoreSpec { url: pg.clone(), options: [("namespace".into(), format!("mp-{run}-party-{party}"))].into() },
+        _ => StoreSpec {
+            url: pg.clone(),
+            options: wallet_traits::options(&[("namespace", &format!("mp-{run}-party-{party}"))]),
+        },
     });
     let (ok, out, err) = fleet.agent(&["sign"], &[]).finish(Duration::from_secs(300));
     assert!(ok, "{out}\n{err}");

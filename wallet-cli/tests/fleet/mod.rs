@@ -143,6 +143,16 @@ pub(crate) struct Fleet {
     pub(crate) endpoints: Vec<String>,
 }
 
+/// A builder for the test wallet on `store` with the agent's `keyring`; cosigners still to add.
+pub(crate) fn agent_builder(store: &StoreSpec, keyring: Keyring) -> WalletBuilder {
+    WalletBuilder::new()
+        .wallet_id(WALLET)
+        .share_secret(ShareSecret::new(SECRET).unwrap())
+        .store_url(store.url.clone())
+        .store_options(store.options.clone())
+        .keyring(keyring)
+}
+
 pub(crate) fn runtime() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap()
 }
@@ -248,17 +258,8 @@ impl Fleet {
     pub(crate) fn wallet_builder(&self) -> WalletBuilder {
         let mut options = wallet_traits::Options::new();
         options.insert("jwt_secret".into(), JWT.into());
-        let mut b = WalletBuilder::new()
-            .wallet_id(WALLET)
-            .share_secret(ShareSecret::new(SECRET).unwrap())
-            .store_url(self.stores[0].url.clone())
-            .store_options(self.stores[0].options.clone())
-            .keyring(self.keys[0].clone())
-            .transport_options(options);
-        for e in &self.endpoints {
-            b = b.cosigner_url(e);
-        }
-        b
+        let b = agent_builder(&self.stores[0], self.keys[0].clone()).transport_options(options);
+        self.endpoints.iter().fold(b, |b, e| b.cosigner_url(e))
     }
 
     pub(crate) fn agent(&self, args: &[&str], extra: &[(&str, &str)]) -> Proc {
