@@ -161,8 +161,14 @@ impl TokenVerifier {
         &self.audiences
     }
 
-    /// Checks `token` for a request about `wallet`; a `jti` is accepted once.
-    pub fn verify(&self, token: &str, wallet: &WalletId) -> Result<Claims> {
+    /// Checks everything about `token` that does not depend on the request: signature,
+    /// issuer, audience, expiry, bounded lifetime, and that its `jti` was never seen (a `jti` is
+    /// accepted once, so this consumes the token). A server calls it on the request's headers,
+    /// before reading any body; the result authorizes nothing until
+    /// [`VerifiedToken::for_wallet`] binds it to the wallet the request is about.
+    ///
+    /// Errors are `Unauthorized`, or `CosignerUnavailable` when too many live tokens are tracked.
+    pub fn verify_token(&self, token: &str) -> Result<VerifiedToken> {
         let mut v = Validation::new(self.algorithm);
         v.set_audience(&self.audiences);
         v.set_issuer(&[AGENT_ISSUER]);
@@ -180,9 +186,6 @@ impl TokenVerifier {
         let c = data.claims;
         if c.exp.saturating_sub(c.iat) > MAX_TOKEN_LIFETIME.as_secs() || c.iat > now() + LEEWAY_SECS {
             return Err(unauthorized("the token's lifetime is too long or it was issued in the future"));
-        }
-        if c.sub != wallet.as_str() {
-            return Err(Error::new(ErrorKind::PolicyDenied, "the token was issued for another wallet (sub)"));
         }
         if c.jti.is_empty() {
             return Err(unauthorized("the token has no id (jti)"));
@@ -203,7 +206,30 @@ impl TokenVerifier {
         if seen.insert(c.jti.clone(), c.exp).is_some() {
             return Err(Error::new(ErrorKind::Unauthorized, "this token was already used (replayed jti)"));
         }
-        Ok(c)
+        Ok(VerifiedToken { claims: c })
+    }
+}
+
+/// A token [`TokenVerifier::verify_token`] accepted: genuine, fresh, for this cosigner, and
+/// seen for the first time. It is not yet bound to a wallet: [`VerifiedToken::for_wallet`] is
+/// the only way to its claims, so a server cannot act on a token without checking its subject.
+///
+/// Servers carry it from the authentication step (which runs on the headers, before any body
+/// is read) to the handler (which knows the wallet once it has the request).
+#[derive(Debug, Clone)]
+#[must_use = "a verified token authorizes nothing until `for_wallet` checks its subject"]
+pub struct VerifiedToken {
+    claims: Claims,
+}
+
+impl VerifiedToken {
+    /// The claims, if the token was issued for `wallet` (its `sub`); a token for another wallet
+    /// is `PolicyDenied`.
+    pub fn for_wallet(&self, wallet: &WalletId) -> Result<Claims> {
+        if self.claims.sub != wallet.as_str() {
+            return Err(Error::new(ErrorKind::PolicyDenied, "the token was issued for another wallet (sub)"));
+        }
+        Ok(self.claims.clone())
     }
 }
 
@@ -217,13 +243,42 @@ mod tests {
         WalletId::new(s).unwrap()
     }
 
+    /// Both steps, as a server runs them once it knows the request's wallet.
+    fn verify(v: &TokenVerifier, token: &str, w: &WalletId) -> Result<Claims> {
+        v.verify_token(token)?.for_wallet(w)
+    }
+
     #[test]
     fn good_token_once() {
         let m = TokenMinter::hs256(SECRET).unwrap();
         let v = TokenVerifier::hs256(SECRET, vec!["http://127.0.0.1:8001".into()]).unwrap();
         let t = m.mint("http://127.0.0.1:8001", &wallet("w")).unwrap();
-        assert_eq!(v.verify(&t, &wallet("w")).unwrap().sub, "w");
-        assert_eq!(v.verify(&t, &wallet("w")).unwrap_err().kind(), ErrorKind::Unauthorized, "replay");
+        assert_eq!(verify(&v, &t, &wallet("w")).unwrap().sub, "w");
+        assert_eq!(verify(&v, &t, &wallet("w")).unwrap_err().kind(), ErrorKind::Unauthorized, "replay");
+    }
+
+    #[test]
+    fn the_token_is_checked_without_the_wallet_then_bound_to_it() {
+        let m = TokenMinter::hs256(SECRET).unwrap();
+        let v = TokenVerifier::hs256(SECRET, vec!["aud-1".into()]).unwrap();
+        let w = wallet("w");
+        let t = m.mint("aud-1", &w).unwrap();
+        // The first step needs only the token: a server runs it on the headers.
+        let verified = v.verify_token(&t).unwrap();
+        let e = verified.for_wallet(&wallet("other")).unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::PolicyDenied, "{e}");
+        assert!(!e.to_string().contains(t.as_str()));
+        let claims = verified.for_wallet(&w).unwrap();
+        assert_eq!((claims.sub.as_str(), claims.aud.as_str(), claims.iss.as_str()), ("w", "aud-1", AGENT_ISSUER));
+        // The first step consumed the jti, whichever wallet the request turns out to be about.
+        assert_eq!(v.verify_token(&t).unwrap_err().kind(), ErrorKind::Unauthorized, "replay");
+        let intruder = m.mint("aud-1", &wallet("other")).unwrap();
+        assert_eq!(verify(&v, &intruder, &w).unwrap_err().kind(), ErrorKind::PolicyDenied);
+        let e = v.verify_token(&intruder).unwrap_err();
+        assert!(e.message().contains("already used"), "a refused token stays used: {e}");
+        // Nothing in Debug output is the token itself.
+        let fresh = m.mint("aud-1", &w).unwrap();
+        assert!(!format!("{:?}", v.verify_token(&fresh).unwrap()).contains(fresh.as_str()));
     }
 
     #[test]
@@ -233,16 +288,16 @@ mod tests {
         v.replay_capacity = 3;
         let w = wallet("w");
         for _ in 0..3 {
-            v.verify(&m.mint("aud-1", &w).unwrap(), &w).unwrap();
+            verify(&v, &m.mint("aud-1", &w).unwrap(), &w).unwrap();
         }
-        let e = v.verify(&m.mint("aud-1", &w).unwrap(), &w).unwrap_err();
+        let e = v.verify_token(&m.mint("aud-1", &w).unwrap()).unwrap_err();
         assert_eq!(e.kind(), ErrorKind::CosignerUnavailable, "{e}");
         // Once the remembered tokens have expired, the next token is accepted (the set is pruned
         // when full, not only every PRUNE_EVERY insertions).
         for exp in v.seen.lock().unwrap().values_mut() {
             *exp = now() - LEEWAY_SECS - 1;
         }
-        v.verify(&m.mint("aud-1", &w).unwrap(), &w).unwrap();
+        verify(&v, &m.mint("aud-1", &w).unwrap(), &w).unwrap();
         assert_eq!(v.seen.lock().unwrap().len(), 1);
     }
 
@@ -252,17 +307,27 @@ mod tests {
         let v = TokenVerifier::hs256(SECRET, vec!["aud-1".into()]).unwrap();
         let other = TokenMinter::hs256(b"another-secret-another-secret-another").unwrap();
         let w = wallet("w");
-        assert_eq!(v.verify("", &w).unwrap_err().kind(), ErrorKind::Unauthorized);
-        assert_eq!(v.verify(&other.mint("aud-1", &w).unwrap(), &w).unwrap_err().kind(), ErrorKind::Unauthorized);
-        assert_eq!(v.verify(&m.mint("aud-2", &w).unwrap(), &w).unwrap_err().kind(), ErrorKind::Unauthorized);
         let expired = m.mint_with("aud-1", &w, now() - 600, Duration::from_secs(60)).unwrap();
-        assert_eq!(v.verify(&expired, &w).unwrap_err().kind(), ErrorKind::Unauthorized);
         let long = m.mint_with("aud-1", &w, now(), Duration::from_secs(3600)).unwrap();
-        assert_eq!(v.verify(&long, &w).unwrap_err().kind(), ErrorKind::Unauthorized);
-        let e = v.verify(&m.mint("aud-1", &wallet("other")).unwrap(), &w).unwrap_err();
+        let future = m.mint_with("aud-1", &w, now() + 600, Duration::from_secs(60)).unwrap();
+        let bad = [
+            ("empty", Zeroizing::new(String::new())),
+            ("garbage", Zeroizing::new("not.a.jwt".to_string())),
+            ("wrong key", other.mint("aud-1", &w).unwrap()),
+            ("wrong aud", m.mint("aud-2", &w).unwrap()),
+            ("expired", expired),
+            ("too long", long),
+            ("issued in the future", future),
+        ];
+        // All of it is found without knowing the wallet, and none of it consumes a jti.
+        for (name, token) in &bad {
+            let e = v.verify_token(token).unwrap_err();
+            assert_eq!(e.kind(), ErrorKind::Unauthorized, "{name}: {e}");
+            assert!(token.is_empty() || !e.to_string().contains(token.as_str()), "{name}: no token in errors");
+        }
+        assert!(v.seen.lock().unwrap().is_empty());
+        let e = verify(&v, &m.mint("aud-1", &wallet("other")).unwrap(), &w).unwrap_err();
         assert_eq!(e.kind(), ErrorKind::PolicyDenied);
-        let token = m.mint("aud-1", &w).unwrap();
-        assert!(!e.to_string().contains(token.as_str()));
     }
 
     #[test]
@@ -272,12 +337,12 @@ mod tests {
         let m = TokenMinter::ed25519_pem(agent.serialize_pem().as_bytes()).unwrap();
         let v = TokenVerifier::ed25519_pem(agent.public_key_pem().as_bytes(), vec!["aud-1".into()]).unwrap();
         let w = wallet("w");
-        assert_eq!(v.verify(&m.mint("aud-1", &w).unwrap(), &w).unwrap().aud, "aud-1");
+        assert_eq!(verify(&v, &m.mint("aud-1", &w).unwrap(), &w).unwrap().aud, "aud-1");
         let forged = TokenMinter::ed25519_pem(other.serialize_pem().as_bytes()).unwrap();
-        assert_eq!(v.verify(&forged.mint("aud-1", &w).unwrap(), &w).unwrap_err().kind(), ErrorKind::Unauthorized);
+        assert_eq!(v.verify_token(&forged.mint("aud-1", &w).unwrap()).unwrap_err().kind(), ErrorKind::Unauthorized);
         // An HS256 token signed with the public key bytes (algorithm confusion) is refused.
         let confused = TokenMinter::hs256(agent.public_key_pem().as_bytes()).unwrap();
-        assert_eq!(v.verify(&confused.mint("aud-1", &w).unwrap(), &w).unwrap_err().kind(), ErrorKind::Unauthorized);
+        assert_eq!(v.verify_token(&confused.mint("aud-1", &w).unwrap()).unwrap_err().kind(), ErrorKind::Unauthorized);
     }
 
     #[test]

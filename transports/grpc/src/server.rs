@@ -1,34 +1,42 @@
 //! The cosigner's side: [`serve`] exposes any [`CosignerTransport`] over gRPC.
 
-use std::{future::Future, pin::Pin, sync::Arc, time::Duration};
+use std::{
+    convert::Infallible,
+    future::Future,
+    pin::Pin,
+    sync::Arc,
+    task::{Context, Poll},
+    time::Duration,
+};
 
-use futures::{channel::mpsc, Stream, StreamExt};
+use futures::{channel::mpsc, future::BoxFuture, FutureExt, Stream, StreamExt};
 use tokio::sync::{watch, OwnedSemaphorePermit, Semaphore};
 use tonic::{
-    metadata::MetadataMap,
+    codegen::{http, Service},
+    server::NamedService,
     transport::{server::TcpIncoming, Identity, Server, ServerTlsConfig},
     Code, Request, Response, Status, Streaming,
 };
 use wallet_traits::{CosignerTransport, Error, ErrorKind, Result, SessionChannel, SessionEvent, WalletId};
-use wallet_transport_common::{ServerLimits, TlsFiles, TokenVerifier};
-use zeroize::Zeroizing;
+use wallet_transport_common::{ServerLimits, TlsFiles, TokenVerifier, VerifiedToken};
 
 use crate::{
     convert::{self, status_of, status_with_code},
     proto::{
         self as pb,
         client_frame::Frame,
-        cosigner_server::{Cosigner, CosignerServer},
+        cosigner_server::{Cosigner, CosignerServer, SERVICE_NAME},
     },
 };
 
 /// Serves `service` on `listener` until `shutdown` completes.
 ///
-/// Every RPC except Health must carry `authorization: Bearer <jwt>`, checked by `verifier`
-/// against the wallet the request is about before anything reaches `service`. `limits` bounds
-/// concurrent sessions, message sizes and idle sessions. With `tls` the server speaks TLS only
-/// (clients use `grpcs://`). On shutdown, running sessions end with `UNAVAILABLE` so the server
-/// does not wait for them.
+/// Every RPC except Health must carry `authorization: Bearer <jwt>`. `verifier` checks it on the
+/// call's headers, before tonic decodes a message or a session waits for its first frame (the
+/// `Authenticate` wrapper); the handler then checks it was issued for the wallet the request is
+/// about, before anything reaches `service`. `limits` bounds concurrent sessions, message sizes
+/// and idle sessions. With `tls` the server speaks TLS only (clients use `grpcs://`). On
+/// shutdown, running sessions end with `UNAVAILABLE` so the server does not wait for them.
 pub async fn serve(
     listener: tokio::net::TcpListener,
     service: Arc<dyn CosignerTransport>,
@@ -54,16 +62,14 @@ pub async fn serve(
         })?;
     }
     let (stop_tx, stop_rx) = watch::channel(false);
-    let api = Api {
-        service,
+    let api =
+        Api { service, sessions: Arc::new(Semaphore::new(limits.max_sessions)), limits: limits.clone(), stop: stop_rx };
+    let grpc = Authenticate {
+        inner: CosignerServer::new(api)
+            .max_decoding_message_size(limits.max_message_bytes)
+            .max_encoding_message_size(limits.max_message_bytes),
         verifier,
-        sessions: Arc::new(Semaphore::new(limits.max_sessions)),
-        limits: limits.clone(),
-        stop: stop_rx,
     };
-    let grpc = CosignerServer::new(api)
-        .max_decoding_message_size(limits.max_message_bytes)
-        .max_encoding_message_size(limits.max_message_bytes);
     let addr = listener.local_addr().map(|a| a.to_string()).unwrap_or_default();
     tracing::info!(addr = %addr, tls = tls.is_some(), max_sessions = limits.max_sessions, "gRPC cosigner listening");
     let signal = async move {
@@ -82,47 +88,120 @@ pub async fn serve(
 
 struct Api {
     service: Arc<dyn CosignerTransport>,
-    verifier: Arc<TokenVerifier>,
     sessions: Arc<Semaphore>,
     limits: ServerLimits,
     stop: watch::Receiver<bool>,
 }
 
-/// The bearer token of a request. Kept zeroized; never logged.
-fn bearer(metadata: &MetadataMap) -> std::result::Result<Zeroizing<String>, Status> {
+/// The path of the one RPC that needs no token.
+fn is_health(path: &str) -> bool {
+    path.strip_prefix('/').and_then(|p| p.strip_prefix(SERVICE_NAME)) == Some("/Health")
+}
+
+/// The bearer token of a call's headers; never logged.
+fn bearer(headers: &http::HeaderMap) -> std::result::Result<&str, Status> {
     let missing = || {
         status_of(&Error::new(
             ErrorKind::Unauthorized,
             "the request carries no 'authorization: Bearer <token>'; configure the agent with MPC_JWT_SECRET",
         ))
     };
-    let value = metadata.get("authorization").ok_or_else(missing)?;
+    let value = headers.get("authorization").ok_or_else(missing)?;
     let value = value.to_str().map_err(|_| missing())?;
     let (scheme, token) = value.split_once(' ').ok_or_else(missing)?;
     if !scheme.eq_ignore_ascii_case("bearer") || token.trim().is_empty() {
         return Err(missing());
     }
-    Ok(Zeroizing::new(token.trim().to_string()))
+    Ok(token.trim())
+}
+
+/// Wraps the generated service so every call but Health is authenticated on its headers alone
+/// (signature, issuer, audience, lifetime, replay of the bearer token) before the inner service
+/// sees it: before tonic decodes a unary message and before the session handler waits for its
+/// first frame, so an unauthenticated call costs its headers only. A refused call is answered
+/// with a trailers-only status and its body is dropped unread. An accepted call carries its
+/// [`VerifiedToken`] in the request extensions, where the handler checks its wallet.
+///
+/// A service wrapper rather than tonic's `with_interceptor`: an interceptor does not see which
+/// method is called, and Health must stay open.
+#[derive(Clone)]
+struct Authenticate<S> {
+    inner: S,
+    verifier: Arc<TokenVerifier>,
+}
+
+impl<S: NamedService> NamedService for Authenticate<S> {
+    const NAME: &'static str = S::NAME;
+}
+
+impl<S, B> Service<http::Request<B>> for Authenticate<S>
+where
+    S: Service<http::Request<B>, Response = http::Response<tonic::body::Body>, Error = Infallible>,
+    S::Future: Send + 'static,
+{
+    type Response = http::Response<tonic::body::Body>;
+    type Error = Infallible;
+    type Future = BoxFuture<'static, std::result::Result<Self::Response, Infallible>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<std::result::Result<(), Infallible>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, mut request: http::Request<B>) -> Self::Future {
+        if is_health(request.uri().path()) {
+            return self.inner.call(request).boxed();
+        }
+        let verified = bearer(request.headers()).and_then(|token| {
+            self.verifier.verify_token(token).map_err(|e| {
+                tracing::warn!(rpc = request.uri().path(), error = %e, "refused an unauthenticated request");
+                status_of(&e)
+            })
+        });
+        match verified {
+            Ok(token) => {
+                request.extensions_mut().insert(token);
+                self.inner.call(request).boxed()
+            }
+            Err(status) => {
+                drop(request);
+                futures::future::ready(Ok(status.into_http())).boxed()
+            }
+        }
+    }
+}
+
+/// The token [`Authenticate`] verified for this call.
+fn verified<T>(request: &mut Request<T>) -> std::result::Result<VerifiedToken, Status> {
+    request.extensions_mut().remove::<VerifiedToken>().ok_or_else(|| {
+        // Only a server built without `Authenticate` gets here: refuse, never serve the call.
+        status_of(&Error::new(ErrorKind::Internal, "this call did not pass the cosigner's authentication"))
+    })
 }
 
 impl Api {
-    /// Checks the token for a request about `wallet`; nothing reaches the service otherwise.
-    fn authorize(&self, rpc: &'static str, token: &str, wallet: &WalletId) -> std::result::Result<(), Status> {
-        self.verifier.verify(token, wallet).map(drop).map_err(|e| {
-            tracing::warn!(rpc, wallet = %wallet, error = %e, "refused an unauthenticated request");
+    /// Checks the call's verified token was issued for `wallet`; nothing reaches the service
+    /// otherwise.
+    fn authorize(
+        &self,
+        rpc: &'static str,
+        token: &VerifiedToken,
+        wallet: &WalletId,
+    ) -> std::result::Result<(), Status> {
+        token.for_wallet(wallet).map(drop).map_err(|e| {
+            tracing::warn!(rpc, wallet = %wallet, error = %e, "refused a request");
             status_of(&e)
         })
     }
 
-    /// Reads the message of a unary request and authorizes it for the wallet of the key `key_of`
+    /// Takes the message of a unary request and authorizes it for the wallet of the key `key_of`
     /// names in it.
     fn admit<T>(
         &self,
         rpc: &'static str,
-        request: Request<T>,
+        mut request: Request<T>,
         key_of: impl FnOnce(&T) -> Option<pb::KeyId>,
     ) -> std::result::Result<(wallet_traits::KeyId, T), Status> {
-        let token = bearer(request.metadata())?;
+        let token = verified(&mut request)?;
         let message = request.into_inner();
         let key = convert::key_from_pb(key_of(&message)).map_err(|e| status_of(&e))?;
         self.authorize(rpc, &token, &key.wallet)?;
@@ -168,10 +247,10 @@ impl Cosigner for Api {
 
     async fn session(
         &self,
-        request: Request<Streaming<pb::ClientFrame>>,
+        mut request: Request<Streaming<pb::ClientFrame>>,
     ) -> std::result::Result<Response<SessionStream>, Status> {
-        // Refuse a request without any token before reading from it.
-        let token = bearer(request.metadata())?;
+        // The token was verified before this handler ran; only its wallet waits for the first frame.
+        let token = verified(&mut request)?;
         let mut inbound = request.into_inner();
         let idle = self.limits.session_idle_timeout;
         let max = self.limits.max_message_bytes;

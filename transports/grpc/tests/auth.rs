@@ -81,6 +81,10 @@ struct Fixture {
 }
 
 async fn fixture() -> Fixture {
+    fixture_with(ServerLimits::default()).await
+}
+
+async fn fixture_with(limits: ServerLimits) -> Fixture {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("grpc://127.0.0.1:{}", listener.local_addr().unwrap().port());
     let verifier = Arc::new(TokenVerifier::hs256(SECRET, vec![url.clone()]).unwrap());
@@ -91,7 +95,7 @@ async fn fixture() -> Fixture {
         let shutdown = async move {
             let _ = stopped.await;
         };
-        serve(listener, svc, verifier, ServerLimits::default(), None, shutdown).await.unwrap();
+        serve(listener, svc, verifier, limits, None, shutdown).await.unwrap();
     });
     let channel = tonic::transport::Endpoint::from_shared(url.replace("grpc://", "http://")).unwrap().connect_lazy();
     Fixture {
@@ -173,28 +177,38 @@ async fn bad_tokens_never_reach_the_service() {
     let other_wallet = WalletId::new("some-other-wallet").unwrap();
     let foreign = TokenMinter::hs256(OTHER_SECRET).unwrap();
 
-    let cases: Vec<(&str, Option<String>, Code)> = vec![
-        ("no token", None, Code::Unauthenticated),
-        ("garbage", Some("not-a-jwt".into()), Code::Unauthenticated),
-        ("wrong key", Some(foreign.mint(&f.url, &w).unwrap().to_string()), Code::Unauthenticated),
+    // Each case mints a fresh token per RPC: a token is spent once verified, even when it then
+    // turns out to be for another wallet, so a reused one would be refused as a replay.
+    type Mint<'a> = Box<dyn Fn() -> Option<String> + 'a>;
+    let (minter, url) = (&f.minter, f.url.clone());
+    let cases: Vec<(&str, Mint<'_>, Code)> = vec![
+        ("no token", Box::new(|| None), Code::Unauthenticated),
+        ("garbage", Box::new(|| Some("not-a-jwt".into())), Code::Unauthenticated),
+        ("wrong key", Box::new(|| Some(foreign.mint(&url, &w).unwrap().to_string())), Code::Unauthenticated),
         (
             "expired",
-            Some(f.minter.mint_with(&f.url, &w, now() - 600, Duration::from_secs(60)).unwrap().to_string()),
+            Box::new(|| Some(minter.mint_with(&url, &w, now() - 600, Duration::from_secs(60)).unwrap().to_string())),
             Code::Unauthenticated,
         ),
-        ("wrong aud", Some(f.minter.mint("grpc://127.0.0.1:1", &w).unwrap().to_string()), Code::Unauthenticated),
-        ("wrong sub", Some(f.minter.mint(&f.url, &other_wallet).unwrap().to_string()), Code::PermissionDenied),
+        (
+            "wrong aud",
+            Box::new(|| Some(minter.mint("grpc://127.0.0.1:1", &w).unwrap().to_string())),
+            Code::Unauthenticated,
+        ),
+        ("wrong sub", Box::new(|| Some(minter.mint(&url, &other_wallet).unwrap().to_string())), Code::PermissionDenied),
     ];
-    for (name, token, code) in &cases {
-        let token = token.as_deref();
-        let status = f.raw.key_info(key_info_request(token)).await.unwrap_err();
-        assert_refused(&status, *code, token);
+    let mut raw = f.raw.clone();
+    for (name, mint, code) in &cases {
+        let token = mint();
+        let status = raw.key_info(key_info_request(token.as_deref())).await.unwrap_err();
+        assert_refused(&status, *code, token.as_deref());
         println!("key_info, {name}: {:?} {}", status.code(), status.message());
-        // A fresh token of the same kind for each RPC: a replay would hide the real reason.
-        let status = f.raw.commit(commit_request(token)).await.unwrap_err();
-        assert_refused(&status, *code, token);
-        let status = refused_session(&mut f.raw, token).await;
-        assert_refused(&status, *code, token);
+        let token = mint();
+        let status = raw.commit(commit_request(token.as_deref())).await.unwrap_err();
+        assert_refused(&status, *code, token.as_deref());
+        let token = mint();
+        let status = refused_session(&mut raw, token.as_deref()).await;
+        assert_refused(&status, *code, token.as_deref());
     }
     assert_eq!(f.service.calls(), 0, "nothing reached the service");
 
@@ -249,4 +263,84 @@ async fn the_transport_mints_a_fresh_token_per_call() {
     assert_eq!(e.kind(), ErrorKind::Unauthorized, "{e}");
     assert!(!format!("{wrong:?}").contains("eyJ"));
     assert_eq!(f.service.calls(), 4, "refused calls never reached the service");
+}
+
+/// The bad tokens of the "before the body" tests, each minted fresh; `used` was accepted once.
+fn unauthenticated_tokens(f: &Fixture, used: &str) -> Vec<(&'static str, Option<String>)> {
+    let w = wallet();
+    let foreign = TokenMinter::hs256(OTHER_SECRET).unwrap();
+    vec![
+        ("no token", None),
+        ("garbage", Some("not-a-jwt".into())),
+        ("forged", Some(foreign.mint(&f.url, &w).unwrap().to_string())),
+        ("expired", Some(f.minter.mint_with(&f.url, &w, now() - 600, Duration::from_secs(60)).unwrap().to_string())),
+        ("replayed", Some(used.to_string())),
+    ]
+}
+
+/// Fails instead of hanging when the server does not answer within 10 s.
+async fn within_10s<T>(what: &str, call: impl std::future::Future<Output = T>) -> T {
+    tokio::time::timeout(Duration::from_secs(10), call)
+        .await
+        .unwrap_or_else(|_| panic!("{what}: no answer within 10 s"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unauthenticated_session_is_refused_before_its_first_frame() {
+    // Were the server to wait for the first frame, these calls would hang for the idle timeout.
+    let limits = ServerLimits { session_idle_timeout: Duration::from_secs(600), ..ServerLimits::default() };
+    let mut f = fixture_with(limits).await;
+    let used = f.minter.mint(&f.url, &wallet()).unwrap();
+    f.raw.key_info(key_info_request(Some(&used))).await.unwrap();
+    let calls = f.service.calls();
+    for (name, token) in unauthenticated_tokens(&f, &used) {
+        let token = token.as_deref();
+        // A request stream that never yields a frame.
+        let frames = futures::stream::pending::<pb::ClientFrame>();
+        let status = match within_10s(name, f.raw.session(with_token(frames, token))).await {
+            Ok(_) => panic!("{name}: the session was accepted"),
+            Err(status) => status,
+        };
+        assert_refused(&status, Code::Unauthenticated, token);
+    }
+    assert_eq!(f.service.calls(), calls, "nothing reached the service");
+    // A valid session still opens on the same server.
+    let client = GrpcTransport::connect(&f.url, Arc::new(TokenMinter::hs256(SECRET).unwrap()), None).await.unwrap();
+    within_10s("a valid session", client.open_session(scripted_request(Script::Echo))).await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unauthenticated_unary_call_is_refused_before_its_message_is_decoded() {
+    const MAX: usize = 64 * 1024;
+    let limits = ServerLimits { max_message_bytes: MAX, ..ServerLimits::default() };
+    let mut f = fixture_with(limits).await;
+    // Far over the server's decoding limit: decoding it would fail with OUT_OF_RANGE, so an
+    // UNAUTHENTICATED answer means the token was checked before the message was read.
+    let big = |token: Option<&str>| {
+        let key = pb::KeyId { wallet: KNOWN_WALLET.into(), index: 0 };
+        let message = pb::EcdhRequest {
+            key: Some(key),
+            execution_id: ExecutionId::random().as_bytes().to_vec(),
+            point: vec![2; 16 * MAX],
+        };
+        with_token(message, token)
+    };
+    let used = f.minter.mint(&f.url, &wallet()).unwrap();
+    f.raw.key_info(key_info_request(Some(&used))).await.unwrap();
+    let calls = f.service.calls();
+    for (name, token) in unauthenticated_tokens(&f, &used) {
+        let token = token.as_deref();
+        let status = within_10s(name, f.raw.partial_ecdh(big(token))).await.unwrap_err();
+        assert_refused(&status, Code::Unauthenticated, token);
+    }
+    assert_eq!(f.service.calls(), calls, "nothing reached the service");
+
+    // With a valid token the same message gets as far as decoding, and is refused for its size.
+    let token = f.minter.mint(&f.url, &wallet()).unwrap();
+    let status = within_10s("valid token", f.raw.partial_ecdh(big(Some(&token)))).await.unwrap_err();
+    assert_eq!(status.code(), Code::OutOfRange, "{status:?}");
+    assert_eq!(f.service.calls(), calls, "nothing reached the service");
+    // And the connection still serves calls.
+    let token = f.minter.mint(&f.url, &wallet()).unwrap();
+    assert!(f.raw.key_info(key_info_request(Some(&token))).await.unwrap().into_inner().info.is_some());
 }

@@ -11,9 +11,10 @@ use std::{
 };
 
 use axum::{
-    body::{Body, Bytes},
-    extract::{Path, Request, State},
-    http::{header, HeaderMap, HeaderValue, StatusCode},
+    body::{Body, Bytes, HttpBody},
+    extract::{FromRequestParts, Path, Request, State},
+    http::{header, request::Parts, HeaderMap, HeaderValue, StatusCode},
+    middleware::{self, Next},
     response::{IntoResponse, Response},
     routing::{delete, get, post},
     Router,
@@ -29,7 +30,7 @@ use wallet_traits::{
     CosignerTransport, EcdhRequest, Envelope, Error, ErrorKind, ExecutionId, KeyId, SessionChannel, SessionEvent,
     SessionRequest, WalletId, WireError,
 };
-use wallet_transport_common::{ServerLimits, TokenVerifier};
+use wallet_transport_common::{ServerLimits, TokenVerifier, VerifiedToken};
 
 use crate::wire::{status_of, ExchangeResponse, ExecutionRef, Format, OpenSessionResponse};
 
@@ -81,8 +82,7 @@ fn no_content() -> Reply {
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
-/// The bearer token of a request. Checked before any body is read, so an anonymous client
-/// cannot make the server buffer large bodies.
+/// The bearer token of a request.
 fn bearer(headers: &HeaderMap) -> Result<&str, Failure> {
     let missing = || {
         Failure::from(Error::new(
@@ -198,8 +198,9 @@ impl fmt::Debug for ServerState {
 type Shared = Arc<ServerState>;
 
 impl ServerState {
-    fn authorize(&self, token: &str, wallet: &WalletId) -> Result<(), Failure> {
-        self.verifier.verify(token, wallet).map(|_| ()).map_err(|e| {
+    /// Binds the request's verified token to the wallet the request is about (its `sub`).
+    fn authorize(&self, token: &VerifiedToken, wallet: &WalletId) -> Result<(), Failure> {
+        token.for_wallet(wallet).map(drop).map_err(|e| {
             tracing::info!(wallet = %wallet, kind = %e.kind(), "refused a request: {}", e.message());
             Failure::from(e)
         })
@@ -268,6 +269,10 @@ async fn sweep(state: Weak<ServerState>, every: Duration) {
 /// The cosigner API over `service`. Every `/v1` route needs a bearer token that `verifier`
 /// accepts for the wallet the request is about; `limits` bound sessions, bodies and waits.
 ///
+/// The token is verified on the request's headers, before any handler runs or any body is read
+/// (the `authenticate` layer); each handler then checks that it was issued for the request's
+/// wallet.
+///
 /// The router holds the session table; serve it with [`crate::serve`] or any axum server.
 pub fn cosigner_router(
     service: Arc<dyn CosignerTransport>,
@@ -282,9 +287,9 @@ pub fn cosigner_router(
         sessions: Mutex::new(HashMap::new()),
         sweeper_started: AtomicBool::new(false),
     });
-    Router::new()
-        .route("/health", get(health))
-        .route("/ready", get(ready))
+    // Every route of this router is authenticated by one layer; a route added here cannot
+    // forget it, and its handler cannot run without the `Authenticated` it provides.
+    let v1 = Router::new()
         .route("/v1/wallets/{wallet}/keys/{index}", get(key_info))
         .route("/v1/wallets/{wallet}/keys/{index}/commit", post(commit))
         .route("/v1/wallets/{wallet}/keys/{index}/rollback", post(rollback))
@@ -293,8 +298,66 @@ pub fn cosigner_router(
         .route("/v1/sessions/{eid}", delete(close_session))
         .route("/v1/sessions/{eid}/messages", post(messages))
         .route("/v1/sessions/{eid}/exchange", post(exchange))
+        .route_layer(middleware::from_fn_with_state(state.clone(), authenticate));
+    Router::new()
+        .route("/health", get(health))
+        .route("/ready", get(ready))
+        .merge(v1)
         .fallback(no_route)
         .with_state(state)
+}
+
+/// Verifies the bearer token of every `/v1` request on its headers alone (signature, issuer,
+/// audience, lifetime, replay), before the handler runs and before a byte of the body is read, so
+/// an unauthenticated request costs the server its headers only. The verified token travels to
+/// the handler in the request's extensions ([`Authenticated`]); the handler checks its wallet.
+///
+/// A refused request's body is never read. Its response says `Connection: close` whenever a body
+/// was announced, so hyper ends the connection after answering instead of draining the body (it
+/// only takes what already sits in its read buffer).
+async fn authenticate(State(s): State<Shared>, mut req: Request, next: Next) -> Response {
+    let verified = bearer(req.headers()).and_then(|token| {
+        s.verifier.verify_token(token).map_err(|e| {
+            tracing::info!(method = %req.method(), path = %req.uri().path(), kind = %e.kind(),
+                "refused a request: {}", e.message());
+            Failure::from(e)
+        })
+    });
+    match verified {
+        Ok(token) => {
+            req.extensions_mut().insert(token);
+            next.run(req).await
+        }
+        Err(failure) => {
+            let format = Format::of_response(req.headers());
+            let unread_body = !req.body().is_end_stream();
+            drop(req);
+            let mut response = respond(format, Err(failure));
+            if unread_body {
+                response.headers_mut().insert(header::CONNECTION, HeaderValue::from_static("close"));
+            }
+            response
+        }
+    }
+}
+
+/// The token [`authenticate`] verified for this request, not yet checked against a wallet.
+struct Authenticated(VerifiedToken);
+
+impl<S: Send + Sync> FromRequestParts<S> for Authenticated {
+    type Rejection = Response;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
+        parts.extensions.remove::<VerifiedToken>().map(Authenticated).ok_or_else(|| {
+            // Only a route outside the authenticated router gets here: refuse, never serve it.
+            let f = Failure::new(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                ErrorKind::Internal,
+                "this route is not behind the cosigner's authentication",
+            );
+            respond(Format::of_response(&parts.headers), Err(f))
+        })
+    }
 }
 
 async fn health() -> &'static str {
@@ -322,14 +385,14 @@ async fn no_route(headers: HeaderMap) -> Response {
 
 async fn key_info(
     State(s): State<Shared>,
+    Authenticated(token): Authenticated,
     Path((wallet, index)): Path<(String, String)>,
     headers: HeaderMap,
 ) -> Response {
     let format = Format::of_response(&headers);
     let reply = async {
-        let token = bearer(&headers)?;
         let wallet = parse_wallet(&wallet)?;
-        s.authorize(token, &wallet)?;
+        s.authorize(&token, &wallet)?;
         let key = KeyId::new(wallet, parse_index(&index)?);
         match s.service.key_info(&key).await? {
             Some(info) => body_reply(StatusCode::OK, format, &info),
@@ -342,16 +405,17 @@ async fn key_info(
     respond(format, reply)
 }
 
-async fn commit(s: State<Shared>, path: Path<(String, String)>, req: Request) -> Response {
-    commit_or_rollback(s, path, req, true).await
+async fn commit(s: State<Shared>, token: Authenticated, path: Path<(String, String)>, req: Request) -> Response {
+    commit_or_rollback(s, token, path, req, true).await
 }
 
-async fn rollback(s: State<Shared>, path: Path<(String, String)>, req: Request) -> Response {
-    commit_or_rollback(s, path, req, false).await
+async fn rollback(s: State<Shared>, token: Authenticated, path: Path<(String, String)>, req: Request) -> Response {
+    commit_or_rollback(s, token, path, req, false).await
 }
 
 async fn commit_or_rollback(
     State(s): State<Shared>,
+    Authenticated(token): Authenticated,
     Path((wallet, index)): Path<(String, String)>,
     req: Request,
     commit: bool,
@@ -359,9 +423,8 @@ async fn commit_or_rollback(
     let (parts, body) = req.into_parts();
     let format = Format::of_response(&parts.headers);
     let reply = async {
-        let token = bearer(&parts.headers)?;
         let wallet = parse_wallet(&wallet)?;
-        s.authorize(token, &wallet)?;
+        s.authorize(&token, &wallet)?;
         let key = KeyId::new(wallet, parse_index(&index)?);
         let in_format = Format::of_request(&parts.headers)?;
         let bytes = read_body(&parts.headers, body, s.limits.max_message_bytes).await?;
@@ -377,15 +440,15 @@ async fn commit_or_rollback(
     respond(format, reply)
 }
 
-async fn ecdh(State(s): State<Shared>, req: Request) -> Response {
+async fn ecdh(State(s): State<Shared>, Authenticated(token): Authenticated, req: Request) -> Response {
     let (parts, body) = req.into_parts();
     let format = Format::of_response(&parts.headers);
     let reply = async {
-        let token = bearer(&parts.headers)?;
+        // The wallet is inside the body, which is read (bounded) only now that the token verified.
         let in_format = Format::of_request(&parts.headers)?;
         let bytes = read_body(&parts.headers, body, s.limits.max_message_bytes).await?;
         let request: EcdhRequest = in_format.decode(&bytes, "ECDH request")?;
-        s.authorize(token, &request.key.wallet)?;
+        s.authorize(&token, &request.key.wallet)?;
         let partial = s.service.partial_ecdh(request).await?;
         body_reply(StatusCode::OK, format, &partial)
     }
@@ -393,15 +456,15 @@ async fn ecdh(State(s): State<Shared>, req: Request) -> Response {
     respond(format, reply)
 }
 
-async fn open_session(State(s): State<Shared>, req: Request) -> Response {
+async fn open_session(State(s): State<Shared>, Authenticated(token): Authenticated, req: Request) -> Response {
     let (parts, body) = req.into_parts();
     let format = Format::of_response(&parts.headers);
     let reply = async {
-        let token = bearer(&parts.headers)?;
+        // The wallet is inside the body, which is read (bounded) only now that the token verified.
         let in_format = Format::of_request(&parts.headers)?;
         let bytes = read_body(&parts.headers, body, s.limits.max_message_bytes).await?;
         let request: SessionRequest = in_format.decode(&bytes, "session request")?;
-        s.authorize(token, &request.key.wallet)?;
+        s.authorize(&token, &request.key.wallet)?;
         let slot = s.slots.clone().try_acquire_owned().map_err(|_| {
             Failure::new(
                 StatusCode::TOO_MANY_REQUESTS,
@@ -441,13 +504,17 @@ async fn open_session(State(s): State<Shared>, req: Request) -> Response {
     respond(format, reply)
 }
 
-async fn close_session(State(s): State<Shared>, Path(eid): Path<String>, headers: HeaderMap) -> Response {
+async fn close_session(
+    State(s): State<Shared>,
+    Authenticated(token): Authenticated,
+    Path(eid): Path<String>,
+    headers: HeaderMap,
+) -> Response {
     let format = Format::of_response(&headers);
     let reply = async {
-        let token = bearer(&headers)?;
         let eid = parse_eid(&eid)?;
         let session = s.session(&eid)?;
-        s.authorize(token, &session.wallet)?;
+        s.authorize(&token, &session.wallet)?;
         s.end_session(&eid, &session);
         no_content()
     }
@@ -455,23 +522,28 @@ async fn close_session(State(s): State<Shared>, Path(eid): Path<String>, headers
     respond(format, reply)
 }
 
-async fn messages(s: State<Shared>, eid: Path<String>, req: Request) -> Response {
-    session_call(s, eid, req, false).await
+async fn messages(s: State<Shared>, token: Authenticated, eid: Path<String>, req: Request) -> Response {
+    session_call(s, token, eid, req, false).await
 }
 
-async fn exchange(s: State<Shared>, eid: Path<String>, req: Request) -> Response {
-    session_call(s, eid, req, true).await
+async fn exchange(s: State<Shared>, token: Authenticated, eid: Path<String>, req: Request) -> Response {
+    session_call(s, token, eid, req, true).await
 }
 
 /// `messages` forwards a batch; `exchange` forwards a batch and returns the cosigner's events.
-async fn session_call(State(s): State<Shared>, Path(eid): Path<String>, req: Request, want_events: bool) -> Response {
+async fn session_call(
+    State(s): State<Shared>,
+    Authenticated(token): Authenticated,
+    Path(eid): Path<String>,
+    req: Request,
+    want_events: bool,
+) -> Response {
     let (parts, body) = req.into_parts();
     let format = Format::of_response(&parts.headers);
     let reply = async {
-        let token = bearer(&parts.headers)?;
         let eid = parse_eid(&eid)?;
         let session = s.session(&eid)?;
-        s.authorize(token, &session.wallet)?;
+        s.authorize(&token, &session.wallet)?;
         let _busy = Busy::new(&session);
         // A batch that cannot be delivered whole leaves the run with a hole; end it rather
         // than let the parties wait for a message that never comes.
