@@ -254,7 +254,11 @@ impl Settings {
             out.push_str(&format!("{:<44} # {}, from {}\n", format!("{} = {shown:?}", key.name), key.env(), r.origin));
         }
         for (option, r) in &self.storage {
-            let shown = if is_secret_option(option) { "<redacted>".to_string() } else { format!("{:?}", r.value) };
+            let shown = if wallet_traits::is_credential_name(option) {
+                "<redacted>".to_string()
+            } else {
+                format!("{:?}", r.value)
+            };
             let line = format!("storage.{option} = {shown}");
             out.push_str(&format!("{line:<44} # {}, from {}\n", storage_env_name(option), r.origin));
         }
@@ -271,11 +275,6 @@ pub fn check_store(url: &str, url_var: &str, options: &Options) -> Result<()> {
             .with_context("variable", var)
             .with_context("url", redact_url(url))
     })
-}
-
-/// Store options that hold credentials, by name.
-fn is_secret_option(option: &str) -> bool {
-    ["password", "secret", "token", "key"].iter().any(|s| option.contains(s))
 }
 
 /// A config-crate value as text; lists join with commas, tables are refused.
@@ -405,14 +404,14 @@ mod tests {
             None,
             vars(&[
                 ("MPC_SHARE_SECRET", "hunter2-secret"),
-                ("MPC_STORAGE_URL", "postgres://mpc:pg-password@db:5432/mpc"),
+                ("MPC_STORAGE_URL", "postgres://mpc:pg-password@db:5432/mpc?sslpassword=query-password"),
                 ("MPC_STORAGE__PASSWORD", "other-password"),
                 ("MPC_COSIGNER_ENDPOINTS", "https://u:endpoint-pass@c1:1,http://c2:2"),
             ]),
         )
         .unwrap();
         let shown = s.render();
-        for secret in ["hunter2-secret", "pg-password", "other-password", "endpoint-pass"] {
+        for secret in ["hunter2-secret", "pg-password", "query-password", "other-password", "endpoint-pass"] {
             assert!(!shown.contains(secret), "{shown}");
             assert!(!format!("{s:?}").contains(secret));
         }
@@ -421,7 +420,7 @@ mod tests {
             "{shown}"
         );
         assert!(shown.contains("MPC_STORAGE__PASSWORD"), "{shown}");
-        assert!(shown.contains("postgres://***@db:5432/mpc"), "{shown}");
+        assert!(shown.contains("postgres://***@db:5432/mpc?sslpassword=***"), "{shown}");
     }
 
     #[test]

@@ -197,15 +197,76 @@ impl StoreOptions {
     }
 }
 
-/// `url` with any `user:password@` part replaced, safe to print.
-pub fn redact_url(url: &str) -> String {
-    match url.split_once("://") {
-        Some((scheme, rest)) => match rest.rsplit_once('@') {
-            Some((_, host)) => format!("{scheme}://***@{host}"),
-            None => url.to_string(),
-        },
-        None => url.to_string(),
+/// Whether a URL query parameter or store option called `name` holds a credential
+/// (`password`, `sslpassword`, `secret`, `token`, `api_key`, ...). Errs on the side of hiding.
+pub fn is_credential_name(name: &str) -> bool {
+    let name = percent_decode(name).to_ascii_lowercase();
+    ["pass", "pwd", "secret", "token", "key", "auth", "credential", "signature", "sig"]
+        .iter()
+        .any(|word| name.contains(word))
+}
+
+fn percent_decode(text: &str) -> String {
+    let bytes = text.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let hex = bytes.get(i + 1..i + 3).and_then(|h| std::str::from_utf8(h).ok());
+        match (bytes[i], hex.and_then(|h| u8::from_str_radix(h, 16).ok())) {
+            (b'%', Some(b)) => {
+                out.push(b);
+                i += 3;
+            }
+            (b'+', _) => {
+                out.push(b' ');
+                i += 1;
+            }
+            (b, _) => {
+                out.push(b);
+                i += 1;
+            }
+        }
     }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// `url` safe to print: a `user:password@` part becomes `***@`, the value of every query
+/// parameter named like a credential (see [`is_credential_name`]) becomes `***`, and a
+/// fragment is hidden.
+///
+/// A password may hold `/`, `?` or `#` unencoded, so everything up to the last `@` counts as
+/// credentials (an `@` inside the query hides more than needed, never less).
+pub fn redact_url(url: &str) -> String {
+    let (prefix, rest) = match url.split_once("://") {
+        Some((scheme, rest)) => (format!("{scheme}://"), rest),
+        None => (String::new(), url),
+    };
+    let (userinfo, rest) = match rest.rsplit_once('@') {
+        Some((_, after)) => ("***@", after),
+        None => ("", rest),
+    };
+    let (rest, fragment) = match rest.split_once('#') {
+        Some((before, _)) => (before, "#***"),
+        None => (rest, ""),
+    };
+    let shown = match rest.split_once('?') {
+        None => rest.to_string(),
+        Some((base, query)) => {
+            let pairs: Vec<String> = query
+                .split('&')
+                .map(|pair| {
+                    let name = pair.split_once('=').map_or(pair, |(name, _)| name);
+                    if is_credential_name(name) {
+                        format!("{name}=***")
+                    } else {
+                        pair.to_string()
+                    }
+                })
+                .collect();
+            format!("{base}?{}", pairs.join("&"))
+        }
+    };
+    format!("{prefix}{userinfo}{shown}{fragment}")
 }
 
 /// Factories by scheme; built once from everything submitted, refusing duplicates.
@@ -330,6 +391,30 @@ mod tests {
     #[test]
     fn redacts_credentials() {
         assert_eq!(redact_url("postgres://u:pw@host/db"), "postgres://***@host/db");
+        assert_eq!(redact_url("postgres://u:p/w?x@host/db"), "postgres://***@host/db");
+        assert_eq!(redact_url("http://127.0.0.1:8001"), "http://127.0.0.1:8001");
+        assert_eq!(
+            redact_url("postgres://db:5432/mpc?sslmode=require&password=hunter2&application_name=a"),
+            "postgres://db:5432/mpc?sslmode=require&password=***&application_name=a"
+        );
+        for (url, secret) in [
+            ("postgres://db/mpc?sslpassword=s3cr3t", "s3cr3t"),
+            ("https://h/x?api_key=k-123&Token=t-456", "k-123"),
+            ("https://h/x?api_key=k-123&Token=t-456", "t-456"),
+            ("https://h/x?pass%77ord=enc0ded", "enc0ded"),
+            ("sqlite:///x.db#frag-secret", "frag-secret"),
+            ("https://h/x?auth=a1&client_secret=c2", "c2"),
+        ] {
+            let shown = redact_url(url);
+            assert!(!shown.contains(secret), "{url} -> {shown}");
+        }
+        assert_eq!(redact_url("https://h/x?secret"), "https://h/x?secret=***");
+        assert!(is_credential_name("sslpassword") && is_credential_name("PASSWORD") && is_credential_name("key"));
+        assert!(
+            !is_credential_name("sslmode")
+                && !is_credential_name("namespace")
+                && !is_credential_name("busy_timeout_ms")
+        );
     }
 
     #[test]

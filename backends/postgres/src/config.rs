@@ -128,7 +128,7 @@ impl PostgresConfig {
                     "a PostgreSQL store URL starts with postgres:// or postgresql://, as in \
                  postgres://mpc@db.example:5432/mpc_wallet; set MPC_STORAGE_URL",
                 )
-                .with_context("url", redacted_url(&self.url)));
+                .with_context("url", redact_url(&self.url)));
         }
         validate_namespace(&self.namespace)?;
         if self.password.as_deref() == Some("") {
@@ -154,7 +154,7 @@ impl PostgresConfig {
         let mut options = PgConnectOptions::from_str(&self.url).map_err(|e| {
             OPTIONS
                 .error("the PostgreSQL store URL does not parse; check MPC_STORAGE_URL")
-                .with_context("url", redacted_url(&self.url))
+                .with_context("url", redact_url(&self.url))
                 .with_source(e)
         })?;
         if let Some(password) = &self.password {
@@ -172,30 +172,13 @@ impl fmt::Debug for PostgresConfig {
     // Hand-written: the URL and the password are secrets.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("PostgresConfig")
-            .field("url", &redacted_url(&self.url))
+            .field("url", &redact_url(&self.url))
             .field("namespace", &self.namespace)
             .field("password", &self.password.as_ref().map(|_| "***"))
             .field("max_connections", &self.max_connections)
             .field("acquire_timeout_ms", &self.acquire_timeout_ms)
             .finish()
     }
-}
-
-/// `url` safe to print: no `user:password@` part and no password in the query string.
-pub(crate) fn redacted_url(url: &str) -> String {
-    let shown = redact_url(url);
-    let Some((base, query)) = shown.split_once('?') else {
-        return shown;
-    };
-    let query: Vec<String> = query
-        .split('&')
-        .map(|pair| match pair.split_once('=') {
-            // sqlx takes `password=` in the query too; a percent-encoded key might spell it.
-            Some((key, _)) if key.to_ascii_lowercase().contains("pass") || key.contains('%') => format!("{key}=***"),
-            _ => pair.to_string(),
-        })
-        .collect();
-    format!("{base}?{}", query.join("&"))
 }
 
 /// 1 to 64 characters of `A-Z a-z 0-9 . _ -`, like a wallet id: safe in logs and in
