@@ -1,6 +1,10 @@
 //! The derivation cache: ECDH results `root * C` sealed in the agent's store under an HMAC
 //! lookup key (DESIGN.md section 8), so a repeated derivation for a counterparty needs no
 //! cosigner round trip, also after a restart, and the table reveals no counterparties.
+//!
+//! The cache is bounded: any caller of the BRC-100 front picks counterparties, so without a cap
+//! it could grow the store without end. After each put the least recently used entries beyond
+//! the maximum are evicted (the store tracks use: hits and puts).
 
 use std::sync::Arc;
 
@@ -19,16 +23,20 @@ pub(crate) struct DerivationCache {
     key: KeyId,
     encryption: Zeroizing<[u8; 32]>,
     lookup: Zeroizing<[u8; 32]>,
+    /// Most entries kept (at least 1).
+    max: usize,
 }
 
 impl DerivationCache {
-    /// The cache of `key` in `store`, with the keys derived from the share record.
-    pub(crate) fn new(store: Arc<dyn ShareStore>, key: KeyId, keys: &RecordKeys) -> Option<Self> {
+    /// The cache of `key` in `store`, with the keys derived from the share record, keeping at
+    /// most `max` entries.
+    pub(crate) fn new(store: Arc<dyn ShareStore>, key: KeyId, keys: &RecordKeys, max: usize) -> Option<Self> {
         store.capabilities().derivation_cache.then(|| Self {
             store,
             key,
             encryption: Zeroizing::new(keys.derivation_encryption),
             lookup: Zeroizing::new(keys.derivation_lookup),
+            max: max.max(1),
         })
     }
 
@@ -68,7 +76,8 @@ impl DerivationCache {
         }
     }
 
-    /// Stores `root * point = shared`.
+    /// Stores `root * point = shared`, then evicts the least recently used entries beyond the
+    /// maximum.
     pub(crate) async fn put(&self, point: &PublicKey, shared: &PublicKey) -> Result<()> {
         let lookup = self.lookup_key(point);
         let mut nonce = [0u8; 12];
@@ -79,6 +88,19 @@ impl DerivationCache {
             .map_err(|_| wallet_traits::Error::new(wallet_traits::ErrorKind::Internal, "cache sealing failed"))?;
         let mut sealed = nonce.to_vec();
         sealed.extend_from_slice(&ct);
-        self.store.put_derivation(&self.key, &lookup, &sealed).await
+        self.store.put_derivation(&self.key, &lookup, &sealed).await?;
+        // Puts happen only on misses, after a cosigner round trip, so evicting on each costs
+        // little next to it. A failed eviction leaves the entry stored and is retried by the
+        // next miss, so it is not the caller's error.
+        match self.store.evict_derivations(&self.key, self.max).await {
+            Ok(0) => {}
+            Ok(evicted) => {
+                tracing::debug!(key = %self.key, evicted, max = self.max, "derivation cache full: evicted the least recently used")
+            }
+            Err(e) => {
+                tracing::warn!(key = %self.key, error = %e, "could not evict derivation-cache entries; the next miss retries")
+            }
+        }
+        Ok(())
     }
 }

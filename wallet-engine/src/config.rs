@@ -75,7 +75,22 @@ pub struct WalletConfig {
     pub tls_ca_file: Option<PathBuf>,
     /// `MPC_STORAGE__<KEY>` variables: options for the store's factory (`busy_timeout_ms`, ...).
     pub store_options: wallet_traits::Options,
+    /// MPC_DERIVATION_CACHE_MAX: most entries the derivation cache keeps (least recently used
+    /// evicted first); default [`DEFAULT_DERIVATION_CACHE_MAX`].
+    pub derivation_cache_max: Option<usize>,
+    /// MPC_ALLOWED_ORIGINS: comma-separated web origins (`scheme://host[:port]`, or `*`) the
+    /// BRC-100 front serves; none by default.
+    pub allowed_origins: Option<String>,
+    /// MPC_ALLOWED_HOSTS: extra `Host` header values the front accepts besides its listening
+    /// address and `localhost`.
+    pub allowed_hosts: Option<String>,
+    /// MPC_API_TOKEN: when set, every front request needs `Authorization: Bearer <token>`.
+    /// Never printed.
+    pub api_token: Option<String>,
 }
+
+/// Default of [`WalletConfig::derivation_cache_max`].
+pub const DEFAULT_DERIVATION_CACHE_MAX: usize = 10_000;
 
 impl fmt::Debug for WalletConfig {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -97,6 +112,10 @@ impl fmt::Debug for WalletConfig {
             .field("jwt_private_key_file", &self.jwt_private_key_file)
             .field("tls_ca_file", &self.tls_ca_file)
             .field("store_options", &self.store_options.keys().collect::<Vec<_>>())
+            .field("derivation_cache_max", &self.derivation_cache_max)
+            .field("allowed_origins", &self.allowed_origins)
+            .field("allowed_hosts", &self.allowed_hosts)
+            .field("api_token", &self.api_token.as_ref().map(|_| "<redacted>"))
             .finish()
     }
 }
@@ -134,6 +153,10 @@ impl WalletConfig {
         SettingKey::secret("jwt_secret"),
         SettingKey::plain("jwt_private_key_file"),
         SettingKey::plain("tls_ca_file"),
+        SettingKey::plain("derivation_cache_max").default("10000"),
+        SettingKey::plain("allowed_origins"),
+        SettingKey::plain("allowed_hosts"),
+        SettingKey::secret("api_token"),
     ];
 
     /// Reads the `MPC_*` variables (no file); a present but invalid value fails naming its
@@ -204,6 +227,19 @@ impl WalletConfig {
             jwt_private_key_file: get("MPC_JWT_PRIVATE_KEY_FILE").map(PathBuf::from),
             tls_ca_file: get("MPC_TLS_CA_FILE").map(PathBuf::from),
             store_options: Default::default(),
+            derivation_cache_max: get("MPC_DERIVATION_CACHE_MAX")
+                .map(|v| match v.trim().parse::<usize>() {
+                    Ok(n) if n > 0 => Ok(n),
+                    _ => Err(Error::new(
+                        ErrorKind::Config,
+                        "MPC_DERIVATION_CACHE_MAX is invalid: it must be a number of entries of at least 1, such as 10000",
+                    )
+                    .with_context("variable", "MPC_DERIVATION_CACHE_MAX")),
+                })
+                .transpose()?,
+            allowed_origins: get("MPC_ALLOWED_ORIGINS"),
+            allowed_hosts: get("MPC_ALLOWED_HOSTS"),
+            api_token: get("MPC_API_TOKEN"),
         })
     }
 }

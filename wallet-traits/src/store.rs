@@ -8,7 +8,7 @@ use crate::{ErrorKind, KeyId, Result, StoredShare, WalletId};
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 #[non_exhaustive]
 pub struct StoreCapabilities {
-    /// `get_derivation` / `put_derivation` work.
+    /// `get_derivation` / `put_derivation` / `evict_derivations` / `count_derivations` work.
     pub derivation_cache: bool,
     /// `add_primes` / `take_primes` work.
     pub prime_pool: bool,
@@ -24,6 +24,17 @@ impl StoreCapabilities {
 /// Persists sealed key shares, the sealed derivation cache and the sealed prime pool of one party.
 ///
 /// Records arrive sealed; a store never sees plaintext.
+///
+/// # The derivation cache
+///
+/// The engine caches ECDH results per key and bounds the cache itself: after each
+/// [`put_derivation`](Self::put_derivation) it calls [`evict_derivations`](Self::evict_derivations)
+/// with its configured maximum. For that a store keeps, per entry, when it was last *used*: a
+/// [`get_derivation`](Self::get_derivation) that finds the entry and a `put_derivation` both mark
+/// it used now. "Now" is a counter the store advances on every use, not a clock, so two uses
+/// order exactly even within one millisecond, and clock steps cannot reorder them. The counter
+/// need only order the entries of one key; it survives restarts, and entries a store held before
+/// it learned recency get values by their write order where the store knows it.
 #[async_trait]
 pub trait ShareStore: std::fmt::Debug + Send + Sync + 'static {
     /// What this store supports.
@@ -46,11 +57,25 @@ pub trait ShareStore: std::fmt::Debug + Send + Sync + 'static {
     /// Keys of `wallet` held here, ordered by index.
     async fn list_keys(&self, wallet: &WalletId) -> Result<Vec<KeyId>>;
 
-    /// A sealed derivation-cache entry by its lookup key.
+    /// A sealed derivation-cache entry by its lookup key. A hit marks the entry used (a small
+    /// write; no scan), so entries in use survive [`evict_derivations`](Self::evict_derivations).
     async fn get_derivation(&self, key: &KeyId, lookup: &[u8]) -> Result<Option<Vec<u8>>>;
 
-    /// Stores a sealed derivation-cache entry (last write wins: entries are deterministic).
+    /// Stores a sealed derivation-cache entry (last write wins: entries are deterministic) and
+    /// marks it used.
     async fn put_derivation(&self, key: &KeyId, lookup: &[u8], sealed: &[u8]) -> Result<()>;
+
+    /// Removes all but the `keep` most recently used derivation-cache entries of `key` (all of
+    /// them when `keep` is 0) and returns how many it removed. Other keys' entries stay.
+    ///
+    /// Called after every `put_derivation`, that is on every cache miss, which already cost a
+    /// cosigner round trip: a pass over the key's entries in recency order (an index) is fine,
+    /// a scan of the whole store is not. With several writers the count may pass `keep` between
+    /// a put and its eviction; each eviction brings it back.
+    async fn evict_derivations(&self, key: &KeyId, keep: usize) -> Result<u64>;
+
+    /// How many derivation-cache entries `key` has: for tests and operators.
+    async fn count_derivations(&self, key: &KeyId) -> Result<u64>;
 
     /// Adds one sealed prime pair to `pool`.
     async fn add_primes(&self, pool: &str, sealed: &[u8]) -> Result<()>;

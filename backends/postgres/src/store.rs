@@ -389,9 +389,12 @@ impl ShareStore for PostgresShareStore {
     }
 
     async fn get_derivation(&self, key: &KeyId, lookup: &[u8]) -> Result<Option<Vec<u8>>> {
+        // A hit marks the entry used: one UPDATE by primary key, taking the next value of the
+        // sequence (ordered across every connection and process).
         let row = sqlx::query(
-            "SELECT sealed FROM mpc_derivations \
-             WHERE namespace = $1 AND wallet_id = $2 AND key_index = $3 AND lookup = $4",
+            "UPDATE mpc_derivations SET used_seq = nextval('mpc_derivation_uses') \
+             WHERE namespace = $1 AND wallet_id = $2 AND key_index = $3 AND lookup = $4 \
+             RETURNING sealed",
         )
         .bind(&self.namespace)
         .bind(key.wallet.as_str())
@@ -404,11 +407,13 @@ impl ShareStore for PostgresShareStore {
     }
 
     async fn put_derivation(&self, key: &KeyId, lookup: &[u8], sealed: &[u8]) -> Result<()> {
+        // used_seq defaults to the sequence's next value; an overwrite takes the one the insert
+        // drew (excluded.used_seq) rather than drawing another.
         sqlx::query(
             "INSERT INTO mpc_derivations (namespace, wallet_id, key_index, lookup, sealed) \
              VALUES ($1, $2, $3, $4, $5) \
              ON CONFLICT (namespace, wallet_id, key_index, lookup) DO UPDATE SET sealed = excluded.sealed, \
-             created_at = now()",
+             created_at = now(), used_seq = excluded.used_seq",
         )
         .bind(&self.namespace)
         .bind(key.wallet.as_str())
@@ -419,6 +424,38 @@ impl ShareStore for PostgresShareStore {
         .await
         .map_err(|e| self.fail(e, "write a derivation-cache entry").with_context("key", key))?;
         Ok(())
+    }
+
+    async fn evict_derivations(&self, key: &KeyId, keep: usize) -> Result<u64> {
+        // The subquery walks the recency index from the newest entry, skipping `keep`. Two
+        // processes evicting at once may pick the same rows; deleting a row twice is harmless.
+        let done = sqlx::query(
+            "DELETE FROM mpc_derivations \
+             WHERE namespace = $1 AND wallet_id = $2 AND key_index = $3 AND lookup IN \
+             (SELECT lookup FROM mpc_derivations WHERE namespace = $1 AND wallet_id = $2 AND key_index = $3 \
+             ORDER BY used_seq DESC OFFSET $4)",
+        )
+        .bind(&self.namespace)
+        .bind(key.wallet.as_str())
+        .bind(i64::from(key.index))
+        .bind(i64::try_from(keep).unwrap_or(i64::MAX))
+        .execute(&self.pool)
+        .await
+        .map_err(|e| self.fail(e, "evict derivation-cache entries").with_context("key", key))?;
+        Ok(done.rows_affected())
+    }
+
+    async fn count_derivations(&self, key: &KeyId) -> Result<u64> {
+        let row = sqlx::query(
+            "SELECT COUNT(*) AS n FROM mpc_derivations WHERE namespace = $1 AND wallet_id = $2 AND key_index = $3",
+        )
+        .bind(&self.namespace)
+        .bind(key.wallet.as_str())
+        .bind(i64::from(key.index))
+        .fetch_one(&self.pool)
+        .await
+        .map_err(|e| self.fail(e, "count derivation-cache entries").with_context("key", key))?;
+        self.reader(&row, "derivation-cache", key).int::<i64, _>("n")
     }
 
     async fn add_primes(&self, pool: &str, sealed: &[u8]) -> Result<()> {

@@ -58,7 +58,7 @@ async fn postgres_passes_the_conformance_suite() {
     let report = share_store_suite(Arc::new(store)).await;
     println!("conformance: postgres: {report}");
     assert!(report.skipped.is_empty(), "the PostgreSQL store claims every capability: {report:?}");
-    assert_eq!(report.passed.len(), 10, "{report:?}");
+    assert_eq!(report.passed.len(), 11, "{report:?}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -355,7 +355,7 @@ async fn concurrent_connects_migrate_a_fresh_schema_once() {
             .fetch_all(&raw)
             .await
             .unwrap();
-    assert_eq!(applied, [(1, true)], "each migration applied exactly once");
+    assert_eq!(applied, [(1, true), (2, true)], "each migration applied exactly once");
 
     // The stores work in that schema and see each other's writes.
     let record = sample_record(&WalletId::new("migrate").unwrap(), 0, 1);
@@ -393,5 +393,50 @@ async fn sslmode_in_the_url_uses_tls() {
     .unwrap();
     assert!(!encrypted.is_empty() && encrypted.iter().all(|&ssl| ssl), "{encrypted:?}");
     store.close().await;
+    raw.close().await;
+}
+
+#[tokio::test]
+async fn a_database_from_before_recency_keeps_its_cache_in_write_order() {
+    // A schema migrated by the first release only: its derivation rows have no recency column.
+    let schema = format!("mpc_test_{}", random_suffix());
+    let raw = raw_pool().await;
+    sqlx::query(&format!("CREATE SCHEMA {schema}")).execute(&raw).await.unwrap();
+    let url = with_query(&server_url(), &format!("options=-c%20search_path%3D{schema}"));
+    let dir = tempfile::tempdir().unwrap();
+    let initial = concat!(env!("CARGO_MANIFEST_DIR"), "/migrations/0001_initial.sql");
+    std::fs::copy(initial, dir.path().join("0001_initial.sql")).unwrap();
+    let old = sqlx::PgPool::connect(&url).await.unwrap();
+    sqlx::migrate::Migrator::new(dir.path()).await.unwrap().run(&old).await.unwrap();
+    let namespace = fresh_namespace("recency");
+    // Written an hour, a minute and a day ago: least recently used first is c, a, b.
+    for (lookup, age) in [(&b"a"[..], "1 hour"), (b"b", "1 minute"), (b"c", "1 day")] {
+        sqlx::query(
+            "INSERT INTO mpc_derivations (namespace, wallet_id, key_index, lookup, sealed, created_at) \
+             VALUES ($1, 'old', 0, $2, $2, now() - $3::interval)",
+        )
+        .bind(&namespace)
+        .bind(lookup)
+        .bind(age)
+        .execute(&old)
+        .await
+        .unwrap();
+    }
+    old.close().await;
+
+    let store = PostgresShareStore::connect(&PostgresConfig::new(&url).with_namespace(&namespace)).await.unwrap();
+    let key = KeyId::new(WalletId::new("old").unwrap(), 0);
+    assert_eq!(store.count_derivations(&key).await.unwrap(), 3);
+    assert_eq!(store.get_derivation(&key, b"c").await.unwrap(), Some(b"c".to_vec()), "old entries still open");
+    // The hit made `c` the newest; `a` is now the least recently used, then `b`.
+    assert_eq!(store.evict_derivations(&key, 2).await.unwrap(), 1);
+    assert_eq!(store.get_derivation(&key, b"a").await.unwrap(), None);
+    store.put_derivation(&key, b"d", b"d").await.unwrap();
+    assert_eq!(store.evict_derivations(&key, 2).await.unwrap(), 1);
+    assert_eq!(store.get_derivation(&key, b"b").await.unwrap(), None, "a new entry counts as newer than old ones");
+    assert_eq!(store.count_derivations(&key).await.unwrap(), 2);
+
+    store.close().await;
+    sqlx::query(&format!("DROP SCHEMA {schema} CASCADE")).execute(&raw).await.unwrap();
     raw.close().await;
 }

@@ -14,7 +14,12 @@ use crate::ROCKSDB_SCHEME;
 pub(crate) const VALUE_ENCODING: u8 = 1;
 
 /// The layout version kept under [`META_LAYOUT`]: column families, keys and value encodings.
-pub(crate) const LAYOUT_VERSION: u8 = 1;
+/// Layout 2 added derivation-cache recency ([`CF_DERIVATION_USES`], the `used` field of
+/// [`encode_derivation`]); a layout-1 directory is upgraded when it opens.
+pub(crate) const LAYOUT_VERSION: u8 = 2;
+
+/// The layout before derivation-cache recency: derivation values were [`encode_blob`]s.
+pub(crate) const LAYOUT_WITHOUT_RECENCY: u8 = 1;
 
 /// Column family of share records.
 pub(crate) const CF_SHARES: &str = "shares";
@@ -24,13 +29,18 @@ pub(crate) const CF_DERIVATIONS: &str = "derivations";
 pub(crate) const CF_PRIMES: &str = "primes";
 /// Column family of the store's own bookkeeping.
 pub(crate) const CF_META: &str = "meta";
+/// Column family indexing derivation-cache entries by last use: [`derivation_use_key`] to the
+/// entry's lookup, so eviction walks one key's entries oldest use first without reading values.
+pub(crate) const CF_DERIVATION_USES: &str = "derivation_uses";
 /// Every column family the store opens, besides RocksDB's `default` (unused).
-pub(crate) const COLUMN_FAMILIES: [&str; 4] = [CF_SHARES, CF_DERIVATIONS, CF_PRIMES, CF_META];
+pub(crate) const COLUMN_FAMILIES: [&str; 5] = [CF_SHARES, CF_DERIVATIONS, CF_PRIMES, CF_META, CF_DERIVATION_USES];
 
 /// Meta key of the layout version, one byte.
 pub(crate) const META_LAYOUT: &[u8] = b"layout";
 /// Meta key of the next prime-pair sequence number, u64 big-endian.
 pub(crate) const META_PRIME_SEQ: &[u8] = b"prime_seq";
+/// Meta key of the next derivation-cache use number, u64 big-endian.
+pub(crate) const META_DERIVATION_SEQ: &[u8] = b"derivation_seq";
 
 /// `len(wallet): u8 ‖ wallet`: every key of the wallet starts with it.
 pub(crate) fn wallet_prefix(wallet: &WalletId) -> Vec<u8> {
@@ -59,6 +69,20 @@ pub(crate) fn index_of_share_key(prefix: &[u8], raw: &[u8]) -> Option<u32> {
 pub(crate) fn derivation_key(key: &KeyId, lookup: &[u8]) -> Vec<u8> {
     let mut out = share_key(key);
     out.extend_from_slice(lookup);
+    out
+}
+
+/// The share key and the lookup of a derivation key, split where the share key ends.
+pub(crate) fn split_derivation_key(raw: &[u8]) -> Option<(&[u8], &[u8])> {
+    let share_key_len = 1 + usize::from(*raw.first()?) + 4;
+    (raw.len() >= share_key_len).then(|| raw.split_at(share_key_len))
+}
+
+/// `share_key ‖ used: u64 BE`: the index entry of a derivation-cache entry last used at `used`,
+/// so one key's entries sort oldest use first.
+pub(crate) fn derivation_use_key(share_key: &[u8], used: u64) -> Vec<u8> {
+    let mut out = share_key.to_vec();
+    out.extend_from_slice(&used.to_be_bytes());
     out
 }
 
@@ -166,7 +190,25 @@ pub(crate) fn share_version(key: &KeyId, value: &[u8]) -> Result<u64> {
     Ok(u64::from_be_bytes(r.array("version")?))
 }
 
-/// A derivation-cache entry or a prime pair: `encoding: u8 (1) ‖ sealed`.
+/// A derivation-cache entry: `encoding: u8 (1) ‖ used: u64 ‖ sealed`, `used` the number of its
+/// last use (the key of its [`derivation_use_key`] index entry).
+pub(crate) fn encode_derivation(used: u64, sealed: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(9 + sealed.len());
+    out.push(VALUE_ENCODING);
+    out.extend_from_slice(&used.to_be_bytes());
+    out.extend_from_slice(sealed);
+    out
+}
+
+/// Reads [`encode_derivation`]'s layout back: `(used, sealed)`.
+pub(crate) fn decode_derivation(key: &dyn fmt::Display, value: &[u8]) -> Result<(u64, Vec<u8>)> {
+    let mut r = Reader { rest: value, what: "derivation-cache", key };
+    r.encoding()?;
+    let used = u64::from_be_bytes(r.array("used")?);
+    Ok((used, r.rest.to_vec()))
+}
+
+/// A prime pair, or a derivation-cache entry of layout 1: `encoding: u8 (1) ‖ sealed`.
 pub(crate) fn encode_blob(sealed: &[u8]) -> Vec<u8> {
     let mut out = Vec::with_capacity(1 + sealed.len());
     out.push(VALUE_ENCODING);
@@ -312,6 +354,22 @@ mod tests {
         assert!(prime_key(&pool_prefix("pp").unwrap(), 0) > end);
         assert_eq!(prefix_end(&[1, 0xFF, 0xFF]), Some(vec![2]));
         assert_eq!(prefix_end(&[0xFF]), None);
+    }
+
+    #[test]
+    fn derivations_round_trip_and_their_keys_split() {
+        let key = KeyId::new(WalletId::new("wallet").unwrap(), 3);
+        let value = encode_derivation(u64::MAX - 1, b"sealed");
+        assert_eq!(decode_derivation(&key, &value).unwrap(), (u64::MAX - 1, b"sealed".to_vec()));
+        for bad in [&b""[..], &b"\x01\x00\x00"[..], &b"\x02\x00\x00\x00\x00\x00\x00\x00\x00"[..]] {
+            assert_eq!(decode_derivation(&key, bad).unwrap_err().kind(), ErrorKind::Corrupted);
+        }
+        let raw = derivation_key(&key, b"lookup");
+        assert_eq!(split_derivation_key(&raw), Some((share_key(&key).as_slice(), &b"lookup"[..])));
+        assert_eq!(split_derivation_key(&raw[..5]), None);
+        let share = share_key(&key);
+        assert!(derivation_use_key(&share, 255) < derivation_use_key(&share, 256));
+        assert!(derivation_use_key(&share, u64::MAX) < prefix_end(&share).unwrap());
     }
 
     #[test]

@@ -16,7 +16,7 @@ use wallet_traits::{
 };
 
 use crate::{
-    codec::{self, CF_DERIVATIONS, CF_META, CF_PRIMES, CF_SHARES},
+    codec::{self, CF_DERIVATIONS, CF_DERIVATION_USES, CF_META, CF_PRIMES, CF_SHARES},
     RocksDbConfig, ROCKSDB_SCHEME,
 };
 
@@ -43,7 +43,12 @@ struct Inner {
     path: PathBuf,
     sync_writes: bool,
     write_options: WriteOptions,
-    /// Held across every read-check-write (create, update, delete, add and take primes).
+    /// For marking a derivation-cache hit used: never fsynced, so a hit stays cheap. Losing one
+    /// to a power cut only ages an entry; RocksDB's log is sequential, so it can only be lost
+    /// together with every later write, and the use counter never goes backwards.
+    touch_options: WriteOptions,
+    /// Held across every read-check-write (create, update, delete, add and take primes, and
+    /// every derivation-cache operation but counting).
     ///
     /// A plain mutex rather than a `TransactionDB` or `OptimisticTransactionDB`: RocksDB's LOCK
     /// file admits one process per directory and that process opens it once, so every writer
@@ -59,6 +64,9 @@ struct Writer {
     /// and advanced here only after that batch is written, so a failed or panicking write
     /// leaves it valid.
     next_prime_seq: u64,
+    /// The use number the next derivation-cache use gets; persisted and advanced the same way.
+    /// One counter for all keys: it only has to order the entries of each.
+    next_derivation_use: u64,
 }
 
 impl RocksDbShareStore {
@@ -158,16 +166,22 @@ impl Inner {
 
         let mut write_options = WriteOptions::default();
         write_options.set_sync(config.sync_writes);
+        let mut touch_options = WriteOptions::default();
+        touch_options.set_sync(false);
         let mut inner = Self {
             db,
             path,
             sync_writes: config.sync_writes,
             write_options,
-            writer: Mutex::new(Writer { next_prime_seq: 0 }),
+            touch_options,
+            writer: Mutex::new(Writer { next_prime_seq: 0, next_derivation_use: 0 }),
         };
         inner.check_layout()?;
-        let next_prime_seq = inner.stored_prime_seq()?;
-        inner.writer.get_mut().unwrap_or_else(PoisonError::into_inner).next_prime_seq = next_prime_seq;
+        let next_prime_seq = inner.stored_seq(codec::META_PRIME_SEQ, "prime_seq")?;
+        let next_derivation_use = inner.stored_seq(codec::META_DERIVATION_SEQ, "derivation_seq")?;
+        let writer = inner.writer.get_mut().unwrap_or_else(PoisonError::into_inner);
+        writer.next_prime_seq = next_prime_seq;
+        writer.next_derivation_use = next_derivation_use;
         Ok(inner)
     }
 
@@ -185,6 +199,7 @@ impl Inner {
                 self.db.write_opt(batch, &synced).map_err(|e| storage(e, "record the layout version"))
             }
             Some([codec::LAYOUT_VERSION]) => Ok(()),
+            Some([codec::LAYOUT_WITHOUT_RECENCY]) => self.add_recency(),
             Some(&[newer]) if newer > codec::LAYOUT_VERSION => Err(Error::new(
                 ErrorKind::Unsupported,
                 "a newer release wrote this RocksDB directory; run that release or restore a backup",
@@ -196,16 +211,48 @@ impl Inner {
         }
     }
 
-    fn stored_prime_seq(&self) -> Result<u64> {
+    /// Upgrades a layout-1 directory, whose derivation entries have no recency: numbers them in
+    /// key order (layout 1 kept no order of use, and lookups are HMACs, so key order favours no
+    /// one), indexes them, and records layout 2, all in one synced batch, so a crash leaves
+    /// layout 1 to upgrade again on the next open.
+    fn add_recency(&self) -> Result<()> {
+        let (derivations, uses, meta) = (self.cf(CF_DERIVATIONS)?, self.cf(CF_DERIVATION_USES)?, self.cf(CF_META)?);
+        let mut batch = WriteBatch::default();
+        let mut next = 0u64;
+        let mut iter = self.db.raw_iterator_cf(derivations);
+        iter.seek_to_first();
+        while let Some((raw, value)) = iter.item() {
+            match (codec::split_derivation_key(raw), codec::decode_blob("derivation-cache", &"layout 1", value)) {
+                (Some((share_key, lookup)), Ok(sealed)) => {
+                    batch.put_cf(derivations, raw, codec::encode_derivation(next, &sealed));
+                    batch.put_cf(uses, codec::derivation_use_key(share_key, next), lookup);
+                    next += 1;
+                }
+                // A cache entry can always be recomputed; a damaged one must not keep the
+                // shares from opening.
+                _ => batch.delete_cf(derivations, raw),
+            }
+            iter.next();
+        }
+        iter.status().map_err(|e| storage(e, "upgrade the derivation cache to layout 2"))?;
+        drop(iter);
+        batch.put_cf(meta, codec::META_DERIVATION_SEQ, next.to_be_bytes());
+        batch.put_cf(meta, codec::META_LAYOUT, [codec::LAYOUT_VERSION]);
+        let mut synced = WriteOptions::default();
+        synced.set_sync(true);
+        self.db.write_opt(batch, &synced).map_err(|e| storage(e, "upgrade the derivation cache to layout 2"))
+    }
+
+    /// A u64 counter kept in `meta` under `key` (0 when absent).
+    fn stored_seq(&self, key: &'static [u8], name: &'static str) -> Result<u64> {
         let meta = self.cf(CF_META)?;
-        let stored =
-            self.db.get_cf(meta, codec::META_PRIME_SEQ).map_err(|e| storage(e, "read the prime-pool sequence"))?;
+        let stored = self
+            .db
+            .get_cf(meta, key)
+            .map_err(|e| storage(e, "read a sequence counter").with_context("counter", name))?;
         match stored {
             None => Ok(0),
-            Some(bytes) => bytes
-                .try_into()
-                .map(u64::from_be_bytes)
-                .map_err(|_| codec::corrupted("meta", &"prime_seq", "prime_seq")),
+            Some(bytes) => bytes.try_into().map(u64::from_be_bytes).map_err(|_| codec::corrupted("meta", &name, name)),
         }
     }
 
@@ -242,6 +289,56 @@ impl Inner {
         let mut iter = self.db.raw_iterator_cf_opt(self.cf(cf)?, read);
         iter.seek(prefix);
         Ok(iter)
+    }
+
+    /// Like [`scan`](Self::scan), but positioned on the last key, for walking back with `prev`.
+    fn scan_from_last(&self, cf: &'static str, prefix: &[u8]) -> Result<DBRawIterator<'_>> {
+        let mut read = ReadOptions::default();
+        read.set_iterate_lower_bound(prefix.to_vec());
+        if let Some(end) = codec::prefix_end(prefix) {
+            read.set_iterate_upper_bound(end);
+        }
+        let mut iter = self.db.raw_iterator_cf_opt(self.cf(cf)?, read);
+        iter.seek_to_last();
+        Ok(iter)
+    }
+
+    /// Writes derivation entry `raw_key` (of `key`, under `lookup`) as used now, in one batch:
+    /// the value with the next use number, its index entry moved from `previous` (its last use,
+    /// if it had one), and the counter. Call with the writer lock held.
+    #[allow(clippy::too_many_arguments)]
+    fn write_use(
+        &self,
+        writer: &mut Writer,
+        key: &KeyId,
+        lookup: &[u8],
+        previous: Option<u64>,
+        sealed: &[u8],
+        options: &WriteOptions,
+        action: &str,
+    ) -> Result<()> {
+        let now = writer.next_derivation_use;
+        let next = now.checked_add(1).ok_or_else(|| {
+            Error::new(ErrorKind::Internal, "the derivation-cache use counter is exhausted")
+                .with_context("backend", ROCKSDB_SCHEME)
+                .with_context("key", key)
+        })?;
+        let share_key = codec::share_key(key);
+        let uses = self.cf(CF_DERIVATION_USES)?;
+        let mut batch = WriteBatch::default();
+        batch.put_cf(
+            self.cf(CF_DERIVATIONS)?,
+            codec::derivation_key(key, lookup),
+            codec::encode_derivation(now, sealed),
+        );
+        if let Some(previous) = previous {
+            batch.delete_cf(uses, codec::derivation_use_key(&share_key, previous));
+        }
+        batch.put_cf(uses, codec::derivation_use_key(&share_key, now), lookup);
+        batch.put_cf(self.cf(CF_META)?, codec::META_DERIVATION_SEQ, next.to_be_bytes());
+        self.db.write_opt(batch, options).map_err(|e| storage(e, action).with_context("key", key))?;
+        writer.next_derivation_use = next;
+        Ok(())
     }
 
     /// The stored version of `key`: `NotFound` when absent, `Conflict` when not `expected`.
@@ -442,23 +539,98 @@ impl ShareStore for RocksDbShareStore {
     }
 
     async fn get_derivation(&self, key: &KeyId, lookup: &[u8]) -> Result<Option<Vec<u8>>> {
-        let (key, raw_key) = (key.clone(), codec::derivation_key(key, lookup));
+        let (key, lookup) = (key.clone(), lookup.to_vec());
         self.run(move |inner| {
-            let value = inner
-                .get(CF_DERIVATIONS, &raw_key, "read a derivation-cache entry")
-                .map_err(|e| e.with_context("key", &key))?;
-            value.map(|value| codec::decode_blob("derivation-cache", &key, &value)).transpose()
+            // Under the lock: a hit rewrites the entry and moves its index entry, which must not
+            // interleave with a put or an eviction of the same entry.
+            let mut writer = inner.lock();
+            let Some(value) = inner
+                .get(CF_DERIVATIONS, &codec::derivation_key(&key, &lookup), "read a derivation-cache entry")
+                .map_err(|e| e.with_context("key", &key))?
+            else {
+                return Ok(None);
+            };
+            let (used, sealed) = codec::decode_derivation(&key, &value)?;
+            let action = "mark a derivation-cache entry used";
+            inner.write_use(&mut writer, &key, &lookup, Some(used), &sealed, &inner.touch_options, action)?;
+            Ok(Some(sealed))
         })
         .await
     }
 
     async fn put_derivation(&self, key: &KeyId, lookup: &[u8], sealed: &[u8]) -> Result<()> {
-        let (key, raw_key, value) = (key.clone(), codec::derivation_key(key, lookup), codec::encode_blob(sealed));
-        // No lock: one put with nothing to check, and the last write wins.
+        let (key, lookup, sealed) = (key.clone(), lookup.to_vec(), sealed.to_vec());
         self.run(move |inner| {
+            let mut writer = inner.lock();
+            let existing = inner
+                .get(CF_DERIVATIONS, &codec::derivation_key(&key, &lookup), "read a derivation-cache entry")
+                .map_err(|e| e.with_context("key", &key))?;
+            // A damaged entry is simply overwritten: the fresh value replaces it.
+            let previous = existing.and_then(|v| codec::decode_derivation(&key, &v).ok()).map(|(used, _)| used);
+            let action = "write a derivation-cache entry";
+            inner.write_use(&mut writer, &key, &lookup, previous, &sealed, &inner.write_options, action)
+        })
+        .await
+    }
+
+    async fn evict_derivations(&self, key: &KeyId, keep: usize) -> Result<u64> {
+        let key = key.clone();
+        self.run(move |inner| {
+            let _writer = inner.lock();
+            let action = "evict derivation-cache entries";
+            let share_key = codec::share_key(&key);
+            // Newest use first: skip `keep` index entries, the rest go.
+            let mut iter = inner.scan_from_last(CF_DERIVATION_USES, &share_key)?;
+            let (mut seen, mut stale) = (0usize, Vec::new());
+            while let Some((use_key, lookup)) = iter.item() {
+                if seen >= keep {
+                    stale.push((use_key.to_vec(), lookup.to_vec()));
+                }
+                seen += 1;
+                iter.prev();
+            }
+            iter.status().map_err(|e| storage(e, action).with_context("key", &key))?;
+            drop(iter);
+            if stale.is_empty() {
+                return Ok(0);
+            }
+            let (derivations, uses) = (inner.cf(CF_DERIVATIONS)?, inner.cf(CF_DERIVATION_USES)?);
             let mut batch = WriteBatch::default();
-            batch.put_cf(inner.cf(CF_DERIVATIONS)?, &raw_key, value);
-            inner.write(batch).map_err(|e| storage(e, "write a derivation-cache entry").with_context("key", &key))
+            let mut removed = 0u64;
+            for (use_key, lookup) in stale {
+                batch.delete_cf(uses, &use_key);
+                let raw_key = codec::derivation_key(&key, &lookup);
+                let Some(value) =
+                    inner.get(CF_DERIVATIONS, &raw_key, action).map_err(|e| e.with_context("key", &key))?
+                else {
+                    continue;
+                };
+                // Delete the entry only if this index entry is its last use; a damaged entry
+                // goes too (it would only be recomputed).
+                let used = use_key.len().checked_sub(8).map(|at| &use_key[at..]);
+                let used = used.and_then(|b| b.try_into().ok()).map(u64::from_be_bytes);
+                if codec::decode_derivation(&key, &value).map_or(true, |(last, _)| Some(last) == used) {
+                    batch.delete_cf(derivations, &raw_key);
+                    removed += 1;
+                }
+            }
+            inner.write(batch).map_err(|e| storage(e, action).with_context("key", &key))?;
+            Ok(removed)
+        })
+        .await
+    }
+
+    async fn count_derivations(&self, key: &KeyId) -> Result<u64> {
+        let key = key.clone();
+        self.run(move |inner| {
+            let mut iter = inner.scan(CF_DERIVATIONS, &codec::share_key(&key))?;
+            let mut count = 0u64;
+            while iter.valid() {
+                count += 1;
+                iter.next();
+            }
+            iter.status().map_err(|e| storage(e, "count derivation-cache entries").with_context("key", &key))?;
+            Ok(count)
         })
         .await
     }

@@ -252,9 +252,12 @@ fn raw_share_key(wallet: &str, index: u32) -> Vec<u8> {
     [&[wallet.len() as u8][..], wallet.as_bytes(), &index.to_be_bytes()].concat()
 }
 
+/// The documented column families of layout 2.
+const COLUMN_FAMILIES: [&str; 5] = ["shares", "derivations", "primes", "meta", "derivation_uses"];
+
 /// Opens the directory with the raw RocksDB API, as a foreign tool or a bad restore might.
 fn raw_db(path: &Path) -> rocksdb::DB {
-    rocksdb::DB::open_cf(&rocksdb::Options::default(), path, ["shares", "derivations", "primes", "meta"]).unwrap()
+    rocksdb::DB::open_cf(&rocksdb::Options::default(), path, COLUMN_FAMILIES).unwrap()
 }
 
 #[tokio::test]
@@ -330,7 +333,7 @@ async fn malformed_keys_and_layouts_are_refused() {
     assert_eq!(e.context_value("field"), Some("key"), "{e}");
     drop(store);
 
-    for (layout, kind) in [(&[2u8][..], ErrorKind::Unsupported), (&[1, 0][..], ErrorKind::Corrupted)] {
+    for (layout, kind) in [(&[3u8][..], ErrorKind::Unsupported), (&[1, 0][..], ErrorKind::Corrupted)] {
         {
             let raw = raw_db(&path);
             raw.put_cf(raw.cf_handle("meta").unwrap(), b"layout", layout).unwrap();
@@ -339,4 +342,48 @@ async fn malformed_keys_and_layouts_are_refused() {
         assert_eq!(e.kind(), kind, "{layout:?}: {e}");
         assert_eq!(e.context_value("backend"), Some("rocksdb"));
     }
+}
+
+#[tokio::test]
+async fn a_layout_1_directory_is_upgraded_with_its_cache() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("layout1");
+    let wallet = WalletId::new("old").unwrap();
+    {
+        // What the first release wrote: four column families, derivation values `01 ‖ sealed`.
+        let mut options = rocksdb::Options::default();
+        options.create_if_missing(true);
+        options.create_missing_column_families(true);
+        let raw = rocksdb::DB::open_cf(&options, &path, ["shares", "derivations", "primes", "meta"]).unwrap();
+        raw.put_cf(raw.cf_handle("meta").unwrap(), b"layout", [1]).unwrap();
+        let derivations = raw.cf_handle("derivations").unwrap();
+        for lookup in [&b"a"[..], b"b", b"c"] {
+            let raw_key = [raw_share_key("old", 0), lookup.to_vec()].concat();
+            raw.put_cf(derivations, raw_key, [&[1u8][..], lookup].concat()).unwrap();
+        }
+        raw.put_cf(derivations, [raw_share_key("old", 1), b"damaged".to_vec()].concat(), b"\x07").unwrap();
+    }
+
+    let store = RocksDbShareStore::open(&path).await.unwrap();
+    let key = KeyId::new(wallet.clone(), 0);
+    assert_eq!(store.count_derivations(&key).await.unwrap(), 3);
+    assert_eq!(store.count_derivations(&KeyId::new(wallet.clone(), 1)).await.unwrap(), 0, "damaged entries dropped");
+    // Upgraded entries count as used in key order; a hit makes `a` the newest.
+    assert_eq!(store.get_derivation(&key, b"a").await.unwrap(), Some(b"a".to_vec()));
+    store.put_derivation(&key, b"d", b"d").await.unwrap();
+    assert_eq!(store.evict_derivations(&key, 2).await.unwrap(), 2);
+    assert_eq!(store.get_derivation(&key, b"b").await.unwrap(), None);
+    assert_eq!(store.get_derivation(&key, b"c").await.unwrap(), None);
+    drop(store);
+
+    // Upgraded once: the counter survives the restart, so a new put is still the newest.
+    let store = RocksDbShareStore::open(&path).await.unwrap();
+    store.put_derivation(&key, b"e", b"e").await.unwrap();
+    assert_eq!(store.evict_derivations(&key, 2).await.unwrap(), 1);
+    assert_eq!(store.get_derivation(&key, b"a").await.unwrap(), None, "`a` was used before `d`");
+    assert_eq!(store.get_derivation(&key, b"d").await.unwrap(), Some(b"d".to_vec()));
+    assert_eq!(store.get_derivation(&key, b"e").await.unwrap(), Some(b"e".to_vec()));
+    drop(store);
+    let raw = raw_db(&path);
+    assert_eq!(raw.get_cf(raw.cf_handle("meta").unwrap(), b"layout").unwrap(), Some(vec![2]));
 }

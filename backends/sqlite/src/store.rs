@@ -337,23 +337,30 @@ impl ShareStore for SqliteShareStore {
     }
 
     async fn get_derivation(&self, key: &KeyId, lookup: &[u8]) -> Result<Option<Vec<u8>>> {
-        let row =
-            sqlx::query("SELECT sealed FROM mpc_derivations WHERE wallet_id = ?1 AND key_index = ?2 AND lookup = ?3")
-                .bind(key.wallet.as_str())
-                .bind(i64::from(key.index))
-                .bind(lookup)
-                .fetch_optional(&self.pool)
-                .await
-                .map_err(|e| storage(e, "read a derivation-cache entry").with_context("key", key))?;
+        // A hit marks the entry used: one indexed UPDATE, its new value the key's newest use + 1
+        // (the write statement holds SQLite's write lock while the subquery reads).
+        let row = sqlx::query(
+            "UPDATE mpc_derivations SET used_seq = \
+             (SELECT MAX(used_seq) + 1 FROM mpc_derivations WHERE wallet_id = ?1 AND key_index = ?2) \
+             WHERE wallet_id = ?1 AND key_index = ?2 AND lookup = ?3 \
+             RETURNING sealed",
+        )
+        .bind(key.wallet.as_str())
+        .bind(i64::from(key.index))
+        .bind(lookup)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(|e| storage(e, "read a derivation-cache entry").with_context("key", key))?;
         row.map(|row| RowReader { row: &row, what: "derivation-cache", key }.get("sealed")).transpose()
     }
 
     async fn put_derivation(&self, key: &KeyId, lookup: &[u8], sealed: &[u8]) -> Result<()> {
         sqlx::query(
-            "INSERT INTO mpc_derivations (wallet_id, key_index, lookup, sealed, created_at) \
-             VALUES (?1, ?2, ?3, ?4, unixepoch()) \
+            "INSERT INTO mpc_derivations (wallet_id, key_index, lookup, sealed, created_at, used_seq) \
+             VALUES (?1, ?2, ?3, ?4, unixepoch(), \
+             (SELECT COALESCE(MAX(used_seq), 0) + 1 FROM mpc_derivations WHERE wallet_id = ?1 AND key_index = ?2)) \
              ON CONFLICT (wallet_id, key_index, lookup) DO UPDATE SET sealed = excluded.sealed, \
-             created_at = excluded.created_at",
+             created_at = excluded.created_at, used_seq = excluded.used_seq",
         )
         .bind(key.wallet.as_str())
         .bind(i64::from(key.index))
@@ -363,6 +370,33 @@ impl ShareStore for SqliteShareStore {
         .await
         .map_err(|e| storage(e, "write a derivation-cache entry").with_context("key", key))?;
         Ok(())
+    }
+
+    async fn evict_derivations(&self, key: &KeyId, keep: usize) -> Result<u64> {
+        // Walks the recency index from the newest entry, skipping `keep`; one statement, so
+        // atomic. LIMIT -1 is SQLite's "no limit".
+        let done = sqlx::query(
+            "DELETE FROM mpc_derivations WHERE rowid IN \
+             (SELECT rowid FROM mpc_derivations WHERE wallet_id = ?1 AND key_index = ?2 \
+             ORDER BY used_seq DESC LIMIT -1 OFFSET ?3)",
+        )
+        .bind(key.wallet.as_str())
+        .bind(i64::from(key.index))
+        .bind(i64::try_from(keep).unwrap_or(i64::MAX))
+        .execute(&self.pool)
+        .await
+        .map_err(|e| storage(e, "evict derivation-cache entries").with_context("key", key))?;
+        Ok(done.rows_affected())
+    }
+
+    async fn count_derivations(&self, key: &KeyId) -> Result<u64> {
+        let row = sqlx::query("SELECT COUNT(*) AS n FROM mpc_derivations WHERE wallet_id = ?1 AND key_index = ?2")
+            .bind(key.wallet.as_str())
+            .bind(i64::from(key.index))
+            .fetch_one(&self.pool)
+            .await
+            .map_err(|e| storage(e, "count derivation-cache entries").with_context("key", key))?;
+        RowReader { row: &row, what: "derivation-cache", key }.int("n")
     }
 
     async fn add_primes(&self, pool: &str, sealed: &[u8]) -> Result<()> {

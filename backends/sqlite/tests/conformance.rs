@@ -115,3 +115,39 @@ async fn unparsable_rows_are_corrupted() {
         assert_eq!(e.context_value("backend"), Some("sqlite"));
     }
 }
+
+#[tokio::test]
+async fn a_database_from_before_recency_keeps_its_cache_in_write_order() {
+    // A file migrated by the first release only: its derivation rows have no recency column.
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("old.db");
+    let first = dir.path().join("first-migration");
+    std::fs::create_dir(&first).unwrap();
+    let initial = concat!(env!("CARGO_MANIFEST_DIR"), "/migrations/0001_initial.sql");
+    std::fs::copy(initial, first.join("0001_initial.sql")).unwrap();
+    let options = sqlx::sqlite::SqliteConnectOptions::new().filename(&path).create_if_missing(true);
+    let raw = sqlx::SqlitePool::connect_with(options).await.unwrap();
+    sqlx::migrate::Migrator::new(first.as_path()).await.unwrap().run(&raw).await.unwrap();
+    // Written at 100, 300 and 200 seconds: least recently used first is a, c, b.
+    for (lookup, at) in [(&b"a"[..], 100), (b"b", 300), (b"c", 200)] {
+        sqlx::query("INSERT INTO mpc_derivations VALUES ('old', 0, ?1, ?1, ?2)")
+            .bind(lookup)
+            .bind(at)
+            .execute(&raw)
+            .await
+            .unwrap();
+    }
+    raw.close().await;
+
+    let store = SqliteShareStore::open(&path).await.unwrap();
+    let key = KeyId::new(WalletId::new("old").unwrap(), 0);
+    assert_eq!(store.count_derivations(&key).await.unwrap(), 3);
+    assert_eq!(store.get_derivation(&key, b"a").await.unwrap(), Some(b"a".to_vec()), "old entries still open");
+    // The hit made `a` the most recent; `c` is now the least recently used, then `b`.
+    assert_eq!(store.evict_derivations(&key, 2).await.unwrap(), 1);
+    assert_eq!(store.get_derivation(&key, b"c").await.unwrap(), None);
+    store.put_derivation(&key, b"d", b"d").await.unwrap();
+    assert_eq!(store.evict_derivations(&key, 2).await.unwrap(), 1);
+    assert_eq!(store.get_derivation(&key, b"b").await.unwrap(), None, "a new entry counts as newer than old ones");
+    assert_eq!(store.count_derivations(&key).await.unwrap(), 2);
+}

@@ -14,15 +14,36 @@ use wallet_traits::{Error, ErrorKind, ExecutionId, KeyId, Result, ShareMeta, Sha
 
 use crate::JSONFILE_SCHEME;
 
-/// The layout version this release reads and writes.
-pub(crate) const FILE_FORMAT: u32 = 1;
+/// The layout version this release writes. Format 2 added `used` to derivation entries.
+pub(crate) const FILE_FORMAT: u32 = 2;
+
+/// The layout before derivation-cache recency, still read: its entries count as used in file
+/// order.
+const FORMAT_WITHOUT_RECENCY: u32 = 1;
 
 /// The store's contents, parsed and validated.
 #[derive(Default)]
 pub(crate) struct State {
     pub(crate) shares: BTreeMap<KeyId, StoredShare>,
-    pub(crate) derivations: BTreeMap<(KeyId, Vec<u8>), Vec<u8>>,
+    pub(crate) derivations: BTreeMap<(KeyId, Vec<u8>), Derivation>,
     pub(crate) primes: BTreeMap<String, VecDeque<Vec<u8>>>,
+    /// The highest `used` of any derivation entry: the last use handed out.
+    last_use: u64,
+}
+
+/// A derivation-cache entry.
+pub(crate) struct Derivation {
+    pub(crate) sealed: Vec<u8>,
+    /// When it was last used (a hit or a put), as a count of uses, not a time: an exact order.
+    pub(crate) used: u64,
+}
+
+impl State {
+    /// The number of a new use, above every stored one.
+    pub(crate) fn next_use(&mut self) -> u64 {
+        self.last_use += 1;
+        self.last_use
+    }
 }
 
 impl fmt::Debug for State {
@@ -36,11 +57,12 @@ impl fmt::Debug for State {
     }
 }
 
-/// The file as JSON. Byte strings are hex. A separate type from [`State`] so the layout on disk
+/// The file as JSON (format 2, or format 1, which lacks derivation entries' `used`). Byte
+/// strings are hex. A separate type from [`State`] so the layout on disk
 /// stays fixed whatever the serde derives of `wallet-traits` do.
 #[derive(Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
-struct FileV1 {
+struct FileV2 {
     format: u32,
     shares: Vec<ShareEntry>,
     derivations: Vec<DerivationEntry>,
@@ -71,6 +93,9 @@ struct DerivationEntry {
     key_index: u32,
     lookup: Hex,
     sealed: Hex,
+    /// Absent in format 1.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    used: Option<u64>,
 }
 
 /// Bytes as a hex string. The error on bad input never repeats the input: it may be sealed data.
@@ -108,7 +133,7 @@ impl State {
         }
         let probe: FormatProbe = serde_json::from_slice(bytes).map_err(|e| json_error(&e, path))?;
         match probe.format {
-            Some(FILE_FORMAT) => {}
+            Some(FILE_FORMAT | FORMAT_WITHOUT_RECENCY) => {}
             Some(newer) if newer > FILE_FORMAT => {
                 return Err(Error::new(
                     ErrorKind::Unsupported,
@@ -121,11 +146,11 @@ impl State {
             }
             _ => return Err(corrupted("the store file has no valid \"format\" field; restore it from a backup", path)),
         }
-        let file: FileV1 = serde_json::from_slice(bytes).map_err(|e| json_error(&e, path))?;
+        let file: FileV2 = serde_json::from_slice(bytes).map_err(|e| json_error(&e, path))?;
         Self::from_file(file, path)
     }
 
-    fn from_file(file: FileV1, path: &Path) -> Result<Self> {
+    fn from_file(file: FileV2, path: &Path) -> Result<Self> {
         let mut state = State::default();
         for (i, e) in file.shares.into_iter().enumerate() {
             let bad = |what: &str| entry_error(what, "shares", i, path);
@@ -157,7 +182,13 @@ impl State {
         for (i, e) in file.derivations.into_iter().enumerate() {
             let bad = |what: &str| entry_error(what, "derivations", i, path);
             let key = KeyId::new(WalletId::new(e.wallet_id).map_err(|_| bad("an invalid wallet_id"))?, e.key_index);
-            if state.derivations.insert((key, e.lookup.0), e.sealed.0).is_some() {
+            let used = match (file.format, e.used) {
+                (FORMAT_WITHOUT_RECENCY, _) => i as u64 + 1,
+                (_, Some(used)) => used,
+                (_, None) => return Err(bad("no used")),
+            };
+            state.last_use = state.last_use.max(used);
+            if state.derivations.insert((key, e.lookup.0), Derivation { sealed: e.sealed.0, used }).is_some() {
                 return Err(bad("a key and lookup that an earlier entry already has"));
             }
         }
@@ -171,7 +202,7 @@ impl State {
 
     /// The file's bytes: pretty-printed, so an operator can inspect the (sealed) contents.
     pub(crate) fn to_bytes(&self) -> Vec<u8> {
-        let file = FileV1 {
+        let file = FileV2 {
             format: FILE_FORMAT,
             shares: self
                 .shares
@@ -193,11 +224,12 @@ impl State {
             derivations: self
                 .derivations
                 .iter()
-                .map(|((key, lookup), sealed)| DerivationEntry {
+                .map(|((key, lookup), d)| DerivationEntry {
                     wallet_id: key.wallet.to_string(),
                     key_index: key.index,
                     lookup: Hex(lookup.clone()),
-                    sealed: Hex(sealed.clone()),
+                    sealed: Hex(d.sealed.clone()),
+                    used: Some(d.used),
                 })
                 .collect(),
             primes: self
@@ -373,7 +405,7 @@ mod tests {
             sealed: vec![0, 1, 2, 255],
         };
         state.shares.insert(key.clone(), record);
-        state.derivations.insert((key, vec![0xAB]), vec![0, 0]);
+        state.derivations.insert((key, vec![0xAB]), Derivation { sealed: vec![0, 0], used: 3 });
         state.primes.insert("pool".to_string(), VecDeque::from([vec![1], vec![2]]));
         state
     }
@@ -405,7 +437,8 @@ mod tests {
             (&good.replace(r#""wallet_id": "w""#, r#""wallet_id": "a b""#), "invalid wallet_id"),
             (&good.replace("000102ff", "00zz"), "parse"),
             (&good.replace(r#""version": 4"#, r#""version": 0"#), "version 0"),
-            (&good.replace(r#""format": 1,"#, r#""format": 1, "extra": 1,"#), "parse"),
+            (&good.replace(r#""format": 2,"#, r#""format": 2, "extra": 1,"#), "parse"),
+            (&good.replace(r#""used": 3"#, r#""other": 3"#), "parse"),
         ];
         for (text, expected) in cases {
             let e = parse(text).unwrap_err();
@@ -419,13 +452,33 @@ mod tests {
         let e = parse(&twice.to_string()).unwrap_err();
         assert!(e.to_string().contains("already has"), "{e}");
         assert_eq!(e.context_value("entry"), Some("shares[1]"));
+        // Format 2 needs every derivation entry's last use.
+        let mut unused: serde_json::Value = serde_json::from_str(&good).unwrap();
+        unused["derivations"][0].as_object_mut().unwrap().remove("used");
+        let e = parse(&unused.to_string()).unwrap_err();
+        assert!(e.to_string().contains("no used"), "{e}");
+        assert_eq!(e.context_value("entry"), Some("derivations[0]"));
     }
 
     #[test]
     fn newer_format_asks_for_the_newer_release() {
-        let e = parse(r#"{"format": 2, "something": "new"}"#).unwrap_err();
+        let e = parse(r#"{"format": 3, "something": "new"}"#).unwrap_err();
         assert_eq!(e.kind(), ErrorKind::Unsupported);
         assert!(e.message().contains("newer release"), "{e}");
+    }
+
+    #[test]
+    fn format_1_files_count_their_derivations_used_in_file_order() {
+        let text = r#"{"format": 1, "shares": [], "primes": {}, "derivations": [
+            {"wallet_id": "w", "key_index": 0, "lookup": "bb", "sealed": "01"},
+            {"wallet_id": "w", "key_index": 0, "lookup": "aa", "sealed": "02"}]}"#;
+        let mut state = parse(text).unwrap();
+        let key = KeyId::new(WalletId::new("w").unwrap(), 0);
+        let used = |state: &State, lookup: u8| state.derivations[&(key.clone(), vec![lookup])].used;
+        assert_eq!((used(&state, 0xBB), used(&state, 0xAA)), (1, 2));
+        assert_eq!(state.next_use(), 3, "new uses come after the old entries");
+        let written = String::from_utf8(state.to_bytes()).unwrap();
+        assert!(written.contains(r#""format": 2"#) && written.contains(r#""used": 1"#), "{written}");
     }
 
     #[test]

@@ -15,7 +15,7 @@ use wallet_traits::{
 
 use crate::{
     config::OPTIONS,
-    file::{self, State},
+    file::{self, Derivation, State},
     JsonFileConfig, JSONFILE_SCHEME,
 };
 
@@ -256,14 +256,58 @@ impl ShareStore for JsonFileStore {
 
     async fn get_derivation(&self, key: &KeyId, lookup: &[u8]) -> Result<Option<Vec<u8>>> {
         let entry = (key.clone(), lookup.to_vec());
-        self.read(move |mut state| state.derivations.remove(&entry)).await
+        // A hit marks the entry used, which here means rewriting the file: the price of a store
+        // that replaces its file on every write (a real store updates one row).
+        self.modify(move |state| {
+            let now = state.next_use();
+            match state.derivations.get_mut(&entry) {
+                Some(d) => {
+                    d.used = now;
+                    Ok(Change::Write(Some(d.sealed.clone())))
+                }
+                None => Ok(Change::Keep(None)),
+            }
+        })
+        .await
     }
 
     async fn put_derivation(&self, key: &KeyId, lookup: &[u8], sealed: &[u8]) -> Result<()> {
         let (entry, sealed) = ((key.clone(), lookup.to_vec()), sealed.to_vec());
         self.modify(move |state| {
-            state.derivations.insert(entry, sealed);
+            let used = state.next_use();
+            state.derivations.insert(entry, Derivation { sealed, used });
             Ok(Change::Write(()))
+        })
+        .await
+    }
+
+    async fn evict_derivations(&self, key: &KeyId, keep: usize) -> Result<u64> {
+        let key = key.clone();
+        self.modify(move |state| {
+            // Entries order by key, then lookup: one key's entries are one range.
+            let mut entries: Vec<(u64, Vec<u8>)> = state
+                .derivations
+                .range((key.clone(), Vec::new())..)
+                .take_while(|((k, _), _)| *k == key)
+                .map(|((_, lookup), d)| (d.used, lookup.clone()))
+                .collect();
+            if entries.len() <= keep {
+                return Ok(Change::Keep(0));
+            }
+            entries.sort_unstable_by_key(|(used, _)| std::cmp::Reverse(*used));
+            let stale = entries.split_off(keep);
+            for (_, lookup) in &stale {
+                state.derivations.remove(&(key.clone(), lookup.clone()));
+            }
+            Ok(Change::Write(stale.len() as u64))
+        })
+        .await
+    }
+
+    async fn count_derivations(&self, key: &KeyId) -> Result<u64> {
+        let key = key.clone();
+        self.read(move |state| {
+            state.derivations.range((key.clone(), Vec::new())..).take_while(|((k, _), _)| *k == key).count() as u64
         })
         .await
     }

@@ -30,6 +30,9 @@ pub const CRASH_RECORDS: u32 = 6;
 const CRASH_WALLET: &str = "crash-writer";
 const CRASH_POOL: &str = "crash-writer";
 const LOOKUP: &[u8] = b"crash-writer-lookup";
+/// A second entry per record, written before [`LOOKUP`]'s and evicted right after it, so
+/// recency and eviction are killed mid-write too.
+const SPARE: &[u8] = b"crash-writer-spare";
 const PROGRESS: &str = "crash-writer generation ";
 
 /// The directory the child writes in, when this process is a crash child.
@@ -79,7 +82,8 @@ fn decode_generation(index: u32, value: &[u8], what: &str) -> u64 {
 }
 
 /// Writes generation after generation: each rewrites every record (compare-and-swap on its
-/// version), its derivation-cache entry, and adds a prime pair. Resumes after what the store
+/// version) and its derivation-cache entry (after a spare entry that an eviction to one entry
+/// then removes), and adds a prime pair. Resumes after what the store
 /// holds. After each completed generation prints `crash-writer generation N` and flushes.
 /// Stops after `generations` generations when given, else never returns.
 ///
@@ -118,7 +122,11 @@ pub async fn crash_writer(store: &dyn ShareStore, generations: Option<u64>) -> u
             let have = store.load_share(&key).await.expect("load").expect("the record exists").version;
             let v = store.update_share(&generation_record(index, next), have).await.expect("update");
             assert_eq!(v, next + 1, "update_share must return the new version");
+            store.put_derivation(&key, SPARE, &derivation(index, next)).await.expect("put_derivation");
             store.put_derivation(&key, LOOKUP, &derivation(index, next)).await.expect("put_derivation");
+            // LOOKUP is the most recently used, so the spare goes.
+            let evicted = store.evict_derivations(&key, 1).await.expect("evict_derivations");
+            assert_eq!(evicted, 1, "evict_derivations(key, 1) over two entries must remove one");
         }
         store.add_primes(CRASH_POOL, &derivation(CRASH_RECORDS, next)).await.expect("add_primes");
         current = next;
@@ -139,8 +147,9 @@ pub struct CrashCheck {
     pub primes: u64,
 }
 
-/// Checks that every record, derivation entry and prime pair is whole (entirely one generation)
-/// and that records are at most one generation apart, then that the store still takes writes.
+/// Checks that every record, derivation entry and prime pair is whole (entirely one generation),
+/// that no record has more derivation entries than were written, and that records are at most
+/// one generation apart, then that the store still takes writes.
 ///
 /// ### Panics
 ///
@@ -167,6 +176,12 @@ pub async fn check_after_crash(store: &dyn ShareStore) -> CrashCheck {
                 assert!(at <= generation, "derivation {index} is newer than its record");
             }
             None => assert!(generation <= 1, "the derivation of record {index} at generation {generation} is lost"),
+        }
+        // At most the spare survives beside it (a kill between its put and the eviction).
+        let entries = store.count_derivations(&key).await.expect("count_derivations");
+        assert!(entries <= 2, "record {index} has {entries} derivation entries; at most 2 were ever written");
+        if let Some(value) = store.get_derivation(&key, SPARE).await.expect("get_derivation") {
+            decode_generation(index, &value, &format!("spare derivation of record {index}"));
         }
         generations.push(generation);
     }

@@ -23,8 +23,18 @@ pub struct MemoryShareStore {
 #[derive(Default)]
 struct Inner {
     shares: BTreeMap<KeyId, StoredShare>,
-    derivations: HashMap<(KeyId, Vec<u8>), Vec<u8>>,
+    /// Entry to its sealed bytes and when it was last used (a value of `uses`).
+    derivations: HashMap<(KeyId, Vec<u8>), (Vec<u8>, u64)>,
+    /// Counts derivation-cache uses: an exact order, where a clock could tie.
+    uses: u64,
     primes: HashMap<String, VecDeque<Vec<u8>>>,
+}
+
+impl Inner {
+    fn next_use(&mut self) -> u64 {
+        self.uses += 1;
+        self.uses
+    }
 }
 
 impl MemoryShareStore {
@@ -134,13 +144,45 @@ impl ShareStore for MemoryShareStore {
 
     async fn get_derivation(&self, key: &KeyId, lookup: &[u8]) -> Result<Option<Vec<u8>>> {
         self.require(self.capabilities().derivation_cache, "a derivation cache")?;
-        Ok(self.lock().derivations.get(&(key.clone(), lookup.to_vec())).cloned())
+        let mut inner = self.lock();
+        let now = inner.next_use();
+        Ok(inner.derivations.get_mut(&(key.clone(), lookup.to_vec())).map(|(sealed, used)| {
+            *used = now;
+            sealed.clone()
+        }))
     }
 
     async fn put_derivation(&self, key: &KeyId, lookup: &[u8], sealed: &[u8]) -> Result<()> {
         self.require(self.capabilities().derivation_cache, "a derivation cache")?;
-        self.lock().derivations.insert((key.clone(), lookup.to_vec()), sealed.to_vec());
+        let mut inner = self.lock();
+        let now = inner.next_use();
+        inner.derivations.insert((key.clone(), lookup.to_vec()), (sealed.to_vec(), now));
         Ok(())
+    }
+
+    async fn evict_derivations(&self, key: &KeyId, keep: usize) -> Result<u64> {
+        self.require(self.capabilities().derivation_cache, "a derivation cache")?;
+        let mut inner = self.lock();
+        // A full scan: fine for a test store.
+        let mut entries: Vec<(u64, Vec<u8>)> = inner
+            .derivations
+            .iter()
+            .filter(|((k, _), _)| k == key)
+            .map(|((_, lookup), (_, used))| (*used, lookup.clone()))
+            .collect();
+        entries.sort_unstable_by_key(|(used, _)| std::cmp::Reverse(*used));
+        let mut removed = 0;
+        for (_, lookup) in entries.into_iter().skip(keep) {
+            inner.derivations.remove(&(key.clone(), lookup));
+            removed += 1;
+        }
+        Ok(removed)
+    }
+
+    async fn count_derivations(&self, key: &KeyId) -> Result<u64> {
+        self.require(self.capabilities().derivation_cache, "a derivation cache")?;
+        let n = self.lock().derivations.keys().filter(|(k, _)| k == key).count();
+        Ok(n as u64)
     }
 
     async fn add_primes(&self, pool: &str, sealed: &[u8]) -> Result<()> {

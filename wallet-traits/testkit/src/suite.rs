@@ -17,7 +17,7 @@ pub struct SuiteReport {
 }
 
 impl std::fmt::Display for SuiteReport {
-    /// `10 passed, 0 skipped (create_and_load, ...)`: the line test logs show per store.
+    /// `11 passed, 0 skipped (create_and_load, ...)`: the line test logs show per store.
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "{} passed, {} skipped ({})", self.passed.len(), self.skipped.len(), self.passed.join(", "))?;
         if !self.skipped.is_empty() {
@@ -63,6 +63,7 @@ pub async fn share_store_suite(store: Arc<dyn ShareStore>) -> SuiteReport {
     report.run("delete_compare_and_swap", delete_compare_and_swap(s)).await;
     report.run("list_keys_sorted_and_scoped", list_keys_sorted_and_scoped(s)).await;
     report.run_if(caps.derivation_cache, "derivation_cache", derivation_cache(s)).await;
+    report.run_if(caps.derivation_cache, "derivation_cache_evicts_least_recently_used", derivation_eviction(s)).await;
     report.run_if(caps.prime_pool, "prime_pool_concurrent_take", prime_pool_concurrent_take(&store)).await;
     report.run("concurrent_create_one_winner", concurrent_create_one_winner(&store)).await;
     report.run("large_records_and_every_state", large_records_and_every_state(s)).await;
@@ -258,6 +259,77 @@ async fn derivation_cache(store: &dyn ShareStore) {
         Some(b"second".to_vec()),
         "put_derivation for one key must not touch another key's entry"
     );
+}
+
+/// The engine's bound on the cache: a put followed by `evict_derivations(key, cap)`, as
+/// `DerivationCache::put` does. All of it runs within a few milliseconds, so a store ordering
+/// uses by a clock instead of a counter fails here.
+async fn derivation_eviction(store: &dyn ShareStore) {
+    const CAP: usize = 4;
+    let wallet = fresh_wallet("evict");
+    let key = KeyId::new(wallet.clone(), 0);
+    let neighbour = KeyId::new(wallet.clone(), 1);
+    let lookup = |i: u8| [i; 32];
+    let value = |i: u8, round: u8| vec![i, round, 0xEE];
+    let count = |k: &KeyId| {
+        let k = k.clone();
+        async move { ok(store.count_derivations(&k).await, "count_derivations") }
+    };
+    let get = |i: u8| {
+        let k = key.clone();
+        async move { ok(store.get_derivation(&k, &lookup(i)).await, "get_derivation") }
+    };
+
+    assert_eq!(count(&key).await, 0, "a key without entries must count 0");
+    for i in [0xA0, 0xA1] {
+        ok(store.put_derivation(&neighbour, &lookup(i), &value(i, 0)).await, "put_derivation");
+    }
+    for i in 0..CAP as u8 {
+        ok(store.put_derivation(&key, &lookup(i), &value(i, 0)).await, "put_derivation");
+        let removed = ok(store.evict_derivations(&key, CAP).await, "evict_derivations");
+        assert_eq!(removed, 0, "evict_derivations must remove nothing while the key holds at most `keep` entries");
+    }
+    assert_eq!(count(&key).await, CAP as u64, "count_derivations after {CAP} puts");
+
+    // Written first but used since: entry 0 by a hit, entry 1 by a second put. Least recently
+    // used now: 2, then 3.
+    assert_eq!(get(0).await, Some(value(0, 0)), "get_derivation of a stored entry");
+    ok(store.put_derivation(&key, &lookup(1), &value(1, 1)).await, "put_derivation over an existing entry");
+    assert_eq!(count(&key).await, CAP as u64, "overwriting an entry must not add one");
+
+    // Past the cap: each new entry pushes out the least recently used one.
+    for (i, gone) in [(CAP as u8, 2), (CAP as u8 + 1, 3)] {
+        ok(store.put_derivation(&key, &lookup(i), &value(i, 0)).await, "put_derivation");
+        let removed = ok(store.evict_derivations(&key, CAP).await, "evict_derivations");
+        assert_eq!(removed, 1, "one put past the cap must evict exactly one entry");
+        assert_eq!(count(&key).await, CAP as u64, "count_derivations must equal the cap after an eviction");
+        assert_eq!(
+            get(gone).await,
+            None,
+            "entry {gone}, the least recently used, must be evicted (entries written earlier but used since must not)"
+        );
+    }
+    for (i, v) in [(0, value(0, 0)), (1, value(1, 1)), (CAP as u8, value(CAP as u8, 0))] {
+        assert_eq!(get(i).await, Some(v), "entry {i}, used recently, must survive eviction with its latest value");
+    }
+    assert_eq!(get(CAP as u8 + 1).await, Some(value(CAP as u8 + 1, 0)), "the newest entry must survive eviction");
+    assert_eq!(count(&key).await, CAP as u64, "a miss must not add an entry");
+    assert_eq!(count(&neighbour).await, 2, "evicting one key's entries must not touch another key's");
+
+    // Far past the cap without evicting in between, then one eviction: the newest `keep` stay.
+    let bulk = KeyId::new(wallet.clone(), 2);
+    for i in 0..20u8 {
+        ok(store.put_derivation(&bulk, &lookup(i), &value(i, 0)).await, "put_derivation");
+    }
+    assert_eq!(count(&bulk).await, 20, "count_derivations after 20 puts");
+    assert_eq!(ok(store.evict_derivations(&bulk, 5).await, "evict_derivations"), 15, "20 entries, keep 5");
+    for i in 0..20u8 {
+        let got = ok(store.get_derivation(&bulk, &lookup(i)).await, "get_derivation");
+        assert_eq!(got.is_some(), i >= 15, "after keeping 5 of 20, entry {i} must be there only if among the 5 newest");
+    }
+    assert_eq!(ok(store.evict_derivations(&bulk, 0).await, "evict_derivations"), 5, "keep 0 must remove every entry");
+    assert_eq!(count(&bulk).await, 0, "count_derivations after removing every entry");
+    assert_eq!(count(&neighbour).await, 2, "evicting one key's entries must not touch another key's");
 }
 
 async fn prime_pool_concurrent_take(store: &Arc<dyn ShareStore>) {

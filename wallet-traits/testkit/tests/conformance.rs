@@ -21,11 +21,16 @@ async fn unsupported_capabilities_are_skipped() {
     let wallet = WalletId::new("w").unwrap();
     let key = wallet_traits::KeyId::new(wallet, 0);
     assert_eq!(store.get_derivation(&key, b"l").await.unwrap_err().kind(), ErrorKind::Unsupported);
+    assert_eq!(store.evict_derivations(&key, 1).await.unwrap_err().kind(), ErrorKind::Unsupported);
+    assert_eq!(store.count_derivations(&key).await.unwrap_err().kind(), ErrorKind::Unsupported);
     assert_eq!(store.take_primes("p").await.unwrap_err().kind(), ErrorKind::Unsupported);
 
     let report = share_store_suite(Arc::new(store)).await;
     println!("{report:?}");
-    assert_eq!(report.skipped, ["derivation_cache", "prime_pool_concurrent_take"]);
+    assert_eq!(
+        report.skipped,
+        ["derivation_cache", "derivation_cache_evicts_least_recently_used", "prime_pool_concurrent_take"]
+    );
     assert_eq!(report.passed.len(), 8);
 }
 
