@@ -4,7 +4,9 @@
 import { test, before, after } from 'node:test'
 import assert from 'node:assert/strict'
 import { spawn } from 'node:child_process'
+import { randomBytes } from 'node:crypto'
 import { mkdtempSync, rmSync } from 'node:fs'
+import { request as httpRequest } from 'node:http'
 import { tmpdir } from 'node:os'
 import { join, dirname } from 'node:path'
 import { fileURLToPath } from 'node:url'
@@ -13,9 +15,18 @@ import { HTTPWalletJSON, ProtoWallet, PrivateKey, PublicKey, Point, Schnorr, Big
 const root = join(dirname(fileURLToPath(import.meta.url)), '..')
 const bin = process.env.MPC_WALLET_BIN ?? join(root, 'target', 'debug', 'mpc-wallet')
 const dir = mkdtempSync(join(tmpdir(), 'mpc-interop-'))
+// HTTPWalletJSON in Node sends `Origin: http://localhost` for the originator 'localhost': the
+// front allows exactly that origin, and every request needs the API token.
+const ORIGIN = 'http://localhost'
+const token = process.env.MPC_API_TOKEN ?? randomBytes(32).toString('hex')
 let server
 let wallet
 let identity
+
+// The README's snippet: HTTPWalletJSON's httpClient argument adds the bearer token.
+const withToken = (url, init = {}) =>
+  fetch(url, { ...init, headers: { ...init.headers, Authorization: `Bearer ${token}` } })
+const connect = url => new HTTPWalletJSON('localhost', url, withToken)
 
 function startServe () {
   return new Promise((resolve, reject) => {
@@ -24,7 +35,9 @@ function startServe () {
         PATH: process.env.PATH,
         MPC_WALLET_ID: 'interop',
         MPC_SHARE_SECRET: 'interop test secret',
-        MPC_STORAGE_PATH: join(dir, 'agent.db')
+        MPC_STORAGE_PATH: join(dir, 'agent.db'),
+        MPC_ALLOWED_ORIGINS: ORIGIN,
+        MPC_API_TOKEN: token
       },
       stdio: ['ignore', 'pipe', 'pipe']
     })
@@ -54,7 +67,7 @@ function stop (child) {
 
 before(async () => {
   server = await startServe()
-  wallet = new HTTPWalletJSON('localhost', server.url)
+  wallet = connect(server.url)
   identity = (await wallet.getPublicKey({ identityKey: true })).publicKey
 })
 
@@ -203,6 +216,72 @@ test('bad input answers with the ts-sdk messages', async () => {
   await assert.rejects(wallet.createSignature({ protocolID: [0, 'hello world'], keyID: '1' }), /args.data or args.hashToDirectlySign must be valid/)
 })
 
+// A raw request to the front; `host` overrides the Host header (fetch does not allow that).
+function raw (path, { method = 'POST', headers = {}, body, host } = {}) {
+  const url = new URL(path, server.url)
+  return new Promise((resolve, reject) => {
+    const req = httpRequest(url, { method, headers: { ...headers, ...(host ? { Host: host } : {}) } }, res => {
+      let data = ''
+      res.on('data', d => { data += d })
+      res.on('end', () => resolve({ status: res.statusCode, headers: res.headers, body: data ? JSON.parse(data) : null }))
+    })
+    req.on('error', reject)
+    req.end(body)
+  })
+}
+
+function refused (r, status, code) {
+  assert.equal(r.status, status, JSON.stringify(r.body))
+  assert.equal(r.body.isError, true)
+  assert.equal(r.body.code, code)
+  return r.body.message
+}
+
+test('the front: other origins, missing tokens and rebound hosts are refused', async () => {
+  const auth = { Authorization: `Bearer ${token}` }
+  // Through HTTPWalletJSON: without the token, and from an originator that is not allowed.
+  await assert.rejects(new HTTPWalletJSON('localhost', server.url).getPublicKey({ identityKey: true }), /MPC_API_TOKEN/)
+  await assert.rejects(new HTTPWalletJSON('evil.example', server.url, withToken).getPublicKey({ identityKey: true }), /MPC_ALLOWED_ORIGINS/)
+  // The attack a web page can make without a preflight: text/plain with its own Origin.
+  const hash = Array.from(randomBytes(32))
+  const args = JSON.stringify({ protocolID: [0, 'front door'], keyID: '1', hashToDirectlySign: hash })
+  for (const path of ['/createSignature', '/decrypt', '/revealCounterpartyKeyLinkage']) {
+    const r = await raw(path, { headers: { ...auth, Origin: 'https://evil.example', 'Content-Type': 'text/plain' }, body: args })
+    assert.match(refused(r, 403, 'ERR_ORIGIN_NOT_ALLOWED'), /MPC_ALLOWED_ORIGINS/)
+    assert.equal(r.headers['access-control-allow-origin'], undefined)
+  }
+  // The preflight: no grant for another origin, an echo for ours.
+  const ask = { 'Access-Control-Request-Method': 'POST', 'Access-Control-Request-Headers': 'content-type, authorization' }
+  const evil = await raw('/createSignature', { method: 'OPTIONS', headers: { ...ask, Origin: 'https://evil.example' } })
+  refused(evil, 403, 'ERR_ORIGIN_NOT_ALLOWED')
+  assert.equal(evil.headers['access-control-allow-origin'], undefined)
+  const ours = await raw('/createSignature', { method: 'OPTIONS', headers: { ...ask, Origin: ORIGIN } })
+  assert.equal(ours.status, 204)
+  assert.equal(ours.headers['access-control-allow-origin'], ORIGIN)
+  assert.match(ours.headers['access-control-allow-headers'], /authorization/)
+  // DNS rebinding: a page on attacker.example resolving to 127.0.0.1.
+  const port = new URL(server.url).port
+  const rebound = await raw('/getPublicKey', {
+    host: `attacker.example:${port}`,
+    headers: { ...auth, 'Content-Type': 'application/json' },
+    body: '{"identityKey":true}'
+  })
+  assert.match(refused(rebound, 403, 'ERR_HOST_NOT_ALLOWED'), /MPC_ALLOWED_HOSTS/)
+  // Only JSON bodies; a hash to sign is a whole 32-byte digest.
+  refused(await raw('/createSignature', { headers: { ...auth, 'Content-Type': 'text/plain' }, body: args }), 415, 'ERR_UNSUPPORTED_MEDIA_TYPE')
+  for (const h of [[], Array.from(randomBytes(33))]) {
+    await assert.rejects(
+      wallet.createSignature({ protocolID: [0, 'front door'], keyID: '1', hashToDirectlySign: h }),
+      e => e.code === 6 && e.parameter === 'hashToDirectlySign' && /32 bytes/.test(e.message)
+    )
+  }
+  const { signature } = await wallet.createSignature({ protocolID: [0, 'front door'], keyID: '1', hashToDirectlySign: hash })
+  assert.ok(signature.length > 60)
+  // /health needs no token.
+  const health = await fetch(`${server.url}/health`)
+  assert.equal(health.status, 200)
+})
+
 test('wallet info methods', async () => {
   assert.deepEqual(await wallet.isAuthenticated({}), { authenticated: true })
   assert.deepEqual(await wallet.getNetwork({}), { network: 'mainnet' })
@@ -219,7 +298,7 @@ test('a restarted server restores the wallet; earlier signatures still verify', 
   await stop(server.child)
   server = await startServe()
   assert.match(server.out, /^provisioned: restored$/m)
-  wallet = new HTTPWalletJSON('localhost', server.url)
+  wallet = connect(server.url)
   assert.equal((await wallet.getPublicKey({ identityKey: true })).publicKey, identity)
   const ok = await wallet.verifySignature({ ...args, data, signature, forSelf: true })
   assert.equal(ok.valid, true)

@@ -26,7 +26,10 @@ pub(crate) fn run(file: Option<&Path>, as_cosigner: bool) -> Result<bool> {
     let checked = if as_cosigner {
         CosignerConfig::from_settings(&settings).and_then(|c| c.check().map(drop))
     } else {
-        WalletConfig::from_settings(&settings).and_then(|c| c.validate()).map_err(Into::into)
+        // The BRC-100 front's variables too, as `serve` checks them at start.
+        WalletConfig::from_settings(&settings)
+            .and_then(|c| c.validate().and_then(|()| crate::front::policy(&c).map(drop)))
+            .map_err(Into::into)
     };
     match checked {
         Ok(()) => {

@@ -10,6 +10,7 @@ mod check;
 mod cosigner;
 mod demo;
 mod embedded;
+mod front;
 
 // Referenced so the linker keeps their inventory registrations.
 #[cfg(feature = "backend-postgres")]

@@ -235,20 +235,28 @@ impl KeyMethods {
         Ok(GetPublicKeyResult { public_key: brc42::child_public_key(&base, &d.h)?.to_hex() })
     }
 
-    /// `createSignature`: signs SHA-256(data), or `hashToDirectlySign` as given, with the child
-    /// key for the counterparty (default `anyone`). DER, low-S.
+    /// `createSignature`: signs SHA-256(data), or `hashToDirectlySign` (exactly 32 bytes) as
+    /// given, with the child key for the counterparty (default `anyone`). DER, low-S.
     pub async fn create_signature(&self, args: CreateSignatureArgs) -> Result<Vec<u8>> {
-        let hash =
-            digest_of(args.hash_to_directly_sign, args.data, "args.data or args.hashToDirectlySign must be valid")?;
+        let hash = digest_of(
+            args.hash_to_directly_sign,
+            "hashToDirectlySign",
+            args.data,
+            "args.data or args.hashToDirectlySign must be valid",
+        )?;
         let k = &args.key;
         let d = self.derive(&k.protocol_id, &k.key_id, k.counterparty.as_deref().unwrap_or("anyone")).await?;
         Ok(self.signer.sign_digest(&hash, Some(&d.h)).await?.to_der())
     }
 
-    /// `verifySignature` (counterparty default `self`).
+    /// `verifySignature` (counterparty default `self`); `hashToDirectlyVerify` must be 32 bytes.
     pub async fn verify_signature(&self, args: VerifySignatureArgs) -> Result<bool> {
-        let hash =
-            digest_of(args.hash_to_directly_verify, args.data, "args.data or args.hashToDirectlyVerify must be valid")?;
+        let hash = digest_of(
+            args.hash_to_directly_verify,
+            "hashToDirectlyVerify",
+            args.data,
+            "args.data or args.hashToDirectlyVerify must be valid",
+        )?;
         let k = &args.key;
         let d = self.derive(&k.protocol_id, &k.key_id, k.counterparty.as_deref().unwrap_or("self")).await?;
         let base = if args.for_self.unwrap_or(false) { self.identity() } else { d.counterparty };
@@ -390,17 +398,18 @@ fn iso_8601_now() -> String {
     format!("{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{millis:03}Z", rem / 3600, rem % 3600 / 60, rem % 60)
 }
 
-fn digest_of(hash: Option<Vec<u8>>, data: Option<Vec<u8>>, missing: &str) -> Result<[u8; 32]> {
+/// The digest to sign or verify: `hash` (`parameter` names its field) exactly as given, which
+/// must be 32 bytes, or SHA-256 of `data`. A short hash is refused rather than padded: an empty
+/// one would otherwise sign the all-zero digest.
+fn digest_of(hash: Option<Vec<u8>>, parameter: &'static str, data: Option<Vec<u8>>, missing: &str) -> Result<[u8; 32]> {
     match (hash, data) {
-        (Some(h), _) => {
-            // A shorter hash is the same number left-padded; a longer one the ts-sdk would truncate.
-            if h.len() > 32 {
-                return Err(invalid("the hash to sign or verify must be at most 32 bytes"));
-            }
-            let mut out = [0u8; 32];
-            out[32 - h.len()..].copy_from_slice(&h);
-            Ok(out)
-        }
+        (Some(h), _) => <[u8; 32]>::try_from(h.as_slice()).map_err(|_| {
+            Error::new(
+                ErrorKind::InvalidInput,
+                format!("{parameter} must be exactly 32 bytes (a SHA-256 digest), not {} bytes", h.len()),
+            )
+            .with_context("parameter", parameter)
+        }),
         (None, Some(d)) => Ok(Sha256::digest(&d).into()),
         (None, None) => Err(invalid(missing)),
     }
@@ -413,4 +422,116 @@ pub(crate) fn verify_der(key: &PublicKey, hash: &[u8; 32], der: &[u8]) -> bool {
     let Ok(sig) = k256::ecdsa::Signature::from_der(der) else { return false };
     let sig = sig.normalize_s().unwrap_or(sig);
     vk.verify_prehash(hash, &sig).is_ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    use wallet_traits::{EcdsaSignature, LinkageProof};
+
+    use super::*;
+    use crate::brc42::SingleKey;
+
+    /// A single key that counts signing runs, so a test can tell that none happened.
+    #[derive(Debug)]
+    struct Counting {
+        key: SingleKey,
+        signed: AtomicUsize,
+    }
+
+    #[async_trait::async_trait]
+    impl KeyDeriver for Counting {
+        fn identity_key(&self) -> PublicKey {
+            self.key.public_key()
+        }
+        async fn ecdh(&self, point: &PublicKey) -> Result<PublicKey> {
+            self.key.ecdh(point)
+        }
+        async fn linkage_proof(&self, counterparty: &PublicKey) -> Result<LinkageProof> {
+            KeyDeriver::linkage_proof(&self.key, counterparty).await
+        }
+    }
+
+    #[async_trait::async_trait]
+    impl Signer for Counting {
+        fn public_key(&self) -> PublicKey {
+            self.key.public_key()
+        }
+        async fn sign_digest(&self, digest: &[u8; 32], tweak: Option<&[u8; 32]>) -> Result<EcdsaSignature> {
+            self.signed.fetch_add(1, Ordering::SeqCst);
+            Signer::sign_digest(&self.key, digest, tweak).await
+        }
+    }
+
+    fn methods() -> (KeyMethods, Arc<Counting>) {
+        let key = Arc::new(Counting { key: SingleKey::from_bytes([7; 32]).unwrap(), signed: AtomicUsize::new(0) });
+        (KeyMethods::new(key.clone(), key.clone(), Network::Mainnet), key)
+    }
+
+    fn key_args() -> KeyArgs {
+        KeyArgs { protocol_id: (0, "hash length test".into()), key_id: "1".into(), counterparty: None }
+    }
+
+    /// Our own key for counterparty `anyone`, the default of `createSignature`.
+    fn anyone_args() -> KeyArgs {
+        KeyArgs { counterparty: Some("anyone".into()), ..key_args() }
+    }
+
+    #[tokio::test]
+    async fn a_hash_to_sign_must_be_exactly_32_bytes() {
+        let (m, key) = methods();
+        for len in [0usize, 1, 31, 33, 64] {
+            let args = CreateSignatureArgs { key: key_args(), data: None, hash_to_directly_sign: Some(vec![1; len]) };
+            let e = m.create_signature(args).await.unwrap_err();
+            assert_eq!(e.kind(), ErrorKind::InvalidInput, "{len}: {e}");
+            assert_eq!(e.context_value("parameter"), Some("hashToDirectlySign"), "{len}");
+            assert!(e.message().contains("exactly 32 bytes"), "{e}");
+            assert!(e.message().contains(&format!("not {len} bytes")), "{e}");
+        }
+        // Data is not a way around it: the hash wins when both are given.
+        let args =
+            CreateSignatureArgs { key: key_args(), data: Some(b"x".to_vec()), hash_to_directly_sign: Some(vec![]) };
+        assert_eq!(m.create_signature(args).await.unwrap_err().context_value("parameter"), Some("hashToDirectlySign"));
+        assert_eq!(key.signed.load(Ordering::SeqCst), 0, "nothing was signed");
+
+        let hash = vec![9; 32];
+        let args = CreateSignatureArgs { key: key_args(), data: None, hash_to_directly_sign: Some(hash.clone()) };
+        let signature = m.create_signature(args).await.unwrap();
+        assert_eq!(key.signed.load(Ordering::SeqCst), 1);
+        let verify = |hash: Vec<u8>| VerifySignatureArgs {
+            key: anyone_args(),
+            data: None,
+            hash_to_directly_verify: Some(hash),
+            signature: signature.clone(),
+            for_self: Some(true),
+        };
+        assert!(m.verify_signature(verify(hash)).await.unwrap());
+        for len in [0usize, 31, 33] {
+            let e = m.verify_signature(verify(vec![9; len])).await.unwrap_err();
+            assert_eq!(e.kind(), ErrorKind::InvalidInput, "{e}");
+            assert_eq!(e.context_value("parameter"), Some("hashToDirectlyVerify"), "{len}");
+        }
+    }
+
+    #[tokio::test]
+    async fn data_is_hashed_and_one_of_the_two_is_required() {
+        let (m, key) = methods();
+        let args = CreateSignatureArgs { key: key_args(), data: None, hash_to_directly_sign: None };
+        let e = m.create_signature(args).await.unwrap_err();
+        assert!(e.message().contains("args.data or args.hashToDirectlySign must be valid"), "{e}");
+        let data = b"signed data".to_vec();
+        let args = CreateSignatureArgs { key: key_args(), data: Some(data.clone()), hash_to_directly_sign: None };
+        let signature = m.create_signature(args).await.unwrap();
+        let digest: [u8; 32] = Sha256::digest(&data).into();
+        let args = VerifySignatureArgs {
+            key: anyone_args(),
+            data: None,
+            hash_to_directly_verify: Some(digest.to_vec()),
+            signature,
+            for_self: Some(true),
+        };
+        assert!(m.verify_signature(args).await.unwrap());
+        assert_eq!(key.signed.load(Ordering::SeqCst), 1);
+    }
 }

@@ -1,13 +1,15 @@
 //! The BRC-100 JSON front: `POST /{method}` with a JSON body, JSON out, errors as HTTP 400
 //! `{"isError": true, "code": ..., "message": ...}`, as @bsv/sdk's `HTTPWalletJSON` expects.
-//! Any BRC-100 app can then use the MPC wallet at 127.0.0.1:3321.
+//! Local programs, and the web apps its operator allows (see [`FrontPolicy`]), can then use the
+//! MPC wallet at 127.0.0.1:3321.
 
 use std::sync::Arc;
 
 use axum::{
     body::Bytes,
     extract::{Path, State},
-    http::{header, HeaderMap, HeaderValue, Method, StatusCode},
+    http::{header, HeaderValue, StatusCode},
+    middleware::{from_fn, from_fn_with_state},
     response::{IntoResponse, Response},
     routing::post,
     Router,
@@ -17,42 +19,51 @@ use serde_json::{json, Value};
 use wallet_engine::brc100::{self, KeyMethods};
 use wallet_traits::{Error, ErrorKind};
 
-/// Largest request body the front accepts.
-pub const MAX_BODY_BYTES: usize = 32 * 1024 * 1024;
+use crate::front::{self, refusal, Door, FrontPolicy};
 
 #[derive(Clone)]
 struct Front {
     methods: Arc<KeyMethods>,
 }
 
-/// The BRC-100 JSON routes over `methods`.
-pub fn brc100_router(methods: Arc<KeyMethods>) -> Router {
-    Router::new()
-        .route("/{method}", post(call).options(preflight))
-        .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY_BYTES))
+/// The BRC-100 JSON routes over `methods`, behind the checks of `policy` (see
+/// [`FrontPolicy`]): in-flight cap → `Host` → `Origin` and the CORS preflight → bearer token
+/// → content type → bounded body read → the method.
+///
+/// `public` holds routes such as `/health` that sit behind the in-flight cap and the `Host`
+/// check only: no token, no CORS grant. Give the policy the listening address
+/// ([`FrontPolicy::listening_on`]) or only `localhost` and `MPC_ALLOWED_HOSTS` are accepted.
+pub fn brc100_router(methods: Arc<KeyMethods>, policy: FrontPolicy, public: Router) -> Router {
+    let door = Door::new(policy);
+    let keyed = Router::new()
+        .route("/{method}", post(call))
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        // The body is already bounded and buffered by `read_body`.
+        .layer(axum::extract::DefaultBodyLimit::max(door.limits().max_body_bytes))
         .with_state(Front { methods })
+        // Layers run outermost last-added: origin → token → content type → body.
+        .layer(from_fn_with_state(door.clone(), front::read_body))
+        .layer(from_fn(front::content_type))
+        .layer(from_fn_with_state(door.clone(), front::token))
+        .layer(from_fn_with_state(door.clone(), front::origin));
+    keyed
+        .merge(public)
+        .layer(from_fn_with_state(door.clone(), front::host))
+        .layer(from_fn_with_state(door, front::in_flight))
 }
 
-/// Browsers ask before a cross-origin POST; apps on other origins are the point of this API.
-async fn preflight() -> Response {
-    let mut r = StatusCode::NO_CONTENT.into_response();
-    cors(r.headers_mut());
-    r
+async fn not_found() -> Response {
+    refusal(StatusCode::NOT_FOUND, "ERR_NOT_FOUND", "no such path: the BRC-100 methods are POST /{method}")
 }
 
-fn cors(h: &mut HeaderMap) {
-    h.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, HeaderValue::from_static("*"));
-    h.insert(
-        header::ACCESS_CONTROL_ALLOW_HEADERS,
-        HeaderValue::from_static("content-type, origin, originator, accept"),
-    );
-    h.insert(header::ACCESS_CONTROL_ALLOW_METHODS, HeaderValue::from_static("POST, OPTIONS"));
+async fn method_not_allowed() -> Response {
+    refusal(StatusCode::METHOD_NOT_ALLOWED, "ERR_METHOD_NOT_ALLOWED", "call the BRC-100 methods with POST")
 }
 
 fn json_response(status: StatusCode, v: &Value) -> Response {
     let mut r = (status, serde_json::to_vec(v).unwrap_or_default()).into_response();
     r.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
-    cors(r.headers_mut());
     r
 }
 
@@ -78,7 +89,7 @@ fn args<T: DeserializeOwned>(body: &Bytes) -> Result<T, Error> {
     })
 }
 
-async fn call(State(f): State<Front>, Path(method): Path<String>, _m: Method, body: Bytes) -> Response {
+async fn call(State(f): State<Front>, Path(method): Path<String>, body: Bytes) -> Response {
     let m = &f.methods;
     let result: Result<Value, Error> = async {
         Ok(match method.as_str() {
