@@ -91,7 +91,7 @@ for out in "$first" "$second"; do
   grep -qx 'signature verified: true' <<<"$out" || fail "signature not verified"
   grep -qx 'tweaked signature verified: true' <<<"$out" || fail "tweaked signature not verified"
 done
-[ "$(grep -c 'agrees on the collective key' <<<"$status")" = 2 ] || fail "a cosigner does not agree"
+[ "$(grep -c ": can serve (holds this key's active share)" <<<"$status")" = 2 ] || fail "a cosigner cannot serve the key"
 case "$store" in
   rocksdb) for i in 0 1 2; do [ -f "$dir/party-$i.rocksdb/CURRENT" ] || fail "party $i has no RocksDB directory"; done ;;
   postgres)

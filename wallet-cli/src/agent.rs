@@ -11,8 +11,8 @@ use anyhow::{bail, Context, Result};
 use k256::elliptic_curve::{ops::Reduce, sec1::ToEncodedPoint};
 use sha2::{Digest, Sha256};
 use wallet_engine::{
-    brc100::KeyMethods, CosignerView, PartyKey, Phase, Progress, Provisioned, ShareSecret, Wallet, WalletBuilder,
-    WalletConfig,
+    brc100::KeyMethods, PartyKey, Phase, Progress, Provisioned, ShareSecret, Wallet, WalletBuilder, WalletConfig,
+    PROBE_TIMEOUT,
 };
 use wallet_traits::{EcdsaSignature, KeyId, ShareState, WalletId};
 
@@ -69,7 +69,30 @@ pub(crate) async fn provision(builder: WalletBuilder, dir: &Path) -> Result<Wall
     if provisioned == Provisioned::Created {
         eprintln!("  (the next start restores this wallet from {} without a DKG)", dir.display());
     }
+    report_cosigners(&wallet).await;
     Ok(wallet)
+}
+
+/// Prints which cosigners can serve the key (`cosigner N: can serve` or why not), and warns
+/// when fewer than t-1 can, so an operator sees a lost cosigner at start, not at the first
+/// signature.
+async fn report_cosigners(wallet: &Wallet) {
+    let reports = wallet.cosigner_reports().await;
+    let serving = reports.iter().filter(|r| r.can_serve()).count();
+    for r in &reports {
+        println!("{r}");
+        if let Some(detail) = &r.detail {
+            eprintln!("  cosigner {} at {}: {detail}", r.index, wallet_traits::redact_url(&r.endpoint));
+        }
+    }
+    let need = usize::from(wallet.threshold() - 1);
+    if serving < need {
+        eprintln!(
+            "warning: only {serving} of the {} cosigner(s) can serve this key and signing needs {need}; \
+             start or repair the others",
+            reports.len()
+        );
+    }
 }
 
 /// Signs a digest (and a tweaked one) and verifies both with k256.
@@ -127,25 +150,16 @@ pub(crate) async fn sign(file: Option<&Path>, digest: Option<String>, tweak: Opt
 
 /// `mpc-wallet serve`: start the agent and stay up with `/health`.
 pub(crate) async fn serve(file: Option<&Path>, listen: SocketAddr) -> Result<()> {
+    // The front's variables (MPC_ALLOWED_ORIGINS, MPC_ALLOWED_HOSTS, MPC_API_TOKEN) are checked
+    // before anything is started or provisioned.
+    let policy = crate::front::policy(&WalletConfig::load(file)?)?;
     let (builder, dir) = builder_from_config(file).await?;
     let wallet = provision(builder, &dir).await?;
-    let listener = tokio::net::TcpListener::bind(listen).await.with_context(|| format!("binding {listen}"))?;
-    println!("listening: http://{}", listener.local_addr()?);
     let identity = wallet.identity_key().to_hex();
     let network = wallet.network();
     let w = Arc::new(wallet);
     let methods = Arc::new(KeyMethods::new(w.clone(), w, network));
-    let app = axum::Router::new()
-        .route(
-            "/health",
-            axum::routing::get(move || {
-                let identity = identity.clone();
-                async move { axum::Json(serde_json::json!({ "status": "ok", "identity": identity })) }
-            }),
-        )
-        .merge(wallet_transport_http::brc100_router(methods));
-    axum::serve(listener, app).with_graceful_shutdown(crate::shutdown_signal()).await?;
-    Ok(())
+    crate::front::serve(methods, identity, policy, listen).await
 }
 
 /// `mpc-wallet status`: the local record's state and each cosigner's view.
@@ -168,35 +182,42 @@ pub(crate) async fn status(file: Option<&Path>) -> Result<bool> {
             println!("threshold: {} of {}", r.meta.threshold, r.meta.parties);
         }
     }
-    let mut healthy = local.as_ref().is_some_and(|r| r.meta.state == ShareState::Active);
+    let need = local.as_ref().map_or(1, |r| usize::from(r.meta.threshold.saturating_sub(1)));
+    let mut serving = 0;
     let options = cfg.transport_options();
     for (i, url) in cfg.cosigner_endpoints.iter().enumerate() {
-        let view = match wallet_traits::connect_transport(url, options.clone()).await {
-            Err(e) => CosignerView::Unreachable(e.to_string()),
-            Ok(t) => match tokio::time::timeout(Duration::from_secs(10), t.key_info(&key)).await {
-                Err(_) => CosignerView::Unreachable("no answer within 10 s".into()),
-                Ok(Err(e)) => CosignerView::Unreachable(e.to_string()),
-                Ok(Ok(None)) => CosignerView::Missing,
-                Ok(Ok(Some(info))) => CosignerView::Holds(info),
+        let index = u16::try_from(i + 1).unwrap_or(u16::MAX);
+        let line = match wallet_traits::connect_transport(url, options.clone()).await {
+            Err(e) => format!("cannot serve: unreachable ({e})"),
+            Ok(t) => match &local {
+                Some(r) => {
+                    let report = wallet_engine::probe(index, t.as_ref(), &key, &r.meta.public_key, PROBE_TIMEOUT).await;
+                    serving += usize::from(report.can_serve());
+                    match (&report.unfit, &report.detail) {
+                        (None, _) => "can serve (holds this key's active share)".to_string(),
+                        (Some(why), Some(detail)) => format!("cannot serve: {why}: {detail}"),
+                        (Some(why), None) => format!("cannot serve: {why}"),
+                    }
+                }
+                // Nothing to compare with: say what it holds.
+                None => match tokio::time::timeout(PROBE_TIMEOUT, t.key_info(&key)).await {
+                    Err(_) => "unreachable (no answer in time)".to_string(),
+                    Ok(Err(e)) => format!("unreachable ({e})"),
+                    Ok(Ok(None)) => "reachable, holds no share of this key".to_string(),
+                    Ok(Ok(Some(info))) => {
+                        format!("reachable, holds key {} ({})", hex::encode(&info.public_key), info.state)
+                    }
+                },
             },
         };
-        let line = match (&view, &local) {
-            (CosignerView::Unreachable(why), _) => format!("unreachable ({why})"),
-            (CosignerView::Missing, _) => "reachable, holds no share of this key".to_string(),
-            (CosignerView::Holds(info), Some(r)) if info.public_key == r.meta.public_key => {
-                format!("reachable, agrees on the collective key ({})", info.state)
-            }
-            (CosignerView::Holds(info), Some(_)) => {
-                format!("reachable, DISAGREES: holds key {}", hex::encode(&info.public_key))
-            }
-            (CosignerView::Holds(info), None) => {
-                format!("reachable, holds key {} ({})", hex::encode(&info.public_key), info.state)
-            }
-        };
-        healthy &= line.starts_with("reachable, agrees");
-        println!("cosigner {} {}: {line}", i + 1, wallet_traits::redact_url(url));
+        println!("cosigner {index} {}: {line}", wallet_traits::redact_url(url));
     }
-    Ok(healthy)
+    let active = local.as_ref().is_some_and(|r| r.meta.state == ShareState::Active);
+    if local.is_some() {
+        println!("signing: {serving} of {} cosigner(s) can serve, {need} needed", cfg.cosigner_endpoints.len());
+    }
+    // Healthy: the wallet can sign now; a lost cosigner beyond that is reported above.
+    Ok(active && serving >= need)
 }
 
 /// `mpc-wallet keys`: a new party identity key pair.

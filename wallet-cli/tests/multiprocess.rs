@@ -33,25 +33,36 @@ fn provision_restart_sign(scheme: &'static str) {
 
     let (ok, out, err) = fleet.agent(&["status"], &[]).finish(Duration::from_secs(60));
     assert!(ok, "status reports a healthy wallet:\n{out}\n{err}");
-    assert_eq!(out.matches("reachable, agrees on the collective key").count(), 2, "{out}");
+    assert_eq!(out.matches(": can serve").count(), 2, "{out}");
 
     // The BRC-100 front over this transport: a derivation (distributed ECDH) and a joint linkage proof.
+    let (_serve, addr) = serve(&fleet);
+    derive_and_reveal(&addr, "025edd5cc23c51e87a497ca815d5dce0f8ab52554f849ed8995de64c5f34ce7143", "restarted");
+}
+
+/// `mpc-wallet serve` for `fleet` on a free port, and its address.
+fn serve(fleet: &Fleet) -> (Proc, String) {
     let serve = fleet.agent(&["serve", "--listen", "127.0.0.1:0"], &[]);
     let addr = serve.wait_line(true, "listening: http://", Duration::from_secs(120));
     let addr = addr.trim_start_matches("listening: http://").to_string();
-    let other = "025edd5cc23c51e87a497ca815d5dce0f8ab52554f849ed8995de64c5f34ce7143";
+    (serve, addr)
+}
+
+/// Through the front at `addr`: a derivation for counterparty `other` (distributed ECDH unless
+/// cached) and a joint linkage proof.
+fn derive_and_reveal(addr: &str, other: &str, case: &str) {
     let body = http_post(
-        &addr,
+        addr,
         "/getPublicKey",
         &format!(r#"{{"protocolID":[2,"multi process"],"keyID":"1","counterparty":"{other}"}}"#),
     );
-    assert!(body.starts_with("HTTP/1.1 200") && body.contains("publicKey"), "{body}");
+    assert!(body.starts_with("HTTP/1.1 200") && body.contains("publicKey"), "{case}: {body}");
     let body = http_post(
-        &addr,
+        addr,
         "/revealCounterpartyKeyLinkage",
         &format!(r#"{{"counterparty":"{other}","verifier":"{other}"}}"#),
     );
-    assert!(body.starts_with("HTTP/1.1 200") && body.contains("encryptedLinkageProof"), "{body}");
+    assert!(body.starts_with("HTTP/1.1 200") && body.contains("encryptedLinkageProof"), "{case}: {body}");
 }
 
 #[test]
@@ -73,10 +84,8 @@ fn one_cosigner_over_http_and_one_over_grpc() {
     assert_eq!(line(&out, "provisioned: "), Some("created"), "{out}");
     assert_eq!(line(&out, "signature verified: "), Some("true"));
     // The agent server restores and stays up with /health.
-    let serve = fleet.agent(&["serve", "--listen", "127.0.0.1:0"], &[]);
-    let addr = serve.wait_line(true, "listening: http://", Duration::from_secs(120));
+    let (serve, addr) = serve(&fleet);
     assert!(serve.out.lock().unwrap().iter().any(|l| l == "provisioned: restored"), "{}", serve.dump());
-    let addr = addr.trim_start_matches("listening: http://").to_string();
     let body = http_get(&addr, "/health");
     assert!(body.starts_with("HTTP/1.1 200"), "{body}");
     assert!(body.contains("\"status\":\"ok\"") && body.contains(line(&out, "identity: ").unwrap()), "{body}");
@@ -88,6 +97,97 @@ fn one_cosigner_over_http_and_one_over_grpc() {
     let body = http_post(&addr, "/getPublicKey", r#"{"protocolID":[3,"bad level"],"keyID":"1"}"#);
     assert!(body.starts_with("HTTP/1.1 400") && body.contains("Protocol security level must be 0, 1, or 2"), "{body}");
     assert!(body.contains(r#""isError":true"#), "{body}");
+}
+
+/// Cosigner `i`'s share replaced by `record`, or deleted (`None`), while its process is stopped.
+fn replace_share(fleet: &mut Fleet, i: usize, record: Option<StoredShare>) {
+    fleet.cosigners[i - 1] = None;
+    runtime().block_on(async {
+        let store = fleet.stores[i].open().await;
+        let key = wallet_traits::KeyId::new(wallet_traits::WalletId::new(WALLET).unwrap(), 0);
+        if let Some(current) = store.load_share(&key).await.unwrap() {
+            store.delete_share(&key, current.version).await.unwrap();
+        }
+        if let Some(r) = record {
+            store.create_share(&r).await.unwrap();
+        }
+    });
+    fleet.start_cosigner(i);
+}
+
+/// The compressed public key of the secret key `[byte; 32]`, hex.
+fn public_key_of(byte: u8) -> String {
+    use k256::elliptic_curve::sec1::ToEncodedPoint;
+    let secret = k256::SecretKey::from_slice(&[byte; 32]).unwrap();
+    hex::encode(secret.public_key().to_encoded_point(true).as_bytes())
+}
+
+/// Party 1's record of another, unrelated key under this wallet's key id, sealed like a real one.
+fn another_keys_share() -> StoredShare {
+    let key = wallet_traits::KeyId::new(wallet_traits::WalletId::new(WALLET).unwrap(), 0);
+    let sealer = wallet_engine::Sealer::new(wallet_engine::ShareSecret::new(SECRET).unwrap(), Default::default());
+    let mut secret = [7u8; 32];
+    secret[0] = 0x42;
+    let records = wallet_engine::insecure_testing::import_key(secret, 2, &key, &[&sealer, &sealer, &sealer]).unwrap();
+    records.into_iter().nth(1).unwrap()
+}
+
+/// Signing, derivation (distributed ECDH) and linkage go on with cosigner 2 when cosigner 1 lost
+/// its share, and when it holds another key's share; when neither can serve, the error lists
+/// both and the front's answer names no cosigner URL.
+fn failover(scheme: &'static str) {
+    let mut fleet = Fleet::new(scheme);
+    let (ok, out, err) = fleet.agent(&["sign"], &[]).finish(Duration::from_secs(300));
+    assert!(ok, "provisioning failed:\n{out}\n{err}");
+    let identity = line(&out, "identity: ").unwrap().to_string();
+
+    for (case, record) in [("lost share", None), ("another key's share", Some(another_keys_share()))] {
+        replace_share(&mut fleet, 1, record);
+        let why = if case == "lost share" { "holds no share of this key" } else { "holds a share of another key" };
+        let (ok, out, err) = fleet.agent(&["sign"], &[]).finish(Duration::from_secs(120));
+        assert!(ok, "{case}: signing through cosigner 2 failed:\n{out}\n{err}");
+        assert_eq!(line(&out, "provisioned: "), Some("restored"), "{case}: {out}");
+        assert_eq!(line(&out, "identity: "), Some(identity.as_str()), "{case}");
+        assert_eq!(line(&out, "signature verified: "), Some("true"), "{case}");
+        assert_eq!(line(&out, "tweaked signature verified: "), Some("true"), "{case}");
+        assert_eq!(line(&out, "cosigner 1: "), Some(why), "{case}: start-up says why:\n{out}");
+        assert_eq!(line(&out, "cosigner 2: "), Some("can serve"), "{case}:\n{out}");
+
+        let (ok, out, err) = fleet.agent(&["status"], &[]).finish(Duration::from_secs(60));
+        assert!(ok, "{case}: the wallet can still sign, so status succeeds:\n{out}\n{err}");
+        assert!(out.contains(&format!("cannot serve: {why}")), "{case}:\n{out}");
+        assert!(out.contains("signing: 1 of 2 cosigner(s) can serve, 1 needed"), "{case}:\n{out}");
+
+        let (_serve, addr) = serve(&fleet);
+        // A counterparty never seen before, so the derivation needs the cosigners.
+        derive_and_reveal(&addr, &public_key_of(if case == "lost share" { 3 } else { 4 }), case);
+        let body = http_post(&addr, "/createSignature", r#"{"protocolID":[2,"fail over"],"keyID":"1","data":[1,2,3]}"#);
+        assert!(body.starts_with("HTTP/1.1 200") && body.contains("signature"), "{case}: {body}");
+
+        if case == "another key's share" {
+            // Cosigner 2 gone too: nobody can serve; the answer says so per cosigner, no URLs.
+            fleet.cosigners[1] = None;
+            let body =
+                http_post(&addr, "/createSignature", r#"{"protocolID":[2,"fail over"],"keyID":"2","data":[4,5,6]}"#);
+            assert!(body.starts_with("HTTP/1.1 400"), "{body}");
+            assert!(body.contains("cosigner 1: holds a share of another key"), "{body}");
+            assert!(body.contains("cosigner 2: unreachable"), "{body}");
+            for endpoint in &fleet.endpoints {
+                let port = endpoint.rsplit(':').next().unwrap();
+                assert!(!body.contains(endpoint.as_str()) && !body.contains(&format!(":{port}")), "{body}");
+            }
+        }
+    }
+}
+
+#[test]
+fn failover_over_http() {
+    failover("http");
+}
+
+#[test]
+fn failover_over_grpc() {
+    failover("grpc");
 }
 
 fn http_post(addr: &str, path: &str, json: &str) -> String {
@@ -204,10 +304,8 @@ fn stores_by_url_postgres_agent_rocksdb_and_postgres_cosigners() {
     assert_eq!(line(&out, "signature verified: "), Some("true"));
     assert!(fleet.dir.join("cosigner-1/CURRENT").is_file(), "cosigner 1 wrote a RocksDB directory");
 
-    let serve = fleet.agent(&["serve", "--listen", "127.0.0.1:0"], &[]);
-    let addr = serve.wait_line(true, "listening: http://", Duration::from_secs(120));
+    let (serve, addr) = serve(&fleet);
     assert!(serve.out.lock().unwrap().iter().any(|l| l == "provisioned: restored"), "{}", serve.dump());
-    let addr = addr.trim_start_matches("listening: http://").to_string();
     let body = http_post(&addr, "/getPublicKey", r#"{"identityKey":true}"#);
     assert!(body.starts_with("HTTP/1.1 200") && body.contains(line(&out, "identity: ").unwrap()), "{body}");
 

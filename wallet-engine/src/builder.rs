@@ -14,7 +14,7 @@ use wallet_traits::{
 use crate::{
     cache::DerivationCache,
     config::{Network, WalletConfig},
-    coordinator::{coordinate, Remote},
+    coordinator::{coordinate, Remote, RunFailure},
     keys::{Keyring, PartyKey},
     plan::{plan, CosignerView, Plan},
     primes::{PrimeSource, StorePrimePool},
@@ -108,6 +108,7 @@ pub struct WalletBuilder {
     progress: Option<ProgressFn>,
     idle_timeout: Duration,
     pause_before_local_commit: Option<Duration>,
+    derivation_cache_max: usize,
 }
 
 impl std::fmt::Debug for WalletBuilder {
@@ -148,6 +149,7 @@ impl Default for WalletBuilder {
             // Long enough for a cosigner that must generate primes before its first aux message.
             idle_timeout: Duration::from_secs(600),
             pause_before_local_commit: None,
+            derivation_cache_max: crate::DEFAULT_DERIVATION_CACHE_MAX,
         }
     }
 }
@@ -179,6 +181,9 @@ impl WalletBuilder {
         }
         b.network = cfg.network;
         b.seal.cipher = cfg.cipher;
+        if let Some(n) = cfg.derivation_cache_max {
+            b.derivation_cache_max = n;
+        }
         if let Some(key) = cfg.party_key {
             let key = PartyKey::from_hex(&key).map_err(|e| e.with_context("variable", "MPC_PARTY_KEY"))?;
             let peers = Keyring::parse_peers(cfg.peer_keys.as_deref().unwrap_or(""))
@@ -287,6 +292,14 @@ impl WalletBuilder {
         self
     }
 
+    /// Most entries the derivation cache keeps (MPC_DERIVATION_CACHE_MAX, default
+    /// [`DEFAULT_DERIVATION_CACHE_MAX`](crate::DEFAULT_DERIVATION_CACHE_MAX)); beyond it the least
+    /// recently used are evicted. At least 1: `build` refuses 0.
+    pub fn derivation_cache_max(mut self, entries: usize) -> Self {
+        self.derivation_cache_max = entries;
+        self
+    }
+
     /// Called for each provisioning phase.
     pub fn on_progress(mut self, f: impl Fn(Progress) + Send + Sync + 'static) -> Self {
         self.progress = Some(Arc::new(f));
@@ -300,6 +313,10 @@ impl WalletBuilder {
             self.wallet_id.clone().ok_or_else(|| Error::new(ErrorKind::Config, "no wallet id; set MPC_WALLET_ID"))?,
         )
         .map_err(|e| Error::new(ErrorKind::Config, format!("MPC_WALLET_ID is invalid: {}", e.message())))?;
+        if self.derivation_cache_max == 0 {
+            return Err(Error::new(ErrorKind::Config, "the derivation cache maximum must be at least 1 entry")
+                .with_context("variable", "MPC_DERIVATION_CACHE_MAX"));
+        }
         let secret = self
             .secret
             .clone()
@@ -361,6 +378,7 @@ impl WalletBuilder {
             progress: self.progress.clone(),
             idle: self.idle_timeout,
             pause_before_local_commit: self.pause_before_local_commit,
+            derivation_cache_max: self.derivation_cache_max,
         };
         let (share, cache, provisioned) = run.provision().await?;
         let wallet = Wallet::new(run.key, share, run.keyring, run.cosigners, cache, self.network, self.idle_timeout);
@@ -380,6 +398,7 @@ struct Provisioner {
     progress: Option<ProgressFn>,
     idle: Duration,
     pause_before_local_commit: Option<Duration>,
+    derivation_cache_max: usize,
 }
 
 impl Provisioner {
@@ -510,7 +529,7 @@ impl Provisioner {
         if share.core.i != AGENT_INDEX || protocol::public_key_of(&share).as_bytes()[..] != record.meta.public_key[..] {
             return Err(Error::new(ErrorKind::Corrupted, "the opened share does not match its record's metadata"));
         }
-        Ok((share, DerivationCache::new(self.store.clone(), self.key.clone(), &keys)))
+        Ok((share, DerivationCache::new(self.store.clone(), self.key.clone(), &keys, self.derivation_cache_max)))
     }
 
     async fn rollback(&self, on: &[PartyIndex], eid: &ExecutionId) -> Result<()> {
@@ -588,7 +607,8 @@ impl Provisioner {
         let positions: Vec<u16> = self.cosigners.iter().map(|c| c.index).collect();
         let (share, outcomes) = match coordinate(eid, 0, local, remotes, positions, self.idle).await {
             Ok(done) => done,
-            Err(e) => {
+            // DKG needs every party: there is no other cosigner to go on with.
+            Err(RunFailure { error: e, .. }) => {
                 // A cosigner that finished before the run failed may have sealed a Pending share.
                 for c in &self.cosigners {
                     if let Err(re) = c.transport.rollback(&self.key, &eid).await {

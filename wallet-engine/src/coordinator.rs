@@ -8,7 +8,7 @@ use futures::{
     StreamExt,
 };
 use wallet_traits::{
-    Envelope, Error, ErrorKind, ExecutionId, PartyIndex, Result, SessionChannel, SessionEvent, SessionOutcome,
+    Envelope, Error, ErrorKind, ExecutionId, PartyIndex, SessionChannel, SessionEvent, SessionOutcome,
 };
 
 use crate::protocol::RunningParty;
@@ -27,6 +27,25 @@ enum Event {
     Remote(usize, Option<SessionEvent>),
 }
 
+/// A run that failed, and which cosigners (positions in `remotes`) it failed on: the one that
+/// reported the failure, misbehaved or went away, or, after a timeout, every one still awaited.
+/// Empty when the agent's own party failed.
+#[derive(Debug)]
+pub(crate) struct RunFailure {
+    pub(crate) error: Error,
+    pub(crate) culprits: Vec<usize>,
+}
+
+impl RunFailure {
+    fn on(k: usize, error: Error) -> Self {
+        Self { error, culprits: vec![k] }
+    }
+
+    fn local(error: Error) -> Self {
+        Self { error, culprits: Vec::new() }
+    }
+}
+
 /// Runs the agent's party (protocol index `local_pos`) with `remotes`; `positions[k]` is the
 /// protocol index of `remotes[k]`. Returns the agent's output and every cosigner's outcome.
 pub(crate) async fn coordinate<O: Send + 'static>(
@@ -36,7 +55,7 @@ pub(crate) async fn coordinate<O: Send + 'static>(
     remotes: Vec<Remote>,
     positions: Vec<u16>,
     idle: Duration,
-) -> Result<(O, Vec<SessionOutcome>)> {
+) -> std::result::Result<(O, Vec<SessionOutcome>), RunFailure> {
     let RunningParty { inbound: local_in, outbound: local_out, result } = local;
     let mut result = Some(result);
     let mut events: SelectAll<BoxStream<'static, Event>> = SelectAll::new();
@@ -71,40 +90,46 @@ pub(crate) async fn coordinate<O: Send + 'static>(
 
     while output.is_none() || outcomes.iter().any(Option::is_none) {
         let next = tokio::time::timeout(idle, events.next()).await.map_err(|_| {
-            let waiting: Vec<String> = outcomes
-                .iter()
-                .enumerate()
-                .filter(|(_, o)| o.is_none())
-                .map(|(k, _)| format!("cosigner {} ({})", names[k].0, names[k].1))
-                .collect();
-            Error::new(
+            let waiting: Vec<usize> = (0..outcomes.len()).filter(|&k| outcomes[k].is_none()).collect();
+            let names: Vec<String> = waiting.iter().map(|&k| format!("cosigner {}", names[k].0)).collect();
+            let error = Error::new(
                 ErrorKind::Timeout,
                 format!(
                     "no protocol message for {}s; still waiting on: {}; retry with a new run",
                     idle.as_secs(),
-                    waiting.join(", ")
+                    names.join(", ")
                 ),
-            )
+            );
+            RunFailure { error, culprits: waiting }
         })?;
         match next {
-            None => return Err(Error::new(ErrorKind::Internal, "every session stream ended early")),
+            None => return Err(RunFailure::local(Error::new(ErrorKind::Internal, "every session stream ended early"))),
             Some(Event::Local(Some(env))) => route(env),
             Some(Event::Local(None)) => {
                 let handle = result.take().expect("the local party ends once");
-                let out =
-                    handle.await.map_err(|e| Error::new(ErrorKind::Internal, format!("local party task: {e}")))?;
-                output = Some(out.map_err(|e| e.with_context("party", 0))?);
+                let out = handle.await.map_err(|e| {
+                    RunFailure::local(Error::new(ErrorKind::Internal, format!("local party task: {e}")))
+                })?;
+                // The agent's party fails when a peer's message is bad; the blame names the
+                // culprit by protocol index.
+                output = Some(out.map_err(|e| {
+                    let culprits = e.blamed().iter().filter_map(|b| positions.iter().position(|p| p == b)).collect();
+                    RunFailure { error: e.with_context("party", 0), culprits }
+                })?);
             }
             Some(Event::Remote(k, Some(SessionEvent::Message(env)))) => {
                 // The recipient authenticates the sender by its seal; this catches plain misrouting early.
                 if env.from != positions[k] || env.execution_id != eid || env.to == positions[k] {
-                    return Err(named(
+                    return Err(RunFailure::on(
                         k,
-                        Error::new(
-                            ErrorKind::ProtocolAbort,
-                            "a cosigner sent a message with a wrong sender, run or recipient",
-                        )
-                        .with_blamed([names[k].0]),
+                        named(
+                            k,
+                            Error::new(
+                                ErrorKind::ProtocolAbort,
+                                "a cosigner sent a message with a wrong sender, run or recipient",
+                            )
+                            .with_blamed([names[k].0]),
+                        ),
                     ));
                 }
                 route(env);
@@ -113,23 +138,20 @@ pub(crate) async fn coordinate<O: Send + 'static>(
             Some(Event::Remote(k, Some(SessionEvent::Failed(w)))) => {
                 let e: Error = w.into();
                 let kind = e.kind();
-                return Err(named(
-                    k,
-                    Error::new(kind, format!("cosigner {} failed: {}", names[k].0, e)).with_blamed(e.blamed().to_vec()),
-                ));
+                let error =
+                    Error::new(kind, format!("cosigner {} failed: {}", names[k].0, e)).with_blamed(e.blamed().to_vec());
+                return Err(RunFailure::on(k, named(k, error)));
             }
             Some(Event::Remote(k, None)) => {
                 if outcomes[k].is_none() {
-                    return Err(named(
-                        k,
-                        Error::new(
-                            ErrorKind::CosignerUnavailable,
-                            format!(
-                                "cosigner {} closed the session before finishing; check that it is running and retry",
-                                names[k].0
-                            ),
+                    let error = Error::new(
+                        ErrorKind::CosignerUnavailable,
+                        format!(
+                            "cosigner {} closed the session before finishing; check that it is running and retry",
+                            names[k].0
                         ),
-                    ));
+                    );
+                    return Err(RunFailure::on(k, named(k, error)));
                 }
             }
         }

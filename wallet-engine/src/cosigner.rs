@@ -119,15 +119,24 @@ impl CosignerService {
         }
     }
 
-    /// The opened Active share of `key`.
+    /// The opened Active share of `key`. The record is read every time (one small read), so a
+    /// share an operator froze or deleted stops serving at once; only opening it is cached.
     async fn active_share(&self, key: &KeyId) -> Result<Arc<Share>> {
         let mut cache = self.active.lock().await;
-        if let Some(s) = cache.get(key) {
+        let Some(record) = self.store.load_share(key).await? else {
+            cache.remove(key);
+            return Err(
+                self.err(ErrorKind::NotFound, format!("cosigner {} holds no share of key {key}", self.party_index))
+            );
+        };
+        if record.meta.state != ShareState::Active {
+            cache.remove(key);
+        }
+        if let Some(s) =
+            cache.get(key).filter(|s| protocol::public_key_of(s).as_bytes()[..] == record.meta.public_key[..])
+        {
             return Ok(s.clone());
         }
-        let record = self.store.load_share(key).await?.ok_or_else(|| {
-            self.err(ErrorKind::NotFound, format!("cosigner {} holds no share of key {key}", self.party_index))
-        })?;
         match record.meta.state {
             ShareState::Active => {}
             ShareState::Pending => {

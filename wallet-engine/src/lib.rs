@@ -8,6 +8,7 @@ mod cache;
 mod config;
 mod coordinator;
 mod cosigner;
+mod failover;
 mod keys;
 mod plan;
 mod primes;
@@ -17,8 +18,9 @@ pub mod settings;
 mod wallet;
 
 pub use builder::{Phase, Progress, Provisioned, WalletBuilder};
-pub use config::{Network, WalletConfig};
+pub use config::{Network, WalletConfig, DEFAULT_DERIVATION_CACHE_MAX};
 pub use cosigner::{CosignerService, MAX_PARTIES};
+pub use failover::{probe, CosignerReport, Unfit, PROBE_TIMEOUT};
 pub use keys::{Keyring, PartyKey, PartyPublicKey};
 pub use plan::{plan, CosignerView, Plan};
 #[cfg(feature = "insecure-test-primes")]

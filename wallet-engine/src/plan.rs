@@ -25,8 +25,8 @@ pub enum Plan {
     },
     /// Use the local Active share.
     Restore {
-        /// Cosigners that are unreachable or lost their share: signing still works while at
-        /// least t-1 others are fine.
+        /// Cosigners that are unreachable, lost their share or hold another key: signing still
+        /// works while at least t-1 others are fine.
         degraded: Vec<PartyIndex>,
     },
     /// The local share is Pending and every party sealed its part: commit on these cosigners,
@@ -86,12 +86,19 @@ pub fn plan(local: Option<&ShareMeta>, views: &[(PartyIndex, CosignerView)]) -> 
         return Ok(Plan::Dkg { rollback_first: holds().map(|(i, k)| (i, k.execution_id)).collect() });
     };
 
-    if let Some((i, _)) = holds().find(|(_, k)| k.public_key != local.public_key) {
-        return Err(mismatch(i));
+    let disagree: Vec<PartyIndex> = holds().filter(|(_, k)| k.public_key != local.public_key).map(|(i, _)| i).collect();
+    let agree = holds().filter(|(_, k)| k.public_key == local.public_key && k.state == ShareState::Active).count();
+    // A restore skips a cosigner holding another key as long as t-1 others can serve (it is
+    // reported as degraded); finishing a commit needs every party to agree, and a key no
+    // reachable cosigner agrees on is a misconfiguration, not a degraded wallet.
+    if let Some(&i) = disagree.first() {
+        if local.state != ShareState::Active || agree + 1 < usize::from(local.threshold) {
+            return Err(mismatch(i));
+        }
     }
     let missing: Vec<PartyIndex> =
         views.iter().filter(|(_, v)| matches!(v, CosignerView::Missing)).map(|(i, _)| *i).collect();
-    let mut degraded: Vec<PartyIndex> = unreachable.iter().chain(&missing).copied().collect();
+    let mut degraded: Vec<PartyIndex> = unreachable.iter().chain(&missing).chain(&disagree).copied().collect();
     degraded.sort_unstable();
     match local.state {
         ShareState::Frozen => Err(Error::new(
@@ -189,9 +196,15 @@ mod tests {
                 Ok(Plan::Restore { degraded: vec![2] }),
             ),
             (
-                "mismatch",
+                "restore, one holds another key",
                 Some(meta(7, Active, 1)),
                 vec![holds(1, 7, Active, 1), holds(2, 8, Active, 9)],
+                Ok(Plan::Restore { degraded: vec![2] }),
+            ),
+            (
+                "mismatch: no cosigner agrees",
+                Some(meta(7, Active, 1)),
+                vec![holds(1, 8, Active, 9), missing(2)],
                 Err(ErrorKind::ShareMismatch),
             ),
             (

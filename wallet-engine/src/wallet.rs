@@ -1,6 +1,10 @@
 //! The provisioned wallet: threshold signing and distributed ECDH over the cosigner transports.
 
-use std::{collections::HashSet, sync::Arc, time::Duration};
+use std::{
+    collections::HashMap,
+    sync::Arc,
+    time::{Duration, Instant},
+};
 
 use async_trait::async_trait;
 use cggmp21::{
@@ -16,7 +20,8 @@ use wallet_traits::{
 use crate::{
     cache::DerivationCache,
     config::Network,
-    coordinator::{coordinate, Remote},
+    coordinator::{coordinate, Remote, RunFailure},
+    failover::{self, CosignerReport, Unfit, PROBE_TIMEOUT},
     keys::Keyring,
     protocol::{self, Share},
 };
@@ -49,7 +54,13 @@ struct Inner {
     cache: Option<DerivationCache>,
     network: Network,
     idle: Duration,
+    /// Cosigners found unfit lately, and until when they are tried only after the others, so a
+    /// cosigner that does not answer costs one probe timeout, not one per operation.
+    demoted: std::sync::Mutex<HashMap<PartyIndex, Instant>>,
 }
+
+/// How long a cosigner found unfit is tried after the others.
+const DEMOTION: Duration = Duration::from_secs(30);
 
 impl std::fmt::Debug for Wallet {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -74,7 +85,8 @@ impl Wallet {
     ) -> Self {
         let public_key = protocol::public_key_of(&share);
         let share = Arc::new(share);
-        Self { inner: Arc::new(Inner { key, share, keyring, public_key, cosigners, cache, network, idle }) }
+        let demoted = Default::default();
+        Self { inner: Arc::new(Inner { key, share, keyring, public_key, cosigners, cache, network, idle, demoted }) }
     }
 
     /// The root (identity) public key.
@@ -97,77 +109,134 @@ impl Wallet {
         self.inner.network
     }
 
-    /// Picks the first t-1 cosigners (in configured order) that answer, skipping `excluded`.
-    async fn pick(&self, excluded: &HashSet<PartyIndex>) -> Result<Vec<Cosigner>> {
+    /// How long to wait for a cosigner's answer about the key.
+    fn probe_timeout(&self) -> Duration {
+        self.inner.idle.min(PROBE_TIMEOUT)
+    }
+
+    /// What every cosigner says about the wallet's key right now, in configured order: which
+    /// can serve, and why the others cannot. Asks them all at once.
+    pub async fn cosigner_reports(&self) -> Vec<CosignerReport> {
+        let (key, pk, timeout) = (&self.inner.key, self.inner.public_key.as_bytes(), self.probe_timeout());
+        join_all(self.inner.cosigners.iter().map(|c| failover::probe(c.index, c.transport.as_ref(), key, pk, timeout)))
+            .await
+    }
+
+    /// Cosigners in the order to try them: configured order, those found unfit in the last
+    /// [`DEMOTION`] last.
+    fn candidates(&self) -> Vec<&Cosigner> {
+        let mut demoted = self.inner.demoted.lock().expect("demotion lock");
+        demoted.retain(|_, until| *until > Instant::now());
+        let (later, first): (Vec<&Cosigner>, Vec<&Cosigner>) =
+            self.inner.cosigners.iter().partition(|c| demoted.contains_key(&c.index));
+        first.into_iter().chain(later).collect()
+    }
+
+    fn demote(&self, index: PartyIndex) {
+        self.inner.demoted.lock().expect("demotion lock").insert(index, Instant::now() + DEMOTION);
+    }
+
+    /// The first t-1 cosigners (in configured order, recently unfit ones last) that can serve
+    /// the key, leaving out those in `skipped` and adding to it every one found unfit. Fails
+    /// listing every skipped cosigner and why when fewer than t-1 can serve.
+    async fn pick(&self, skipped: &mut Vec<CosignerReport>) -> Result<Vec<Cosigner>> {
         let need = usize::from(self.threshold() - 1);
         let mut chosen = Vec::with_capacity(need);
-        let mut last_err = None;
-        for c in self.inner.cosigners.iter().filter(|c| !excluded.contains(&c.index)) {
+        for c in self.candidates() {
             if chosen.len() == need {
                 break;
             }
-            match tokio::time::timeout(self.inner.idle, c.transport.health()).await {
-                Ok(Ok(())) => chosen.push(c.clone()),
-                Ok(Err(e)) => last_err = Some(c.name(e)),
-                Err(_) => last_err = Some(c.name(Error::new(ErrorKind::Timeout, "health check timed out"))),
+            if skipped.iter().any(|r| r.index == c.index) {
+                continue;
+            }
+            let pk = self.inner.public_key.as_bytes();
+            let report =
+                failover::probe(c.index, c.transport.as_ref(), &self.inner.key, pk, self.probe_timeout()).await;
+            if report.can_serve() {
+                self.inner.demoted.lock().expect("demotion lock").remove(&c.index);
+                chosen.push(c.clone());
+            } else {
+                self.demote(c.index);
+                tracing::warn!(cosigner = c.index, endpoint = c.transport.endpoint(), reason = %report, detail = ?report.detail, "skipping a cosigner that cannot serve the key");
+                skipped.push(report);
             }
         }
         if chosen.len() < need {
-            let mut msg = format!(
-                "this operation needs {need} cosigner(s) but only {} answer; start the cosigners or check MPC_COSIGNER_ENDPOINTS",
-                chosen.len()
-            );
-            if let Some(e) = last_err {
-                msg.push_str(&format!(" (last error: {e})"));
-            }
-            return Err(Error::new(ErrorKind::CosignerUnavailable, msg));
+            return Err(failover::too_few(need, chosen.len(), self.inner.cosigners.len(), skipped));
         }
         Ok(chosen)
     }
 
-    /// Runs one session of `kind` with the agent and the first t-1 reachable cosigners (moving on
-    /// when a cosigner refuses for a temporary reason); `run` is this party's part. Returns the
-    /// agent's output and, per chosen cosigner, its outcome.
-    async fn joint<O, F, Fut>(&self, template: SessionRequest, run: F) -> Result<(O, Vec<(Cosigner, SessionOutcome)>)>
+    /// Rules out `c` for the rest of this operation.
+    fn skip(&self, skipped: &mut Vec<CosignerReport>, c: &Cosigner, unfit: Unfit, e: &Error) {
+        self.demote(c.index);
+        tracing::warn!(cosigner = c.index, endpoint = c.transport.endpoint(), reason = %unfit, error = %e, "a cosigner failed; going on with the next");
+        skipped.push(CosignerReport::unfit(c, unfit, Some(e)));
+    }
+
+    /// Rules out `c`, which the protocol proved to misbehave.
+    fn skip_blamed(&self, skipped: &mut Vec<CosignerReport>, c: &Cosigner, e: &Error) {
+        self.demote(c.index);
+        tracing::error!(cosigner = c.index, endpoint = c.transport.endpoint(), error = %e, "a cosigner misbehaved; going on with the next");
+        let mut report = CosignerReport::unfit(c, Unfit::Failed(ErrorKind::ProtocolAbort), Some(e));
+        report.blamed = true;
+        skipped.push(report);
+    }
+
+    /// Runs one session of `kind` with the agent and the first t-1 cosigners that can serve the
+    /// key; `run` is this party's part. A cosigner that refuses the session, fails during the run
+    /// or ends with an outcome that `agrees` rejects (another key) is skipped and the run starts
+    /// again with the next one. Returns the agent's output.
+    async fn joint<O, F, Fut>(
+        &self,
+        template: SessionRequest,
+        run: F,
+        agrees: impl Fn(&O, &SessionOutcome) -> bool,
+    ) -> Result<O>
     where
         O: Send + 'static,
         F: FnOnce(protocol::PartyIo, SessionRequest, Arc<Share>) -> Fut + Clone + Send + 'static,
         Fut: std::future::Future<Output = Result<O>>,
     {
-        let mut excluded = HashSet::new();
-        loop {
-            let chosen = self.pick(&excluded).await?;
-            let mut parties: Vec<PartyIndex> =
-                std::iter::once(AGENT_INDEX).chain(chosen.iter().map(|c| c.index)).collect();
-            parties.sort_unstable();
+        let mut skipped = Vec::new();
+        'attempt: loop {
+            let chosen = self.pick(&mut skipped).await?;
+            let parties = party_set(&chosen);
             let request =
                 SessionRequest { execution_id: ExecutionId::random(), parties: parties.clone(), ..template.clone() };
             let mut remotes = Vec::with_capacity(chosen.len());
-            let mut retry = false;
             for c in &chosen {
                 match c.transport.open_session(request.clone()).await {
                     Ok(channel) => {
                         remotes.push(Remote { index: c.index, endpoint: c.transport.endpoint().to_string(), channel })
                     }
-                    Err(e) if e.is_temporary() && excluded.len() + 1 < self.inner.cosigners.len() => {
-                        tracing::warn!(cosigner = c.index, error = %e, "cosigner refused a session; trying another");
-                        excluded.insert(c.index);
-                        retry = true;
-                        break;
+                    // Sessions already opened end when `remotes` is dropped.
+                    Err(e) => {
+                        self.skip(&mut skipped, c, Unfit::Refused(e.kind()), &e);
+                        continue 'attempt;
                     }
-                    Err(e) => return Err(c.name(e)),
                 }
-            }
-            if retry {
-                continue;
             }
             let positions: Vec<u16> = remotes.iter().map(|r| pos_of(&parties, r.index)).collect::<Result<_>>()?;
             let local_pos = pos_of(&parties, AGENT_INDEX)?;
             let (share, r, run) = (self.inner.share.clone(), request.clone(), run.clone());
             let local = protocol::spawn_party(self.inner.keyring.clone(), &request, move |io| run(io, r, share))?;
-            let (out, outcomes) =
-                coordinate(request.execution_id, local_pos, local, remotes, positions, self.inner.idle).await?;
-            return Ok((out, chosen.into_iter().zip(outcomes).collect()));
+            match coordinate(request.execution_id, local_pos, local, remotes, positions, self.inner.idle).await {
+                Ok((out, outcomes)) => {
+                    let Some(k) = outcomes.iter().position(|o| !agrees(&out, o)) else { return Ok(out) };
+                    let e = chosen[k].name(Error::new(
+                        ErrorKind::ShareMismatch,
+                        format!("cosigner {} ended the run with another key", chosen[k].index),
+                    ));
+                    self.skip(&mut skipped, &chosen[k], Unfit::AnotherKey, &e);
+                }
+                Err(RunFailure { error, culprits }) if !culprits.is_empty() => {
+                    for k in culprits {
+                        self.skip(&mut skipped, &chosen[k], Unfit::Failed(error.kind()), &error);
+                    }
+                }
+                Err(RunFailure { error, .. }) => return Err(error),
+            }
         }
     }
 
@@ -186,7 +255,7 @@ impl Wallet {
     }
 
     /// Signs `digest` with the root key, or with the child key `root + tweak` (public key
-    /// `P + tweak*G`), using the agent and the first t-1 reachable cosigners. The signature is
+    /// `P + tweak*G`), using the agent and the first t-1 cosigners that can serve the key. The signature is
     /// verified against the expected public key before it is returned.
     pub async fn sign_digest(&self, digest: &[u8; 32], tweak: Option<&[u8; 32]>) -> Result<EcdsaSignature> {
         let expected = match tweak {
@@ -195,23 +264,14 @@ impl Wallet {
         };
         let request =
             SessionRequest { digest: Some(*digest), tweak: tweak.copied(), ..self.template(SessionKind::Sign) };
-        let (sig, outcomes) = self
-            .joint(request, |io, r, share| async move {
-                let share = match &r.tweak {
-                    Some(t) => Arc::new(protocol::tweak_share(&share, t)?),
-                    None => share,
-                };
-                protocol::run_sign(io, r, share).await
-            })
-            .await?;
-        for (c, o) in &outcomes {
-            if o.public_key != expected.as_bytes() {
-                return Err(c.name(Error::new(
-                    ErrorKind::ShareMismatch,
-                    format!("cosigner {} signed for another key", c.index),
-                )));
-            }
-        }
+        let run = |io, r: SessionRequest, share: Arc<Share>| async move {
+            let share = match &r.tweak {
+                Some(t) => Arc::new(protocol::tweak_share(&share, t)?),
+                None => share,
+            };
+            protocol::run_sign(io, r, share).await
+        };
+        let sig = self.joint(request, run, |_, o| o.public_key == expected.as_bytes()).await?;
         if !protocol::verify_signature(&expected, digest, &sig) {
             return Err(Error::new(
                 ErrorKind::ProtocolAbort,
@@ -226,16 +286,8 @@ impl Wallet {
         protocol::parse_point(counterparty.as_bytes())?;
         let request =
             SessionRequest { point: Some(counterparty.as_bytes().to_vec()), ..self.template(SessionKind::Linkage) };
-        let (proof, outcomes) = self.joint(request, protocol::run_linkage).await?;
-        for (c, o) in &outcomes {
-            if o.public_key != proof.shared.as_bytes() {
-                return Err(c.name(Error::new(
-                    ErrorKind::ShareMismatch,
-                    format!("cosigner {} ended with another shared secret", c.index),
-                )));
-            }
-        }
-        Ok(proof)
+        self.joint(request, protocol::run_linkage, |proof: &LinkageProof, o| o.public_key == proof.shared.as_bytes())
+            .await
     }
 
     /// `root * point`, from the sealed derivation cache or computed jointly (then cached).
@@ -259,52 +311,76 @@ impl Wallet {
     /// against its public share; a partial whose proof fails is rejected, naming the cosigner.
     pub async fn distributed_ecdh(&self, point: &PublicKey) -> Result<PublicKey> {
         let q = protocol::parse_point(point.as_bytes())?;
-        let chosen = self.pick(&HashSet::new()).await?;
-        let mut parties: Vec<PartyIndex> = std::iter::once(AGENT_INDEX).chain(chosen.iter().map(|c| c.index)).collect();
-        parties.sort_unstable();
-        let eid = ExecutionId::random();
-        let request = EcdhRequest { key: self.inner.key.clone(), execution_id: eid, point: point.as_bytes().to_vec() };
-        let ctx = protocol::ecdh_context(&self.inner.key, &eid, point.as_bytes());
-        let idle = self.inner.idle;
-        let partials = join_all(chosen.iter().map(|c| {
-            let req = request.clone();
-            async move {
-                tokio::time::timeout(idle, c.transport.partial_ecdh(req))
-                    .await
-                    .map_err(|_| Error::new(ErrorKind::Timeout, "partial ECDH timed out"))
-                    .and_then(|r| r)
-                    .map_err(|e| c.name(e))
-            }
-        }))
-        .await;
-        let share = &self.inner.share;
-        let own_pos = pos_of(&parties, AGENT_INDEX)?;
-        let mut acc: Point<protocol::E> =
-            q.into_inner() * (protocol::lagrange(share, &parties, own_pos.into())? * &share.core.x);
-        for (c, partial) in chosen.iter().zip(partials) {
-            let partial = partial?;
-            let z = (partial.party_index == c.index)
-                .then(|| protocol::verify_ecdh_partial(share, c.index, &q, &ctx, &partial.point, &partial.proof))
-                .flatten()
-                .ok_or_else(|| {
-                    c.name(
+        let mut skipped = Vec::new();
+        'attempt: loop {
+            let chosen = self.pick(&mut skipped).await?;
+            let parties = party_set(&chosen);
+            let eid = ExecutionId::random();
+            let request =
+                EcdhRequest { key: self.inner.key.clone(), execution_id: eid, point: point.as_bytes().to_vec() };
+            let ctx = protocol::ecdh_context(&self.inner.key, &eid, point.as_bytes());
+            let idle = self.inner.idle;
+            let partials = join_all(chosen.iter().map(|c| {
+                let req = request.clone();
+                async move {
+                    tokio::time::timeout(idle, c.transport.partial_ecdh(req))
+                        .await
+                        .map_err(|_| Error::new(ErrorKind::Timeout, "partial ECDH timed out"))
+                        .and_then(|r| r)
+                        .map_err(|e| c.name(e))
+                }
+            }))
+            .await;
+            let share = &self.inner.share;
+            let own_pos = pos_of(&parties, AGENT_INDEX)?;
+            let mut acc: Point<protocol::E> =
+                q.into_inner() * (protocol::lagrange(share, &parties, own_pos.into())? * &share.core.x);
+            let mut failed = false;
+            for (c, partial) in chosen.iter().zip(partials) {
+                let partial = match partial {
+                    Ok(p) => p,
+                    Err(e) => {
+                        self.skip(&mut skipped, c, Unfit::Refused(e.kind()), &e);
+                        failed = true;
+                        continue;
+                    }
+                };
+                let verified = (partial.party_index == c.index)
+                    .then(|| protocol::verify_ecdh_partial(share, c.index, &q, &ctx, &partial.point, &partial.proof))
+                    .flatten();
+                let Some(z) = verified else {
+                    let e = c.name(
                         Error::new(
                             ErrorKind::ProtocolAbort,
                             format!(
-                                "cosigner {} returned an ECDH partial whose DLEQ proof does not verify against its public share; \
-                                 the result was discarded",
+                                "cosigner {} returned an ECDH partial whose DLEQ proof does not verify against its \
+                                 public share; the partial was discarded",
                                 c.index
                             ),
                         )
                         .with_blamed([c.index]),
-                    )
-                })?;
-            acc += z * protocol::lagrange(share, &parties, pos_of(&parties, c.index)?.into())?;
+                    );
+                    self.skip_blamed(&mut skipped, c, &e);
+                    failed = true;
+                    continue;
+                };
+                acc += z * protocol::lagrange(share, &parties, pos_of(&parties, c.index)?.into())?;
+            }
+            if failed {
+                continue 'attempt;
+            }
+            let shared = NonZero::from_point(acc)
+                .ok_or_else(|| Error::new(ErrorKind::Internal, "ECDH result is the identity"))?;
+            return PublicKey::from_slice(&shared.to_bytes(true));
         }
-        let shared =
-            NonZero::from_point(acc).ok_or_else(|| Error::new(ErrorKind::Internal, "ECDH result is the identity"))?;
-        PublicKey::from_slice(&shared.to_bytes(true))
     }
+}
+
+/// The agent and `chosen`, sorted: protocol index = position.
+fn party_set(chosen: &[Cosigner]) -> Vec<PartyIndex> {
+    let mut parties: Vec<PartyIndex> = std::iter::once(AGENT_INDEX).chain(chosen.iter().map(|c| c.index)).collect();
+    parties.sort_unstable();
+    parties
 }
 
 fn pos_of(parties: &[PartyIndex], index: PartyIndex) -> Result<u16> {

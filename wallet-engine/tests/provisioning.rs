@@ -137,24 +137,49 @@ async fn no_dkg_over_a_live_share() {
     assert_eq!(after[1..], before[1..], "cosigner records unchanged");
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn cosigner_holding_another_key_is_share_mismatch() {
-    let dir = copy_fixture("main");
+/// The cosigner files of `parties` now come from another DKG of the same wallet id.
+fn swap_in_other_dkg(dir: &std::path::Path, parties: &[u16]) {
     let other = fixture("other");
-    // Cosigner 2's file now comes from another DKG of the same wallet id.
-    for suffix in ["", "-wal", "-shm"] {
-        let _ = std::fs::remove_file(dir.path().join(format!("cosigner-2.db{suffix}")));
-        let src = other.join(format!("cosigner-2.db{suffix}"));
-        if src.exists() {
-            std::fs::copy(src, dir.path().join(format!("cosigner-2.db{suffix}"))).unwrap();
+    for i in parties {
+        for suffix in ["", "-wal", "-shm"] {
+            let _ = std::fs::remove_file(dir.join(format!("cosigner-{i}.db{suffix}")));
+            let src = other.join(format!("cosigner-{i}.db{suffix}"));
+            if src.exists() {
+                std::fs::copy(src, dir.join(format!("cosigner-{i}.db{suffix}"))).unwrap();
+            }
         }
     }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_cosigner_holding_another_key_is_skipped() {
+    let dir = copy_fixture("main");
+    swap_in_other_dkg(dir.path(), &[2]);
     let before = snapshot(dir.path()).await;
-    assert_ne!(before[0].as_ref().unwrap().meta.public_key, before[2].as_ref().unwrap().meta.public_key);
+    let pk = before[0].as_ref().unwrap().meta.public_key.clone();
+    assert_ne!(pk, before[2].as_ref().unwrap().meta.public_key);
+    let cosigners = Cosigners::start(dir.path(), SECRET).await;
+    // Cosigner 1 still agrees: the wallet restores, degraded, and signs through cosigner 1.
+    let (wallet, provisioned) = builder(dir.path(), SECRET, &cosigners).await.build().await.unwrap();
+    assert_eq!(provisioned, Provisioned::Restored);
+    let reports = wallet.cosigner_reports().await;
+    assert!(reports[0].can_serve(), "{reports:?}");
+    assert_eq!(reports[1].unfit, Some(wallet_engine::Unfit::AnotherKey), "{reports:?}");
+    let d = digest("signed without cosigner 2");
+    assert!(k256_verifies(&pk, &d, &wallet.sign_digest(&d, None).await.unwrap()));
+    drop(cosigners);
+    assert_eq!(snapshot(dir.path()).await, before, "nothing changed");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn no_cosigner_agreeing_on_the_key_is_share_mismatch() {
+    let dir = copy_fixture("main");
+    swap_in_other_dkg(dir.path(), &[1, 2]);
+    let before = snapshot(dir.path()).await;
     let cosigners = Cosigners::start(dir.path(), SECRET).await;
     let err = builder(dir.path(), SECRET, &cosigners).await.build().await.unwrap_err();
     assert_eq!(err.kind(), ErrorKind::ShareMismatch);
-    assert!(err.to_string().contains("cosigner 2"), "{err}");
+    assert!(err.to_string().contains("cosigner 1"), "{err}");
     drop(cosigners);
     assert_eq!(snapshot(dir.path()).await, before, "nothing changed");
 }
@@ -194,6 +219,12 @@ impl ShareStore for FailActivation {
     }
     async fn put_derivation(&self, key: &KeyId, lookup: &[u8], sealed: &[u8]) -> Result<()> {
         self.inner.put_derivation(key, lookup, sealed).await
+    }
+    async fn evict_derivations(&self, key: &KeyId, keep: usize) -> Result<u64> {
+        self.inner.evict_derivations(key, keep).await
+    }
+    async fn count_derivations(&self, key: &KeyId) -> Result<u64> {
+        self.inner.count_derivations(key).await
     }
     async fn add_primes(&self, pool: &str, sealed: &[u8]) -> Result<()> {
         self.inner.add_primes(pool, sealed).await
@@ -289,36 +320,57 @@ async fn distributed_ecdh_equals_x_times_q() {
     assert_eq!(shared.as_bytes()[..], *theirs.to_encoded_point(true).as_bytes());
 }
 
+/// A cosigner connection whose ECDH partials are another valid point: `x_i*Q + G`.
+fn lying_ecdh(inner: Arc<dyn wallet_traits::CosignerTransport>) -> Arc<dyn wallet_traits::CosignerTransport> {
+    Arc::new(wallet_testkit::Intercept::new(inner).on_partial_ecdh(|mut p| {
+        let z = k256::PublicKey::from_sec1_bytes(&p.point).unwrap().to_projective() + k256::ProjectivePoint::GENERATOR;
+        p.point = z.to_affine().to_encoded_point(true).as_bytes().to_vec();
+        p
+    }))
+}
+
 #[tokio::test(flavor = "multi_thread")]
-async fn wrong_ecdh_partial_is_rejected_naming_the_cosigner() {
+async fn a_wrong_ecdh_partial_is_rejected_and_the_next_cosigner_used() {
     let dir = copy_fixture("main");
     let cosigners = Cosigners::start(dir.path(), SECRET).await;
     let t = cosigners.transports();
-    let (wallet, _) = wallet_engine::WalletBuilder::new()
-        .wallet_id(WALLET)
-        .share_secret(wallet_engine::ShareSecret::new(SECRET).unwrap())
-        .store(agent_store(dir.path()).await)
-        .keyring(cosigners.agent_keyring.clone())
-        .prime_source(Arc::new(InsecureTestPrimes))
-        // Cosigner 1 answers with another valid point: x_1*Q + G.
-        .cosigner(Arc::new(wallet_testkit::Intercept::new(t[0].clone()).on_partial_ecdh(|mut p| {
-            let z =
-                k256::PublicKey::from_sec1_bytes(&p.point).unwrap().to_projective() + k256::ProjectivePoint::GENERATOR;
-            p.point = z.to_affine().to_encoded_point(true).as_bytes().to_vec();
-            p
-        })))
-        .cosigner(t[1].clone())
-        .build()
-        .await
-        .unwrap();
+    let wallet_with = |first: Arc<dyn wallet_traits::CosignerTransport>,
+                       second: Arc<dyn wallet_traits::CosignerTransport>| {
+        let dir = dir.path().to_path_buf();
+        let keyring = cosigners.agent_keyring.clone();
+        async move {
+            wallet_engine::WalletBuilder::new()
+                .wallet_id(WALLET)
+                .share_secret(wallet_engine::ShareSecret::new(SECRET).unwrap())
+                .store(agent_store(&dir).await)
+                .keyring(keyring)
+                .prime_source(Arc::new(InsecureTestPrimes))
+                .cosigner(first)
+                .cosigner(second)
+                .build()
+                .await
+                .unwrap()
+                .0
+        }
+    };
     let q = PublicKey::from_slice(
         k256::SecretKey::random(&mut rand::rngs::OsRng).public_key().to_encoded_point(true).as_bytes(),
     )
     .unwrap();
-    let err = wallet.ecdh(&q).await.unwrap_err();
-    assert_eq!(err.kind(), ErrorKind::ProtocolAbort);
-    assert_eq!(err.blamed(), &[1]);
-    assert!(err.to_string().contains("cosigner 1") && err.to_string().contains("DLEQ"), "{err}");
+    let honest = wallet_with(t[0].clone(), t[1].clone()).await.distributed_ecdh(&q).await.unwrap();
+
+    // Cosigner 1 lies: its partial is discarded and cosigner 2's gives the right result.
+    let wallet = wallet_with(lying_ecdh(t[0].clone()), t[1].clone()).await;
+    assert_eq!(wallet.distributed_ecdh(&q).await.unwrap(), honest);
+
+    // Both lie: nothing is returned, and the error names both and blames them.
+    let wallet = wallet_with(lying_ecdh(t[0].clone()), lying_ecdh(t[1].clone())).await;
+    let err = wallet.distributed_ecdh(&q).await.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::CosignerUnavailable, "{err}");
+    assert_eq!(err.blamed(), &[1, 2]);
+    assert!(err.message().contains("cosigner 1: failed during the run (protocol_abort)"), "{err}");
+    assert!(err.message().contains("cosigner 2: failed during the run (protocol_abort)"), "{err}");
+    assert!(err.to_string().contains("DLEQ"), "the details say why: {err}");
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -333,17 +385,7 @@ async fn a_cosigner_refuses_a_reused_execution_id() {
     let req = EcdhRequest { key: key(), execution_id: ExecutionId::random(), point: q.as_bytes().to_vec() };
     t.partial_ecdh(req.clone()).await.unwrap();
     assert_eq!(t.partial_ecdh(req).await.unwrap_err().kind(), ErrorKind::PolicyDenied);
-    let sign = SessionRequest {
-        kind: SessionKind::Sign,
-        key: key(),
-        execution_id: ExecutionId::random(),
-        parties: vec![0, 1],
-        threshold: 2,
-        total: 3,
-        digest: Some([7; 32]),
-        tweak: None,
-        point: None,
-    };
+    let sign = sign_request([7; 32]);
     let first = t.open_session(sign.clone()).await.unwrap();
     drop(first);
     assert_eq!(t.open_session(sign).await.unwrap_err().kind(), ErrorKind::PolicyDenied);

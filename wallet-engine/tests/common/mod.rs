@@ -166,3 +166,18 @@ pub fn digest(msg: &str) -> [u8; 32] {
     use sha2::Digest;
     sha2::Sha256::digest(msg.as_bytes()).into()
 }
+
+/// A request to sign `digest` with the agent and cosigner 1 (key 0 of the test wallet).
+pub fn sign_request(digest: [u8; 32]) -> wallet_traits::SessionRequest {
+    wallet_traits::SessionRequest {
+        kind: wallet_traits::SessionKind::Sign,
+        key: key(),
+        execution_id: wallet_traits::ExecutionId::random(),
+        parties: vec![0, 1],
+        threshold: 2,
+        total: 3,
+        digest: Some(digest),
+        tweak: None,
+        point: None,
+    }
+}

@@ -1,0 +1,184 @@
+//! Which cosigners can serve the wallet's key, and the error that says why too few can.
+//!
+//! Signing, distributed ECDH and linkage take the first t-1 cosigners, in configured order, that
+//! can serve; one that cannot is skipped with a reason, and the operation goes on with the next.
+
+use std::{fmt, time::Duration};
+
+use wallet_traits::{CosignerTransport, Error, ErrorKind, KeyId, PartyIndex, ShareState};
+
+use crate::wallet::Cosigner;
+
+/// Longest wait for a cosigner's answer about the key before it counts as unreachable.
+pub const PROBE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Why a cosigner cannot take part in an operation with the wallet's key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Unfit {
+    /// It did not answer, or answered with an error of this kind.
+    Unreachable(ErrorKind),
+    /// It holds no share of the key.
+    NoShare,
+    /// It holds a share of another collective key under this key's id.
+    AnotherKey,
+    /// It reports another party index than its position in the configuration.
+    WrongParty(PartyIndex),
+    /// Its share is not Active (Pending: provisioning unfinished; Frozen: under review).
+    NotActive(ShareState),
+    /// It refused to open the session or to answer (kind of its refusal).
+    Refused(ErrorKind),
+    /// It failed, misbehaved or went away during the run (kind of the failure).
+    Failed(ErrorKind),
+}
+
+impl fmt::Display for Unfit {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Unfit::Unreachable(ErrorKind::Timeout) => f.write_str("unreachable (no answer in time)"),
+            Unfit::Unreachable(ErrorKind::Unauthorized) => {
+                f.write_str("refuses the agent's token (check MPC_JWT_SECRET)")
+            }
+            Unfit::Unreachable(kind) => write!(f, "unreachable ({kind})"),
+            Unfit::NoShare => f.write_str("holds no share of this key"),
+            Unfit::AnotherKey => f.write_str("holds a share of another key"),
+            Unfit::WrongParty(i) => write!(f, "reports party index {i} (check the order of MPC_COSIGNER_ENDPOINTS)"),
+            Unfit::NotActive(ShareState::Frozen) => f.write_str("its share is frozen"),
+            Unfit::NotActive(state) => write!(f, "its share is {state}, not active"),
+            Unfit::Refused(kind) => write!(f, "refused the request ({kind})"),
+            Unfit::Failed(kind) => write!(f, "failed during the run ({kind})"),
+        }
+    }
+}
+
+/// What the agent found about one cosigner.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CosignerReport {
+    /// Its party index.
+    pub index: PartyIndex,
+    /// Its endpoint (never holds credentials). For operators: not part of error messages a
+    /// wallet's caller sees.
+    pub endpoint: String,
+    /// Why it cannot serve the key; `None` when it can.
+    pub unfit: Option<Unfit>,
+    /// The underlying error's text, for logs and operators (may name the endpoint).
+    pub detail: Option<String>,
+    /// The protocol proved it misbehaved (a partial result whose proof failed).
+    pub blamed: bool,
+}
+
+impl CosignerReport {
+    /// Whether it can take part in signing, ECDH and linkage with the wallet's key.
+    pub fn can_serve(&self) -> bool {
+        self.unfit.is_none()
+    }
+
+    pub(crate) fn unfit(c: &Cosigner, unfit: Unfit, detail: Option<&Error>) -> Self {
+        Self {
+            index: c.index,
+            endpoint: c.transport.endpoint().to_string(),
+            unfit: Some(unfit),
+            detail: detail.map(ToString::to_string),
+            blamed: false,
+        }
+    }
+}
+
+impl fmt::Display for CosignerReport {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.unfit {
+            None => write!(f, "cosigner {}: can serve", self.index),
+            Some(why) => write!(f, "cosigner {}: {why}", self.index),
+        }
+    }
+}
+
+/// Asks cosigner `index` (over `transport`) about `key` and judges whether it can serve the key
+/// whose compressed public key is `expected`.
+pub async fn probe(
+    index: PartyIndex,
+    transport: &dyn CosignerTransport,
+    key: &KeyId,
+    expected: &[u8],
+    timeout: Duration,
+) -> CosignerReport {
+    let answer = tokio::time::timeout(timeout, transport.key_info(key)).await;
+    let (unfit, detail) = match answer {
+        Err(_) => (Some(Unfit::Unreachable(ErrorKind::Timeout)), None),
+        Ok(Err(e)) => (Some(Unfit::Unreachable(e.kind())), Some(e.to_string())),
+        Ok(Ok(None)) => (Some(Unfit::NoShare), None),
+        Ok(Ok(Some(info))) if info.public_key != expected => (Some(Unfit::AnotherKey), None),
+        Ok(Ok(Some(info))) if info.party_index != index => (Some(Unfit::WrongParty(info.party_index)), None),
+        Ok(Ok(Some(info))) if info.state != ShareState::Active => (Some(Unfit::NotActive(info.state)), None),
+        Ok(Ok(Some(_))) => (None, None),
+    };
+    CosignerReport { index, endpoint: transport.endpoint().to_string(), unfit, detail, blamed: false }
+}
+
+/// The error for an operation that needs `need` cosigners when only `found` can serve. Its
+/// message lists each cosigner that could not, and why, by party index only (a front may show
+/// the message to its caller); endpoints and underlying errors go into the context for
+/// operators.
+pub(crate) fn too_few(need: usize, found: usize, total: usize, skipped: &[CosignerReport]) -> Error {
+    let mut reasons: Vec<&CosignerReport> = skipped.iter().collect();
+    reasons.sort_by_key(|r| r.index);
+    reasons.dedup_by_key(|r| r.index);
+    let listed: Vec<String> = reasons.iter().map(ToString::to_string).collect();
+    let message = format!(
+        "this operation needs {need} of the {total} cosigner(s) but only {found} can serve the key: {}; \
+         start or repair the others (mpc-wallet status shows each)",
+        if listed.is_empty() { "none answered".to_string() } else { listed.join("; ") }
+    );
+    let details: Vec<String> = reasons
+        .iter()
+        .map(|r| match &r.detail {
+            Some(d) => format!("cosigner {} at {}: {d}", r.index, r.endpoint),
+            None => format!("cosigner {} at {}", r.index, r.endpoint),
+        })
+        .collect();
+    Error::new(ErrorKind::CosignerUnavailable, message)
+        .with_context("cosigners", details.join("; "))
+        .with_blamed(reasons.iter().filter(|r| r.blamed).map(|r| r.index))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn report(index: PartyIndex, unfit: Option<Unfit>, detail: Option<&str>) -> CosignerReport {
+        CosignerReport {
+            index,
+            endpoint: format!("https://cosigner-{index}.internal:8443"),
+            unfit,
+            detail: detail.map(str::to_string),
+            blamed: false,
+        }
+    }
+
+    #[test]
+    fn the_message_lists_every_cosigner_without_endpoints() {
+        let skipped = [
+            report(
+                2,
+                Some(Unfit::Unreachable(ErrorKind::CosignerUnavailable)),
+                Some("connection refused at https://cosigner-2.internal:8443"),
+            ),
+            report(1, Some(Unfit::NoShare), None),
+            report(1, Some(Unfit::NoShare), None),
+        ];
+        let e = too_few(1, 0, 2, &skipped);
+        assert_eq!(e.kind(), ErrorKind::CosignerUnavailable);
+        assert!(e.message().contains("cosigner 1: holds no share of this key; cosigner 2: unreachable"), "{e}");
+        assert!(!e.message().contains("internal"), "{}", e.message());
+        let details = e.context_value("cosigners").unwrap();
+        assert!(details.contains("cosigner 2 at https://cosigner-2.internal:8443: connection refused"), "{details}");
+    }
+
+    #[test]
+    fn reasons_read_as_advice() {
+        assert_eq!(Unfit::NotActive(ShareState::Frozen).to_string(), "its share is frozen");
+        assert_eq!(Unfit::NotActive(ShareState::Pending).to_string(), "its share is pending, not active");
+        assert!(Unfit::Unreachable(ErrorKind::Unauthorized).to_string().contains("MPC_JWT_SECRET"));
+        assert_eq!(report(3, None, None).to_string(), "cosigner 3: can serve");
+    }
+}
