@@ -14,11 +14,13 @@ log="$(mktemp)"
 trap 'rm -f "$log"' EXIT
 # One invocation (unit, integration and doc tests) so dependencies are built once.
 # --no-fail-fast: one failing test binary does not hide the results of the others.
-cargo test --workspace --no-fail-fast "$@" 2>&1 | tee "$log"
+# The test-only feature `fault-injection` lets the crash test pause the agent binary mid-commit.
+features=(--features mpc-wallet/fault-injection)
+cargo test --workspace "${features[@]}" --no-fail-fast "$@" 2>&1 | tee "$log"
 # The ShareStore conformance suite per store, with its case counts (the same build; only the
 # suite tests run again, with their output shown).
 echo "== conformance suite per store"
-cargo test -q --workspace --test conformance -- --nocapture conformance_suite 2>/dev/null | grep '^conformance: ' | tee -a "$log"
+cargo test -q --workspace "${features[@]}" --test conformance -- --nocapture conformance_suite 2>/dev/null | grep '^conformance: ' | tee -a "$log"
 examples=0
 for example in examples/*/run.sh; do
   echo "== $example"

@@ -4,45 +4,43 @@ use std::{
     net::SocketAddr,
     path::{Path, PathBuf},
     sync::Arc,
-    time::{Duration, Instant},
+    time::Instant,
 };
 
 use anyhow::{bail, Context, Result};
 use k256::elliptic_curve::{ops::Reduce, sec1::ToEncodedPoint};
 use sha2::{Digest, Sha256};
 use wallet_engine::{
-    brc100::KeyMethods, PartyKey, Phase, Progress, Provisioned, ShareSecret, Wallet, WalletBuilder, WalletConfig,
+    brc100::KeyMethods, PartyKey, Phase, Progress, Provisioned, StoreLocation, Wallet, WalletBuilder, WalletConfig,
     PROBE_TIMEOUT,
 };
-use wallet_traits::{EcdsaSignature, KeyId, ShareState, WalletId};
+use wallet_traits::{EcdsaSignature, KeyId, ShareState};
 
 use crate::embedded;
 
-/// A builder from the configuration; without MPC_COSIGNER_ENDPOINTS, the embedded default.
-pub(crate) async fn builder_from_config(file: Option<&Path>) -> Result<(WalletBuilder, PathBuf)> {
-    let cfg = WalletConfig::load(file)?;
+/// A builder from the parsed configuration; without MPC_COSIGNER_ENDPOINTS, the embedded default.
+pub(crate) async fn builder_from_config(mut cfg: WalletConfig) -> Result<(WalletBuilder, PathBuf)> {
     // Fail before anything is created or started.
-    cfg.validate()?;
-    let storage = cfg.storage_path.clone().unwrap_or_else(|| PathBuf::from("./mpc-data/agent.db"));
-    let dir = storage.parent().map(Path::to_path_buf).unwrap_or_else(|| PathBuf::from("."));
+    let plugins = crate::plugins();
+    cfg.validate_with(&plugins)?;
+    let store = cfg.store.get_or_insert_with(|| StoreLocation::Path(PathBuf::from("./mpc-data/agent.db")));
+    // The embedded cosigners' files sit beside the agent's SQLite file.
+    let dir = store.path().and_then(Path::parent).map_or_else(|| PathBuf::from("./mpc-data"), Path::to_path_buf);
     let embedded = cfg.cosigner_endpoints.is_empty();
     let secret = cfg.share_secret.clone();
-    let mut cfg = cfg;
-    if cfg.storage_url.is_none() && cfg.storage_path.is_none() {
-        cfg.storage_path = Some(storage);
-    }
-    let mut b = WalletBuilder::from_config(cfg)?;
+    let mut b = WalletBuilder::from_config(cfg)?.plugins(plugins);
     if embedded {
         eprintln!("{}", embedded::WARNING);
-        let secret = ShareSecret::new(secret.context("set MPC_SHARE_SECRET")?)?;
+        let secret = secret.context("set MPC_SHARE_SECRET")?;
         let (keyring, transports) = embedded::start(&dir, &secret).await?;
         b = b.keyring(keyring);
         for t in transports {
             b = b.cosigner(t);
         }
     }
+    #[cfg(feature = "fault-injection")]
     if let Some(ms) = std::env::var("MPC_FAULT_PAUSE_BEFORE_AGENT_COMMIT_MS").ok().and_then(|v| v.parse().ok()) {
-        b = b.pause_before_local_commit(Duration::from_millis(ms));
+        b = b.pause_before_local_commit(std::time::Duration::from_millis(ms));
     }
     Ok((b, dir))
 }
@@ -143,7 +141,7 @@ fn hex32(name: &str, v: Option<String>) -> Result<Option<[u8; 32]>> {
 /// `mpc-wallet sign`: start the agent (provisioning or restoring), sign, verify, exit.
 pub(crate) async fn sign(file: Option<&Path>, digest: Option<String>, tweak: Option<String>) -> Result<()> {
     let (digest, tweak) = (hex32("digest", digest)?, hex32("tweak", tweak)?);
-    let (builder, dir) = builder_from_config(file).await?;
+    let (builder, dir) = builder_from_config(WalletConfig::load(file)?).await?;
     let wallet = provision(builder, &dir).await?;
     sign_and_verify(&wallet, digest, tweak).await
 }
@@ -152,8 +150,9 @@ pub(crate) async fn sign(file: Option<&Path>, digest: Option<String>, tweak: Opt
 pub(crate) async fn serve(file: Option<&Path>, listen: SocketAddr) -> Result<()> {
     // The front's variables (MPC_ALLOWED_ORIGINS, MPC_ALLOWED_HOSTS, MPC_API_TOKEN) are checked
     // before anything is started or provisioned.
-    let policy = crate::front::policy(&WalletConfig::load(file)?)?;
-    let (builder, dir) = builder_from_config(file).await?;
+    let cfg = WalletConfig::load(file)?;
+    let policy = crate::front::policy(&cfg)?;
+    let (builder, dir) = builder_from_config(cfg).await?;
     let wallet = provision(builder, &dir).await?;
     let identity = wallet.identity_key().to_hex();
     let network = wallet.network();
@@ -165,14 +164,11 @@ pub(crate) async fn serve(file: Option<&Path>, listen: SocketAddr) -> Result<()>
 /// `mpc-wallet status`: the local record's state and each cosigner's view.
 pub(crate) async fn status(file: Option<&Path>) -> Result<bool> {
     let cfg = WalletConfig::load(file)?;
-    let wallet = WalletId::new(cfg.wallet_id.clone().context("set MPC_WALLET_ID")?)?;
+    let wallet = cfg.wallet_id.clone().context("set MPC_WALLET_ID")?;
     let key = KeyId::new(wallet, 0);
-    let url = match (&cfg.storage_url, &cfg.storage_path) {
-        (Some(u), _) => u.clone(),
-        (None, Some(p)) => format!("sqlite://{}", p.display()),
-        (None, None) => bail!("set MPC_STORAGE_PATH or MPC_STORAGE_URL"),
-    };
-    let store = wallet_traits::open_store(&url, cfg.store_options.clone()).await?;
+    let url = cfg.store.as_ref().map(StoreLocation::url).context("set MPC_STORAGE_PATH or MPC_STORAGE_URL")?;
+    let plugins = crate::plugins();
+    let store = plugins.open_store(&url, cfg.store_options.clone()).await?;
     let local = store.load_share(&key).await?;
     match &local {
         None => println!("state: not provisioned"),
@@ -187,7 +183,7 @@ pub(crate) async fn status(file: Option<&Path>) -> Result<bool> {
     let options = cfg.transport_options();
     for (i, url) in cfg.cosigner_endpoints.iter().enumerate() {
         let index = u16::try_from(i + 1).unwrap_or(u16::MAX);
-        let line = match wallet_traits::connect_transport(url, options.clone()).await {
+        let line = match plugins.connect_transport(url, options.clone()).await {
             Err(e) => format!("cannot serve: unreachable ({e})"),
             Ok(t) => match &local {
                 Some(r) => {

@@ -3,13 +3,11 @@
 use std::path::Path;
 
 use anyhow::Result;
-use wallet_engine::{settings::Settings, WalletConfig};
-
-use crate::cosigner::{self, CosignerConfig};
+use wallet_engine::{config::Settings, CosignerConfig, WalletConfig};
 
 /// Prints the resolved configuration; returns whether it is valid (the exit code says so too).
 pub(crate) fn run(file: Option<&Path>, as_cosigner: bool) -> Result<bool> {
-    let (role, keys) = if as_cosigner { ("cosigner", cosigner::KEYS) } else { ("agent", WalletConfig::KEYS) };
+    let (role, keys) = if as_cosigner { ("cosigner", CosignerConfig::KEYS) } else { ("agent", WalletConfig::KEYS) };
     let settings = match Settings::load(keys, file) {
         Ok(s) => s,
         Err(e) => {
@@ -24,12 +22,11 @@ pub(crate) fn run(file: Option<&Path>, as_cosigner: bool) -> Result<bool> {
         println!("# note: {var} is not a key of the {role} configuration; it is ignored");
     }
     let checked = if as_cosigner {
-        CosignerConfig::from_settings(&settings).and_then(|c| c.check().map(drop))
+        CosignerConfig::from_settings(&settings).and_then(|c| c.validate_with(&crate::plugins()))
     } else {
         // The BRC-100 front's variables too, as `serve` checks them at start.
         WalletConfig::from_settings(&settings)
-            .and_then(|c| c.validate().and_then(|()| crate::front::policy(&c).map(drop)))
-            .map_err(Into::into)
+            .and_then(|c| c.validate_with(&crate::plugins()).and_then(|()| crate::front::policy(&c).map(drop)))
     };
     match checked {
         Ok(()) => {

@@ -7,7 +7,7 @@ use std::{
 
 use anyhow::{Context, Result};
 use wallet_backend_sqlite::SqliteShareStore;
-use wallet_engine::{ShareSecret, WalletBuilder, WalletConfig};
+use wallet_engine::{ShareSecret, StoreLocation, WalletBuilder, WalletConfig};
 use wallet_traits::ShareStore;
 
 use crate::{agent, embedded};
@@ -17,18 +17,22 @@ const DEV_SECRET: &str = "mpc-wallet-demo-development-secret-do-not-use";
 
 pub(crate) async fn run(file: Option<&Path>, data_dir: &Path) -> Result<()> {
     let mut cfg = WalletConfig::load(file)?;
-    let wallet_id = cfg.wallet_id.clone().unwrap_or_else(|| "demo-wallet".to_string());
-    if cfg.share_secret.is_none() {
-        eprintln!(
-            "warning: MPC_SHARE_SECRET is not set; using the fixed development secret. \
-             Set MPC_SHARE_SECRET for anything but this demo."
-        );
-        cfg.share_secret = Some(DEV_SECRET.to_string());
-    }
+    let wallet_id = cfg.wallet_id.as_ref().map_or("demo-wallet", |w| w.as_str()).to_string();
+    let secret = match cfg.share_secret.take() {
+        Some(s) => s,
+        None => {
+            eprintln!(
+                "warning: MPC_SHARE_SECRET is not set; using the fixed development secret. \
+                 Set MPC_SHARE_SECRET for anything but this demo."
+            );
+            ShareSecret::new(DEV_SECRET)?
+        }
+    };
     eprintln!("{}", embedded::WARNING);
-    let agent_path = cfg.storage_path.clone().unwrap_or_else(|| data_dir.join("agent.db"));
+    // The demo's store is always a SQLite file: MPC_STORAGE_PATH, else DATA_DIR/agent.db.
+    let agent_path =
+        cfg.store.as_ref().and_then(StoreLocation::path).map_or_else(|| data_dir.join("agent.db"), Path::to_path_buf);
     let dir = agent_path.parent().map(Path::to_path_buf).unwrap_or_else(|| PathBuf::from("."));
-    let secret = ShareSecret::new(cfg.share_secret.clone().unwrap_or_default())?;
     println!("data dir: {}", dir.display());
     println!("wallet: {wallet_id} (network {})", cfg.network);
 

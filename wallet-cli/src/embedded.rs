@@ -7,7 +7,7 @@ use anyhow::{Context, Result};
 use wallet_backend_sqlite::SqliteShareStore;
 use wallet_engine::{CosignerService, Keyring, Sealer, ShareSecret, StorePrimePool};
 use wallet_traits::{CosignerTransport, ShareStore};
-use wallet_transport_local::{register_local_cosigner, LocalTransport};
+use wallet_transport_local::LocalHub;
 
 pub(crate) const WARNING: &str = "warning: embedded default: the agent and both cosigners run in this process and all \
      shares sit on this machine. For trying the wallet and for tests, not for production.";
@@ -18,6 +18,8 @@ pub(crate) async fn start(dir: &Path, secret: &ShareSecret) -> Result<(Keyring, 
     let mut keyrings = Keyring::generate_group(3).into_iter();
     let agent = keyrings.next().expect("three keyrings");
     let sealer = Sealer::new(secret.clone(), Default::default());
+    // A hub of its own: nothing else in the process can reach these cosigners by name.
+    let hub = LocalHub::new();
     let mut transports: Vec<Arc<dyn CosignerTransport>> = Vec::new();
     for (i, keyring) in (1..=2u16).zip(keyrings) {
         let path = dir.join(format!("cosigner-{i}.db"));
@@ -26,8 +28,8 @@ pub(crate) async fn start(dir: &Path, secret: &ShareSecret) -> Result<(Keyring, 
         let primes = Arc::new(StorePrimePool::new(store.clone(), sealer.clone(), "cosigner"));
         let service = CosignerService::new(keyring, store, sealer.clone(), primes)?;
         let name = format!("embedded-cosigner-{i}");
-        register_local_cosigner(&name, Arc::new(service));
-        transports.push(Arc::new(LocalTransport::new(&name)));
+        hub.register(&name, Arc::new(service));
+        transports.push(Arc::new(hub.transport(&name)));
     }
     Ok((agent, transports))
 }

@@ -3,7 +3,6 @@
 use std::{net::SocketAddr, path::PathBuf, process::ExitCode};
 
 use clap::{Parser, Subcommand};
-use wallet_engine::settings::Settings;
 
 mod agent;
 mod check;
@@ -12,17 +11,21 @@ mod demo;
 mod embedded;
 mod front;
 
-// Referenced so the linker keeps their inventory registrations.
-#[cfg(feature = "backend-postgres")]
-use wallet_backend_postgres as _;
-#[cfg(feature = "backend-rocksdb")]
-use wallet_backend_rocksdb as _;
-use wallet_backend_sqlite as _;
-#[cfg(feature = "plugin-example")]
-use wallet_plugin_example_store as _;
-use wallet_transport_grpc as _;
-use wallet_transport_http as _;
-use wallet_transport_local as _;
+/// The stores and transports this binary offers, installed explicitly (no reliance on the
+/// linker keeping `inventory` registrations); the cargo features decide the optional ones.
+pub(crate) fn plugins() -> wallet_traits::Plugins {
+    let p = wallet_traits::Plugins::new();
+    let p = wallet_backend_sqlite::install(p);
+    #[cfg(feature = "backend-postgres")]
+    let p = wallet_backend_postgres::install(p);
+    #[cfg(feature = "backend-rocksdb")]
+    let p = wallet_backend_rocksdb::install(p);
+    #[cfg(feature = "plugin-example")]
+    let p = wallet_plugin_example_store::install(p);
+    let p = wallet_transport_local::install(p);
+    let p = wallet_transport_http::install(p);
+    wallet_transport_grpc::install(p)
+}
 
 #[derive(Parser, Debug)]
 #[command(name = "mpc-wallet", version, about = "Threshold-ECDSA (MPC) wallet for AI agents on BSV")]
@@ -132,10 +135,7 @@ fn main() -> ExitCode {
             Command::Serve { listen } => agent::serve(file, listen).await.map(|_| true),
             Command::Sign { digest, tweak } => agent::sign(file, digest, tweak).await.map(|_| true),
             Command::Status => agent::status(file).await,
-            Command::Cosigner => match Settings::load(cosigner::KEYS, file) {
-                Ok(settings) => cosigner::run(&settings).await.map(|_| true),
-                Err(e) => Err(e.into()),
-            },
+            Command::Cosigner => cosigner::run(file).await.map(|_| true),
             Command::Config { command: ConfigCommand::Check { cosigner } } => check::run(file, cosigner),
             Command::Keys { out } => agent::keys(out).map(|_| true),
         }

@@ -237,6 +237,9 @@ fn kill_a_cosigner_during_aux_info_then_recover() {
     assert!(recs.iter().all(|r| r.as_ref().unwrap().meta.state == ShareState::Active));
 }
 
+// The pause is compiled into the binary only with the test feature `fault-injection`
+// (scripts/test.sh enables it).
+#[cfg(feature = "fault-injection")]
 #[test]
 fn kill_the_agent_after_the_cosigners_committed() {
     let fleet = Fleet::new("http");

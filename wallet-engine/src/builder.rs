@@ -15,7 +15,7 @@ use crate::{
     cache::DerivationCache,
     config::{Network, WalletConfig},
     coordinator::{coordinate, Remote, RunFailure},
-    keys::{Keyring, PartyKey},
+    keys::Keyring,
     plan::{plan, CosignerView, Plan},
     primes::{PrimeSource, StorePrimePool},
     protocol::{self, Share},
@@ -109,6 +109,7 @@ pub struct WalletBuilder {
     idle_timeout: Duration,
     pause_before_local_commit: Option<Duration>,
     derivation_cache_max: usize,
+    plugins: Option<wallet_traits::Plugins>,
 }
 
 impl std::fmt::Debug for WalletBuilder {
@@ -150,6 +151,7 @@ impl Default for WalletBuilder {
             idle_timeout: Duration::from_secs(600),
             pause_before_local_commit: None,
             derivation_cache_max: crate::DEFAULT_DERIVATION_CACHE_MAX,
+            plugins: None,
         }
     }
 }
@@ -165,30 +167,21 @@ impl WalletBuilder {
         Self::from_config(WalletConfig::from_env()?)
     }
 
-    /// A builder from a resolved configuration.
+    /// A builder from a parsed configuration; nothing is parsed again here.
     pub fn from_config(cfg: WalletConfig) -> Result<Self> {
         let mut b = Self::new();
         b.transport_options = cfg.transport_options();
-        b.store_options = cfg.store_options.clone();
-        b.wallet_id = cfg.wallet_id;
-        if let Some(s) = cfg.share_secret {
-            b.secret = Some(ShareSecret::new(s)?);
-        }
-        b.store_url = cfg.storage_url.or_else(|| cfg.storage_path.map(|p| format!("sqlite://{}", p.display())));
+        b.store_options = cfg.store_options;
+        b.wallet_id = cfg.wallet_id.map(|w| w.as_str().to_string());
+        b.secret = cfg.share_secret;
+        b.store_url = cfg.store.map(|s| s.url());
         b.cosigner_urls = cfg.cosigner_endpoints;
-        if let Some(t) = cfg.threshold {
-            b.threshold = t;
-        }
+        b.threshold = cfg.threshold;
         b.network = cfg.network;
         b.seal.cipher = cfg.cipher;
-        if let Some(n) = cfg.derivation_cache_max {
-            b.derivation_cache_max = n;
-        }
+        b.derivation_cache_max = cfg.derivation_cache_max;
         if let Some(key) = cfg.party_key {
-            let key = PartyKey::from_hex(&key).map_err(|e| e.with_context("variable", "MPC_PARTY_KEY"))?;
-            let peers = Keyring::parse_peers(cfg.peer_keys.as_deref().unwrap_or(""))
-                .map_err(|e| e.with_context("variable", "MPC_PEER_KEYS"))?;
-            b.keyring = Some(Keyring::new(AGENT_INDEX, key, peers));
+            b.keyring = Some(Keyring::new(AGENT_INDEX, key, cfg.peer_keys));
         }
         Ok(b)
     }
@@ -273,8 +266,9 @@ impl WalletBuilder {
         self
     }
 
-    /// Fault injection for crash tests: wait this long after the cosigners committed a new key
-    /// and before the agent flips its own share to Active.
+    /// Fault injection for crash tests (feature `fault-injection`): wait this long after the
+    /// cosigners committed a new key and before the agent flips its own share to Active.
+    #[cfg(feature = "fault-injection")]
     pub fn pause_before_local_commit(mut self, pause: Duration) -> Self {
         self.pause_before_local_commit = Some(pause);
         self
@@ -300,6 +294,13 @@ impl WalletBuilder {
         self
     }
 
+    /// The factories store and cosigner URLs are opened with (default: those `inventory`
+    /// collected from the crates linked in).
+    pub fn plugins(mut self, plugins: wallet_traits::Plugins) -> Self {
+        self.plugins = Some(plugins);
+        self
+    }
+
     /// Called for each provisioning phase.
     pub fn on_progress(mut self, f: impl Fn(Progress) + Send + Sync + 'static) -> Self {
         self.progress = Some(Arc::new(f));
@@ -321,16 +322,17 @@ impl WalletBuilder {
             .secret
             .clone()
             .ok_or_else(|| Error::new(ErrorKind::Config, "no share secret; set MPC_SHARE_SECRET"))?;
+        let plugins = self.plugins.clone().unwrap_or_default();
         let store = match (&self.store, &self.store_url) {
             (Some(s), _) => s.clone(),
-            (None, Some(url)) => wallet_traits::open_store(url, self.store_options.clone()).await?,
+            (None, Some(url)) => plugins.open_store(url, self.store_options.clone()).await?,
             (None, None) => {
                 return Err(Error::new(ErrorKind::Config, "no share store; set MPC_STORAGE_PATH or MPC_STORAGE_URL"))
             }
         };
         let mut transports = Vec::new();
         for url in &self.cosigner_urls {
-            transports.push(wallet_traits::connect_transport(url, self.transport_options.clone()).await?);
+            transports.push(plugins.connect_transport(url, self.transport_options.clone()).await?);
         }
         transports.extend(self.cosigners.iter().cloned());
         let n = u16::try_from(transports.len() + 1).unwrap_or(u16::MAX);

@@ -1,5 +1,5 @@
 //! The derivation cache: ECDH results `root * C` sealed in the agent's store under an HMAC
-//! lookup key (DESIGN.md section 8), so a repeated derivation for a counterparty needs no
+//! lookup key (docs/ARCHITECTURE.md, "Derived keys"), so a repeated derivation for a counterparty needs no
 //! cosigner round trip, also after a restart, and the table reveals no counterparties.
 //!
 //! The cache is bounded: any caller of the BRC-100 front picks counterparties, so without a cap

@@ -1,5 +1,5 @@
 //! The agent's side of a protocol run: its own party plus one session per participating
-//! cosigner, with every envelope relayed through here (star topology, DESIGN.md section 6).
+//! cosigner, with every envelope relayed through here (docs/ARCHITECTURE.md, "The path of a request").
 
 use std::time::Duration;
 

@@ -1,4 +1,4 @@
-//! Party identity keys and pairwise-sealed envelopes (DESIGN.md section 6).
+//! Party identity keys and pairwise-sealed envelopes (docs/ARCHITECTURE.md, "Sessions and envelopes").
 //!
 //! Every party has a static X25519 key; every other party's public key is pinned in its
 //! configuration, never learned through the agent. A payload from party A to party B is sealed

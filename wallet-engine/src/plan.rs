@@ -1,5 +1,5 @@
 //! DKG or restore: one pure decision from the local record and the cosigners' views
-//! (DESIGN.md section 4, docs/rfcs/0001_dkg_vs_restore.md).
+//! (docs/ARCHITECTURE.md, "The path of a request"; docs/rfcs/0001_dkg_vs_restore.md).
 
 use wallet_traits::{Error, ErrorKind, ExecutionId, KeyInfo, PartyIndex, Result, ShareMeta, ShareState};
 

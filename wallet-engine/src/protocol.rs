@@ -330,7 +330,7 @@ pub(crate) async fn run_sign(io: PartyIo, request: SessionRequest, share: Arc<Sh
     Ok(EcdsaSignature { r, s })
 }
 
-/// The tweak as a scalar, reduced modulo the group order (DESIGN.md section 5).
+/// The tweak as a scalar, reduced modulo the group order (docs/ARCHITECTURE.md, "Derived keys").
 pub(crate) fn tweak_scalar(tweak: &[u8; 32]) -> Scalar<E> {
     Scalar::from_be_bytes_mod_order(tweak)
 }

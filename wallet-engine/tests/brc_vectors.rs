@@ -1,4 +1,4 @@
-//! The official BSV vectors (tests/vectors, copied from @bsv/sdk and the BRCs): BRC-42 derivation
+//! The official BSV vectors (testdata/, copied from @bsv/sdk and the BRCs): BRC-42 derivation
 //! and the BRC-100 key methods, through the single-key reference.
 
 use std::{path::PathBuf, sync::Arc};
@@ -14,7 +14,7 @@ use wallet_traits::PublicKey;
 fn vectors(name: &str) -> Value {
     let dir = std::env::var_os("MPC_VECTORS_DIR")
         .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/vectors"));
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../testdata"));
     let path = dir.join(name);
     let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("read {}: {e}", path.display()));
     serde_json::from_str(&text).unwrap()

@@ -107,7 +107,7 @@ async fn the_configured_maximum_applies() {
     let cosigners = Cosigners::start(dir.path(), SECRET).await;
     let store = agent_store(dir.path()).await;
     let mut cfg = wallet_engine::WalletConfig::default();
-    cfg.derivation_cache_max = Some(1);
+    cfg.derivation_cache_max = 1;
     let mut b = wallet_engine::WalletBuilder::from_config(cfg)
         .unwrap()
         .wallet_id(WALLET)

@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::{Error, ErrorKind, ExecutionId, KeyId, PartyIndex, Result};
 
-/// Lifecycle of a stored share (DESIGN.md section 6).
+/// Lifecycle of a stored share (docs/ARCHITECTURE.md, "Shares and the commit").
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum ShareState {

@@ -269,14 +269,30 @@ pub fn redact_url(url: &str) -> String {
     format!("{prefix}{userinfo}{shown}{fragment}")
 }
 
-/// Factories by scheme; built once from everything submitted, refusing duplicates.
+/// Factories by scheme, refusing duplicates: filled from everything submitted with `inventory`
+/// ([`Plugins::from_inventory`]) or installed one by one ([`Plugins::with_store`]).
 #[derive(Debug)]
 pub struct Registry<F: 'static> {
     kind: &'static str,
     by_scheme: std::result::Result<BTreeMap<&'static str, &'static F>, String>,
 }
 
+// By hand: a derive would require `F: Clone`, and only references are cloned.
+impl<F> Clone for Registry<F> {
+    fn clone(&self) -> Self {
+        Self { kind: self.kind, by_scheme: self.by_scheme.clone() }
+    }
+}
+
 impl<F> Registry<F> {
+    fn insert(&mut self, scheme: &'static str, f: &'static F) {
+        if let Ok(map) = &mut self.by_scheme {
+            if map.insert(scheme, f).is_some() {
+                self.by_scheme = Err(scheme.to_string());
+            }
+        }
+    }
+
     fn build(kind: &'static str, items: impl Iterator<Item = (&'static str, &'static F)>) -> Self {
         let mut map = BTreeMap::new();
         let mut dup = None;
@@ -316,13 +332,100 @@ impl<F> Registry<F> {
     }
 }
 
-/// The store registry.
+/// The store and transport factories a program uses, as a value: handed to the engine's
+/// builders so a program (or a test) decides exactly which plugins exist, as sqlx installs its
+/// drivers explicitly beside its `Any` registry. [`Plugins::from_inventory`], the default,
+/// holds every factory linked into the binary and submitted with `inventory`.
+///
+/// ```
+/// use wallet_traits::{Plugins, ShareStoreFactory};
+///
+/// static NONE: ShareStoreFactory = ShareStoreFactory::new("none", |_, _| {
+///     Box::pin(async { Err(wallet_traits::Error::new(wallet_traits::ErrorKind::Config, "no store")) })
+/// });
+/// let plugins = Plugins::new().with_store(&NONE);
+/// assert_eq!(plugins.stores().schemes(), ["none"]);
+/// assert!(plugins.check_store("sqlite:///x.db", &Default::default()).is_err());
+/// ```
+#[derive(Debug, Clone)]
+pub struct Plugins {
+    stores: Registry<ShareStoreFactory>,
+    transports: Registry<TransportFactory>,
+}
+
+impl Default for Plugins {
+    fn default() -> Self {
+        Self::from_inventory()
+    }
+}
+
+impl Plugins {
+    /// No factories at all; add them with [`with_store`](Self::with_store) and
+    /// [`with_transport`](Self::with_transport).
+    pub fn new() -> Self {
+        Self {
+            stores: Registry::build("store", std::iter::empty()),
+            transports: Registry::build("transport", std::iter::empty()),
+        }
+    }
+
+    /// Every factory submitted with `inventory` by the crates linked into this binary.
+    pub fn from_inventory() -> Self {
+        Self { stores: store_registry().clone(), transports: transport_registry().clone() }
+    }
+
+    /// Adds a store factory (a second one for the same scheme makes every lookup fail).
+    pub fn with_store(mut self, factory: &'static ShareStoreFactory) -> Self {
+        self.stores.insert(factory.scheme, factory);
+        self
+    }
+
+    /// Adds a transport factory.
+    pub fn with_transport(mut self, factory: &'static TransportFactory) -> Self {
+        self.transports.insert(factory.scheme, factory);
+        self
+    }
+
+    /// The store factories.
+    pub fn stores(&self) -> &Registry<ShareStoreFactory> {
+        &self.stores
+    }
+
+    /// The transport factories.
+    pub fn transports(&self) -> &Registry<TransportFactory> {
+        &self.transports
+    }
+
+    /// Opens the store named by `url` through its factory.
+    pub async fn open_store(&self, url: &str, options: Options) -> Result<Arc<dyn ShareStore>> {
+        let factory = self.stores.get(&scheme_of(url)?)?;
+        (factory.build)(url.to_string(), options).await
+    }
+
+    /// Checks the store URL and options as far as possible without opening it: the scheme is
+    /// known, and the plugin's own check (if it has one) accepts them.
+    pub fn check_store(&self, url: &str, options: &Options) -> Result<()> {
+        let factory = self.stores.get(&scheme_of(url)?)?;
+        match factory.check {
+            Some(check) => check(url, options),
+            None => Ok(()),
+        }
+    }
+
+    /// Connects the transport named by `url` through its factory.
+    pub async fn connect_transport(&self, url: &str, options: Options) -> Result<Arc<dyn CosignerTransport>> {
+        let factory = self.transports.get(&scheme_of(url)?)?;
+        (factory.build)(url.to_string(), options).await
+    }
+}
+
+/// The store factories submitted with `inventory`.
 pub fn store_registry() -> &'static Registry<ShareStoreFactory> {
     static R: OnceLock<Registry<ShareStoreFactory>> = OnceLock::new();
     R.get_or_init(|| Registry::build("store", inventory::iter::<ShareStoreFactory>.into_iter().map(|f| (f.scheme, f))))
 }
 
-/// The transport registry.
+/// The transport factories submitted with `inventory`.
 pub fn transport_registry() -> &'static Registry<TransportFactory> {
     static R: OnceLock<Registry<TransportFactory>> = OnceLock::new();
     R.get_or_init(|| {
@@ -330,26 +433,19 @@ pub fn transport_registry() -> &'static Registry<TransportFactory> {
     })
 }
 
-/// Opens the store named by `url` through its registered factory.
+/// [`Plugins::open_store`] over the `inventory` factories.
 pub async fn open_store(url: &str, options: Options) -> Result<Arc<dyn ShareStore>> {
-    let factory = store_registry().get(&scheme_of(url)?)?;
-    (factory.build)(url.to_string(), options).await
+    Plugins::from_inventory().open_store(url, options).await
 }
 
-/// Checks the store URL and options as far as possible without opening it: the scheme is
-/// registered, and the plugin's own check (if it has one) accepts them.
+/// [`Plugins::check_store`] over the `inventory` factories.
 pub fn check_store(url: &str, options: &Options) -> Result<()> {
-    let factory = store_registry().get(&scheme_of(url)?)?;
-    match factory.check {
-        Some(check) => check(url, options),
-        None => Ok(()),
-    }
+    Plugins::from_inventory().check_store(url, options)
 }
 
-/// Connects the transport named by `url` through its registered factory.
+/// [`Plugins::connect_transport`] over the `inventory` factories.
 pub async fn connect_transport(url: &str, options: Options) -> Result<Arc<dyn CosignerTransport>> {
-    let factory = transport_registry().get(&scheme_of(url)?)?;
-    (factory.build)(url.to_string(), options).await
+    Plugins::from_inventory().connect_transport(url, options).await
 }
 
 #[cfg(test)]

@@ -15,12 +15,17 @@ pub const POSTGRES_SCHEME: &str = "postgres";
 pub const POSTGRESQL_SCHEME: &str = "postgresql";
 
 // The check parses the URL and options without connecting.
-wallet_traits::inventory::submit! {
-    wallet_traits::ShareStoreFactory::new(POSTGRES_SCHEME, PostgresShareStore::from_url)
+const fn factory(scheme: &'static str) -> wallet_traits::ShareStoreFactory {
+    wallet_traits::ShareStoreFactory::new(scheme, PostgresShareStore::from_url)
         .with_check(|url, options| PostgresConfig::from_url(url, options)?.connect_options().map(drop))
 }
 
-wallet_traits::inventory::submit! {
-    wallet_traits::ShareStoreFactory::new(POSTGRESQL_SCHEME, PostgresShareStore::from_url)
-        .with_check(|url, options| PostgresConfig::from_url(url, options)?.connect_options().map(drop))
+wallet_traits::inventory::submit! { factory(POSTGRES_SCHEME) }
+wallet_traits::inventory::submit! { factory(POSTGRESQL_SCHEME) }
+
+/// Adds this crate's factories to `plugins`: for a program that installs its plugins explicitly
+/// ([`wallet_traits::Plugins::new`]) instead of taking every one `inventory` collected.
+pub fn install(plugins: wallet_traits::Plugins) -> wallet_traits::Plugins {
+    static F: [wallet_traits::ShareStoreFactory; 2] = [factory(POSTGRES_SCHEME), factory(POSTGRESQL_SCHEME)];
+    plugins.with_store(&F[0]).with_store(&F[1])
 }

@@ -10,7 +10,15 @@ pub use store::SqliteShareStore;
 /// The URL scheme of this store, as in `sqlite:///var/lib/mpc/agent.db`.
 pub const SQLITE_SCHEME: &str = "sqlite";
 
-wallet_traits::inventory::submit! {
+const FACTORY: wallet_traits::ShareStoreFactory =
     wallet_traits::ShareStoreFactory::new(SQLITE_SCHEME, SqliteShareStore::from_url)
-        .with_check(|url, options| SqliteConfig::from_url(url, options).map(drop))
+        .with_check(|url, options| SqliteConfig::from_url(url, options).map(drop));
+
+wallet_traits::inventory::submit! { FACTORY }
+
+/// Adds this crate's factories to `plugins`: for a program that installs its plugins explicitly
+/// ([`wallet_traits::Plugins::new`]) instead of taking every one `inventory` collected.
+pub fn install(plugins: wallet_traits::Plugins) -> wallet_traits::Plugins {
+    static F: wallet_traits::ShareStoreFactory = FACTORY;
+    plugins.with_store(&F)
 }

@@ -27,3 +27,13 @@ pub const HTTPS_SCHEME: &str = "https";
 
 wallet_traits::inventory::submit! { TransportFactory::new(HTTP_SCHEME, HttpTransport::from_url) }
 wallet_traits::inventory::submit! { TransportFactory::new(HTTPS_SCHEME, HttpTransport::from_url) }
+
+/// Adds this crate's factories to `plugins`: for a program that installs its plugins explicitly
+/// ([`wallet_traits::Plugins::new`]) instead of taking every one `inventory` collected.
+pub fn install(plugins: wallet_traits::Plugins) -> wallet_traits::Plugins {
+    static F: [TransportFactory; 2] = [
+        TransportFactory::new(HTTP_SCHEME, HttpTransport::from_url),
+        TransportFactory::new(HTTPS_SCHEME, HttpTransport::from_url),
+    ];
+    plugins.with_transport(&F[0]).with_transport(&F[1])
+}

@@ -19,19 +19,67 @@ pub const LOCAL_SCHEME: &str = "local";
 
 wallet_traits::inventory::submit! { TransportFactory::new(LOCAL_SCHEME, LocalTransport::from_url) }
 
-fn hub() -> &'static Mutex<BTreeMap<String, Arc<dyn CosignerTransport>>> {
-    static HUB: OnceLock<Mutex<BTreeMap<String, Arc<dyn CosignerTransport>>>> = OnceLock::new();
-    HUB.get_or_init(Default::default)
+/// Adds this crate's factories to `plugins`: for a program that installs its plugins explicitly
+/// ([`wallet_traits::Plugins::new`]) instead of taking every one `inventory` collected.
+pub fn install(plugins: wallet_traits::Plugins) -> wallet_traits::Plugins {
+    static F: TransportFactory = TransportFactory::new(LOCAL_SCHEME, LocalTransport::from_url);
+    plugins.with_transport(&F)
 }
 
-/// Makes `service` reachable as `local://{name}`. Replaces an earlier registration of the name.
+type Services = Arc<Mutex<BTreeMap<String, Arc<dyn CosignerTransport>>>>;
+
+/// In-process cosigners by name. A value, so a program or a test can keep its cosigners apart
+/// from everyone else's; `local://NAME` URLs (the registry's factory, which cannot carry a value)
+/// resolve in [`LocalHub::global`].
+#[derive(Clone, Default)]
+pub struct LocalHub(Services);
+
+impl std::fmt::Debug for LocalHub {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_tuple("LocalHub").field(&self.0.lock().map(|m| m.len()).unwrap_or_default()).finish()
+    }
+}
+
+impl LocalHub {
+    /// An empty hub of its own.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// The process's hub, where `local://NAME` URLs are looked up.
+    pub fn global() -> &'static LocalHub {
+        static HUB: OnceLock<LocalHub> = OnceLock::new();
+        HUB.get_or_init(LocalHub::new)
+    }
+
+    /// Makes `service` reachable under `name`. Replaces an earlier registration of the name.
+    pub fn register(&self, name: &str, service: Arc<dyn CosignerTransport>) {
+        self.0.lock().expect("local hub lock").insert(name.to_string(), service);
+    }
+
+    /// Removes `name`; later calls fail as if the cosigner were down.
+    pub fn unregister(&self, name: &str) {
+        self.0.lock().expect("local hub lock").remove(name);
+    }
+
+    /// A transport to the cosigner registered here as `name` (now or later).
+    pub fn transport(&self, name: &str) -> LocalTransport {
+        LocalTransport { endpoint: format!("{LOCAL_SCHEME}://{name}"), name: name.to_string(), hub: self.clone() }
+    }
+
+    fn get(&self, name: &str) -> Option<Arc<dyn CosignerTransport>> {
+        self.0.lock().expect("local hub lock").get(name).cloned()
+    }
+}
+
+/// Makes `service` reachable as `local://{name}` in [`LocalHub::global`].
 pub fn register_local_cosigner(name: &str, service: Arc<dyn CosignerTransport>) {
-    hub().lock().expect("local hub lock").insert(name.to_string(), service);
+    LocalHub::global().register(name, service);
 }
 
-/// Removes `local://{name}`; later connections fail as if the cosigner were down.
+/// Removes `local://{name}` from [`LocalHub::global`].
 pub fn unregister_local_cosigner(name: &str) {
-    hub().lock().expect("local hub lock").remove(name);
+    LocalHub::global().unregister(name);
 }
 
 /// A client of an in-process cosigner with the semantics of a network transport: every request,
@@ -41,12 +89,13 @@ pub fn unregister_local_cosigner(name: &str) {
 pub struct LocalTransport {
     endpoint: String,
     name: String,
+    hub: LocalHub,
 }
 
 impl LocalTransport {
-    /// A transport to `local://{name}`.
+    /// A transport to `local://{name}` in [`LocalHub::global`].
     pub fn new(name: &str) -> Self {
-        Self { endpoint: format!("{LOCAL_SCHEME}://{name}"), name: name.to_string() }
+        LocalHub::global().transport(name)
     }
 
     /// Factory for the registry.
@@ -64,7 +113,7 @@ impl LocalTransport {
     }
 
     fn target(&self) -> Result<Arc<dyn CosignerTransport>> {
-        hub().lock().expect("local hub lock").get(&self.name).cloned().ok_or_else(|| {
+        self.hub.get(&self.name).ok_or_else(|| {
             Error::new(ErrorKind::CosignerUnavailable, "no in-process cosigner is registered under this name")
                 .with_context("endpoint", &self.endpoint)
         })

@@ -17,6 +17,24 @@ async fn local_transport_conformance() {
 }
 
 #[tokio::test]
+async fn a_hub_of_its_own_is_separate_from_the_global_one() {
+    use wallet_transport_local::LocalHub;
+    let (mine, other) = (LocalHub::new(), LocalHub::new());
+    let service: Arc<dyn CosignerTransport> = Arc::new(LocalTransport::new("nobody-at-all"));
+    mine.register("hub-test", service);
+    // Registered in `mine` only: unknown to another hub and to local:// URLs.
+    let e = other.transport("hub-test").health().await.unwrap_err();
+    assert_eq!(e.kind(), wallet_traits::ErrorKind::CosignerUnavailable);
+    let e = LocalTransport::new("hub-test").health().await.unwrap_err();
+    assert_eq!(e.kind(), wallet_traits::ErrorKind::CosignerUnavailable);
+    // Reaching it forwards to the registered service (itself a transport to nobody).
+    let e = mine.transport("hub-test").health().await.unwrap_err();
+    assert!(e.to_string().contains("nobody-at-all") || format!("{e:?}").contains("nobody-at-all"), "{e:?}");
+    mine.unregister("hub-test");
+    assert!(mine.transport("hub-test").health().await.is_err());
+}
+
+#[tokio::test]
 async fn unregistered_name_is_unavailable() {
     let e = LocalTransport::new("nobody-here").health().await.unwrap_err();
     assert_eq!(e.kind(), wallet_traits::ErrorKind::CosignerUnavailable);

@@ -3,8 +3,9 @@
 //!
 //! Every key has one name in a file (`share_secret`) and one variable (`MPC_SHARE_SECRET`).
 //! Store options live in the file's `[storage]` table and in `MPC_STORAGE__<KEY>` variables.
-//! Values stay strings here; [`WalletConfig`](crate::WalletConfig) and the cosigner parse them,
-//! so an invalid value fails naming its variable whichever layer it came from.
+//! Values stay text here, with their origin; [`WalletConfig`](crate::WalletConfig) and
+//! [`CosignerConfig`](crate::CosignerConfig) parse each once, so an invalid value fails naming its
+//! variable whichever layer it came from.
 
 use std::{
     collections::BTreeMap,
@@ -13,7 +14,7 @@ use std::{
 };
 
 use config::{Config, Environment, File, FileFormat, Source, Value, ValueKind};
-use wallet_traits::{redact_url, Error, ErrorKind, Options, Result};
+use wallet_traits::{redact_url, Error, ErrorKind, Options, Plugins, Result};
 
 /// The file read when no `--config` is given, if it exists in the working directory.
 pub const DEFAULT_CONFIG_FILE: &str = "mpc-wallet.toml";
@@ -266,10 +267,10 @@ impl Settings {
     }
 }
 
-/// [`wallet_traits::check_store`] with an error that names the variable to fix: the option's
+/// [`Plugins::check_store`] with an error that names the variable to fix: the option's
 /// `MPC_STORAGE__<KEY>` when the store blames one, else `url_var`.
-pub fn check_store(url: &str, url_var: &str, options: &Options) -> Result<()> {
-    wallet_traits::check_store(url, options).map_err(|e| {
+pub(super) fn check_store(plugins: &Plugins, url: &str, url_var: &str, options: &Options) -> Result<()> {
+    plugins.check_store(url, options).map_err(|e| {
         let var = e.context_value("option").map(storage_env_name).unwrap_or_else(|| url_var.to_string());
         Error::new(ErrorKind::Config, format!("{var} is invalid: {}", e.message()))
             .with_context("variable", var)

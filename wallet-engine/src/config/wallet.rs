@@ -1,0 +1,288 @@
+//! The agent's configuration.
+
+use std::{collections::BTreeMap, fmt, path::PathBuf};
+
+use wallet_traits::{Error, ErrorKind, Options, PartyIndex, Plugins, Result, WalletId};
+
+use super::{invalid, missing, require_files, Network, Reader, SettingKey, Settings, Shown, StoreLocation};
+use crate::{seal::Cipher, Keyring, PartyKey, PartyPublicKey, ShareSecret};
+
+/// Everything the agent's builder reads, each value already parsed: build one with
+/// [`WalletConfig::load`] (file and variables) or by hand, then hand it to
+/// [`WalletBuilder::from_config`](crate::WalletBuilder::from_config).
+#[derive(Clone)]
+#[non_exhaustive]
+pub struct WalletConfig {
+    /// MPC_WALLET_ID.
+    pub wallet_id: Option<WalletId>,
+    /// MPC_SHARE_SECRET.
+    pub share_secret: Option<ShareSecret>,
+    /// MPC_STORAGE_URL, else MPC_STORAGE_PATH (the agent's SQLite file).
+    pub store: Option<StoreLocation>,
+    /// `MPC_STORAGE__<KEY>` variables: options for the store's factory (`busy_timeout_ms`, ...).
+    pub store_options: Options,
+    /// MPC_COSIGNER_ENDPOINTS: cosigner URLs in party order (party 1 first).
+    pub cosigner_endpoints: Vec<String>,
+    /// MPC_THRESHOLD.
+    pub threshold: u16,
+    /// MPC_NETWORK.
+    pub network: Network,
+    /// MPC_CIPHER for new records: aes-256-gcm (default) or chacha20-poly1305.
+    pub cipher: Cipher,
+    /// MPC_PARTY_KEY, or read from MPC_PARTY_KEY_FILE: this party's X25519 secret.
+    pub party_key: Option<PartyKey>,
+    /// MPC_PEER_KEYS: the other parties' pinned public keys, `1=hex,2=hex`.
+    pub peer_keys: BTreeMap<PartyIndex, PartyPublicKey>,
+    /// MPC_JWT_SECRET: HS256 secret shared with the cosigners.
+    pub jwt_secret: Option<String>,
+    /// MPC_JWT_PRIVATE_KEY_FILE: Ed25519 PEM key for EdDSA tokens instead of HS256.
+    pub jwt_private_key_file: Option<PathBuf>,
+    /// MPC_TLS_CA_FILE: extra CA certificate (PEM) to trust for https/grpcs cosigners.
+    pub tls_ca_file: Option<PathBuf>,
+    /// MPC_DERIVATION_CACHE_MAX: most entries the derivation cache keeps (least recently used
+    /// evicted first); at least 1.
+    pub derivation_cache_max: usize,
+    /// MPC_ALLOWED_ORIGINS: comma-separated web origins (`scheme://host[:port]`, or `*`) the
+    /// BRC-100 front serves; none by default. The front parses it (`FrontPolicy`).
+    pub allowed_origins: Option<String>,
+    /// MPC_ALLOWED_HOSTS: extra `Host` header values the front accepts besides its listening
+    /// address and `localhost`.
+    pub allowed_hosts: Option<String>,
+    /// MPC_API_TOKEN: when set, every front request needs `Authorization: Bearer <token>`.
+    pub api_token: Option<String>,
+}
+
+/// Default of [`WalletConfig::derivation_cache_max`].
+pub const DEFAULT_DERIVATION_CACHE_MAX: usize = 10_000;
+
+impl Default for WalletConfig {
+    fn default() -> Self {
+        Self {
+            wallet_id: None,
+            share_secret: None,
+            store: None,
+            store_options: Options::new(),
+            cosigner_endpoints: Vec::new(),
+            threshold: 2,
+            network: Network::default(),
+            cipher: Cipher::default(),
+            party_key: None,
+            peer_keys: BTreeMap::new(),
+            jwt_secret: None,
+            jwt_private_key_file: None,
+            tls_ca_file: None,
+            derivation_cache_max: DEFAULT_DERIVATION_CACHE_MAX,
+            allowed_origins: None,
+            allowed_hosts: None,
+            api_token: None,
+        }
+    }
+}
+
+impl fmt::Debug for WalletConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let redacted = |set: bool| set.then_some("<redacted>");
+        f.debug_struct("WalletConfig")
+            .field("wallet_id", &self.wallet_id)
+            .field("share_secret", &redacted(self.share_secret.is_some()))
+            .field("store", &self.store.as_ref().map(ToString::to_string))
+            .field("store_options", &self.store_options.keys().collect::<Vec<_>>())
+            .field(
+                "cosigner_endpoints",
+                &self.cosigner_endpoints.iter().map(|u| wallet_traits::redact_url(u)).collect::<Vec<_>>(),
+            )
+            .field("threshold", &self.threshold)
+            .field("network", &self.network)
+            .field("cipher", &self.cipher)
+            .field("party_key", &redacted(self.party_key.is_some()))
+            .field("peer_keys", &self.peer_keys)
+            .field("jwt_secret", &redacted(self.jwt_secret.is_some()))
+            .field("jwt_private_key_file", &self.jwt_private_key_file)
+            .field("tls_ca_file", &self.tls_ca_file)
+            .field("derivation_cache_max", &self.derivation_cache_max)
+            .field("allowed_origins", &self.allowed_origins)
+            .field("allowed_hosts", &self.allowed_hosts)
+            .field("api_token", &redacted(self.api_token.is_some()))
+            .finish()
+    }
+}
+
+impl WalletConfig {
+    /// Every key the agent reads, in a file (`share_secret`) and as a variable
+    /// (`MPC_SHARE_SECRET`); `party_key_file` stands in for `party_key`.
+    pub const KEYS: &'static [SettingKey] = &[
+        SettingKey::plain("wallet_id"),
+        SettingKey::secret("share_secret"),
+        SettingKey::plain("storage_path"),
+        SettingKey::plain("storage_url").shown(Shown::Url),
+        SettingKey::plain("cosigner_endpoints").shown(Shown::Urls),
+        SettingKey::plain("threshold").default("2"),
+        SettingKey::plain("network").default("mainnet"),
+        SettingKey::plain("cipher").default("aes-256-gcm"),
+        SettingKey::secret("party_key"),
+        SettingKey::plain("party_key_file"),
+        SettingKey::plain("peer_keys"),
+        SettingKey::secret("jwt_secret"),
+        SettingKey::plain("jwt_private_key_file"),
+        SettingKey::plain("tls_ca_file"),
+        SettingKey::plain("derivation_cache_max").default("10000"),
+        SettingKey::plain("allowed_origins"),
+        SettingKey::plain("allowed_hosts"),
+        SettingKey::secret("api_token"),
+    ];
+
+    /// Reads the `MPC_*` variables (no file).
+    pub fn from_env() -> Result<Self> {
+        Self::from_settings(&Settings::load_from(Self::KEYS, None, std::env::vars())?)
+    }
+
+    /// Defaults < `file` (or `./mpc-wallet.toml`) < `MPC_*` variables.
+    pub fn load(file: Option<&std::path::Path>) -> Result<Self> {
+        Self::from_settings(&Settings::load(Self::KEYS, file)?)
+    }
+
+    /// Like [`WalletConfig::from_env`] with any variables (tests pass a list).
+    pub fn from_vars(vars: impl IntoIterator<Item = (String, String)>) -> Result<Self> {
+        Self::from_settings(&Settings::load_from(Self::KEYS, None, vars)?)
+    }
+
+    /// Parses resolved [`Settings`] of [`WalletConfig::KEYS`]: every value once, into its type.
+    /// A value that does not parse fails naming its variable; what needs the registry or the
+    /// file system is [`validate`](Self::validate)'s.
+    pub fn from_settings(settings: &Settings) -> Result<Self> {
+        let r = Reader(settings);
+        let defaults = Self::default();
+        Ok(Self {
+            wallet_id: r.parsed("wallet_id", |s| WalletId::new(s))?,
+            share_secret: r.parsed("share_secret", |s| ShareSecret::new(s))?,
+            store: r.store(),
+            store_options: settings.store_options(),
+            cosigner_endpoints: r
+                .text("cosigner_endpoints")
+                .map(|v| v.split(',').map(|s| s.trim().to_string()).filter(|s| !s.is_empty()).collect())
+                .unwrap_or_default(),
+            threshold: r.number("threshold", "a number such as 2")?.unwrap_or(defaults.threshold),
+            network: r.parsed("network", str::parse)?.unwrap_or_default(),
+            cipher: r.parsed("cipher", str::parse)?.unwrap_or_default(),
+            party_key: r.party_key()?,
+            peer_keys: r.parsed("peer_keys", Keyring::parse_peers)?.unwrap_or_default(),
+            jwt_secret: r.text("jwt_secret"),
+            jwt_private_key_file: r.path("jwt_private_key_file"),
+            tls_ca_file: r.path("tls_ca_file"),
+            derivation_cache_max: r
+                .parsed("derivation_cache_max", |v| match v.trim().parse::<usize>() {
+                    Ok(n) if n > 0 => Ok(n),
+                    _ => Err(Error::new(
+                        ErrorKind::Config,
+                        "it must be a number of entries of at least 1, such as 10000",
+                    )),
+                })?
+                .unwrap_or(defaults.derivation_cache_max),
+            allowed_origins: r.text("allowed_origins"),
+            allowed_hosts: r.text("allowed_hosts"),
+            api_token: r.text("api_token"),
+        })
+    }
+
+    /// Options for transport factories (the keys of `wallet-transport-common`'s `option_keys`).
+    pub fn transport_options(&self) -> Options {
+        let mut o = Options::new();
+        if let Some(s) = &self.jwt_secret {
+            o.insert("jwt_secret".into(), s.clone());
+        }
+        if let Some(p) = &self.jwt_private_key_file {
+            o.insert("jwt_ed25519_private_key_file".into(), p.display().to_string());
+        }
+        if let Some(p) = &self.tls_ca_file {
+            o.insert("ca_cert_file".into(), p.display().to_string());
+        }
+        o
+    }
+
+    /// [`validate_with`](Self::validate_with) the plugins `inventory` collected.
+    pub fn validate(&self) -> Result<()> {
+        self.validate_with(&Plugins::from_inventory())
+    }
+
+    /// What [`from_settings`](Self::from_settings) cannot see: required keys are set, schemes
+    /// are among `plugins`, the store accepts its options, the threshold fits the parties, files
+    /// exist. Opens nothing and reaches no cosigner. The error names the variable to fix.
+    pub fn validate_with(&self, plugins: &Plugins) -> Result<()> {
+        if self.wallet_id.is_none() {
+            return Err(missing("MPC_WALLET_ID", "the wallet's id"));
+        }
+        if self.share_secret.is_none() {
+            return Err(missing("MPC_SHARE_SECRET", "the secret that seals shares"));
+        }
+        if let Some(store) = &self.store {
+            store.check(plugins, &self.store_options)?;
+        }
+        for url in &self.cosigner_endpoints {
+            wallet_traits::scheme_of(url)
+                .and_then(|scheme| plugins.transports().get(&scheme).map(drop))
+                .map_err(|e| invalid("MPC_COSIGNER_ENDPOINTS", e.message()))?;
+        }
+        let parties = if self.cosigner_endpoints.is_empty() { 3 } else { self.cosigner_endpoints.len() + 1 };
+        let t = usize::from(self.threshold);
+        if t < 2 || t > parties {
+            return Err(invalid(
+                "MPC_THRESHOLD",
+                &format!("it must be from 2 to the number of parties ({parties}: the agent and its cosigners)"),
+            ));
+        }
+        require_files(&[
+            ("MPC_JWT_PRIVATE_KEY_FILE", &self.jwt_private_key_file),
+            ("MPC_TLS_CA_FILE", &self.tls_ca_file),
+        ])
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn vars(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+        pairs.iter().map(|(k, v)| ((*k).to_string(), (*v).to_string())).collect()
+    }
+
+    #[test]
+    fn reads_variables_and_redacts() {
+        let c = WalletConfig::from_vars(vars(&[
+            ("MPC_WALLET_ID", "agent-7"),
+            ("MPC_SHARE_SECRET", "s3cret-value"),
+            ("MPC_COSIGNER_ENDPOINTS", "local://1, local://2"),
+            ("MPC_NETWORK", "testnet"),
+            ("MPC_STORAGE_PATH", "/tmp/agent.db"),
+        ]))
+        .unwrap();
+        assert_eq!(c.cosigner_endpoints, vec!["local://1", "local://2"]);
+        assert_eq!(c.network, Network::Testnet);
+        assert_eq!(c.threshold, 2);
+        assert_eq!(c.store.as_ref().map(StoreLocation::url).as_deref(), Some("sqlite:///tmp/agent.db"));
+        assert!(!format!("{c:?}").contains("s3cret-value"));
+    }
+
+    #[test]
+    fn invalid_values_name_the_variable() {
+        for (var, value) in [
+            ("MPC_NETWORK", "moon"),
+            ("MPC_THRESHOLD", "two"),
+            ("MPC_WALLET_ID", "bad id"),
+            ("MPC_PARTY_KEY", "nothex"),
+            ("MPC_DERIVATION_CACHE_MAX", "0"),
+        ] {
+            let e = WalletConfig::from_vars(vars(&[(var, value)])).unwrap_err();
+            assert_eq!(e.kind(), ErrorKind::Config);
+            assert_eq!(e.context_value("variable"), Some(var), "{e}");
+            assert!(e.to_string().contains(var), "{e}");
+        }
+    }
+
+    #[test]
+    fn the_url_wins_over_the_path() {
+        let c =
+            WalletConfig::from_vars(vars(&[("MPC_STORAGE_URL", "memory://x"), ("MPC_STORAGE_PATH", "a.db")])).unwrap();
+        assert_eq!(c.store, Some(StoreLocation::Url("memory://x".into())));
+        assert_eq!(c.store.unwrap().variable(), "MPC_STORAGE_URL");
+    }
+}

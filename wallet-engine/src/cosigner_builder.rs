@@ -1,0 +1,142 @@
+//! From a [`CosignerConfig`] (or values set by hand) to a running [`CosignerService`], so a
+//! cosigner can be embedded in any program; serving it over HTTP or gRPC is the transports' part.
+
+use std::sync::Arc;
+
+use wallet_traits::{Error, ErrorKind, Options, Plugins, Result, ShareStore};
+
+use crate::{
+    config::StoreLocation, CosignerConfig, CosignerService, Keyring, PrimeSource, SealOptions, Sealer, ShareSecret,
+    StorePrimePool,
+};
+
+/// Builds a [`CosignerService`]: opens its store, seals with its secret, keeps a prime pool.
+///
+/// ```no_run
+/// # async fn f() -> wallet_traits::Result<()> {
+/// let config = wallet_engine::CosignerConfig::load(None)?;
+/// config.validate()?;
+/// let service = wallet_engine::CosignerBuilder::from_config(&config)?.build().await?;
+/// # drop(service); Ok(()) }
+/// ```
+#[derive(Default)]
+pub struct CosignerBuilder {
+    keyring: Option<Keyring>,
+    secret: Option<ShareSecret>,
+    seal: SealOptions,
+    store: Option<Arc<dyn ShareStore>>,
+    store_location: Option<StoreLocation>,
+    store_options: Options,
+    primes: Option<Arc<dyn PrimeSource>>,
+    prime_pool_target: u64,
+    plugins: Option<Plugins>,
+}
+
+impl std::fmt::Debug for CosignerBuilder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CosignerBuilder")
+            .field("party_index", &self.keyring.as_ref().map(Keyring::party_index))
+            .field("store", &self.store_location.as_ref().map(ToString::to_string))
+            .field("prime_pool_target", &self.prime_pool_target)
+            .finish_non_exhaustive()
+    }
+}
+
+impl CosignerBuilder {
+    /// An empty builder: set at least the keyring, the secret and the store.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// A builder from a parsed configuration (its listen addresses, tokens and limits are for
+    /// the program that serves the cosigner).
+    pub fn from_config(config: &CosignerConfig) -> Result<Self> {
+        let mut b = Self::new().prime_pool_target(config.prime_pool_target);
+        b.keyring = Some(config.keyring()?);
+        b.secret = config.share_secret.clone();
+        b.store_location = config.store.clone();
+        b.store_options = config.store_options.clone();
+        Ok(b)
+    }
+
+    /// This party's keyring (party index 1 or more, the other parties' pinned keys).
+    pub fn keyring(mut self, keyring: Keyring) -> Self {
+        self.keyring = Some(keyring);
+        self
+    }
+
+    /// The secret that seals this cosigner's shares.
+    pub fn share_secret(mut self, secret: ShareSecret) -> Self {
+        self.secret = Some(secret);
+        self
+    }
+
+    /// How new records are sealed.
+    pub fn seal_options(mut self, options: SealOptions) -> Self {
+        self.seal = options;
+        self
+    }
+
+    /// The store, as a value.
+    pub fn store(mut self, store: Arc<dyn ShareStore>) -> Self {
+        self.store = Some(store);
+        self
+    }
+
+    /// The store by location, opened through the registry with `options`.
+    pub fn store_location(mut self, location: StoreLocation, options: Options) -> Self {
+        self.store_location = Some(location);
+        self.store_options = options;
+        self
+    }
+
+    /// Where DKG takes this party's primes (default: the sealed pool in its store).
+    pub fn prime_source(mut self, source: Arc<dyn PrimeSource>) -> Self {
+        self.primes = Some(source);
+        self
+    }
+
+    /// Prime pairs to keep ready in the store's pool, filled in the background after `build`
+    /// (default 0: DKG generates them on demand).
+    pub fn prime_pool_target(mut self, pairs: u64) -> Self {
+        self.prime_pool_target = pairs;
+        self
+    }
+
+    /// The factories a store location is opened with (default: those `inventory` collected).
+    pub fn plugins(mut self, plugins: Plugins) -> Self {
+        self.plugins = Some(plugins);
+        self
+    }
+
+    /// Opens the store and starts the service (and, with a pool target, the task that fills
+    /// the pool; it needs a tokio runtime).
+    pub async fn build(self) -> Result<CosignerService> {
+        let keyring = self.keyring.ok_or_else(|| Error::new(ErrorKind::Config, "no keyring; set MPC_PARTY_KEY"))?;
+        let secret =
+            self.secret.ok_or_else(|| Error::new(ErrorKind::Config, "no share secret; set MPC_SHARE_SECRET"))?;
+        let store = match (self.store, &self.store_location) {
+            (Some(s), _) => s,
+            (None, Some(location)) => {
+                let plugins = self.plugins.unwrap_or_default();
+                plugins.open_store(&location.url(), self.store_options.clone()).await?
+            }
+            (None, None) => {
+                return Err(Error::new(ErrorKind::Config, "no share store; set MPC_STORAGE_PATH or MPC_STORAGE_URL"))
+            }
+        };
+        let sealer = Sealer::new(secret, self.seal);
+        let pool = StorePrimePool::new(store.clone(), sealer.clone(), "cosigner");
+        let primes = self.primes.unwrap_or_else(|| Arc::new(pool.clone()));
+        let service = CosignerService::new(keyring, store, sealer, primes)?;
+        if self.prime_pool_target > 0 {
+            let target = self.prime_pool_target;
+            tokio::spawn(async move {
+                if let Err(e) = pool.fill(target).await {
+                    tracing::warn!(error = %e, "could not fill the prime pool; DKG will generate primes on demand");
+                }
+            });
+        }
+        Ok(service)
+    }
+}
