@@ -2,7 +2,9 @@
 //! `CosignerConfig`) over HTTP and/or gRPC. The keys are `CosignerConfig::KEYS`: a TOML file
 //! (`--config` or `./mpc-wallet.toml`) < `MPC_*` variables of the same name in upper case.
 
-use std::{path::Path, sync::Arc};
+use std::{net::SocketAddr, path::Path, sync::Arc};
+
+use tokio::net::TcpListener;
 
 use anyhow::{Context, Result};
 use wallet_engine::{CosignerBuilder, CosignerConfig};
@@ -18,37 +20,9 @@ pub(crate) async fn run(file: Option<&Path>) -> Result<()> {
     let (index, public) = (keyring.party_index(), keyring.public());
     let service = CosignerBuilder::from_config(&c)?.keyring(keyring).plugins(plugins).build().await?;
     let service: Arc<dyn CosignerTransport> = Arc::new(service);
-
-    let tls = match (&c.tls_cert_file, &c.tls_key_file) {
-        (Some(cert), Some(key)) => Some(TlsFiles {
-            cert_chain_pem: std::fs::read(cert)
-                .with_context(|| format!("reading MPC_TLS_CERT_FILE {}", cert.display()))?,
-            private_key_pem: std::fs::read(key)
-                .with_context(|| format!("reading MPC_TLS_KEY_FILE {}", key.display()))?
-                .into(),
-        }),
-        _ => None,
-    };
-
-    let limits = ServerLimits {
-        max_sessions: c.max_sessions,
-        session_idle_timeout: c.session_idle,
-        max_message_bytes: c.max_message_bytes,
-        ..ServerLimits::default()
-    };
-
-    let http = match &c.http_listen {
-        Some(a) => {
-            Some(tokio::net::TcpListener::bind(a).await.with_context(|| format!("binding MPC_HTTP_LISTEN {a}"))?)
-        }
-        None => None,
-    };
-    let grpc = match &c.grpc_listen {
-        Some(a) => {
-            Some(tokio::net::TcpListener::bind(a).await.with_context(|| format!("binding MPC_GRPC_LISTEN {a}"))?)
-        }
-        None => None,
-    };
+    let tls = tls_files(&c)?;
+    let http = bind(c.http_listen, "MPC_HTTP_LISTEN").await?;
+    let grpc = bind(c.grpc_listen, "MPC_GRPC_LISTEN").await?;
     let (hs, gs) = if tls.is_some() { ("https", "grpcs") } else { ("http", "grpc") };
     let mut urls = Vec::new();
     if let Some(l) = &http {
@@ -57,24 +31,18 @@ pub(crate) async fn run(file: Option<&Path>) -> Result<()> {
     if let Some(l) = &grpc {
         urls.push(format!("{gs}://{}", l.local_addr()?));
     }
-    let audiences: Vec<String> = match &c.jwt_audiences {
-        Some(a) => a.iter().map(|s| audience_of(s)).collect(),
-        None => urls.iter().map(|u| audience_of(u)).collect(),
-    };
-    let verifier = Arc::new(match (&c.jwt_public_key_file, &c.jwt_secret) {
-        (Some(p), _) => TokenVerifier::ed25519_pem(
-            &std::fs::read(p).with_context(|| format!("reading {}", p.display()))?,
-            audiences,
-        )?,
-        (None, Some(s)) => TokenVerifier::hs256(s.as_bytes(), audiences)?,
-        (None, None) => unreachable!("checked above"),
-    });
-
+    let verifier = Arc::new(verifier(&c, &urls)?);
     println!("cosigner {index}");
     println!("party public key: {public}");
     for u in &urls {
         println!("listening: {u}");
     }
+    let limits = ServerLimits {
+        max_sessions: c.max_sessions,
+        session_idle_timeout: c.session_idle,
+        max_message_bytes: c.max_message_bytes,
+        ..ServerLimits::default()
+    };
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let stopped = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
         let _ = rx.wait_for(|s| *s).await;
@@ -90,14 +58,55 @@ pub(crate) async fn run(file: Option<&Path>) -> Result<()> {
             (service.clone(), verifier.clone(), limits.clone(), tls.clone(), stopped(stop_rx.clone()));
         tasks.spawn(async move { wallet_transport_grpc::serve(l, service, verifier, limits, tls, stop).await });
     }
+    until_stopped(tasks, stop_tx).await
+}
+
+fn tls_files(c: &CosignerConfig) -> Result<Option<TlsFiles>> {
+    let (Some(cert), Some(key)) = (&c.tls_cert_file, &c.tls_key_file) else { return Ok(None) };
+    Ok(Some(TlsFiles {
+        cert_chain_pem: std::fs::read(cert).with_context(|| format!("reading MPC_TLS_CERT_FILE {}", cert.display()))?,
+        private_key_pem: std::fs::read(key)
+            .with_context(|| format!("reading MPC_TLS_KEY_FILE {}", key.display()))?
+            .into(),
+    }))
+}
+
+async fn bind(address: Option<SocketAddr>, var: &str) -> Result<Option<TcpListener>> {
+    match address {
+        Some(a) => Ok(Some(TcpListener::bind(a).await.with_context(|| format!("binding {var} {a}"))?)),
+        None => Ok(None),
+    }
+}
+
+/// Tokens must name one of MPC_JWT_AUDIENCES, by default one of the URLs this cosigner listens on.
+fn verifier(c: &CosignerConfig, urls: &[String]) -> Result<TokenVerifier> {
+    let audiences: Vec<String> = match &c.jwt_audiences {
+        Some(a) => a.iter().map(|s| audience_of(s)).collect(),
+        None => urls.iter().map(|u| audience_of(u)).collect(),
+    };
+    Ok(match (&c.jwt_public_key_file, &c.jwt_secret) {
+        (Some(p), _) => TokenVerifier::ed25519_pem(
+            &std::fs::read(p).with_context(|| format!("reading {}", p.display()))?,
+            audiences,
+        )?,
+        (None, Some(s)) => TokenVerifier::hs256(s.as_bytes(), audiences)?,
+        (None, None) => anyhow::bail!("set MPC_JWT_SECRET (or MPC_JWT_PUBLIC_KEY_FILE)"),
+    })
+}
+
+/// Serves until a shutdown signal (then lets every server finish) or until one server stops.
+async fn until_stopped(
+    mut tasks: tokio::task::JoinSet<wallet_traits::Result<()>>,
+    stop: tokio::sync::watch::Sender<bool>,
+) -> Result<()> {
     tokio::select! {
         _ = crate::shutdown_signal() => {
-            let _ = stop_tx.send(true);
+            let _ = stop.send(true);
             while tasks.join_next().await.is_some() {}
             Ok(())
         }
         Some(done) = tasks.join_next() => {
-            let _ = stop_tx.send(true);
+            let _ = stop.send(true);
             match done {
                 Ok(Ok(())) => Ok(()),
                 Ok(Err(e)) => Err(e.into()),

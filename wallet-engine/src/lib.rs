@@ -3,7 +3,6 @@
 
 pub mod brc100;
 pub mod brc42;
-mod builder;
 mod cache;
 pub mod config;
 mod coordinator;
@@ -11,23 +10,23 @@ mod cosigner;
 mod cosigner_builder;
 mod failover;
 mod keys;
-mod plan;
 mod primes;
 mod protocol;
+mod provision;
 mod seal;
 mod wallet;
 
-pub use builder::{Phase, Progress, Provisioned, WalletBuilder};
 pub use config::{CosignerConfig, Network, StoreLocation, WalletConfig, DEFAULT_DERIVATION_CACHE_MAX};
 pub use cosigner::{CosignerService, MAX_PARTIES};
 pub use cosigner_builder::CosignerBuilder;
 pub use failover::{probe, CosignerReport, Unfit, PROBE_TIMEOUT};
 pub use keys::{Keyring, PartyKey, PartyPublicKey};
-pub use plan::{plan, CosignerView, Plan};
 #[cfg(feature = "insecure-test-primes")]
 pub use primes::InsecureTestPrimes;
 pub use primes::{generate_primes, GeneratePrimes, PrimeSource, StorePrimePool};
 pub use protocol::{tweaked_public_key, verify_signature, Primes};
+pub use provision::builder::{Phase, Progress, Provisioned, WalletBuilder};
+pub use provision::plan::{plan, CosignerView, Plan};
 pub use seal::{Cipher, KdfParams, SealOptions, Sealer, ShareSecret, SEAL_FORMAT};
 pub use wallet::Wallet;
 

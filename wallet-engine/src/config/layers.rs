@@ -153,23 +153,7 @@ impl Settings {
             None => Some(PathBuf::from(DEFAULT_CONFIG_FILE)).filter(|p| p.is_file()),
         };
 
-        // Only our keys reach the layering, so other tools' MPC_* variables cannot break it;
-        // the rest are listed for `config check`.
-        let mut env = config::Map::new();
-        let mut ignored_env = Vec::new();
-        for (var, value) in vars {
-            let Some(rest) = var.strip_prefix("MPC_") else { continue };
-            let known = keys.iter().any(|k| k.name.eq_ignore_ascii_case(rest))
-                || rest.strip_prefix("STORAGE__").is_some_and(|k| !k.is_empty());
-            if known {
-                if !value.trim().is_empty() {
-                    env.insert(var, value);
-                }
-            } else if !NOT_SETTINGS.iter().any(|p| var.starts_with(p)) {
-                ignored_env.push(var);
-            }
-        }
-        ignored_env.sort();
+        let (env, ignored_env) = split_env(keys, vars);
 
         let mut builder = Config::builder();
         for key in keys {
@@ -276,6 +260,30 @@ pub(super) fn check_store(plugins: &Plugins, url: &str, url_var: &str, options: 
             .with_context("variable", var)
             .with_context("url", redact_url(url))
     })
+}
+
+/// Only our keys reach the layering, so other tools' MPC_* variables cannot break it; the rest
+/// are returned, sorted, for `config check` to list.
+fn split_env(
+    keys: &[SettingKey],
+    vars: impl IntoIterator<Item = (String, String)>,
+) -> (config::Map<String, String>, Vec<String>) {
+    let mut env = config::Map::new();
+    let mut ignored = Vec::new();
+    for (var, value) in vars {
+        let Some(rest) = var.strip_prefix("MPC_") else { continue };
+        let known = keys.iter().any(|k| k.name.eq_ignore_ascii_case(rest))
+            || rest.strip_prefix("STORAGE__").is_some_and(|k| !k.is_empty());
+        if known {
+            if !value.trim().is_empty() {
+                env.insert(var, value);
+            }
+        } else if !NOT_SETTINGS.iter().any(|p| var.starts_with(p)) {
+            ignored.push(var);
+        }
+    }
+    ignored.sort();
+    (env, ignored)
 }
 
 /// A config-crate value as text; lists join with commas, tables are refused.

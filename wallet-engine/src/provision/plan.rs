@@ -57,6 +57,8 @@ fn mismatch(i: PartyIndex) -> Error {
 }
 
 /// Decides what to do. Never plans a DKG while any party holds a committed share of the key.
+// One function on purpose: it is the table of docs/rfcs/0001_dkg_vs_restore.md row by row, and
+// the table test reads against it; split up, the rows' order (which decides) would be hidden.
 pub fn plan(local: Option<&ShareMeta>, views: &[(PartyIndex, CosignerView)]) -> Result<Plan> {
     let unreachable: Vec<PartyIndex> =
         views.iter().filter(|(_, v)| matches!(v, CosignerView::Unreachable(_))).map(|(i, _)| *i).collect();

@@ -1,0 +1,391 @@
+//! From configuration to a provisioned wallet: DKG the first time, restore every time after.
+
+use std::{sync::Arc, time::Duration};
+
+use wallet_traits::{CosignerTransport, Error, ErrorKind, KeyId, Result, ShareStore, WalletId, AGENT_INDEX};
+
+use super::provisioner::Provisioner;
+use crate::{
+    config::{Network, WalletConfig},
+    keys::Keyring,
+    primes::{PrimeSource, StorePrimePool},
+    seal::{SealOptions, Sealer, ShareSecret},
+    wallet::{Cosigner, Wallet},
+};
+
+/// Whether `build` ran DKG or reopened an existing share.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Provisioned {
+    /// A new key was generated and committed by every party.
+    Created,
+    /// The stored share was opened (completing an interrupted commit if needed); no DKG ran.
+    Restored,
+}
+
+impl std::fmt::Display for Provisioned {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Provisioned::Created => "created",
+            Provisioned::Restored => "restored",
+        })
+    }
+}
+
+/// A step of provisioning, for progress displays.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Phase {
+    /// Finding the local state and asking each cosigner for its view.
+    Plan,
+    /// Getting this party's Paillier prime pair (from the pool, or generating one).
+    Primes,
+    /// Threshold key generation.
+    Keygen,
+    /// Aux info generation (the slow part of DKG).
+    AuxInfo,
+    /// The two-phase commit.
+    Commit,
+    /// Opening the stored share.
+    Restore,
+}
+
+impl std::fmt::Display for Phase {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Phase::Plan => "plan",
+            Phase::Primes => "primes",
+            Phase::Keygen => "keygen",
+            Phase::AuxInfo => "aux info",
+            Phase::Commit => "commit",
+            Phase::Restore => "restore",
+        })
+    }
+}
+
+/// A progress event.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Progress {
+    /// A phase began.
+    Started(Phase),
+    /// A phase ended after the given time.
+    Finished(Phase, Duration),
+}
+
+pub(super) type ProgressFn = Arc<dyn Fn(Progress) + Send + Sync>;
+
+/// Builds a [`Wallet`]: resolves the store and the cosigners, then runs DKG or restores.
+///
+/// ```no_run
+/// # async fn f() -> wallet_traits::Result<()> {
+/// let (wallet, provisioned) = wallet_engine::WalletBuilder::from_env()?.build().await?;
+/// println!("{provisioned}: {}", wallet.identity_key());
+/// # Ok(()) }
+/// ```
+pub struct WalletBuilder {
+    wallet_id: Option<String>,
+    key_index: u32,
+    threshold: u16,
+    secret: Option<ShareSecret>,
+    seal: SealOptions,
+    store: Option<Arc<dyn ShareStore>>,
+    store_url: Option<String>,
+    store_options: wallet_traits::Options,
+    cosigners: Vec<Arc<dyn CosignerTransport>>,
+    cosigner_urls: Vec<String>,
+    primes: Option<Arc<dyn PrimeSource>>,
+    keyring: Option<Keyring>,
+    transport_options: wallet_traits::Options,
+    network: Network,
+    progress: Option<ProgressFn>,
+    idle_timeout: Duration,
+    pause_before_local_commit: Option<Duration>,
+    derivation_cache_max: usize,
+    plugins: Option<wallet_traits::Plugins>,
+}
+
+impl std::fmt::Debug for WalletBuilder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WalletBuilder")
+            .field("wallet_id", &self.wallet_id)
+            .field("key_index", &self.key_index)
+            .field("threshold", &self.threshold)
+            .field("secret", &self.secret)
+            .field("store", &self.store)
+            .field("store_url", &self.store_url.as_deref().map(wallet_traits::redact_url))
+            .field(
+                "cosigner_urls",
+                &self.cosigner_urls.iter().map(|u| wallet_traits::redact_url(u)).collect::<Vec<_>>(),
+            )
+            .finish_non_exhaustive()
+    }
+}
+
+impl Default for WalletBuilder {
+    fn default() -> Self {
+        Self {
+            wallet_id: None,
+            key_index: 0,
+            threshold: 2,
+            secret: None,
+            seal: SealOptions::default(),
+            store: None,
+            store_url: None,
+            store_options: Default::default(),
+            cosigners: Vec::new(),
+            cosigner_urls: Vec::new(),
+            primes: None,
+            keyring: None,
+            transport_options: Default::default(),
+            network: Network::default(),
+            progress: None,
+            // Long enough for a cosigner that must generate primes before its first aux message.
+            idle_timeout: Duration::from_secs(600),
+            pause_before_local_commit: None,
+            derivation_cache_max: crate::DEFAULT_DERIVATION_CACHE_MAX,
+            plugins: None,
+        }
+    }
+}
+
+impl WalletBuilder {
+    /// An empty builder; set at least the wallet id, secret, store and cosigners.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// A builder from the `MPC_*` environment variables.
+    pub fn from_env() -> Result<Self> {
+        Self::from_config(WalletConfig::from_env()?)
+    }
+
+    /// A builder from a parsed configuration; nothing is parsed again here.
+    pub fn from_config(cfg: WalletConfig) -> Result<Self> {
+        let mut b = Self::new();
+        b.transport_options = cfg.transport_options();
+        b.store_options = cfg.store_options;
+        b.wallet_id = cfg.wallet_id.map(|w| w.as_str().to_string());
+        b.secret = cfg.share_secret;
+        b.store_url = cfg.store.map(|s| s.url());
+        b.cosigner_urls = cfg.cosigner_endpoints;
+        b.threshold = cfg.threshold;
+        b.network = cfg.network;
+        b.seal.cipher = cfg.cipher;
+        b.derivation_cache_max = cfg.derivation_cache_max;
+        if let Some(key) = cfg.party_key {
+            b.keyring = Some(Keyring::new(AGENT_INDEX, key, cfg.peer_keys));
+        }
+        Ok(b)
+    }
+
+    /// The wallet id (MPC_WALLET_ID).
+    pub fn wallet_id(mut self, id: impl Into<String>) -> Self {
+        self.wallet_id = Some(id.into());
+        self
+    }
+
+    /// Which key of the wallet (default 0).
+    pub fn key_index(mut self, index: u32) -> Self {
+        self.key_index = index;
+        self
+    }
+
+    /// Signing threshold t (default 2).
+    pub fn threshold(mut self, t: u16) -> Self {
+        self.threshold = t;
+        self
+    }
+
+    /// The secret sealing the agent's share (MPC_SHARE_SECRET).
+    pub fn share_secret(mut self, secret: ShareSecret) -> Self {
+        self.secret = Some(secret);
+        self
+    }
+
+    /// How new records are sealed.
+    pub fn seal_options(mut self, options: SealOptions) -> Self {
+        self.seal = options;
+        self
+    }
+
+    /// The agent's store.
+    pub fn store(mut self, store: Arc<dyn ShareStore>) -> Self {
+        self.store = Some(store);
+        self
+    }
+
+    /// The agent's store by URL, through the registry.
+    pub fn store_url(mut self, url: impl Into<String>) -> Self {
+        self.store_url = Some(url.into());
+        self
+    }
+
+    /// Options for the store given by [`store_url`](Self::store_url) (MPC_STORAGE__<KEY>), such as
+    /// a Postgres `namespace` or `password`.
+    pub fn store_options(mut self, options: wallet_traits::Options) -> Self {
+        self.store_options = options;
+        self
+    }
+
+    /// Adds a cosigner transport; cosigners take party indexes 1, 2, ... in the order added
+    /// (after those given by URL).
+    pub fn cosigner(mut self, transport: Arc<dyn CosignerTransport>) -> Self {
+        self.cosigners.push(transport);
+        self
+    }
+
+    /// Adds a cosigner by endpoint URL, through the registry.
+    pub fn cosigner_url(mut self, url: impl Into<String>) -> Self {
+        self.cosigner_urls.push(url.into());
+        self
+    }
+
+    /// Where the agent's prime pairs come from (default: a sealed pool in its store).
+    pub fn prime_source(mut self, source: Arc<dyn PrimeSource>) -> Self {
+        self.primes = Some(source);
+        self
+    }
+
+    /// The agent's party key and the cosigners' pinned public keys (MPC_PARTY_KEY, MPC_PEER_KEYS).
+    pub fn keyring(mut self, keyring: Keyring) -> Self {
+        self.keyring = Some(keyring);
+        self
+    }
+
+    /// Options handed to every transport factory (JWT secret, CA file...).
+    pub fn transport_options(mut self, options: wallet_traits::Options) -> Self {
+        self.transport_options = options;
+        self
+    }
+
+    /// Fault injection for crash tests (feature `fault-injection`): wait this long after the
+    /// cosigners committed a new key and before the agent flips its own share to Active.
+    #[cfg(feature = "fault-injection")]
+    pub fn pause_before_local_commit(mut self, pause: Duration) -> Self {
+        self.pause_before_local_commit = Some(pause);
+        self
+    }
+
+    /// The network.
+    pub fn network(mut self, network: Network) -> Self {
+        self.network = network;
+        self
+    }
+
+    /// How long a protocol run may go without any message before it fails.
+    pub fn idle_timeout(mut self, timeout: Duration) -> Self {
+        self.idle_timeout = timeout;
+        self
+    }
+
+    /// Most entries the derivation cache keeps (MPC_DERIVATION_CACHE_MAX, default
+    /// [`DEFAULT_DERIVATION_CACHE_MAX`](crate::DEFAULT_DERIVATION_CACHE_MAX)); beyond it the least
+    /// recently used are evicted. At least 1: `build` refuses 0.
+    pub fn derivation_cache_max(mut self, entries: usize) -> Self {
+        self.derivation_cache_max = entries;
+        self
+    }
+
+    /// The factories store and cosigner URLs are opened with (default: those `inventory`
+    /// collected from the crates linked in).
+    pub fn plugins(mut self, plugins: wallet_traits::Plugins) -> Self {
+        self.plugins = Some(plugins);
+        self
+    }
+
+    /// Called for each provisioning phase.
+    pub fn on_progress(mut self, f: impl Fn(Progress) + Send + Sync + 'static) -> Self {
+        self.progress = Some(Arc::new(f));
+        self
+    }
+
+    /// Provisions: restores the stored share, completes or rolls back an interrupted commit, or
+    /// runs DKG with every cosigner. Never runs DKG while any party holds a committed share.
+    pub async fn build(self) -> Result<(Wallet, Provisioned)> {
+        let wallet_id = WalletId::new(
+            self.wallet_id.clone().ok_or_else(|| Error::new(ErrorKind::Config, "no wallet id; set MPC_WALLET_ID"))?,
+        )
+        .map_err(|e| Error::new(ErrorKind::Config, format!("MPC_WALLET_ID is invalid: {}", e.message())))?;
+        if self.derivation_cache_max == 0 {
+            return Err(Error::new(ErrorKind::Config, "the derivation cache maximum must be at least 1 entry")
+                .with_context("variable", "MPC_DERIVATION_CACHE_MAX"));
+        }
+        let secret = self
+            .secret
+            .clone()
+            .ok_or_else(|| Error::new(ErrorKind::Config, "no share secret; set MPC_SHARE_SECRET"))?;
+        let plugins = self.plugins.clone().unwrap_or_default();
+        let store = self.open_store(&plugins).await?;
+        let cosigners = self.connect_cosigners(&plugins).await?;
+        let n = u16::try_from(cosigners.len() + 1).unwrap_or(u16::MAX);
+        let t = self.threshold;
+        let keyring = self.keyring.clone().ok_or_else(|| {
+            Error::new(
+                ErrorKind::Config,
+                "no party key; set MPC_PARTY_KEY and MPC_PEER_KEYS (`mpc-wallet keys` makes a key pair)",
+            )
+        })?;
+        if keyring.party_index() != AGENT_INDEX {
+            return Err(Error::new(ErrorKind::Config, "the agent's keyring must be party 0's"));
+        }
+        keyring.require(&(0..n).collect::<Vec<_>>())?;
+        let keyring = Arc::new(keyring);
+        let sealer = Sealer::new(secret, self.seal);
+        let primes = self
+            .primes
+            .clone()
+            .unwrap_or_else(|| Arc::new(StorePrimePool::new(store.clone(), sealer.clone(), "agent")));
+        let run = Provisioner {
+            key: KeyId::new(wallet_id, self.key_index),
+            t,
+            n,
+            store,
+            sealer,
+            primes,
+            keyring,
+            cosigners,
+            progress: self.progress.clone(),
+            idle: self.idle_timeout,
+            pause_before_local_commit: self.pause_before_local_commit,
+            derivation_cache_max: self.derivation_cache_max,
+        };
+        let (share, cache, provisioned) = run.provision().await?;
+        let wallet = Wallet::new(run.key, share, run.keyring, run.cosigners, cache, self.network, self.idle_timeout);
+        Ok((wallet, provisioned))
+    }
+
+    async fn open_store(&self, plugins: &wallet_traits::Plugins) -> Result<Arc<dyn ShareStore>> {
+        match (&self.store, &self.store_url) {
+            (Some(s), _) => Ok(s.clone()),
+            (None, Some(url)) => plugins.open_store(url, self.store_options.clone()).await,
+            (None, None) => {
+                Err(Error::new(ErrorKind::Config, "no share store; set MPC_STORAGE_PATH or MPC_STORAGE_URL"))
+            }
+        }
+    }
+
+    /// The cosigners by URL, then those given as transports, as parties 1, 2, ...; checks that
+    /// their number fits the threshold.
+    async fn connect_cosigners(&self, plugins: &wallet_traits::Plugins) -> Result<Vec<Cosigner>> {
+        let mut transports = Vec::new();
+        for url in &self.cosigner_urls {
+            transports.push(plugins.connect_transport(url, self.transport_options.clone()).await?);
+        }
+        transports.extend(self.cosigners.iter().cloned());
+        let n = u16::try_from(transports.len() + 1).unwrap_or(u16::MAX);
+        let t = self.threshold;
+        if transports.is_empty() || !(2..=n).contains(&t) || n > crate::cosigner::MAX_PARTIES {
+            return Err(Error::new(
+                ErrorKind::Config,
+                format!(
+                    "{} cosigner(s) with threshold {t}: need at least one cosigner in MPC_COSIGNER_ENDPOINTS, \
+                     2 <= MPC_THRESHOLD <= cosigners + 1, and at most 15 cosigners",
+                    transports.len()
+                ),
+            ));
+        }
+        Ok(transports
+            .into_iter()
+            .enumerate()
+            .map(|(i, transport)| Cosigner { index: u16::try_from(i + 1).unwrap_or(u16::MAX), transport })
+            .collect())
+    }
+}
