@@ -15,7 +15,7 @@ use sha2::Sha256;
 use wallet_traits::{KeyId, PublicKey, Result, ShareStore};
 use zeroize::Zeroizing;
 
-use crate::seal::RecordKeys;
+use crate::at_rest::seal::RecordKeys;
 
 /// One key's derivation cache.
 pub(crate) struct DerivationCache {

@@ -17,10 +17,10 @@ use wallet_traits::{
 };
 
 use crate::{
+    at_rest::seal::Sealer,
     keys::Keyring,
     primes::PrimeSource,
     protocol::{self, Share},
-    seal::Sealer,
 };
 
 /// Most parties a DKG may have.

@@ -1,6 +1,7 @@
 #![doc = include_str!("../README.md")]
 #![deny(missing_docs)]
 
+mod at_rest;
 pub mod brc100;
 pub mod brc42;
 mod cache;
@@ -13,9 +14,9 @@ mod keys;
 mod primes;
 mod protocol;
 mod provision;
-mod seal;
 mod wallet;
 
+pub use at_rest::seal::{Cipher, KdfParams, SealOptions, Sealer, ShareSecret, SEAL_FORMAT};
 pub use config::{CosignerConfig, Network, StoreLocation, WalletConfig, DEFAULT_DERIVATION_CACHE_MAX};
 pub use cosigner::{CosignerService, MAX_PARTIES};
 pub use cosigner_builder::CosignerBuilder;
@@ -27,7 +28,6 @@ pub use primes::{generate_primes, GeneratePrimes, PrimeSource, StorePrimePool};
 pub use protocol::{tweaked_public_key, verify_signature, Primes};
 pub use provision::builder::{Phase, Progress, Provisioned, WalletBuilder};
 pub use provision::plan::{plan, CosignerView, Plan};
-pub use seal::{Cipher, KdfParams, SealOptions, Sealer, ShareSecret, SEAL_FORMAT};
 pub use wallet::Wallet;
 
 /// INSECURE helpers for tests only (feature `insecure-test-primes`): they reassemble secrets.
@@ -36,7 +36,7 @@ pub mod insecure_testing {
     use cggmp21::generic_ec::{NonZero, Scalar, SecretScalar};
     use wallet_traits::{Error, ErrorKind, ExecutionId, KeyId, Result, ShareMeta, ShareState, StoredShare};
 
-    use crate::{protocol, seal::Sealer};
+    use crate::{at_rest::seal::Sealer, protocol};
 
     /// Splits a KNOWN secret key into `sealers.len()` Active share records (threshold `t`) with
     /// a trusted dealer and the fixture primes, so test vectors with a fixed root key can run

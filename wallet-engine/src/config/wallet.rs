@@ -5,7 +5,7 @@ use std::{collections::BTreeMap, fmt, path::PathBuf};
 use wallet_traits::{Error, ErrorKind, Options, PartyIndex, Plugins, Result, WalletId};
 
 use super::{invalid, missing, require_files, Network, Reader, SettingKey, Settings, Shown, StoreLocation};
-use crate::{seal::Cipher, Keyring, PartyKey, PartyPublicKey, ShareSecret};
+use crate::{Cipher, Keyring, PartyKey, PartyPublicKey, ShareSecret};
 
 /// Everything the agent's builder reads, each value already parsed: build one with
 /// [`WalletConfig::load`] (file and variables) or by hand, then hand it to

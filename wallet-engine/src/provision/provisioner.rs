@@ -17,12 +17,12 @@ use super::{
     plan::{plan, CosignerView, Plan},
 };
 use crate::{
+    at_rest::seal::Sealer,
     cache::DerivationCache,
     coordinator::{coordinate, Remote, RunFailure},
     keys::Keyring,
     primes::PrimeSource,
     protocol::{self, Primes, Share},
-    seal::Sealer,
     wallet::Cosigner,
 };
 

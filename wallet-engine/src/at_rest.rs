@@ -1,0 +1,4 @@
+//! What the engine keeps at rest: sealed shares (`seal`), and, sealed the same way, the
+//! derivation cache and the prime pool.
+
+pub(crate) mod seal;
