@@ -44,13 +44,8 @@ async fn an_embedded_cosigner_signs_without_the_cli() {
         assert_eq!(e.kind(), ErrorKind::Config, "{e}");
         let plugins = wallet_backend_sqlite::install(Plugins::new());
         config.validate_with(&plugins).unwrap();
-        let service = CosignerBuilder::from_config(&config)
-            .unwrap()
-            .plugins(plugins)
-            .prime_source(Arc::new(InsecureTestPrimes))
-            .build()
-            .await
-            .unwrap();
+        let builder = CosignerBuilder::from_config(&config).unwrap().plugins(plugins);
+        let service = builder.prime_source(Arc::new(InsecureTestPrimes)).build().await.unwrap();
         let name = common::unique(&format!("embedded{i}"));
         register_local_cosigner(&name, Arc::new(service));
         names.push(name);

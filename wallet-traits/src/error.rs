@@ -121,7 +121,7 @@ impl Error {
         self
     }
 
-    /// The kind.
+    /// What went wrong, for branching: callers decide on the kind, never on the message.
     pub fn kind(&self) -> ErrorKind {
         self.kind
     }
@@ -214,7 +214,7 @@ impl PartialEq for Error {
 /// An [`Error`] as it travels between processes.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct WireError {
-    /// The kind.
+    /// Serialized by its snake_case name (`not_found`), as [`ErrorKind::as_str`] spells it.
     pub kind: ErrorKind,
     /// The message (with the source's text appended).
     pub message: String,

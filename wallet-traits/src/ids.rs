@@ -77,7 +77,7 @@ impl fmt::Debug for WalletId {
 /// One threshold key of a wallet: the wallet and a key index (0 is the root key).
 #[derive(Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub struct KeyId {
-    /// The wallet.
+    /// The wallet it belongs to; every share, cache entry and token is scoped by it.
     pub wallet: WalletId,
     /// The key index within the wallet.
     pub index: u32,
@@ -150,7 +150,7 @@ impl FromStr for ExecutionId {
 pub mod hex_32 {
     use serde::{de::Error as _, Deserialize, Deserializer, Serializer};
 
-    /// Serializes.
+    /// For `#[serde(with = "hex_32")]`.
     pub fn serialize<S: Serializer>(b: &[u8; 32], s: S) -> Result<S::Ok, S::Error> {
         if s.is_human_readable() {
             s.serialize_str(&hex::encode(b))
@@ -159,7 +159,7 @@ pub mod hex_32 {
         }
     }
 
-    /// Deserializes.
+    /// For `#[serde(with = "hex_32")]`; refuses anything but 32 bytes.
     pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<[u8; 32], D::Error> {
         let v: Vec<u8> = if d.is_human_readable() {
             hex::decode(String::deserialize(d)?).map_err(D::Error::custom)?

@@ -74,13 +74,13 @@ impl Default for CosignerConfig {
 }
 
 impl fmt::Debug for CosignerConfig {
+    // Secrets stay out; the rest is what identifies the cosigner in a log.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let listen = [self.http_listen, self.grpc_listen];
         f.debug_struct("CosignerConfig")
             .field("party_index", &self.party_index)
-            .field("http_listen", &self.http_listen)
-            .field("grpc_listen", &self.grpc_listen)
+            .field("listen", &listen.iter().flatten().collect::<Vec<_>>())
             .field("store", &self.store.as_ref().map(ToString::to_string))
-            .field("max_sessions", &self.max_sessions)
             .finish_non_exhaustive()
     }
 }

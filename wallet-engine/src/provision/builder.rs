@@ -264,7 +264,7 @@ impl WalletBuilder {
         self
     }
 
-    /// The network.
+    /// The network (MPC_NETWORK), which decides how addresses and the front's `getNetwork` read.
     pub fn network(mut self, network: Network) -> Self {
         self.network = network;
         self
