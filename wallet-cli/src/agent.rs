@@ -11,8 +11,7 @@ use anyhow::{bail, Context, Result};
 use k256::elliptic_curve::{ops::Reduce, sec1::ToEncodedPoint};
 use sha2::{Digest, Sha256};
 use wallet_engine::{
-    brc100::KeyMethods, PartyKey, Phase, Progress, Provisioned, StoreLocation, Wallet, WalletBuilder, WalletConfig,
-    PROBE_TIMEOUT,
+    PartyKey, Phase, Progress, Provisioned, StoreLocation, Wallet, WalletBuilder, WalletConfig, PROBE_TIMEOUT,
 };
 use wallet_traits::{EcdsaSignature, KeyId, ShareState};
 
@@ -157,7 +156,7 @@ pub(crate) async fn serve(file: Option<&Path>, listen: SocketAddr) -> Result<()>
     let identity = wallet.identity_key().to_hex();
     let network = wallet.network();
     let w = Arc::new(wallet);
-    let methods = Arc::new(KeyMethods::new(w.clone(), w, network));
+    let methods = Arc::new(wallet_brc100::KeyMethods::new(w.clone(), w, network));
     crate::front::serve(methods, identity, policy, listen).await
 }
 

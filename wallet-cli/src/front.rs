@@ -4,8 +4,8 @@
 use std::{net::SocketAddr, sync::Arc};
 
 use anyhow::{Context, Result};
-use wallet_engine::{brc100::KeyMethods, WalletConfig};
-use wallet_transport_http::{FrontPolicy, HOSTS_VAR, ORIGINS_VAR, TOKEN_VAR};
+use wallet_brc100::{FrontPolicy, KeyMethods, HOSTS_VAR, ORIGINS_VAR, TOKEN_VAR};
+use wallet_engine::WalletConfig;
 
 /// The front's policy from the configuration; an invalid value fails naming its variable.
 pub(crate) fn policy(cfg: &WalletConfig) -> wallet_traits::Result<FrontPolicy> {
@@ -31,7 +31,7 @@ pub(crate) async fn serve(
             async move { axum::Json(serde_json::json!({ "status": "ok", "identity": identity })) }
         }),
     );
-    let app = wallet_transport_http::brc100_router(methods, policy, health);
+    let app = wallet_brc100::brc100_router(methods, policy, health);
     println!("listening: http://{addr}");
     // The transport's server: header-read timeout and a bounded drain at shutdown.
     wallet_transport_http::serve(listener, app, None, crate::shutdown_signal()).await?;

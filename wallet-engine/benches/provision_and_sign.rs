@@ -73,8 +73,8 @@ async fn main() {
 
     // BRC-42 derivations and createSignature through the BRC-100 key methods.
     let w = std::sync::Arc::new(wallet.clone());
-    let methods = wallet_engine::brc100::KeyMethods::new(w.clone(), w, wallet_engine::Network::Mainnet);
-    let args = |counterparty: String, key_id: &str| wallet_engine::brc100::GetPublicKeyArgs {
+    let methods = wallet_brc100::KeyMethods::new(w.clone(), w, wallet_engine::Network::Mainnet);
+    let args = |counterparty: String, key_id: &str| wallet_brc100::GetPublicKeyArgs {
         identity_key: false,
         protocol_id: Some((2, "bench protocol x".into())),
         key_id: Some(key_id.into()),
@@ -100,8 +100,8 @@ async fn main() {
         let cp = fresh();
         let t = Instant::now();
         methods
-            .create_signature(wallet_engine::brc100::CreateSignatureArgs {
-                key: wallet_engine::brc100::KeyArgs {
+            .create_signature(wallet_brc100::CreateSignatureArgs {
+                key: wallet_brc100::KeyArgs {
                     protocol_id: (2, "bench protocol x".into()),
                     key_id: "1".into(),
                     counterparty: Some(cp),

@@ -9,7 +9,6 @@ use std::{
     str::FromStr,
 };
 
-use serde::{Deserialize, Serialize};
 use wallet_traits::{Error, ErrorKind, Options, Plugins, Result};
 
 mod cosigner;
@@ -20,36 +19,7 @@ pub use cosigner::CosignerConfig;
 pub use layers::{storage_env_name, Origin, Resolved, SettingKey, Settings, Shown, DEFAULT_CONFIG_FILE};
 pub use wallet::{WalletConfig, DEFAULT_DERIVATION_CACHE_MAX};
 
-/// BSV network.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Network {
-    /// mainnet (default).
-    #[default]
-    Mainnet,
-    /// testnet.
-    Testnet,
-}
-
-impl FromStr for Network {
-    type Err = Error;
-    fn from_str(s: &str) -> Result<Self> {
-        match s.trim().to_ascii_lowercase().as_str() {
-            "mainnet" | "main" => Ok(Network::Mainnet),
-            "testnet" | "test" => Ok(Network::Testnet),
-            _ => Err(Error::new(ErrorKind::Config, "MPC_NETWORK must be mainnet or testnet")),
-        }
-    }
-}
-
-impl fmt::Display for Network {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            Network::Mainnet => "mainnet",
-            Network::Testnet => "testnet",
-        })
-    }
-}
+pub use wallet_bsv::Network;
 
 /// Where a party's store is: `MPC_STORAGE_URL` (any registered scheme) or, when that is unset,
 /// the SQLite file `MPC_STORAGE_PATH`. The one place that rule is written.

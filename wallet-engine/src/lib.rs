@@ -2,8 +2,6 @@
 #![deny(missing_docs)]
 
 mod at_rest;
-pub mod brc100;
-pub mod brc42;
 mod cache;
 pub mod config;
 mod coordinator;

@@ -8,12 +8,11 @@ use std::{path::PathBuf, sync::Arc};
 
 use common::*;
 use serde_json::Value;
-use wallet_engine::{
-    brc100::{CreateHmacArgs, CreateSignatureArgs, DecryptArgs, EncryptArgs, GetPublicKeyArgs, KeyArgs, KeyMethods},
-    brc100::{VerifyHmacArgs, VerifySignatureArgs},
-    brc42::SingleKey,
-    Network, Provisioned, Wallet,
+use wallet_brc100::{
+    CreateHmacArgs, CreateSignatureArgs, DecryptArgs, EncryptArgs, GetPublicKeyArgs, KeyArgs, KeyMethods, SingleKey,
+    VerifyHmacArgs, VerifySignatureArgs,
 };
+use wallet_engine::{Network, Provisioned, Wallet};
 use wallet_traits::ShareStore;
 
 fn vectors(name: &str) -> Value {
@@ -174,7 +173,7 @@ async fn key_deriver_fixture_both_ways() {
 /// through the single-key reference where it is a private one.
 #[tokio::test(flavor = "multi_thread")]
 async fn researcher_intermediates() {
-    use wallet_engine::brc42;
+    use wallet_bsv::brc42;
     use wallet_traits::PublicKey;
     let v = vectors("brc100.json");
     let r = &v["derivedByResearcher"];

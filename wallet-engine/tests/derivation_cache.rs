@@ -10,10 +10,8 @@ use std::sync::{
 
 use common::*;
 use k256::elliptic_curve::sec1::ToEncodedPoint;
-use wallet_engine::{
-    brc100::{GetPublicKeyArgs, KeyMethods},
-    Network, Provisioned,
-};
+use wallet_brc100::{GetPublicKeyArgs, KeyMethods};
+use wallet_engine::{Network, Provisioned};
 use wallet_traits::PublicKey;
 
 async fn derive(dir: &std::path::Path, counterparty: &str, calls: &Arc<AtomicUsize>) -> (String, String) {

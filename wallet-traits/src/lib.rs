@@ -14,9 +14,9 @@ pub use error::{Error, ErrorKind, Result, WireError};
 pub use ids::{hex_32, ExecutionId, KeyId, PartyIndex, WalletId, AGENT_INDEX};
 pub use record::{ShareMeta, ShareState, StoredShare};
 pub use registry::{
-    check_store, connect_transport, is_credential_name, open_store, options, redact_url, scheme_of, store_registry, Plugins,
-    transport_registry, BoxFuture, Options, Registry, ShareStoreFactory, StoreBuildFn, StoreCheckFn, StoreOptions,
-    TransportBuildFn, TransportFactory,
+    check_store, connect_transport, is_credential_name, open_store, options, redact_url, scheme_of, store_registry,
+    transport_registry, BoxFuture, Options, Plugins, Registry, ShareStoreFactory, StoreBuildFn, StoreCheckFn,
+    StoreOptions, TransportBuildFn, TransportFactory,
 };
 pub use store::{ShareStore, ShareStoreExt, StoreCapabilities};
 pub use transport::{

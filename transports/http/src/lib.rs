@@ -1,19 +1,12 @@
 #![doc = include_str!("../README.md")]
 #![deny(missing_docs)]
 
-mod brc100;
 mod client;
-mod front;
 mod serve;
 mod server;
 mod wire;
 
-pub use brc100::brc100_router;
 pub use client::HttpTransport;
-pub use front::{
-    FrontLimits, FrontPolicy, BODY_TIMEOUT, HOSTS_VAR, MAX_BODY_BYTES, MAX_BUFFERED_BYTES, MAX_IN_FLIGHT, ORIGINS_VAR,
-    TOKEN_VAR,
-};
 pub use serve::serve;
 pub use server::cosigner_router;
 pub use wire::{CBOR, JSON};

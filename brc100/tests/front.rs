@@ -2,60 +2,24 @@
 //! DNS rebinding, content type, the API token, input checks and the buffering budgets. Each
 //! test also checks that a refused request ran no key operation.
 
-use std::{
-    sync::{
-        atomic::{AtomicUsize, Ordering},
-        Arc,
-    },
-    time::Duration,
-};
+mod common;
 
+use std::{sync::Arc, time::Duration};
+
+use common::Counting;
 use serde_json::{json, Value};
 use tokio::{
     io::{AsyncReadExt, AsyncWriteExt},
     net::{TcpListener, TcpStream},
     sync::oneshot,
 };
-use wallet_engine::{brc100::KeyMethods, brc42::SingleKey, Network};
-use wallet_traits::{EcdsaSignature, KeyDeriver, LinkageProof, PublicKey, Result, Signer};
-use wallet_transport_http::{brc100_router, serve, FrontLimits, FrontPolicy};
+use wallet_brc100::{brc100_router, FrontLimits, FrontPolicy, KeyMethods, SingleKey};
+use wallet_bsv::Network;
+use wallet_transport_http::serve;
 
 const EVIL: &str = "https://evil.example";
 const APP: &str = "http://localhost:3000";
 const TOKEN: &str = "front-test-token-0123456789abcdef";
-
-/// A single key that counts every key operation (ECDH, linkage proofs, signatures).
-#[derive(Debug)]
-struct Counting {
-    key: SingleKey,
-    ops: AtomicUsize,
-}
-
-#[async_trait::async_trait]
-impl KeyDeriver for Counting {
-    fn identity_key(&self) -> PublicKey {
-        self.key.public_key()
-    }
-    async fn ecdh(&self, point: &PublicKey) -> Result<PublicKey> {
-        self.ops.fetch_add(1, Ordering::SeqCst);
-        self.key.ecdh(point)
-    }
-    async fn linkage_proof(&self, counterparty: &PublicKey) -> Result<LinkageProof> {
-        self.ops.fetch_add(1, Ordering::SeqCst);
-        KeyDeriver::linkage_proof(&self.key, counterparty).await
-    }
-}
-
-#[async_trait::async_trait]
-impl Signer for Counting {
-    fn public_key(&self) -> PublicKey {
-        self.key.public_key()
-    }
-    async fn sign_digest(&self, digest: &[u8; 32], tweak: Option<&[u8; 32]>) -> Result<EcdsaSignature> {
-        self.ops.fetch_add(1, Ordering::SeqCst);
-        Signer::sign_digest(&self.key, digest, tweak).await
-    }
-}
 
 /// A front on 127.0.0.1:0 until dropped.
 struct Front {
@@ -67,14 +31,14 @@ struct Front {
 
 impl Front {
     fn ops(&self) -> usize {
-        self.key.ops.load(Ordering::SeqCst)
+        self.key.ops()
     }
 }
 
 async fn start(policy: FrontPolicy) -> Front {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
-    let key = Arc::new(Counting { key: SingleKey::from_bytes([42; 32]).unwrap(), ops: AtomicUsize::new(0) });
+    let key = Arc::new(Counting::new([42; 32]));
     let methods = Arc::new(KeyMethods::new(key.clone(), key.clone(), Network::Mainnet));
     let health = axum::Router::new().route("/health", axum::routing::get(|| async { "ok" }));
     let router = brc100_router(methods, policy.listening_on(addr), health);

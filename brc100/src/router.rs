@@ -5,6 +5,7 @@
 
 use std::sync::Arc;
 
+use crate::{KeyMethods, CODE};
 use axum::{
     body::Bytes,
     extract::{Path, State},
@@ -16,7 +17,6 @@ use axum::{
 };
 use serde::de::DeserializeOwned;
 use serde_json::{json, Value};
-use wallet_engine::brc100::{self, KeyMethods};
 use wallet_traits::{Error, ErrorKind};
 
 use crate::front::{self, refusal, Door, FrontPolicy};
@@ -69,7 +69,7 @@ fn json_response(status: StatusCode, v: &Value) -> Response {
 
 /// BRC-100 error codes `HTTPWalletJSON` understands: 6 is WERR_INVALID_PARAMETER.
 fn error_response(e: &Error) -> Response {
-    let code: Value = match (e.kind(), e.context_value(brc100::CODE)) {
+    let code: Value = match (e.kind(), e.context_value(CODE)) {
         (_, Some(code)) => json!(code),
         (ErrorKind::InvalidInput, None) => json!(6),
         _ => json!(e.kind().as_str()),

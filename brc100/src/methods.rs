@@ -1,171 +1,21 @@
 //! The BRC-100 wallet key methods with the argument and result shapes of @bsv/sdk 2.1.0's
-//! `ProtoWallet`, over any [`KeyDeriver`] + [`Signer`]: the MPC [`crate::Wallet`] or the
-//! single-key reference [`crate::brc42::SingleKey`].
+//! `ProtoWallet`, over any [`KeyDeriver`] + [`Signer`]: the MPC wallet of `wallet-engine` or the
+//! single-key reference [`SingleKey`](crate::SingleKey).
 
 use std::sync::Arc;
 
-use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
+use wallet_bsv::{
+    brc42::{self, Counterparty, WalletProtocol},
+    Network,
+};
 use wallet_traits::{Error, ErrorKind, KeyDeriver, PublicKey, Result, Signer};
 use zeroize::Zeroizing;
 
-use crate::{
-    brc42::{self, Counterparty, WalletProtocol},
-    config::Network,
-};
-
-/// The error `code` field of a BRC-100 error, kept as error context.
-pub const CODE: &str = "code";
+use crate::args::*;
 
 fn invalid(msg: &str) -> Error {
     Error::new(ErrorKind::InvalidInput, msg.to_string())
-}
-
-/// `getPublicKey` arguments.
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(rename_all = "camelCase")]
-#[allow(missing_docs)]
-pub struct GetPublicKeyArgs {
-    #[serde(default)]
-    pub identity_key: bool,
-    #[serde(rename = "protocolID")]
-    pub protocol_id: Option<WalletProtocol>,
-    #[serde(rename = "keyID")]
-    pub key_id: Option<String>,
-    pub counterparty: Option<String>,
-    pub for_self: Option<bool>,
-}
-
-/// `getPublicKey` result.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct GetPublicKeyResult {
-    /// Compressed hex.
-    pub public_key: String,
-}
-
-/// Arguments naming a derived key (createSignature, createHmac, encrypt, ...).
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(rename_all = "camelCase")]
-#[allow(missing_docs)]
-pub struct KeyArgs {
-    #[serde(rename = "protocolID")]
-    pub protocol_id: WalletProtocol,
-    #[serde(rename = "keyID")]
-    pub key_id: String,
-    pub counterparty: Option<String>,
-}
-
-/// `createSignature` arguments.
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(rename_all = "camelCase")]
-#[allow(missing_docs)]
-pub struct CreateSignatureArgs {
-    #[serde(flatten)]
-    pub key: KeyArgs,
-    pub data: Option<Vec<u8>>,
-    pub hash_to_directly_sign: Option<Vec<u8>>,
-}
-
-/// `verifySignature` arguments.
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(rename_all = "camelCase")]
-#[allow(missing_docs)]
-pub struct VerifySignatureArgs {
-    #[serde(flatten)]
-    pub key: KeyArgs,
-    pub data: Option<Vec<u8>>,
-    pub hash_to_directly_verify: Option<Vec<u8>>,
-    pub signature: Vec<u8>,
-    pub for_self: Option<bool>,
-}
-
-/// `createHmac` arguments.
-#[derive(Debug, Clone, Default, Deserialize)]
-#[allow(missing_docs)]
-pub struct CreateHmacArgs {
-    #[serde(flatten)]
-    pub key: KeyArgs,
-    pub data: Vec<u8>,
-}
-
-/// `verifyHmac` arguments.
-#[derive(Debug, Clone, Default, Deserialize)]
-#[allow(missing_docs)]
-pub struct VerifyHmacArgs {
-    #[serde(flatten)]
-    pub key: KeyArgs,
-    pub data: Vec<u8>,
-    pub hmac: Vec<u8>,
-}
-
-/// `encrypt` arguments.
-#[derive(Debug, Clone, Default, Deserialize)]
-#[allow(missing_docs)]
-pub struct EncryptArgs {
-    #[serde(flatten)]
-    pub key: KeyArgs,
-    pub plaintext: Vec<u8>,
-}
-
-/// `decrypt` arguments.
-#[derive(Debug, Clone, Default, Deserialize)]
-#[allow(missing_docs)]
-pub struct DecryptArgs {
-    #[serde(flatten)]
-    pub key: KeyArgs,
-    pub ciphertext: Vec<u8>,
-}
-
-/// `revealSpecificKeyLinkage` arguments.
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(rename_all = "camelCase")]
-#[allow(missing_docs)]
-pub struct RevealSpecificArgs {
-    pub counterparty: String,
-    pub verifier: String,
-    #[serde(rename = "protocolID")]
-    pub protocol_id: WalletProtocol,
-    #[serde(rename = "keyID")]
-    pub key_id: String,
-}
-
-/// `revealSpecificKeyLinkage` result.
-#[derive(Debug, Clone, Serialize)]
-#[serde(rename_all = "camelCase")]
-#[allow(missing_docs)]
-pub struct RevealSpecificResult {
-    pub prover: String,
-    pub verifier: String,
-    pub counterparty: String,
-    #[serde(rename = "protocolID")]
-    pub protocol_id: WalletProtocol,
-    #[serde(rename = "keyID")]
-    pub key_id: String,
-    pub encrypted_linkage: Vec<u8>,
-    pub encrypted_linkage_proof: Vec<u8>,
-    pub proof_type: u8,
-}
-
-/// `revealCounterpartyKeyLinkage` arguments.
-#[derive(Debug, Clone, Default, Deserialize)]
-#[allow(missing_docs)]
-pub struct RevealCounterpartyArgs {
-    pub counterparty: String,
-    pub verifier: String,
-}
-
-/// `revealCounterpartyKeyLinkage` result.
-#[derive(Debug, Clone, Serialize)]
-#[serde(rename_all = "camelCase")]
-#[allow(missing_docs)]
-pub struct RevealCounterpartyResult {
-    pub prover: String,
-    pub verifier: String,
-    pub counterparty: String,
-    pub revelation_time: String,
-    pub encrypted_linkage: Vec<u8>,
-    pub encrypted_linkage_proof: Vec<u8>,
 }
 
 /// The key methods over a deriver (ECDH with the root key) and a signer.
@@ -275,13 +125,12 @@ impl KeyMethods {
 
     /// `verifyHmac`, constant time.
     pub async fn verify_hmac(&self, args: VerifyHmacArgs) -> Result<bool> {
-        use hmac::Mac;
         let key = self.symmetric(&args.key).await?;
-        let mut mac = <hmac::Hmac<Sha256> as Mac>::new_from_slice(&key).expect("any key length");
-        mac.update(&args.data);
-        mac.verify_slice(&args.hmac)
-            .map(|_| true)
-            .map_err(|_| invalid("HMAC is not valid").with_context(CODE, "ERR_INVALID_HMAC"))
+        if brc42::verify_hmac(&key, &args.data, &args.hmac) {
+            Ok(true)
+        } else {
+            Err(invalid("HMAC is not valid").with_context(CODE, "ERR_INVALID_HMAC"))
+        }
     }
 
     /// `encrypt`: AES-256-GCM, 32-byte IV, `IV || ciphertext || tag` (counterparty default `self`).
@@ -422,116 +271,4 @@ pub(crate) fn verify_der(key: &PublicKey, hash: &[u8; 32], der: &[u8]) -> bool {
     let Ok(sig) = k256::ecdsa::Signature::from_der(der) else { return false };
     let sig = sig.normalize_s().unwrap_or(sig);
     vk.verify_prehash(hash, &sig).is_ok()
-}
-
-#[cfg(test)]
-mod tests {
-    use std::sync::atomic::{AtomicUsize, Ordering};
-
-    use wallet_traits::{EcdsaSignature, LinkageProof};
-
-    use super::*;
-    use crate::brc42::SingleKey;
-
-    /// A single key that counts signing runs, so a test can tell that none happened.
-    #[derive(Debug)]
-    struct Counting {
-        key: SingleKey,
-        signed: AtomicUsize,
-    }
-
-    #[async_trait::async_trait]
-    impl KeyDeriver for Counting {
-        fn identity_key(&self) -> PublicKey {
-            self.key.public_key()
-        }
-        async fn ecdh(&self, point: &PublicKey) -> Result<PublicKey> {
-            self.key.ecdh(point)
-        }
-        async fn linkage_proof(&self, counterparty: &PublicKey) -> Result<LinkageProof> {
-            KeyDeriver::linkage_proof(&self.key, counterparty).await
-        }
-    }
-
-    #[async_trait::async_trait]
-    impl Signer for Counting {
-        fn public_key(&self) -> PublicKey {
-            self.key.public_key()
-        }
-        async fn sign_digest(&self, digest: &[u8; 32], tweak: Option<&[u8; 32]>) -> Result<EcdsaSignature> {
-            self.signed.fetch_add(1, Ordering::SeqCst);
-            Signer::sign_digest(&self.key, digest, tweak).await
-        }
-    }
-
-    fn methods() -> (KeyMethods, Arc<Counting>) {
-        let key = Arc::new(Counting { key: SingleKey::from_bytes([7; 32]).unwrap(), signed: AtomicUsize::new(0) });
-        (KeyMethods::new(key.clone(), key.clone(), Network::Mainnet), key)
-    }
-
-    fn key_args() -> KeyArgs {
-        KeyArgs { protocol_id: (0, "hash length test".into()), key_id: "1".into(), counterparty: None }
-    }
-
-    /// Our own key for counterparty `anyone`, the default of `createSignature`.
-    fn anyone_args() -> KeyArgs {
-        KeyArgs { counterparty: Some("anyone".into()), ..key_args() }
-    }
-
-    #[tokio::test]
-    async fn a_hash_to_sign_must_be_exactly_32_bytes() {
-        let (m, key) = methods();
-        for len in [0usize, 1, 31, 33, 64] {
-            let args = CreateSignatureArgs { key: key_args(), data: None, hash_to_directly_sign: Some(vec![1; len]) };
-            let e = m.create_signature(args).await.unwrap_err();
-            assert_eq!(e.kind(), ErrorKind::InvalidInput, "{len}: {e}");
-            assert_eq!(e.context_value("parameter"), Some("hashToDirectlySign"), "{len}");
-            assert!(e.message().contains("exactly 32 bytes"), "{e}");
-            assert!(e.message().contains(&format!("not {len} bytes")), "{e}");
-        }
-        // Data is not a way around it: the hash wins when both are given.
-        let args =
-            CreateSignatureArgs { key: key_args(), data: Some(b"x".to_vec()), hash_to_directly_sign: Some(vec![]) };
-        assert_eq!(m.create_signature(args).await.unwrap_err().context_value("parameter"), Some("hashToDirectlySign"));
-        assert_eq!(key.signed.load(Ordering::SeqCst), 0, "nothing was signed");
-
-        let hash = vec![9; 32];
-        let args = CreateSignatureArgs { key: key_args(), data: None, hash_to_directly_sign: Some(hash.clone()) };
-        let signature = m.create_signature(args).await.unwrap();
-        assert_eq!(key.signed.load(Ordering::SeqCst), 1);
-        let verify = |hash: Vec<u8>| VerifySignatureArgs {
-            key: anyone_args(),
-            data: None,
-            hash_to_directly_verify: Some(hash),
-            signature: signature.clone(),
-            for_self: Some(true),
-        };
-        assert!(m.verify_signature(verify(hash)).await.unwrap());
-        for len in [0usize, 31, 33] {
-            let e = m.verify_signature(verify(vec![9; len])).await.unwrap_err();
-            assert_eq!(e.kind(), ErrorKind::InvalidInput, "{e}");
-            assert_eq!(e.context_value("parameter"), Some("hashToDirectlyVerify"), "{len}");
-        }
-    }
-
-    #[tokio::test]
-    async fn data_is_hashed_and_one_of_the_two_is_required() {
-        let (m, key) = methods();
-        let args = CreateSignatureArgs { key: key_args(), data: None, hash_to_directly_sign: None };
-        let e = m.create_signature(args).await.unwrap_err();
-        assert!(e.message().contains("args.data or args.hashToDirectlySign must be valid"), "{e}");
-        let data = b"signed data".to_vec();
-        let args = CreateSignatureArgs { key: key_args(), data: Some(data.clone()), hash_to_directly_sign: None };
-        let signature = m.create_signature(args).await.unwrap();
-        let digest: [u8; 32] = Sha256::digest(&data).into();
-        let args = VerifySignatureArgs {
-            key: anyone_args(),
-            data: None,
-            hash_to_directly_verify: Some(digest.to_vec()),
-            signature,
-            for_self: Some(true),
-        };
-        assert!(m.verify_signature(args).await.unwrap());
-        assert_eq!(key.signed.load(Ordering::SeqCst), 1);
-    }
 }

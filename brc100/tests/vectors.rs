@@ -4,11 +4,8 @@
 use std::{path::PathBuf, sync::Arc};
 
 use serde_json::Value;
-use wallet_engine::{
-    brc100::{CreateHmacArgs, DecryptArgs, KeyArgs, KeyMethods, VerifyHmacArgs, VerifySignatureArgs},
-    brc42::{self, SingleKey},
-    Network,
-};
+use wallet_brc100::{CreateHmacArgs, DecryptArgs, KeyArgs, KeyMethods, SingleKey, VerifyHmacArgs, VerifySignatureArgs};
+use wallet_bsv::{brc42, Network};
 use wallet_traits::PublicKey;
 
 fn vectors(name: &str) -> Value {

@@ -14,7 +14,7 @@ use aes_gcm::{
 };
 use hmac::{Hmac, Mac};
 use k256::{
-    elliptic_curve::{ops::Reduce, sec1::ToEncodedPoint, Field, PrimeField},
+    elliptic_curve::{ops::Reduce, sec1::ToEncodedPoint},
     ProjectivePoint, Scalar, U256,
 };
 use sha2::Sha256;
@@ -124,11 +124,13 @@ pub fn parse_public_key(s: &str) -> Result<PublicKey> {
     PublicKey::from_slice(point.to_encoded_point(true).as_bytes())
 }
 
-pub(crate) fn point(pk: &PublicKey) -> Result<ProjectivePoint> {
+/// The curve point of a public key.
+pub fn point(pk: &PublicKey) -> Result<ProjectivePoint> {
     Ok(k256::PublicKey::from_sec1_bytes(pk.as_bytes()).map_err(|_| invalid("Invalid point"))?.to_projective())
 }
 
-pub(crate) fn public_key(p: &ProjectivePoint) -> Result<PublicKey> {
+/// The compressed public key of a curve point; the point at infinity is refused.
+pub fn public_key(p: &ProjectivePoint) -> Result<PublicKey> {
     let k = k256::PublicKey::from_affine(p.to_affine())
         .map_err(|_| Error::new(ErrorKind::InvalidInput, "the derived key is the point at infinity"))?;
     PublicKey::from_slice(k.to_encoded_point(true).as_bytes())
@@ -141,7 +143,8 @@ pub fn tweak(shared_secret: &PublicKey, invoice: &str) -> [u8; 32] {
     mac.finalize().into_bytes().into()
 }
 
-pub(crate) fn scalar(h: &[u8; 32]) -> Scalar {
+/// A 32-byte big-endian value as a scalar, reduced modulo the group order.
+pub fn scalar(h: &[u8; 32]) -> Scalar {
     <Scalar as Reduce<U256>>::reduce_bytes(&(*h).into())
 }
 
@@ -187,7 +190,7 @@ pub fn encrypt(key: &[u8], plaintext: &[u8]) -> Result<Vec<u8>> {
     encrypt_with_iv(key, &iv, plaintext)
 }
 
-pub(crate) fn encrypt_with_iv(key: &[u8], iv: &[u8; 32], plaintext: &[u8]) -> Result<Vec<u8>> {
+fn encrypt_with_iv(key: &[u8], iv: &[u8; 32], plaintext: &[u8]) -> Result<Vec<u8>> {
     let k = aes_key(key)?;
     let ct = Aes256Gcm32::new(k.as_ref().into())
         .encrypt(iv.into(), Payload { msg: plaintext, aad: &[] })
@@ -218,94 +221,11 @@ pub fn hmac(key: &[u8], data: &[u8]) -> [u8; 32] {
     mac.finalize().into_bytes().into()
 }
 
-/// A single-key reference for tests and vectors: the same arithmetic with the whole key.
-#[derive(Clone)]
-pub struct SingleKey(Zeroizing<[u8; 32]>);
-
-impl std::fmt::Debug for SingleKey {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "SingleKey(public: {})", self.public_key())
-    }
-}
-
-impl SingleKey {
-    /// From 32 big-endian bytes (must be a valid non-zero scalar).
-    pub fn from_bytes(b: [u8; 32]) -> Result<Self> {
-        let s =
-            Option::<Scalar>::from(Scalar::from_repr(b.into())).ok_or_else(|| invalid("not a valid private key"))?;
-        if bool::from(s.is_zero()) {
-            return Err(invalid("not a valid private key"));
-        }
-        Ok(Self(Zeroizing::new(b)))
-    }
-
-    fn scalar(&self) -> Scalar {
-        Option::<Scalar>::from(Scalar::from_repr((*self.0).into())).expect("checked at construction")
-    }
-
-    /// The public key.
-    pub fn public_key(&self) -> PublicKey {
-        public_key(&(ProjectivePoint::GENERATOR * self.scalar())).expect("non-zero key")
-    }
-
-    /// `self * point`.
-    pub fn ecdh(&self, other: &PublicKey) -> Result<PublicKey> {
-        public_key(&(point(other)? * self.scalar()))
-    }
-
-    /// The BRC-42 child private key `self + HMAC(compressed(self * C), invoice)`.
-    pub fn derive_child(&self, counterparty: &PublicKey, invoice: &str) -> Result<[u8; 32]> {
-        let h = tweak(&self.ecdh(counterparty)?, invoice);
-        Ok((self.scalar() + scalar(&h)).to_repr().into())
-    }
-}
-
-#[async_trait::async_trait]
-impl wallet_traits::KeyDeriver for SingleKey {
-    fn identity_key(&self) -> PublicKey {
-        self.public_key()
-    }
-
-    async fn ecdh(&self, point: &PublicKey) -> Result<PublicKey> {
-        SingleKey::ecdh(self, point)
-    }
-
-    async fn linkage_proof(&self, counterparty: &PublicKey) -> Result<wallet_traits::LinkageProof> {
-        use sha2::Digest;
-        let b = point(counterparty)?;
-        let shared = b * self.scalar();
-        let r = Scalar::random(&mut rand::rngs::OsRng);
-        let (big_r, s_prime) = (ProjectivePoint::GENERATOR * r, b * r);
-        let mut h = Sha256::new();
-        for p in [ProjectivePoint::GENERATOR * self.scalar(), b, shared, s_prime, big_r] {
-            h.update(p.to_affine().to_encoded_point(true).as_bytes());
-        }
-        let e = <Scalar as Reduce<U256>>::reduce_bytes(&h.finalize());
-        let z = r + e * self.scalar();
-        Ok(wallet_traits::LinkageProof {
-            shared: public_key(&shared)?,
-            r: public_key(&big_r)?,
-            s_prime: public_key(&s_prime)?,
-            z: z.to_repr().into(),
-        })
-    }
-}
-
-#[async_trait::async_trait]
-impl wallet_traits::Signer for SingleKey {
-    fn public_key(&self) -> PublicKey {
-        SingleKey::public_key(self)
-    }
-
-    async fn sign_digest(&self, digest: &[u8; 32], tweak: Option<&[u8; 32]>) -> Result<wallet_traits::EcdsaSignature> {
-        use k256::ecdsa::signature::hazmat::PrehashSigner;
-        let x = self.scalar() + tweak.map(scalar).unwrap_or(Scalar::ZERO);
-        let key = k256::ecdsa::SigningKey::from_bytes(&x.to_repr()).map_err(|_| invalid("the tweaked key is zero"))?;
-        let sig: k256::ecdsa::Signature = key.sign_prehash(digest).map_err(|_| invalid("signing failed"))?;
-        let sig = sig.normalize_s().unwrap_or(sig);
-        let (r, s) = sig.split_bytes();
-        Ok(wallet_traits::EcdsaSignature { r: r.into(), s: s.into() })
-    }
+/// Whether `tag` is the HMAC-SHA256 of `data` under `key`, compared in constant time.
+pub fn verify_hmac(key: &[u8], data: &[u8], tag: &[u8]) -> bool {
+    let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(key).expect("any key length");
+    mac.update(data);
+    mac.verify_slice(tag).is_ok()
 }
 
 #[cfg(test)]
