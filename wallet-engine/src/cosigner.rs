@@ -12,7 +12,7 @@ use cggmp21::key_share::AnyKeyShare;
 use futures::{channel::mpsc, StreamExt};
 use wallet_traits::{
     CosignerTransport, EcdhPartial, EcdhRequest, Error, ErrorKind, ExecutionId, KeyId, KeyInfo, PartyIndex, Result,
-    SessionChannel, SessionEvent, SessionKind, SessionOutcome, SessionRequest, ShareMeta, ShareState, ShareStore,
+    SessionChannel, SessionEvent, SessionOutcome, SessionParams, SessionRequest, ShareMeta, ShareState, ShareStore,
     StoredShare, AGENT_INDEX, SHARE_FORMAT_VERSION,
 };
 
@@ -23,8 +23,7 @@ use crate::{
     protocol::{self, Share},
 };
 
-/// Most parties a DKG may have.
-pub const MAX_PARTIES: u16 = 16;
+pub use wallet_traits::MAX_PARTIES;
 /// How many execution ids a cosigner remembers to refuse replays.
 const SEEN_CAPACITY: usize = 100_000;
 
@@ -164,44 +163,24 @@ impl CosignerService {
         Ok(share)
     }
 
-    /// Checks the request's shape.
+    /// The request's shape (one check for every receiver), then what only this cosigner knows.
     fn validate(&self, req: &SessionRequest) -> Result<()> {
-        let p = &req.parties;
-        let invalid = |m: &str| self.err(ErrorKind::InvalidInput, m.to_string());
-        if p.is_empty() || p.windows(2).any(|w| w[0] >= w[1]) {
-            return Err(invalid("parties must be strictly increasing keygen indexes"));
+        req.check().map_err(|e| self.err(ErrorKind::InvalidInput, e.message().to_string()))?;
+        if !req.parties.contains(&self.party_index) {
+            return Err(self.err(ErrorKind::InvalidInput, "this cosigner is not among the parties"));
         }
-        if p[0] != AGENT_INDEX {
-            return Err(invalid("every session includes the agent (party 0)"));
-        }
-        if !p.contains(&self.party_index) {
-            return Err(invalid("this cosigner is not among the parties"));
-        }
-        match req.kind {
-            SessionKind::Dkg => {
-                let n = req.total;
-                if !(2..=MAX_PARTIES).contains(&n) || !(2..=n).contains(&req.threshold) {
-                    return Err(invalid("DKG needs 2 <= threshold <= parties <= 16"));
-                }
-                if p.len() != usize::from(n) || p.iter().enumerate().any(|(i, &k)| usize::from(k) != i) {
-                    return Err(invalid("DKG needs every party 0..n"));
-                }
-            }
-            SessionKind::Sign => {
-                if req.digest.is_none() {
-                    return Err(invalid("a signing session needs a digest"));
-                }
-            }
-            SessionKind::Linkage => {
-                if req.point.as_deref().map(protocol::parse_point).is_none_or(|p| p.is_err()) {
-                    return Err(invalid("a linkage session needs a valid counterparty point"));
-                }
+        if let SessionParams::Linkage { point } = &req.params {
+            if protocol::parse_point(point).is_err() {
+                return Err(self.err(ErrorKind::InvalidInput, "a linkage session needs a valid counterparty point"));
             }
         }
         Ok(())
     }
 
     async fn store_pending(&self, req: &SessionRequest, share: Share) -> Result<SessionOutcome> {
+        let SessionParams::Dkg { threshold: t, total: n } = req.params else {
+            return Err(self.err(ErrorKind::Internal, "a share from a session that is not a DKG"));
+        };
         let pk = protocol::public_key_of(&share);
         let plain = protocol::encode_share(&share);
         let sealer = self.sealer.clone();
@@ -213,8 +192,8 @@ impl CosignerService {
             key: req.key.clone(),
             meta: ShareMeta {
                 public_key: pk.as_bytes().to_vec(),
-                threshold: req.threshold,
-                parties: req.total,
+                threshold: t,
+                parties: n,
                 party_index: self.party_index,
                 state: ShareState::Pending,
                 execution_id: req.execution_id,
@@ -255,8 +234,8 @@ impl CosignerTransport for CosignerService {
         self.mark_seen(req.execution_id)?;
         let (ev_tx, ev_rx) = mpsc::unbounded();
         let keyring = self.keyring.clone();
-        let party = match req.kind {
-            SessionKind::Dkg => {
+        let party = match &req.params {
+            SessionParams::Dkg { .. } => {
                 if self.store.load_share(&req.key).await?.is_some() {
                     return Err(self.err(
                         ErrorKind::AlreadyExists,
@@ -275,7 +254,7 @@ impl CosignerTransport for CosignerService {
                     protocol::run_dkg(io, r, primes, || {}).await.map(|s| PartyOutput::Share(Box::new(s)))
                 })?
             }
-            SessionKind::Sign => {
+            SessionParams::Sign { tweak, .. } => {
                 let share = self.active_share(&req.key).await?;
                 if req.parties.len() != usize::from(share.min_signers()) {
                     return Err(self.err(
@@ -283,9 +262,9 @@ impl CosignerTransport for CosignerService {
                         format!("signing needs exactly {} parties", share.min_signers()),
                     ));
                 }
-                let r = req.clone();
+                let (r, tweak) = (req.clone(), *tweak);
                 protocol::spawn_party(keyring, &req, move |io| async move {
-                    let share = match &r.tweak {
+                    let share = match &tweak {
                         Some(t) => Arc::new(protocol::tweak_share(&share, t)?),
                         None => share,
                     };
@@ -293,7 +272,7 @@ impl CosignerTransport for CosignerService {
                     protocol::run_sign(io, r, share).await.map(|_| PartyOutput::Signed(pk))
                 })?
             }
-            SessionKind::Linkage => {
+            SessionParams::Linkage { .. } => {
                 let share = self.active_share(&req.key).await?;
                 if req.parties.len() != usize::from(share.min_signers()) {
                     return Err(self.err(

@@ -21,7 +21,8 @@ use round_based::{Incoming, MessageDestination, MessageType, MpcParty, Outgoing}
 use serde::{de::DeserializeOwned, Serialize};
 use sha2::{Digest, Sha256};
 use wallet_traits::{
-    EcdsaSignature, Envelope, Error, ErrorKind, ExecutionId, PartyIndex, PublicKey, Result, SessionRequest,
+    EcdsaSignature, Envelope, Error, ErrorKind, ExecutionId, PartyIndex, PublicKey, Result, SessionParams,
+    SessionRequest,
 };
 
 use crate::keys::{Keyring, SealHeader};
@@ -292,10 +293,12 @@ where
     P: std::future::Future<Output = Result<Primes>>,
 {
     let me = io.me();
-    let n = request.total;
+    let SessionParams::Dkg { threshold, total: n } = request.params else {
+        return Err(Error::new(ErrorKind::InvalidInput, "not a DKG session"));
+    };
     let eid = stage_eid(&request, STAGE_KEYGEN);
     let incomplete: IncompleteKeyShare<E> = cggmp21::keygen::<E>(cggmp21::ExecutionId::new(&eid), me, n)
-        .set_threshold(request.threshold)
+        .set_threshold(threshold)
         .start(&mut OsRng, MpcParty::connected(io.delivery::<KeygenMsg>(STAGE_KEYGEN)))
         .await
         .map_err(|e| abort("keygen", e))?;
@@ -312,8 +315,9 @@ where
 
 /// Full threshold signing of `request.digest` with `share` (already tweaked if requested).
 pub(crate) async fn run_sign(io: PartyIo, request: SessionRequest, share: Arc<Share>) -> Result<EcdsaSignature> {
-    let digest =
-        request.digest.ok_or_else(|| Error::new(ErrorKind::InvalidInput, "a signing session needs a digest"))?;
+    let SessionParams::Sign { digest, .. } = request.params else {
+        return Err(Error::new(ErrorKind::InvalidInput, "not a signing session"));
+    };
     let data = DataToSign::<E>::from_scalar(Scalar::from_be_bytes_mod_order(digest));
     let eid = stage_eid(&request, STAGE_SIGN);
     let sig = cggmp21::signing(cggmp21::ExecutionId::new(&eid), io.me(), &request.parties, &share)
@@ -505,12 +509,13 @@ pub(crate) async fn run_linkage(
     share: Arc<Share>,
 ) -> Result<wallet_traits::LinkageProof> {
     use futures::SinkExt;
-    let b_bytes =
-        request.point.clone().ok_or_else(|| Error::new(ErrorKind::InvalidInput, "a linkage session needs a point"))?;
-    let b = parse_point(&b_bytes)?;
+    let SessionParams::Linkage { point: b_bytes } = &request.params else {
+        return Err(Error::new(ErrorKind::InvalidInput, "not a linkage session"));
+    };
+    let b = parse_point(b_bytes)?;
     let me = usize::from(io.me());
     let parties = request.parties.clone();
-    let ctx = ecdh_context(&request.key, &request.execution_id, &b_bytes);
+    let ctx = ecdh_context(&request.key, &request.execution_id, b_bytes);
     let r_i = SecretScalar::<E>::random(&mut OsRng);
     let big_r_i = Point::generator() * &r_i;
     let s_prime_i = b.into_inner() * &r_i;

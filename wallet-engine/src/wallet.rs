@@ -14,7 +14,7 @@ use cggmp21::{
 use futures::future::join_all;
 use wallet_traits::{
     CosignerTransport, EcdhRequest, EcdsaSignature, Error, ErrorKind, ExecutionId, KeyDeriver, KeyId, LinkageProof,
-    PartyIndex, PublicKey, Result, SessionKind, SessionOutcome, SessionRequest, Signer, AGENT_INDEX,
+    PartyIndex, PublicKey, Result, SessionOutcome, SessionParams, SessionRequest, Signer, AGENT_INDEX,
 };
 
 use crate::{
@@ -240,18 +240,9 @@ impl Wallet {
         }
     }
 
-    fn template(&self, kind: SessionKind) -> SessionRequest {
-        SessionRequest {
-            kind,
-            key: self.inner.key.clone(),
-            execution_id: ExecutionId::random(),
-            parties: Vec::new(),
-            threshold: self.threshold(),
-            total: self.inner.share.n(),
-            digest: None,
-            tweak: None,
-            point: None,
-        }
+    /// A request for `params`; `joint` fills in the parties and a fresh execution id per attempt.
+    fn template(&self, params: SessionParams) -> SessionRequest {
+        SessionRequest { key: self.inner.key.clone(), execution_id: ExecutionId::random(), parties: Vec::new(), params }
     }
 
     /// Signs `digest` with the root key, or with the child key `root + tweak` (public key
@@ -262,10 +253,10 @@ impl Wallet {
             Some(t) => protocol::tweaked_public_key(&self.inner.public_key, t)?,
             None => self.inner.public_key,
         };
-        let request =
-            SessionRequest { digest: Some(*digest), tweak: tweak.copied(), ..self.template(SessionKind::Sign) };
-        let run = |io, r: SessionRequest, share: Arc<Share>| async move {
-            let share = match &r.tweak {
+        let request = self.template(SessionParams::Sign { digest: *digest, tweak: tweak.copied() });
+        let tweak = tweak.copied();
+        let run = move |io, r: SessionRequest, share: Arc<Share>| async move {
+            let share = match &tweak {
                 Some(t) => Arc::new(protocol::tweak_share(&share, t)?),
                 None => share,
             };
@@ -284,8 +275,7 @@ impl Wallet {
     /// `root * counterparty` with a Schnorr proof, computed jointly: no party learns the root key.
     pub async fn linkage_proof(&self, counterparty: &PublicKey) -> Result<LinkageProof> {
         protocol::parse_point(counterparty.as_bytes())?;
-        let request =
-            SessionRequest { point: Some(counterparty.as_bytes().to_vec()), ..self.template(SessionKind::Linkage) };
+        let request = self.template(SessionParams::Linkage { point: counterparty.as_bytes().to_vec() });
         self.joint(request, protocol::run_linkage, |proof: &LinkageProof, o| o.public_key == proof.shared.as_bytes())
             .await
     }

@@ -14,8 +14,8 @@ use common::*;
 use k256::elliptic_curve::{ops::Reduce, sec1::ToEncodedPoint};
 use wallet_engine::{InsecureTestPrimes, Provisioned};
 use wallet_traits::{
-    EcdhRequest, ErrorKind, ExecutionId, KeyId, PublicKey, Result, SessionKind, SessionRequest, ShareState, ShareStore,
-    StoreCapabilities, StoredShare, WalletId,
+    EcdhRequest, ErrorKind, ExecutionId, KeyId, PublicKey, Result, SessionParams, SessionRequest, ShareState,
+    ShareStore, StoreCapabilities, StoredShare, WalletId,
 };
 
 /// P + h*G with k256 alone.
@@ -116,15 +116,10 @@ async fn no_dkg_over_a_live_share() {
     // A cosigner refuses a DKG session for a key it holds.
     let cosigners = Cosigners::start(dir.path(), SECRET).await;
     let request = SessionRequest {
-        kind: SessionKind::Dkg,
         key: key(),
         execution_id: ExecutionId::random(),
         parties: vec![0, 1, 2],
-        threshold: 2,
-        total: 3,
-        digest: None,
-        tweak: None,
-        point: None,
+        params: SessionParams::Dkg { threshold: 2, total: 3 },
     };
     let err = cosigners.transports()[0].open_session(request).await.unwrap_err();
     assert_eq!(err.kind(), ErrorKind::AlreadyExists);

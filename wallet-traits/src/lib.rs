@@ -21,7 +21,7 @@ pub use registry::{
 pub use store::{ShareStore, ShareStoreExt, StoreCapabilities};
 pub use transport::{
     CosignerTransport, EcdhPartial, EcdhRequest, Envelope, KeyInfo, SessionChannel, SessionEvent, SessionKind,
-    SessionOutcome, SessionRequest,
+    SessionOutcome, SessionParams, SessionRequest, MAX_PARTIES,
 };
 
 /// Re-exported so plugins submit factories with the same `inventory` version.

@@ -6,7 +6,7 @@ use async_trait::async_trait;
 use futures::channel::mpsc;
 use serde::{Deserialize, Serialize};
 
-use crate::{ExecutionId, KeyId, PartyIndex, Result, ShareState, WireError};
+use crate::{Error, ErrorKind, ExecutionId, KeyId, PartyIndex, PublicKey, Result, ShareState, WireError, AGENT_INDEX};
 
 /// Which protocol a session runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -16,16 +16,57 @@ pub enum SessionKind {
     Dkg,
     /// Full threshold signing of a 32-byte digest.
     Sign,
-    /// A joint Schnorr proof that `S = root * B` for the counterparty key in
-    /// [`SessionRequest::point`] (BRC-100 `revealCounterpartyKeyLinkage`).
+    /// A joint Schnorr proof that `S = root * B` for a counterparty key `B` (BRC-100
+    /// `revealCounterpartyKeyLinkage`).
     Linkage,
+}
+
+/// Most parties of one key (the agent and up to 15 cosigners).
+pub const MAX_PARTIES: u16 = 16;
+
+/// What a session of each kind is about. A request carries exactly one, so a request that
+/// mixes kinds cannot be built. On the wire it is tagged by kind: a new kind (signing a
+/// transaction input, say) is a new variant, and a peer that does not know it refuses the
+/// request as malformed instead of running something else.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SessionParams {
+    /// DKG of a `threshold`-of-`total` key.
+    Dkg {
+        /// Threshold t.
+        threshold: u16,
+        /// Number of parties n.
+        total: u16,
+    },
+    /// Signing `digest`, for the key `P + tweak*G` when a tweak is given.
+    Sign {
+        /// The digest to sign.
+        digest: [u8; 32],
+        /// Additive tweak h (a BRC-42 child key).
+        #[serde(default)]
+        tweak: Option<[u8; 32]>,
+    },
+    /// A linkage proof about the compressed counterparty key `point`.
+    Linkage {
+        /// The counterparty key B, compressed.
+        point: Vec<u8>,
+    },
+}
+
+impl SessionParams {
+    /// The kind these parameters are for.
+    pub fn kind(&self) -> SessionKind {
+        match self {
+            SessionParams::Dkg { .. } => SessionKind::Dkg,
+            SessionParams::Sign { .. } => SessionKind::Sign,
+            SessionParams::Linkage { .. } => SessionKind::Linkage,
+        }
+    }
 }
 
 /// What the agent asks a cosigner to join.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SessionRequest {
-    /// The protocol.
-    pub kind: SessionKind,
     /// The key.
     pub key: KeyId,
     /// The run's id; a cosigner refuses one it has seen.
@@ -33,19 +74,53 @@ pub struct SessionRequest {
     /// Keygen indexes of the participants in protocol order; a party's protocol index is its
     /// position here.
     pub parties: Vec<PartyIndex>,
-    /// Threshold t (DKG).
-    pub threshold: u16,
-    /// Number of parties n (DKG).
-    pub total: u16,
-    /// The digest to sign (Sign).
-    #[serde(default)]
-    pub digest: Option<[u8; 32]>,
-    /// Additive tweak h applied to the key before signing: signs for P + h*G (Sign).
-    #[serde(default)]
-    pub tweak: Option<[u8; 32]>,
-    /// A compressed point the protocol is about: the counterparty key B (Linkage).
-    #[serde(default)]
-    pub point: Option<Vec<u8>>,
+    /// What the run is about.
+    pub params: SessionParams,
+}
+
+impl SessionRequest {
+    /// The protocol.
+    pub fn kind(&self) -> SessionKind {
+        self.params.kind()
+    }
+
+    /// The request's shape, checked once for every receiver: parties strictly increasing and
+    /// led by the agent; a DKG of every party `0..n` with `2 <= t <= n <= MAX_PARTIES`; a signing
+    /// or linkage run of at least two parties; a linkage point of 33 bytes. What only the
+    /// receiver knows (whether it is among the parties, whether the point is on the curve) is
+    /// its own to check. Errors are `InvalidInput`.
+    pub fn check(&self) -> Result<()> {
+        let p = &self.parties;
+        let invalid = |m: &str| Error::new(ErrorKind::InvalidInput, m.to_string());
+        if p.is_empty() || p.windows(2).any(|w| w[0] >= w[1]) {
+            return Err(invalid("parties must be strictly increasing keygen indexes"));
+        }
+        if p[0] != AGENT_INDEX {
+            return Err(invalid("every session includes the agent (party 0)"));
+        }
+        if p.len() > usize::from(MAX_PARTIES) {
+            return Err(invalid("a session has at most 16 parties"));
+        }
+        match &self.params {
+            SessionParams::Dkg { threshold, total } => {
+                let n = *total;
+                if !(2..=MAX_PARTIES).contains(&n) || !(2..=n).contains(threshold) {
+                    return Err(invalid("DKG needs 2 <= threshold <= parties <= 16"));
+                }
+                if p.len() != usize::from(n) || p.iter().enumerate().any(|(i, &k)| usize::from(k) != i) {
+                    return Err(invalid("DKG needs every party 0..n"));
+                }
+            }
+            SessionParams::Sign { .. } | SessionParams::Linkage { .. } if p.len() < 2 => {
+                return Err(invalid("a session needs the agent and at least one cosigner"));
+            }
+            SessionParams::Linkage { point } if PublicKey::from_slice(point).is_err() => {
+                return Err(invalid("a linkage session needs a compressed counterparty point (33 bytes)"));
+            }
+            SessionParams::Sign { .. } | SessionParams::Linkage { .. } => {}
+        }
+        Ok(())
+    }
 }
 
 /// One protocol message in flight, from one party to one other. `from` and `to` are protocol
@@ -209,4 +284,48 @@ pub trait CosignerTransport: fmt::Debug + Send + Sync + 'static {
 
     /// Deletes the Pending share of run `execution_id`. Idempotent; never touches an Active share.
     async fn rollback(&self, key: &KeyId, execution_id: &ExecutionId) -> Result<()>;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::WalletId;
+
+    fn request(parties: Vec<PartyIndex>, params: SessionParams) -> SessionRequest {
+        let key = KeyId::new(WalletId::new("w").unwrap(), 0);
+        SessionRequest { key, execution_id: ExecutionId::random(), parties, params }
+    }
+
+    #[test]
+    fn shapes_are_checked_in_one_place() {
+        let sign = SessionParams::Sign { digest: [1; 32], tweak: None };
+        assert!(request(vec![0, 2], sign.clone()).check().is_ok());
+        assert_eq!(request(vec![0, 2], sign.clone()).kind(), SessionKind::Sign);
+        for parties in [vec![], vec![1, 2], vec![0, 2, 1], vec![0, 0, 1], vec![0]] {
+            let e = request(parties.clone(), sign.clone()).check().unwrap_err();
+            assert_eq!(e.kind(), ErrorKind::InvalidInput, "{parties:?}");
+        }
+        assert!(request(vec![0, 1, 2], SessionParams::Dkg { threshold: 2, total: 3 }).check().is_ok());
+        for (parties, t, n) in [(vec![0, 1, 2], 1, 3), (vec![0, 1, 2], 4, 3), (vec![0, 1], 2, 3), (vec![0, 1, 3], 2, 3)]
+        {
+            let e = request(parties, SessionParams::Dkg { threshold: t, total: n }).check().unwrap_err();
+            assert_eq!(e.kind(), ErrorKind::InvalidInput);
+        }
+        let point = PublicKey::from_slice(&[2; 33]).unwrap().as_bytes().to_vec();
+        assert!(request(vec![0, 1], SessionParams::Linkage { point }).check().is_ok());
+        let e = request(vec![0, 1], SessionParams::Linkage { point: vec![2; 5] }).check().unwrap_err();
+        assert!(e.message().contains("33 bytes"), "{e}");
+    }
+
+    #[test]
+    fn the_kind_tags_the_wire_form_and_an_unknown_kind_is_refused() {
+        let r = request(vec![0, 1], SessionParams::Sign { digest: [7; 32], tweak: Some([9; 32]) });
+        let json = serde_json::to_value(&r).unwrap();
+        assert!(json["params"]["sign"]["digest"].is_array(), "{json}");
+        assert_eq!(serde_json::from_value::<SessionRequest>(json.clone()).unwrap(), r);
+        let mut newer = json;
+        newer["params"] = serde_json::json!({ "sign_input": { "index": 0 } });
+        let e = serde_json::from_value::<SessionRequest>(newer).unwrap_err();
+        assert!(e.to_string().contains("sign_input"), "{e}");
+    }
 }

@@ -7,7 +7,7 @@ use serde::{de::IntoDeserializer, Deserialize};
 use tonic::{metadata::MetadataValue, Code, Status};
 use wallet_traits::{
     EcdhPartial, EcdhRequest, Envelope, Error, ErrorKind, ExecutionId, KeyId, KeyInfo, Result, SessionEvent,
-    SessionKind, SessionOutcome, SessionRequest, ShareState, WalletId, WireError,
+    SessionOutcome, SessionParams, SessionRequest, ShareState, WalletId, WireError,
 };
 
 use crate::proto as pb;
@@ -49,40 +49,61 @@ fn bytes32_from(value: Option<Vec<u8>>, what: &str) -> Result<Option<[u8; 32]>> 
 }
 
 pub(crate) fn session_request_to_pb(r: &SessionRequest) -> pb::SessionRequest {
-    pb::SessionRequest {
-        kind: match r.kind {
-            SessionKind::Dkg => pb::SessionKind::Dkg,
-            SessionKind::Sign => pb::SessionKind::Sign,
-            SessionKind::Linkage => pb::SessionKind::Linkage,
-        } as i32,
+    let mut m = pb::SessionRequest {
         key: Some(key_to_pb(&r.key)),
         execution_id: r.execution_id.as_bytes().to_vec(),
         parties: r.parties.iter().map(|&p| u32::from(p)).collect(),
-        threshold: r.threshold.into(),
-        total: r.total.into(),
-        digest: r.digest.map(|d| d.to_vec()),
-        tweak: r.tweak.map(|t| t.to_vec()),
-        point: r.point.clone(),
+        ..Default::default()
+    };
+    match &r.params {
+        SessionParams::Dkg { threshold, total } => {
+            m.kind = pb::SessionKind::Dkg as i32;
+            (m.threshold, m.total) = ((*threshold).into(), (*total).into());
+        }
+        SessionParams::Sign { digest, tweak } => {
+            m.kind = pb::SessionKind::Sign as i32;
+            (m.digest, m.tweak) = (Some(digest.to_vec()), tweak.map(|t| t.to_vec()));
+        }
+        SessionParams::Linkage { point } => {
+            m.kind = pb::SessionKind::Linkage as i32;
+            m.point = Some(point.clone());
+        }
     }
+    m
 }
 
+/// The kind decides which fields may be set: a digest, tweak or point where the kind takes none
+/// makes the request malformed (threshold and total are ignored outside DKG, as earlier
+/// releases sent them with every kind), and an unknown kind (a newer peer's) is refused by name.
 pub(crate) fn session_request_from_pb(r: pb::SessionRequest) -> Result<SessionRequest> {
-    let kind = match pb::SessionKind::try_from(r.kind) {
-        Ok(pb::SessionKind::Dkg) => SessionKind::Dkg,
-        Ok(pb::SessionKind::Sign) => SessionKind::Sign,
-        Ok(pb::SessionKind::Linkage) => SessionKind::Linkage,
+    let mixed = || malformed("session request: a field of another session kind is set");
+    let params = match pb::SessionKind::try_from(r.kind) {
+        Ok(pb::SessionKind::Dkg) => {
+            if r.digest.is_some() || r.tweak.is_some() || r.point.is_some() {
+                return Err(mixed());
+            }
+            SessionParams::Dkg { threshold: u16_from(r.threshold, "threshold")?, total: u16_from(r.total, "total")? }
+        }
+        Ok(pb::SessionKind::Sign) => {
+            if r.point.is_some() {
+                return Err(mixed());
+            }
+            let digest = bytes32_from(r.digest, "digest")?.ok_or_else(|| malformed("session request: no digest"))?;
+            SessionParams::Sign { digest, tweak: bytes32_from(r.tweak, "tweak")? }
+        }
+        Ok(pb::SessionKind::Linkage) => {
+            if r.digest.is_some() || r.tweak.is_some() {
+                return Err(mixed());
+            }
+            SessionParams::Linkage { point: r.point.ok_or_else(|| malformed("session request: no point"))? }
+        }
         _ => return Err(malformed("session request: unknown session kind").with_context("kind", r.kind)),
     };
     Ok(SessionRequest {
-        kind,
         key: key_from_pb(r.key)?,
         execution_id: eid_from_pb(&r.execution_id)?,
         parties: r.parties.into_iter().map(|p| u16_from(p, "party index")).collect::<Result<_>>()?,
-        threshold: u16_from(r.threshold, "threshold")?,
-        total: u16_from(r.total, "total")?,
-        digest: bytes32_from(r.digest, "digest")?,
-        tweak: bytes32_from(r.tweak, "tweak")?,
-        point: r.point,
+        params,
     })
 }
 

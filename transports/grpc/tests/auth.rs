@@ -15,7 +15,7 @@ use tonic::{metadata::MetadataValue, transport::Channel, Code, Request};
 use wallet_testkit::{known_key, scripted_request, Script, ScriptedCosigner, COMMIT_EID, KNOWN_WALLET};
 use wallet_traits::{
     CosignerTransport, EcdhPartial, EcdhRequest, ErrorKind, ExecutionId, KeyId, KeyInfo, Result, SessionChannel,
-    SessionRequest, WalletId,
+    SessionParams, SessionRequest, WalletId,
 };
 use wallet_transport_common::{ServerLimits, TokenMinter, TokenVerifier};
 use wallet_transport_grpc::{
@@ -140,11 +140,11 @@ fn open_frame() -> pb::ClientFrame {
         key: Some(pb::KeyId { wallet: r.key.wallet.as_str().into(), index: r.key.index }),
         execution_id: r.execution_id.as_bytes().to_vec(),
         parties: r.parties.iter().map(|&p| p.into()).collect(),
-        threshold: r.threshold.into(),
-        total: r.total.into(),
-        digest: r.digest.map(|d| d.to_vec()),
-        tweak: None,
-        point: None,
+        digest: match r.params {
+            SessionParams::Sign { digest, .. } => Some(digest.to_vec()),
+            _ => None,
+        },
+        ..Default::default()
     };
     pb::ClientFrame { frame: Some(pb::client_frame::Frame::Open(open)) }
 }

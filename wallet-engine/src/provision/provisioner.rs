@@ -8,7 +8,7 @@ use std::{
 
 use futures::future::join_all;
 use wallet_traits::{
-    Error, ErrorKind, ExecutionId, KeyId, PartyIndex, Result, SessionKind, SessionOutcome, SessionRequest, ShareMeta,
+    Error, ErrorKind, ExecutionId, KeyId, PartyIndex, Result, SessionOutcome, SessionParams, SessionRequest, ShareMeta,
     ShareState, ShareStore, StoredShare, AGENT_INDEX, SHARE_FORMAT_VERSION,
 };
 
@@ -202,15 +202,10 @@ impl Provisioner {
     async fn dkg(&self) -> Result<Share> {
         let eid = ExecutionId::random();
         let request = SessionRequest {
-            kind: SessionKind::Dkg,
             key: self.key.clone(),
             execution_id: eid,
             parties: (0..self.n).collect(),
-            threshold: self.t,
-            total: self.n,
-            digest: None,
-            tweak: None,
-            point: None,
+            params: SessionParams::Dkg { threshold: self.t, total: self.n },
         };
         let mut remotes = Vec::with_capacity(self.cosigners.len());
         for c in &self.cosigners {

@@ -170,14 +170,9 @@ pub fn digest(msg: &str) -> [u8; 32] {
 /// A request to sign `digest` with the agent and cosigner 1 (key 0 of the test wallet).
 pub fn sign_request(digest: [u8; 32]) -> wallet_traits::SessionRequest {
     wallet_traits::SessionRequest {
-        kind: wallet_traits::SessionKind::Sign,
         key: key(),
         execution_id: wallet_traits::ExecutionId::random(),
         parties: vec![0, 1],
-        threshold: 2,
-        total: 3,
-        digest: Some(digest),
-        tweak: None,
-        point: None,
+        params: wallet_traits::SessionParams::Sign { digest, tweak: None },
     }
 }

@@ -15,7 +15,7 @@ use async_trait::async_trait;
 use futures::{channel::mpsc, StreamExt};
 use wallet_traits::{
     CosignerTransport, EcdhPartial, EcdhRequest, Envelope, Error, ErrorKind, ExecutionId, KeyId, KeyInfo, Result,
-    SessionChannel, SessionEvent, SessionKind, SessionOutcome, SessionRequest, ShareState, WalletId,
+    SessionChannel, SessionEvent, SessionOutcome, SessionParams, SessionRequest, ShareState, WalletId,
 };
 
 use crate::SuiteReport;
@@ -73,15 +73,10 @@ pub fn scripted_request(script: Script) -> SessionRequest {
     let mut digest = [0u8; 32];
     digest[0] = script as u8;
     SessionRequest {
-        kind: SessionKind::Sign,
         key: known_key(),
         execution_id: ExecutionId::random(),
         parties: vec![0, 1],
-        threshold: 2,
-        total: 3,
-        digest: Some(digest),
-        tweak: None,
-        point: None,
+        params: SessionParams::Sign { digest, tweak: None },
     }
 }
 
@@ -105,7 +100,10 @@ impl CosignerTransport for ScriptedCosigner {
     }
 
     async fn open_session(&self, request: SessionRequest) -> Result<SessionChannel> {
-        let script = request.digest.map(|d| d[0]).unwrap_or(0);
+        let script = match request.params {
+            SessionParams::Sign { digest, .. } => digest[0],
+            _ => 0,
+        };
         if script == Script::Refuse as u8 {
             return Err(Error::new(ErrorKind::NotFound, "scripted refusal").with_context("party", 1));
         }
