@@ -52,13 +52,15 @@ fn with_query(url: &str, pair: &str) -> String {
     format!("{url}{separator}{pair}")
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn postgres_passes_the_conformance_suite() {
-    let store = connect(&fresh_namespace("suite")).await;
-    let report = share_store_suite(Arc::new(store)).await;
-    println!("conformance: postgres: {report}");
-    assert!(report.skipped.is_empty(), "the PostgreSQL store claims every capability: {report:?}");
-    assert_eq!(report.passed.len(), 11, "{report:?}");
+/// Every conformance case as its own test, each in a namespace of its own.
+mod postgres_conformance {
+    use super::*;
+
+    async fn make() -> wallet_testkit::StoreFixture {
+        wallet_testkit::StoreFixture::new(Arc::new(connect(&fresh_namespace("suite")).await))
+    }
+
+    wallet_testkit::share_store_tests!(make);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

@@ -9,14 +9,17 @@ use wallet_backend_rocksdb::{RocksDbConfig, RocksDbShareStore};
 use wallet_testkit::{sample_record, share_store_suite};
 use wallet_traits::{ErrorKind, KeyId, ShareStore, WalletId};
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn rocksdb_passes_the_conformance_suite() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = RocksDbShareStore::open(dir.path().join("suite")).await.unwrap();
-    let report = share_store_suite(Arc::new(store)).await;
-    println!("conformance: rocksdb: {report}");
-    assert!(report.skipped.is_empty(), "the RocksDB store claims every capability: {report:?}");
-    assert!(report.passed.contains(&"prime_pool_concurrent_take"), "{report:?}");
+/// Every conformance case as its own test, each on a fresh directory.
+mod rocksdb_conformance {
+    use super::*;
+
+    async fn make() -> wallet_testkit::StoreFixture {
+        let dir = tempfile::tempdir().unwrap();
+        let store = RocksDbShareStore::open(dir.path().join("suite")).await.unwrap();
+        wallet_testkit::StoreFixture::keeping(Arc::new(store), dir)
+    }
+
+    wallet_testkit::share_store_tests!(make);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

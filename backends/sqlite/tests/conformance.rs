@@ -4,13 +4,17 @@ use wallet_backend_sqlite::{SqliteConfig, SqliteShareStore};
 use wallet_testkit::{sample_record, share_store_suite};
 use wallet_traits::{ErrorKind, KeyId, ShareStore, WalletId};
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn sqlite_passes_the_conformance_suite() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = SqliteShareStore::open(dir.path().join("suite.db")).await.unwrap();
-    let report = share_store_suite(Arc::new(store)).await;
-    println!("conformance: sqlite: {report}");
-    assert!(report.skipped.is_empty(), "the SQLite store claims every capability: {report:?}");
+/// Every conformance case as its own test, each on a fresh file.
+mod sqlite_conformance {
+    use super::*;
+
+    async fn make() -> wallet_testkit::StoreFixture {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteShareStore::open(dir.path().join("suite.db")).await.unwrap();
+        wallet_testkit::StoreFixture::keeping(Arc::new(store), dir)
+    }
+
+    wallet_testkit::share_store_tests!(make);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

@@ -4,13 +4,17 @@ use wallet_plugin_example_store::{JsonFileConfig, JsonFileStore, JSONFILE_SCHEME
 use wallet_testkit::{sample_record, share_store_suite};
 use wallet_traits::{ErrorKind, KeyId, Options, ShareStore, WalletId};
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn jsonfile_passes_the_conformance_suite() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = JsonFileStore::open(dir.path().join("suite.json")).await.unwrap();
-    let report = share_store_suite(Arc::new(store)).await;
-    println!("conformance: jsonfile (plugin): {report}");
-    assert!(report.skipped.is_empty(), "the JSON-file store claims every capability: {report:?}");
+/// Every conformance case as its own test, each on a fresh file.
+mod jsonfile_conformance {
+    use super::*;
+
+    async fn make() -> wallet_testkit::StoreFixture {
+        let dir = tempfile::tempdir().unwrap();
+        let store = JsonFileStore::open(dir.path().join("suite.json")).await.unwrap();
+        wallet_testkit::StoreFixture::keeping(Arc::new(store), dir)
+    }
+
+    wallet_testkit::share_store_tests!(make);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

@@ -9,7 +9,7 @@ mod transport_suite;
 
 pub use intercept::Intercept;
 pub use memory::MemoryShareStore;
-pub use suite::{sample_record, share_store_suite, SuiteReport};
+pub use suite::{cases, sample_record, share_store_suite, StoreFixture, SuiteReport};
 pub use transport_suite::{
     known_key, scripted_request, transport_suite, Script, ScriptedCosigner, COMMIT_EID, FINISH_STAGE, KNOWN_WALLET,
 };

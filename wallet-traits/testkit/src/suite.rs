@@ -71,6 +71,140 @@ pub async fn share_store_suite(store: Arc<dyn ShareStore>) -> SuiteReport {
     report
 }
 
+/// Each case of [`share_store_suite`] on its own, for [`share_store_tests!`](crate::share_store_tests)
+/// (one test per case, so a failing case hides none of the others). A case that needs a
+/// capability the store does not claim returns at once, saying so on stderr.
+pub mod cases {
+    use std::sync::Arc;
+
+    use wallet_traits::ShareStore;
+
+    /// The suite's case `create_and_load`.
+    pub async fn create_and_load(s: Arc<dyn ShareStore>) {
+        super::create_and_load(&*s).await
+    }
+
+    /// The suite's case `create_refuses_existing`.
+    pub async fn create_refuses_existing(s: Arc<dyn ShareStore>) {
+        super::create_refuses_existing(&*s).await
+    }
+
+    /// The suite's case `update_compare_and_swap`.
+    pub async fn update_compare_and_swap(s: Arc<dyn ShareStore>) {
+        super::update_compare_and_swap(&*s).await
+    }
+
+    /// The suite's case `delete_compare_and_swap`.
+    pub async fn delete_compare_and_swap(s: Arc<dyn ShareStore>) {
+        super::delete_compare_and_swap(&*s).await
+    }
+
+    /// The suite's case `list_keys_sorted_and_scoped`.
+    pub async fn list_keys_sorted_and_scoped(s: Arc<dyn ShareStore>) {
+        super::list_keys_sorted_and_scoped(&*s).await
+    }
+
+    /// The suite's case `derivation_cache`.
+    pub async fn derivation_cache(s: Arc<dyn ShareStore>) {
+        if !s.capabilities().derivation_cache {
+            eprintln!("skipped: the store does not claim derivation cache");
+            return;
+        }
+        super::derivation_cache(&*s).await
+    }
+
+    /// The suite's case `derivation_cache_evicts_least_recently_used`.
+    pub async fn derivation_cache_evicts_least_recently_used(s: Arc<dyn ShareStore>) {
+        if !s.capabilities().derivation_cache {
+            eprintln!("skipped: the store does not claim derivation cache");
+            return;
+        }
+        super::derivation_eviction(&*s).await
+    }
+
+    /// The suite's case `prime_pool_concurrent_take`.
+    pub async fn prime_pool_concurrent_take(s: Arc<dyn ShareStore>) {
+        if !s.capabilities().prime_pool {
+            eprintln!("skipped: the store does not claim prime pool");
+            return;
+        }
+        super::prime_pool_concurrent_take(&s).await
+    }
+
+    /// The suite's case `concurrent_create_one_winner`.
+    pub async fn concurrent_create_one_winner(s: Arc<dyn ShareStore>) {
+        super::concurrent_create_one_winner(&s).await
+    }
+
+    /// The suite's case `large_records_and_every_state`.
+    pub async fn large_records_and_every_state(s: Arc<dyn ShareStore>) {
+        super::large_records_and_every_state(&*s).await
+    }
+
+    /// The suite's case `errors_and_debug_hide_sealed_bytes`.
+    pub async fn errors_and_debug_hide_sealed_bytes(s: Arc<dyn ShareStore>) {
+        super::errors_and_debug_hide_sealed_bytes(&*s).await
+    }
+}
+
+/// Expands to one `#[tokio::test]` per conformance case (the names of [`cases`]), each against a
+/// fresh [`StoreFixture`](crate::StoreFixture) from `$make` (an async function). Put it in a
+/// module named after the store, so `scripts/test.sh` can count the cases per store:
+///
+/// ```ignore
+/// mod sqlite_conformance {
+///     async fn make() -> wallet_testkit::StoreFixture { ... }
+///     wallet_testkit::share_store_tests!(make);
+/// }
+/// ```
+#[macro_export]
+macro_rules! share_store_tests {
+    ($make:path) => {
+        $crate::share_store_tests!(@cases $make;
+            create_and_load, create_refuses_existing, update_compare_and_swap, delete_compare_and_swap,
+            list_keys_sorted_and_scoped, derivation_cache, derivation_cache_evicts_least_recently_used,
+            prime_pool_concurrent_take, concurrent_create_one_winner, large_records_and_every_state,
+            errors_and_debug_hide_sealed_bytes);
+    };
+    (@cases $make:path; $($case:ident),* $(,)?) => {
+        $(
+            // Multi-thread, so the concurrency cases really run in parallel.
+            #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+            async fn $case() {
+                let fixture: $crate::StoreFixture = $make().await;
+                $crate::cases::$case(fixture.store.clone()).await;
+                drop(fixture);
+            }
+        )*
+    };
+}
+
+/// A store for one conformance case, with whatever must live as long as it (a temporary
+/// directory, a server handle).
+pub struct StoreFixture {
+    /// The store under test.
+    pub store: Arc<dyn ShareStore>,
+    _keep: Option<Box<dyn std::any::Any + Send + Sync>>,
+}
+
+impl std::fmt::Debug for StoreFixture {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StoreFixture").field("store", &self.store).finish_non_exhaustive()
+    }
+}
+
+impl StoreFixture {
+    /// A store that needs nothing kept.
+    pub fn new(store: Arc<dyn ShareStore>) -> Self {
+        Self { store, _keep: None }
+    }
+
+    /// A store and what must outlive it, dropped after the store.
+    pub fn keeping(store: Arc<dyn ShareStore>, keep: impl std::any::Any + Send + Sync) -> Self {
+        Self { store, _keep: Some(Box::new(keep)) }
+    }
+}
+
 /// A valid record for key `index` of `wallet`, version 1, whose bytes are derived from `fill`
 /// (records with different `fill` differ in every field that can).
 pub fn sample_record(wallet: &WalletId, index: u32, fill: u8) -> StoredShare {

@@ -3,12 +3,23 @@ use std::sync::Arc;
 use wallet_testkit::{sample_record, share_store_suite, MemoryShareStore};
 use wallet_traits::{ErrorKind, ShareStore, StoreCapabilities, WalletId};
 
+/// Every conformance case as its own test.
+mod memory_conformance {
+    use super::*;
+
+    fn make() -> std::future::Ready<wallet_testkit::StoreFixture> {
+        std::future::ready(wallet_testkit::StoreFixture::new(Arc::new(MemoryShareStore::new())))
+    }
+
+    wallet_testkit::share_store_tests!(make);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn memory_passes_the_conformance_suite() {
+async fn the_whole_suite_runs_twice_on_one_store() {
     let store: Arc<dyn ShareStore> = Arc::new(MemoryShareStore::new());
     let report = share_store_suite(Arc::clone(&store)).await;
-    println!("conformance: memory: {report}");
     assert!(report.skipped.is_empty(), "a full-capability store skips nothing: {report:?}");
+    assert_eq!(report.passed.len(), 11, "{report:?}");
 
     // The suite must tolerate a store that already holds data, including its own earlier run.
     let again = share_store_suite(store).await;
