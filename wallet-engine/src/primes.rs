@@ -47,8 +47,12 @@ impl StorePrimePool {
         Self { store, sealer, pool: pool.into() }
     }
 
-    /// Generates and stores pairs until the pool holds `target`.
+    /// Generates and stores pairs until the pool holds `target`; nothing when the store keeps
+    /// no prime pool.
     pub async fn fill(&self, target: u64) -> Result<u64> {
+        if !self.store.capabilities().prime_pool {
+            return Ok(0);
+        }
         let mut have = self.store.count_primes(&self.pool).await?;
         while have < target {
             self.add(generate_primes().await?).await?;
@@ -74,6 +78,9 @@ impl StorePrimePool {
 #[async_trait]
 impl PrimeSource for StorePrimePool {
     async fn take(&self) -> Result<Primes> {
+        if !self.store.capabilities().prime_pool {
+            return generate_primes().await;
+        }
         let Some(sealed) = self.store.take_primes(&self.pool).await? else {
             return generate_primes().await;
         };
@@ -115,5 +122,26 @@ impl PrimeSource for InsecureTestPrimes {
         let all = Self::all();
         let i = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed) % all.len();
         Ok(all[i].clone())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use wallet_testkit::MemoryShareStore;
+    use wallet_traits::StoreCapabilities;
+
+    use super::*;
+    use crate::{SealOptions, ShareSecret};
+
+    #[tokio::test]
+    async fn a_store_without_a_prime_pool_is_not_filled() {
+        let store = Arc::new(MemoryShareStore::with_capabilities(StoreCapabilities::default()));
+        let sealer = Sealer::new(ShareSecret::new("s").unwrap(), SealOptions::default());
+        // Without the capability nothing is generated or stored (generating a pair takes seconds).
+        assert_eq!(StorePrimePool::new(store.clone(), sealer, "p").fill(3).await.unwrap(), 0);
+        let err = store.count_primes("p").await.unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::Unsupported);
     }
 }

@@ -18,7 +18,7 @@ pub use registry::{
     transport_registry, BoxFuture, Options, Plugins, Registry, ShareStoreFactory, StoreBuildFn, StoreCheckFn,
     StoreOptions, TransportBuildFn, TransportFactory,
 };
-pub use store::{ShareStore, ShareStoreExt, StoreCapabilities};
+pub use store::{ContractErrors, ShareStore, StoreCapabilities};
 pub use transport::{
     CosignerTransport, EcdhPartial, EcdhRequest, Envelope, KeyInfo, SessionChannel, SessionEvent, SessionKind,
     SessionOutcome, SessionParams, SessionRequest, MAX_PARTIES,

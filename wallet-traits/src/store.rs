@@ -2,9 +2,11 @@
 
 use async_trait::async_trait;
 
-use crate::{ErrorKind, KeyId, Result, StoredShare, WalletId};
+use crate::{Error, ErrorKind, KeyId, Result, StoredShare, WalletId};
 
-/// What a store supports beyond the required share operations.
+/// What a store supports beyond the required share operations. The engine decides on it: without
+/// a derivation cache every derivation asks the cosigners, without a prime pool DKG generates
+/// its primes on the spot.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 #[non_exhaustive]
 pub struct StoreCapabilities {
@@ -88,22 +90,44 @@ pub trait ShareStore: std::fmt::Debug + Send + Sync + 'static {
     async fn count_primes(&self, pool: &str) -> Result<u64>;
 }
 
-/// Conveniences over [`ShareStore`]. Implemented for every store; do not implement it yourself.
-#[async_trait]
-pub trait ShareStoreExt: ShareStore {
-    /// Whether `key` has a record.
-    async fn exists(&self, key: &KeyId) -> Result<bool> {
-        Ok(self.load_share(key).await?.is_some())
-    }
-
-    /// Creates the record unless one exists; returns whether it was created.
-    async fn put_if_absent(&self, record: &StoredShare) -> Result<bool> {
-        match self.create_share(record).await {
-            Ok(()) => Ok(true),
-            Err(e) if e.kind() == ErrorKind::AlreadyExists => Ok(false),
-            Err(e) => Err(e),
-        }
-    }
+/// The errors of the [`ShareStore`] contract, worded alike by every store: a store names itself
+/// once (`ContractErrors::new("sqlite")`) and raises these, so callers and operators see one
+/// message per broken expectation whichever backend is behind it.
+#[derive(Debug, Clone, Copy)]
+pub struct ContractErrors {
+    backend: &'static str,
 }
 
-impl<S: ShareStore + ?Sized> ShareStoreExt for S {}
+impl ContractErrors {
+    /// The errors of the store called `backend` (its URL scheme) in the `backend` context.
+    pub const fn new(backend: &'static str) -> Self {
+        Self { backend }
+    }
+
+    fn error(&self, kind: ErrorKind, message: &str, key: &KeyId) -> Error {
+        Error::new(kind, message.to_string()).with_context("backend", self.backend).with_context("key", key)
+    }
+
+    /// [`ShareStore::create_share`] over an existing record.
+    pub fn already_exists(&self, key: &KeyId) -> Error {
+        self.error(
+            ErrorKind::AlreadyExists,
+            "a share already exists for this key; DKG will not overwrite it (restore the wallet instead, or delete \
+             the share deliberately)",
+            key,
+        )
+    }
+
+    /// An update or delete of a key that has no record.
+    pub fn not_found(&self, key: &KeyId) -> Error {
+        self.error(ErrorKind::NotFound, "no share is stored for this key", key)
+    }
+
+    /// An update or delete whose expected version is not the stored one (`stored` may be `?`
+    /// when it could not be read).
+    pub fn changed_concurrently(&self, key: &KeyId, expected: u64, stored: impl std::fmt::Display) -> Error {
+        self.error(ErrorKind::Conflict, "the share was changed concurrently; reload it and retry", key)
+            .with_context("expected_version", expected)
+            .with_context("stored_version", stored)
+    }
+}

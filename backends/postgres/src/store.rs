@@ -32,6 +32,8 @@ pub struct PostgresShareStore {
     server: String,
 }
 
+const ERRORS: wallet_traits::ContractErrors = wallet_traits::ContractErrors::new(POSTGRES_SCHEME);
+
 impl PostgresShareStore {
     /// Connects to the database described by `config` and brings its schema up to date.
     ///
@@ -90,18 +92,10 @@ impl PostgresShareStore {
                 .await;
         match stored {
             Err(e) => self.fail(e, "read a share's version").with_context("key", key),
-            Ok(None) => Error::new(ErrorKind::NotFound, "no share is stored for this key")
-                .with_context("backend", POSTGRES_SCHEME)
-                .with_context("namespace", &self.namespace)
-                .with_context("key", key),
+            Ok(None) => ERRORS.not_found(key).with_context("namespace", &self.namespace),
             Ok(Some(row)) => {
                 let stored = row.try_get::<i64, _>("version").map_or_else(|_| "?".to_string(), |v| v.to_string());
-                Error::new(ErrorKind::Conflict, "the share was changed concurrently; reload it and retry")
-                    .with_context("backend", POSTGRES_SCHEME)
-                    .with_context("namespace", &self.namespace)
-                    .with_context("key", key)
-                    .with_context("expected_version", expected_version)
-                    .with_context("stored_version", stored)
+                ERRORS.changed_concurrently(key, expected_version, stored).with_context("namespace", &self.namespace)
             }
         }
     }
@@ -318,14 +312,7 @@ impl ShareStore for PostgresShareStore {
             .await
             .map_err(|e| self.fail(e, "write a new share").with_context("key", &record.key))?;
         if done.rows_affected() == 0 {
-            return Err(Error::new(
-                ErrorKind::AlreadyExists,
-                "a share already exists for this key; DKG will not overwrite it (restore the wallet instead, \
-                 or delete the share deliberately)",
-            )
-            .with_context("backend", POSTGRES_SCHEME)
-            .with_context("namespace", &self.namespace)
-            .with_context("key", &record.key));
+            return Err(ERRORS.already_exists(&record.key).with_context("namespace", &self.namespace));
         }
         Ok(())
     }

@@ -69,6 +69,8 @@ struct Writer {
     next_derivation_use: u64,
 }
 
+const ERRORS: wallet_traits::ContractErrors = wallet_traits::ContractErrors::new(ROCKSDB_SCHEME);
+
 impl RocksDbShareStore {
     /// Opens (creating when missing) the database directory at `path` with default settings.
     pub async fn open(path: impl AsRef<Path>) -> Result<Self> {
@@ -346,18 +348,10 @@ impl Inner {
         let stored = self
             .get(CF_SHARES, raw_key, "read a share's version")
             .map_err(|e| e.with_context("key", key))?
-            .ok_or_else(|| {
-                Error::new(ErrorKind::NotFound, "no share is stored for this key")
-                    .with_context("backend", ROCKSDB_SCHEME)
-                    .with_context("key", key)
-            })?;
+            .ok_or_else(|| ERRORS.not_found(key))?;
         let stored = codec::share_version(key, &stored)?;
         if stored != expected {
-            return Err(Error::new(ErrorKind::Conflict, "the share was changed concurrently; reload it and retry")
-                .with_context("backend", ROCKSDB_SCHEME)
-                .with_context("key", key)
-                .with_context("expected_version", expected)
-                .with_context("stored_version", stored));
+            return Err(ERRORS.changed_concurrently(key, expected, stored));
         }
         Ok(())
     }
@@ -472,13 +466,7 @@ impl ShareStore for RocksDbShareStore {
                 .get(CF_SHARES, &raw_key, "check for an existing share")
                 .map_err(|e| e.with_context("key", &key))?;
             if existing.is_some() {
-                return Err(Error::new(
-                    ErrorKind::AlreadyExists,
-                    "a share already exists for this key; DKG will not overwrite it (restore the wallet instead, \
-                     or delete the share deliberately)",
-                )
-                .with_context("backend", ROCKSDB_SCHEME)
-                .with_context("key", &key));
+                return Err(ERRORS.already_exists(&key));
             }
             let mut batch = WriteBatch::default();
             batch.put_cf(inner.cf(CF_SHARES)?, &raw_key, value);

@@ -37,6 +37,8 @@ pub struct SqliteShareStore {
     path: PathBuf,
 }
 
+const ERRORS: wallet_traits::ContractErrors = wallet_traits::ContractErrors::new(SQLITE_SCHEME);
+
 impl SqliteShareStore {
     /// Opens (creating when missing) the database file at `path` with default settings and
     /// brings its schema up to date.
@@ -104,16 +106,10 @@ impl SqliteShareStore {
             .await;
         match stored {
             Err(e) => storage(e, "read a share's version").with_context("key", key),
-            Ok(None) => Error::new(ErrorKind::NotFound, "no share is stored for this key")
-                .with_context("backend", SQLITE_SCHEME)
-                .with_context("key", key),
+            Ok(None) => ERRORS.not_found(key),
             Ok(Some(row)) => {
                 let stored = row.try_get::<i64, _>("version").map_or_else(|_| "?".to_string(), |v| v.to_string());
-                Error::new(ErrorKind::Conflict, "the share was changed concurrently; reload it and retry")
-                    .with_context("backend", SQLITE_SCHEME)
-                    .with_context("key", key)
-                    .with_context("expected_version", expected_version)
-                    .with_context("stored_version", stored)
+                ERRORS.changed_concurrently(key, expected_version, stored)
             }
         }
     }
@@ -272,13 +268,7 @@ impl ShareStore for SqliteShareStore {
         );
         match bind_share(query, record).execute(&self.pool).await {
             Ok(_) => Ok(()),
-            Err(sqlx::Error::Database(e)) if e.is_unique_violation() => Err(Error::new(
-                ErrorKind::AlreadyExists,
-                "a share already exists for this key; DKG will not overwrite it (restore the wallet instead, \
-                 or delete the share deliberately)",
-            )
-            .with_context("backend", SQLITE_SCHEME)
-            .with_context("key", &record.key)),
+            Err(sqlx::Error::Database(e)) if e.is_unique_violation() => Err(ERRORS.already_exists(&record.key)),
             Err(e) => Err(storage(e, "write a new share").with_context("key", &record.key)),
         }
     }

@@ -170,18 +170,14 @@ async fn blocking<T: Send + 'static>(work: impl FnOnce() -> Result<T> + Send + '
     })?
 }
 
+const ERRORS: wallet_traits::ContractErrors = wallet_traits::ContractErrors::new(JSONFILE_SCHEME);
+
 fn not_found(key: &KeyId) -> Error {
-    Error::new(ErrorKind::NotFound, "no share is stored for this key")
-        .with_context("backend", JSONFILE_SCHEME)
-        .with_context("key", key)
+    ERRORS.not_found(key)
 }
 
 fn conflict(key: &KeyId, expected: u64, stored: u64) -> Error {
-    Error::new(ErrorKind::Conflict, "the share was changed concurrently; reload it and retry")
-        .with_context("backend", JSONFILE_SCHEME)
-        .with_context("key", key)
-        .with_context("expected_version", expected)
-        .with_context("stored_version", stored)
+    ERRORS.changed_concurrently(key, expected, stored)
 }
 
 /// The stored record of `key` if its version is `expected`.
@@ -209,13 +205,7 @@ impl ShareStore for JsonFileStore {
         let record = StoredShare { version: 1, ..record.clone() };
         self.modify(move |state| {
             if state.shares.contains_key(&record.key) {
-                return Err(Error::new(
-                    ErrorKind::AlreadyExists,
-                    "a share already exists for this key; DKG will not overwrite it (restore the wallet instead, \
-                     or delete the share deliberately)",
-                )
-                .with_context("backend", JSONFILE_SCHEME)
-                .with_context("key", &record.key));
+                return Err(ERRORS.already_exists(&record.key));
             }
             state.shares.insert(record.key.clone(), record);
             Ok(Change::Write(()))

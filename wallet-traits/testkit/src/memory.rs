@@ -77,18 +77,14 @@ impl fmt::Debug for MemoryShareStore {
     }
 }
 
+const ERRORS: wallet_traits::ContractErrors = wallet_traits::ContractErrors::new("memory");
+
 fn not_found(key: &KeyId) -> Error {
-    Error::new(ErrorKind::NotFound, "no share is stored for this key")
-        .with_context("backend", "memory")
-        .with_context("key", key)
+    ERRORS.not_found(key)
 }
 
 fn conflict(key: &KeyId, expected: u64, actual: u64) -> Error {
-    Error::new(ErrorKind::Conflict, "the share was changed concurrently; reload it and retry")
-        .with_context("backend", "memory")
-        .with_context("key", key)
-        .with_context("expected_version", expected)
-        .with_context("stored_version", actual)
+    ERRORS.changed_concurrently(key, expected, actual)
 }
 
 #[async_trait]
@@ -104,12 +100,7 @@ impl ShareStore for MemoryShareStore {
     async fn create_share(&self, record: &StoredShare) -> Result<()> {
         let mut inner = self.lock();
         if inner.shares.contains_key(&record.key) {
-            return Err(Error::new(
-                ErrorKind::AlreadyExists,
-                "a share already exists for this key; DKG will not overwrite it",
-            )
-            .with_context("backend", "memory")
-            .with_context("key", &record.key));
+            return Err(ERRORS.already_exists(&record.key));
         }
         inner.shares.insert(record.key.clone(), StoredShare { version: 1, ..record.clone() });
         Ok(())
