@@ -1,6 +1,6 @@
 //! Configuration of the SQLite store.
 
-use std::{fmt, path::PathBuf};
+use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 use wallet_traits::{Options, Result, StoreOptions};
@@ -16,7 +16,9 @@ const OPTIONS: StoreOptions = StoreOptions::new(SQLITE_SCHEME, "SQLite store", &
 /// Configuration of a [`SqliteShareStore`](crate::SqliteShareStore).
 ///
 #[doc = include_str!("docs.md")]
-#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+// Derived Debug: a path and tuning numbers, nothing secret (credentials would need a redacting
+// type of their own).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 #[non_exhaustive]
 pub struct SqliteConfig {
@@ -93,17 +95,6 @@ impl SqliteConfig {
             return Err(OPTIONS.error("max_connections must be at least 1").with_context("option", "max_connections"));
         }
         Ok(())
-    }
-}
-
-impl fmt::Debug for SqliteConfig {
-    // Hand-written so a field added later (say, an encryption key) is not printed by default.
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("SqliteConfig")
-            .field("path", &self.path)
-            .field("busy_timeout_ms", &self.busy_timeout_ms)
-            .field("max_connections", &self.max_connections)
-            .finish()
     }
 }
 
