@@ -2,27 +2,23 @@
 #![deny(missing_docs)]
 
 mod at_rest;
-mod cache;
 pub mod config;
 mod coordinator;
 mod cosigner;
-mod cosigner_builder;
 mod failover;
 mod keys;
-mod primes;
 mod protocol;
 mod provision;
 mod wallet;
 
+#[cfg(feature = "insecure-test-primes")]
+pub use at_rest::primes::InsecureTestPrimes;
+pub use at_rest::primes::{generate_primes, GeneratePrimes, PrimeSource, StorePrimePool};
 pub use at_rest::seal::{Cipher, KdfParams, SealOptions, Sealer, ShareSecret, SEAL_FORMAT};
 pub use config::{CosignerConfig, Network, StoreLocation, WalletConfig, DEFAULT_DERIVATION_CACHE_MAX};
-pub use cosigner::{CosignerService, MAX_PARTIES};
-pub use cosigner_builder::CosignerBuilder;
+pub use cosigner::{CosignerBuilder, CosignerService, MAX_PARTIES};
 pub use failover::{probe, CosignerReport, Unfit, PROBE_TIMEOUT};
 pub use keys::{Keyring, PartyKey, PartyPublicKey};
-#[cfg(feature = "insecure-test-primes")]
-pub use primes::InsecureTestPrimes;
-pub use primes::{generate_primes, GeneratePrimes, PrimeSource, StorePrimePool};
 pub use protocol::{tweaked_public_key, verify_signature, Primes};
 pub use provision::builder::{Phase, Progress, Provisioned, WalletBuilder};
 pub use provision::plan::{plan, CosignerView, Plan};
@@ -44,8 +40,11 @@ pub mod insecure_testing {
         let mut x = Scalar::<protocol::E>::from_be_bytes_mod_order(secret);
         let sk = NonZero::from_secret_scalar(SecretScalar::new(&mut x))
             .ok_or_else(|| Error::new(ErrorKind::InvalidInput, "the key is zero"))?;
-        let primes =
-            crate::primes::InsecureTestPrimes::all().iter().take(usize::from(n)).map(|p| p.clone().split()).collect();
+        let primes = crate::at_rest::primes::InsecureTestPrimes::all()
+            .iter()
+            .take(usize::from(n))
+            .map(|p| p.clone().split())
+            .collect();
         let shares = cggmp21::trusted_dealer::builder::<protocol::E, protocol::L>(n)
             .set_threshold(Some(t))
             .set_shared_secret_key(sk)

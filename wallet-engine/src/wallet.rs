@@ -18,7 +18,7 @@ use wallet_traits::{
 };
 
 use crate::{
-    cache::DerivationCache,
+    at_rest::cache::DerivationCache,
     config::Network,
     coordinator::{coordinate, Remote, RunFailure},
     failover::{self, CosignerReport, Unfit, PROBE_TIMEOUT},

@@ -6,10 +6,10 @@ use wallet_traits::{CosignerTransport, Error, ErrorKind, KeyId, Result, ShareSto
 
 use super::provisioner::Provisioner;
 use crate::{
+    at_rest::primes::{PrimeSource, StorePrimePool},
     at_rest::seal::{SealOptions, Sealer, ShareSecret},
     config::{Network, WalletConfig},
     keys::Keyring,
-    primes::{PrimeSource, StorePrimePool},
     wallet::{Cosigner, Wallet},
 };
 

@@ -17,11 +17,11 @@ use super::{
     plan::{plan, CosignerView, Plan},
 };
 use crate::{
+    at_rest::cache::DerivationCache,
+    at_rest::primes::PrimeSource,
     at_rest::seal::Sealer,
-    cache::DerivationCache,
     coordinator::{coordinate, Remote, RunFailure},
     keys::Keyring,
-    primes::PrimeSource,
     protocol::{self, Primes, Share},
     wallet::Cosigner,
 };

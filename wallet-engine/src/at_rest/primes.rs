@@ -108,7 +108,8 @@ impl InsecureTestPrimes {
     pub(crate) fn all() -> &'static [Primes] {
         static P: std::sync::OnceLock<Vec<Primes>> = std::sync::OnceLock::new();
         P.get_or_init(|| {
-            serde_json::from_str(include_str!("../fixtures/INSECURE-test-primes.json")).expect("fixture primes parse")
+            serde_json::from_str(include_str!("../../fixtures/INSECURE-test-primes.json"))
+                .expect("fixture primes parse")
         })
     }
 }

@@ -1,0 +1,368 @@
+//! The cosigner's logic, independent of any transport: a network server or the in-process
+//! `local://` transport wraps a [`CosignerService`], which itself implements
+//! [`CosignerTransport`] so both sides share one API.
+
+use std::{
+    collections::{HashMap, HashSet, VecDeque},
+    sync::{Arc, Mutex},
+};
+
+use async_trait::async_trait;
+use cggmp21::key_share::AnyKeyShare;
+use futures::{channel::mpsc, StreamExt};
+use wallet_traits::{
+    CosignerTransport, EcdhPartial, EcdhRequest, Error, ErrorKind, ExecutionId, KeyId, KeyInfo, PartyIndex, Result,
+    SessionChannel, SessionEvent, SessionOutcome, SessionParams, SessionRequest, ShareMeta, ShareState, ShareStore,
+    StoredShare, AGENT_INDEX, SHARE_FORMAT_VERSION,
+};
+
+use crate::{
+    at_rest::primes::PrimeSource,
+    at_rest::seal::Sealer,
+    keys::Keyring,
+    protocol::{self, Share},
+};
+
+pub use wallet_traits::MAX_PARTIES;
+/// How many execution ids a cosigner remembers to refuse replays.
+const SEEN_CAPACITY: usize = 100_000;
+
+#[derive(Default)]
+struct SeenIds {
+    set: HashSet<ExecutionId>,
+    order: VecDeque<ExecutionId>,
+}
+
+impl SeenIds {
+    /// Records `eid`; false if it was seen before.
+    fn insert(&mut self, eid: ExecutionId) -> bool {
+        if !self.set.insert(eid) {
+            return false;
+        }
+        self.order.push_back(eid);
+        if self.order.len() > SEEN_CAPACITY {
+            if let Some(old) = self.order.pop_front() {
+                self.set.remove(&old);
+            }
+        }
+        true
+    }
+}
+
+/// One cosigner party: its store, its secret, its primes. Cheap to clone (shared state).
+#[derive(Clone)]
+pub struct CosignerService {
+    party_index: PartyIndex,
+    name: String,
+    store: Arc<dyn ShareStore>,
+    sealer: Sealer,
+    primes: Arc<dyn PrimeSource>,
+    keyring: Arc<Keyring>,
+    seen: Arc<Mutex<SeenIds>>,
+    // Opened Active shares, so signing does not pay Argon2id every time.
+    active: Arc<tokio::sync::Mutex<HashMap<KeyId, Arc<Share>>>>,
+}
+
+impl std::fmt::Debug for CosignerService {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CosignerService").field("party_index", &self.party_index).field("store", &self.store).finish()
+    }
+}
+
+fn internal(what: &str, e: impl std::fmt::Display) -> Error {
+    Error::new(ErrorKind::Internal, format!("{what}: {e}"))
+}
+
+impl CosignerService {
+    /// The cosigner whose identity is `keyring` (party 1..n-1), keeping its shares in `store`,
+    /// sealed by `sealer`, taking prime pairs from `primes`.
+    pub fn new(
+        keyring: Keyring,
+        store: Arc<dyn ShareStore>,
+        sealer: Sealer,
+        primes: Arc<dyn PrimeSource>,
+    ) -> Result<Self> {
+        let party_index = keyring.party_index();
+        if party_index == AGENT_INDEX || party_index >= MAX_PARTIES {
+            return Err(Error::new(ErrorKind::Config, format!("a cosigner's party index is 1 to {}", MAX_PARTIES - 1))
+                .with_context("party_index", party_index));
+        }
+        Ok(Self {
+            party_index,
+            name: format!("cosigner {party_index}"),
+            store,
+            sealer,
+            primes,
+            keyring: Arc::new(keyring),
+            seen: Arc::new(Mutex::new(SeenIds::default())),
+            active: Arc::new(tokio::sync::Mutex::new(HashMap::new())),
+        })
+    }
+
+    /// This cosigner's party index.
+    pub fn party_index(&self) -> PartyIndex {
+        self.party_index
+    }
+
+    fn err(&self, kind: ErrorKind, msg: impl Into<String>) -> Error {
+        Error::new(kind, msg).with_context("party", self.party_index)
+    }
+
+    fn mark_seen(&self, eid: ExecutionId) -> Result<()> {
+        if self.seen.lock().expect("seen lock").insert(eid) {
+            Ok(())
+        } else {
+            Err(self
+                .err(ErrorKind::PolicyDenied, "this execution id was used before; start a new run with a fresh id")
+                .with_context("execution_id", eid))
+        }
+    }
+
+    /// The opened Active share of `key`. The record is read every time (one small read), so a
+    /// share an operator froze or deleted stops serving at once; only opening it is cached.
+    async fn active_share(&self, key: &KeyId) -> Result<Arc<Share>> {
+        let mut cache = self.active.lock().await;
+        let Some(record) = self.store.load_share(key).await? else {
+            cache.remove(key);
+            return Err(
+                self.err(ErrorKind::NotFound, format!("cosigner {} holds no share of key {key}", self.party_index))
+            );
+        };
+        if record.meta.state != ShareState::Active {
+            cache.remove(key);
+        }
+        if let Some(s) =
+            cache.get(key).filter(|s| protocol::public_key_of(s).as_bytes()[..] == record.meta.public_key[..])
+        {
+            return Ok(s.clone());
+        }
+        match record.meta.state {
+            ShareState::Active => {}
+            ShareState::Pending => {
+                return Err(
+                    self.err(ErrorKind::PolicyDenied, "the share is not committed yet; finish provisioning first")
+                )
+            }
+            ShareState::Frozen => {
+                return Err(self.err(ErrorKind::PolicyDenied, "the share is frozen; an operator must review it"))
+            }
+        }
+        let sealer = self.sealer.clone();
+        let (k, party) = (key.clone(), self.party_index);
+        let share = tokio::task::spawn_blocking(move || -> Result<Share> {
+            let plain = sealer.open_share(&k, party, &record.meta.public_key, &record.sealed)?;
+            protocol::decode_share(&plain)
+        })
+        .await
+        .map_err(|e| internal("share opening task", e))??;
+        if share.core.i != self.party_index {
+            return Err(self.err(ErrorKind::Corrupted, "the stored share belongs to another party index"));
+        }
+        let share = Arc::new(share);
+        cache.insert(key.clone(), share.clone());
+        Ok(share)
+    }
+
+    /// The request's shape (one check for every receiver), then what only this cosigner knows.
+    fn validate(&self, req: &SessionRequest) -> Result<()> {
+        req.check().map_err(|e| self.err(ErrorKind::InvalidInput, e.message().to_string()))?;
+        if !req.parties.contains(&self.party_index) {
+            return Err(self.err(ErrorKind::InvalidInput, "this cosigner is not among the parties"));
+        }
+        if let SessionParams::Linkage { point } = &req.params {
+            if protocol::parse_point(point).is_err() {
+                return Err(self.err(ErrorKind::InvalidInput, "a linkage session needs a valid counterparty point"));
+            }
+        }
+        Ok(())
+    }
+
+    async fn store_pending(&self, req: &SessionRequest, share: Share) -> Result<SessionOutcome> {
+        let SessionParams::Dkg { threshold: t, total: n } = req.params else {
+            return Err(self.err(ErrorKind::Internal, "a share from a session that is not a DKG"));
+        };
+        let pk = protocol::public_key_of(&share);
+        let plain = protocol::encode_share(&share);
+        let sealer = self.sealer.clone();
+        let (key, party) = (req.key.clone(), self.party_index);
+        let sealed = tokio::task::spawn_blocking(move || sealer.seal_share(&key, party, pk.as_bytes(), &plain))
+            .await
+            .map_err(|e| internal("sealing task", e))??;
+        let record = StoredShare {
+            key: req.key.clone(),
+            meta: ShareMeta {
+                public_key: pk.as_bytes().to_vec(),
+                threshold: t,
+                parties: n,
+                party_index: self.party_index,
+                state: ShareState::Pending,
+                execution_id: req.execution_id,
+            },
+            version: 1,
+            format_version: SHARE_FORMAT_VERSION,
+            sealed,
+        };
+        self.store.create_share(&record).await?;
+        tracing::info!(party = self.party_index, key = %req.key, "sealed a pending share");
+        Ok(SessionOutcome { public_key: pk.as_bytes().to_vec() })
+    }
+}
+
+#[async_trait]
+impl CosignerTransport for CosignerService {
+    fn endpoint(&self) -> &str {
+        &self.name
+    }
+
+    async fn health(&self) -> Result<()> {
+        Ok(())
+    }
+
+    async fn key_info(&self, key: &KeyId) -> Result<Option<KeyInfo>> {
+        Ok(self.store.load_share(key).await?.map(|r| KeyInfo {
+            public_key: r.meta.public_key,
+            threshold: r.meta.threshold,
+            parties: r.meta.parties,
+            party_index: r.meta.party_index,
+            state: r.meta.state,
+            execution_id: r.meta.execution_id,
+        }))
+    }
+
+    async fn open_session(&self, req: SessionRequest) -> Result<SessionChannel> {
+        self.validate(&req)?;
+        self.mark_seen(req.execution_id)?;
+        let (ev_tx, ev_rx) = mpsc::unbounded();
+        let keyring = self.keyring.clone();
+        let party = match &req.params {
+            SessionParams::Dkg { .. } => {
+                if self.store.load_share(&req.key).await?.is_some() {
+                    return Err(self.err(
+                        ErrorKind::AlreadyExists,
+                        format!(
+                            "cosigner {} already holds a share of key {}; DKG will not overwrite it",
+                            self.party_index, req.key
+                        ),
+                    ));
+                }
+                // Start on the primes now: they may take a minute and keygen does not need them.
+                let source = self.primes.clone();
+                let primes = tokio::spawn(async move { source.take().await });
+                let primes = async move { primes.await.map_err(|e| internal("prime task", e))? };
+                let r = req.clone();
+                protocol::spawn_party(keyring, &req, move |io| async move {
+                    protocol::run_dkg(io, r, primes, || {}).await.map(|s| PartyOutput::Share(Box::new(s)))
+                })?
+            }
+            SessionParams::Sign { tweak, .. } => {
+                let share = self.active_share(&req.key).await?;
+                if req.parties.len() != usize::from(share.min_signers()) {
+                    return Err(self.err(
+                        ErrorKind::InvalidInput,
+                        format!("signing needs exactly {} parties", share.min_signers()),
+                    ));
+                }
+                let (r, tweak) = (req.clone(), *tweak);
+                protocol::spawn_party(keyring, &req, move |io| async move {
+                    let share = match &tweak {
+                        Some(t) => Arc::new(protocol::tweak_share(&share, t)?),
+                        None => share,
+                    };
+                    let pk = protocol::public_key_of(&share);
+                    protocol::run_sign(io, r, share).await.map(|_| PartyOutput::Signed(pk))
+                })?
+            }
+            SessionParams::Linkage { .. } => {
+                let share = self.active_share(&req.key).await?;
+                if req.parties.len() != usize::from(share.min_signers()) {
+                    return Err(self.err(
+                        ErrorKind::InvalidInput,
+                        format!("a linkage proof needs exactly {} parties", share.min_signers()),
+                    ));
+                }
+                let r = req.clone();
+                protocol::spawn_party(keyring, &req, move |io| async move {
+                    protocol::run_linkage(io, r, share).await.map(|p| PartyOutput::Linked(p.shared))
+                })?
+            }
+        };
+        let this = self.clone();
+        let inbound = party.inbound.clone();
+        tokio::spawn(async move {
+            let protocol::RunningParty { outbound, result, .. } = party;
+            let mut outbound = outbound;
+            while let Some(env) = outbound.next().await {
+                // If the agent went away the party notices through its closed inbox; keep draining.
+                let _ = ev_tx.unbounded_send(SessionEvent::Message(env));
+            }
+            let outcome = match result.await.map_err(|e| internal("protocol task", e)) {
+                // An agent that gave up will not commit: do not leave a Pending share behind.
+                Ok(Ok(PartyOutput::Share(_))) if ev_tx.is_closed() => {
+                    Err(this.err(ErrorKind::CosignerUnavailable, "the agent abandoned the session"))
+                }
+                Ok(Ok(PartyOutput::Share(share))) => this.store_pending(&req, *share).await,
+                Ok(Ok(PartyOutput::Signed(pk))) => Ok(SessionOutcome { public_key: pk.as_bytes().to_vec() }),
+                Ok(Ok(PartyOutput::Linked(shared))) => Ok(SessionOutcome { public_key: shared.as_bytes().to_vec() }),
+                Ok(Err(e)) | Err(e) => Err(e),
+            };
+            let event = match outcome {
+                Ok(o) => SessionEvent::Done(o),
+                Err(e) => {
+                    tracing::warn!(party = this.party_index, key = %req.key, error = %e, "session failed");
+                    SessionEvent::Failed(e.with_context("party", this.party_index).to_wire())
+                }
+            };
+            let _ = ev_tx.unbounded_send(event);
+        });
+        Ok(SessionChannel { outgoing: inbound, incoming: ev_rx })
+    }
+
+    async fn partial_ecdh(&self, req: EcdhRequest) -> Result<EcdhPartial> {
+        self.mark_seen(req.execution_id)?;
+        let share = self.active_share(&req.key).await?;
+        let q = protocol::parse_point(&req.point)?;
+        let ctx = protocol::ecdh_context(&req.key, &req.execution_id, &req.point);
+        let (point, proof) = protocol::ecdh_partial(&share, &q, &ctx)?;
+        Ok(EcdhPartial { party_index: self.party_index, point, proof })
+    }
+
+    async fn commit(&self, key: &KeyId, eid: &ExecutionId) -> Result<()> {
+        let mut record = self.store.load_share(key).await?.ok_or_else(|| {
+            self.err(ErrorKind::NotFound, format!("cosigner {} has no share of key {key} to commit", self.party_index))
+        })?;
+        if record.meta.execution_id != *eid {
+            return Err(self.err(ErrorKind::ShareMismatch, "the stored share comes from another DKG run"));
+        }
+        match record.meta.state {
+            ShareState::Active => Ok(()),
+            ShareState::Frozen => Err(self.err(ErrorKind::PolicyDenied, "the share is frozen")),
+            ShareState::Pending => {
+                record.meta.state = ShareState::Active;
+                self.store.update_share(&record, record.version).await?;
+                tracing::info!(party = self.party_index, key = %key, "committed share");
+                Ok(())
+            }
+        }
+    }
+
+    async fn rollback(&self, key: &KeyId, eid: &ExecutionId) -> Result<()> {
+        let Some(record) = self.store.load_share(key).await? else { return Ok(()) };
+        if record.meta.execution_id != *eid {
+            return Err(
+                self.err(ErrorKind::ShareMismatch, "the stored share comes from another DKG run; not rolling it back")
+            );
+        }
+        match record.meta.state {
+            ShareState::Pending => self.store.delete_share(key, record.version).await,
+            _ => Err(self.err(ErrorKind::PolicyDenied, "refusing to roll back a committed share")),
+        }
+    }
+}
+
+/// What a cosigner's party produces.
+pub(crate) enum PartyOutput {
+    Share(Box<Share>),
+    Signed(wallet_traits::PublicKey),
+    /// The shared secret a linkage proof is about.
+    Linked(wallet_traits::PublicKey),
+}
