@@ -31,44 +31,45 @@ async fn start(
     (url, stop)
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn grpc_conformance() {
-    let mut stop = None;
-    let report = wallet_testkit::transport_suite(|service| {
-        let stop = &mut stop;
-        async move {
-            let (url, handle) = start(service, "grpc", "127.0.0.1", None).await;
-            *stop = Some(handle);
-            let minter = Arc::new(TokenMinter::hs256(SECRET).unwrap());
-            Arc::new(GrpcTransport::connect(&url, minter, None).await.unwrap()) as Arc<dyn CosignerTransport>
-        }
-    })
-    .await;
-    println!("grpc:// {report:?}");
-    assert_eq!(report.passed.len(), 10, "{report:?}");
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn grpcs_conformance() {
+/// A self-signed certificate for localhost: the server's files and the CA the client trusts.
+fn self_signed() -> (TlsFiles, Vec<u8>) {
     let cert = rcgen::generate_simple_self_signed(vec!["localhost".to_string(), "127.0.0.1".to_string()]).unwrap();
     let tls = TlsFiles {
         cert_chain_pem: cert.cert.pem().into_bytes(),
         private_key_pem: Zeroizing::new(cert.signing_key.serialize_pem().into_bytes()),
     };
-    let ca = cert.cert.pem().into_bytes();
-    let mut stop = None;
-    let report = wallet_testkit::transport_suite(|service| {
-        let stop = &mut stop;
-        async move {
-            let (url, handle) = start(service, "grpcs", "localhost", Some(tls)).await;
-            *stop = Some(handle);
-            let minter = Arc::new(TokenMinter::hs256(SECRET).unwrap());
-            Arc::new(GrpcTransport::connect(&url, minter, Some(ca)).await.unwrap()) as Arc<dyn CosignerTransport>
+    (tls, cert.cert.pem().into_bytes())
+}
+
+/// A server for `service` and a client connected to it, kept for the case.
+async fn fixture(service: Arc<dyn CosignerTransport>, tls: bool) -> wallet_testkit::TransportFixture {
+    let (scheme, host, files, ca) = match tls {
+        true => {
+            let (files, ca) = self_signed();
+            ("grpcs", "localhost", Some(files), Some(ca))
         }
-    })
-    .await;
-    println!("grpcs:// {report:?}");
-    assert_eq!(report.passed.len(), 10, "{report:?}");
+        false => ("grpc", "127.0.0.1", None, None),
+    };
+    let (url, stop) = start(service, scheme, host, files).await;
+    let minter = Arc::new(TokenMinter::hs256(SECRET).unwrap());
+    let client = Arc::new(GrpcTransport::connect(&url, minter, ca).await.unwrap());
+    wallet_testkit::TransportFixture::keeping(client, stop)
+}
+
+/// grpc:// through every conformance case, each its own test.
+mod grpc_transport {
+    async fn make(service: std::sync::Arc<dyn wallet_traits::CosignerTransport>) -> wallet_testkit::TransportFixture {
+        super::fixture(service, false).await
+    }
+    wallet_testkit::transport_tests!(make);
+}
+
+/// grpcs:// (TLS) through every conformance case.
+mod grpcs_transport {
+    async fn make(service: std::sync::Arc<dyn wallet_traits::CosignerTransport>) -> wallet_testkit::TransportFixture {
+        super::fixture(service, true).await
+    }
+    wallet_testkit::transport_tests!(make);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

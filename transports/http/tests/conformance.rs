@@ -5,43 +5,32 @@ mod common;
 use std::sync::Arc;
 
 use common::{client, start, tls_files};
-use wallet_traits::{connect_transport, ErrorKind, Options};
+use wallet_traits::{connect_transport, CosignerTransport, ErrorKind, Options};
 use wallet_transport_common::{option_keys, ServerLimits};
 
-#[tokio::test(flavor = "multi_thread")]
-async fn http_conformance() {
-    let mut servers = Vec::new();
-    let report = wallet_testkit::transport_suite(|service| {
-        let servers = &mut servers;
-        async move {
-            let server = start(service, ServerLimits::default(), None).await;
-            let c = client(&server.url, None);
-            servers.push(server);
-            c
-        }
-    })
-    .await;
-    println!("http: {report:?}");
-    assert_eq!(report.passed.len(), 10, "{report:?}");
+/// A server for `service` and a client connected to it, kept for the case.
+async fn fixture(service: Arc<dyn CosignerTransport>, tls: bool) -> wallet_testkit::TransportFixture {
+    let (files, ca) = tls.then(tls_files).unzip();
+    let server = start(service, ServerLimits::default(), files).await;
+    assert_eq!(server.url.starts_with("https://"), tls);
+    let c = client(&server.url, ca);
+    wallet_testkit::TransportFixture::keeping(c, server)
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn https_conformance() {
-    let (files, ca) = tls_files();
-    let mut servers = Vec::new();
-    let report = wallet_testkit::transport_suite(|service| {
-        let servers = &mut servers;
-        async move {
-            let server = start(service, ServerLimits::default(), Some(files)).await;
-            assert!(server.url.starts_with("https://"));
-            let c = client(&server.url, Some(ca));
-            servers.push(server);
-            c
-        }
-    })
-    .await;
-    println!("https: {report:?}");
-    assert_eq!(report.passed.len(), 10, "{report:?}");
+/// http:// through every conformance case, each its own test.
+mod http_transport {
+    async fn make(service: std::sync::Arc<dyn wallet_traits::CosignerTransport>) -> wallet_testkit::TransportFixture {
+        super::fixture(service, false).await
+    }
+    wallet_testkit::transport_tests!(make);
+}
+
+/// https:// through every conformance case.
+mod https_transport {
+    async fn make(service: std::sync::Arc<dyn wallet_traits::CosignerTransport>) -> wallet_testkit::TransportFixture {
+        super::fixture(service, true).await
+    }
+    wallet_testkit::transport_tests!(make);
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -5,14 +5,25 @@ use std::sync::Arc;
 use wallet_traits::CosignerTransport;
 use wallet_transport_local::{register_local_cosigner, LocalTransport};
 
+/// local:// through every conformance case, each its own test in a hub of its own.
+mod local_transport {
+    use super::*;
+
+    fn make(service: Arc<dyn CosignerTransport>) -> std::future::Ready<wallet_testkit::TransportFixture> {
+        let hub = wallet_transport_local::LocalHub::new();
+        hub.register("conformance", service);
+        std::future::ready(wallet_testkit::TransportFixture::new(Arc::new(hub.transport("conformance"))))
+    }
+    wallet_testkit::transport_tests!(make);
+}
+
 #[tokio::test(flavor = "multi_thread")]
-async fn local_transport_conformance() {
+async fn local_urls_resolve_in_the_global_hub() {
     let report = wallet_testkit::transport_suite(|service| async move {
         register_local_cosigner("conformance", service);
         Arc::new(LocalTransport::new("conformance")) as Arc<dyn CosignerTransport>
     })
     .await;
-    println!("{report:?}");
     assert_eq!(report.passed.len(), 10, "{report:?}");
 }
 

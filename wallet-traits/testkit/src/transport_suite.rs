@@ -190,45 +190,44 @@ async fn echo_session(client: &dyn CosignerTransport, count: u64, len: usize) {
     assert!(next_event(&mut ch).await.is_none(), "nothing follows Done");
 }
 
-/// Checks a transport end to end. `connect` receives the server-side service and returns a
-/// client connected to it through the transport under test.
-pub async fn transport_suite<F, Fut>(connect: F) -> SuiteReport
-where
-    F: FnOnce(Arc<dyn CosignerTransport>) -> Fut,
-    Fut: Future<Output = Arc<dyn CosignerTransport>>,
-{
-    let service = Arc::new(ScriptedCosigner::new());
-    let client = connect(service.clone()).await;
-    let client = client.as_ref();
-    let mut r = SuiteReport::default();
+/// Each case of [`transport_suite`] on its own, for [`transport_tests!`](crate::transport_tests):
+/// a client connected to `service` through the transport under test.
+pub mod transport_cases {
+    use std::time::Duration;
 
-    r.run("health", async {
+    use wallet_traits::{CosignerTransport, EcdhRequest, Error, ErrorKind, ExecutionId, KeyId, SessionEvent, WalletId};
+
+    use super::{echo_session, next_event};
+    use crate::{known_key, scripted_request, Script, ScriptedCosigner, COMMIT_EID};
+
+    /// The transport suite's case `health`.
+    pub async fn health(client: &dyn CosignerTransport, _service: &ScriptedCosigner) {
         client.health().await.expect("health");
-    })
-    .await;
+    }
 
-    r.run("key_info", async {
+    /// The transport suite's case `key_info`.
+    pub async fn key_info(client: &dyn CosignerTransport, _service: &ScriptedCosigner) {
         assert_eq!(client.key_info(&known_key()).await.unwrap(), Some(ScriptedCosigner::known_info()));
         let other = KeyId::new(WalletId::new("unknown-wallet").unwrap(), 0);
         assert_eq!(client.key_info(&other).await.unwrap(), None);
-    })
-    .await;
+    }
 
-    r.run("errors_keep_their_kind", async {
+    /// The transport suite's case `errors_keep_their_kind`.
+    pub async fn errors_keep_their_kind(client: &dyn CosignerTransport, _service: &ScriptedCosigner) {
         let e = client.open_session(scripted_request(Script::Refuse)).await.unwrap_err();
         assert_eq!(e.kind(), ErrorKind::NotFound, "{e}");
         let e = client.commit(&known_key(), &ExecutionId::random()).await.unwrap_err();
         assert_eq!(e.kind(), ErrorKind::ShareMismatch, "{e}");
-    })
-    .await;
+    }
 
-    r.run("commit_and_rollback", async {
+    /// The transport suite's case `commit_and_rollback`.
+    pub async fn commit_and_rollback(client: &dyn CosignerTransport, _service: &ScriptedCosigner) {
         client.commit(&known_key(), &ExecutionId::from_bytes(COMMIT_EID)).await.expect("commit");
         client.rollback(&known_key(), &ExecutionId::random()).await.expect("rollback");
-    })
-    .await;
+    }
 
-    r.run("partial_ecdh", async {
+    /// The transport suite's case `partial_ecdh`.
+    pub async fn partial_ecdh(client: &dyn CosignerTransport, _service: &ScriptedCosigner) {
         let eid = ExecutionId::random();
         let point: Vec<u8> = (0..33).collect();
         let p = client
@@ -238,18 +237,21 @@ where
         let mut reversed = point;
         reversed.reverse();
         assert_eq!((p.party_index, p.point, p.proof), (1, reversed, eid.as_bytes().to_vec()));
-    })
-    .await;
+    }
 
-    r.run("session_messages_in_order_then_done", echo_session(client, 20, 1024)).await;
+    /// The transport suite's case `session_messages_in_order_then_done`.
+    pub async fn session_messages_in_order_then_done(client: &dyn CosignerTransport, _service: &ScriptedCosigner) {
+        echo_session(client, 20, 1024).await
+    }
 
-    r.run("session_large_and_empty_payloads", async {
+    /// The transport suite's case `session_large_and_empty_payloads`.
+    pub async fn session_large_and_empty_payloads(client: &dyn CosignerTransport, _service: &ScriptedCosigner) {
         echo_session(client, 1, 0).await;
         echo_session(client, 2, 512 * 1024).await;
-    })
-    .await;
+    }
 
-    r.run("session_failure_keeps_kind_and_blame", async {
+    /// The transport suite's case `session_failure_keeps_kind_and_blame`.
+    pub async fn session_failure_keeps_kind_and_blame(client: &dyn CosignerTransport, _service: &ScriptedCosigner) {
         let mut ch = client.open_session(scripted_request(Script::Fail)).await.expect("open");
         match next_event(&mut ch).await {
             Some(SessionEvent::Failed(w)) => {
@@ -260,10 +262,10 @@ where
             other => panic!("expected Failed, got {other:?}"),
         }
         assert!(next_event(&mut ch).await.is_none(), "nothing follows Failed");
-    })
-    .await;
+    }
 
-    r.run("agent_closing_ends_the_session", async {
+    /// The transport suite's case `agent_closing_ends_the_session`.
+    pub async fn agent_closing_ends_the_session(client: &dyn CosignerTransport, service: &ScriptedCosigner) {
         let before = service.closed_sessions();
         let ch = client.open_session(scripted_request(Script::Echo)).await.expect("open");
         drop(ch);
@@ -272,14 +274,87 @@ where
             assert!(tokio::time::Instant::now() < deadline, "the cosigner never saw the session close");
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
-    })
-    .await;
+    }
 
-    r.run("sixteen_concurrent_sessions", async {
+    /// The transport suite's case `sixteen_concurrent_sessions`.
+    pub async fn sixteen_concurrent_sessions(client: &dyn CosignerTransport, _service: &ScriptedCosigner) {
         let runs = (0..16).map(|_| echo_session(client, 5, 4096));
         futures::future::join_all(runs).await;
-    })
-    .await;
+    }
+}
 
+/// Checks a transport end to end. `connect` receives the server-side service and returns a
+/// client connected to it through the transport under test.
+pub async fn transport_suite<F, Fut>(connect: F) -> SuiteReport
+where
+    F: FnOnce(Arc<dyn CosignerTransport>) -> Fut,
+    Fut: Future<Output = Arc<dyn CosignerTransport>>,
+{
+    let service = Arc::new(ScriptedCosigner::new());
+    let client = connect(service.clone()).await;
+    let (client, service) = (client.as_ref(), service.as_ref());
+    let mut r = SuiteReport::default();
+    r.run("health", transport_cases::health(client, service)).await;
+    r.run("key_info", transport_cases::key_info(client, service)).await;
+    r.run("errors_keep_their_kind", transport_cases::errors_keep_their_kind(client, service)).await;
+    r.run("commit_and_rollback", transport_cases::commit_and_rollback(client, service)).await;
+    r.run("partial_ecdh", transport_cases::partial_ecdh(client, service)).await;
+    r.run("session_messages_in_order_then_done", transport_cases::session_messages_in_order_then_done(client, service))
+        .await;
+    r.run("session_large_and_empty_payloads", transport_cases::session_large_and_empty_payloads(client, service)).await;
+    r.run(
+        "session_failure_keeps_kind_and_blame",
+        transport_cases::session_failure_keeps_kind_and_blame(client, service),
+    )
+    .await;
+    r.run("agent_closing_ends_the_session", transport_cases::agent_closing_ends_the_session(client, service)).await;
+    r.run("sixteen_concurrent_sessions", transport_cases::sixteen_concurrent_sessions(client, service)).await;
     r
+}
+
+/// Expands to one `#[tokio::test]` per transport conformance case (the names of
+/// [`transport_cases`]), each against a fresh [`ScriptedCosigner`] that `$make` (an async
+/// function taking it as `Arc<dyn CosignerTransport>`) serves and connects to, returning a
+/// [`TransportFixture`].
+#[macro_export]
+macro_rules! transport_tests {
+    ($make:path) => {
+        $crate::transport_tests!(@cases $make; health, key_info, errors_keep_their_kind, commit_and_rollback, partial_ecdh, session_messages_in_order_then_done, session_large_and_empty_payloads, session_failure_keeps_kind_and_blame, agent_closing_ends_the_session, sixteen_concurrent_sessions);
+    };
+    (@cases $make:path; $($case:ident),* $(,)?) => {
+        $(
+            #[tokio::test(flavor = "multi_thread")]
+            async fn $case() {
+                let service = ::std::sync::Arc::new($crate::ScriptedCosigner::new());
+                let fixture: $crate::TransportFixture = $make(service.clone()).await;
+                $crate::transport_cases::$case(fixture.client.as_ref(), &service).await;
+                drop(fixture);
+            }
+        )*
+    };
+}
+
+/// A client for one transport case, with whatever must live as long as it (a server).
+pub struct TransportFixture {
+    /// The client under test, connected to the case's service.
+    pub client: Arc<dyn CosignerTransport>,
+    _keep: Option<Box<dyn std::any::Any + Send + Sync>>,
+}
+
+impl std::fmt::Debug for TransportFixture {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TransportFixture").field("client", &self.client.endpoint()).finish_non_exhaustive()
+    }
+}
+
+impl TransportFixture {
+    /// A client that needs nothing kept.
+    pub fn new(client: Arc<dyn CosignerTransport>) -> Self {
+        Self { client, _keep: None }
+    }
+
+    /// A client and what must outlive it (dropped after the client).
+    pub fn keeping(client: Arc<dyn CosignerTransport>, keep: impl std::any::Any + Send + Sync) -> Self {
+        Self { client, _keep: Some(Box::new(keep)) }
+    }
 }
