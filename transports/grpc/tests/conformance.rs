@@ -56,20 +56,20 @@ async fn fixture(service: Arc<dyn CosignerTransport>, tls: bool) -> wallet_testk
     wallet_testkit::TransportFixture::keeping(client, stop)
 }
 
-/// grpc:// through every conformance case, each its own test.
-mod grpc_transport {
-    async fn make(service: std::sync::Arc<dyn wallet_traits::CosignerTransport>) -> wallet_testkit::TransportFixture {
-        super::fixture(service, false).await
-    }
-    wallet_testkit::transport_tests!(make);
+async fn plain(service: Arc<dyn CosignerTransport>) -> wallet_testkit::TransportFixture {
+    fixture(service, false).await
 }
 
-/// grpcs:// (TLS) through every conformance case.
+async fn tls(service: Arc<dyn CosignerTransport>) -> wallet_testkit::TransportFixture {
+    fixture(service, true).await
+}
+
+// Every conformance case as its own test, over grpc:// and over grpcs://.
+mod grpc_transport {
+    wallet_testkit::transport_tests!(super::plain);
+}
 mod grpcs_transport {
-    async fn make(service: std::sync::Arc<dyn wallet_traits::CosignerTransport>) -> wallet_testkit::TransportFixture {
-        super::fixture(service, true).await
-    }
-    wallet_testkit::transport_tests!(make);
+    wallet_testkit::transport_tests!(super::tls);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -9,7 +9,7 @@ mod transport_suite;
 
 pub use intercept::Intercept;
 pub use memory::MemoryShareStore;
-pub use suite::{cases, sample_record, share_store_suite, StoreFixture, SuiteReport};
+pub use suite::{cases, sample_record, share_store_suite, Fixture, StoreFixture, SuiteReport};
 pub use transport_suite::{
     known_key, scripted_request, transport_cases, transport_suite, Script, ScriptedCosigner, TransportFixture,
     COMMIT_EID, FINISH_STAGE, KNOWN_WALLET,

@@ -172,36 +172,39 @@ macro_rules! share_store_tests {
             #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
             async fn $case() {
                 let fixture: $crate::StoreFixture = $make().await;
-                $crate::cases::$case(fixture.store.clone()).await;
+                $crate::cases::$case(fixture.subject.clone()).await;
                 drop(fixture);
             }
         )*
     };
 }
 
-/// A store for one conformance case, with whatever must live as long as it (a temporary
-/// directory, a server handle).
-pub struct StoreFixture {
-    /// The store under test.
-    pub store: Arc<dyn ShareStore>,
+/// What one conformance case runs against (a store, a transport client), with whatever must live
+/// as long as it: a temporary directory, a server handle.
+pub struct Fixture<T> {
+    /// The store or client under test.
+    pub subject: T,
     _keep: Option<Box<dyn std::any::Any + Send + Sync>>,
 }
 
-impl std::fmt::Debug for StoreFixture {
+/// A store for one [`share_store_tests!`](crate::share_store_tests) case.
+pub type StoreFixture = Fixture<Arc<dyn ShareStore>>;
+
+impl<T: std::fmt::Debug> std::fmt::Debug for Fixture<T> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("StoreFixture").field("store", &self.store).finish_non_exhaustive()
+        f.debug_struct("Fixture").field("subject", &self.subject).finish_non_exhaustive()
     }
 }
 
-impl StoreFixture {
-    /// A store that needs nothing kept.
-    pub fn new(store: Arc<dyn ShareStore>) -> Self {
-        Self { store, _keep: None }
+impl<T> Fixture<T> {
+    /// A subject that needs nothing kept.
+    pub fn new(subject: T) -> Self {
+        Self { subject, _keep: None }
     }
 
-    /// A store and what must outlive it, dropped after the store.
-    pub fn keeping(store: Arc<dyn ShareStore>, keep: impl std::any::Any + Send + Sync) -> Self {
-        Self { store, _keep: Some(Box::new(keep)) }
+    /// A subject and what must outlive it (dropped after the subject).
+    pub fn keeping(subject: T, keep: impl std::any::Any + Send + Sync) -> Self {
+        Self { subject, _keep: Some(Box::new(keep)) }
     }
 }
 

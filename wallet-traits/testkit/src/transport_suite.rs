@@ -327,34 +327,12 @@ macro_rules! transport_tests {
             async fn $case() {
                 let service = ::std::sync::Arc::new($crate::ScriptedCosigner::new());
                 let fixture: $crate::TransportFixture = $make(service.clone()).await;
-                $crate::transport_cases::$case(fixture.client.as_ref(), &service).await;
+                $crate::transport_cases::$case(fixture.subject.as_ref(), &service).await;
                 drop(fixture);
             }
         )*
     };
 }
 
-/// A client for one transport case, with whatever must live as long as it (a server).
-pub struct TransportFixture {
-    /// The client under test, connected to the case's service.
-    pub client: Arc<dyn CosignerTransport>,
-    _keep: Option<Box<dyn std::any::Any + Send + Sync>>,
-}
-
-impl std::fmt::Debug for TransportFixture {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("TransportFixture").field("client", &self.client.endpoint()).finish_non_exhaustive()
-    }
-}
-
-impl TransportFixture {
-    /// A client that needs nothing kept.
-    pub fn new(client: Arc<dyn CosignerTransport>) -> Self {
-        Self { client, _keep: None }
-    }
-
-    /// A client and what must outlive it (dropped after the client).
-    pub fn keeping(client: Arc<dyn CosignerTransport>, keep: impl std::any::Any + Send + Sync) -> Self {
-        Self { client, _keep: Some(Box::new(keep)) }
-    }
-}
+/// A client for one [`transport_tests!`](crate::transport_tests) case.
+pub type TransportFixture = crate::Fixture<Arc<dyn CosignerTransport>>;
