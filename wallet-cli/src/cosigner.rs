@@ -49,7 +49,7 @@ pub(crate) async fn run(file: Option<&Path>) -> Result<()> {
     };
     let mut tasks = tokio::task::JoinSet::new();
     if let Some(l) = http {
-        let router = wallet_transport_http::cosigner_router(service.clone(), verifier.clone(), limits.clone());
+        let router = wallet_transport_http::cosigner_router(service.clone(), verifier.clone(), limits.clone())?;
         let (tls, stop) = (tls.clone(), stopped(stop_rx.clone()));
         tasks.spawn(async move { wallet_transport_http::serve(l, router, tls, stop).await });
     }

@@ -5,13 +5,13 @@ use std::time::Duration;
 
 use futures::{
     stream::{self, BoxStream, SelectAll},
-    StreamExt,
+    Sink, SinkExt, StreamExt,
 };
 use wallet_traits::{
-    Envelope, Error, ErrorKind, ExecutionId, PartyIndex, SessionChannel, SessionEvent, SessionOutcome,
+    Envelope, EnvelopeSink, Error, ErrorKind, ExecutionId, PartyIndex, SessionChannel, SessionEvent, SessionOutcome,
 };
 
-use crate::protocol::RunningParty;
+use crate::protocol::{PartyInbox, RunningParty};
 
 /// One cosigner taking part in a run.
 pub(crate) struct Remote {
@@ -46,6 +46,57 @@ impl RunFailure {
     }
 }
 
+/// Where the agent sends each envelope: its own party or the cosigner at that protocol index.
+///
+/// A send waits while the recipient's queue is full. That never happens in an honest run: every
+/// queue holds more than all that passes through it in a run (wallet_traits::SESSION_CAPACITY),
+/// so this loop, which relays cosigner-to-cosigner messages and its own party's broadcasts one
+/// at a time, never stops reading while a party waits for it to read (no cycle of waiting sends).
+/// A recipient that stops taking its messages ends the run after `idle`, like one that stops
+/// sending them.
+struct Routes {
+    local_pos: u16,
+    local_in: PartyInbox,
+    /// Protocol index and sink of each cosigner, in the order of `remotes`.
+    remote: Vec<(u16, EnvelopeSink)>,
+}
+
+impl Routes {
+    /// Delivers `env`; false if its recipient did not take it within `idle`. Delivery is best
+    /// effort: a closed inbox means that party already finished or failed, and its own event
+    /// says which. Payloads are sealed pairwise: this relay can route them but not read or forge
+    /// them.
+    async fn route(&mut self, env: Envelope, idle: Duration) -> bool {
+        async fn send(sink: &mut (impl Sink<Envelope> + Unpin), env: Envelope, idle: Duration) -> bool {
+            tokio::time::timeout(idle, sink.send(env)).await.is_ok()
+        }
+        if env.to == self.local_pos {
+            send(&mut self.local_in, env, idle).await
+        } else if let Some((_, sink)) = self.remote.iter_mut().find(|(p, _)| *p == env.to) {
+            send(sink, env, idle).await
+        } else {
+            true
+        }
+    }
+}
+
+/// The failure of a run that made no progress for `idle`: every cosigner still awaited is a
+/// culprit.
+fn stalled(
+    outcomes: &[Option<SessionOutcome>],
+    names: &[(PartyIndex, String)],
+    idle: Duration,
+    what: &str,
+) -> RunFailure {
+    let waiting: Vec<usize> = (0..outcomes.len()).filter(|&k| outcomes[k].is_none()).collect();
+    let names: Vec<String> = waiting.iter().map(|&k| format!("cosigner {}", names[k].0)).collect();
+    let error = Error::new(
+        ErrorKind::Timeout,
+        format!("{what} for {}s; still waiting on: {}; retry with a new run", idle.as_secs(), names.join(", ")),
+    );
+    RunFailure { error, culprits: waiting }
+}
+
 /// Runs the agent's party (protocol index `local_pos`) with `remotes`; `positions[k]` is the
 /// protocol index of `remotes[k]`. Returns the agent's output and every cosigner's outcome.
 pub(crate) async fn coordinate<O: Send + 'static>(
@@ -60,10 +111,10 @@ pub(crate) async fn coordinate<O: Send + 'static>(
     let mut result = Some(result);
     let mut events: SelectAll<BoxStream<'static, Event>> = SelectAll::new();
     events.push(local_out.map(|e| Event::Local(Some(e))).chain(stream::once(async { Event::Local(None) })).boxed());
-    let mut to_remote = Vec::with_capacity(remotes.len());
+    let mut routes = Routes { local_pos, local_in, remote: Vec::with_capacity(remotes.len()) };
     let mut names = Vec::with_capacity(remotes.len());
     for (k, r) in remotes.into_iter().enumerate() {
-        to_remote.push(r.channel.outgoing);
+        routes.remote.push((positions[k], r.channel.outgoing));
         names.push((r.index, r.endpoint));
         events.push(
             r.channel
@@ -74,37 +125,21 @@ pub(crate) async fn coordinate<O: Send + 'static>(
         );
     }
     let named = |k: usize, e: Error| e.with_context("cosigner", names[k].0).with_context("endpoint", &names[k].1);
-    let mut outcomes: Vec<Option<SessionOutcome>> = vec![None; to_remote.len()];
+    let mut outcomes: Vec<Option<SessionOutcome>> = vec![None; routes.remote.len()];
     let mut output = None;
-
-    // Delivery is best effort: a closed inbox means that party already finished or failed, and
-    // its own event says which.
-    // Payloads are sealed pairwise: this relay can route them but not read or forge them.
-    let route = |env: Envelope| {
-        if env.to == local_pos {
-            let _ = local_in.unbounded_send(env);
-        } else if let Some(k) = positions.iter().position(|&p| p == env.to) {
-            let _ = to_remote[k].unbounded_send(env);
-        }
-    };
+    let not_taken = "a party did not take its messages";
 
     while output.is_none() || outcomes.iter().any(Option::is_none) {
-        let next = tokio::time::timeout(idle, events.next()).await.map_err(|_| {
-            let waiting: Vec<usize> = (0..outcomes.len()).filter(|&k| outcomes[k].is_none()).collect();
-            let names: Vec<String> = waiting.iter().map(|&k| format!("cosigner {}", names[k].0)).collect();
-            let error = Error::new(
-                ErrorKind::Timeout,
-                format!(
-                    "no protocol message for {}s; still waiting on: {}; retry with a new run",
-                    idle.as_secs(),
-                    names.join(", ")
-                ),
-            );
-            RunFailure { error, culprits: waiting }
-        })?;
+        let next = tokio::time::timeout(idle, events.next())
+            .await
+            .map_err(|_| stalled(&outcomes, &names, idle, "no protocol message"))?;
         match next {
             None => return Err(RunFailure::local(Error::new(ErrorKind::Internal, "every session stream ended early"))),
-            Some(Event::Local(Some(env))) => route(env),
+            Some(Event::Local(Some(env))) => {
+                if !routes.route(env, idle).await {
+                    return Err(stalled(&outcomes, &names, idle, not_taken));
+                }
+            }
             Some(Event::Local(None)) => {
                 let handle = result.take().expect("the local party ends once");
                 let out = handle.await.map_err(|e| {
@@ -132,7 +167,9 @@ pub(crate) async fn coordinate<O: Send + 'static>(
                         ),
                     ));
                 }
-                route(env);
+                if !routes.route(env, idle).await {
+                    return Err(stalled(&outcomes, &names, idle, not_taken));
+                }
             }
             Some(Event::Remote(k, Some(SessionEvent::Done(o)))) => outcomes[k] = Some(o),
             Some(Event::Remote(k, Some(SessionEvent::Failed(w)))) => {

@@ -2,10 +2,11 @@
 //! (additive tweak, verifiable ECDH partials) that needs no interaction.
 
 use std::{
+    collections::{HashMap, VecDeque},
     marker::PhantomData,
     pin::Pin,
     sync::{Arc, Mutex},
-    task::{Context, Poll},
+    task::{ready, Context, Poll},
 };
 
 use cggmp21::{
@@ -21,8 +22,8 @@ use round_based::{Incoming, MessageDestination, MessageType, MpcParty, Outgoing}
 use serde::{de::DeserializeOwned, Serialize};
 use sha2::{Digest, Sha256};
 use wallet_traits::{
-    EcdsaSignature, Envelope, Error, ErrorKind, ExecutionId, PartyIndex, PublicKey, Result, SessionParams,
-    SessionRequest,
+    session_queue, EcdsaSignature, Envelope, Error, ErrorKind, ExecutionId, PartyIndex, PublicKey, Result,
+    SessionParams, SessionRequest, MAX_PARTIES, SESSION_CAPACITY,
 };
 
 use crate::keys::{Keyring, SealHeader};
@@ -45,9 +46,29 @@ type SignMsg = cggmp21::signing::msg::Msg<E, D>;
 pub(crate) const STAGE_KEYGEN: u16 = 0;
 pub(crate) const STAGE_AUX: u16 = 1;
 pub(crate) const STAGE_SIGN: u16 = 0;
+const STAGE_LINKAGE_COMMIT: u16 = 0;
+const STAGE_LINKAGE_RESPONSE: u16 = 1;
 
-/// Messages held for a later stage; more than this from a peer is abuse.
-const MAX_HELD: usize = 4096;
+/// The stages a session of `params` runs, each with its own inbox.
+fn stages_of(params: &SessionParams) -> &'static [u16] {
+    match params {
+        SessionParams::Dkg { .. } => &[STAGE_KEYGEN, STAGE_AUX],
+        SessionParams::Sign { .. } => &[STAGE_SIGN],
+        SessionParams::Linkage { .. } => &[STAGE_LINKAGE_COMMIT, STAGE_LINKAGE_RESPONSE],
+    }
+}
+
+/// The most envelopes one party sends to one other party in a run: every round sends each
+/// other party exactly one (a broadcast is one copy per recipient). DKG: keygen 5 rounds (commit,
+/// reliability check, decommit, shares, proof) and aux info 4 (commit, reliability check,
+/// decommit, proofs); signing 6; linkage 2 (commit, response).
+const MAX_ENVELOPES_PER_PEER: usize = 9;
+
+// Every queue of a session (a party's inbox per stage, its outbox, the transport's) must hold all
+// a party sends or receives in a run, plus the final event, so that no send of an honest run
+// ever waits and the relaying through the agent cannot deadlock (see wallet_traits::SESSION_CAPACITY).
+const MOST_PER_QUEUE: usize = MAX_ENVELOPES_PER_PEER * (MAX_PARTIES as usize - 1) + 1;
+const _: () = assert!(MOST_PER_QUEUE <= SESSION_CAPACITY);
 
 /// A transport-level fault seen by the protocol (undecodable message, closed channel).
 #[derive(Debug)]
@@ -73,11 +94,6 @@ fn stage_eid(request: &SessionRequest, stage: u16) -> [u8; 32] {
     h.finalize().into()
 }
 
-struct Inbox {
-    rx: mpsc::UnboundedReceiver<Envelope>,
-    held: Vec<Envelope>,
-}
-
 /// What a party's envelopes are sealed with: its keyring and who is who in this run.
 #[derive(Clone)]
 struct Seals {
@@ -94,11 +110,12 @@ impl Seals {
     }
 }
 
-/// One party's end: it reads envelopes addressed to it and writes envelopes it sends.
+/// One party's end: it reads envelopes addressed to it, one inbox per stage, and writes
+/// envelopes it sends.
 pub(crate) struct PartyIo {
     seals: Seals,
-    inbox: Arc<Mutex<Inbox>>,
-    tx: mpsc::UnboundedSender<Envelope>,
+    inboxes: Mutex<HashMap<u16, mpsc::Receiver<Envelope>>>,
+    tx: mpsc::Sender<Envelope>,
 }
 
 impl PartyIo {
@@ -106,16 +123,70 @@ impl PartyIo {
         self.seals.me
     }
 
+    /// The stage's inbox and outbox. The inbox is taken: a stage is read once, and dropping its
+    /// stream drops whatever still arrives for it.
     fn delivery<M>(&self, stage: u16) -> (StageStream<M>, StageSink<M>) {
+        let rx = self.inboxes.lock().expect("inbox lock").remove(&stage);
         (
-            StageStream { inbox: self.inbox.clone(), seals: self.seals.clone(), stage, next_id: 0, _m: PhantomData },
-            StageSink { tx: self.tx.clone(), seals: self.seals.clone(), stage, seq: 0, _m: PhantomData },
+            StageStream { rx, seals: self.seals.clone(), stage, next_id: 0, _m: PhantomData },
+            StageSink {
+                tx: self.tx.clone(),
+                pending: VecDeque::new(),
+                seals: self.seals.clone(),
+                stage,
+                seq: 0,
+                _m: PhantomData,
+            },
         )
     }
 }
 
+/// A party's inbox as its peers see it: each envelope goes to its stage's queue, so a message
+/// for a later stage (a faster peer's) waits there without holding up the current stage, and a
+/// peer that sends more than a stage takes fills its queue and waits (backpressure) instead of
+/// growing memory. Envelopes for a stage that is over, or that the protocol does not have, are
+/// dropped: an honest peer sends none. Dropping or closing the inbox ends every stage's stream.
+pub(crate) struct PartyInbox {
+    stages: Vec<(u16, mpsc::Sender<Envelope>)>,
+}
+
+impl Sink<Envelope> for PartyInbox {
+    type Error = Error;
+
+    fn poll_ready(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<()>> {
+        // The next envelope may be for any stage, so every open stage needs room; a stage whose
+        // stream is gone takes anything (and drops it).
+        for (_, tx) in &mut self.get_mut().stages {
+            if tx.poll_ready(cx).is_pending() {
+                return Poll::Pending;
+            }
+        }
+        Poll::Ready(Ok(()))
+    }
+
+    fn start_send(self: Pin<&mut Self>, env: Envelope) -> Result<()> {
+        if let Some((_, tx)) = self.get_mut().stages.iter_mut().find(|(stage, _)| *stage == env.stage) {
+            // Full only if the caller skipped poll_ready; closed once the stage is over.
+            let _ = tx.start_send(env);
+        }
+        Ok(())
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<Result<()>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn poll_close(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<Result<()>> {
+        for (_, tx) in &mut self.get_mut().stages {
+            tx.close_channel();
+        }
+        Poll::Ready(Ok(()))
+    }
+}
+
 struct StageStream<M> {
-    inbox: Arc<Mutex<Inbox>>,
+    /// `None` when the stage was read before or is not one of the protocol's.
+    rx: Option<mpsc::Receiver<Envelope>>,
     seals: Seals,
     stage: u16,
     next_id: u64,
@@ -146,26 +217,10 @@ impl<M: DeserializeOwned> Stream for StageStream<M> {
 
     fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
         let this = self.get_mut();
-        let env = {
-            let mut inbox = this.inbox.lock().expect("inbox lock");
-            if let Some(pos) = inbox.held.iter().position(|e| e.stage == this.stage) {
-                inbox.held.remove(pos)
-            } else {
-                loop {
-                    match inbox.rx.poll_next_unpin(cx) {
-                        Poll::Ready(Some(e)) if e.stage == this.stage => break e,
-                        Poll::Ready(Some(e)) => {
-                            if inbox.held.len() >= MAX_HELD {
-                                return Poll::Ready(Some(Err(WireFault("too many out-of-stage messages".into()))));
-                            }
-                            inbox.held.push(e);
-                        }
-                        Poll::Ready(None) => return Poll::Ready(None),
-                        Poll::Pending => return Poll::Pending,
-                    }
-                }
-            }
+        let Some(rx) = this.rx.as_mut() else {
+            return Poll::Ready(Some(Err(WireFault(format!("stage {} has no inbox", this.stage)))));
         };
+        let Some(env) = ready!(rx.poll_next_unpin(cx)) else { return Poll::Ready(None) };
         let id = this.next_id;
         this.next_id += 1;
         let msg = this.open(&env).and_then(|plain| {
@@ -182,7 +237,9 @@ impl<M: DeserializeOwned> Stream for StageStream<M> {
 }
 
 struct StageSink<M> {
-    tx: mpsc::UnboundedSender<Envelope>,
+    tx: mpsc::Sender<Envelope>,
+    /// Envelopes of the last message (one per recipient of a broadcast) not yet in `tx`.
+    pending: VecDeque<Envelope>,
     seals: Seals,
     stage: u16,
     seq: u64,
@@ -191,11 +248,24 @@ struct StageSink<M> {
 
 impl<M> Unpin for StageSink<M> {}
 
+impl<M> StageSink<M> {
+    /// Moves the pending envelopes into the outbox as it has room.
+    fn push_pending(&mut self, cx: &mut Context<'_>) -> Poll<std::result::Result<(), WireFault>> {
+        let closed = || WireFault("the session was closed".into());
+        while !self.pending.is_empty() {
+            ready!(self.tx.poll_ready(cx)).map_err(|_| closed())?;
+            let env = self.pending.pop_front().expect("not empty");
+            self.tx.start_send(env).map_err(|_| closed())?;
+        }
+        Poll::Ready(Ok(()))
+    }
+}
+
 impl<M: Serialize> Sink<Outgoing<M>> for StageSink<M> {
     type Error = WireFault;
 
-    fn poll_ready(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<std::result::Result<(), WireFault>> {
-        Poll::Ready(Ok(()))
+    fn poll_ready(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::result::Result<(), WireFault>> {
+        self.get_mut().push_pending(cx)
     }
 
     fn start_send(self: Pin<&mut Self>, item: Outgoing<M>) -> std::result::Result<(), WireFault> {
@@ -224,24 +294,25 @@ impl<M: Serialize> Sink<Outgoing<M>> for StageSink<M> {
                 seq: header.seq,
                 payload,
             };
-            this.tx.unbounded_send(env).map_err(|_| WireFault("the session was closed".into()))?;
+            this.pending.push_back(env);
         }
         Ok(())
     }
 
-    fn poll_flush(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<std::result::Result<(), WireFault>> {
-        Poll::Ready(Ok(()))
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::result::Result<(), WireFault>> {
+        self.get_mut().push_pending(cx)
     }
 
-    fn poll_close(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<std::result::Result<(), WireFault>> {
-        Poll::Ready(Ok(()))
+    fn poll_close(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::result::Result<(), WireFault>> {
+        self.get_mut().push_pending(cx)
     }
 }
 
-/// A running party: feed it envelopes, read what it sends, await its result.
+/// A running party: feed it envelopes, read what it sends, await its result. Its queues hold
+/// [`SESSION_CAPACITY`] envelopes each.
 pub(crate) struct RunningParty<O> {
-    pub(crate) inbound: mpsc::UnboundedSender<Envelope>,
-    pub(crate) outbound: mpsc::UnboundedReceiver<Envelope>,
+    pub(crate) inbound: PartyInbox,
+    pub(crate) outbound: mpsc::Receiver<Envelope>,
     pub(crate) result: tokio::task::JoinHandle<Result<O>>,
 }
 
@@ -260,12 +331,17 @@ where
         .position(|&p| p == keyring.party_index())
         .and_then(|p| u16::try_from(p).ok())
         .ok_or_else(|| Error::new(ErrorKind::InvalidInput, "this party is not among the session's parties"))?;
-    let (in_tx, in_rx) = mpsc::unbounded();
-    let (out_tx, out_rx) = mpsc::unbounded();
+    let (mut stages, mut inboxes) = (Vec::new(), HashMap::new());
+    for &stage in stages_of(&request.params) {
+        let (tx, rx) = session_queue();
+        stages.push((stage, tx));
+        inboxes.insert(stage, rx);
+    }
+    let (out_tx, out_rx) = session_queue();
     let seals = Seals { me, execution_id: request.execution_id, parties: Arc::new(request.parties.clone()), keyring };
-    let io = PartyIo { seals, inbox: Arc::new(Mutex::new(Inbox { rx: in_rx, held: Vec::new() })), tx: out_tx };
+    let io = PartyIo { seals, inboxes: Mutex::new(inboxes), tx: out_tx };
     let result = tokio::task::spawn_blocking(move || futures::executor::block_on(run(io)));
-    Ok(RunningParty { inbound: in_tx, outbound: out_rx, result })
+    Ok(RunningParty { inbound: PartyInbox { stages }, outbound: out_rx, result })
 }
 
 fn abort(what: &str, e: impl std::error::Error) -> Error {
@@ -523,7 +599,7 @@ pub(crate) async fn run_linkage(
     let lambdas: Vec<Scalar<E>> =
         (0..parties.len()).map(|pos| lagrange(&share, &parties, pos)).collect::<Result<_>>()?;
 
-    let (mut inbox, mut outbox) = io.delivery::<LinkageMsg>(0);
+    let (mut inbox, mut outbox) = io.delivery::<LinkageMsg>(STAGE_LINKAGE_COMMIT);
     let commit = LinkageMsg::Commit {
         r: big_r_i.to_bytes(true).to_vec(),
         s_prime: s_prime_i.to_bytes(true).to_vec(),
@@ -558,7 +634,7 @@ pub(crate) async fn run_linkage(
     let e = linkage_challenge(&a, &b.into_inner(), &shared, &s_prime, &big_r);
     let z_i = *r_i.as_ref() + e * lambdas[me] * &share.core.x;
     drop(inbox);
-    let (mut inbox2, mut outbox2) = io.delivery::<LinkageMsg>(1);
+    let (mut inbox2, mut outbox2) = io.delivery::<LinkageMsg>(STAGE_LINKAGE_RESPONSE);
     outbox2
         .send(Outgoing::broadcast(LinkageMsg::Response {
             z: z_i.to_be_bytes().as_bytes().try_into().expect("32 bytes"),

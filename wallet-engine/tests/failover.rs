@@ -7,7 +7,6 @@ mod common;
 use std::sync::Arc;
 
 use common::*;
-use futures::channel::mpsc;
 use k256::elliptic_curve::sec1::ToEncodedPoint;
 use wallet_engine::{Unfit, Wallet};
 use wallet_traits::{EcdhRequest, ErrorKind, ExecutionId, PublicKey, SessionChannel, ShareState};
@@ -84,8 +83,7 @@ async fn a_cosigner_that_goes_away_mid_run_is_skipped() {
     // Cosigner 1 accepts every session and then closes it without a word.
     let vanishing = wallet_testkit::Intercept::new(t[0].clone()).on_session(|real| {
         drop(real.incoming);
-        let (_tx, incoming) = mpsc::unbounded();
-        SessionChannel { outgoing: real.outgoing, incoming }
+        SessionChannel::new(real.outgoing, futures::stream::empty())
     });
     let (wallet, _) = wallet_engine::WalletBuilder::new()
         .wallet_id(WALLET)

@@ -14,8 +14,8 @@ use common::*;
 use k256::elliptic_curve::{ops::Reduce, sec1::ToEncodedPoint};
 use wallet_engine::{InsecureTestPrimes, Provisioned};
 use wallet_traits::{
-    EcdhRequest, ErrorKind, ExecutionId, KeyId, PublicKey, Result, SessionParams, SessionRequest, ShareState,
-    ShareStore, StoreCapabilities, StoredShare, WalletId,
+    DerivationCacheStore, EcdhRequest, ErrorKind, ExecutionId, KeyId, PrimePoolStore, PublicKey, Result, SessionParams,
+    SessionRequest, ShareState, ShareStore, StoredShare, WalletId,
 };
 
 /// P + h*G with k256 alone.
@@ -186,11 +186,10 @@ struct FailActivation {
     armed: AtomicBool,
 }
 
+/// Only `update_share` changes; the rest, the wrapped store's derivation cache and prime pool
+/// included, is the wrapped store's.
 #[async_trait]
 impl ShareStore for FailActivation {
-    fn capabilities(&self) -> StoreCapabilities {
-        self.inner.capabilities()
-    }
     async fn load_share(&self, key: &KeyId) -> Result<Option<StoredShare>> {
         self.inner.load_share(key).await
     }
@@ -206,29 +205,11 @@ impl ShareStore for FailActivation {
     async fn delete_share(&self, key: &KeyId, expected_version: u64) -> Result<()> {
         self.inner.delete_share(key, expected_version).await
     }
-    async fn list_keys(&self, wallet: &WalletId) -> Result<Vec<KeyId>> {
-        self.inner.list_keys(wallet).await
+    fn derivation_cache(&self) -> Option<&dyn DerivationCacheStore> {
+        self.inner.derivation_cache()
     }
-    async fn get_derivation(&self, key: &KeyId, lookup: &[u8]) -> Result<Option<Vec<u8>>> {
-        self.inner.get_derivation(key, lookup).await
-    }
-    async fn put_derivation(&self, key: &KeyId, lookup: &[u8], sealed: &[u8]) -> Result<()> {
-        self.inner.put_derivation(key, lookup, sealed).await
-    }
-    async fn evict_derivations(&self, key: &KeyId, keep: usize) -> Result<u64> {
-        self.inner.evict_derivations(key, keep).await
-    }
-    async fn count_derivations(&self, key: &KeyId) -> Result<u64> {
-        self.inner.count_derivations(key).await
-    }
-    async fn add_primes(&self, pool: &str, sealed: &[u8]) -> Result<()> {
-        self.inner.add_primes(pool, sealed).await
-    }
-    async fn take_primes(&self, pool: &str) -> Result<Option<Vec<u8>>> {
-        self.inner.take_primes(pool).await
-    }
-    async fn count_primes(&self, pool: &str) -> Result<u64> {
-        self.inner.count_primes(pool).await
+    fn prime_pool(&self) -> Option<&dyn PrimePoolStore> {
+        self.inner.prime_pool()
     }
 }
 

@@ -7,7 +7,7 @@ mod common;
 use std::sync::Arc;
 
 use common::*;
-use futures::{channel::mpsc, StreamExt};
+use futures::SinkExt;
 use wallet_traits::{CosignerTransport, Envelope, ErrorKind, SessionChannel};
 
 #[derive(Debug, Clone, Copy)]
@@ -20,25 +20,19 @@ enum Tamper {
 /// tampered with on its way in.
 fn tampering_relay(inner: Arc<dyn CosignerTransport>, how: Tamper) -> wallet_testkit::Intercept {
     wallet_testkit::Intercept::new(inner).on_session(move |real| {
-        let (tx, mut rx) = mpsc::unbounded::<Envelope>();
-        let out = real.outgoing;
-        tokio::spawn(async move {
-            let mut done = false;
-            while let Some(mut env) = rx.next().await {
-                // Protocol position 0 is the agent; anything else was relayed from a cosigner.
-                if !done && env.from != 0 {
-                    match how {
-                        Tamper::FlipPayloadByte => env.payload[0] ^= 0x01,
-                        Tamper::ClaimAgentAsSender => env.from = 0,
-                    }
-                    done = true;
+        let mut done = false;
+        let tampering = real.outgoing.with(move |mut env: Envelope| {
+            // Protocol position 0 is the agent; anything else was relayed from a cosigner.
+            if !done && env.from != 0 {
+                match how {
+                    Tamper::FlipPayloadByte => env.payload[0] ^= 0x01,
+                    Tamper::ClaimAgentAsSender => env.from = 0,
                 }
-                if out.unbounded_send(env).is_err() {
-                    break;
-                }
+                done = true;
             }
+            futures::future::ready(Ok::<_, wallet_traits::Error>(env))
         });
-        SessionChannel { outgoing: tx, incoming: real.incoming }
+        SessionChannel::new(tampering, real.incoming)
     })
 }
 

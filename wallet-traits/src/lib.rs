@@ -18,10 +18,11 @@ pub use registry::{
     transport_registry, BoxFuture, Options, Plugins, Registry, ShareStoreFactory, StoreBuildFn, StoreCheckFn,
     StoreOptions, TransportBuildFn, TransportFactory,
 };
-pub use store::{ContractErrors, ShareStore, StoreCapabilities};
+pub use store::{ContractErrors, DerivationCacheStore, PrimePoolStore, ShareStore};
 pub use transport::{
-    CosignerTransport, EcdhPartial, EcdhRequest, Envelope, KeyInfo, SessionChannel, SessionEvent, SessionKind,
-    SessionOutcome, SessionParams, SessionRequest, MAX_PARTIES,
+    session_queue, CosignerTransport, EcdhPartial, EcdhRequest, Envelope, EnvelopeSink, EventStream, KeyInfo,
+    SessionChannel, SessionEvent, SessionKind, SessionOutcome, SessionParams, SessionPeer, SessionRequest, MAX_PARTIES,
+    SESSION_CAPACITY,
 };
 
 /// Re-exported so plugins submit factories with the same `inventory` version.

@@ -1,47 +1,30 @@
-//! Share persistence.
+//! Share persistence: the contracts a store implements.
+//!
+//! Three contracts, each its own trait, shaped like arrow-rs `object_store` (a small core trait;
+//! the rest beside it):
+//!
+//! - [`ShareStore`], which every store implements: sealed key shares with compare-and-swap.
+//! - [`DerivationCacheStore`], optional: the sealed derivation cache, bounded by the engine.
+//! - [`PrimePoolStore`], optional: the sealed pool of Paillier prime pairs.
+//!
+//! A store that keeps an optional part implements its trait and returns itself from
+//! [`ShareStore::derivation_cache`] or [`ShareStore::prime_pool`]; one that does not writes
+//! nothing for it, and the engine goes without: every derivation asks the cosigners, and DKG
+//! generates its primes on the spot. A wrapper implements the traits it wraps, writes what it
+//! changes and forwards the rest (the two accessors included, or the wrapped store's optional
+//! parts are hidden). [`ContractErrors`] words the errors the contracts prescribe alike for
+//! every store.
 
 use async_trait::async_trait;
 
-use crate::{Error, ErrorKind, KeyId, Result, StoredShare, WalletId};
+use crate::{Error, ErrorKind, KeyId, Result, StoredShare};
 
-/// What a store supports beyond the required share operations. The engine decides on it: without
-/// a derivation cache every derivation asks the cosigners, without a prime pool DKG generates
-/// its primes on the spot.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-#[non_exhaustive]
-pub struct StoreCapabilities {
-    /// `get_derivation` / `put_derivation` / `evict_derivations` / `count_derivations` work.
-    pub derivation_cache: bool,
-    /// `add_primes` / `take_primes` work.
-    pub prime_pool: bool,
-}
-
-impl StoreCapabilities {
-    /// Everything supported.
-    pub const fn full() -> Self {
-        Self { derivation_cache: true, prime_pool: true }
-    }
-}
-
-/// Persists sealed key shares, the sealed derivation cache and the sealed prime pool of one party.
+/// Persists the sealed key shares of one party: the contract every store implements.
 ///
-/// Records arrive sealed; a store never sees plaintext.
-///
-/// # The derivation cache
-///
-/// The engine caches ECDH results per key and bounds the cache itself: after each
-/// [`put_derivation`](Self::put_derivation) it calls [`evict_derivations`](Self::evict_derivations)
-/// with its configured maximum. For that a store keeps, per entry, when it was last *used*: a
-/// [`get_derivation`](Self::get_derivation) that finds the entry and a `put_derivation` both mark
-/// it used now. "Now" is a counter the store advances on every use, not a clock, so two uses
-/// order exactly even within one millisecond, and clock steps cannot reorder them. The counter
-/// need only order the entries of one key; it survives restarts, and entries a store held before
-/// it learned recency get values by their write order where the store knows it.
+/// Records arrive sealed; a store never sees plaintext. Each operation is atomic, also against
+/// other processes sharing the store.
 #[async_trait]
 pub trait ShareStore: std::fmt::Debug + Send + Sync + 'static {
-    /// What this store supports.
-    fn capabilities(&self) -> StoreCapabilities;
-
     /// The record of `key`, if any.
     async fn load_share(&self, key: &KeyId) -> Result<Option<StoredShare>>;
 
@@ -53,22 +36,44 @@ pub trait ShareStore: std::fmt::Debug + Send + Sync + 'static {
     /// version. [`ErrorKind::Conflict`] on another version, [`ErrorKind::NotFound`] when absent.
     async fn update_share(&self, record: &StoredShare, expected_version: u64) -> Result<u64>;
 
-    /// Deletes the record if its version equals `expected_version`.
+    /// Deletes the record if its version equals `expected_version`; the same errors as
+    /// [`update_share`](Self::update_share).
     async fn delete_share(&self, key: &KeyId, expected_version: u64) -> Result<()>;
 
-    /// Keys of `wallet` held here, ordered by index.
-    async fn list_keys(&self, wallet: &WalletId) -> Result<Vec<KeyId>>;
+    /// This store's derivation cache, if it keeps one. Without one (the default) the engine
+    /// caches nothing: every derivation asks the cosigners.
+    fn derivation_cache(&self) -> Option<&dyn DerivationCacheStore> {
+        None
+    }
 
-    /// A sealed derivation-cache entry by its lookup key. A hit marks the entry used (a small
-    /// write; no scan), so entries in use survive [`evict_derivations`](Self::evict_derivations).
+    /// This store's prime pool, if it keeps one. Without one (the default) the engine pools
+    /// nothing: each DKG generates its primes on the spot, which takes seconds to minutes.
+    fn prime_pool(&self) -> Option<&dyn PrimePoolStore> {
+        None
+    }
+}
+
+/// The sealed derivation cache of a [`ShareStore`]: ECDH results per key, under a lookup key.
+///
+/// The engine bounds the cache itself: after each [`put_derivation`](Self::put_derivation) it
+/// calls [`evict_derivations`](Self::evict_derivations) with its configured maximum. For that a
+/// store keeps, per entry, when it was last *used*: a [`get_derivation`](Self::get_derivation)
+/// that finds the entry and a `put_derivation` both mark it used now. "Now" is a counter the
+/// store advances on every use, not a clock, so two uses order exactly even within one
+/// millisecond, and clock steps cannot reorder them. The counter need only order the entries of
+/// one key; it survives restarts, and entries a store held before it learned recency get values
+/// by their write order where the store knows it.
+#[async_trait]
+pub trait DerivationCacheStore: Send + Sync {
+    /// A sealed entry by its lookup key. A hit marks the entry used (a small write; no scan), so
+    /// entries in use survive [`evict_derivations`](Self::evict_derivations).
     async fn get_derivation(&self, key: &KeyId, lookup: &[u8]) -> Result<Option<Vec<u8>>>;
 
-    /// Stores a sealed derivation-cache entry (last write wins: entries are deterministic) and
-    /// marks it used.
+    /// Stores a sealed entry (last write wins: entries are deterministic) and marks it used.
     async fn put_derivation(&self, key: &KeyId, lookup: &[u8], sealed: &[u8]) -> Result<()>;
 
-    /// Removes all but the `keep` most recently used derivation-cache entries of `key` (all of
-    /// them when `keep` is 0) and returns how many it removed. Other keys' entries stay.
+    /// Removes all but the `keep` most recently used entries of `key` (all of them when `keep` is
+    /// 0) and returns how many it removed. Other keys' entries stay.
     ///
     /// Called after every `put_derivation`, that is on every cache miss, which already cost a
     /// cosigner round trip: a pass over the key's entries in recency order (an index) is fine,
@@ -76,9 +81,15 @@ pub trait ShareStore: std::fmt::Debug + Send + Sync + 'static {
     /// a put and its eviction; each eviction brings it back.
     async fn evict_derivations(&self, key: &KeyId, keep: usize) -> Result<u64>;
 
-    /// How many derivation-cache entries `key` has: for tests and operators.
+    /// How many entries `key` has: what shows that the engine's bound holds (its tests, the
+    /// conformance and crash suites) without removing anything.
     async fn count_derivations(&self, key: &KeyId) -> Result<u64>;
+}
 
+/// The sealed pool of Paillier prime pairs of a [`ShareStore`]; the engine keeps it filled
+/// ahead of DKG.
+#[async_trait]
+pub trait PrimePoolStore: Send + Sync {
     /// Adds one sealed prime pair to `pool`.
     async fn add_primes(&self, pool: &str, sealed: &[u8]) -> Result<()>;
 
@@ -86,7 +97,7 @@ pub trait ShareStore: std::fmt::Debug + Send + Sync + 'static {
     /// also under concurrent takers.
     async fn take_primes(&self, pool: &str) -> Result<Option<Vec<u8>>>;
 
-    /// How many pairs `pool` holds.
+    /// How many pairs `pool` holds: the engine fills the pool up to its target.
     async fn count_primes(&self, pool: &str) -> Result<u64>;
 }
 
@@ -129,5 +140,44 @@ impl ContractErrors {
         self.error(ErrorKind::Conflict, "the share was changed concurrently; reload it and retry", key)
             .with_context("expected_version", expected)
             .with_context("stored_version", stored)
+    }
+
+    /// Why an update or delete expecting version `expected` cannot go ahead, given the version
+    /// stored for `key` (`None`: no record): [`not_found`](Self::not_found) or
+    /// [`changed_concurrently`](Self::changed_concurrently). For a store whose compare-and-swap
+    /// matched nothing and that then read the stored version.
+    pub fn version_mismatch(&self, key: &KeyId, expected: u64, stored: Option<impl std::fmt::Display>) -> Error {
+        match stored {
+            None => self.not_found(key),
+            Some(stored) => self.changed_concurrently(key, expected, stored),
+        }
+    }
+
+    /// The compare-and-swap check of an update or delete: `Ok` when the version stored for `key`
+    /// (`None`: no record) is `expected`, else the [`version_mismatch`](Self::version_mismatch).
+    pub fn check_version(&self, key: &KeyId, expected: u64, stored: Option<u64>) -> Result<()> {
+        match stored {
+            Some(stored) if stored == expected => Ok(()),
+            stored => Err(self.version_mismatch(key, expected, stored)),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::WalletId;
+
+    #[test]
+    fn check_version_tells_absent_from_changed() {
+        let errors = ContractErrors::new("test");
+        let key = KeyId::new(WalletId::new("w").unwrap(), 0);
+        assert!(errors.check_version(&key, 3, Some(3)).is_ok());
+        let e = errors.check_version(&key, 3, None).unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::NotFound);
+        let e = errors.check_version(&key, 3, Some(4)).unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::Conflict);
+        assert_eq!(e.context_value("stored_version"), Some("4"));
+        assert_eq!(e.context_value("backend"), Some("test"));
     }
 }

@@ -1,9 +1,9 @@
 //! Talking to one cosigner.
 
-use std::fmt;
+use std::{fmt, pin::Pin};
 
 use async_trait::async_trait;
-use futures::channel::mpsc;
+use futures::{channel::mpsc, Sink, SinkExt, Stream};
 use serde::{Deserialize, Serialize};
 
 use crate::{Error, ErrorKind, ExecutionId, KeyId, PartyIndex, PublicKey, Result, ShareState, WireError, AGENT_INDEX};
@@ -211,14 +211,85 @@ pub enum SessionEvent {
     Failed(WireError),
 }
 
-/// Both directions of an open session. Dropping `outgoing` tells the cosigner the agent gave
-/// up; the cosigner then abandons the run.
-#[derive(Debug)]
+/// How many envelopes (or events) every queue of a session holds before a send waits: the
+/// agent's and each cosigner's queues of one [`SessionChannel`], and every buffer a transport
+/// puts between its two ends (HTTP batches, gRPC streams, a server's forwarding).
+///
+/// Why bounded queues cannot deadlock the protocols: a queue of a session carries, over a whole
+/// honest run, at most what one party sends or receives in that run. Every round of the
+/// protocols (cggmp21 keygen 5 rounds and aux info 4, signing 6, linkage 2) sends one envelope
+/// to each other party (a broadcast is one sealed copy per recipient), so a DKG, the longest
+/// run, moves 9 envelopes per pair of parties, and one party exchanges at most 9 x 15 = 135
+/// with its up to 15 peers, plus one final event. The engine asserts its protocols stay within
+/// this capacity. A queue that can hold everything that will ever pass through it is never
+/// full, so in an honest run no send ever waits, whatever order the tasks run in: a broadcast,
+/// or the agent relaying a message from one cosigner to another while that cosigner is itself
+/// sending, cannot form a cycle of parties each waiting for the next to take its messages.
+/// Only a peer that sends more than any honest run fills a queue; its sends then wait
+/// (backpressure, so memory stays bounded) and the idle timeouts end the run.
+pub const SESSION_CAPACITY: usize = 256;
+
+/// A bounded queue of [`SESSION_CAPACITY`] for one direction of a session.
+pub fn session_queue<T>() -> (mpsc::Sender<T>, mpsc::Receiver<T>) {
+    mpsc::channel(SESSION_CAPACITY)
+}
+
+/// Envelopes on their way to a cosigner. A send waits while the cosigner's queue is full.
+pub type EnvelopeSink = Pin<Box<dyn Sink<Envelope, Error = Error> + Send>>;
+/// Events on their way back from a cosigner.
+pub type EventStream = Pin<Box<dyn Stream<Item = SessionEvent> + Send>>;
+
+/// Both directions of an open session, bounded (see [`SESSION_CAPACITY`]). Dropping or closing
+/// `outgoing` tells the cosigner the agent gave up; the cosigner then abandons the run.
 pub struct SessionChannel {
-    /// Envelopes for the cosigner.
-    pub outgoing: mpsc::UnboundedSender<Envelope>,
+    /// Envelopes for the cosigner. A send fails once the cosigner is done with the run.
+    pub outgoing: EnvelopeSink,
     /// Events from the cosigner. Ends after `Done` or `Failed`, or early when the cosigner is gone.
-    pub incoming: mpsc::UnboundedReceiver<SessionEvent>,
+    pub incoming: EventStream,
+}
+
+impl fmt::Debug for SessionChannel {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SessionChannel").finish_non_exhaustive()
+    }
+}
+
+/// The cosigner's ends of a [`SessionChannel::bounded`] channel.
+#[derive(Debug)]
+pub struct SessionPeer {
+    /// Envelopes from the agent; ends when the agent drops or closes its `outgoing`.
+    pub inbound: mpsc::Receiver<Envelope>,
+    /// Events for the agent; `is_closed` once the agent dropped its `incoming`.
+    pub events: mpsc::Sender<SessionEvent>,
+}
+
+fn session_closed() -> Error {
+    Error::new(ErrorKind::CosignerUnavailable, "the session is over: its other side is gone")
+}
+
+impl SessionChannel {
+    /// A channel from any sink and stream.
+    pub fn new(
+        outgoing: impl Sink<Envelope, Error = Error> + Send + 'static,
+        incoming: impl Stream<Item = SessionEvent> + Send + 'static,
+    ) -> Self {
+        Self { outgoing: Box::pin(outgoing), incoming: Box::pin(incoming) }
+    }
+
+    /// A channel whose envelopes go into `outgoing`, a queue from [`session_queue`].
+    pub fn from_queue(
+        outgoing: mpsc::Sender<Envelope>,
+        incoming: impl Stream<Item = SessionEvent> + Send + 'static,
+    ) -> Self {
+        Self::new(outgoing.sink_map_err(|_| session_closed()), incoming)
+    }
+
+    /// Two fresh queues of [`SESSION_CAPACITY`]: the agent's channel and the cosigner's ends.
+    pub fn bounded() -> (Self, SessionPeer) {
+        let (to_peer, inbound) = session_queue();
+        let (events, from_peer) = session_queue();
+        (Self::from_queue(to_peer, from_peer), SessionPeer { inbound, events })
+    }
 }
 
 /// A cosigner's view of a key, readable without its secret.

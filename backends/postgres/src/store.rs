@@ -10,8 +10,8 @@ use sqlx::{
     Decode, Postgres, Row, Type,
 };
 use wallet_traits::{
-    BoxFuture, Error, ErrorKind, ExecutionId, KeyId, Options, Result, ShareMeta, ShareState, ShareStore,
-    StoreCapabilities, StoredShare, WalletId,
+    BoxFuture, DerivationCacheStore, Error, ErrorKind, ExecutionId, KeyId, Options, PrimePoolStore, Result, ShareMeta,
+    ShareState, ShareStore, StoredShare,
 };
 
 use crate::{PostgresConfig, POSTGRES_SCHEME};
@@ -92,10 +92,10 @@ impl PostgresShareStore {
                 .await;
         match stored {
             Err(e) => self.fail(e, "read a share's version").with_context("key", key),
-            Ok(None) => ERRORS.not_found(key).with_context("namespace", &self.namespace),
-            Ok(Some(row)) => {
-                let stored = row.try_get::<i64, _>("version").map_or_else(|_| "?".to_string(), |v| v.to_string());
-                ERRORS.changed_concurrently(key, expected_version, stored).with_context("namespace", &self.namespace)
+            Ok(row) => {
+                let stored =
+                    row.map(|row| row.try_get::<i64, _>("version").map_or_else(|_| "?".into(), |v| v.to_string()));
+                ERRORS.version_mismatch(key, expected_version, stored).with_context("namespace", &self.namespace)
             }
         }
     }
@@ -280,8 +280,12 @@ fn share_from_row(key: &KeyId, r: &RowReader<'_>) -> Result<StoredShare> {
 
 #[async_trait]
 impl ShareStore for PostgresShareStore {
-    fn capabilities(&self) -> StoreCapabilities {
-        StoreCapabilities::full()
+    fn derivation_cache(&self) -> Option<&dyn DerivationCacheStore> {
+        Some(self)
+    }
+
+    fn prime_pool(&self) -> Option<&dyn PrimePoolStore> {
+        Some(self)
     }
 
     async fn load_share(&self, key: &KeyId) -> Result<Option<StoredShare>> {
@@ -358,23 +362,10 @@ impl ShareStore for PostgresShareStore {
         }
         Ok(())
     }
+}
 
-    async fn list_keys(&self, wallet: &WalletId) -> Result<Vec<KeyId>> {
-        let rows =
-            sqlx::query("SELECT key_index FROM mpc_shares WHERE namespace = $1 AND wallet_id = $2 ORDER BY key_index")
-                .bind(&self.namespace)
-                .bind(wallet.as_str())
-                .fetch_all(&self.pool)
-                .await
-                .map_err(|e| self.fail(e, "list a wallet's keys").with_context("wallet_id", wallet))?;
-        rows.iter()
-            .map(|row| {
-                let index = self.reader(row, "share", wallet).int::<i64, _>("key_index")?;
-                Ok(KeyId::new(wallet.clone(), index))
-            })
-            .collect()
-    }
-
+#[async_trait]
+impl DerivationCacheStore for PostgresShareStore {
     async fn get_derivation(&self, key: &KeyId, lookup: &[u8]) -> Result<Option<Vec<u8>>> {
         // A hit marks the entry used: one UPDATE by primary key, taking the next value of the
         // sequence (ordered across every connection and process).
@@ -444,7 +435,10 @@ impl ShareStore for PostgresShareStore {
         .map_err(|e| self.fail(e, "count derivation-cache entries").with_context("key", key))?;
         self.reader(&row, "derivation-cache", key).int::<i64, _>("n")
     }
+}
 
+#[async_trait]
+impl PrimePoolStore for PostgresShareStore {
     async fn add_primes(&self, pool: &str, sealed: &[u8]) -> Result<()> {
         sqlx::query("INSERT INTO mpc_primes (namespace, pool, sealed) VALUES ($1, $2, $3)")
             .bind(&self.namespace)

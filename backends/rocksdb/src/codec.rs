@@ -59,12 +59,6 @@ pub(crate) fn share_key(key: &KeyId) -> Vec<u8> {
     out
 }
 
-/// The key index at the end of a share key that starts with `prefix`.
-pub(crate) fn index_of_share_key(prefix: &[u8], raw: &[u8]) -> Option<u32> {
-    let index = raw.strip_prefix(prefix)?;
-    Some(u32::from_be_bytes(index.try_into().ok()?))
-}
-
 /// `share_key ‖ lookup`: the key of a derivation-cache entry.
 pub(crate) fn derivation_key(key: &KeyId, lookup: &[u8]) -> Vec<u8> {
     let mut out = share_key(key);
@@ -326,6 +320,12 @@ mod tests {
             assert_eq!(e.context_value("field"), Some(field), "{e}");
             assert_eq!(e.context_value("backend"), Some("rocksdb"));
         }
+    }
+
+    /// The key index at the end of a share key that starts with `prefix`.
+    fn index_of_share_key(prefix: &[u8], raw: &[u8]) -> Option<u32> {
+        let index = raw.strip_prefix(prefix)?;
+        Some(u32::from_be_bytes(index.try_into().ok()?))
     }
 
     #[test]

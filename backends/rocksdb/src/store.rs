@@ -12,7 +12,7 @@ use rocksdb::{
     DB,
 };
 use wallet_traits::{
-    BoxFuture, Error, ErrorKind, KeyId, Options, Result, ShareStore, StoreCapabilities, StoredShare, WalletId,
+    BoxFuture, DerivationCacheStore, Error, ErrorKind, KeyId, Options, PrimePoolStore, Result, ShareStore, StoredShare,
 };
 
 use crate::{
@@ -348,12 +348,9 @@ impl Inner {
         let stored = self
             .get(CF_SHARES, raw_key, "read a share's version")
             .map_err(|e| e.with_context("key", key))?
-            .ok_or_else(|| ERRORS.not_found(key))?;
-        let stored = codec::share_version(key, &stored)?;
-        if stored != expected {
-            return Err(ERRORS.changed_concurrently(key, expected, stored));
-        }
-        Ok(())
+            .map(|stored| codec::share_version(key, &stored))
+            .transpose()?;
+        ERRORS.check_version(key, expected, stored)
     }
 }
 
@@ -440,8 +437,12 @@ async fn blocking<T: Send + 'static>(work: impl FnOnce() -> Result<T> + Send + '
 
 #[async_trait]
 impl ShareStore for RocksDbShareStore {
-    fn capabilities(&self) -> StoreCapabilities {
-        StoreCapabilities::full()
+    fn derivation_cache(&self) -> Option<&dyn DerivationCacheStore> {
+        Some(self)
+    }
+
+    fn prime_pool(&self) -> Option<&dyn PrimePoolStore> {
+        Some(self)
     }
 
     async fn load_share(&self, key: &KeyId) -> Result<Option<StoredShare>> {
@@ -507,25 +508,10 @@ impl ShareStore for RocksDbShareStore {
         })
         .await
     }
+}
 
-    async fn list_keys(&self, wallet: &WalletId) -> Result<Vec<KeyId>> {
-        let wallet = wallet.clone();
-        self.run(move |inner| {
-            let prefix = codec::wallet_prefix(&wallet);
-            let mut iter = inner.scan(CF_SHARES, &prefix)?;
-            let mut keys = Vec::new();
-            while let Some(raw) = iter.key() {
-                let index =
-                    codec::index_of_share_key(&prefix, raw).ok_or_else(|| codec::corrupted("share", &wallet, "key"))?;
-                keys.push(KeyId::new(wallet.clone(), index));
-                iter.next();
-            }
-            iter.status().map_err(|e| storage(e, "list a wallet's keys").with_context("wallet_id", &wallet))?;
-            Ok(keys)
-        })
-        .await
-    }
-
+#[async_trait]
+impl DerivationCacheStore for RocksDbShareStore {
     async fn get_derivation(&self, key: &KeyId, lookup: &[u8]) -> Result<Option<Vec<u8>>> {
         let (key, lookup) = (key.clone(), lookup.to_vec());
         self.run(move |inner| {
@@ -622,7 +608,10 @@ impl ShareStore for RocksDbShareStore {
         })
         .await
     }
+}
 
+#[async_trait]
+impl PrimePoolStore for RocksDbShareStore {
     async fn add_primes(&self, pool: &str, sealed: &[u8]) -> Result<()> {
         let (prefix, value, pool) =
             (codec::pool_prefix(pool)?, codec::encode_blob(sealed), pool.escape_default().to_string());

@@ -7,7 +7,7 @@ use std::{
 
 use wallet_backend_rocksdb::{RocksDbConfig, RocksDbShareStore};
 use wallet_testkit::{sample_record, share_store_suite};
-use wallet_traits::{ErrorKind, KeyId, ShareStore, WalletId};
+use wallet_traits::{DerivationCacheStore, ErrorKind, KeyId, PrimePoolStore, ShareStore, WalletId};
 
 /// Every conformance case as its own test, each on a fresh directory.
 mod rocksdb_conformance {
@@ -71,7 +71,7 @@ async fn data_survives_close_and_reopen() {
     let store = RocksDbShareStore::open(&path).await.unwrap();
     assert_eq!(store.path(), std::fs::canonicalize(&path).unwrap());
     assert_eq!(store.load_share(&record.key).await.unwrap(), Some(record.clone()));
-    assert_eq!(store.list_keys(&wallet).await.unwrap(), vec![record.key.clone(), KeyId::new(wallet.clone(), 7)]);
+    assert_eq!(store.load_share(&KeyId::new(wallet.clone(), 7)).await.unwrap(), Some(sample_record(&wallet, 7, 4)));
     assert_eq!(store.get_derivation(&record.key, b"lookup").await.unwrap(), Some(b"cached".to_vec()));
     assert_eq!(store.count_primes("pool").await.unwrap(), 2);
     // A pair added after the restart queues behind the older ones instead of landing on the
@@ -136,7 +136,8 @@ async fn checkpoint_is_a_consistent_copy_that_opens() {
 
     // The copy is a store of its own, openable while the original is open.
     let copy = RocksDbShareStore::open(&backup).await.unwrap();
-    assert_eq!(copy.list_keys(&wallet).await.unwrap(), vec![KeyId::new(wallet.clone(), 0)]);
+    assert_eq!(copy.load_share(&KeyId::new(wallet.clone(), 0)).await.unwrap(), Some(sample_record(&wallet, 0, 1)));
+    assert_eq!(copy.load_share(&KeyId::new(wallet.clone(), 1)).await.unwrap(), None, "written after the checkpoint");
     assert_eq!(copy.take_primes("pool").await.unwrap(), Some(b"pair".to_vec()));
     assert_eq!(store.count_primes("pool").await.unwrap(), 1, "taking from the copy must not touch the original");
 
@@ -159,7 +160,7 @@ async fn second_open_in_one_process_is_refused() {
 
     drop(first);
     let again = RocksDbShareStore::open(&path).await.unwrap();
-    assert!(again.list_keys(&WalletId::new("w").unwrap()).await.unwrap().is_empty());
+    assert_eq!(again.load_share(&KeyId::new(WalletId::new("w").unwrap(), 0)).await.unwrap(), None);
 }
 
 /// Set for the child process of [`directory_in_use_by_another_process_is_refused`].
@@ -237,7 +238,7 @@ async fn opens_through_the_registry() {
     let wallet = WalletId::new("registry").unwrap();
     store.create_share(&sample_record(&wallet, 0, 1)).await.unwrap();
     assert!(store.load_share(&KeyId::new(wallet, 0)).await.unwrap().is_some());
-    assert!(store.capabilities().derivation_cache && store.capabilities().prime_pool);
+    assert!(store.derivation_cache().is_some() && store.prime_pool().is_some());
     assert!(wallet_traits::store_registry().schemes().contains(&"rocksdb"));
     drop(store);
 
@@ -301,8 +302,7 @@ async fn undecodable_values_are_corrupted() {
         assert_eq!(e.context_value("key"), Some(key.to_string().as_str()));
         assert!(!format!("{e} {e:?}").contains("SEALED-MARKER"), "{e:?}");
     }
-    // The keys are intact, so listing still works; a version that does not decode refuses CAS.
-    assert_eq!(store.list_keys(&wallet).await.unwrap().len(), 3);
+    // A version that does not decode refuses CAS.
     let e = store.update_share(&sample_record(&wallet, 0, 2), 1).await.unwrap_err();
     assert_eq!(e.kind(), ErrorKind::Corrupted, "{e}");
 
@@ -316,7 +316,7 @@ async fn undecodable_values_are_corrupted() {
 }
 
 #[tokio::test]
-async fn malformed_keys_and_layouts_are_refused() {
+async fn stray_keys_are_ignored_and_bad_layouts_refused() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("layout");
     let wallet = WalletId::new("keys").unwrap();
@@ -330,10 +330,10 @@ async fn malformed_keys_and_layouts_are_refused() {
         let bad_key = [&raw_share_key("keys", 0)[..6], &[0, 1]].concat();
         raw.put_cf(raw.cf_handle("shares").unwrap(), bad_key, b"\x01").unwrap();
     }
+    // Records are read by their exact key, so a stray key beside them changes nothing.
     let store = RocksDbShareStore::open(&path).await.unwrap();
-    let e = store.list_keys(&wallet).await.unwrap_err();
-    assert_eq!(e.kind(), ErrorKind::Corrupted, "{e}");
-    assert_eq!(e.context_value("field"), Some("key"), "{e}");
+    assert_eq!(store.load_share(&KeyId::new(wallet.clone(), 0)).await.unwrap(), Some(sample_record(&wallet, 0, 1)));
+    assert_eq!(store.load_share(&KeyId::new(wallet.clone(), 1)).await.unwrap(), None);
     drop(store);
 
     for (layout, kind) in [(&[3u8][..], ErrorKind::Unsupported), (&[1, 0][..], ErrorKind::Corrupted)] {

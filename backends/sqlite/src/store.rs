@@ -18,8 +18,8 @@ use sqlx::{
     Decode, Row, Sqlite, Type,
 };
 use wallet_traits::{
-    BoxFuture, Error, ErrorKind, ExecutionId, KeyId, Options, Result, ShareMeta, ShareState, ShareStore,
-    StoreCapabilities, StoredShare, WalletId,
+    BoxFuture, DerivationCacheStore, Error, ErrorKind, ExecutionId, KeyId, Options, PrimePoolStore, Result, ShareMeta,
+    ShareState, ShareStore, StoredShare,
 };
 
 use crate::{SqliteConfig, SQLITE_SCHEME};
@@ -106,10 +106,10 @@ impl SqliteShareStore {
             .await;
         match stored {
             Err(e) => storage(e, "read a share's version").with_context("key", key),
-            Ok(None) => ERRORS.not_found(key),
-            Ok(Some(row)) => {
-                let stored = row.try_get::<i64, _>("version").map_or_else(|_| "?".to_string(), |v| v.to_string());
-                ERRORS.changed_concurrently(key, expected_version, stored)
+            Ok(row) => {
+                let stored =
+                    row.map(|row| row.try_get::<i64, _>("version").map_or_else(|_| "?".into(), |v| v.to_string()));
+                ERRORS.version_mismatch(key, expected_version, stored)
             }
         }
     }
@@ -243,8 +243,12 @@ fn share_from_row(key: &KeyId, row: &SqliteRow) -> Result<StoredShare> {
 
 #[async_trait]
 impl ShareStore for SqliteShareStore {
-    fn capabilities(&self) -> StoreCapabilities {
-        StoreCapabilities::full()
+    fn derivation_cache(&self) -> Option<&dyn DerivationCacheStore> {
+        Some(self)
+    }
+
+    fn prime_pool(&self) -> Option<&dyn PrimePoolStore> {
+        Some(self)
     }
 
     async fn load_share(&self, key: &KeyId) -> Result<Option<StoredShare>> {
@@ -311,21 +315,10 @@ impl ShareStore for SqliteShareStore {
         }
         Ok(())
     }
+}
 
-    async fn list_keys(&self, wallet: &WalletId) -> Result<Vec<KeyId>> {
-        let rows = sqlx::query("SELECT key_index FROM mpc_shares WHERE wallet_id = ?1 ORDER BY key_index")
-            .bind(wallet.as_str())
-            .fetch_all(&self.pool)
-            .await
-            .map_err(|e| storage(e, "list a wallet's keys").with_context("wallet_id", wallet))?;
-        rows.iter()
-            .map(|row| {
-                let index = RowReader { row, what: "share", key: wallet }.int("key_index")?;
-                Ok(KeyId::new(wallet.clone(), index))
-            })
-            .collect()
-    }
-
+#[async_trait]
+impl DerivationCacheStore for SqliteShareStore {
     async fn get_derivation(&self, key: &KeyId, lookup: &[u8]) -> Result<Option<Vec<u8>>> {
         // A hit marks the entry used: one indexed UPDATE, its new value the key's newest use + 1
         // (the write statement holds SQLite's write lock while the subquery reads).
@@ -388,7 +381,10 @@ impl ShareStore for SqliteShareStore {
             .map_err(|e| storage(e, "count derivation-cache entries").with_context("key", key))?;
         RowReader { row: &row, what: "derivation-cache", key }.int("n")
     }
+}
 
+#[async_trait]
+impl PrimePoolStore for SqliteShareStore {
     async fn add_primes(&self, pool: &str, sealed: &[u8]) -> Result<()> {
         sqlx::query("INSERT INTO mpc_primes (pool, sealed, created_at) VALUES (?1, ?2, unixepoch())")
             .bind(pool)

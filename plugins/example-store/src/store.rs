@@ -1,4 +1,4 @@
-//! [`JsonFileStore`]: the [`ShareStore`] implementation.
+//! [`JsonFileStore`]: the [`ShareStore`], [`DerivationCacheStore`] and [`PrimePoolStore`] implementation.
 
 use std::{
     collections::HashMap,
@@ -10,7 +10,7 @@ use std::{
 use async_trait::async_trait;
 use tokio::sync::Mutex;
 use wallet_traits::{
-    BoxFuture, Error, ErrorKind, KeyId, Options, Result, ShareStore, StoreCapabilities, StoredShare, WalletId,
+    BoxFuture, DerivationCacheStore, Error, ErrorKind, KeyId, Options, PrimePoolStore, Result, ShareStore, StoredShare,
 };
 
 use crate::{
@@ -172,27 +172,22 @@ async fn blocking<T: Send + 'static>(work: impl FnOnce() -> Result<T> + Send + '
 
 const ERRORS: wallet_traits::ContractErrors = wallet_traits::ContractErrors::new(JSONFILE_SCHEME);
 
-fn not_found(key: &KeyId) -> Error {
-    ERRORS.not_found(key)
-}
-
-fn conflict(key: &KeyId, expected: u64, stored: u64) -> Error {
-    ERRORS.changed_concurrently(key, expected, stored)
-}
-
 /// The stored record of `key` if its version is `expected`.
 fn current<'s>(state: &'s mut State, key: &KeyId, expected: u64) -> Result<&'s mut StoredShare> {
-    let stored = state.shares.get_mut(key).ok_or_else(|| not_found(key))?;
-    if stored.version != expected {
-        return Err(conflict(key, expected, stored.version));
+    match state.shares.get_mut(key) {
+        Some(stored) if stored.version == expected => Ok(stored),
+        stored => Err(ERRORS.version_mismatch(key, expected, stored.map(|s| s.version))),
     }
-    Ok(stored)
 }
 
 #[async_trait]
 impl ShareStore for JsonFileStore {
-    fn capabilities(&self) -> StoreCapabilities {
-        StoreCapabilities::full()
+    fn derivation_cache(&self) -> Option<&dyn DerivationCacheStore> {
+        Some(self)
+    }
+
+    fn prime_pool(&self) -> Option<&dyn PrimePoolStore> {
+        Some(self)
     }
 
     async fn load_share(&self, key: &KeyId) -> Result<Option<StoredShare>> {
@@ -237,13 +232,10 @@ impl ShareStore for JsonFileStore {
         })
         .await
     }
+}
 
-    async fn list_keys(&self, wallet: &WalletId) -> Result<Vec<KeyId>> {
-        // Keys order by wallet, then index: one wallet's keys are one sorted range.
-        let range = KeyId::new(wallet.clone(), 0)..=KeyId::new(wallet.clone(), u32::MAX);
-        self.read(move |state| state.shares.range(range).map(|(key, _)| key.clone()).collect()).await
-    }
-
+#[async_trait]
+impl DerivationCacheStore for JsonFileStore {
     async fn get_derivation(&self, key: &KeyId, lookup: &[u8]) -> Result<Option<Vec<u8>>> {
         let entry = (key.clone(), lookup.to_vec());
         // A hit marks the entry used, which here means rewriting the file: the price of a store
@@ -301,7 +293,10 @@ impl ShareStore for JsonFileStore {
         })
         .await
     }
+}
 
+#[async_trait]
+impl PrimePoolStore for JsonFileStore {
     async fn add_primes(&self, pool: &str, sealed: &[u8]) -> Result<()> {
         let (pool, sealed) = (pool.to_string(), sealed.to_vec());
         self.modify(move |state| {

@@ -1,6 +1,10 @@
 #![doc = include_str!("../README.md")]
 #![deny(missing_docs)]
 
+mod auth;
+
+pub use auth::{bearer, AuthLayer, Authenticate, Refusal};
+
 use std::{
     collections::HashMap,
     fmt,
@@ -403,6 +407,20 @@ pub struct ServerLimits {
     pub session_idle_timeout: Duration,
     /// How long an HTTP exchange waits for the cosigner's next messages when none are ready.
     pub long_poll: Duration,
+}
+
+impl ServerLimits {
+    /// Refuses limits no server can work with: no session, no message, or no idle time. Both
+    /// servers check them before they serve (`Config`).
+    pub fn check(&self) -> Result<()> {
+        if self.max_sessions == 0 || self.max_message_bytes == 0 || self.session_idle_timeout.is_zero() {
+            return Err(config(
+                "server limits must allow at least one session, a non-empty message and a non-zero idle timeout",
+            )
+            .with_context("limits", format!("{self:?}")));
+        }
+        Ok(())
+    }
 }
 
 impl Default for ServerLimits {

@@ -3,15 +3,15 @@
 use std::{fmt, future::Future, sync::Arc, time::Duration};
 
 use async_trait::async_trait;
-use futures::{channel::mpsc, StreamExt};
+use futures::{channel::mpsc, SinkExt, StreamExt};
 use tonic::{
     metadata::MetadataValue,
     transport::{Certificate, Channel, ClientTlsConfig, Endpoint},
     Code, Request, Response, Status, Streaming,
 };
 use wallet_traits::{
-    redact_url, scheme_of, BoxFuture, CosignerTransport, EcdhPartial, EcdhRequest, Envelope, Error, ErrorKind,
-    ExecutionId, KeyId, KeyInfo, Options, Result, SessionChannel, SessionEvent, SessionRequest, WalletId,
+    redact_url, scheme_of, session_queue, BoxFuture, CosignerTransport, EcdhPartial, EcdhRequest, Envelope, Error,
+    ErrorKind, ExecutionId, KeyId, KeyInfo, Options, Result, SessionChannel, SessionEvent, SessionRequest, WalletId,
 };
 use wallet_transport_common::{audience_of, ca_from_options, minter_from_options, TokenMinter};
 use zeroize::Zeroizing;
@@ -217,24 +217,27 @@ pub(crate) fn error_of(status: Status, endpoint: &str) -> Error {
 
 /// Moves envelopes and events between the agent's channel and the gRPC stream until the session
 /// ends. The agent dropping its sender half-closes the request stream, which the server turns
-/// into the service's inbound close.
+/// into the service's inbound close. Every queue on the way holds [`wallet_traits::SESSION_CAPACITY`]
+/// items, so a send here waits only when a side stops reading (see there).
 async fn pump(
     endpoint: String,
-    requests: mpsc::UnboundedSender<pb::ClientFrame>,
-    mut from_agent: mpsc::UnboundedReceiver<Envelope>,
+    requests: mpsc::Sender<pb::ClientFrame>,
+    mut from_agent: mpsc::Receiver<Envelope>,
     mut from_cosigner: Streaming<pb::ServerFrame>,
-    to_agent: mpsc::UnboundedSender<SessionEvent>,
+    mut to_agent: mpsc::Sender<SessionEvent>,
 ) {
     let mut requests = Some(requests);
     loop {
         tokio::select! {
-            envelope = from_agent.next(), if requests.is_some() => match (envelope, &requests) {
-                (Some(envelope), Some(tx)) => {
+            envelope = from_agent.next(), if requests.is_some() => match envelope {
+                Some(envelope) => {
                     let frame = pb::client_frame::Frame::Envelope(convert::envelope_to_pb(envelope));
-                    // A send fails only once the call is over; the other branch reports why.
-                    let _ = tx.unbounded_send(pb::ClientFrame { frame: Some(frame) });
+                    if let Some(tx) = requests.as_mut() {
+                        // A send fails only once the call is over; the other branch reports why.
+                        let _ = tx.send(pb::ClientFrame { frame: Some(frame) }).await;
+                    }
                 }
-                _ => requests = None,
+                None => requests = None,
             },
             frame = from_cosigner.next() => {
                 let event = match frame {
@@ -247,7 +250,7 @@ async fn pump(
                     Some(Err(status)) => SessionEvent::Failed(session_error_of(status, &endpoint).to_wire()),
                 };
                 let last = !matches!(event, SessionEvent::Message(_));
-                if to_agent.unbounded_send(event).is_err() || last {
+                if to_agent.send(event).await.is_err() || last {
                     break;
                 }
             }
@@ -292,10 +295,8 @@ impl CosignerTransport for GrpcTransport {
             pb::ClientFrame { frame: Some(pb::client_frame::Frame::Open(convert::session_request_to_pb(&request))) };
         let mut delay = BUSY_FIRST_DELAY;
         for attempt in 1..=BUSY_ATTEMPTS {
-            let (requests, request_stream) = mpsc::unbounded();
-            requests
-                .unbounded_send(open.clone())
-                .map_err(|_| Error::new(ErrorKind::Internal, "request stream closed"))?;
+            let (mut requests, request_stream) = session_queue();
+            requests.try_send(open.clone()).map_err(|_| Error::new(ErrorKind::Internal, "request stream closed"))?;
             // A fresh token per attempt: the cosigner accepts each token once.
             let call = self.request(request_stream, Some(&request.key.wallet))?;
             let mut client = self.client.clone();
@@ -303,11 +304,10 @@ impl CosignerTransport for GrpcTransport {
             // refusal arrives here, as the error of open_session.
             match tokio::time::timeout(REQUEST_TIMEOUT, client.session(call)).await {
                 Ok(Ok(response)) => {
-                    let (outgoing, from_agent) = mpsc::unbounded();
-                    let (to_agent, incoming) = mpsc::unbounded();
+                    let (channel, peer) = SessionChannel::bounded();
                     let from_cosigner = response.into_inner();
-                    tokio::spawn(pump(self.endpoint.clone(), requests, from_agent, from_cosigner, to_agent));
-                    return Ok(SessionChannel { outgoing, incoming });
+                    tokio::spawn(pump(self.endpoint.clone(), requests, peer.inbound, from_cosigner, peer.events));
+                    return Ok(channel);
                 }
                 // The cosigner runs as many sessions as it allows: wait for one to end.
                 Ok(Err(status)) if status.code() == Code::ResourceExhausted => {

@@ -1,24 +1,18 @@
 //! The cosigner's side: [`serve`] exposes any [`CosignerTransport`] over gRPC.
 
-use std::{
-    convert::Infallible,
-    future::Future,
-    pin::Pin,
-    sync::Arc,
-    task::{Context, Poll},
-    time::Duration,
-};
+use std::{future::Future, pin::Pin, sync::Arc, time::Duration};
 
-use futures::{channel::mpsc, future::BoxFuture, FutureExt, Stream, StreamExt};
+use futures::{channel::mpsc, SinkExt, Stream, StreamExt};
 use tokio::sync::{watch, OwnedSemaphorePermit, Semaphore};
 use tonic::{
-    codegen::{http, Service},
-    server::NamedService,
+    codegen::http,
     transport::{server::TcpIncoming, Identity, Server, ServerTlsConfig},
     Code, Request, Response, Status, Streaming,
 };
-use wallet_traits::{CosignerTransport, Error, ErrorKind, Result, SessionChannel, SessionEvent, WalletId};
-use wallet_transport_common::{ServerLimits, TlsFiles, TokenVerifier, VerifiedToken};
+use wallet_traits::{
+    session_queue, CosignerTransport, Error, ErrorKind, Result, SessionChannel, SessionEvent, WalletId,
+};
+use wallet_transport_common::{AuthLayer, Refusal, ServerLimits, TlsFiles, TokenVerifier, VerifiedToken};
 
 use crate::{
     convert::{self, status_of, status_with_code},
@@ -33,7 +27,7 @@ use crate::{
 ///
 /// Every RPC except Health must carry `authorization: Bearer <jwt>`. `verifier` checks it on the
 /// call's headers, before tonic decodes a message or a session waits for its first frame (the
-/// `Authenticate` wrapper); the handler then checks it was issued for the wallet the request is
+/// transports' one [`AuthLayer`], which the HTTP server uses too); the handler then checks it was issued for the wallet the request is
 /// about, before anything reaches `service`. `limits` bounds concurrent sessions, message sizes
 /// and idle sessions. With `tls` the server speaks TLS only (clients use `grpcs://`). On
 /// shutdown, running sessions end with `UNAVAILABLE` so the server does not wait for them.
@@ -45,13 +39,7 @@ pub async fn serve(
     tls: Option<TlsFiles>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<()> {
-    if limits.max_sessions == 0 || limits.max_message_bytes == 0 || limits.session_idle_timeout.is_zero() {
-        return Err(Error::new(
-            ErrorKind::Config,
-            "server limits must allow at least one session, a non-empty message and a non-zero idle timeout",
-        )
-        .with_context("limits", format!("{limits:?}")));
-    }
+    limits.check()?;
     let mut builder = Server::builder()
         .http2_keepalive_interval(Some(Duration::from_secs(30)))
         .http2_keepalive_timeout(Some(Duration::from_secs(20)));
@@ -64,12 +52,9 @@ pub async fn serve(
     let (stop_tx, stop_rx) = watch::channel(false);
     let api =
         Api { service, sessions: Arc::new(Semaphore::new(limits.max_sessions)), limits: limits.clone(), stop: stop_rx };
-    let grpc = Authenticate {
-        inner: CosignerServer::new(api)
-            .max_decoding_message_size(limits.max_message_bytes)
-            .max_encoding_message_size(limits.max_message_bytes),
-        verifier,
-    };
+    let grpc = CosignerServer::new(api)
+        .max_decoding_message_size(limits.max_message_bytes)
+        .max_encoding_message_size(limits.max_message_bytes);
     let addr = listener.local_addr().map(|a| a.to_string()).unwrap_or_default();
     tracing::info!(addr = %addr, tls = tls.is_some(), max_sessions = limits.max_sessions, "gRPC cosigner listening");
     let signal = async move {
@@ -78,6 +63,7 @@ pub async fn serve(
         let _ = stop_tx.send(true);
     };
     builder
+        .layer(AuthLayer::new(verifier, GrpcRefusal))
         .add_service(grpc)
         .serve_with_incoming_shutdown(TcpIncoming::from(listener).with_nodelay(Some(true)), signal)
         .await
@@ -93,87 +79,41 @@ struct Api {
     stop: watch::Receiver<bool>,
 }
 
-/// The path of the one RPC that needs no token.
-fn is_health(path: &str) -> bool {
-    path.strip_prefix('/').and_then(|p| p.strip_prefix(SERVICE_NAME)) == Some("/Health")
-}
-
-/// The bearer token of a call's headers; never logged.
-fn bearer(headers: &http::HeaderMap) -> std::result::Result<&str, Status> {
-    let missing = || {
-        status_of(&Error::new(
-            ErrorKind::Unauthorized,
-            "the request carries no 'authorization: Bearer <token>'; configure the agent with MPC_JWT_SECRET",
-        ))
-    };
-    let value = headers.get("authorization").ok_or_else(missing)?;
-    let value = value.to_str().map_err(|_| missing())?;
-    let (scheme, token) = value.split_once(' ').ok_or_else(missing)?;
-    if !scheme.eq_ignore_ascii_case("bearer") || token.trim().is_empty() {
-        return Err(missing());
-    }
-    Ok(token.trim())
-}
-
-/// Wraps the generated service so every call but Health is authenticated on its headers alone
-/// (signature, issuer, audience, lifetime, replay of the bearer token) before the inner service
-/// sees it: before tonic decodes a unary message and before the session handler waits for its
-/// first frame, so an unauthenticated call costs its headers only. A refused call is answered
-/// with a trailers-only status and its body is dropped unread. An accepted call carries its
-/// [`VerifiedToken`] in the request extensions, where the handler checks its wallet.
+/// How the gRPC server answers a call the [`AuthLayer`] refuses: a trailers-only status
+/// (UNAUTHENTICATED, or UNAVAILABLE when the replay set is full); the call's body is dropped
+/// unread. Health needs no token, nor does a path outside the cosigner service (tonic answers
+/// it UNIMPLEMENTED).
 ///
-/// A service wrapper rather than tonic's `with_interceptor`: an interceptor does not see which
-/// method is called, and Health must stay open.
-#[derive(Clone)]
-struct Authenticate<S> {
-    inner: S,
-    verifier: Arc<TokenVerifier>,
-}
+/// A layer rather than tonic's `with_interceptor`: an interceptor does not see which method is
+/// called, and Health must stay open.
+#[derive(Debug, Clone, Copy)]
+struct GrpcRefusal;
 
-impl<S: NamedService> NamedService for Authenticate<S> {
-    const NAME: &'static str = S::NAME;
-}
+impl Refusal for GrpcRefusal {
+    type Body = tonic::body::Body;
 
-impl<S, B> Service<http::Request<B>> for Authenticate<S>
-where
-    S: Service<http::Request<B>, Response = http::Response<tonic::body::Body>, Error = Infallible>,
-    S::Future: Send + 'static,
-{
-    type Response = http::Response<tonic::body::Body>;
-    type Error = Infallible;
-    type Future = BoxFuture<'static, std::result::Result<Self::Response, Infallible>>;
-
-    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<std::result::Result<(), Infallible>> {
-        self.inner.poll_ready(cx)
+    fn exempt(&self, uri: &http::Uri) -> bool {
+        match uri.path().strip_prefix('/').and_then(|p| p.strip_prefix(SERVICE_NAME)) {
+            Some(method) => method == "/Health",
+            None => true,
+        }
     }
 
-    fn call(&mut self, mut request: http::Request<B>) -> Self::Future {
-        if is_health(request.uri().path()) {
-            return self.inner.call(request).boxed();
-        }
-        let verified = bearer(request.headers()).and_then(|token| {
-            self.verifier.verify_token(token).map_err(|e| {
-                tracing::warn!(rpc = request.uri().path(), error = %e, "refused an unauthenticated request");
-                status_of(&e)
-            })
-        });
-        match verified {
-            Ok(token) => {
-                request.extensions_mut().insert(token);
-                self.inner.call(request).boxed()
-            }
-            Err(status) => {
-                drop(request);
-                futures::future::ready(Ok(status.into_http())).boxed()
-            }
-        }
+    fn refuse(
+        &self,
+        request: &http::request::Parts,
+        _body_announced: bool,
+        error: Error,
+    ) -> http::Response<Self::Body> {
+        tracing::warn!(rpc = request.uri.path(), error = %error, "refused an unauthenticated request");
+        status_of(&error).into_http()
     }
 }
 
-/// The token [`Authenticate`] verified for this call.
+/// The token the [`AuthLayer`] verified for this call.
 fn verified<T>(request: &mut Request<T>) -> std::result::Result<VerifiedToken, Status> {
     request.extensions_mut().remove::<VerifiedToken>().ok_or_else(|| {
-        // Only a server built without `Authenticate` gets here: refuse, never serve the call.
+        // Only a server built without the `AuthLayer` gets here: refuse, never serve the call.
         status_of(&Error::new(ErrorKind::Internal, "this call did not pass the cosigner's authentication"))
     })
 }
@@ -268,6 +208,7 @@ impl Cosigner for Api {
         };
         let open = convert::session_request_from_pb(open).map_err(|e| status_of(&e))?;
         self.authorize("session", &token, &open.key.wallet)?;
+        open.check().map_err(|e| status_of(&e))?;
         let permit = self.sessions.clone().try_acquire_owned().map_err(|_| {
             let e = Error::new(
                 ErrorKind::CosignerUnavailable,
@@ -276,7 +217,7 @@ impl Cosigner for Api {
             status_with_code(Code::ResourceExhausted, &e)
         })?;
         let channel = self.service.open_session(open).await.map_err(|e| status_of(&e))?;
-        let (events, stream) = mpsc::unbounded();
+        let (events, stream) = session_queue();
         tokio::spawn(run_session(inbound, channel, events, permit, idle, max, self.stop.clone()));
         Ok(Response::new(Box::pin(stream)))
     }
@@ -312,12 +253,23 @@ impl Cosigner for Api {
     }
 }
 
+/// Where a session's events go: the response stream's queue.
+type Events = mpsc::Sender<std::result::Result<pb::ServerFrame, Status>>;
+
+/// Queues `item` for the agent; false once the call is over or the agent took nothing for
+/// `idle` (a send waits only while the agent is not reading: no honest run fills the queue,
+/// wallet_traits::SESSION_CAPACITY).
+async fn emit(events: &mut Events, item: std::result::Result<pb::ServerFrame, Status>, idle: Duration) -> bool {
+    matches!(tokio::time::timeout(idle, events.send(item)).await, Ok(Ok(())))
+}
+
 /// Relays one session between the gRPC stream and the service until it ends, then frees its
-/// slot (`_permit`). Dropping the service's sender tells it the agent is gone.
+/// slot (`_permit`). Dropping the service's sink tells it the agent is gone. A send to the
+/// service or to the agent waits only while its queue is full, and at most `idle`.
 async fn run_session(
     mut inbound: Streaming<pb::ClientFrame>,
     channel: SessionChannel,
-    events: mpsc::UnboundedSender<std::result::Result<pb::ServerFrame, Status>>,
+    mut events: Events,
     _permit: OwnedSemaphorePermit,
     idle: Duration,
     max_message_bytes: usize,
@@ -327,6 +279,7 @@ async fn run_session(
     let mut to_service = Some(outgoing);
     let idle_timer = tokio::time::sleep(idle);
     tokio::pin!(idle_timer);
+    let ended = |message: String| status_of(&Error::new(ErrorKind::Timeout, message));
     loop {
         tokio::select! {
             frame = inbound.next(), if to_service.is_some() => match frame {
@@ -334,26 +287,33 @@ async fn run_session(
                     match convert::envelope_from_pb(envelope) {
                         Ok(envelope) => {
                             idle_timer.as_mut().reset(tokio::time::Instant::now() + idle);
-                            if let Some(tx) = &to_service {
+                            if let Some(tx) = to_service.as_mut() {
                                 // The service may have finished already; its last events still flow.
-                                let _ = tx.unbounded_send(envelope);
+                                if tokio::time::timeout(idle, tx.send(envelope)).await.is_err() {
+                                    let e = ended(format!(
+                                        "the session took no message for {} s and was ended; start a new session",
+                                        idle.as_secs_f32()
+                                    ));
+                                    emit(&mut events, Err(e), idle).await;
+                                    break;
+                                }
                             }
                         }
                         Err(e) => {
-                            let _ = events.unbounded_send(Err(status_of(&e)));
+                            emit(&mut events, Err(status_of(&e)), idle).await;
                             break;
                         }
                     }
                 }
                 Some(Ok(_)) => {
                     let e = invalid("after 'open', every session frame must be an 'envelope'");
-                    let _ = events.unbounded_send(Err(e));
+                    emit(&mut events, Err(e), idle).await;
                     break;
                 }
                 Some(Err(status)) => {
                     // Usually the client went away (the send then fails quietly); an oversized
                     // frame gets its INVALID_ARGUMENT.
-                    let _ = events.unbounded_send(Err(read_failure(status, max_message_bytes)));
+                    emit(&mut events, Err(read_failure(status, max_message_bytes)), idle).await;
                     break;
                 }
                 // The agent closed its side: close the service's inbox, keep relaying its events.
@@ -363,21 +323,18 @@ async fn run_session(
                 Some(event) => {
                     idle_timer.as_mut().reset(tokio::time::Instant::now() + idle);
                     let last = !matches!(event, SessionEvent::Message(_));
-                    if events.unbounded_send(Ok(convert::event_to_pb(event))).is_err() || last {
+                    if !emit(&mut events, Ok(convert::event_to_pb(event)), idle).await || last {
                         break;
                     }
                 }
                 None => break,
             },
             () = &mut idle_timer => {
-                let e = Error::new(
-                    ErrorKind::Timeout,
-                    format!(
-                        "the session had no traffic for {} s and was ended; start a new session",
-                        idle.as_secs_f32()
-                    ),
-                );
-                let _ = events.unbounded_send(Err(status_of(&e)));
+                let e = ended(format!(
+                    "the session had no traffic for {} s and was ended; start a new session",
+                    idle.as_secs_f32()
+                ));
+                emit(&mut events, Err(e), idle).await;
                 break;
             }
             _ = stop.changed() => {
@@ -385,7 +342,7 @@ async fn run_session(
                     ErrorKind::CosignerUnavailable,
                     "the cosigner is shutting down; retry the session later",
                 );
-                let _ = events.unbounded_send(Err(status_of(&e)));
+                emit(&mut events, Err(status_of(&e)), idle).await;
                 break;
             }
         }

@@ -2,7 +2,7 @@
 
 use std::{sync::Arc, time::Duration};
 
-use futures::StreamExt;
+use futures::{SinkExt, StreamExt};
 use tokio::{net::TcpListener, sync::oneshot, time::Instant};
 use tonic::{metadata::MetadataValue, transport::Channel, Code, Request};
 use wallet_testkit::{known_key, scripted_request, Script, ScriptedCosigner, FINISH_STAGE, KNOWN_WALLET};
@@ -58,13 +58,13 @@ async fn next_event(ch: &mut SessionChannel) -> Option<SessionEvent> {
 /// Sends `count` envelopes through an open echo session, checks each echo, then finishes it.
 async fn finish_echo(ch: &mut SessionChannel, eid: ExecutionId, count: u64) {
     for seq in 0..count {
-        ch.outgoing.unbounded_send(envelope(eid, 0, seq, 100)).unwrap();
+        ch.outgoing.send(envelope(eid, 0, seq, 100)).await.unwrap();
         match next_event(ch).await {
             Some(SessionEvent::Message(got)) => assert_eq!((got.seq, got.from, got.to), (seq, 1, 0)),
             other => panic!("expected an echo, got {other:?}"),
         }
     }
-    ch.outgoing.unbounded_send(envelope(eid, FINISH_STAGE, count, 0)).unwrap();
+    ch.outgoing.send(envelope(eid, FINISH_STAGE, count, 0)).await.unwrap();
     assert!(matches!(next_event(ch).await, Some(SessionEvent::Done(_))));
     assert!(next_event(ch).await.is_none());
 }
@@ -147,7 +147,7 @@ async fn oversized_messages_are_refused_and_the_server_goes_on() {
     let request = scripted_request(Script::Echo);
     let eid = request.execution_id;
     let mut ch = f.client.open_session(request).await.unwrap();
-    ch.outgoing.unbounded_send(envelope(eid, 0, 0, 100 * 1024)).unwrap();
+    ch.outgoing.send(envelope(eid, 0, 0, 100 * 1024)).await.unwrap();
     let e = failure(next_event(&mut ch).await);
     assert_eq!(e.kind(), ErrorKind::InvalidInput, "{e}");
     assert!(e.message().contains("max_message_bytes"), "{e}");
@@ -237,10 +237,10 @@ async fn an_idle_session_is_ended_and_freed() {
     let mut busy = f.client.open_session(request).await.unwrap();
     for seq in 0..5 {
         tokio::time::sleep(Duration::from_millis(250)).await;
-        busy.outgoing.unbounded_send(envelope(eid, 0, seq, 10)).unwrap();
+        busy.outgoing.send(envelope(eid, 0, seq, 10)).await.unwrap();
         assert!(matches!(next_event(&mut busy).await, Some(SessionEvent::Message(_))));
     }
-    busy.outgoing.unbounded_send(envelope(eid, FINISH_STAGE, 5, 0)).unwrap();
+    busy.outgoing.send(envelope(eid, FINISH_STAGE, 5, 0)).await.unwrap();
     assert!(matches!(next_event(&mut busy).await, Some(SessionEvent::Done(_))));
 }
 
@@ -250,7 +250,7 @@ async fn a_vanished_cosigner_fails_the_session_as_unavailable() {
     let request = scripted_request(Script::Echo);
     let eid = request.execution_id;
     let mut ch = f.client.open_session(request).await.unwrap();
-    ch.outgoing.unbounded_send(envelope(eid, 0, 0, 10)).unwrap();
+    ch.outgoing.send(envelope(eid, 0, 0, 10)).await.unwrap();
     assert!(matches!(next_event(&mut ch).await, Some(SessionEvent::Message(_))));
     // Stopping the server ends running sessions instead of waiting for them.
     drop(f._stop);
@@ -268,4 +268,18 @@ async fn a_vanished_cosigner_fails_the_session_as_unavailable() {
     };
     assert_eq!(e.kind(), ErrorKind::CosignerUnavailable, "{e}");
     assert_eq!(e.context_value("endpoint"), Some(f.url.as_str()));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn unusable_limits_are_refused_before_serving() {
+    // The same check as the HTTP server's (ServerLimits::check).
+    for bad in
+        [limits(0, 1024, Duration::from_secs(1)), limits(1, 0, Duration::from_secs(1)), limits(1, 1024, Duration::ZERO)]
+    {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let verifier = Arc::new(TokenVerifier::hs256(SECRET, vec!["grpc://127.0.0.1:1".into()]).unwrap());
+        let service = Arc::new(ScriptedCosigner::new());
+        let e = serve(listener, service, verifier, bad.clone(), None, std::future::pending()).await.unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::Config, "{bad:?}: {e}");
+    }
 }

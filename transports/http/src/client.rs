@@ -3,12 +3,12 @@
 use std::{collections::VecDeque, fmt, future::Future, sync::Arc, time::Duration};
 
 use async_trait::async_trait;
-use futures::{channel::mpsc, StreamExt};
+use futures::{channel::mpsc, SinkExt, StreamExt};
 use reqwest::{header, Method, StatusCode};
 use serde::{de::DeserializeOwned, Serialize};
 use wallet_traits::{
     redact_url, BoxFuture, CosignerTransport, EcdhPartial, EcdhRequest, Envelope, Error, ErrorKind, ExecutionId, KeyId,
-    KeyInfo, Options, Result, SessionChannel, SessionEvent, SessionRequest, WalletId, WireError,
+    KeyInfo, Options, Result, SessionChannel, SessionEvent, SessionRequest, WalletId, WireError, SESSION_CAPACITY,
 };
 use wallet_transport_common::{audience_of, ca_from_options, minter_from_options, TokenMinter};
 
@@ -298,11 +298,10 @@ impl CosignerTransport for HttpTransport {
     async fn open_session(&self, request: SessionRequest) -> Result<SessionChannel> {
         wallet_segment(&request.key.wallet)?;
         self.inner.open(&request).await?;
-        let (outgoing, agent_out) = mpsc::unbounded();
-        let (agent_in, incoming) = mpsc::unbounded();
+        let (channel, peer) = SessionChannel::bounded();
         let session = PumpSession { inner: self.inner.clone(), wallet: request.key.wallet, eid: request.execution_id };
-        tokio::spawn(session.run(agent_out, agent_in));
-        Ok(SessionChannel { outgoing, incoming })
+        tokio::spawn(session.run(peer.inbound, peer.events));
+        Ok(channel)
     }
 
     async fn partial_ecdh(&self, request: EcdhRequest) -> Result<EcdhPartial> {
@@ -327,6 +326,9 @@ impl CosignerTransport for HttpTransport {
 /// within each direction: envelopes go out as `POST .../messages` batches, events come back by
 /// long-polling `POST .../exchange` with an empty batch. Keeping them apart means an envelope
 /// never waits behind a long poll.
+///
+/// Envelopes waiting for the next batch and the channel's queue hold at most
+/// [`SESSION_CAPACITY`] each; beyond that the agent's sends wait.
 struct PumpSession {
     inner: Arc<Inner>,
     wallet: WalletId,
@@ -401,11 +403,7 @@ impl PumpSession {
         }
     }
 
-    async fn run(
-        self,
-        mut agent_out: mpsc::UnboundedReceiver<Envelope>,
-        agent_in: mpsc::UnboundedSender<SessionEvent>,
-    ) {
+    async fn run(self, mut agent_out: mpsc::Receiver<Envelope>, mut agent_in: mpsc::Sender<SessionEvent>) {
         let mut queue = VecDeque::new();
         let mut sending: Option<BoxFuture<'static, Result<()>>> = None;
         let mut polling = Some(self.poll());
@@ -414,10 +412,11 @@ impl PumpSession {
                 sending = Some(self.send(take_batch(&mut queue)));
             }
             tokio::select! {
-                next = agent_out.next() => match next {
+                next = agent_out.next(), if queue.len() < SESSION_CAPACITY => match next {
                     Some(env) => {
                         queue.push_back(env);
-                        while let Ok(env) = agent_out.try_recv() {
+                        while queue.len() < SESSION_CAPACITY {
+                            let Ok(env) = agent_out.try_recv() else { break };
                             queue.push_back(env);
                         }
                     }
@@ -437,7 +436,7 @@ impl PumpSession {
                     polling = None;
                     match polled {
                         Ok(response) => {
-                            if let Some(end) = deliver(response, &agent_in) {
+                            if let Some(end) = deliver(response, &mut agent_in).await {
                                 break end;
                             }
                             polling = Some(self.poll());
@@ -463,7 +462,7 @@ impl PumpSession {
             End::AgentGaveUp => self.close().await,
             End::Broken(e) => {
                 tracing::debug!(endpoint = %self.inner.endpoint, session = %self.eid, "session failed: {e}");
-                let _ = agent_in.unbounded_send(SessionEvent::Failed(e.to_wire()));
+                let _ = agent_in.send(SessionEvent::Failed(e.to_wire())).await;
                 // The agent sees the end at once; the close is best effort.
                 drop(agent_in);
                 self.close().await;
@@ -473,10 +472,10 @@ impl PumpSession {
 }
 
 /// Hands a poll's events to the agent; says whether the session is over.
-fn deliver(response: ExchangeResponse, agent_in: &mpsc::UnboundedSender<SessionEvent>) -> Option<End> {
+async fn deliver(response: ExchangeResponse, agent_in: &mut mpsc::Sender<SessionEvent>) -> Option<End> {
     for event in response.events {
         let last = matches!(event, SessionEvent::Done(_) | SessionEvent::Failed(_));
-        let _ = agent_in.unbounded_send(event);
+        let _ = agent_in.send(event).await;
         if last {
             return Some(End::Finished);
         }

@@ -11,26 +11,22 @@ use std::{
 };
 
 use axum::{
-    body::{Body, Bytes, HttpBody},
+    body::{Body, Bytes},
     extract::{FromRequestParts, Path, Request, State},
     http::{header, request::Parts, HeaderMap, HeaderValue, StatusCode},
-    middleware::{self, Next},
     response::{IntoResponse, Response},
     routing::{delete, get, post},
     Router,
 };
-use futures::{
-    channel::mpsc::{self, TryRecvError},
-    StreamExt,
-};
+use futures::{channel::mpsc, FutureExt, SinkExt, StreamExt};
 use http_body_util::{BodyExt, LengthLimitError, Limited};
 use serde::Serialize;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use wallet_traits::{
-    CosignerTransport, EcdhRequest, Envelope, Error, ErrorKind, ExecutionId, KeyId, SessionChannel, SessionEvent,
-    SessionRequest, WalletId, WireError,
+    session_queue, CosignerTransport, EcdhRequest, Envelope, Error, ErrorKind, EventStream, ExecutionId, KeyId,
+    SessionChannel, SessionEvent, SessionRequest, WalletId, WireError,
 };
-use wallet_transport_common::{ServerLimits, TokenVerifier, VerifiedToken};
+use wallet_transport_common::{AuthLayer, Refusal, ServerLimits, TokenVerifier, VerifiedToken};
 
 use crate::wire::{status_of, ExchangeResponse, ExecutionRef, Format, OpenSessionResponse};
 
@@ -82,21 +78,6 @@ fn no_content() -> Reply {
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
-/// The bearer token of a request.
-fn bearer(headers: &HeaderMap) -> Result<&str, Failure> {
-    let missing = || {
-        Failure::from(Error::new(
-            ErrorKind::Unauthorized,
-            "missing 'Authorization: Bearer <token>'; the agent mints one per request from MPC_JWT_SECRET",
-        ))
-    };
-    let value = headers.get(header::AUTHORIZATION).ok_or_else(missing)?.to_str().map_err(|_| missing())?;
-    match value.split_once(' ') {
-        Some((scheme, token)) if scheme.eq_ignore_ascii_case("bearer") && !token.trim().is_empty() => Ok(token.trim()),
-        _ => Err(missing()),
-    }
-}
-
 fn parse_wallet(wallet: &str) -> Result<WalletId, Failure> {
     Ok(WalletId::new(wallet)?)
 }
@@ -140,14 +121,16 @@ struct Session {
     /// and frees the session slot.
     live: Mutex<Option<Live>>,
     /// One exchange drains events at a time, so they leave in order.
-    events: tokio::sync::Mutex<mpsc::UnboundedReceiver<SessionEvent>>,
+    events: tokio::sync::Mutex<EventStream>,
     activity: Mutex<Activity>,
     /// Why the server ended the session, reported to a poll that sees the service close.
     ended_because: Mutex<Option<WireError>>,
 }
 
 struct Live {
-    to_service: mpsc::UnboundedSender<Envelope>,
+    /// Into a bounded queue that a task forwards to the service's sink (a request sends with a
+    /// clone, so dropping this one ends the forwarding once the last batch is in).
+    to_service: mpsc::Sender<Envelope>,
     _slot: OwnedSemaphorePermit,
 }
 
@@ -179,7 +162,6 @@ impl Drop for Busy<'_> {
 
 struct ServerState {
     service: Arc<dyn CosignerTransport>,
-    verifier: Arc<TokenVerifier>,
     limits: ServerLimits,
     slots: Arc<Semaphore>,
     sessions: Mutex<HashMap<ExecutionId, Arc<Session>>>,
@@ -270,18 +252,19 @@ async fn sweep(state: Weak<ServerState>, every: Duration) {
 /// accepts for the wallet the request is about; `limits` bound sessions, bodies and waits.
 ///
 /// The token is verified on the request's headers, before any handler runs or any body is read
-/// (the `authenticate` layer); each handler then checks that it was issued for the request's
-/// wallet.
+/// (the transports' one [`AuthLayer`], which the gRPC server uses too); each handler then checks
+/// that it was issued for the request's wallet.
 ///
-/// The router holds the session table; serve it with [`crate::serve`] or any axum server.
+/// The router holds the session table; serve it with [`crate::serve`] or any axum server. Limits
+/// no server can work with ([`ServerLimits::check`], as the gRPC server checks them) are `Config`.
 pub fn cosigner_router(
     service: Arc<dyn CosignerTransport>,
     verifier: Arc<TokenVerifier>,
     limits: ServerLimits,
-) -> Router {
+) -> wallet_traits::Result<Router> {
+    limits.check()?;
     let state = Arc::new(ServerState {
         service,
-        verifier,
         slots: Arc::new(Semaphore::new(limits.max_sessions)),
         limits,
         sessions: Mutex::new(HashMap::new()),
@@ -298,50 +281,38 @@ pub fn cosigner_router(
         .route("/v1/sessions/{eid}", delete(close_session))
         .route("/v1/sessions/{eid}/messages", post(messages))
         .route("/v1/sessions/{eid}/exchange", post(exchange))
-        .route_layer(middleware::from_fn_with_state(state.clone(), authenticate));
-    Router::new()
+        .route_layer(AuthLayer::new(verifier, HttpRefusal));
+    Ok(Router::new()
         .route("/health", get(health))
         .route("/ready", get(ready))
         .merge(v1)
         .fallback(no_route)
-        .with_state(state)
+        .with_state(state))
 }
 
-/// Verifies the bearer token of every `/v1` request on its headers alone (signature, issuer,
-/// audience, lifetime, replay), before the handler runs and before a byte of the body is read, so
-/// an unauthenticated request costs the server its headers only. The verified token travels to
-/// the handler in the request's extensions ([`Authenticated`]); the handler checks its wallet.
-///
-/// A refused request's body is never read. Its response says `Connection: close` whenever a body
-/// was announced, so hyper ends the connection after answering instead of draining the body (it
-/// only takes what already sits in its read buffer).
-async fn authenticate(State(s): State<Shared>, mut req: Request, next: Next) -> Response {
-    let verified = bearer(req.headers()).and_then(|token| {
-        s.verifier.verify_token(token).map_err(|e| {
-            tracing::info!(method = %req.method(), path = %req.uri().path(), kind = %e.kind(),
-                "refused a request: {}", e.message());
-            Failure::from(e)
-        })
-    });
-    match verified {
-        Ok(token) => {
-            req.extensions_mut().insert(token);
-            next.run(req).await
+/// How the HTTP server answers a request the [`AuthLayer`] refuses: 401 (or 503 when the replay
+/// set is full) with a [`WireError`] body and `WWW-Authenticate: Bearer`. The body was never read;
+/// whenever one was announced the response says `Connection: close`, so hyper ends the connection
+/// after answering instead of draining the body (it only takes what already sits in its read
+/// buffer).
+#[derive(Debug, Clone, Copy)]
+struct HttpRefusal;
+
+impl Refusal for HttpRefusal {
+    type Body = Body;
+
+    fn refuse(&self, request: &Parts, body_announced: bool, error: Error) -> Response {
+        tracing::info!(method = %request.method, path = %request.uri.path(), kind = %error.kind(),
+            "refused a request: {}", error.message());
+        let mut response = respond(Format::of_response(&request.headers), Err(Failure::from(error)));
+        if body_announced {
+            response.headers_mut().insert(header::CONNECTION, HeaderValue::from_static("close"));
         }
-        Err(failure) => {
-            let format = Format::of_response(req.headers());
-            let unread_body = !req.body().is_end_stream();
-            drop(req);
-            let mut response = respond(format, Err(failure));
-            if unread_body {
-                response.headers_mut().insert(header::CONNECTION, HeaderValue::from_static("close"));
-            }
-            response
-        }
+        response
     }
 }
 
-/// The token [`authenticate`] verified for this request, not yet checked against a wallet.
+/// The token the [`AuthLayer`] verified for this request, not yet checked against a wallet.
 struct Authenticated(VerifiedToken);
 
 impl<S: Send + Sync> FromRequestParts<S> for Authenticated {
@@ -465,6 +436,7 @@ async fn open_session(State(s): State<Shared>, Authenticated(token): Authenticat
         let bytes = read_body(&parts.headers, body, s.limits.max_message_bytes).await?;
         let request: SessionRequest = in_format.decode(&bytes, "session request")?;
         s.authorize(&token, &request.key.wallet)?;
+        request.check()?;
         let slot = s.slots.clone().try_acquire_owned().map_err(|_| {
             Failure::new(
                 StatusCode::TOO_MANY_REQUESTS,
@@ -483,9 +455,12 @@ async fn open_session(State(s): State<Shared>, Authenticated(token): Authenticat
         // A reused execution id is the service's to refuse (with its own kind); the table
         // only guards against two live sessions under one id.
         let SessionChannel { outgoing, incoming } = s.service.open_session(request).await?;
+        let (to_service, from_clients) = session_queue();
+        // Ends when every sender is gone, then closes the service's sink: the agent gave up.
+        tokio::spawn(from_clients.map(Ok).forward(outgoing));
         let session = Arc::new(Session {
             wallet,
-            live: Mutex::new(Some(Live { to_service: outgoing, _slot: slot })),
+            live: Mutex::new(Some(Live { to_service, _slot: slot })),
             events: tokio::sync::Mutex::new(incoming),
             activity: Mutex::new(Activity { last: Instant::now(), in_flight: 0 }),
             ended_because: Mutex::new(None),
@@ -564,16 +539,24 @@ async fn session_call(
                 "an envelope carries another execution id than its session",
             )));
         }
-        {
-            let live = session.live.lock().expect("live lock");
-            let Some(live) = live.as_ref() else {
-                return Err(Failure::from(Error::new(ErrorKind::NotFound, "the session has just ended")));
-            };
-            for env in batch {
-                // A closed inbox means the service is done with the run; its events say why.
-                let _ = live.to_service.unbounded_send(env);
+        let to_service = session.live.lock().expect("live lock").as_ref().map(|live| live.to_service.clone());
+        let Some(mut to_service) = to_service else {
+            return Err(Failure::from(Error::new(ErrorKind::NotFound, "the session has just ended")));
+        };
+        let idle = s.limits.session_idle_timeout;
+        for env in batch {
+            // Waits only while the service's queue is full, which no honest run fills
+            // (wallet_traits::SESSION_CAPACITY). A closed queue means the service is done with
+            // the run; its events say why.
+            if tokio::time::timeout(idle, to_service.send(env)).await.is_err() {
+                return Err(ended(Failure::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    ErrorKind::CosignerUnavailable,
+                    format!("the session took no message for {} s (session_idle_timeout)", idle.as_secs_f32()),
+                )));
             }
         }
+        drop(to_service);
         if !want_events {
             return no_content();
         }
@@ -613,14 +596,14 @@ async fn collect_events(session: &Session, long_poll: Duration, max_bytes: usize
             ended = is_final(&first);
             events.push(first);
             while !ended && bytes < max_bytes {
-                match rx.try_recv() {
-                    Ok(event) => {
+                match rx.next().now_or_never() {
+                    Some(Some(event)) => {
                         bytes += size_of(&event);
                         ended = is_final(&event);
                         events.push(event);
                     }
-                    Err(TryRecvError::Closed) => ended = true,
-                    Err(TryRecvError::Empty) => break,
+                    Some(None) => ended = true,
+                    None => break,
                 }
             }
         }

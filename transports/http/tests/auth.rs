@@ -13,7 +13,7 @@ use std::{
 
 use async_trait::async_trait;
 use common::{cbor, echo_on, envelope, raw, start, OTHER_SECRET, SECRET};
-use futures::{channel::mpsc, StreamExt};
+use futures::SinkExt;
 use reqwest::{Method, StatusCode};
 use tokio::{
     io::{AsyncReadExt, AsyncWriteExt},
@@ -59,17 +59,12 @@ impl CosignerTransport for Counting {
     async fn open_session(&self, request: SessionRequest) -> Result<SessionChannel> {
         self.hit();
         let SessionChannel { outgoing, incoming } = self.inner.open_session(request).await?;
-        let (tx, mut rx) = mpsc::unbounded::<Envelope>();
         let count = self.envelopes.clone();
-        tokio::spawn(async move {
-            while let Some(env) = rx.next().await {
-                count.fetch_add(1, Ordering::SeqCst);
-                if outgoing.unbounded_send(env).is_err() {
-                    break;
-                }
-            }
+        let counted = outgoing.with(move |env: Envelope| {
+            count.fetch_add(1, Ordering::SeqCst);
+            futures::future::ready(Ok::<_, wallet_traits::Error>(env))
         });
-        Ok(SessionChannel { outgoing: tx, incoming })
+        Ok(SessionChannel::new(counted, incoming))
     }
     async fn partial_ecdh(&self, request: EcdhRequest) -> Result<EcdhPartial> {
         self.hit();

@@ -5,6 +5,7 @@ mod common;
 use std::{sync::Arc, time::Duration};
 
 use common::{cbor, client, echo_on, echo_run, envelope, minter, next_event, raw, start};
+use futures::SinkExt;
 use reqwest::{Method, StatusCode};
 use wallet_testkit::{scripted_request, Script, ScriptedCosigner, KNOWN_WALLET};
 use wallet_traits::{ErrorKind, SessionEvent, WalletId, WireError};
@@ -74,7 +75,7 @@ async fn oversized_bodies_are_refused() {
     let req = scripted_request(Script::Echo);
     let eid = req.execution_id;
     let mut ch = c.open_session(req).await.unwrap();
-    ch.outgoing.unbounded_send(envelope(eid, 0, 0, 100 * 1024)).unwrap();
+    ch.outgoing.send(envelope(eid, 0, 0, 100 * 1024)).await.unwrap();
     match next_event(&mut ch).await {
         Some(SessionEvent::Failed(w)) => assert_eq!(w.kind, ErrorKind::InvalidInput, "{w:?}"),
         other => panic!("expected Failed, got {other:?}"),
@@ -142,4 +143,24 @@ async fn idle_sessions_are_freed() {
     let mut ch = c.open_session(req).await.unwrap();
     tokio::time::sleep(Duration::from_millis(2500)).await;
     echo_on(&mut ch, eid, 2).await;
+}
+
+#[test]
+fn unusable_limits_are_refused_before_serving() {
+    // The same check as the gRPC server's (ServerLimits::check).
+    let verifier = Arc::new(
+        wallet_transport_common::TokenVerifier::hs256(b"limits-test-secret-limits-test-secret!", vec!["x".into()])
+            .unwrap(),
+    );
+    let fine = ServerLimits::default();
+    for bad in [
+        ServerLimits { max_sessions: 0, ..fine.clone() },
+        ServerLimits { max_message_bytes: 0, ..fine.clone() },
+        ServerLimits { session_idle_timeout: Duration::ZERO, ..fine.clone() },
+    ] {
+        let e =
+            wallet_transport_http::cosigner_router(Arc::new(ScriptedCosigner::new()), verifier.clone(), bad.clone())
+                .unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::Config, "{bad:?}: {e}");
+    }
 }

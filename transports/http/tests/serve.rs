@@ -14,7 +14,7 @@ use zeroize::Zeroizing;
 
 fn router(url: &str) -> axum::Router {
     let verifier = Arc::new(TokenVerifier::hs256(SECRET, vec![audience_of(url)]).unwrap());
-    cosigner_router(Arc::new(ScriptedCosigner::new()), verifier, ServerLimits::default())
+    cosigner_router(Arc::new(ScriptedCosigner::new()), verifier, ServerLimits::default()).expect("default limits")
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -7,11 +7,11 @@ use std::{
 };
 
 use async_trait::async_trait;
-use futures::{channel::mpsc, StreamExt};
+use futures::{SinkExt, StreamExt};
 use serde::{de::DeserializeOwned, Serialize};
 use wallet_traits::{
     BoxFuture, CosignerTransport, EcdhPartial, EcdhRequest, Envelope, Error, ErrorKind, ExecutionId, KeyId, KeyInfo,
-    Options, Result, SessionChannel, SessionEvent, SessionRequest, TransportFactory, WireError,
+    Options, Result, SessionChannel, SessionEvent, SessionPeer, SessionRequest, TransportFactory, WireError,
 };
 
 /// The URL scheme: `local://NAME` names a cosigner registered in this process.
@@ -159,34 +159,41 @@ impl CosignerTransport for LocalTransport {
 
     async fn open_session(&self, request: SessionRequest) -> Result<SessionChannel> {
         let t = self.target()?;
-        let remote = match t.open_session(wire(&request)?).await {
+        // The request's shape is checked on the receiving side, as every server does.
+        let request = wire(&request)?;
+        let opened = match request.check() {
+            Ok(()) => t.open_session(request).await,
+            Err(e) => Err(e),
+        };
+        let remote = match opened {
             Ok(channel) => channel,
             Err(e) => return Err(wire(&e.to_wire())?.into()),
         };
-        let (to_tx, mut to_rx) = mpsc::unbounded::<Envelope>();
-        let (from_tx, from_rx) = mpsc::unbounded::<SessionEvent>();
-        let SessionChannel { outgoing, mut incoming } = remote;
-        // Agent -> cosigner: as bytes; dropping the agent's sender closes the cosigner's inbox.
+        // Both directions through bounded queues, as over a network (wallet_traits::SESSION_CAPACITY).
+        let (channel, peer) = SessionChannel::bounded();
+        let (SessionPeer { mut inbound, mut events }, SessionChannel { mut outgoing, mut incoming }) = (peer, remote);
+        // Agent -> cosigner: as bytes; the agent dropping or closing its sink closes the cosigner's inbox.
         tokio::spawn(async move {
-            while let Some(env) = to_rx.next().await {
+            while let Some(env) = inbound.next().await {
                 let Ok(bytes) = encode(&env) else { break };
                 let Ok(env) = decode::<Envelope>(&bytes) else { break };
-                if outgoing.unbounded_send(env).is_err() {
+                if outgoing.send(env).await.is_err() {
                     break;
                 }
             }
+            let _ = outgoing.close().await;
         });
         // Cosigner -> agent.
         tokio::spawn(async move {
             while let Some(ev) = incoming.next().await {
                 let Ok(bytes) = encode(&ev) else { break };
                 let Ok(ev) = decode::<SessionEvent>(&bytes) else { break };
-                if from_tx.unbounded_send(ev).is_err() {
+                if events.send(ev).await.is_err() {
                     break;
                 }
             }
         });
-        Ok(SessionChannel { outgoing: to_tx, incoming: from_rx })
+        Ok(channel)
     }
 
     async fn partial_ecdh(&self, request: EcdhRequest) -> Result<EcdhPartial> {

@@ -29,9 +29,10 @@ pub(crate) struct DerivationCache {
 
 impl DerivationCache {
     /// The cache of `key` in `store`, with the keys derived from the share record, keeping at
-    /// most `max` entries.
+    /// most `max` entries; `None` when the store keeps no derivation cache (every derivation then
+    /// asks the cosigners).
     pub(crate) fn new(store: Arc<dyn ShareStore>, key: KeyId, keys: &RecordKeys, max: usize) -> Option<Self> {
-        store.capabilities().derivation_cache.then(|| Self {
+        store.derivation_cache().is_some().then(|| Self {
             store,
             key,
             encryption: Zeroizing::new(keys.derivation_encryption),
@@ -56,8 +57,9 @@ impl DerivationCache {
     /// The cached `root * point`, if any. An entry that fails to open counts as a miss (the
     /// value can always be recomputed, and the fresh one overwrites it).
     pub(crate) async fn get(&self, point: &PublicKey) -> Result<Option<PublicKey>> {
+        let Some(entries) = self.store.derivation_cache() else { return Ok(None) };
         let lookup = self.lookup_key(point);
-        let Some(sealed) = self.store.get_derivation(&self.key, &lookup).await? else { return Ok(None) };
+        let Some(sealed) = entries.get_derivation(&self.key, &lookup).await? else { return Ok(None) };
         if sealed.len() < 12 {
             return Ok(None);
         }
@@ -79,6 +81,7 @@ impl DerivationCache {
     /// Stores `root * point = shared`, then evicts the least recently used entries beyond the
     /// maximum.
     pub(crate) async fn put(&self, point: &PublicKey, shared: &PublicKey) -> Result<()> {
+        let Some(entries) = self.store.derivation_cache() else { return Ok(()) };
         let lookup = self.lookup_key(point);
         let mut nonce = [0u8; 12];
         rand::rngs::OsRng.fill_bytes(&mut nonce);
@@ -88,11 +91,11 @@ impl DerivationCache {
             .map_err(|_| wallet_traits::Error::new(wallet_traits::ErrorKind::Internal, "cache sealing failed"))?;
         let mut sealed = nonce.to_vec();
         sealed.extend_from_slice(&ct);
-        self.store.put_derivation(&self.key, &lookup, &sealed).await?;
+        entries.put_derivation(&self.key, &lookup, &sealed).await?;
         // Puts happen only on misses, after a cosigner round trip, so evicting on each costs
         // little next to it. A failed eviction leaves the entry stored and is retried by the
         // next miss, so it is not the caller's error.
-        match self.store.evict_derivations(&self.key, self.max).await {
+        match entries.evict_derivations(&self.key, self.max).await {
             Ok(0) => {}
             Ok(evicted) => {
                 tracing::debug!(key = %self.key, evicted, max = self.max, "derivation cache full: evicted the least recently used")

@@ -50,10 +50,8 @@ impl StorePrimePool {
     /// Generates and stores pairs until the pool holds `target`; nothing when the store keeps
     /// no prime pool.
     pub async fn fill(&self, target: u64) -> Result<u64> {
-        if !self.store.capabilities().prime_pool {
-            return Ok(0);
-        }
-        let mut have = self.store.count_primes(&self.pool).await?;
+        let Some(pool) = self.store.prime_pool() else { return Ok(0) };
+        let mut have = pool.count_primes(&self.pool).await?;
         while have < target {
             self.add(generate_primes().await?).await?;
             have += 1;
@@ -61,8 +59,13 @@ impl StorePrimePool {
         Ok(have)
     }
 
-    /// Seals and adds one pair (for example one generated elsewhere, ahead of time).
+    /// Seals and adds one pair (for example one generated elsewhere, ahead of time). Fails with
+    /// [`ErrorKind::Unsupported`] when the store keeps no prime pool.
     pub async fn add(&self, primes: Primes) -> Result<()> {
+        let Some(store) = self.store.prime_pool() else {
+            return Err(Error::new(ErrorKind::Unsupported, "this store keeps no prime pool; DKG generates primes")
+                .with_context("pool", &self.pool));
+        };
         let plain = zeroize::Zeroizing::new(
             serde_json::to_vec(&primes).map_err(|e| Error::new(ErrorKind::Internal, format!("encode primes: {e}")))?,
         );
@@ -71,17 +74,15 @@ impl StorePrimePool {
         let sealed = tokio::task::spawn_blocking(move || sealer.seal_primes(&pool, &plain))
             .await
             .map_err(|e| Error::new(ErrorKind::Internal, format!("sealing task failed: {e}")))??;
-        self.store.add_primes(&self.pool, &sealed).await
+        store.add_primes(&self.pool, &sealed).await
     }
 }
 
 #[async_trait]
 impl PrimeSource for StorePrimePool {
     async fn take(&self) -> Result<Primes> {
-        if !self.store.capabilities().prime_pool {
-            return generate_primes().await;
-        }
-        let Some(sealed) = self.store.take_primes(&self.pool).await? else {
+        let Some(store) = self.store.prime_pool() else { return generate_primes().await };
+        let Some(sealed) = store.take_primes(&self.pool).await? else {
             return generate_primes().await;
         };
         let sealer = self.sealer.clone();
@@ -131,18 +132,16 @@ mod tests {
     use std::sync::Arc;
 
     use wallet_testkit::MemoryShareStore;
-    use wallet_traits::StoreCapabilities;
 
     use super::*;
     use crate::{SealOptions, ShareSecret};
 
     #[tokio::test]
     async fn a_store_without_a_prime_pool_is_not_filled() {
-        let store = Arc::new(MemoryShareStore::with_capabilities(StoreCapabilities::default()));
+        let store = Arc::new(MemoryShareStore::shares_only());
         let sealer = Sealer::new(ShareSecret::new("s").unwrap(), SealOptions::default());
-        // Without the capability nothing is generated or stored (generating a pair takes seconds).
+        // Without a pool nothing is generated or stored (generating a pair takes seconds).
         assert_eq!(StorePrimePool::new(store.clone(), sealer, "p").fill(3).await.unwrap(), 0);
-        let err = store.count_primes("p").await.unwrap_err();
-        assert_eq!(err.kind(), ErrorKind::Unsupported);
+        assert!(store.prime_pool().is_none());
     }
 }

@@ -9,11 +9,11 @@ use std::{
 
 use async_trait::async_trait;
 use cggmp21::key_share::AnyKeyShare;
-use futures::{channel::mpsc, StreamExt};
+use futures::{SinkExt, StreamExt};
 use wallet_traits::{
-    CosignerTransport, EcdhPartial, EcdhRequest, Error, ErrorKind, ExecutionId, KeyId, KeyInfo, PartyIndex, Result,
-    SessionChannel, SessionEvent, SessionOutcome, SessionParams, SessionRequest, ShareMeta, ShareState, ShareStore,
-    StoredShare, AGENT_INDEX, SHARE_FORMAT_VERSION,
+    session_queue, CosignerTransport, EcdhPartial, EcdhRequest, Error, ErrorKind, ExecutionId, KeyId, KeyInfo,
+    PartyIndex, Result, SessionChannel, SessionEvent, SessionOutcome, SessionParams, SessionRequest, ShareMeta,
+    ShareState, ShareStore, StoredShare, AGENT_INDEX, SHARE_FORMAT_VERSION,
 };
 
 use crate::{
@@ -232,7 +232,6 @@ impl CosignerTransport for CosignerService {
     async fn open_session(&self, req: SessionRequest) -> Result<SessionChannel> {
         self.validate(&req)?;
         self.mark_seen(req.execution_id)?;
-        let (ev_tx, ev_rx) = mpsc::unbounded();
         let keyring = self.keyring.clone();
         let party = match &req.params {
             SessionParams::Dkg { .. } => {
@@ -287,13 +286,12 @@ impl CosignerTransport for CosignerService {
             }
         };
         let this = self.clone();
-        let inbound = party.inbound.clone();
+        let protocol::RunningParty { inbound, mut outbound, result } = party;
+        let (mut ev_tx, ev_rx) = session_queue();
         tokio::spawn(async move {
-            let protocol::RunningParty { outbound, result, .. } = party;
-            let mut outbound = outbound;
             while let Some(env) = outbound.next().await {
                 // If the agent went away the party notices through its closed inbox; keep draining.
-                let _ = ev_tx.unbounded_send(SessionEvent::Message(env));
+                let _ = ev_tx.send(SessionEvent::Message(env)).await;
             }
             let outcome = match result.await.map_err(|e| internal("protocol task", e)) {
                 // An agent that gave up will not commit: do not leave a Pending share behind.
@@ -312,9 +310,9 @@ impl CosignerTransport for CosignerService {
                     SessionEvent::Failed(e.with_context("party", this.party_index).to_wire())
                 }
             };
-            let _ = ev_tx.unbounded_send(event);
+            let _ = ev_tx.send(event).await;
         });
-        Ok(SessionChannel { outgoing: inbound, incoming: ev_rx })
+        Ok(SessionChannel::new(inbound, ev_rx))
     }
 
     async fn partial_ecdh(&self, req: EcdhRequest) -> Result<EcdhPartial> {

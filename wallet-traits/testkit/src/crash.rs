@@ -17,7 +17,9 @@ use std::{
     time::{Duration, Instant},
 };
 
-use wallet_traits::{ExecutionId, KeyId, ShareState, ShareStore, StoredShare, WalletId};
+use wallet_traits::{
+    DerivationCacheStore, ExecutionId, KeyId, PrimePoolStore, ShareState, ShareStore, StoredShare, WalletId,
+};
 
 use crate::sample_record;
 
@@ -42,6 +44,16 @@ pub fn crash_child_dir() -> Option<PathBuf> {
 
 fn wallet() -> WalletId {
     WalletId::new(CRASH_WALLET).expect("a valid wallet id")
+}
+
+/// The derivation cache of the store under test: the crash test writes to all three contracts.
+fn cache(store: &dyn ShareStore) -> &dyn DerivationCacheStore {
+    store.derivation_cache().expect("the crash test needs a store with a derivation cache")
+}
+
+/// The prime pool of the store under test.
+fn pool(store: &dyn ShareStore) -> &dyn PrimePoolStore {
+    store.prime_pool().expect("the crash test needs a store with a prime pool")
 }
 
 fn byte(index: u32, generation: u64, i: usize) -> u8 {
@@ -89,7 +101,7 @@ fn decode_generation(index: u32, value: &[u8], what: &str) -> u64 {
 ///
 /// ### Panics
 ///
-/// On any store error or inconsistency.
+/// On any store error or inconsistency, and on a store without a derivation cache or prime pool.
 pub async fn crash_writer(store: &dyn ShareStore, generations: Option<u64>) -> u64 {
     let mut current = match store.load_share(&KeyId::new(wallet(), 0)).await.expect("load") {
         Some(_) => {
@@ -101,7 +113,10 @@ pub async fn crash_writer(store: &dyn ShareStore, generations: Option<u64>) -> u
                 let have = store.load_share(&key).await.expect("load").expect("the record exists").version;
                 if have == newest {
                     store.update_share(&generation_record(index, newest), have).await.expect("update");
-                    store.put_derivation(&key, LOOKUP, &derivation(index, newest)).await.expect("put_derivation");
+                    cache(store)
+                        .put_derivation(&key, LOOKUP, &derivation(index, newest))
+                        .await
+                        .expect("put_derivation");
                 }
             }
             newest
@@ -122,13 +137,13 @@ pub async fn crash_writer(store: &dyn ShareStore, generations: Option<u64>) -> u
             let have = store.load_share(&key).await.expect("load").expect("the record exists").version;
             let v = store.update_share(&generation_record(index, next), have).await.expect("update");
             assert_eq!(v, next + 1, "update_share must return the new version");
-            store.put_derivation(&key, SPARE, &derivation(index, next)).await.expect("put_derivation");
-            store.put_derivation(&key, LOOKUP, &derivation(index, next)).await.expect("put_derivation");
+            cache(store).put_derivation(&key, SPARE, &derivation(index, next)).await.expect("put_derivation");
+            cache(store).put_derivation(&key, LOOKUP, &derivation(index, next)).await.expect("put_derivation");
             // LOOKUP is the most recently used, so the spare goes.
-            let evicted = store.evict_derivations(&key, 1).await.expect("evict_derivations");
+            let evicted = cache(store).evict_derivations(&key, 1).await.expect("evict_derivations");
             assert_eq!(evicted, 1, "evict_derivations(key, 1) over two entries must remove one");
         }
-        store.add_primes(CRASH_POOL, &derivation(CRASH_RECORDS, next)).await.expect("add_primes");
+        pool(store).add_primes(CRASH_POOL, &derivation(CRASH_RECORDS, next)).await.expect("add_primes");
         current = next;
         written += 1;
         let mut out = std::io::stdout().lock();
@@ -170,7 +185,7 @@ pub async fn check_after_crash(store: &dyn ShareStore) -> CrashCheck {
             record.version
         );
         // Each generation writes a record, then its derivation entry.
-        match store.get_derivation(&key, LOOKUP).await.expect("get_derivation") {
+        match cache(store).get_derivation(&key, LOOKUP).await.expect("get_derivation") {
             Some(value) => {
                 let at = decode_generation(index, &value, &format!("derivation of record {index}"));
                 assert!(at <= generation, "derivation {index} is newer than its record");
@@ -178,9 +193,9 @@ pub async fn check_after_crash(store: &dyn ShareStore) -> CrashCheck {
             None => assert!(generation <= 1, "the derivation of record {index} at generation {generation} is lost"),
         }
         // At most the spare survives beside it (a kill between its put and the eviction).
-        let entries = store.count_derivations(&key).await.expect("count_derivations");
+        let entries = cache(store).count_derivations(&key).await.expect("count_derivations");
         assert!(entries <= 2, "record {index} has {entries} derivation entries; at most 2 were ever written");
-        if let Some(value) = store.get_derivation(&key, SPARE).await.expect("get_derivation") {
+        if let Some(value) = cache(store).get_derivation(&key, SPARE).await.expect("get_derivation") {
             decode_generation(index, &value, &format!("spare derivation of record {index}"));
         }
         generations.push(generation);
@@ -194,15 +209,15 @@ pub async fn check_after_crash(store: &dyn ShareStore) -> CrashCheck {
         "a later record is newer than an earlier one: {generations:?}"
     );
 
-    let primes = store.count_primes(CRASH_POOL).await.expect("count_primes");
+    let primes = pool(store).count_primes(CRASH_POOL).await.expect("count_primes");
     let mut taken = Vec::new();
-    while let Some(pair) = store.take_primes(CRASH_POOL).await.expect("take_primes") {
+    while let Some(pair) = pool(store).take_primes(CRASH_POOL).await.expect("take_primes") {
         decode_generation(CRASH_RECORDS, &pair, "a prime pair");
         taken.push(pair);
     }
     assert_eq!(taken.len() as u64, primes, "count_primes disagrees with what take_primes hands out");
     for pair in &taken {
-        store.add_primes(CRASH_POOL, pair).await.expect("the store takes writes after the crash");
+        pool(store).add_primes(CRASH_POOL, pair).await.expect("the store takes writes after the crash");
     }
     CrashCheck { generation: newest, primes }
 }

@@ -7,17 +7,18 @@ use std::{
 };
 
 use async_trait::async_trait;
-use wallet_traits::{Error, ErrorKind, KeyId, Result, ShareStore, StoreCapabilities, StoredShare, WalletId};
+use wallet_traits::{DerivationCacheStore, KeyId, PrimePoolStore, Result, ShareStore, StoredShare};
 
-/// A [`ShareStore`] that keeps everything in memory and forgets it on drop.
+/// A [`ShareStore`] with a [`DerivationCacheStore`] and a [`PrimePoolStore`] that keeps
+/// everything in memory and forgets it on drop.
 ///
-/// Every operation takes one lock, so each is atomic, as the trait requires. For tests only: a
+/// Every operation takes one lock, so each is atomic, as the traits require. For tests only: a
 /// wallet whose share lives here loses it when the process exits.
 #[derive(Default)]
 pub struct MemoryShareStore {
     inner: Mutex<Inner>,
-    /// `None` means full capabilities; `Default` must not be able to produce a crippled store.
-    capabilities: Option<StoreCapabilities>,
+    /// Keeps neither a derivation cache nor a prime pool; `Default` keeps both.
+    shares_only: bool,
 }
 
 #[derive(Default)]
@@ -38,29 +39,21 @@ impl Inner {
 }
 
 impl MemoryShareStore {
-    /// An empty store with full capabilities.
+    /// An empty store with a derivation cache and a prime pool.
     pub fn new() -> Self {
         Self::default()
     }
 
-    /// An empty store that claims only `capabilities`; the unsupported operations fail with
-    /// [`ErrorKind::Unsupported`]. Lets tests exercise callers of a limited store.
-    pub fn with_capabilities(capabilities: StoreCapabilities) -> Self {
-        Self { inner: Mutex::default(), capabilities: Some(capabilities) }
+    /// An empty store that keeps shares only, like a plugin that implements nothing but
+    /// [`ShareStore`]: [`ShareStore::derivation_cache`] and [`ShareStore::prime_pool`] are
+    /// `None`. Lets tests exercise the engine without them.
+    pub fn shares_only() -> Self {
+        Self { inner: Mutex::default(), shares_only: true }
     }
 
     fn lock(&self) -> MutexGuard<'_, Inner> {
         // A panicking test thread must not turn every later call into a second panic.
         self.inner.lock().unwrap_or_else(PoisonError::into_inner)
-    }
-
-    fn require(&self, supported: bool, what: &'static str) -> Result<()> {
-        if supported {
-            Ok(())
-        } else {
-            Err(Error::new(ErrorKind::Unsupported, format!("this memory store was built without {what}"))
-                .with_context("backend", "memory"))
-        }
     }
 }
 
@@ -72,25 +65,21 @@ impl fmt::Debug for MemoryShareStore {
             .field("shares", &inner.shares.len())
             .field("derivations", &inner.derivations.len())
             .field("prime_pools", &inner.primes.len())
-            .field("capabilities", &self.capabilities())
+            .field("shares_only", &self.shares_only)
             .finish()
     }
 }
 
 const ERRORS: wallet_traits::ContractErrors = wallet_traits::ContractErrors::new("memory");
 
-fn not_found(key: &KeyId) -> Error {
-    ERRORS.not_found(key)
-}
-
-fn conflict(key: &KeyId, expected: u64, actual: u64) -> Error {
-    ERRORS.changed_concurrently(key, expected, actual)
-}
-
 #[async_trait]
 impl ShareStore for MemoryShareStore {
-    fn capabilities(&self) -> StoreCapabilities {
-        self.capabilities.unwrap_or_else(StoreCapabilities::full)
+    fn derivation_cache(&self) -> Option<&dyn DerivationCacheStore> {
+        (!self.shares_only).then_some(self as &dyn DerivationCacheStore)
+    }
+
+    fn prime_pool(&self) -> Option<&dyn PrimePoolStore> {
+        (!self.shares_only).then_some(self as &dyn PrimePoolStore)
     }
 
     async fn load_share(&self, key: &KeyId) -> Result<Option<StoredShare>> {
@@ -108,33 +97,23 @@ impl ShareStore for MemoryShareStore {
 
     async fn update_share(&self, record: &StoredShare, expected_version: u64) -> Result<u64> {
         let mut inner = self.lock();
-        let stored = inner.shares.get_mut(&record.key).ok_or_else(|| not_found(&record.key))?;
-        if stored.version != expected_version {
-            return Err(conflict(&record.key, expected_version, stored.version));
-        }
+        ERRORS.check_version(&record.key, expected_version, inner.shares.get(&record.key).map(|s| s.version))?;
         let version = expected_version + 1;
-        *stored = StoredShare { version, ..record.clone() };
+        inner.shares.insert(record.key.clone(), StoredShare { version, ..record.clone() });
         Ok(version)
     }
 
     async fn delete_share(&self, key: &KeyId, expected_version: u64) -> Result<()> {
         let mut inner = self.lock();
-        let stored = inner.shares.get(key).ok_or_else(|| not_found(key))?;
-        if stored.version != expected_version {
-            return Err(conflict(key, expected_version, stored.version));
-        }
+        ERRORS.check_version(key, expected_version, inner.shares.get(key).map(|s| s.version))?;
         inner.shares.remove(key);
         Ok(())
     }
+}
 
-    async fn list_keys(&self, wallet: &WalletId) -> Result<Vec<KeyId>> {
-        // The map iterates in (wallet, index) order, so the keys come out sorted by index.
-        let inner = self.lock();
-        Ok(inner.shares.keys().filter(|k| &k.wallet == wallet).cloned().collect())
-    }
-
+#[async_trait]
+impl DerivationCacheStore for MemoryShareStore {
     async fn get_derivation(&self, key: &KeyId, lookup: &[u8]) -> Result<Option<Vec<u8>>> {
-        self.require(self.capabilities().derivation_cache, "a derivation cache")?;
         let mut inner = self.lock();
         let now = inner.next_use();
         Ok(inner.derivations.get_mut(&(key.clone(), lookup.to_vec())).map(|(sealed, used)| {
@@ -144,7 +123,6 @@ impl ShareStore for MemoryShareStore {
     }
 
     async fn put_derivation(&self, key: &KeyId, lookup: &[u8], sealed: &[u8]) -> Result<()> {
-        self.require(self.capabilities().derivation_cache, "a derivation cache")?;
         let mut inner = self.lock();
         let now = inner.next_use();
         inner.derivations.insert((key.clone(), lookup.to_vec()), (sealed.to_vec(), now));
@@ -152,7 +130,6 @@ impl ShareStore for MemoryShareStore {
     }
 
     async fn evict_derivations(&self, key: &KeyId, keep: usize) -> Result<u64> {
-        self.require(self.capabilities().derivation_cache, "a derivation cache")?;
         let mut inner = self.lock();
         // A full scan: fine for a test store.
         let mut entries: Vec<(u64, Vec<u8>)> = inner
@@ -171,24 +148,23 @@ impl ShareStore for MemoryShareStore {
     }
 
     async fn count_derivations(&self, key: &KeyId) -> Result<u64> {
-        self.require(self.capabilities().derivation_cache, "a derivation cache")?;
         let n = self.lock().derivations.keys().filter(|(k, _)| k == key).count();
         Ok(n as u64)
     }
+}
 
+#[async_trait]
+impl PrimePoolStore for MemoryShareStore {
     async fn add_primes(&self, pool: &str, sealed: &[u8]) -> Result<()> {
-        self.require(self.capabilities().prime_pool, "a prime pool")?;
         self.lock().primes.entry(pool.to_string()).or_default().push_back(sealed.to_vec());
         Ok(())
     }
 
     async fn take_primes(&self, pool: &str) -> Result<Option<Vec<u8>>> {
-        self.require(self.capabilities().prime_pool, "a prime pool")?;
         Ok(self.lock().primes.get_mut(pool).and_then(VecDeque::pop_front))
     }
 
     async fn count_primes(&self, pool: &str) -> Result<u64> {
-        self.require(self.capabilities().prime_pool, "a prime pool")?;
         let n = self.lock().primes.get(pool).map_or(0, VecDeque::len);
         Ok(n as u64)
     }

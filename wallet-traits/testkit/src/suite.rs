@@ -3,8 +3,8 @@
 use std::{fmt::Debug, future::Future, sync::Arc};
 
 use wallet_traits::{
-    ErrorKind, ExecutionId, KeyId, Result, ShareMeta, ShareState, ShareStore, StoredShare, WalletId,
-    SHARE_FORMAT_VERSION,
+    DerivationCacheStore, ErrorKind, ExecutionId, KeyId, PrimePoolStore, Result, ShareMeta, ShareState, ShareStore,
+    StoredShare, WalletId, SHARE_FORMAT_VERSION,
 };
 
 /// What [`share_store_suite`] ran.
@@ -12,7 +12,7 @@ use wallet_traits::{
 pub struct SuiteReport {
     /// Cases that ran and passed.
     pub passed: Vec<&'static str>,
-    /// Cases not run because the store's capabilities say it does not support them.
+    /// Cases not run because the store keeps no derivation cache or prime pool.
     pub skipped: Vec<&'static str>,
 }
 
@@ -33,11 +33,11 @@ impl SuiteReport {
         self.passed.push(name);
     }
 
-    async fn run_if(&mut self, supported: bool, name: &'static str, case: impl Future<Output = ()>) {
-        if supported {
-            self.run(name, case).await;
-        } else {
-            self.skipped.push(name);
+    /// Runs `case` if there is one (`None`: the store lacks the part it tests).
+    async fn run_if(&mut self, name: &'static str, case: Option<impl Future<Output = ()>>) {
+        match case {
+            Some(case) => self.run(name, case).await,
+            None => self.skipped.push(name),
         }
     }
 }
@@ -46,25 +46,26 @@ impl SuiteReport {
 /// broken guarantee on the first failure.
 ///
 /// Each case writes under fresh wallet ids and pool names with a random suffix, so the store may
-/// already hold data (even from an earlier run). Cases needing a capability the store does not
-/// claim are skipped and listed in [`SuiteReport::skipped`].
+/// already hold data (even from an earlier run). Cases of a derivation cache or prime pool the
+/// store does not keep ([`ShareStore::derivation_cache`], [`ShareStore::prime_pool`]) are skipped
+/// and listed in [`SuiteReport::skipped`].
 ///
 /// ### Panics
 ///
 /// On any broken guarantee. Needs a Tokio runtime; use a multi-thread one so the concurrency
 /// cases really run in parallel.
 pub async fn share_store_suite(store: Arc<dyn ShareStore>) -> SuiteReport {
-    let caps = store.capabilities();
     let s = store.as_ref();
     let mut report = SuiteReport::default();
     report.run("create_and_load", create_and_load(s)).await;
     report.run("create_refuses_existing", create_refuses_existing(s)).await;
     report.run("update_compare_and_swap", update_compare_and_swap(s)).await;
     report.run("delete_compare_and_swap", delete_compare_and_swap(s)).await;
-    report.run("list_keys_sorted_and_scoped", list_keys_sorted_and_scoped(s)).await;
-    report.run_if(caps.derivation_cache, "derivation_cache", derivation_cache(s)).await;
-    report.run_if(caps.derivation_cache, "derivation_cache_evicts_least_recently_used", derivation_eviction(s)).await;
-    report.run_if(caps.prime_pool, "prime_pool_concurrent_take", prime_pool_concurrent_take(&store)).await;
+    report.run("keys_scoped_by_wallet_and_index", keys_scoped_by_wallet_and_index(s)).await;
+    report.run_if("derivation_cache", s.derivation_cache().map(derivation_cache)).await;
+    report.run_if("derivation_cache_evicts_least_recently_used", s.derivation_cache().map(derivation_eviction)).await;
+    let primes = s.prime_pool().map(|_| prime_pool_concurrent_take(&store));
+    report.run_if("prime_pool_concurrent_take", primes).await;
     report.run("concurrent_create_one_winner", concurrent_create_one_winner(&store)).await;
     report.run("large_records_and_every_state", large_records_and_every_state(s)).await;
     report.run("errors_and_debug_hide_sealed_bytes", errors_and_debug_hide_sealed_bytes(s)).await;
@@ -72,8 +73,8 @@ pub async fn share_store_suite(store: Arc<dyn ShareStore>) -> SuiteReport {
 }
 
 /// Each case of [`share_store_suite`] on its own, for [`share_store_tests!`](crate::share_store_tests)
-/// (one test per case, so a failing case hides none of the others). A case that needs a
-/// capability the store does not claim returns at once, saying so on stderr.
+/// (one test per case, so a failing case hides none of the others). A case of a derivation cache
+/// or prime pool the store does not keep returns at once, saying so on stderr.
 pub mod cases {
     use std::sync::Arc;
 
@@ -99,33 +100,33 @@ pub mod cases {
         super::delete_compare_and_swap(&*s).await
     }
 
-    /// The suite's case `list_keys_sorted_and_scoped`.
-    pub async fn list_keys_sorted_and_scoped(s: Arc<dyn ShareStore>) {
-        super::list_keys_sorted_and_scoped(&*s).await
+    /// The suite's case `keys_scoped_by_wallet_and_index`.
+    pub async fn keys_scoped_by_wallet_and_index(s: Arc<dyn ShareStore>) {
+        super::keys_scoped_by_wallet_and_index(&*s).await
     }
 
     /// The suite's case `derivation_cache`.
     pub async fn derivation_cache(s: Arc<dyn ShareStore>) {
-        if !s.capabilities().derivation_cache {
-            eprintln!("skipped: the store does not claim derivation cache");
+        let Some(cache) = s.derivation_cache() else {
+            eprintln!("skipped: the store keeps no derivation cache");
             return;
-        }
-        super::derivation_cache(&*s).await
+        };
+        super::derivation_cache(cache).await
     }
 
     /// The suite's case `derivation_cache_evicts_least_recently_used`.
     pub async fn derivation_cache_evicts_least_recently_used(s: Arc<dyn ShareStore>) {
-        if !s.capabilities().derivation_cache {
-            eprintln!("skipped: the store does not claim derivation cache");
+        let Some(cache) = s.derivation_cache() else {
+            eprintln!("skipped: the store keeps no derivation cache");
             return;
-        }
-        super::derivation_eviction(&*s).await
+        };
+        super::derivation_eviction(cache).await
     }
 
     /// The suite's case `prime_pool_concurrent_take`.
     pub async fn prime_pool_concurrent_take(s: Arc<dyn ShareStore>) {
-        if !s.capabilities().prime_pool {
-            eprintln!("skipped: the store does not claim prime pool");
+        if s.prime_pool().is_none() {
+            eprintln!("skipped: the store keeps no prime pool");
             return;
         }
         super::prime_pool_concurrent_take(&s).await
@@ -162,7 +163,7 @@ macro_rules! share_store_tests {
     ($make:path) => {
         $crate::share_store_tests!(@cases $make;
             create_and_load, create_refuses_existing, update_compare_and_swap, delete_compare_and_swap,
-            list_keys_sorted_and_scoped, derivation_cache, derivation_cache_evicts_least_recently_used,
+            keys_scoped_by_wallet_and_index, derivation_cache, derivation_cache_evicts_least_recently_used,
             prime_pool_concurrent_take, concurrent_create_one_winner, large_records_and_every_state,
             errors_and_debug_hide_sealed_bytes);
     };
@@ -325,35 +326,39 @@ async fn delete_compare_and_swap(store: &dyn ShareStore) {
     assert_eq!(load(store, &record.key).await, Some(record), "a key must be reusable after delete");
 }
 
-async fn list_keys_sorted_and_scoped(store: &dyn ShareStore) {
-    let wallet = fresh_wallet("list");
+async fn keys_scoped_by_wallet_and_index(store: &dyn ShareStore) {
+    let wallet = fresh_wallet("scope");
     // A wallet whose id extends the first one catches prefix matching instead of equality.
     let neighbour = WalletId::new(format!("{wallet}x")).expect("valid wallet id");
     // Out of order, with indexes that sort differently as text and past i32::MAX.
-    for index in [5, 0, u32::MAX, 12, 3] {
-        ok(store.create_share(&sample_record(&wallet, index, 7)).await, "create_share");
+    let indexes = [5, 0, u32::MAX, 12, 3];
+    for (fill, index) in (10u8..).zip(indexes) {
+        ok(store.create_share(&sample_record(&wallet, index, fill)).await, "create_share");
     }
     ok(store.create_share(&sample_record(&neighbour, 1, 8)).await, "create_share");
 
-    let keys = |indexes: &[u32], w: &WalletId| indexes.iter().map(|&i| KeyId::new(w.clone(), i)).collect::<Vec<_>>();
+    for (fill, index) in (10u8..).zip(indexes) {
+        assert_eq!(
+            load(store, &KeyId::new(wallet.clone(), index)).await,
+            Some(sample_record(&wallet, index, fill)),
+            "key {index} must load its own record"
+        );
+    }
+    assert_eq!(load(store, &KeyId::new(wallet.clone(), 1)).await, None, "another wallet's index must not load");
     assert_eq!(
-        ok(store.list_keys(&wallet).await, "list_keys"),
-        keys(&[0, 3, 5, 12, u32::MAX], &wallet),
-        "list_keys must return exactly the wallet's keys, sorted by index"
+        load(store, &KeyId::new(neighbour.clone(), 0)).await,
+        None,
+        "a wallet whose id extends another's must not see its keys"
     );
+    assert_eq!(load(store, &KeyId::new(neighbour.clone(), 1)).await, Some(sample_record(&neighbour, 1, 8)));
     assert_eq!(
-        ok(store.list_keys(&neighbour).await, "list_keys"),
-        keys(&[1], &neighbour),
-        "list_keys must not return keys of another wallet"
-    );
-    assert_eq!(
-        ok(store.list_keys(&fresh_wallet("list-empty")).await, "list_keys"),
-        Vec::<KeyId>::new(),
-        "list_keys of an unknown wallet must be empty"
+        load(store, &KeyId::new(fresh_wallet("scope-empty"), 0)).await,
+        None,
+        "an unknown wallet must have no keys"
     );
 }
 
-async fn derivation_cache(store: &dyn ShareStore) {
+async fn derivation_cache(store: &dyn DerivationCacheStore) {
     let wallet = fresh_wallet("derive");
     let other_wallet = fresh_wallet("derive-other");
     let root = KeyId::new(wallet.clone(), 0);
@@ -401,7 +406,7 @@ async fn derivation_cache(store: &dyn ShareStore) {
 /// The engine's bound on the cache: a put followed by `evict_derivations(key, cap)`, as
 /// `DerivationCache::put` does. All of it runs within a few milliseconds, so a store ordering
 /// uses by a clock instead of a counter fails here.
-async fn derivation_eviction(store: &dyn ShareStore) {
+async fn derivation_eviction(store: &dyn DerivationCacheStore) {
     const CAP: usize = 4;
     let wallet = fresh_wallet("evict");
     let key = KeyId::new(wallet.clone(), 0);
@@ -469,7 +474,13 @@ async fn derivation_eviction(store: &dyn ShareStore) {
     assert_eq!(count(&neighbour).await, 2, "evicting one key's entries must not touch another key's");
 }
 
-async fn prime_pool_concurrent_take(store: &Arc<dyn ShareStore>) {
+/// The pool of a store the suite found to keep one.
+fn pool_of(store: &dyn ShareStore) -> &dyn PrimePoolStore {
+    store.prime_pool().expect("the prime-pool case runs only on a store that keeps a prime pool")
+}
+
+async fn prime_pool_concurrent_take(shares: &Arc<dyn ShareStore>) {
+    let store = pool_of(shares.as_ref());
     let prefix = fresh_wallet("primes");
     let (p1, p2) = (format!("{prefix}-p1"), format!("{prefix}-p2"));
     let pairs1: Vec<Vec<u8>> = (0..5u8).map(|i| vec![0x10 + i; 512]).collect();
@@ -486,12 +497,12 @@ async fn prime_pool_concurrent_take(store: &Arc<dyn ShareStore>) {
 
     let takers: Vec<_> = (0..5)
         .map(|_| {
-            let store = Arc::clone(store);
+            let shares = Arc::clone(shares);
             let pool = p1.clone();
             tokio::spawn(async move {
                 let mut got = Vec::new();
                 loop {
-                    match store.take_primes(&pool).await {
+                    match pool_of(shares.as_ref()).take_primes(&pool).await {
                         Ok(Some(pair)) => got.push(pair),
                         Ok(None) => return got,
                         Err(e) => panic!("take_primes under concurrent takers failed: {e}"),

@@ -12,10 +12,10 @@ use std::{
 };
 
 use async_trait::async_trait;
-use futures::{channel::mpsc, StreamExt};
+use futures::{SinkExt, StreamExt};
 use wallet_traits::{
     CosignerTransport, EcdhPartial, EcdhRequest, Envelope, Error, ErrorKind, ExecutionId, KeyId, KeyInfo, Result,
-    SessionChannel, SessionEvent, SessionOutcome, SessionParams, SessionRequest, ShareState, WalletId,
+    SessionChannel, SessionEvent, SessionOutcome, SessionParams, SessionPeer, SessionRequest, ShareState, WalletId,
 };
 
 use crate::SuiteReport;
@@ -107,26 +107,25 @@ impl CosignerTransport for ScriptedCosigner {
         if script == Script::Refuse as u8 {
             return Err(Error::new(ErrorKind::NotFound, "scripted refusal").with_context("party", 1));
         }
-        let (to_service, mut inbound) = mpsc::unbounded::<Envelope>();
-        let (events, from_service) = mpsc::unbounded::<SessionEvent>();
+        let (channel, SessionPeer { mut inbound, mut events }) = SessionChannel::bounded();
         let closed = self.closed_sessions.clone();
         tokio::spawn(async move {
             if script == Script::Fail as u8 {
                 let e = Error::new(ErrorKind::PolicyDenied, "scripted failure").with_blamed([2]);
-                let _ = events.unbounded_send(SessionEvent::Failed(e.to_wire()));
+                let _ = events.send(SessionEvent::Failed(e.to_wire())).await;
                 return;
             }
             while let Some(env) = inbound.next().await {
                 if env.stage == FINISH_STAGE {
-                    let _ = events.unbounded_send(SessionEvent::Done(SessionOutcome { public_key: vec![3; 33] }));
+                    let _ = events.send(SessionEvent::Done(SessionOutcome { public_key: vec![3; 33] })).await;
                     return;
                 }
                 let echo = Envelope { from: env.to, to: env.from, ..env };
-                let _ = events.unbounded_send(SessionEvent::Message(echo));
+                let _ = events.send(SessionEvent::Message(echo)).await;
             }
             closed.fetch_add(1, Ordering::SeqCst);
         });
-        Ok(SessionChannel { outgoing: to_service, incoming: from_service })
+        Ok(channel)
     }
 
     async fn partial_ecdh(&self, request: EcdhRequest) -> Result<EcdhPartial> {
@@ -171,7 +170,7 @@ async fn echo_session(client: &dyn CosignerTransport, count: u64, len: usize) {
     let mut ch = client.open_session(req).await.expect("open an echo session");
     for seq in 0..count {
         let sent = envelope(eid, (seq % 3) as u16, seq, len);
-        ch.outgoing.unbounded_send(sent.clone()).expect("send");
+        ch.outgoing.send(sent.clone()).await.expect("send");
         match next_event(&mut ch).await {
             Some(SessionEvent::Message(got)) => {
                 assert_eq!((got.from, got.to), (1, 0), "echo comes from the cosigner");
@@ -182,7 +181,7 @@ async fn echo_session(client: &dyn CosignerTransport, count: u64, len: usize) {
             other => panic!("expected an echo, got {other:?}"),
         }
     }
-    ch.outgoing.unbounded_send(envelope(eid, FINISH_STAGE, count, 0)).expect("send finish");
+    ch.outgoing.send(envelope(eid, FINISH_STAGE, count, 0)).await.expect("send finish");
     match next_event(&mut ch).await {
         Some(SessionEvent::Done(o)) => assert_eq!(o.public_key, vec![3; 33]),
         other => panic!("expected Done, got {other:?}"),

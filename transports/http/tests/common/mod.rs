@@ -5,7 +5,7 @@
 
 use std::{sync::Arc, time::Duration};
 
-use futures::StreamExt;
+use futures::{SinkExt, StreamExt};
 use serde::Serialize;
 use tokio::{net::TcpListener, sync::oneshot};
 use wallet_testkit::{scripted_request, Script, FINISH_STAGE};
@@ -41,7 +41,7 @@ pub(crate) async fn start(
     let scheme = if tls.is_some() { "https" } else { "http" };
     let url = format!("{scheme}://127.0.0.1:{port}");
     let verifier = Arc::new(TokenVerifier::hs256(SECRET, vec![audience_of(&url)]).unwrap());
-    let router = cosigner_router(service, verifier, limits);
+    let router = cosigner_router(service, verifier, limits).expect("usable limits");
     let (stop, stopped) = oneshot::channel::<()>();
     tokio::spawn(async move {
         serve(listener, router, tls, async move {
@@ -125,13 +125,13 @@ pub(crate) async fn echo_run(client: &dyn CosignerTransport, count: u64) {
 
 pub(crate) async fn echo_on(ch: &mut SessionChannel, eid: ExecutionId, count: u64) {
     for seq in 0..count {
-        ch.outgoing.unbounded_send(envelope(eid, 0, seq, 100)).unwrap();
+        ch.outgoing.send(envelope(eid, 0, seq, 100)).await.unwrap();
         match next_event(ch).await {
             Some(SessionEvent::Message(e)) => assert_eq!((e.seq, e.from, e.to), (seq, 1, 0)),
             other => panic!("expected an echo, got {other:?}"),
         }
     }
-    ch.outgoing.unbounded_send(envelope(eid, FINISH_STAGE, count, 0)).unwrap();
+    ch.outgoing.send(envelope(eid, FINISH_STAGE, count, 0)).await.unwrap();
     assert!(matches!(next_event(ch).await, Some(SessionEvent::Done(_))));
     assert!(next_event(ch).await.is_none(), "nothing follows Done");
 }
