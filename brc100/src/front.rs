@@ -599,6 +599,45 @@ fn too_large(limit: usize) -> Response {
     )
 }
 
+/// `n` bytes of the shared budget, if that many are left. Within the body limit, so it fits in
+/// a u32.
+fn reserve(door: &Door, n: usize) -> Option<OwnedSemaphorePermit> {
+    door.buffered.clone().try_acquire_many_owned(n as u32).ok()
+}
+
+fn budget_spent() -> Response {
+    tracing::info!("front: refused a request: the buffered-bytes budget is spent");
+    busy("too much request data buffered at once")
+}
+
+/// The body's frames, at most `max` bytes, growing `permit` (which holds `declared` bytes) as
+/// frames beyond it arrive.
+async fn read_frames(
+    body: &mut Body,
+    declared: usize,
+    max: usize,
+    door: &Door,
+    permit: &mut OwnedSemaphorePermit,
+) -> std::result::Result<Vec<u8>, Response> {
+    let mut buf = Vec::with_capacity(declared);
+    while let Some(frame) = body.frame().await {
+        let Ok(frame) = frame else {
+            return Err(refusal(StatusCode::BAD_REQUEST, "ERR_BAD_REQUEST", "the request body could not be read"));
+        };
+        let Ok(data) = frame.into_data() else { continue };
+        let needed = buf.len() + data.len();
+        if needed > max {
+            return Err(too_large(max));
+        }
+        if needed > permit.num_permits() {
+            let Some(more) = reserve(door, needed - permit.num_permits()) else { return Err(budget_spent()) };
+            permit.merge(more);
+        }
+        buf.extend_from_slice(&data);
+    }
+    Ok(buf)
+}
+
 /// Reads a POST body under the per-request limit, reserving its bytes from the shared budget
 /// first (by `Content-Length`, or frame by frame for a chunked body); the reservation is
 /// held until the response has been sent.
@@ -619,36 +658,10 @@ pub(crate) async fn read_body(State(door): State<Arc<Door>>, req: Request, next:
     if declared.is_some_and(|n| n > limits.max_body_bytes as u64) {
         return too_large(limits.max_body_bytes);
     }
-    // Within the body limit, so it fits in a u32.
-    let reserve = |n: usize| door.buffered.clone().try_acquire_many_owned(n as u32).ok();
     let declared = declared.unwrap_or(0) as usize;
-    let Some(mut permit) = reserve(declared) else {
-        tracing::info!("front: refused a request: the buffered-bytes budget is spent");
-        return busy("too much request data buffered at once");
-    };
+    let Some(mut permit) = reserve(&door, declared) else { return budget_spent() };
     let (parts, mut body) = req.into_parts();
-    let read = async {
-        let mut buf = Vec::with_capacity(declared);
-        while let Some(frame) = body.frame().await {
-            let Ok(frame) = frame else {
-                return Err(refusal(StatusCode::BAD_REQUEST, "ERR_BAD_REQUEST", "the request body could not be read"));
-            };
-            let Ok(data) = frame.into_data() else { continue };
-            let needed = buf.len() + data.len();
-            if needed > limits.max_body_bytes {
-                return Err(too_large(limits.max_body_bytes));
-            }
-            if needed > permit.num_permits() {
-                let Some(more) = reserve(needed - permit.num_permits()) else {
-                    tracing::info!("front: refused a request: the buffered-bytes budget is spent");
-                    return Err(busy("too much request data buffered at once"));
-                };
-                permit.merge(more);
-            }
-            buf.extend_from_slice(&data);
-        }
-        Ok(buf)
-    };
+    let read = read_frames(&mut body, declared, limits.max_body_bytes, &door, &mut permit);
     let buf = match tokio::time::timeout(limits.body_timeout, read).await {
         Ok(Ok(buf)) => buf,
         Ok(Err(refused)) => return refused,

@@ -138,7 +138,7 @@ impl KeyMethods {
         brc42::encrypt(&self.symmetric(&args.key).await?, &args.plaintext)
     }
 
-    /// `decrypt`.
+    /// Decrypts what [`Self::encrypt`] produced for the same key arguments (BRC-2).
     pub async fn decrypt(&self, args: DecryptArgs) -> Result<Zeroizing<Vec<u8>>> {
         brc42::decrypt(&self.symmetric(&args.key).await?, &args.ciphertext)
     }

@@ -39,7 +39,7 @@ impl SingleKey {
         Option::<Scalar>::from(Scalar::from_repr((*self.0).into())).expect("checked at construction")
     }
 
-    /// The public key.
+    /// The compressed public key of this single key (its identity key).
     pub fn public_key(&self) -> PublicKey {
         public_key(&(ProjectivePoint::GENERATOR * self.scalar())).expect("non-zero key")
     }

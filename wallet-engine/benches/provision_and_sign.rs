@@ -21,6 +21,49 @@ fn median(mut v: Vec<Duration>) -> Duration {
     v[v.len() / 2]
 }
 
+/// The median time of `n` runs of `op`, one after the other.
+async fn median_of<F: std::future::Future<Output = ()>>(n: usize, mut op: impl FnMut(usize) -> F) -> Duration {
+    let mut times = Vec::with_capacity(n);
+    for i in 0..n {
+        let t = Instant::now();
+        op(i).await;
+        times.push(t.elapsed());
+    }
+    median(times)
+}
+
+/// A fresh counterparty's compressed public key, in hex.
+fn fresh_counterparty() -> String {
+    let k = k256::SecretKey::random(&mut rand::rngs::OsRng);
+    hex::encode(k256::elliptic_curve::sec1::ToEncodedPoint::to_encoded_point(&k.public_key(), true).as_bytes())
+}
+
+fn key_args(counterparty: String, key_id: &str) -> wallet_brc100::GetPublicKeyArgs {
+    wallet_brc100::GetPublicKeyArgs {
+        identity_key: false,
+        protocol_id: Some((2, "bench protocol x".into())),
+        key_id: Some(key_id.into()),
+        counterparty: Some(counterparty),
+        for_self: Some(false),
+    }
+}
+
+/// Median BRC-42 derivation through the key methods, uncached (a fresh counterparty: one
+/// distributed ECDH) and cached (the same counterparty, another key id), over `n` pairs.
+async fn derivations(methods: &wallet_brc100::KeyMethods, n: usize) -> (Duration, Duration) {
+    let (mut uncached, mut cached) = (vec![], vec![]);
+    for i in 0..n {
+        let cp = fresh_counterparty();
+        let t = Instant::now();
+        methods.get_public_key(key_args(cp.clone(), "1")).await.unwrap();
+        uncached.push(t.elapsed());
+        let t = Instant::now();
+        methods.get_public_key(key_args(cp, &format!("{i}"))).await.unwrap();
+        cached.push(t.elapsed());
+    }
+    (median(uncached), median(cached))
+}
+
 #[tokio::main(flavor = "multi_thread")]
 async fn main() {
     let rounds: usize = std::env::var("BENCH_ROUNDS").ok().and_then(|v| v.parse().ok()).unwrap_or(5);
@@ -38,19 +81,9 @@ async fn main() {
     assert_eq!(p, wallet_engine::Provisioned::Restored);
 
     let d = digest("benchmark");
-    let mut sign = vec![];
-    for _ in 0..rounds {
-        let t = Instant::now();
-        wallet.sign_digest(&d, None).await.unwrap();
-        sign.push(t.elapsed());
-    }
+    let sign = median_of(rounds, |_| async { wallet.sign_digest(&d, None).await.map(drop).unwrap() }).await;
     let tweak = digest("tweak");
-    let mut tweaked = vec![];
-    for _ in 0..rounds {
-        let t = Instant::now();
-        wallet.sign_digest(&d, Some(&tweak)).await.unwrap();
-        tweaked.push(t.elapsed());
-    }
+    let tweaked = median_of(rounds, |_| async { wallet.sign_digest(&d, Some(&tweak)).await.map(drop).unwrap() }).await;
     let concurrency = 8;
     let t = Instant::now();
     let tasks: Vec<_> = (0..concurrency)
@@ -64,57 +97,26 @@ async fn main() {
     }
     let concurrent = t.elapsed();
     let q = wallet.identity_key();
-    let mut ecdh = vec![];
-    for _ in 0..rounds * 4 {
-        let t = Instant::now();
-        wallet.distributed_ecdh(&q).await.unwrap();
-        ecdh.push(t.elapsed());
-    }
+    let ecdh = median_of(rounds * 4, |_| async { wallet.distributed_ecdh(&q).await.map(drop).unwrap() }).await;
 
     // BRC-42 derivations and createSignature through the BRC-100 key methods.
     let w = std::sync::Arc::new(wallet.clone());
     let methods = wallet_brc100::KeyMethods::new(w.clone(), w, wallet_engine::Network::Mainnet);
-    let args = |counterparty: String, key_id: &str| wallet_brc100::GetPublicKeyArgs {
-        identity_key: false,
-        protocol_id: Some((2, "bench protocol x".into())),
-        key_id: Some(key_id.into()),
-        counterparty: Some(counterparty),
-        for_self: Some(false),
-    };
-    let fresh = || {
-        let k = k256::SecretKey::random(&mut rand::rngs::OsRng);
-        hex::encode(k256::elliptic_curve::sec1::ToEncodedPoint::to_encoded_point(&k.public_key(), true).as_bytes())
-    };
-    let (mut uncached, mut cached) = (vec![], vec![]);
-    for i in 0..rounds * 4 {
-        let cp = fresh();
-        let t = Instant::now();
-        methods.get_public_key(args(cp.clone(), "1")).await.unwrap();
-        uncached.push(t.elapsed());
-        let t = Instant::now();
-        methods.get_public_key(args(cp, &format!("{i}"))).await.unwrap();
-        cached.push(t.elapsed());
-    }
-    let mut create_sig = vec![];
-    for _ in 0..rounds {
-        let cp = fresh();
-        let t = Instant::now();
-        methods
-            .create_signature(wallet_brc100::CreateSignatureArgs {
-                key: wallet_brc100::KeyArgs {
-                    protocol_id: (2, "bench protocol x".into()),
-                    key_id: "1".into(),
-                    counterparty: Some(cp),
-                },
-                data: Some(b"bench".to_vec()),
-                hash_to_directly_sign: None,
-            })
-            .await
-            .unwrap();
-        create_sig.push(t.elapsed());
-    }
-    let (uncached, cached, create_sig) = (median(uncached), median(cached), median(create_sig));
-    let (sign, tweaked, ecdh) = (median(sign), median(tweaked), median(ecdh));
+    let (uncached, cached) = derivations(&methods, rounds * 4).await;
+    let create_sig = median_of(rounds, |_| {
+        let args = wallet_brc100::CreateSignatureArgs {
+            key: wallet_brc100::KeyArgs {
+                protocol_id: (2, "bench protocol x".into()),
+                key_id: "1".into(),
+                counterparty: Some(fresh_counterparty()),
+            },
+            data: Some(b"bench".to_vec()),
+            hash_to_directly_sign: None,
+        };
+        let methods = &methods;
+        async move { methods.create_signature(args).await.map(drop).unwrap() }
+    })
+    .await;
     let seq_rate = 1.0 / secs(sign);
     let conc_rate = f64::from(concurrency) / secs(concurrent);
     println!("machine: {} cores", std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0));

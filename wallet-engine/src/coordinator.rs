@@ -8,10 +8,11 @@ use futures::{
     Sink, SinkExt, StreamExt,
 };
 use wallet_traits::{
-    Envelope, EnvelopeSink, Error, ErrorKind, ExecutionId, PartyIndex, SessionChannel, SessionEvent, SessionOutcome,
+    Envelope, EnvelopeSink, Error, ErrorKind, ExecutionId, PartyIndex, Result, SessionChannel, SessionEvent,
+    SessionOutcome,
 };
 
-use crate::protocol::{PartyInbox, RunningParty};
+use crate::mpc::{PartyInbox, RunningParty};
 
 /// One cosigner taking part in a run.
 pub(crate) struct Remote {
@@ -108,91 +109,130 @@ pub(crate) async fn coordinate<O: Send + 'static>(
     idle: Duration,
 ) -> std::result::Result<(O, Vec<SessionOutcome>), RunFailure> {
     let RunningParty { inbound: local_in, outbound: local_out, result } = local;
-    let mut result = Some(result);
     let mut events: SelectAll<BoxStream<'static, Event>> = SelectAll::new();
     events.push(local_out.map(|e| Event::Local(Some(e))).chain(stream::once(async { Event::Local(None) })).boxed());
-    let mut routes = Routes { local_pos, local_in, remote: Vec::with_capacity(remotes.len()) };
-    let mut names = Vec::with_capacity(remotes.len());
+    let mut relay = Relay {
+        eid,
+        idle,
+        routes: Routes { local_pos, local_in, remote: Vec::with_capacity(remotes.len()) },
+        names: Vec::with_capacity(remotes.len()),
+        positions,
+        outcomes: vec![None; remotes.len()],
+        result: Some(result),
+        output: None,
+    };
     for (k, r) in remotes.into_iter().enumerate() {
-        routes.remote.push((positions[k], r.channel.outgoing));
-        names.push((r.index, r.endpoint));
-        events.push(
-            r.channel
-                .incoming
-                .map(move |e| Event::Remote(k, Some(e)))
-                .chain(stream::once(async move { Event::Remote(k, None) }))
-                .boxed(),
-        );
+        relay.routes.remote.push((relay.positions[k], r.channel.outgoing));
+        relay.names.push((r.index, r.endpoint));
+        let end = stream::once(async move { Event::Remote(k, None) });
+        events.push(r.channel.incoming.map(move |e| Event::Remote(k, Some(e))).chain(end).boxed());
     }
-    let named = |k: usize, e: Error| e.with_context("cosigner", names[k].0).with_context("endpoint", &names[k].1);
-    let mut outcomes: Vec<Option<SessionOutcome>> = vec![None; routes.remote.len()];
-    let mut output = None;
-    let not_taken = "a party did not take its messages";
-
-    while output.is_none() || outcomes.iter().any(Option::is_none) {
-        let next = tokio::time::timeout(idle, events.next())
-            .await
-            .map_err(|_| stalled(&outcomes, &names, idle, "no protocol message"))?;
+    while relay.output.is_none() || relay.outcomes.iter().any(Option::is_none) {
+        let next = tokio::time::timeout(idle, events.next()).await.map_err(|_| relay.stalled("no protocol message"))?;
         match next {
             None => return Err(RunFailure::local(Error::new(ErrorKind::Internal, "every session stream ended early"))),
-            Some(Event::Local(Some(env))) => {
-                if !routes.route(env, idle).await {
-                    return Err(stalled(&outcomes, &names, idle, not_taken));
-                }
-            }
-            Some(Event::Local(None)) => {
-                let handle = result.take().expect("the local party ends once");
-                let out = handle.await.map_err(|e| {
-                    RunFailure::local(Error::new(ErrorKind::Internal, format!("local party task: {e}")))
-                })?;
-                // The agent's party fails when a peer's message is bad; the blame names the
-                // culprit by protocol index.
-                output = Some(out.map_err(|e| {
-                    let culprits = e.blamed().iter().filter_map(|b| positions.iter().position(|p| p == b)).collect();
-                    RunFailure { error: e.with_context("party", 0), culprits }
-                })?);
-            }
-            Some(Event::Remote(k, Some(SessionEvent::Message(env)))) => {
-                // The recipient authenticates the sender by its seal; this catches plain misrouting early.
-                if env.from != positions[k] || env.execution_id != eid || env.to == positions[k] {
-                    return Err(RunFailure::on(
-                        k,
-                        named(
-                            k,
-                            Error::new(
-                                ErrorKind::ProtocolAbort,
-                                "a cosigner sent a message with a wrong sender, run or recipient",
-                            )
-                            .with_blamed([names[k].0]),
-                        ),
-                    ));
-                }
-                if !routes.route(env, idle).await {
-                    return Err(stalled(&outcomes, &names, idle, not_taken));
-                }
-            }
-            Some(Event::Remote(k, Some(SessionEvent::Done(o)))) => outcomes[k] = Some(o),
-            Some(Event::Remote(k, Some(SessionEvent::Failed(w)))) => {
-                let e: Error = w.into();
-                let kind = e.kind();
-                let error =
-                    Error::new(kind, format!("cosigner {} failed: {}", names[k].0, e)).with_blamed(e.blamed().to_vec());
-                return Err(RunFailure::on(k, named(k, error)));
-            }
-            Some(Event::Remote(k, None)) => {
-                if outcomes[k].is_none() {
+            Some(Event::Local(Some(env))) => relay.route(env).await?,
+            Some(Event::Local(None)) => relay.local_done().await?,
+            Some(Event::Remote(k, Some(event))) => relay.remote_event(k, event).await?,
+            Some(Event::Remote(k, None)) => relay.remote_closed(k)?,
+        }
+    }
+    let outcomes = relay.outcomes.into_iter().map(|o| o.expect("loop ends when all are done")).collect();
+    Ok((relay.output.expect("loop ends with the local output"), outcomes))
+}
+
+/// The state of one run as [`coordinate`] relays it.
+struct Relay<O> {
+    eid: ExecutionId,
+    idle: Duration,
+    routes: Routes,
+    /// Keygen index and endpoint of each cosigner, in the order of `remotes`.
+    names: Vec<(PartyIndex, String)>,
+    /// Protocol index of each cosigner, in the order of `remotes`.
+    positions: Vec<u16>,
+    outcomes: Vec<Option<SessionOutcome>>,
+    /// The agent's party, until its stream of envelopes ends.
+    result: Option<tokio::task::JoinHandle<Result<O>>>,
+    output: Option<O>,
+}
+
+type Step = std::result::Result<(), RunFailure>;
+
+impl<O> Relay<O> {
+    fn stalled(&self, what: &str) -> RunFailure {
+        stalled(&self.outcomes, &self.names, self.idle, what)
+    }
+
+    /// `error` on the cosigner at position `k`, named in its context.
+    fn on(&self, k: usize, error: Error) -> RunFailure {
+        let (index, endpoint) = &self.names[k];
+        RunFailure::on(k, error.with_context("cosigner", *index).with_context("endpoint", endpoint))
+    }
+
+    async fn route(&mut self, env: Envelope) -> Step {
+        if self.routes.route(env, self.idle).await {
+            Ok(())
+        } else {
+            Err(self.stalled("a party did not take its messages"))
+        }
+    }
+
+    /// The agent's party sent its last envelope: its result.
+    async fn local_done(&mut self) -> Step {
+        let handle = self.result.take().expect("the local party ends once");
+        let out = handle
+            .await
+            .map_err(|e| RunFailure::local(Error::new(ErrorKind::Internal, format!("local party task: {e}"))))?;
+        // The agent's party fails when a peer's message is bad; the blame names the culprit by
+        // protocol index.
+        self.output = Some(out.map_err(|e| {
+            let culprits = e.blamed().iter().filter_map(|b| self.positions.iter().position(|p| p == b)).collect();
+            RunFailure { error: e.with_context("party", 0), culprits }
+        })?);
+        Ok(())
+    }
+
+    async fn remote_event(&mut self, k: usize, event: SessionEvent) -> Step {
+        match event {
+            SessionEvent::Message(env) => {
+                // The recipient authenticates the sender by its seal; this catches plain
+                // misrouting early.
+                let p = self.positions[k];
+                if env.from != p || env.execution_id != self.eid || env.to == p {
                     let error = Error::new(
-                        ErrorKind::CosignerUnavailable,
-                        format!(
-                            "cosigner {} closed the session before finishing; check that it is running and retry",
-                            names[k].0
-                        ),
-                    );
-                    return Err(RunFailure::on(k, named(k, error)));
+                        ErrorKind::ProtocolAbort,
+                        "a cosigner sent a message with a wrong sender, run or recipient",
+                    )
+                    .with_blamed([self.names[k].0]);
+                    return Err(self.on(k, error));
                 }
+                self.route(env).await
+            }
+            SessionEvent::Done(o) => {
+                self.outcomes[k] = Some(o);
+                Ok(())
+            }
+            SessionEvent::Failed(w) => {
+                let e: Error = w.into();
+                let error = Error::new(e.kind(), format!("cosigner {} failed: {}", self.names[k].0, e))
+                    .with_blamed(e.blamed().to_vec());
+                Err(self.on(k, error))
             }
         }
     }
-    let outcomes = outcomes.into_iter().map(|o| o.expect("loop ends when all are done")).collect();
-    Ok((output.expect("loop ends with the local output"), outcomes))
+
+    /// The session with the cosigner at `k` ended: fine once it reported its outcome.
+    fn remote_closed(&self, k: usize) -> Step {
+        if self.outcomes[k].is_some() {
+            return Ok(());
+        }
+        let error = Error::new(
+            ErrorKind::CosignerUnavailable,
+            format!(
+                "cosigner {} closed the session before finishing; check that it is running and retry",
+                self.names[k].0
+            ),
+        );
+        Err(self.on(k, error))
+    }
 }

@@ -7,7 +7,7 @@ mod coordinator;
 mod cosigner;
 mod failover;
 mod keys;
-mod protocol;
+mod mpc;
 mod provision;
 mod wallet;
 
@@ -19,7 +19,7 @@ pub use config::{CosignerConfig, Network, StoreLocation, WalletConfig, DEFAULT_D
 pub use cosigner::{CosignerBuilder, CosignerService, MAX_PARTIES};
 pub use failover::{probe, CosignerReport, Unfit, PROBE_TIMEOUT};
 pub use keys::{Keyring, PartyKey, PartyPublicKey};
-pub use protocol::{tweaked_public_key, verify_signature, Primes};
+pub use mpc::{tweaked_public_key, verify_signature, Primes};
 pub use provision::builder::{Phase, Progress, Provisioned, WalletBuilder};
 pub use provision::plan::{plan, CosignerView, Plan};
 pub use wallet::Wallet;
@@ -30,14 +30,14 @@ pub mod insecure_testing {
     use cggmp21::generic_ec::{NonZero, Scalar, SecretScalar};
     use wallet_traits::{Error, ErrorKind, ExecutionId, KeyId, Result, ShareMeta, ShareState, StoredShare};
 
-    use crate::{at_rest::seal::Sealer, protocol};
+    use crate::{at_rest::seal::Sealer, mpc};
 
     /// Splits a KNOWN secret key into `sealers.len()` Active share records (threshold `t`) with
     /// a trusted dealer and the fixture primes, so test vectors with a fixed root key can run
     /// through the MPC wallet. Record `i` is party `i`'s, sealed with `sealers[i]`.
     pub fn import_key(secret: [u8; 32], t: u16, key: &KeyId, sealers: &[&Sealer]) -> Result<Vec<StoredShare>> {
         let n = u16::try_from(sealers.len()).map_err(|_| Error::new(ErrorKind::InvalidInput, "too many parties"))?;
-        let mut x = Scalar::<protocol::E>::from_be_bytes_mod_order(secret);
+        let mut x = Scalar::<mpc::E>::from_be_bytes_mod_order(secret);
         let sk = NonZero::from_secret_scalar(SecretScalar::new(&mut x))
             .ok_or_else(|| Error::new(ErrorKind::InvalidInput, "the key is zero"))?;
         let primes = crate::at_rest::primes::InsecureTestPrimes::all()
@@ -45,7 +45,7 @@ pub mod insecure_testing {
             .take(usize::from(n))
             .map(|p| p.clone().split())
             .collect();
-        let shares = cggmp21::trusted_dealer::builder::<protocol::E, protocol::L>(n)
+        let shares = cggmp21::trusted_dealer::builder::<mpc::E, mpc::L>(n)
             .set_threshold(Some(t))
             .set_shared_secret_key(sk)
             .set_pregenerated_primes(primes)
@@ -58,8 +58,8 @@ pub mod insecure_testing {
             .enumerate()
             .map(|(i, (share, sealer))| {
                 let party = u16::try_from(i).expect("fits");
-                let pk = protocol::public_key_of(share);
-                let sealed = sealer.seal_share(key, party, pk.as_bytes(), &protocol::encode_share(share))?;
+                let pk = mpc::public_key_of(share);
+                let sealed = sealer.seal_share(key, party, pk.as_bytes(), &mpc::encode_share(share))?;
                 Ok(StoredShare {
                     key: key.clone(),
                     meta: ShareMeta {
@@ -85,7 +85,7 @@ pub mod insecure_testing {
             .iter()
             .map(|(r, s)| {
                 let plain = s.open_share(&r.key, r.meta.party_index, &r.meta.public_key, &r.sealed)?;
-                protocol::decode_share(&plain)
+                mpc::decode_share(&plain)
             })
             .collect::<Result<Vec<_>>>()?;
         let sk = cggmp21::key_share::reconstruct_secret_key(&shares)

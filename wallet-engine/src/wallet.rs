@@ -23,7 +23,7 @@ use crate::{
     coordinator::{coordinate, Remote, RunFailure},
     failover::{self, CosignerReport, Unfit, PROBE_TIMEOUT},
     keys::Keyring,
-    protocol::{self, Share},
+    mpc::{self, Share},
 };
 
 /// A cosigner as the agent knows it: its party index and transport.
@@ -83,7 +83,7 @@ impl Wallet {
         network: Network,
         idle: Duration,
     ) -> Self {
-        let public_key = protocol::public_key_of(&share);
+        let public_key = mpc::public_key_of(&share);
         let share = Arc::new(share);
         let demoted = Default::default();
         Self { inner: Arc::new(Inner { key, share, keyring, public_key, cosigners, cache, network, idle, demoted }) }
@@ -195,7 +195,7 @@ impl Wallet {
     ) -> Result<O>
     where
         O: Send + 'static,
-        F: FnOnce(protocol::PartyIo, SessionRequest, Arc<Share>) -> Fut + Clone + Send + 'static,
+        F: FnOnce(mpc::PartyIo, SessionRequest, Arc<Share>) -> Fut + Clone + Send + 'static,
         Fut: std::future::Future<Output = Result<O>>,
     {
         let mut skipped = Vec::new();
@@ -220,7 +220,7 @@ impl Wallet {
             let positions: Vec<u16> = remotes.iter().map(|r| pos_of(&parties, r.index)).collect::<Result<_>>()?;
             let local_pos = pos_of(&parties, AGENT_INDEX)?;
             let (share, r, run) = (self.inner.share.clone(), request.clone(), run.clone());
-            let local = protocol::spawn_party(self.inner.keyring.clone(), &request, move |io| run(io, r, share))?;
+            let local = mpc::spawn_party(self.inner.keyring.clone(), &request, move |io| run(io, r, share))?;
             match coordinate(request.execution_id, local_pos, local, remotes, positions, self.inner.idle).await {
                 Ok((out, outcomes)) => {
                     let Some(k) = outcomes.iter().position(|o| !agrees(&out, o)) else { return Ok(out) };
@@ -250,20 +250,20 @@ impl Wallet {
     /// verified against the expected public key before it is returned.
     pub async fn sign_digest(&self, digest: &[u8; 32], tweak: Option<&[u8; 32]>) -> Result<EcdsaSignature> {
         let expected = match tweak {
-            Some(t) => protocol::tweaked_public_key(&self.inner.public_key, t)?,
+            Some(t) => mpc::tweaked_public_key(&self.inner.public_key, t)?,
             None => self.inner.public_key,
         };
         let request = self.template(SessionParams::Sign { digest: *digest, tweak: tweak.copied() });
         let tweak = tweak.copied();
         let run = move |io, r: SessionRequest, share: Arc<Share>| async move {
             let share = match &tweak {
-                Some(t) => Arc::new(protocol::tweak_share(&share, t)?),
+                Some(t) => Arc::new(mpc::tweak_share(&share, t)?),
                 None => share,
             };
-            protocol::run_sign(io, r, share).await
+            mpc::run_sign(io, r, share).await
         };
         let sig = self.joint(request, run, |_, o| o.public_key == expected.as_bytes()).await?;
-        if !protocol::verify_signature(&expected, digest, &sig) {
+        if !mpc::verify_signature(&expected, digest, &sig) {
             return Err(Error::new(
                 ErrorKind::ProtocolAbort,
                 "the joint signature does not verify; no signature was returned",
@@ -274,10 +274,9 @@ impl Wallet {
 
     /// `root * counterparty` with a Schnorr proof, computed jointly: no party learns the root key.
     pub async fn linkage_proof(&self, counterparty: &PublicKey) -> Result<LinkageProof> {
-        protocol::parse_point(counterparty.as_bytes())?;
+        mpc::parse_point(counterparty.as_bytes())?;
         let request = self.template(SessionParams::Linkage { point: counterparty.as_bytes().to_vec() });
-        self.joint(request, protocol::run_linkage, |proof: &LinkageProof, o| o.public_key == proof.shared.as_bytes())
-            .await
+        self.joint(request, mpc::run_linkage, |proof: &LinkageProof, o| o.public_key == proof.shared.as_bytes()).await
     }
 
     /// `root * point`, from the sealed derivation cache or computed jointly (then cached).
@@ -300,70 +299,83 @@ impl Wallet {
     /// `root * point` computed jointly: each cosigner returns `x_i * point` with a DLEQ proof
     /// against its public share; a partial whose proof fails is rejected, naming the cosigner.
     pub async fn distributed_ecdh(&self, point: &PublicKey) -> Result<PublicKey> {
-        let q = protocol::parse_point(point.as_bytes())?;
+        let q = mpc::parse_point(point.as_bytes())?;
         let mut skipped = Vec::new();
-        'attempt: loop {
+        loop {
             let chosen = self.pick(&mut skipped).await?;
-            let parties = party_set(&chosen);
-            let eid = ExecutionId::random();
-            let request =
-                EcdhRequest { key: self.inner.key.clone(), execution_id: eid, point: point.as_bytes().to_vec() };
-            let ctx = protocol::ecdh_context(&self.inner.key, &eid, point.as_bytes());
-            let idle = self.inner.idle;
-            let partials = join_all(chosen.iter().map(|c| {
-                let req = request.clone();
-                async move {
-                    tokio::time::timeout(idle, c.transport.partial_ecdh(req))
-                        .await
-                        .map_err(|_| Error::new(ErrorKind::Timeout, "partial ECDH timed out"))
-                        .and_then(|r| r)
-                        .map_err(|e| c.name(e))
-                }
-            }))
-            .await;
-            let share = &self.inner.share;
-            let own_pos = pos_of(&parties, AGENT_INDEX)?;
-            let mut acc: Point<protocol::E> =
-                q.into_inner() * (protocol::lagrange(share, &parties, own_pos.into())? * &share.core.x);
-            let mut failed = false;
-            for (c, partial) in chosen.iter().zip(partials) {
-                let partial = match partial {
-                    Ok(p) => p,
-                    Err(e) => {
-                        self.skip(&mut skipped, c, Unfit::Refused(e.kind()), &e);
-                        failed = true;
-                        continue;
-                    }
-                };
-                let verified = (partial.party_index == c.index)
-                    .then(|| protocol::verify_ecdh_partial(share, c.index, &q, &ctx, &partial.point, &partial.proof))
-                    .flatten();
-                let Some(z) = verified else {
-                    let e = c.name(
-                        Error::new(
-                            ErrorKind::ProtocolAbort,
-                            format!(
-                                "cosigner {} returned an ECDH partial whose DLEQ proof does not verify against its \
-                                 public share; the partial was discarded",
-                                c.index
-                            ),
-                        )
-                        .with_blamed([c.index]),
-                    );
-                    self.skip_blamed(&mut skipped, c, &e);
-                    failed = true;
-                    continue;
-                };
-                acc += z * protocol::lagrange(share, &parties, pos_of(&parties, c.index)?.into())?;
+            if let Some(shared) = self.ecdh_with(&chosen, &q, point, &mut skipped).await? {
+                return Ok(shared);
             }
-            if failed {
-                continue 'attempt;
-            }
-            let shared = NonZero::from_point(acc)
-                .ok_or_else(|| Error::new(ErrorKind::Internal, "ECDH result is the identity"))?;
-            return PublicKey::from_slice(&shared.to_bytes(true));
         }
     }
+
+    /// One attempt of [`Self::distributed_ecdh`] with `chosen`: `None` when a cosigner failed or
+    /// sent a partial that does not verify (it is then skipped, and the caller picks again).
+    async fn ecdh_with(
+        &self,
+        chosen: &[Cosigner],
+        q: &NonZero<Point<mpc::E>>,
+        point: &PublicKey,
+        skipped: &mut Vec<CosignerReport>,
+    ) -> Result<Option<PublicKey>> {
+        let parties = party_set(chosen);
+        let eid = ExecutionId::random();
+        let request = EcdhRequest { key: self.inner.key.clone(), execution_id: eid, point: point.as_bytes().to_vec() };
+        let ctx = mpc::ecdh_context(&self.inner.key, &eid, point.as_bytes());
+        let idle = self.inner.idle;
+        let partials = join_all(chosen.iter().map(|c| {
+            let req = request.clone();
+            async move {
+                tokio::time::timeout(idle, c.transport.partial_ecdh(req))
+                    .await
+                    .map_err(|_| Error::new(ErrorKind::Timeout, "partial ECDH timed out"))
+                    .and_then(|r| r)
+                    .map_err(|e| c.name(e))
+            }
+        }))
+        .await;
+        let share = &self.inner.share;
+        let own_pos = pos_of(&parties, AGENT_INDEX)?;
+        let mut acc: Point<mpc::E> = q.into_inner() * (mpc::lagrange(share, &parties, own_pos.into())? * &share.core.x);
+        let mut complete = true;
+        for (c, partial) in chosen.iter().zip(partials) {
+            let partial = match partial {
+                Ok(p) => p,
+                Err(e) => {
+                    self.skip(skipped, c, Unfit::Refused(e.kind()), &e);
+                    complete = false;
+                    continue;
+                }
+            };
+            let verified = (partial.party_index == c.index)
+                .then(|| mpc::verify_ecdh_partial(share, c.index, q, &ctx, &partial.point, &partial.proof))
+                .flatten();
+            match verified {
+                Some(z) => acc += z * mpc::lagrange(share, &parties, pos_of(&parties, c.index)?.into())?,
+                None => {
+                    self.skip_blamed(skipped, c, &c.name(forged_partial(c.index)));
+                    complete = false;
+                }
+            }
+        }
+        if !complete {
+            return Ok(None);
+        }
+        let shared =
+            NonZero::from_point(acc).ok_or_else(|| Error::new(ErrorKind::Internal, "ECDH result is the identity"))?;
+        PublicKey::from_slice(&shared.to_bytes(true)).map(Some)
+    }
+}
+
+fn forged_partial(index: PartyIndex) -> Error {
+    Error::new(
+        ErrorKind::ProtocolAbort,
+        format!(
+            "cosigner {index} returned an ECDH partial whose DLEQ proof does not verify against its public share; \
+             the partial was discarded"
+        ),
+    )
+    .with_blamed([index])
 }
 
 /// The agent and `chosen`, sorted: protocol index = position.

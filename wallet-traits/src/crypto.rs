@@ -128,11 +128,11 @@ pub trait Signer: fmt::Debug + Send + Sync + 'static {
 pub struct LinkageProof {
     /// `S = root * B`.
     pub shared: PublicKey,
-    /// `R`.
+    /// `R = sum r_i * G`, the joint nonce commitment.
     pub r: PublicKey,
-    /// `S'`.
+    /// `S' = sum r_i * B`, the nonce commitment on the counterparty's point.
     pub s_prime: PublicKey,
-    /// `z`, big-endian.
+    /// The response `z = r + e * root`, big-endian, with `e` the challenge over `A, B, S, S', R`.
     pub z: [u8; 32],
 }
 

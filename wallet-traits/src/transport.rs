@@ -67,7 +67,7 @@ impl SessionParams {
 /// What the agent asks a cosigner to join.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SessionRequest {
-    /// The key.
+    /// The key the run is for (its share, or the share DKG creates).
     pub key: KeyId,
     /// The run's id; a cosigner refuses one it has seen.
     pub execution_id: ExecutionId,
@@ -312,7 +312,7 @@ pub struct KeyInfo {
 /// Ask a cosigner for its part of a distributed ECDH with `point`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct EcdhRequest {
-    /// The key.
+    /// The key whose share multiplies the point.
     pub key: KeyId,
     /// Unique id of this request; binds the proof.
     pub execution_id: ExecutionId,

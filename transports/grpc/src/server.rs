@@ -10,7 +10,7 @@ use tonic::{
     Code, Request, Response, Status, Streaming,
 };
 use wallet_traits::{
-    session_queue, CosignerTransport, Error, ErrorKind, Result, SessionChannel, SessionEvent, WalletId,
+    session_queue, CosignerTransport, EnvelopeSink, Error, ErrorKind, Result, SessionChannel, SessionEvent, WalletId,
 };
 use wallet_transport_common::{AuthLayer, Refusal, ServerLimits, TlsFiles, TokenVerifier, VerifiedToken};
 
@@ -279,72 +279,73 @@ async fn run_session(
     let mut to_service = Some(outgoing);
     let idle_timer = tokio::time::sleep(idle);
     tokio::pin!(idle_timer);
-    let ended = |message: String| status_of(&Error::new(ErrorKind::Timeout, message));
-    loop {
+    let failure = loop {
         tokio::select! {
-            frame = inbound.next(), if to_service.is_some() => match frame {
-                Some(Ok(pb::ClientFrame { frame: Some(Frame::Envelope(envelope)) })) => {
-                    match convert::envelope_from_pb(envelope) {
-                        Ok(envelope) => {
-                            idle_timer.as_mut().reset(tokio::time::Instant::now() + idle);
-                            if let Some(tx) = to_service.as_mut() {
-                                // The service may have finished already; its last events still flow.
-                                if tokio::time::timeout(idle, tx.send(envelope)).await.is_err() {
-                                    let e = ended(format!(
-                                        "the session took no message for {} s and was ended; start a new session",
-                                        idle.as_secs_f32()
-                                    ));
-                                    emit(&mut events, Err(e), idle).await;
-                                    break;
-                                }
-                            }
-                        }
-                        Err(e) => {
-                            emit(&mut events, Err(status_of(&e)), idle).await;
-                            break;
-                        }
-                    }
+            frame = inbound.next(), if to_service.is_some() => {
+                match from_agent(frame, &mut to_service, idle, max_message_bytes).await {
+                    Ok(true) => idle_timer.as_mut().reset(tokio::time::Instant::now() + idle),
+                    Ok(false) => {}
+                    Err(status) => break Some(status),
                 }
-                Some(Ok(_)) => {
-                    let e = invalid("after 'open', every session frame must be an 'envelope'");
-                    emit(&mut events, Err(e), idle).await;
-                    break;
-                }
-                Some(Err(status)) => {
-                    // Usually the client went away (the send then fails quietly); an oversized
-                    // frame gets its INVALID_ARGUMENT.
-                    emit(&mut events, Err(read_failure(status, max_message_bytes)), idle).await;
-                    break;
-                }
-                // The agent closed its side: close the service's inbox, keep relaying its events.
-                None => to_service = None,
-            },
-            event = incoming.next() => match event {
-                Some(event) => {
-                    idle_timer.as_mut().reset(tokio::time::Instant::now() + idle);
-                    let last = !matches!(event, SessionEvent::Message(_));
-                    if !emit(&mut events, Ok(convert::event_to_pb(event)), idle).await || last {
-                        break;
-                    }
-                }
-                None => break,
-            },
-            () = &mut idle_timer => {
-                let e = ended(format!(
-                    "the session had no traffic for {} s and was ended; start a new session",
-                    idle.as_secs_f32()
-                ));
-                emit(&mut events, Err(e), idle).await;
-                break;
             }
-            _ = stop.changed() => {
-                let e = Error::new(
-                    ErrorKind::CosignerUnavailable,
-                    "the cosigner is shutting down; retry the session later",
-                );
-                emit(&mut events, Err(status_of(&e)), idle).await;
-                break;
+            event = incoming.next() => {
+                let Some(event) = event else { break None };
+                idle_timer.as_mut().reset(tokio::time::Instant::now() + idle);
+                let last = !matches!(event, SessionEvent::Message(_));
+                if !emit(&mut events, Ok(convert::event_to_pb(event)), idle).await || last {
+                    break None;
+                }
             }
+            () = &mut idle_timer => break Some(timed_out(format!(
+                "the session had no traffic for {} s and was ended; start a new session",
+                idle.as_secs_f32()
+            ))),
+            _ = stop.changed() => break Some(status_of(&Error::new(
+                ErrorKind::CosignerUnavailable,
+                "the cosigner is shutting down; retry the session later",
+            ))),
+        }
+    };
+    if let Some(status) = failure {
+        emit(&mut events, Err(status), idle).await;
+    }
+}
+
+/// Hands one frame of the agent's to the service: `Ok(true)` once an envelope went in,
+/// `Ok(false)` when the agent closed its side (the service's inbox closes with it while its
+/// events keep flowing), or the status that ends the session.
+async fn from_agent(
+    frame: Option<std::result::Result<pb::ClientFrame, Status>>,
+    to_service: &mut Option<EnvelopeSink>,
+    idle: Duration,
+    max_message_bytes: usize,
+) -> std::result::Result<bool, Status> {
+    let frame = match frame {
+        None => {
+            *to_service = None;
+            return Ok(false);
+        }
+        // Usually the client went away (the send then fails quietly); an oversized frame gets
+        // its INVALID_ARGUMENT.
+        Some(Err(status)) => return Err(read_failure(status, max_message_bytes)),
+        Some(Ok(frame)) => frame,
+    };
+    let Some(Frame::Envelope(envelope)) = frame.frame else {
+        return Err(invalid("after 'open', every session frame must be an 'envelope'"));
+    };
+    let envelope = convert::envelope_from_pb(envelope).map_err(|e| status_of(&e))?;
+    if let Some(tx) = to_service.as_mut() {
+        // The service may have finished already (the send fails); its last events still flow.
+        if tokio::time::timeout(idle, tx.send(envelope)).await.is_err() {
+            return Err(timed_out(format!(
+                "the session took no message for {} s and was ended; start a new session",
+                idle.as_secs_f32()
+            )));
         }
     }
+    Ok(true)
+}
+
+fn timed_out(message: String) -> Status {
+    status_of(&Error::new(ErrorKind::Timeout, message))
 }

@@ -424,33 +424,21 @@ impl PumpSession {
                 },
                 sent = in_flight(&mut sending) => {
                     sending = None;
+                    // NotFound: the session is over on the server (it just delivered Done, or it
+                    // expired); the poll reports which.
                     match sent {
-                        Ok(()) => {}
-                        // The session is over on the server (it just delivered Done, or it
-                        // expired); the poll reports which.
-                        Err(e) if e.kind() == ErrorKind::NotFound => {}
-                        Err(e) => break End::Broken(e),
+                        Err(e) if e.kind() != ErrorKind::NotFound => break End::Broken(e),
+                        _ => {}
                     }
                 }
                 polled = in_flight(&mut polling) => {
                     polling = None;
                     match polled {
-                        Ok(response) => {
-                            if let Some(end) = deliver(response, &mut agent_in).await {
-                                break end;
-                            }
-                            polling = Some(self.poll());
-                        }
-                        // The server ended the session while a batch was in flight: that
-                        // batch's refusal (too large, malformed) is the reason to report.
-                        Err(e) if e.kind() == ErrorKind::NotFound => match sending.take() {
-                            Some(batch) => match batch.await {
-                                Err(refused) if refused.kind() != ErrorKind::NotFound => break End::Broken(refused),
-                                _ => break End::Broken(e),
-                            },
-                            None => break End::Broken(e),
+                        Ok(response) => match deliver(response, &mut agent_in).await {
+                            Some(end) => break end,
+                            None => polling = Some(self.poll()),
                         },
-                        Err(e) => break End::Broken(e),
+                        Err(e) => break End::Broken(poll_failure(e, sending.take()).await),
                     }
                 }
             }
@@ -468,6 +456,19 @@ impl PumpSession {
                 self.close().await;
             }
         }
+    }
+}
+
+/// Why the session failed, given the poll's error `e`: when the server ended the session
+/// (NotFound) while a batch was in flight, that batch's refusal (too large, malformed) is the
+/// reason to report.
+async fn poll_failure(e: Error, sending: Option<BoxFuture<'static, Result<()>>>) -> Error {
+    match sending {
+        Some(batch) if e.kind() == ErrorKind::NotFound => match batch.await {
+            Err(refused) if refused.kind() != ErrorKind::NotFound => refused,
+            _ => e,
+        },
+        _ => e,
     }
 }
 

@@ -540,23 +540,10 @@ async fn session_call(
             )));
         }
         let to_service = session.live.lock().expect("live lock").as_ref().map(|live| live.to_service.clone());
-        let Some(mut to_service) = to_service else {
+        let Some(to_service) = to_service else {
             return Err(Failure::from(Error::new(ErrorKind::NotFound, "the session has just ended")));
         };
-        let idle = s.limits.session_idle_timeout;
-        for env in batch {
-            // Waits only while the service's queue is full, which no honest run fills
-            // (wallet_traits::SESSION_CAPACITY). A closed queue means the service is done with
-            // the run; its events say why.
-            if tokio::time::timeout(idle, to_service.send(env)).await.is_err() {
-                return Err(ended(Failure::new(
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    ErrorKind::CosignerUnavailable,
-                    format!("the session took no message for {} s (session_idle_timeout)", idle.as_secs_f32()),
-                )));
-            }
-        }
-        drop(to_service);
+        send_all(to_service, batch, s.limits.session_idle_timeout).await.map_err(ended)?;
         if !want_events {
             return no_content();
         }
@@ -568,6 +555,22 @@ async fn session_call(
     }
     .await;
     respond(format, reply)
+}
+
+/// Puts `batch` into the service's queue. A send waits only while the queue is full, which no
+/// honest run fills (wallet_traits::SESSION_CAPACITY), and at most `idle`. A closed queue means
+/// the service is done with the run; its events say why.
+async fn send_all(mut to_service: mpsc::Sender<Envelope>, batch: Vec<Envelope>, idle: Duration) -> Result<(), Failure> {
+    for env in batch {
+        if tokio::time::timeout(idle, to_service.send(env)).await.is_err() {
+            return Err(Failure::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                ErrorKind::CosignerUnavailable,
+                format!("the session took no message for {} s (session_idle_timeout)", idle.as_secs_f32()),
+            ));
+        }
+    }
+    Ok(())
 }
 
 fn is_final(event: &SessionEvent) -> bool {

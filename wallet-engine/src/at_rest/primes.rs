@@ -6,7 +6,7 @@ use std::{fmt, sync::Arc};
 use async_trait::async_trait;
 use wallet_traits::{Error, ErrorKind, Result, ShareStore};
 
-use crate::{protocol::Primes, Sealer};
+use crate::{mpc::Primes, Sealer};
 
 /// Hands out prime pairs for aux info generation; never the same pair twice.
 #[async_trait]

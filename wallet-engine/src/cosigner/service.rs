@@ -20,7 +20,7 @@ use crate::{
     at_rest::primes::PrimeSource,
     at_rest::seal::Sealer,
     keys::Keyring,
-    protocol::{self, Share},
+    mpc::{self, Share},
 };
 
 pub use wallet_traits::MAX_PARTIES;
@@ -131,9 +131,7 @@ impl CosignerService {
         if record.meta.state != ShareState::Active {
             cache.remove(key);
         }
-        if let Some(s) =
-            cache.get(key).filter(|s| protocol::public_key_of(s).as_bytes()[..] == record.meta.public_key[..])
-        {
+        if let Some(s) = cache.get(key).filter(|s| mpc::public_key_of(s).as_bytes()[..] == record.meta.public_key[..]) {
             return Ok(s.clone());
         }
         match record.meta.state {
@@ -151,7 +149,7 @@ impl CosignerService {
         let (k, party) = (key.clone(), self.party_index);
         let share = tokio::task::spawn_blocking(move || -> Result<Share> {
             let plain = sealer.open_share(&k, party, &record.meta.public_key, &record.sealed)?;
-            protocol::decode_share(&plain)
+            mpc::decode_share(&plain)
         })
         .await
         .map_err(|e| internal("share opening task", e))??;
@@ -170,7 +168,7 @@ impl CosignerService {
             return Err(self.err(ErrorKind::InvalidInput, "this cosigner is not among the parties"));
         }
         if let SessionParams::Linkage { point } = &req.params {
-            if protocol::parse_point(point).is_err() {
+            if mpc::parse_point(point).is_err() {
                 return Err(self.err(ErrorKind::InvalidInput, "a linkage session needs a valid counterparty point"));
             }
         }
@@ -181,8 +179,8 @@ impl CosignerService {
         let SessionParams::Dkg { threshold: t, total: n } = req.params else {
             return Err(self.err(ErrorKind::Internal, "a share from a session that is not a DKG"));
         };
-        let pk = protocol::public_key_of(&share);
-        let plain = protocol::encode_share(&share);
+        let pk = mpc::public_key_of(&share);
+        let plain = mpc::encode_share(&share);
         let sealer = self.sealer.clone();
         let (key, party) = (req.key.clone(), self.party_index);
         let sealed = tokio::task::spawn_blocking(move || sealer.seal_share(&key, party, pk.as_bytes(), &plain))
@@ -205,6 +203,97 @@ impl CosignerService {
         self.store.create_share(&record).await?;
         tracing::info!(party = self.party_index, key = %req.key, "sealed a pending share");
         Ok(SessionOutcome { public_key: pk.as_bytes().to_vec() })
+    }
+}
+
+impl CosignerService {
+    /// Starts this cosigner's party of `req`, after the checks only it can make (no share yet for
+    /// DKG; an active share and exactly its threshold of parties otherwise).
+    async fn start_party(&self, req: &SessionRequest) -> Result<mpc::RunningParty<PartyOutput>> {
+        let keyring = self.keyring.clone();
+        let r = req.clone();
+        match &req.params {
+            SessionParams::Dkg { .. } => {
+                if self.store.load_share(&req.key).await?.is_some() {
+                    return Err(self.err(
+                        ErrorKind::AlreadyExists,
+                        format!(
+                            "cosigner {} already holds a share of key {}; DKG will not overwrite it",
+                            self.party_index, req.key
+                        ),
+                    ));
+                }
+                // Start on the primes now: they may take a minute and keygen does not need them.
+                let source = self.primes.clone();
+                let primes = tokio::spawn(async move { source.take().await });
+                let primes = async move { primes.await.map_err(|e| internal("prime task", e))? };
+                mpc::spawn_party(keyring, req, move |io| async move {
+                    mpc::run_dkg(io, r, primes, || {}).await.map(|s| PartyOutput::Share(Box::new(s)))
+                })
+            }
+            SessionParams::Sign { tweak, .. } => {
+                let (share, tweak) = (self.signing_share(req, "signing").await?, *tweak);
+                mpc::spawn_party(keyring, req, move |io| async move {
+                    let share = match &tweak {
+                        Some(t) => Arc::new(mpc::tweak_share(&share, t)?),
+                        None => share,
+                    };
+                    let pk = mpc::public_key_of(&share);
+                    mpc::run_sign(io, r, share).await.map(|_| PartyOutput::Signed(pk))
+                })
+            }
+            SessionParams::Linkage { .. } => {
+                let share = self.signing_share(req, "a linkage proof").await?;
+                mpc::spawn_party(keyring, req, move |io| async move {
+                    mpc::run_linkage(io, r, share).await.map(|p| PartyOutput::Linked(p.shared))
+                })
+            }
+        }
+    }
+
+    /// The active share `req` is about, if `req` has exactly its threshold of parties (`what`
+    /// names the run in the error).
+    async fn signing_share(&self, req: &SessionRequest, what: &str) -> Result<Arc<Share>> {
+        let share = self.active_share(&req.key).await?;
+        if req.parties.len() != usize::from(share.min_signers()) {
+            return Err(
+                self.err(ErrorKind::InvalidInput, format!("{what} needs exactly {} parties", share.min_signers()))
+            );
+        }
+        Ok(share)
+    }
+
+    /// Relays the party's envelopes into `events`, then its outcome: for DKG the pending share,
+    /// sealed and stored unless the agent gave up.
+    async fn report(
+        self,
+        req: SessionRequest,
+        mut outbound: futures::channel::mpsc::Receiver<wallet_traits::Envelope>,
+        result: tokio::task::JoinHandle<Result<PartyOutput>>,
+        mut events: futures::channel::mpsc::Sender<SessionEvent>,
+    ) {
+        while let Some(env) = outbound.next().await {
+            // If the agent went away the party notices through its closed inbox; keep draining.
+            let _ = events.send(SessionEvent::Message(env)).await;
+        }
+        let outcome = match result.await.map_err(|e| internal("protocol task", e)) {
+            // An agent that gave up will not commit: do not leave a Pending share behind.
+            Ok(Ok(PartyOutput::Share(_))) if events.is_closed() => {
+                Err(self.err(ErrorKind::CosignerUnavailable, "the agent abandoned the session"))
+            }
+            Ok(Ok(PartyOutput::Share(share))) => self.store_pending(&req, *share).await,
+            Ok(Ok(PartyOutput::Signed(pk))) => Ok(SessionOutcome { public_key: pk.as_bytes().to_vec() }),
+            Ok(Ok(PartyOutput::Linked(shared))) => Ok(SessionOutcome { public_key: shared.as_bytes().to_vec() }),
+            Ok(Err(e)) | Err(e) => Err(e),
+        };
+        let event = match outcome {
+            Ok(o) => SessionEvent::Done(o),
+            Err(e) => {
+                tracing::warn!(party = self.party_index, key = %req.key, error = %e, "session failed");
+                SessionEvent::Failed(e.with_context("party", self.party_index).to_wire())
+            }
+        };
+        let _ = events.send(event).await;
     }
 }
 
@@ -232,95 +321,18 @@ impl CosignerTransport for CosignerService {
     async fn open_session(&self, req: SessionRequest) -> Result<SessionChannel> {
         self.validate(&req)?;
         self.mark_seen(req.execution_id)?;
-        let keyring = self.keyring.clone();
-        let party = match &req.params {
-            SessionParams::Dkg { .. } => {
-                if self.store.load_share(&req.key).await?.is_some() {
-                    return Err(self.err(
-                        ErrorKind::AlreadyExists,
-                        format!(
-                            "cosigner {} already holds a share of key {}; DKG will not overwrite it",
-                            self.party_index, req.key
-                        ),
-                    ));
-                }
-                // Start on the primes now: they may take a minute and keygen does not need them.
-                let source = self.primes.clone();
-                let primes = tokio::spawn(async move { source.take().await });
-                let primes = async move { primes.await.map_err(|e| internal("prime task", e))? };
-                let r = req.clone();
-                protocol::spawn_party(keyring, &req, move |io| async move {
-                    protocol::run_dkg(io, r, primes, || {}).await.map(|s| PartyOutput::Share(Box::new(s)))
-                })?
-            }
-            SessionParams::Sign { tweak, .. } => {
-                let share = self.active_share(&req.key).await?;
-                if req.parties.len() != usize::from(share.min_signers()) {
-                    return Err(self.err(
-                        ErrorKind::InvalidInput,
-                        format!("signing needs exactly {} parties", share.min_signers()),
-                    ));
-                }
-                let (r, tweak) = (req.clone(), *tweak);
-                protocol::spawn_party(keyring, &req, move |io| async move {
-                    let share = match &tweak {
-                        Some(t) => Arc::new(protocol::tweak_share(&share, t)?),
-                        None => share,
-                    };
-                    let pk = protocol::public_key_of(&share);
-                    protocol::run_sign(io, r, share).await.map(|_| PartyOutput::Signed(pk))
-                })?
-            }
-            SessionParams::Linkage { .. } => {
-                let share = self.active_share(&req.key).await?;
-                if req.parties.len() != usize::from(share.min_signers()) {
-                    return Err(self.err(
-                        ErrorKind::InvalidInput,
-                        format!("a linkage proof needs exactly {} parties", share.min_signers()),
-                    ));
-                }
-                let r = req.clone();
-                protocol::spawn_party(keyring, &req, move |io| async move {
-                    protocol::run_linkage(io, r, share).await.map(|p| PartyOutput::Linked(p.shared))
-                })?
-            }
-        };
-        let this = self.clone();
-        let protocol::RunningParty { inbound, mut outbound, result } = party;
-        let (mut ev_tx, ev_rx) = session_queue();
-        tokio::spawn(async move {
-            while let Some(env) = outbound.next().await {
-                // If the agent went away the party notices through its closed inbox; keep draining.
-                let _ = ev_tx.send(SessionEvent::Message(env)).await;
-            }
-            let outcome = match result.await.map_err(|e| internal("protocol task", e)) {
-                // An agent that gave up will not commit: do not leave a Pending share behind.
-                Ok(Ok(PartyOutput::Share(_))) if ev_tx.is_closed() => {
-                    Err(this.err(ErrorKind::CosignerUnavailable, "the agent abandoned the session"))
-                }
-                Ok(Ok(PartyOutput::Share(share))) => this.store_pending(&req, *share).await,
-                Ok(Ok(PartyOutput::Signed(pk))) => Ok(SessionOutcome { public_key: pk.as_bytes().to_vec() }),
-                Ok(Ok(PartyOutput::Linked(shared))) => Ok(SessionOutcome { public_key: shared.as_bytes().to_vec() }),
-                Ok(Err(e)) | Err(e) => Err(e),
-            };
-            let event = match outcome {
-                Ok(o) => SessionEvent::Done(o),
-                Err(e) => {
-                    tracing::warn!(party = this.party_index, key = %req.key, error = %e, "session failed");
-                    SessionEvent::Failed(e.with_context("party", this.party_index).to_wire())
-                }
-            };
-            let _ = ev_tx.send(event).await;
-        });
-        Ok(SessionChannel::new(inbound, ev_rx))
+        let mpc::RunningParty { inbound, outbound, result } = self.start_party(&req).await?;
+        let (events, from_party) = session_queue();
+        tokio::spawn(self.clone().report(req, outbound, result, events));
+        Ok(SessionChannel::new(inbound, from_party))
     }
 
     async fn partial_ecdh(&self, req: EcdhRequest) -> Result<EcdhPartial> {
         self.mark_seen(req.execution_id)?;
         let share = self.active_share(&req.key).await?;
-        let q = protocol::parse_point(&req.point)?;
-        let ctx = protocol::ecdh_context(&req.key, &req.execution_id, &req.point);
-        let (point, proof) = protocol::ecdh_partial(&share, &q, &ctx)?;
+        let q = mpc::parse_point(&req.point)?;
+        let ctx = mpc::ecdh_context(&req.key, &req.execution_id, &req.point);
+        let (point, proof) = mpc::ecdh_partial(&share, &q, &ctx)?;
         Ok(EcdhPartial { party_index: self.party_index, point, proof })
     }
 

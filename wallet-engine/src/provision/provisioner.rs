@@ -22,7 +22,7 @@ use crate::{
     at_rest::seal::Sealer,
     coordinator::{coordinate, Remote, RunFailure},
     keys::Keyring,
-    protocol::{self, Primes, Share},
+    mpc::{self, Primes, Share},
     wallet::Cosigner,
 };
 
@@ -163,11 +163,11 @@ impl Provisioner {
         let (share, keys) = tokio::task::spawn_blocking(move || -> Result<_> {
             let (plain, keys) =
                 sealer.open_share_with_cache_keys(&key, AGENT_INDEX, &rec.meta.public_key, &rec.sealed)?;
-            Ok((protocol::decode_share(&plain)?, keys))
+            Ok((mpc::decode_share(&plain)?, keys))
         })
         .await
         .map_err(|e| Error::new(ErrorKind::Internal, format!("share opening task: {e}")))??;
-        if share.core.i != AGENT_INDEX || protocol::public_key_of(&share).as_bytes()[..] != record.meta.public_key[..] {
+        if share.core.i != AGENT_INDEX || mpc::public_key_of(&share).as_bytes()[..] != record.meta.public_key[..] {
             return Err(Error::new(ErrorKind::Corrupted, "the opened share does not match its record's metadata"));
         }
         Ok((share, DerivationCache::new(self.store.clone(), self.key.clone(), &keys, self.derivation_cache_max)))
@@ -213,7 +213,7 @@ impl Provisioner {
             remotes.push(Remote { index: c.index, endpoint: c.transport.endpoint().to_string(), channel });
         }
         let (share, outcomes) = self.run_dkg(&request, remotes).await?;
-        let pk = protocol::public_key_of(&share);
+        let pk = mpc::public_key_of(&share);
         if let Some((c, _)) = self.cosigners.iter().zip(&outcomes).find(|(_, o)| o.public_key != pk.as_bytes()) {
             let _ = self.rollback(&positions_all(self.n), &eid).await;
             return Err(c.name(Error::new(
@@ -237,8 +237,8 @@ impl Provisioner {
         let aux_started = Arc::new(std::sync::Mutex::new(None));
         let aux_mark = aux_started.clone();
         let r = request.clone();
-        let local = protocol::spawn_party(self.keyring.clone(), request, move |io| {
-            protocol::run_dkg(io, r, primes, move || {
+        let local = mpc::spawn_party(self.keyring.clone(), request, move |io| {
+            mpc::run_dkg(io, r, primes, move || {
                 if let Some(f) = &progress {
                     f(Progress::Finished(Phase::Keygen, t0.elapsed()));
                     f(Progress::Started(Phase::AuxInfo));
@@ -283,8 +283,8 @@ impl Provisioner {
     /// Steps 2 to 4 of the commit: the agent seals its share as Pending (the cosigners did in
     /// their sessions), then every party flips to Active.
     async fn seal_and_commit(&self, share: &Share, eid: ExecutionId) -> Result<()> {
-        let pk = protocol::public_key_of(share);
-        let plain = protocol::encode_share(share);
+        let pk = mpc::public_key_of(share);
+        let plain = mpc::encode_share(share);
         let (sealer, key) = (self.sealer.clone(), self.key.clone());
         let sealed = tokio::task::spawn_blocking(move || sealer.seal_share(&key, AGENT_INDEX, pk.as_bytes(), &plain))
             .await

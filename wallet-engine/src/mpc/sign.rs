@@ -1,0 +1,80 @@
+//! Threshold ECDSA signing, the additive tweak of derived keys, and verification.
+
+use std::sync::Arc;
+
+use cggmp21::{
+    generic_ec::{NonZero, Point, Scalar, SecretScalar},
+    key_share::{DirtyKeyShare, KeyShare},
+    DataToSign,
+};
+use rand::rngs::OsRng;
+use round_based::MpcParty;
+use wallet_traits::{EcdsaSignature, Error, ErrorKind, PublicKey, Result, SessionParams, SessionRequest};
+
+use super::{
+    abort,
+    io::{stage_eid, PartyIo},
+    parse_point, Share, D, E, L, STAGE_SIGN,
+};
+
+type SignMsg = cggmp21::signing::msg::Msg<E, D>;
+
+/// Full threshold signing of `request.digest` with `share` (already tweaked if requested).
+pub(crate) async fn run_sign(io: PartyIo, request: SessionRequest, share: Arc<Share>) -> Result<EcdsaSignature> {
+    let SessionParams::Sign { digest, .. } = request.params else {
+        return Err(Error::new(ErrorKind::InvalidInput, "not a signing session"));
+    };
+    let data = DataToSign::<E>::from_scalar(Scalar::from_be_bytes_mod_order(digest));
+    let eid = stage_eid(&request, STAGE_SIGN);
+    let sig = cggmp21::signing(cggmp21::ExecutionId::new(&eid), io.me(), &request.parties, &share)
+        .sign(&mut OsRng, MpcParty::connected(io.delivery::<SignMsg>(STAGE_SIGN)), data)
+        .await
+        .map_err(|e| abort("signing", e))?
+        .normalize_s();
+    let mut out = [0u8; 64];
+    sig.write_to_slice(&mut out);
+    let mut r = [0u8; 32];
+    let mut s = [0u8; 32];
+    r.copy_from_slice(&out[..32]);
+    s.copy_from_slice(&out[32..]);
+    Ok(EcdsaSignature { r, s })
+}
+
+/// The tweak as a scalar, reduced modulo the group order (docs/ARCHITECTURE.md, "Derived keys").
+pub(crate) fn tweak_scalar(tweak: &[u8; 32]) -> Scalar<E> {
+    Scalar::from_be_bytes_mod_order(tweak)
+}
+
+/// The share of the child key `x + h`: every signer applies the same public `h` to its secret
+/// share, every public share and the collective key, so any t shares interpolate to `x + h`.
+pub(crate) fn tweak_share(share: &Share, tweak: &[u8; 32]) -> Result<Share> {
+    let h = tweak_scalar(tweak);
+    let mut d: DirtyKeyShare<E, L> = share.clone().into_inner();
+    let hg = Point::generator() * h;
+    let invalid = || Error::new(ErrorKind::InvalidInput, "the tweak makes the key zero; use another tweak");
+    d.core.key_info.shared_public_key =
+        NonZero::from_point(d.core.key_info.shared_public_key + hg).ok_or_else(invalid)?;
+    for x_j in d.core.key_info.public_shares.iter_mut() {
+        *x_j = NonZero::from_point(*x_j + hg).ok_or_else(invalid)?;
+    }
+    let mut x = d.core.x.clone() + h;
+    d.core.x = NonZero::from_secret_scalar(SecretScalar::new(&mut x)).ok_or_else(invalid)?;
+    KeyShare::validate(d)
+        .map_err(|e| Error::new(ErrorKind::Internal, format!("tweaked share does not validate: {}", e.into_error())))
+}
+
+/// Verifies an ECDSA signature with k256, independently of cggmp21.
+pub fn verify_signature(public_key: &PublicKey, digest: &[u8; 32], sig: &EcdsaSignature) -> bool {
+    use k256::ecdsa::signature::hazmat::PrehashVerifier;
+    let Ok(vk) = k256::ecdsa::VerifyingKey::from_sec1_bytes(public_key.as_bytes()) else { return false };
+    let Ok(s) = k256::ecdsa::Signature::from_slice(&sig.to_compact()) else { return false };
+    vk.verify_prehash(digest, &s).is_ok()
+}
+
+/// `P + h*G` for a tweak `h`: the public key a tweaked signature verifies against.
+pub fn tweaked_public_key(public_key: &PublicKey, tweak: &[u8; 32]) -> Result<PublicKey> {
+    let p = parse_point(public_key.as_bytes())?;
+    let child = NonZero::from_point(p.into_inner() + Point::generator() * tweak_scalar(tweak))
+        .ok_or_else(|| Error::new(ErrorKind::InvalidInput, "the tweak makes the key zero"))?;
+    PublicKey::from_slice(&child.to_bytes(true))
+}
