@@ -1,7 +1,21 @@
 #![doc = include_str!("../README.md")]
 #![deny(missing_docs)]
 
+pub mod beef;
+pub mod brc29;
 pub mod brc42;
+pub mod encoding;
+pub mod fee;
+pub mod hash;
+pub mod merkle;
 mod network;
+pub mod script;
+pub mod sighash;
+mod tx;
 
+pub use beef::{AtomicBeef, Beef, BeefTx, BeefVersion};
+pub use fee::SatoshisPerKilobyte;
+pub use merkle::{MerkleLeaf, MerklePath};
 pub use network::Network;
+pub use script::Script;
+pub use tx::{Transaction, TxId, TxInput, TxOutput};

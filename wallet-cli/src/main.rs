@@ -7,6 +7,7 @@ use clap::{Parser, Subcommand};
 mod agent;
 mod check;
 mod cosigner;
+mod decode;
 mod demo;
 mod embedded;
 mod front;
@@ -70,6 +71,17 @@ enum Command {
     Config {
         #[command(subcommand)]
         command: ConfigCommand,
+    },
+    /// Decodes a transaction (raw or Extended Format), a BEEF (V1, V2, Atomic) or a merkle path
+    /// (BUMP) given as hex, checks its structure and prints it as JSON. Reads nothing else: no
+    /// configuration, no network.
+    Decode {
+        /// What the hex holds.
+        #[arg(long, value_enum, default_value = "auto")]
+        kind: decode::Kind,
+        /// The hex; `-` reads it from standard input.
+        #[arg(default_value = "-")]
+        hex: String,
     },
     /// Generates a party identity key pair (X25519) and prints its public key.
     Keys {
@@ -138,6 +150,7 @@ fn main() -> ExitCode {
             Command::Cosigner => cosigner::run(file).await.map(|_| true),
             Command::Config { command: ConfigCommand::Check { cosigner } } => check::run(file, cosigner),
             Command::Keys { out } => agent::keys(out).map(|_| true),
+            Command::Decode { kind, hex } => decode::run(kind, &hex).map(|_| true),
         }
     });
     match result {

@@ -1,0 +1,180 @@
+//! The wire encoding shared by transactions, BEEF and merkle paths: little-endian integers and
+//! Bitcoin's variable-length integers (VarInt, "CompactSize").
+//!
+//! [`Reader`] never trusts a length or count it reads: every length is checked against the bytes
+//! that are left before anything is allocated, so a few hostile bytes cannot ask for gigabytes.
+
+use wallet_traits::{Error, ErrorKind, Result};
+
+/// Reads one encoded value from a byte slice, refusing truncated or non-canonical input.
+#[derive(Debug, Clone)]
+pub struct Reader<'a> {
+    bytes: &'a [u8],
+    pos: usize,
+    what: &'static str,
+}
+
+impl<'a> Reader<'a> {
+    /// A reader over `bytes`; `what` ("transaction", "BEEF", ...) names the value in errors.
+    pub fn new(bytes: &'a [u8], what: &'static str) -> Self {
+        Self { bytes, pos: 0, what }
+    }
+
+    /// An [`ErrorKind::InvalidInput`] naming the value and the byte offset.
+    pub fn error(&self, message: impl std::fmt::Display) -> Error {
+        Error::new(ErrorKind::InvalidInput, format!("malformed {}: {message} (at byte {})", self.what, self.pos))
+    }
+
+    /// How many bytes are left.
+    pub fn remaining(&self) -> usize {
+        self.bytes.len() - self.pos
+    }
+
+    /// Whether every byte was read.
+    pub fn is_empty(&self) -> bool {
+        self.remaining() == 0
+    }
+
+    /// Refuses bytes after the value.
+    pub fn finish(&self) -> Result<()> {
+        if self.is_empty() {
+            Ok(())
+        } else {
+            Err(self.error(format!("{} unexpected bytes after the end", self.remaining())))
+        }
+    }
+
+    /// The next `n` bytes.
+    pub fn bytes(&mut self, n: usize) -> Result<&'a [u8]> {
+        if n > self.remaining() {
+            return Err(self.error(format!("needs {n} more bytes, {} are left", self.remaining())));
+        }
+        let out = &self.bytes[self.pos..self.pos + n];
+        self.pos += n;
+        Ok(out)
+    }
+
+    /// The next `N` bytes as an array.
+    pub fn array<const N: usize>(&mut self) -> Result<[u8; N]> {
+        Ok(self.bytes(N)?.try_into().expect("N bytes"))
+    }
+
+    /// One byte.
+    pub fn u8(&mut self) -> Result<u8> {
+        Ok(self.array::<1>()?[0])
+    }
+
+    /// A little-endian u16.
+    pub fn u16_le(&mut self) -> Result<u16> {
+        Ok(u16::from_le_bytes(self.array()?))
+    }
+
+    /// A little-endian u32.
+    pub fn u32_le(&mut self) -> Result<u32> {
+        Ok(u32::from_le_bytes(self.array()?))
+    }
+
+    /// A little-endian u64.
+    pub fn u64_le(&mut self) -> Result<u64> {
+        Ok(u64::from_le_bytes(self.array()?))
+    }
+
+    /// A VarInt in its shortest form; a longer encoding of a small number is refused, since the
+    /// value would not serialize back to the bytes it came from (and its hash would change).
+    pub fn varint(&mut self) -> Result<u64> {
+        let (n, min) = match self.u8()? {
+            0xfd => (u64::from(self.u16_le()?), 0xfd),
+            0xfe => (u64::from(self.u32_le()?), 0x1_0000),
+            0xff => (self.u64_le()?, 0x1_0000_0000),
+            b => return Ok(u64::from(b)),
+        };
+        if n < min {
+            return Err(self.error(format!("the VarInt {n} is not in its shortest form")));
+        }
+        Ok(n)
+    }
+
+    /// A VarInt length followed by that many bytes.
+    pub fn var_bytes(&mut self) -> Result<&'a [u8]> {
+        let n = self.varint()?;
+        let n = usize::try_from(n).map_err(|_| self.error("a length does not fit in memory"))?;
+        self.bytes(n)
+    }
+
+    /// A VarInt count of items that each take at least `min_item_bytes` bytes: refused when the
+    /// bytes left cannot hold that many, so a count never allocates beyond the input's size.
+    pub fn count(&mut self, min_item_bytes: usize) -> Result<usize> {
+        let n = self.varint()?;
+        let most = self.remaining() / min_item_bytes.max(1);
+        match usize::try_from(n) {
+            Ok(n) if n <= most => Ok(n),
+            _ => Err(self.error(format!("a count of {n} items cannot fit in the {} bytes left", self.remaining()))),
+        }
+    }
+}
+
+/// Appends `n` as a VarInt in its shortest form.
+pub fn write_varint(out: &mut Vec<u8>, n: u64) {
+    match n {
+        0..=0xfc => out.push(n as u8),
+        0xfd..=0xffff => {
+            out.push(0xfd);
+            out.extend_from_slice(&(n as u16).to_le_bytes());
+        }
+        0x1_0000..=0xffff_ffff => {
+            out.push(0xfe);
+            out.extend_from_slice(&(n as u32).to_le_bytes());
+        }
+        _ => {
+            out.push(0xff);
+            out.extend_from_slice(&n.to_le_bytes());
+        }
+    }
+}
+
+/// Appends a VarInt length and `bytes`.
+pub fn write_var_bytes(out: &mut Vec<u8>, bytes: &[u8]) {
+    write_varint(out, bytes.len() as u64);
+    out.extend_from_slice(bytes);
+}
+
+/// How many bytes the VarInt of `n` takes.
+pub fn varint_len(n: u64) -> usize {
+    match n {
+        0..=0xfc => 1,
+        0xfd..=0xffff => 3,
+        0x1_0000..=0xffff_ffff => 5,
+        _ => 9,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn varints_round_trip_at_every_width_boundary() {
+        for n in [0, 0xfc, 0xfd, 0xffff, 0x1_0000, 0xffff_ffff, 0x1_0000_0000, u64::MAX] {
+            let mut out = Vec::new();
+            write_varint(&mut out, n);
+            assert_eq!(out.len(), varint_len(n));
+            let mut r = Reader::new(&out, "test");
+            assert_eq!(r.varint().unwrap(), n);
+            r.finish().unwrap();
+        }
+    }
+
+    #[test]
+    fn non_canonical_varints_and_impossible_counts_are_refused() {
+        for bytes in [&[0xfd, 0xfc, 0x00][..], &[0xfe, 0xff, 0xff, 0, 0], &[0xff, 1, 0, 0, 0, 0, 0, 0, 0]] {
+            let e = Reader::new(bytes, "test").varint().unwrap_err();
+            assert!(e.message().contains("shortest form"), "{e}");
+        }
+        // A count of 2^32 items in a 5-byte input.
+        let e = Reader::new(&[0xfe, 0, 0, 0, 1], "test").count(1).unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::InvalidInput);
+        assert!(e.message().contains("cannot fit"), "{e}");
+        let e = Reader::new(&[0x05, 1, 2], "test").var_bytes().unwrap_err();
+        assert!(e.message().contains("needs 5 more bytes"), "{e}");
+    }
+}
