@@ -45,10 +45,28 @@ pub fn preimage(
             format!("sighash type {sighash_type:#x} lacks SIGHASH_FORKID (0x40); BSV signs with the FORKID algorithm"),
         ));
     }
+    let (hash_prevouts, hash_sequence, hash_outputs) = commitments(tx, index, sighash_type);
+    let mut p = Vec::with_capacity(156 + script_code.len());
+    p.extend_from_slice(&tx.version.to_le_bytes());
+    p.extend_from_slice(&hash_prevouts);
+    p.extend_from_slice(&hash_sequence);
+    p.extend_from_slice(&input.source_txid.0);
+    p.extend_from_slice(&input.source_vout.to_le_bytes());
+    write_var_bytes(&mut p, script_code);
+    p.extend_from_slice(&satoshis.to_le_bytes());
+    p.extend_from_slice(&input.sequence.to_le_bytes());
+    p.extend_from_slice(&hash_outputs);
+    p.extend_from_slice(&tx.lock_time.to_le_bytes());
+    p.extend_from_slice(&sighash_type.to_le_bytes());
+    Ok(p)
+}
+
+/// The preimage's three commitments to the rest of the transaction: its outpoints, its
+/// sequences and its outputs, each zeros where `sighash_type` leaves that part unsigned.
+fn commitments(tx: &Transaction, index: usize, sighash_type: u32) -> ([u8; 32], [u8; 32], [u8; 32]) {
     let base = sighash_type & BASE_MASK;
     let anyone = sighash_type & ANYONECANPAY != 0;
     let zero = [0u8; 32];
-
     let hash_prevouts = if anyone {
         zero
     } else {
@@ -65,35 +83,21 @@ pub fn preimage(
         let b: Vec<u8> = tx.inputs.iter().flat_map(|i| i.sequence.to_le_bytes()).collect();
         hash256(&b)
     };
-    let hash_outputs = if base != SINGLE && base != NONE {
+    // NONE signs no outputs, and so does SINGLE for an input without an output at its index.
+    let outputs = match base {
+        NONE => None,
+        SINGLE => tx.outputs.get(index..=index),
+        _ => Some(&tx.outputs[..]),
+    };
+    let hash_outputs = outputs.map_or(zero, |outputs| {
         let mut b = Vec::new();
-        for o in &tx.outputs {
+        for o in outputs {
             b.extend_from_slice(&o.satoshis.to_le_bytes());
             write_var_bytes(&mut b, o.locking_script.as_bytes());
         }
         hash256(&b)
-    } else if base == SINGLE && index < tx.outputs.len() {
-        let o = &tx.outputs[index];
-        let mut b = o.satoshis.to_le_bytes().to_vec();
-        write_var_bytes(&mut b, o.locking_script.as_bytes());
-        hash256(&b)
-    } else {
-        zero
-    };
-
-    let mut p = Vec::with_capacity(156 + script_code.len());
-    p.extend_from_slice(&tx.version.to_le_bytes());
-    p.extend_from_slice(&hash_prevouts);
-    p.extend_from_slice(&hash_sequence);
-    p.extend_from_slice(&input.source_txid.0);
-    p.extend_from_slice(&input.source_vout.to_le_bytes());
-    write_var_bytes(&mut p, script_code);
-    p.extend_from_slice(&satoshis.to_le_bytes());
-    p.extend_from_slice(&input.sequence.to_le_bytes());
-    p.extend_from_slice(&hash_outputs);
-    p.extend_from_slice(&tx.lock_time.to_le_bytes());
-    p.extend_from_slice(&sighash_type.to_le_bytes());
-    Ok(p)
+    });
+    (hash_prevouts, hash_sequence, hash_outputs)
 }
 
 /// `hash256(preimage(..))`: the 32 bytes an ECDSA signature of input `index` signs.

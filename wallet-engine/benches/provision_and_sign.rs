@@ -64,6 +64,8 @@ async fn derivations(methods: &wallet_brc100::KeyMethods, n: usize) -> (Duration
     (median(uncached), median(cached))
 }
 
+// One straight run from DKG to the ratios, in the order they are printed: its length is the list
+// of measurements, each a few lines.
 #[tokio::main(flavor = "multi_thread")]
 async fn main() {
     let rounds: usize = std::env::var("BENCH_ROUNDS").ok().and_then(|v| v.parse().ok()).unwrap_or(5);

@@ -405,7 +405,8 @@ async fn derivation_cache(store: &dyn DerivationCacheStore) {
 
 /// The engine's bound on the cache: a put followed by `evict_derivations(key, cap)`, as
 /// `DerivationCache::put` does. All of it runs within a few milliseconds, so a store ordering
-/// uses by a clock instead of a counter fails here.
+/// uses by a clock instead of a counter fails here. One scenario, step after step, each step's
+/// assertion beside it: splitting it would hide the sequence it checks.
 async fn derivation_eviction(store: &dyn DerivationCacheStore) {
     const CAP: usize = 4;
     let wallet = fresh_wallet("evict");
