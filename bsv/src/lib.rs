@@ -11,6 +11,7 @@ pub mod merkle;
 mod network;
 pub mod script;
 pub mod sighash;
+pub mod signature;
 mod tx;
 
 pub use beef::{AtomicBeef, Beef, BeefTx, BeefVersion};

@@ -9,6 +9,7 @@ mod failover;
 mod keys;
 mod mpc;
 mod provision;
+mod transaction;
 mod wallet;
 
 #[cfg(feature = "insecure-test-primes")]
@@ -16,7 +17,9 @@ pub use at_rest::primes::InsecureTestPrimes;
 pub use at_rest::primes::{generate_primes, GeneratePrimes, PrimeSource, StorePrimePool};
 pub use at_rest::seal::{Cipher, KdfParams, SealOptions, Sealer, ShareSecret, SEAL_FORMAT};
 pub use config::{CosignerConfig, Network, StoreLocation, WalletConfig, DEFAULT_DERIVATION_CACHE_MAX};
-pub use cosigner::{CosignerBuilder, CosignerService, MAX_PARTIES};
+pub use cosigner::{
+    AllowAll, CosignerBuilder, CosignerService, DenyOutputScripts, SigningPolicy, TxReview, MAX_PARTIES,
+};
 pub use failover::{probe, CosignerReport, Unfit, PROBE_TIMEOUT};
 pub use keys::{Keyring, PartyKey, PartyPublicKey};
 pub use mpc::{tweaked_public_key, verify_signature, Primes};

@@ -15,14 +15,14 @@ mod sign;
 
 use cggmp21::{key_share::KeyShare, security_level::SecurityLevel128, supported_curves::Secp256k1, PregeneratedPrimes};
 use sha2::Sha256;
-use wallet_traits::{Error, ErrorKind, SessionParams, MAX_PARTIES, SESSION_CAPACITY};
+use wallet_traits::{Error, ErrorKind, SessionParams, ENVELOPES_PER_SIGNING, MAX_PARTIES, SESSION_CAPACITY};
 
 pub(crate) use dkg::run_dkg;
 pub(crate) use ecdh::{ecdh_context, ecdh_partial, verify_ecdh_partial};
 pub(crate) use io::{spawn_party, PartyInbox, PartyIo, RunningParty};
 pub(crate) use linkage::run_linkage;
 pub(crate) use share::{decode_share, encode_share, lagrange, parse_point, public_key_of};
-pub(crate) use sign::{run_sign, tweak_share};
+pub(crate) use sign::{run_sign, run_sign_tx, tweak_share};
 pub use sign::{tweaked_public_key, verify_signature};
 
 /// The curve of BSV keys.
@@ -43,12 +43,14 @@ pub(crate) const STAGE_SIGN: u16 = 0;
 const STAGE_LINKAGE_COMMIT: u16 = 0;
 const STAGE_LINKAGE_RESPONSE: u16 = 1;
 
-/// The stages a session of `params` runs, each with its own inbox.
-fn stages_of(params: &SessionParams) -> &'static [u16] {
+/// The stages a session of `params` runs, each with its own inbox: for a transaction, one
+/// signing per input.
+fn stages_of(params: &SessionParams) -> Vec<u16> {
     match params {
-        SessionParams::Dkg { .. } => &[STAGE_KEYGEN, STAGE_AUX],
-        SessionParams::Sign { .. } => &[STAGE_SIGN],
-        SessionParams::Linkage { .. } => &[STAGE_LINKAGE_COMMIT, STAGE_LINKAGE_RESPONSE],
+        SessionParams::Dkg { .. } => vec![STAGE_KEYGEN, STAGE_AUX],
+        SessionParams::Sign { .. } => vec![STAGE_SIGN],
+        SessionParams::Linkage { .. } => vec![STAGE_LINKAGE_COMMIT, STAGE_LINKAGE_RESPONSE],
+        SessionParams::SignTx { inputs, .. } => (0..inputs.len()).filter_map(|k| u16::try_from(k).ok()).collect(),
     }
 }
 
@@ -63,6 +65,10 @@ const MAX_ENVELOPES_PER_PEER: usize = 9;
 // ever waits and the relaying through the agent cannot deadlock (see wallet_traits::SESSION_CAPACITY).
 const MOST_PER_QUEUE: usize = MAX_ENVELOPES_PER_PEER * (MAX_PARTIES as usize - 1) + 1;
 const _: () = assert!(MOST_PER_QUEUE <= SESSION_CAPACITY);
+// A transaction session runs one signing per input over the same queues; SessionRequest::check
+// keeps their number within what the queues hold, counting this many envelopes per signing.
+const _: () = assert!(SIGNING_ROUNDS <= ENVELOPES_PER_SIGNING);
+const SIGNING_ROUNDS: usize = 6;
 
 fn abort(what: &str, e: impl std::error::Error) -> Error {
     // cggmp21's error texts name the failing check and party, never secret values; the cause

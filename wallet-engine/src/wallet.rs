@@ -11,10 +11,12 @@ use cggmp21::{
     generic_ec::{NonZero, Point},
     key_share::AnyKeyShare,
 };
-use futures::future::join_all;
+use futures::{future::join_all, stream, StreamExt, TryStreamExt};
+use wallet_bsv::{Script, Transaction};
 use wallet_traits::{
-    CosignerTransport, EcdhRequest, EcdsaSignature, Error, ErrorKind, ExecutionId, KeyDeriver, KeyId, LinkageProof,
-    PartyIndex, PublicKey, Result, SessionOutcome, SessionParams, SessionRequest, Signer, AGENT_INDEX,
+    max_inputs_per_session, CosignerTransport, EcdhRequest, EcdsaSignature, Error, ErrorKind, ExecutionId, InputToSign,
+    KeyDeriver, KeyId, LinkageProof, PartyIndex, PublicKey, Result, SessionOutcome, SessionParams, SessionRequest,
+    Signer, AGENT_INDEX,
 };
 
 use crate::{
@@ -24,7 +26,12 @@ use crate::{
     failover::{self, CosignerReport, Unfit, PROBE_TIMEOUT},
     keys::Keyring,
     mpc::{self, Share},
+    transaction,
 };
+
+/// The most sessions one transaction's signing runs at once (each signs up to
+/// `max_inputs_per_session` inputs).
+const MAX_SESSIONS_PER_TX: usize = 4;
 
 /// A cosigner as the agent knows it: its party index and transport.
 #[derive(Debug, Clone)]
@@ -270,6 +277,63 @@ impl Wallet {
             ));
         }
         Ok(sig)
+    }
+
+    /// Signs `inputs` of `tx`, which must be in Extended Format (every input with the output it
+    /// spends) and list the inputs in increasing index order. Every party, this one first,
+    /// parses the transaction, checks that each input spends a P2PKH output of the key it is
+    /// signed with (the root key, or the child key of its tweak), computes each digest itself
+    /// and lets its policy review the transaction; one refusal signs nothing. The inputs run
+    /// side by side in one session (several sessions, side by side, past
+    /// [`max_inputs_per_session`]), so the round trips do not grow with the inputs. Returns one
+    /// signature per input, each verified against its key and digest.
+    pub async fn sign_transaction(&self, tx: &Transaction, inputs: &[InputToSign]) -> Result<Vec<EcdsaSignature>> {
+        if inputs.is_empty() || inputs.windows(2).any(|w| w[0].index >= w[1].index) {
+            return Err(Error::new(
+                ErrorKind::InvalidInput,
+                "list the inputs to sign once each, in increasing index order (at least one)",
+            ));
+        }
+        let ef = tx.to_ef()?;
+        let (_, prepared) = transaction::prepare(&self.inner.share, &ef, inputs)?;
+        let per_session = max_inputs_per_session(usize::from(self.threshold()));
+        let root = self.inner.public_key;
+        let sessions = inputs.chunks(per_session).map(|chunk| {
+            let request = self.template(SessionParams::SignTx { tx: ef.clone(), inputs: chunk.to_vec() });
+            let run = |io, r: SessionRequest, share: Arc<Share>| async move {
+                let SessionParams::SignTx { tx, inputs } = &r.params else { unreachable!("a SignTx template") };
+                let (_, prepared) = transaction::prepare(&share, tx, inputs)?;
+                let jobs = prepared.into_iter().map(|p| (p.share, p.digest)).collect();
+                mpc::run_sign_tx(io, r, jobs).await
+            };
+            self.joint(request, run, move |_, o| o.public_key == root.as_bytes())
+        });
+        let signatures: Vec<EcdsaSignature> = stream::iter(sessions).buffered(MAX_SESSIONS_PER_TX).try_concat().await?;
+        for (k, (sig, p)) in signatures.iter().zip(&prepared).enumerate() {
+            if !mpc::verify_signature(&p.public_key, &p.digest, sig) {
+                return Err(Error::new(
+                    ErrorKind::ProtocolAbort,
+                    format!("the joint signature of input {} does not verify; nothing was returned", inputs[k].index),
+                ));
+            }
+        }
+        Ok(signatures)
+    }
+
+    /// [`Self::sign_transaction`], then each signed input's unlocking script set to
+    /// `<signature ‖ sighash byte> <public key>`: the transaction, ready for P2PKH inputs.
+    pub async fn sign_p2pkh_inputs(&self, tx: &Transaction, inputs: &[InputToSign]) -> Result<Transaction> {
+        let signatures = self.sign_transaction(tx, inputs).await?;
+        let mut signed = tx.clone();
+        for (input, sig) in inputs.iter().zip(&signatures) {
+            let public_key = match &input.tweak {
+                Some(t) => mpc::tweaked_public_key(&self.inner.public_key, t)?,
+                None => self.inner.public_key,
+            };
+            let push = wallet_bsv::signature::checksig_format(sig, input.sighash_type);
+            signed.inputs[input.index as usize].unlocking_script = Script::p2pkh_unlock(&push, public_key.as_bytes());
+        }
+        Ok(signed)
     }
 
     /// `root * counterparty` with a Schnorr proof, computed jointly: no party learns the root key.

@@ -20,9 +20,9 @@ pub use registry::{
 };
 pub use store::{ContractErrors, DerivationCacheStore, PrimePoolStore, ShareStore};
 pub use transport::{
-    session_queue, CosignerTransport, EcdhPartial, EcdhRequest, Envelope, EnvelopeSink, EventStream, KeyInfo,
-    SessionChannel, SessionEvent, SessionKind, SessionOutcome, SessionParams, SessionPeer, SessionRequest, MAX_PARTIES,
-    SESSION_CAPACITY,
+    max_inputs_per_session, session_queue, CosignerTransport, EcdhPartial, EcdhRequest, Envelope, EnvelopeSink,
+    EventStream, InputToSign, KeyInfo, SessionChannel, SessionEvent, SessionKind, SessionOutcome, SessionParams,
+    SessionPeer, SessionRequest, ENVELOPES_PER_SIGNING, MAX_PARTIES, SESSION_CAPACITY,
 };
 
 /// Re-exported so plugins submit factories with the same `inventory` version.

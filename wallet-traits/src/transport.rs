@@ -19,6 +19,34 @@ pub enum SessionKind {
     /// A joint Schnorr proof that `S = root * B` for a counterparty key `B` (BRC-100
     /// `revealCounterpartyKeyLinkage`).
     Linkage,
+    /// Signing inputs of one transaction: every party computes each digest from the
+    /// transaction itself.
+    SignTx,
+}
+
+/// One input a [`SessionParams::SignTx`] session signs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct InputToSign {
+    /// Its index in the transaction.
+    pub index: u32,
+    /// The sighash type it is signed with (FORKID set, for example `0x41` for ALL).
+    pub sighash_type: u32,
+    /// The additive tweak of the key it spends from (a BRC-42 child key), if not the root key.
+    #[serde(default)]
+    pub tweak: Option<[u8; 32]>,
+}
+
+/// The most envelopes one signing run sends each other party (cggmp21 signing: 6 rounds, one
+/// envelope per peer each). The engine asserts its signing stays within it.
+pub const ENVELOPES_PER_SIGNING: usize = 6;
+
+/// The most inputs one [`SessionParams::SignTx`] session of `parties` parties signs: the
+/// inputs' runs share the session's queues, which must hold all that passes through them (see
+/// [`SESSION_CAPACITY`]). With the agent and one cosigner that is 42 inputs; a longer
+/// transaction is signed in several sessions, run side by side.
+pub const fn max_inputs_per_session(parties: usize) -> usize {
+    let peers = if parties > 1 { parties - 1 } else { 1 };
+    (SESSION_CAPACITY - 1) / (ENVELOPES_PER_SIGNING * peers)
 }
 
 /// Most parties of one key (the agent and up to 15 cosigners).
@@ -51,6 +79,15 @@ pub enum SessionParams {
         /// The counterparty key B, compressed.
         point: Vec<u8>,
     },
+    /// Signing `inputs` of `tx`. Each party parses the transaction, checks that each input's
+    /// source output is P2PKH of the key it is asked to sign for, computes the digests itself
+    /// and signs nothing it did not compute.
+    SignTx {
+        /// The transaction in Extended Format (BRC-30: each input with the output it spends).
+        tx: Vec<u8>,
+        /// The inputs to sign, in increasing index order; input `k` of this list runs in stage `k`.
+        inputs: Vec<InputToSign>,
+    },
 }
 
 impl SessionParams {
@@ -60,6 +97,7 @@ impl SessionParams {
             SessionParams::Dkg { .. } => SessionKind::Dkg,
             SessionParams::Sign { .. } => SessionKind::Sign,
             SessionParams::Linkage { .. } => SessionKind::Linkage,
+            SessionParams::SignTx { .. } => SessionKind::SignTx,
         }
     }
 }
@@ -86,9 +124,10 @@ impl SessionRequest {
 
     /// The request's shape, checked once for every receiver: parties strictly increasing and
     /// led by the agent; a DKG of every party `0..n` with `2 <= t <= n <= MAX_PARTIES`; a signing
-    /// or linkage run of at least two parties; a linkage point of 33 bytes. What only the
-    /// receiver knows (whether it is among the parties, whether the point is on the curve) is
-    /// its own to check. Errors are `InvalidInput`.
+    /// or linkage run of at least two parties; a linkage point of 33 bytes; a transaction
+    /// signing of 1 to [`max_inputs_per_session`] inputs in strictly increasing index order. What
+    /// only the receiver knows (whether it is among the parties, whether the point is on the
+    /// curve, what the transaction holds) is its own to check. Errors are `InvalidInput`.
     pub fn check(&self) -> Result<()> {
         let p = &self.parties;
         let invalid = |m: &str| Error::new(ErrorKind::InvalidInput, m.to_string());
@@ -111,11 +150,25 @@ impl SessionRequest {
                     return Err(invalid("DKG needs every party 0..n"));
                 }
             }
-            SessionParams::Sign { .. } | SessionParams::Linkage { .. } if p.len() < 2 => {
+            SessionParams::Sign { .. } | SessionParams::Linkage { .. } | SessionParams::SignTx { .. }
+                if p.len() < 2 =>
+            {
                 return Err(invalid("a session needs the agent and at least one cosigner"));
             }
             SessionParams::Linkage { point } if PublicKey::from_slice(point).is_err() => {
                 return Err(invalid("a linkage session needs a compressed counterparty point (33 bytes)"));
+            }
+            SessionParams::SignTx { tx, inputs } => {
+                let most = max_inputs_per_session(p.len());
+                if tx.is_empty() || inputs.is_empty() || inputs.len() > most {
+                    return Err(Error::new(
+                        ErrorKind::InvalidInput,
+                        format!("a transaction signing session signs 1 to {most} inputs of a non-empty transaction"),
+                    ));
+                }
+                if inputs.windows(2).any(|w| w[0].index >= w[1].index) {
+                    return Err(invalid("the inputs to sign must be in strictly increasing index order"));
+                }
             }
             SessionParams::Sign { .. } | SessionParams::Linkage { .. } => {}
         }
@@ -386,6 +439,28 @@ mod tests {
         assert!(request(vec![0, 1], SessionParams::Linkage { point }).check().is_ok());
         let e = request(vec![0, 1], SessionParams::Linkage { point: vec![2; 5] }).check().unwrap_err();
         assert!(e.message().contains("33 bytes"), "{e}");
+    }
+
+    #[test]
+    fn a_transaction_session_signs_a_bounded_ordered_set_of_inputs() {
+        let input = |index| InputToSign { index, sighash_type: 0x41, tweak: None };
+        let sign_tx = |inputs: Vec<InputToSign>| SessionParams::SignTx { tx: vec![1; 60], inputs };
+        assert!(request(vec![0, 1], sign_tx(vec![input(0), input(3)])).check().is_ok());
+        assert_eq!(max_inputs_per_session(2), 42);
+        assert_eq!(max_inputs_per_session(3), 21);
+        let most: Vec<_> = (0..42).map(input).collect();
+        assert!(request(vec![0, 1], sign_tx(most.clone())).check().is_ok());
+        for (parties, inputs) in [
+            (vec![0, 1], vec![]),
+            (vec![0, 1], vec![input(1), input(1)]),
+            (vec![0, 1], vec![input(2), input(1)]),
+            (vec![0, 1, 2], most),
+        ] {
+            let e = request(parties, sign_tx(inputs.clone())).check().unwrap_err();
+            assert_eq!(e.kind(), ErrorKind::InvalidInput, "{inputs:?}");
+        }
+        let empty = SessionParams::SignTx { tx: vec![], inputs: vec![input(0)] };
+        assert!(request(vec![0, 1], empty).check().is_err());
     }
 
     #[test]

@@ -6,8 +6,8 @@
 use serde::{de::IntoDeserializer, Deserialize};
 use tonic::{metadata::MetadataValue, Code, Status};
 use wallet_traits::{
-    EcdhPartial, EcdhRequest, Envelope, Error, ErrorKind, ExecutionId, KeyId, KeyInfo, Result, SessionEvent,
-    SessionOutcome, SessionParams, SessionRequest, ShareState, WalletId, WireError,
+    EcdhPartial, EcdhRequest, Envelope, Error, ErrorKind, ExecutionId, InputToSign, KeyId, KeyInfo, Result,
+    SessionEvent, SessionOutcome, SessionParams, SessionRequest, ShareState, WalletId, WireError,
 };
 
 use crate::proto as pb;
@@ -68,6 +68,18 @@ pub(crate) fn session_request_to_pb(r: &SessionRequest) -> pb::SessionRequest {
             m.kind = pb::SessionKind::Linkage as i32;
             m.point = Some(point.clone());
         }
+        SessionParams::SignTx { tx, inputs } => {
+            m.kind = pb::SessionKind::SignTx as i32;
+            m.tx = Some(tx.clone());
+            m.inputs = inputs
+                .iter()
+                .map(|i| pb::InputToSign {
+                    index: i.index,
+                    sighash_type: i.sighash_type,
+                    tweak: i.tweak.map(|t| t.to_vec()),
+                })
+                .collect();
+        }
     }
     m
 }
@@ -77,7 +89,11 @@ pub(crate) fn session_request_to_pb(r: &SessionRequest) -> pb::SessionRequest {
 /// releases sent them with every kind), and an unknown kind (a newer peer's) is refused by name.
 pub(crate) fn session_request_from_pb(r: pb::SessionRequest) -> Result<SessionRequest> {
     let mixed = || malformed("session request: a field of another session kind is set");
-    let params = match pb::SessionKind::try_from(r.kind) {
+    let kind = pb::SessionKind::try_from(r.kind);
+    if kind != Ok(pb::SessionKind::SignTx) && (r.tx.is_some() || !r.inputs.is_empty()) {
+        return Err(mixed());
+    }
+    let params = match kind {
         Ok(pb::SessionKind::Dkg) => {
             if r.digest.is_some() || r.tweak.is_some() || r.point.is_some() {
                 return Err(mixed());
@@ -96,6 +112,23 @@ pub(crate) fn session_request_from_pb(r: pb::SessionRequest) -> Result<SessionRe
                 return Err(mixed());
             }
             SessionParams::Linkage { point: r.point.ok_or_else(|| malformed("session request: no point"))? }
+        }
+        Ok(pb::SessionKind::SignTx) => {
+            if r.digest.is_some() || r.tweak.is_some() || r.point.is_some() {
+                return Err(mixed());
+            }
+            let inputs = r
+                .inputs
+                .into_iter()
+                .map(|i| {
+                    Ok(InputToSign {
+                        index: i.index,
+                        sighash_type: i.sighash_type,
+                        tweak: bytes32_from(i.tweak, "input tweak")?,
+                    })
+                })
+                .collect::<Result<_>>()?;
+            SessionParams::SignTx { tx: r.tx.ok_or_else(|| malformed("session request: no transaction"))?, inputs }
         }
         _ => return Err(malformed("session request: unknown session kind").with_context("kind", r.kind)),
     };
@@ -307,6 +340,30 @@ mod tests {
             assert_eq!(kind_from_str(kind.as_str()), Some(kind));
         }
         assert_eq!(kind_from_str("no_such_kind"), None);
+    }
+
+    #[test]
+    fn a_transaction_session_round_trips_and_its_fields_stay_its_own() {
+        let params = SessionParams::SignTx {
+            tx: vec![1, 2, 3],
+            inputs: vec![
+                InputToSign { index: 0, sighash_type: 0x41, tweak: None },
+                InputToSign { index: 2, sighash_type: 0xc3, tweak: Some([7; 32]) },
+            ],
+        };
+        let key = KeyId::new(WalletId::new("w").unwrap(), 0);
+        let r = SessionRequest { key, execution_id: ExecutionId::random(), parties: vec![0, 1], params };
+        assert_eq!(session_request_from_pb(session_request_to_pb(&r)).unwrap(), r);
+        let mut with_digest = session_request_to_pb(&r);
+        with_digest.digest = Some(vec![0; 32]);
+        assert!(session_request_from_pb(with_digest).is_err());
+        let sign = SessionRequest { params: SessionParams::Sign { digest: [1; 32], tweak: None }, ..r.clone() };
+        let mut with_tx = session_request_to_pb(&sign);
+        with_tx.tx = Some(vec![1]);
+        assert!(session_request_from_pb(with_tx).unwrap_err().message().contains("another session kind"));
+        let mut short_tweak = session_request_to_pb(&r);
+        short_tweak.inputs[1].tweak = Some(vec![7; 31]);
+        assert!(session_request_from_pb(short_tweak).unwrap_err().message().contains("32 bytes"));
     }
 
     #[test]

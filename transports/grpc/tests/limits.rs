@@ -112,6 +112,7 @@ async fn one_session_too_many_is_refused_then_retried() {
         digest: Some(vec![0; 32]),
         tweak: None,
         point: None,
+        ..Default::default()
     });
     let frames = futures::stream::iter(vec![pb::ClientFrame { frame: Some(open) }]).chain(futures::stream::pending());
     let status = raw_client(&f.url).session(authorized(&f.minter, &f.url, frames)).await.unwrap_err();
@@ -195,6 +196,7 @@ async fn malformed_frames_end_only_their_session() {
         digest: Some(vec![0; 32]),
         tweak: None,
         point: None,
+        ..Default::default()
     };
     let bad_env =
         pb::Envelope { execution_id: vec![1; 5], stage: 0, from: 0, to: 1, broadcast: false, seq: 0, payload: vec![] };

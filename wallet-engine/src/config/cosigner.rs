@@ -47,6 +47,9 @@ pub struct CosignerConfig {
     pub max_message_bytes: usize,
     /// MPC_PRIME_POOL_TARGET: prime pairs kept ready so a DKG does not wait for this cosigner.
     pub prime_pool_target: u64,
+    /// MPC_POLICY_DENY_SCRIPTS: locking scripts (hex, comma-separated) this cosigner refuses to
+    /// sign a transaction paying to.
+    pub policy_deny_scripts: Vec<Vec<u8>>,
 }
 
 impl Default for CosignerConfig {
@@ -69,6 +72,7 @@ impl Default for CosignerConfig {
             session_idle: Duration::from_secs(120),
             max_message_bytes: 8 << 20,
             prime_pool_target: 1,
+            policy_deny_scripts: Vec::new(),
         }
     }
 }
@@ -106,6 +110,7 @@ impl CosignerConfig {
         SettingKey::plain("session_idle_secs").default("120"),
         SettingKey::plain("max_message_bytes").default("8388608"),
         SettingKey::plain("prime_pool_target").default("1"),
+        SettingKey::plain("policy_deny_scripts"),
     ];
 
     /// Defaults < `file` (or `./mpc-wallet.toml`) < `MPC_*` variables.
@@ -157,6 +162,22 @@ impl CosignerConfig {
             prime_pool_target: r
                 .number("prime_pool_target", "a whole number of prime pairs")?
                 .unwrap_or(d.prime_pool_target),
+            policy_deny_scripts: r
+                .parsed("policy_deny_scripts", |v| {
+                    v.split(',')
+                        .map(str::trim)
+                        .filter(|s| !s.is_empty())
+                        .map(|s| {
+                            hex::decode(s).map_err(|_| {
+                                Error::new(
+                                    ErrorKind::Config,
+                                    "it must list locking scripts in hex, separated by commas",
+                                )
+                            })
+                        })
+                        .collect::<Result<Vec<_>>>()
+                })?
+                .unwrap_or_default(),
         })
     }
 

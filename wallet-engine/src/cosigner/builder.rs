@@ -5,6 +5,7 @@ use std::sync::Arc;
 
 use wallet_traits::{Error, ErrorKind, Options, Plugins, Result, ShareStore};
 
+use super::policy::{DenyOutputScripts, SigningPolicy};
 use crate::{
     config::StoreLocation, CosignerConfig, CosignerService, Keyring, PrimeSource, SealOptions, Sealer, ShareSecret,
     StorePrimePool,
@@ -30,6 +31,7 @@ pub struct CosignerBuilder {
     primes: Option<Arc<dyn PrimeSource>>,
     prime_pool_target: u64,
     plugins: Option<Plugins>,
+    policy: Option<Arc<dyn SigningPolicy>>,
 }
 
 impl std::fmt::Debug for CosignerBuilder {
@@ -56,6 +58,9 @@ impl CosignerBuilder {
         b.secret = config.share_secret.clone();
         b.store_location = config.store.clone();
         b.store_options = config.store_options.clone();
+        if !config.policy_deny_scripts.is_empty() {
+            b.policy = Some(Arc::new(DenyOutputScripts::new(config.policy_deny_scripts.iter().cloned())));
+        }
         Ok(b)
     }
 
@@ -103,6 +108,13 @@ impl CosignerBuilder {
         self
     }
 
+    /// What reviews each transaction before this cosigner signs inputs of it (default:
+    /// [`AllowAll`](super::AllowAll); from configuration, a deny list of output scripts).
+    pub fn policy(mut self, policy: Arc<dyn SigningPolicy>) -> Self {
+        self.policy = Some(policy);
+        self
+    }
+
     /// The factories a store location is opened with (default: those `inventory` collected).
     pub fn plugins(mut self, plugins: Plugins) -> Self {
         self.plugins = Some(plugins);
@@ -128,7 +140,10 @@ impl CosignerBuilder {
         let sealer = Sealer::new(secret, self.seal);
         let pool = StorePrimePool::new(store.clone(), sealer.clone(), "cosigner");
         let primes = self.primes.unwrap_or_else(|| Arc::new(pool.clone()));
-        let service = CosignerService::new(keyring, store, sealer, primes)?;
+        let mut service = CosignerService::new(keyring, store, sealer, primes)?;
+        if let Some(policy) = self.policy {
+            service = service.with_policy(policy);
+        }
         if self.prime_pool_target > 0 {
             let target = self.prime_pool_target;
             tokio::spawn(async move {

@@ -16,11 +16,13 @@ use wallet_traits::{
     ShareState, ShareStore, StoredShare, AGENT_INDEX, SHARE_FORMAT_VERSION,
 };
 
+use super::policy::{AllowAll, SigningPolicy, TxReview};
 use crate::{
     at_rest::primes::PrimeSource,
     at_rest::seal::Sealer,
     keys::Keyring,
     mpc::{self, Share},
+    transaction,
 };
 
 pub use wallet_traits::MAX_PARTIES;
@@ -61,11 +63,16 @@ pub struct CosignerService {
     seen: Arc<Mutex<SeenIds>>,
     // Opened Active shares, so signing does not pay Argon2id every time.
     active: Arc<tokio::sync::Mutex<HashMap<KeyId, Arc<Share>>>>,
+    policy: Arc<dyn SigningPolicy>,
 }
 
 impl std::fmt::Debug for CosignerService {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("CosignerService").field("party_index", &self.party_index).field("store", &self.store).finish()
+        f.debug_struct("CosignerService")
+            .field("party_index", &self.party_index)
+            .field("store", &self.store)
+            .field("policy", &self.policy)
+            .finish()
     }
 }
 
@@ -96,7 +103,14 @@ impl CosignerService {
             keyring: Arc::new(keyring),
             seen: Arc::new(Mutex::new(SeenIds::default())),
             active: Arc::new(tokio::sync::Mutex::new(HashMap::new())),
+            policy: Arc::new(AllowAll),
         })
+    }
+
+    /// Reviews every transaction before this cosigner signs inputs of it (default: [`AllowAll`]).
+    pub fn with_policy(mut self, policy: Arc<dyn SigningPolicy>) -> Self {
+        self.policy = policy;
+        self
     }
 
     /// This cosigner's party index.
@@ -242,6 +256,17 @@ impl CosignerService {
                     mpc::run_sign(io, r, share).await.map(|_| PartyOutput::Signed(pk))
                 })
             }
+            SessionParams::SignTx { tx, inputs } => {
+                let root = self.signing_share(req, "signing a transaction").await?;
+                let (parsed, prepared) = transaction::prepare(&root, tx, inputs).map_err(|e| self.refused(req, e))?;
+                let review = TxReview { key: &req.key, tx: &parsed, inputs };
+                self.policy.review(&review).map_err(|e| self.refused(req, e))?;
+                let pk = mpc::public_key_of(&root);
+                let jobs: Vec<_> = prepared.into_iter().map(|p| (p.share, p.digest)).collect();
+                mpc::spawn_party(keyring, req, move |io| async move {
+                    mpc::run_sign_tx(io, r, jobs).await.map(|_| PartyOutput::Signed(pk))
+                })
+            }
             SessionParams::Linkage { .. } => {
                 let share = self.signing_share(req, "a linkage proof").await?;
                 mpc::spawn_party(keyring, req, move |io| async move {
@@ -249,6 +274,12 @@ impl CosignerService {
                 })
             }
         }
+    }
+
+    /// `e`, logged: a transaction this cosigner will not sign.
+    fn refused(&self, req: &SessionRequest, e: Error) -> Error {
+        tracing::warn!(party = self.party_index, key = %req.key, kind = %e.kind(), "refused to sign a transaction: {}", e.message());
+        e.with_context("party", self.party_index)
     }
 
     /// The active share `req` is about, if `req` has exactly its threshold of parties (`what`

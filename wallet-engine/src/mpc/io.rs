@@ -280,7 +280,7 @@ where
         .and_then(|p| u16::try_from(p).ok())
         .ok_or_else(|| Error::new(ErrorKind::InvalidInput, "this party is not among the session's parties"))?;
     let (mut stages, mut inboxes) = (Vec::new(), HashMap::new());
-    for &stage in stages_of(&request.params) {
+    for stage in stages_of(&request.params) {
         let (tx, rx) = session_queue();
         stages.push((stage, tx));
         inboxes.insert(stage, rx);

@@ -24,10 +24,41 @@ pub(crate) async fn run_sign(io: PartyIo, request: SessionRequest, share: Arc<Sh
     let SessionParams::Sign { digest, .. } = request.params else {
         return Err(Error::new(ErrorKind::InvalidInput, "not a signing session"));
     };
+    sign_stage(&io, &request, STAGE_SIGN, &share, &digest).await
+}
+
+/// Signs each `(share, digest)` of `jobs`, all at once: job `k` runs in stage `k` of the session,
+/// so the inputs of one transaction share the session's round trips.
+pub(crate) async fn run_sign_tx(
+    io: PartyIo,
+    request: SessionRequest,
+    jobs: Vec<(Arc<Share>, [u8; 32])>,
+) -> Result<Vec<EcdsaSignature>> {
+    let SessionParams::SignTx { inputs, .. } = &request.params else {
+        return Err(Error::new(ErrorKind::InvalidInput, "not a transaction signing session"));
+    };
+    if jobs.len() != inputs.len() {
+        return Err(Error::new(ErrorKind::Internal, "one signing job per input"));
+    }
+    let runs = jobs.iter().enumerate().map(|(k, (share, digest))| {
+        let stage = u16::try_from(k).expect("inputs per session fit in 16 bits");
+        sign_stage(&io, &request, stage, share, digest)
+    });
+    futures::future::try_join_all(runs).await
+}
+
+/// One cggmp21 signing of `digest` in `stage` of the session, normalized to low S.
+async fn sign_stage(
+    io: &PartyIo,
+    request: &SessionRequest,
+    stage: u16,
+    share: &Share,
+    digest: &[u8; 32],
+) -> Result<EcdsaSignature> {
     let data = DataToSign::<E>::from_scalar(Scalar::from_be_bytes_mod_order(digest));
-    let eid = stage_eid(&request, STAGE_SIGN);
-    let sig = cggmp21::signing(cggmp21::ExecutionId::new(&eid), io.me(), &request.parties, &share)
-        .sign(&mut OsRng, MpcParty::connected(io.delivery::<SignMsg>(STAGE_SIGN)), data)
+    let eid = stage_eid(request, stage);
+    let sig = cggmp21::signing(cggmp21::ExecutionId::new(&eid), io.me(), &request.parties, share)
+        .sign(&mut OsRng, MpcParty::connected(io.delivery::<SignMsg>(stage)), data)
         .await
         .map_err(|e| abort("signing", e))?
         .normalize_s();

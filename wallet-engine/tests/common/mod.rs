@@ -41,14 +41,26 @@ pub struct Cosigners {
 
 impl Cosigners {
     pub async fn start(dir: &Path, secret: &str) -> Self {
+        Self::start_with_policy(dir, secret, None).await
+    }
+
+    /// [`Cosigners::start`], each cosigner reviewing transactions with `policy`.
+    pub async fn start_with_policy(
+        dir: &Path,
+        secret: &str,
+        policy: Option<Arc<dyn wallet_engine::SigningPolicy>>,
+    ) -> Self {
         let mut keyrings = Keyring::generate_group(3).into_iter();
         let agent_keyring = keyrings.next().unwrap();
         let mut out = Cosigners { agent_keyring, names: vec![], services: vec![], stores: vec![] };
         for (i, keyring) in (1..=2u16).zip(keyrings) {
             let store: Arc<dyn ShareStore> =
                 Arc::new(SqliteShareStore::open(dir.join(format!("cosigner-{i}.db"))).await.unwrap());
-            let svc =
+            let mut svc =
                 CosignerService::new(keyring, store.clone(), sealer(secret), Arc::new(InsecureTestPrimes)).unwrap();
+            if let Some(p) = &policy {
+                svc = svc.with_policy(p.clone());
+            }
             let name = unique(&format!("cosigner{i}"));
             register_local_cosigner(&name, Arc::new(svc.clone()));
             out.names.push(name);
