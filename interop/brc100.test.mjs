@@ -3,14 +3,14 @@
 // ProtoWallet counterparties. Run by .ci/run after the Rust build (it uses target/debug/mpc-wallet).
 import { test, before, after } from 'node:test'
 import assert from 'node:assert/strict'
-import { spawn } from 'node:child_process'
+import { execFileSync, spawn } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
 import { mkdtempSync, rmSync } from 'node:fs'
 import { request as httpRequest } from 'node:http'
 import { tmpdir } from 'node:os'
 import { join, dirname } from 'node:path'
 import { fileURLToPath } from 'node:url'
-import { HTTPWalletJSON, ProtoWallet, PrivateKey, PublicKey, Point, Schnorr, BigNumber } from '@bsv/sdk'
+import { HTTPWalletJSON, ProtoWallet, PrivateKey, PublicKey, Point, Schnorr, BigNumber, Hash, P2PKH, Spend, Transaction, UnlockingScript } from '@bsv/sdk'
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..')
 const bin = process.env.MPC_WALLET_BIN ?? join(root, 'target', 'debug', 'mpc-wallet')
@@ -28,17 +28,20 @@ const withToken = (url, init = {}) =>
   fetch(url, { ...init, headers: { ...init.headers, Authorization: `Bearer ${token}` } })
 const connect = url => new HTTPWalletJSON('localhost', url, withToken)
 
+// The wallet's configuration: `serve` and `sign-tx` are the same agent on the same stores.
+const walletEnv = () => ({
+  PATH: process.env.PATH,
+  MPC_WALLET_ID: 'interop',
+  MPC_SHARE_SECRET: 'interop test secret',
+  MPC_STORAGE_PATH: join(dir, 'agent.db'),
+  MPC_ALLOWED_ORIGINS: ORIGIN,
+  MPC_API_TOKEN: token
+})
+
 function startServe () {
   return new Promise((resolve, reject) => {
     const child = spawn(bin, ['serve', '--listen', '127.0.0.1:0'], {
-      env: {
-        PATH: process.env.PATH,
-        MPC_WALLET_ID: 'interop',
-        MPC_SHARE_SECRET: 'interop test secret',
-        MPC_STORAGE_PATH: join(dir, 'agent.db'),
-        MPC_ALLOWED_ORIGINS: ORIGIN,
-        MPC_API_TOKEN: token
-      },
+      env: walletEnv(),
       stdio: ['ignore', 'pipe', 'pipe']
     })
     let out = ''
@@ -287,6 +290,67 @@ test('wallet info methods', async () => {
   assert.deepEqual(await wallet.getNetwork({}), { network: 'mainnet' })
   assert.match((await wallet.getVersion({})).version, /^mpc-wallet-\d+\.\d+\.\d+$/)
   await assert.rejects(wallet.listOutputs({ basket: 'x' }), /not supported/)
+})
+
+test('transactions signed by the MPC wallet pass the @bsv/sdk Spend interpreter, root and child keys mixed', () => {
+  const hex = n => randomBytes(n).toString('hex')
+  const root = PublicKey.fromString(identity)
+  // A child key root + h*G, as the wallet derives it from a tweak h (below the group order).
+  const child = tweak => {
+    const p = root.add(new PrivateKey(tweak, 'hex').toPublicKey())
+    return new PublicKey(p.x, p.y)
+  }
+  for (const n of [1, 3, 10]) {
+    const tweaks = Array.from({ length: n }, (_, i) => (i % 2 === 1 ? '00' + hex(31) : null))
+    const tx = new Transaction()
+    tweaks.forEach((tweak, i) => {
+      const key = tweak ? child(tweak) : root
+      const source = new Transaction()
+      source.addInput({ sourceTXID: hex(32), sourceOutputIndex: 0, unlockingScript: new UnlockingScript(), sequence: 0xffffffff })
+      source.addOutput({ lockingScript: new P2PKH().lock(Hash.hash160(key.encode(true))), satoshis: 1000 + i })
+      tx.addInput({ sourceTransaction: source, sourceOutputIndex: 0, unlockingScript: new UnlockingScript(), sequence: 0xfffffffe - i })
+    })
+    tx.addOutput({ lockingScript: new P2PKH().lock(PrivateKey.fromRandom().toAddress()), satoshis: 500 * n })
+    const args = ['sign-tx', ...tweaks.flatMap((t, i) => (t ? ['--tweak', `${i}=${t}`] : [])), '-']
+    const out = execFileSync(bin, args, { input: tx.toHexEF(), env: walletEnv(), encoding: 'utf8', stdio: ['pipe', 'pipe', 'pipe'] })
+    assert.match(out, /^provisioned: restored$/m)
+    const signed = Transaction.fromHex(out.match(/^signed: ([0-9a-f]+)$/m)[1])
+    assert.equal(signed.inputs.length, n)
+    signed.inputs.forEach((input, i) => {
+      const source = tx.inputs[i].sourceTransaction
+      const spend = new Spend({
+        sourceTXID: source.id('hex'),
+        sourceOutputIndex: 0,
+        lockingScript: source.outputs[0].lockingScript,
+        sourceSatoshis: source.outputs[0].satoshis,
+        transactionVersion: signed.version,
+        otherInputs: signed.inputs.filter((_, j) => j !== i),
+        unlockingScript: input.unlockingScript,
+        inputSequence: input.sequence,
+        inputIndex: i,
+        outputs: signed.outputs,
+        lockTime: signed.lockTime
+      })
+      assert.equal(spend.validate(), true, `${n} inputs: input ${i}`)
+    })
+    // The same transaction with one output changed no longer validates: the signatures commit to it.
+    signed.outputs[0].satoshis += 1
+    const source = tx.inputs[0].sourceTransaction
+    const tampered = new Spend({
+      sourceTXID: source.id('hex'),
+      sourceOutputIndex: 0,
+      lockingScript: source.outputs[0].lockingScript,
+      sourceSatoshis: source.outputs[0].satoshis,
+      transactionVersion: signed.version,
+      otherInputs: signed.inputs.slice(1),
+      unlockingScript: signed.inputs[0].unlockingScript,
+      inputSequence: signed.inputs[0].sequence,
+      inputIndex: 0,
+      outputs: signed.outputs,
+      lockTime: signed.lockTime
+    })
+    assert.throws(() => tampered.validate())
+  }
 })
 
 test('a restarted server restores the wallet; earlier signatures still verify', async () => {

@@ -13,7 +13,7 @@ use sha2::{Digest, Sha256};
 use wallet_engine::{
     PartyKey, Phase, Progress, Provisioned, StoreLocation, Wallet, WalletBuilder, WalletConfig, PROBE_TIMEOUT,
 };
-use wallet_traits::{EcdsaSignature, KeyId, ShareState};
+use wallet_traits::{EcdsaSignature, InputToSign, KeyId, ShareState};
 
 use crate::embedded;
 
@@ -143,6 +143,36 @@ pub(crate) async fn sign(file: Option<&Path>, digest: Option<String>, tweak: Opt
     let (builder, dir) = builder_from_config(WalletConfig::load(file)?).await?;
     let wallet = provision(builder, &dir).await?;
     sign_and_verify(&wallet, digest, tweak).await
+}
+
+/// `mpc-wallet sign-tx`: start the agent, sign every input of the Extended Format transaction
+/// `ef` (hex, or `-` for standard input) as P2PKH of the root key or of the child key its
+/// `--tweak INDEX=HEX` names, print the signed transaction.
+pub(crate) async fn sign_tx(file: Option<&Path>, ef: &str, tweaks: &[String], sighash_type: u32) -> Result<()> {
+    let text = if ef == "-" {
+        let mut s = String::new();
+        std::io::Read::read_to_string(&mut std::io::stdin(), &mut s).context("reading standard input")?;
+        s
+    } else {
+        ef.to_string()
+    };
+    let tx = wallet_bsv::Transaction::from_hex(&text)?;
+    let mut inputs: Vec<InputToSign> =
+        (0..tx.inputs.len() as u32).map(|index| InputToSign { index, sighash_type, tweak: None }).collect();
+    for t in tweaks {
+        let (index, tweak) = t.split_once('=').context("--tweak takes INDEX=HEX")?;
+        let index: usize = index.trim().parse().context("--tweak INDEX must be an input index")?;
+        let input = inputs.get_mut(index).with_context(|| format!("--tweak {index}: no such input"))?;
+        input.tweak = hex32("tweak", Some(tweak.to_string()))?;
+    }
+    let (builder, dir) = builder_from_config(WalletConfig::load(file)?).await?;
+    let wallet = provision(builder, &dir).await?;
+    let t = Instant::now();
+    let signed = wallet.sign_p2pkh_inputs(&tx, &inputs).await?;
+    println!("phase sign-tx: {:.2}s ({} inputs)", t.elapsed().as_secs_f64(), inputs.len());
+    println!("txid: {}", signed.txid());
+    println!("signed: {}", signed.to_hex());
+    Ok(())
 }
 
 /// `mpc-wallet serve`: start the agent and stay up with `/health`.

@@ -63,6 +63,19 @@ enum Command {
         #[arg(long)]
         tweak: Option<String>,
     },
+    /// Starts the agent (provisioning or restoring) and signs every input of a transaction in
+    /// Extended Format as P2PKH (the root key, or per input a child key), then prints it.
+    SignTx {
+        /// The transaction in Extended Format, hex; `-` reads it from standard input.
+        #[arg(default_value = "-")]
+        ef: String,
+        /// `INDEX=HEX`: input INDEX spends from the child key with this 32-byte tweak. Repeatable.
+        #[arg(long)]
+        tweak: Vec<String>,
+        /// The sighash type of every input (default ALL|FORKID).
+        #[arg(long, default_value_t = 0x41)]
+        sighash: u32,
+    },
     /// Prints the provisioning state and, per cosigner, whether it is reachable and agrees.
     Status,
     /// A cosigner service over HTTP and/or gRPC.
@@ -146,6 +159,7 @@ fn main() -> ExitCode {
             Command::Demo { data_dir } => demo::run(file, &data_dir).await.map(|_| true),
             Command::Serve { listen } => agent::serve(file, listen).await.map(|_| true),
             Command::Sign { digest, tweak } => agent::sign(file, digest, tweak).await.map(|_| true),
+            Command::SignTx { ef, tweak, sighash } => agent::sign_tx(file, &ef, &tweak, sighash).await.map(|_| true),
             Command::Status => agent::status(file).await,
             Command::Cosigner => cosigner::run(file).await.map(|_| true),
             Command::Config { command: ConfigCommand::Check { cosigner } } => check::run(file, cosigner),

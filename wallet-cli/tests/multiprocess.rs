@@ -190,6 +190,52 @@ fn failover_over_grpc() {
     failover("grpc");
 }
 
+/// A cosigner policy (MPC_POLICY_DENY_SCRIPTS) refuses a transaction paying to a denied script
+/// over `scheme`, end to end across processes; the same wallet signs a transaction paying
+/// elsewhere, and every signature verifies against the digest computed here.
+fn policy_refuses_a_transaction(scheme: &'static str) {
+    use wallet_bsv::{hash::hash160, sighash, Script, Transaction, TxId, TxInput, TxOutput};
+    let denied = Script::p2pkh_lock(&[0xde; 20]);
+    let fleet = Fleet::with_cosigner_env(scheme, &[("MPC_POLICY_DENY_SCRIPTS", &denied.to_hex())]);
+    runtime().block_on(async {
+        let (wallet, p) = fleet.wallet_builder().build().await.unwrap();
+        assert_eq!(p, wallet_engine::Provisioned::Created);
+        let key = wallet.identity_key();
+        let paying = |to: Script| Transaction {
+            version: 1,
+            inputs: vec![TxInput {
+                source_txid: TxId([5; 32]),
+                source_vout: 0,
+                unlocking_script: Script::default(),
+                sequence: u32::MAX,
+                source_output: Some(TxOutput {
+                    satoshis: 2_000,
+                    locking_script: Script::p2pkh_lock(&hash160(key.as_bytes())),
+                }),
+            }],
+            outputs: vec![TxOutput { satoshis: 1_500, locking_script: to }],
+            lock_time: 0,
+        };
+        let input = [wallet_traits::InputToSign { index: 0, sighash_type: 0x41, tweak: None }];
+        let e = wallet.sign_transaction(&paying(denied.clone()), &input).await.unwrap_err();
+        assert!(e.to_string().contains("policy_denied"), "{scheme}: {e}");
+        let fine = paying(Script::p2pkh_lock(&[7; 20]));
+        let sigs = wallet.sign_transaction(&fine, &input).await.unwrap();
+        let digest = sighash::input_digest(&fine, 0, 0x41).unwrap();
+        assert!(wallet_engine::verify_signature(&key, &digest, &sigs[0]), "{scheme}");
+    });
+}
+
+#[test]
+fn cosigner_policy_refuses_over_http() {
+    policy_refuses_a_transaction("http");
+}
+
+#[test]
+fn cosigner_policy_refuses_over_grpc() {
+    policy_refuses_a_transaction("grpc");
+}
+
 fn http_post(addr: &str, path: &str, json: &str) -> String {
     use std::io::{Read, Write};
     let mut s = std::net::TcpStream::connect(addr).unwrap();

@@ -141,6 +141,8 @@ pub(crate) struct Fleet {
     pub(crate) key_hex: Vec<String>,
     pub(crate) cosigners: Vec<Option<Proc>>,
     pub(crate) endpoints: Vec<String>,
+    /// Variables every cosigner process gets besides its own.
+    pub(crate) cosigner_env: Vec<(String, String)>,
 }
 
 /// A builder for the test wallet on `store` with the agent's `keyring`; cosigners still to add.
@@ -180,8 +182,24 @@ impl Fleet {
         })
     }
 
+    /// Cosigners over `scheme` that also get `env`.
+    pub(crate) fn with_cosigner_env(scheme: &'static str, env: &[(&str, &str)]) -> Fleet {
+        let env = env.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        Fleet::build([scheme, scheme], env, |dir, party| {
+            StoreSpec::sqlite(&dir.join(if party == 0 { "agent.db".into() } else { format!("cosigner-{party}.db") }))
+        })
+    }
+
     /// `store(dir, party)` says where party 0 (the agent), 1 and 2 keep their shares.
     pub(crate) fn with_stores(schemes: [&'static str; 2], store: impl Fn(&Path, usize) -> StoreSpec) -> Fleet {
+        Fleet::build(schemes, Vec::new(), store)
+    }
+
+    fn build(
+        schemes: [&'static str; 2],
+        cosigner_env: Vec<(String, String)>,
+        store: impl Fn(&Path, usize) -> StoreSpec,
+    ) -> Fleet {
         let dir = tempfile::Builder::new().prefix("mpc-mp-").tempdir().unwrap().keep();
         let stores: Vec<StoreSpec> = (0..3).map(|party| store(&dir, party)).collect();
         let mut keys = Vec::new();
@@ -212,6 +230,7 @@ impl Fleet {
             key_hex,
             cosigners: vec![None, None],
             endpoints: vec![String::new(); 2],
+            cosigner_env,
         };
         for i in 1..=2 {
             f.start_cosigner(i);
@@ -235,6 +254,7 @@ impl Fleet {
             ("MPC_PEER_KEYS".to_string(), self.peers_for(i)),
             ("MPC_PRIME_POOL_TARGET".to_string(), "0".to_string()),
         ]);
+        env.extend(self.cosigner_env.iter().cloned());
         let p = Proc::spawn(&["cosigner"], &env);
         let line = p.wait_line(true, "listening: ", Duration::from_secs(30));
         self.endpoints[i - 1] = line.trim_start_matches("listening: ").to_string();
