@@ -149,14 +149,7 @@ pub(crate) async fn sign(file: Option<&Path>, digest: Option<String>, tweak: Opt
 /// `ef` (hex, or `-` for standard input) as P2PKH of the root key or of the child key its
 /// `--tweak INDEX=HEX` names, print the signed transaction.
 pub(crate) async fn sign_tx(file: Option<&Path>, ef: &str, tweaks: &[String], sighash_type: u32) -> Result<()> {
-    let text = if ef == "-" {
-        let mut s = String::new();
-        std::io::Read::read_to_string(&mut std::io::stdin(), &mut s).context("reading standard input")?;
-        s
-    } else {
-        ef.to_string()
-    };
-    let tx = wallet_bsv::Transaction::from_hex(&text)?;
+    let tx = wallet_bsv::Transaction::from_bytes(&crate::hex_input(ef)?)?;
     let mut inputs: Vec<InputToSign> =
         (0..tx.inputs.len() as u32).map(|index| InputToSign { index, sighash_type, tweak: None }).collect();
     for t in tweaks {

@@ -1,9 +1,7 @@
 //! `mpc-wallet decode`: a transaction, BEEF or merkle path given as hex, checked and shown as
 //! JSON, with the forms this wallet writes it in (what the interop tests read back with @bsv/sdk).
 
-use std::io::Read;
-
-use anyhow::{bail, Context};
+use anyhow::bail;
 use serde_json::{json, Value};
 use wallet_bsv::{AtomicBeef, Beef, BeefTx, BeefVersion, MerklePath, Transaction, TxId};
 
@@ -23,14 +21,7 @@ pub(crate) enum Kind {
 
 /// Decodes `input` (hex, or `-` for standard input) and prints the JSON.
 pub(crate) fn run(kind: Kind, input: &str) -> anyhow::Result<()> {
-    let text = if input == "-" {
-        let mut s = String::new();
-        std::io::stdin().read_to_string(&mut s).context("reading standard input")?;
-        s
-    } else {
-        input.to_string()
-    };
-    let bytes = hex::decode(text.trim()).context("the input is not hex")?;
+    let bytes = crate::hex_input(input)?;
     println!("{}", serde_json::to_string_pretty(&decode(kind, &bytes)?)?);
     Ok(())
 }

@@ -5,6 +5,7 @@ use std::{net::SocketAddr, path::PathBuf, process::ExitCode};
 use clap::{Parser, Subcommand};
 
 mod agent;
+mod chain;
 mod check;
 mod cosigner;
 mod decode;
@@ -25,7 +26,22 @@ pub(crate) fn plugins() -> wallet_traits::Plugins {
     let p = wallet_plugin_example_store::install(p);
     let p = wallet_transport_local::install(p);
     let p = wallet_transport_http::install(p);
-    wallet_transport_grpc::install(p)
+    let p = wallet_transport_grpc::install(p);
+    let p = wallet_service_arc::install(p);
+    wallet_service_whatsonchain::install(p)
+}
+
+/// The bytes of hex given as an argument, or read from standard input when it is `-`.
+pub(crate) fn hex_input(input: &str) -> anyhow::Result<Vec<u8>> {
+    use anyhow::Context;
+    let text = if input == "-" {
+        let mut s = String::new();
+        std::io::Read::read_to_string(&mut std::io::stdin(), &mut s).context("reading standard input")?;
+        s
+    } else {
+        input.to_string()
+    };
+    hex::decode(text.trim()).context("the input is not hex")
 }
 
 #[derive(Parser, Debug)]
@@ -92,6 +108,20 @@ enum Command {
         /// What the hex holds.
         #[arg(long, value_enum, default_value = "auto")]
         kind: decode::Kind,
+        /// The hex; `-` reads it from standard input.
+        #[arg(default_value = "-")]
+        hex: String,
+    },
+    /// Submits a transaction (Extended Format) or a BEEF (V1), hex, to the broadcaster
+    /// (MPC_ARC_URL; ARC by default) and prints its txid and status.
+    Broadcast {
+        /// The hex; `-` reads it from standard input.
+        #[arg(default_value = "-")]
+        hex: String,
+    },
+    /// Checks a BEEF or Atomic BEEF, hex: its structure, then every merkle root with the chain
+    /// tracker (MPC_CHAIN_TRACKER_URL; WhatsOnChain by default).
+    VerifyBeef {
         /// The hex; `-` reads it from standard input.
         #[arg(default_value = "-")]
         hex: String,
@@ -165,6 +195,8 @@ fn main() -> ExitCode {
             Command::Config { command: ConfigCommand::Check { cosigner } } => check::run(file, cosigner),
             Command::Keys { out } => agent::keys(out).map(|_| true),
             Command::Decode { kind, hex } => decode::run(kind, &hex).map(|_| true),
+            Command::Broadcast { hex } => chain::broadcast(file, &hex).await.map(|_| true),
+            Command::VerifyBeef { hex } => chain::verify_beef(file, &hex).await.map(|_| true),
         }
     });
     match result {

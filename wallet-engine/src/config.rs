@@ -11,10 +11,13 @@ use std::{
 
 use wallet_traits::{Error, ErrorKind, Options, Plugins, Result};
 
+mod chain;
 mod cosigner;
 mod layers;
 mod wallet;
 
+pub(crate) use chain::no_service;
+pub use chain::ChainConfig;
 pub use cosigner::CosignerConfig;
 pub use layers::{storage_env_name, Origin, Resolved, SettingKey, Settings, Shown, DEFAULT_CONFIG_FILE};
 pub use wallet::{WalletConfig, DEFAULT_DERIVATION_CACHE_MAX};

@@ -14,14 +14,14 @@ use cggmp21::{
 use futures::{future::join_all, stream, StreamExt, TryStreamExt};
 use wallet_bsv::{Script, Transaction};
 use wallet_traits::{
-    max_inputs_per_session, CosignerTransport, EcdhRequest, EcdsaSignature, Error, ErrorKind, ExecutionId, InputToSign,
-    KeyDeriver, KeyId, LinkageProof, PartyIndex, PublicKey, Result, SessionOutcome, SessionParams, SessionRequest,
-    Signer, AGENT_INDEX,
+    max_inputs_per_session, Broadcaster, ChainTracker, CosignerTransport, EcdhRequest, EcdsaSignature, Error,
+    ErrorKind, ExecutionId, InputToSign, KeyDeriver, KeyId, LinkageProof, PartyIndex, PublicKey, Result,
+    SessionOutcome, SessionParams, SessionRequest, Signer, AGENT_INDEX,
 };
 
 use crate::{
     at_rest::cache::DerivationCache,
-    config::Network,
+    config::{no_service, Network},
     coordinator::{coordinate, Remote, RunFailure},
     failover::{self, CosignerReport, Unfit, PROBE_TIMEOUT},
     keys::Keyring,
@@ -64,6 +64,22 @@ struct Inner {
     /// Cosigners found unfit lately, and until when they are tried only after the others, so a
     /// cosigner that does not answer costs one probe timeout, not one per operation.
     demoted: std::sync::Mutex<HashMap<PartyIndex, Instant>>,
+    chain: ChainServices,
+}
+
+/// What a wallet was built with besides its key and parties.
+pub(crate) struct WalletSettings {
+    pub(crate) network: Network,
+    /// How long a protocol run may go without a message.
+    pub(crate) idle: Duration,
+    pub(crate) chain: ChainServices,
+}
+
+/// The chain services a wallet was built with.
+#[derive(Debug, Default)]
+pub(crate) struct ChainServices {
+    pub(crate) broadcaster: Option<Arc<dyn Broadcaster>>,
+    pub(crate) chain_tracker: Option<Arc<dyn ChainTracker>>,
 }
 
 /// How long a cosigner found unfit is tried after the others.
@@ -87,13 +103,25 @@ impl Wallet {
         keyring: Arc<Keyring>,
         cosigners: Vec<Cosigner>,
         cache: Option<DerivationCache>,
-        network: Network,
-        idle: Duration,
+        settings: WalletSettings,
     ) -> Self {
+        let WalletSettings { network, idle, chain } = settings;
         let public_key = mpc::public_key_of(&share);
         let share = Arc::new(share);
         let demoted = Default::default();
-        Self { inner: Arc::new(Inner { key, share, keyring, public_key, cosigners, cache, network, idle, demoted }) }
+        Self {
+            inner: Arc::new(Inner { key, share, keyring, public_key, cosigners, cache, network, idle, demoted, chain }),
+        }
+    }
+
+    /// The broadcaster the configuration named (MPC_BROADCASTER, MPC_ARC_URL).
+    pub fn broadcaster(&self) -> Result<&Arc<dyn Broadcaster>> {
+        self.inner.chain.broadcaster.as_ref().ok_or_else(|| no_service("broadcaster", "MPC_ARC_URL"))
+    }
+
+    /// The chain tracker the configuration named (MPC_CHAIN_TRACKER, MPC_CHAIN_TRACKER_URL).
+    pub fn chain_tracker(&self) -> Result<&Arc<dyn ChainTracker>> {
+        self.inner.chain.chain_tracker.as_ref().ok_or_else(|| no_service("chain tracker", "MPC_CHAIN_TRACKER_URL"))
     }
 
     /// The root (identity) public key.

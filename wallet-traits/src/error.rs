@@ -41,6 +41,12 @@ pub enum ErrorKind {
     Storage,
     /// A bug or an unexpected state.
     Internal,
+    /// The network refused a transaction (ARC: rejected, invalid, malformed, a double spend,
+    /// an orphan); the message carries the service's own detail.
+    Rejected,
+    /// An outside service (ARC, a chain tracker) could not be reached, timed out or failed on
+    /// its side, also after retries; trying later may succeed.
+    ServiceUnavailable,
 }
 
 impl ErrorKind {
@@ -63,12 +69,17 @@ impl ErrorKind {
             ErrorKind::Config => "config",
             ErrorKind::Storage => "storage",
             ErrorKind::Internal => "internal",
+            ErrorKind::Rejected => "rejected",
+            ErrorKind::ServiceUnavailable => "service_unavailable",
         }
     }
 
     /// Whether retrying the same operation later may succeed.
     pub fn is_temporary(self) -> bool {
-        matches!(self, ErrorKind::CosignerUnavailable | ErrorKind::Timeout | ErrorKind::Conflict)
+        matches!(
+            self,
+            ErrorKind::CosignerUnavailable | ErrorKind::Timeout | ErrorKind::Conflict | ErrorKind::ServiceUnavailable
+        )
     }
 }
 

@@ -1,6 +1,7 @@
 #![doc = include_str!("../README.md")]
 #![deny(missing_docs)]
 
+mod chain;
 mod crypto;
 mod error;
 mod ids;
@@ -9,6 +10,10 @@ mod registry;
 mod store;
 mod transport;
 
+pub use chain::{
+    Broadcast, Broadcaster, BroadcasterBuildFn, BroadcasterFactory, ChainTracker, ChainTrackerBuildFn,
+    ChainTrackerFactory, ServiceConfig,
+};
 pub use crypto::{EcdsaSignature, KeyDeriver, LinkageProof, PublicKey, Signer};
 pub use error::{Error, ErrorKind, Result, WireError};
 pub use ids::{hex_32, ExecutionId, KeyId, PartyIndex, WalletId, AGENT_INDEX};

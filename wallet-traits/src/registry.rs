@@ -8,7 +8,10 @@ use std::{
     sync::{Arc, OnceLock},
 };
 
-use crate::{CosignerTransport, Error, ErrorKind, Result, ShareStore};
+use crate::{
+    Broadcaster, BroadcasterFactory, ChainTracker, ChainTrackerFactory, CosignerTransport, Error, ErrorKind, Result,
+    ServiceConfig, ShareStore,
+};
 
 /// A boxed, sendable future.
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
@@ -308,6 +311,14 @@ impl<F> Registry<F> {
         Self { kind, by_scheme }
     }
 
+    /// What a factory is known by: stores and transports by URL scheme, chain services by name.
+    fn key(&self) -> &'static str {
+        match self.kind {
+            "store" | "transport" => "scheme",
+            _ => "name",
+        }
+    }
+
     /// The known schemes, sorted.
     pub fn schemes(&self) -> Vec<&'static str> {
         self.by_scheme.as_ref().map(|m| m.keys().copied().collect()).unwrap_or_default()
@@ -323,9 +334,10 @@ impl<F> Registry<F> {
             Error::new(
                 ErrorKind::Config,
                 format!(
-                    "unknown {} scheme '{scheme}'; known schemes: {}",
+                    "unknown {} {key} '{scheme}'; known {key}s: {}",
                     self.kind,
-                    map.keys().copied().collect::<Vec<_>>().join(", ")
+                    map.keys().copied().collect::<Vec<_>>().join(", "),
+                    key = self.key(),
                 ),
             )
         })
@@ -351,6 +363,8 @@ impl<F> Registry<F> {
 pub struct Plugins {
     stores: Registry<ShareStoreFactory>,
     transports: Registry<TransportFactory>,
+    broadcasters: Registry<BroadcasterFactory>,
+    chain_trackers: Registry<ChainTrackerFactory>,
 }
 
 impl Default for Plugins {
@@ -366,12 +380,57 @@ impl Plugins {
         Self {
             stores: Registry::build("store", std::iter::empty()),
             transports: Registry::build("transport", std::iter::empty()),
+            broadcasters: Registry::build("broadcaster", std::iter::empty()),
+            chain_trackers: Registry::build("chain tracker", std::iter::empty()),
         }
     }
 
     /// Every factory submitted with `inventory` by the crates linked into this binary.
     pub fn from_inventory() -> Self {
-        Self { stores: store_registry().clone(), transports: transport_registry().clone() }
+        Self {
+            stores: store_registry().clone(),
+            transports: transport_registry().clone(),
+            broadcasters: Registry::build(
+                "broadcaster",
+                inventory::iter::<BroadcasterFactory>.into_iter().map(|f| (f.name, f)),
+            ),
+            chain_trackers: Registry::build(
+                "chain tracker",
+                inventory::iter::<ChainTrackerFactory>.into_iter().map(|f| (f.name, f)),
+            ),
+        }
+    }
+
+    /// Adds a broadcaster factory.
+    pub fn with_broadcaster(mut self, factory: &'static BroadcasterFactory) -> Self {
+        self.broadcasters.insert(factory.name, factory);
+        self
+    }
+
+    /// Adds a chain tracker factory.
+    pub fn with_chain_tracker(mut self, factory: &'static ChainTrackerFactory) -> Self {
+        self.chain_trackers.insert(factory.name, factory);
+        self
+    }
+
+    /// The broadcaster factories, by name.
+    pub fn broadcasters(&self) -> &Registry<BroadcasterFactory> {
+        &self.broadcasters
+    }
+
+    /// The chain tracker factories, by name.
+    pub fn chain_trackers(&self) -> &Registry<ChainTrackerFactory> {
+        &self.chain_trackers
+    }
+
+    /// The broadcaster `name` built from `config`.
+    pub fn broadcaster(&self, name: &str, config: ServiceConfig) -> Result<Arc<dyn Broadcaster>> {
+        (self.broadcasters.get(name)?.build)(config)
+    }
+
+    /// The chain tracker `name` built from `config`.
+    pub fn chain_tracker(&self, name: &str, config: ServiceConfig) -> Result<Arc<dyn ChainTracker>> {
+        (self.chain_trackers.get(name)?.build)(config)
     }
 
     /// Adds a store factory (a second one for the same scheme makes every lookup fail).

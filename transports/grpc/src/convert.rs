@@ -336,6 +336,8 @@ mod tests {
             ErrorKind::Config,
             ErrorKind::Storage,
             ErrorKind::Internal,
+            ErrorKind::Rejected,
+            ErrorKind::ServiceUnavailable,
         ] {
             assert_eq!(kind_from_str(kind.as_str()), Some(kind));
         }

@@ -4,7 +4,9 @@ use std::{collections::BTreeMap, fmt, path::PathBuf};
 
 use wallet_traits::{Error, ErrorKind, Options, PartyIndex, Plugins, Result, WalletId};
 
-use super::{invalid, missing, require_files, Network, Reader, SettingKey, Settings, Shown, StoreLocation};
+use super::{
+    invalid, missing, require_files, ChainConfig, Network, Reader, SettingKey, Settings, Shown, StoreLocation,
+};
 use crate::{Cipher, Keyring, PartyKey, PartyPublicKey, ShareSecret};
 
 /// Everything the agent's builder reads, each value already parsed: build one with
@@ -50,6 +52,9 @@ pub struct WalletConfig {
     pub allowed_hosts: Option<String>,
     /// MPC_API_TOKEN: when set, every front request needs `Authorization: Bearer <token>`.
     pub api_token: Option<String>,
+    /// MPC_BROADCASTER, MPC_ARC_URL, MPC_ARC_API_KEY, MPC_CHAIN_TRACKER, MPC_CHAIN_TRACKER_URL,
+    /// MPC_CHAIN_TRACKER_API_KEY.
+    pub chain: ChainConfig,
 }
 
 /// Default of [`WalletConfig::derivation_cache_max`].
@@ -75,6 +80,7 @@ impl Default for WalletConfig {
             allowed_origins: None,
             allowed_hosts: None,
             api_token: None,
+            chain: ChainConfig::default(),
         }
     }
 }
@@ -103,6 +109,7 @@ impl fmt::Debug for WalletConfig {
             .field("allowed_origins", &self.allowed_origins)
             .field("allowed_hosts", &self.allowed_hosts)
             .field("api_token", &redacted(self.api_token.is_some()))
+            .field("chain", &self.chain)
             .finish()
     }
 }
@@ -129,6 +136,12 @@ impl WalletConfig {
         SettingKey::plain("allowed_origins"),
         SettingKey::plain("allowed_hosts"),
         SettingKey::secret("api_token"),
+        SettingKey::plain("broadcaster"),
+        SettingKey::plain("arc_url").shown(Shown::Url),
+        SettingKey::secret("arc_api_key"),
+        SettingKey::plain("chain_tracker"),
+        SettingKey::plain("chain_tracker_url").shown(Shown::Url),
+        SettingKey::secret("chain_tracker_api_key"),
     ];
 
     /// Reads the `MPC_*` variables (no file).
@@ -181,6 +194,14 @@ impl WalletConfig {
             allowed_origins: r.text("allowed_origins"),
             allowed_hosts: r.text("allowed_hosts"),
             api_token: r.text("api_token"),
+            chain: ChainConfig {
+                broadcaster: r.text("broadcaster"),
+                arc_url: r.text("arc_url"),
+                arc_api_key: r.text("arc_api_key"),
+                chain_tracker: r.text("chain_tracker"),
+                chain_tracker_url: r.text("chain_tracker_url"),
+                chain_tracker_api_key: r.text("chain_tracker_api_key"),
+            },
         })
     }
 

@@ -2,15 +2,17 @@
 
 use std::{sync::Arc, time::Duration};
 
-use wallet_traits::{CosignerTransport, Error, ErrorKind, KeyId, Result, ShareStore, WalletId, AGENT_INDEX};
+use wallet_traits::{
+    Broadcaster, ChainTracker, CosignerTransport, Error, ErrorKind, KeyId, Result, ShareStore, WalletId, AGENT_INDEX,
+};
 
 use super::provisioner::Provisioner;
 use crate::{
     at_rest::primes::{PrimeSource, StorePrimePool},
     at_rest::seal::{SealOptions, Sealer, ShareSecret},
-    config::{Network, WalletConfig},
+    config::{ChainConfig, Network, WalletConfig},
     keys::Keyring,
-    wallet::{Cosigner, Wallet},
+    wallet::{ChainServices, Cosigner, Wallet, WalletSettings},
 };
 
 /// Whether `build` ran DKG or reopened an existing share.
@@ -100,6 +102,9 @@ pub struct WalletBuilder {
     pause_before_local_commit: Option<Duration>,
     derivation_cache_max: usize,
     plugins: Option<wallet_traits::Plugins>,
+    chain: ChainConfig,
+    broadcaster: Option<Arc<dyn Broadcaster>>,
+    chain_tracker: Option<Arc<dyn ChainTracker>>,
 }
 
 impl std::fmt::Debug for WalletBuilder {
@@ -142,6 +147,9 @@ impl Default for WalletBuilder {
             pause_before_local_commit: None,
             derivation_cache_max: crate::DEFAULT_DERIVATION_CACHE_MAX,
             plugins: None,
+            chain: ChainConfig::default(),
+            broadcaster: None,
+            chain_tracker: None,
         }
     }
 }
@@ -170,6 +178,7 @@ impl WalletBuilder {
         b.network = cfg.network;
         b.seal.cipher = cfg.cipher;
         b.derivation_cache_max = cfg.derivation_cache_max;
+        b.chain = cfg.chain;
         if let Some(key) = cfg.party_key {
             b.keyring = Some(Keyring::new(AGENT_INDEX, key, cfg.peer_keys));
         }
@@ -284,8 +293,22 @@ impl WalletBuilder {
         self
     }
 
-    /// The factories store and cosigner URLs are opened with (default: those `inventory`
-    /// collected from the crates linked in).
+    /// The broadcaster, as a value (default: the one the configuration names, through the
+    /// plugins).
+    pub fn broadcaster(mut self, broadcaster: Arc<dyn Broadcaster>) -> Self {
+        self.broadcaster = Some(broadcaster);
+        self
+    }
+
+    /// The chain tracker, as a value (default: the one the configuration names, through the
+    /// plugins).
+    pub fn chain_tracker(mut self, tracker: Arc<dyn ChainTracker>) -> Self {
+        self.chain_tracker = Some(tracker);
+        self
+    }
+
+    /// The factories store URLs, cosigner URLs and chain services are resolved with (default:
+    /// those `inventory` collected from the crates linked in).
     pub fn plugins(mut self, plugins: wallet_traits::Plugins) -> Self {
         self.plugins = Some(plugins);
         self
@@ -313,6 +336,16 @@ impl WalletBuilder {
             .clone()
             .ok_or_else(|| Error::new(ErrorKind::Config, "no share secret; set MPC_SHARE_SECRET"))?;
         let plugins = self.plugins.clone().unwrap_or_default();
+        let chain = ChainServices {
+            broadcaster: match &self.broadcaster {
+                Some(b) => Some(b.clone()),
+                None => self.chain.broadcaster(&plugins, self.network)?,
+            },
+            chain_tracker: match &self.chain_tracker {
+                Some(t) => Some(t.clone()),
+                None => self.chain.chain_tracker(&plugins, self.network)?,
+            },
+        };
         let store = self.open_store(&plugins).await?;
         let cosigners = self.connect_cosigners(&plugins).await?;
         let n = u16::try_from(cosigners.len() + 1).unwrap_or(u16::MAX);
@@ -348,7 +381,8 @@ impl WalletBuilder {
             derivation_cache_max: self.derivation_cache_max,
         };
         let (share, cache, provisioned) = run.provision().await?;
-        let wallet = Wallet::new(run.key, share, run.keyring, run.cosigners, cache, self.network, self.idle_timeout);
+        let settings = WalletSettings { network: self.network, idle: self.idle_timeout, chain };
+        let wallet = Wallet::new(run.key, share, run.keyring, run.cosigners, cache, settings);
         Ok((wallet, provisioned))
     }
 

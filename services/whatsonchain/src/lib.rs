@@ -1,0 +1,189 @@
+#![doc = include_str!("../README.md")]
+#![deny(missing_docs)]
+
+use std::{
+    collections::HashMap,
+    fmt,
+    sync::{Arc, Mutex},
+    time::Duration,
+};
+
+use async_trait::async_trait;
+use serde::{de::DeserializeOwned, Deserialize};
+use wallet_traits::{redact_url, ChainTracker, ChainTrackerFactory, Error, ErrorKind, Plugins, Result, ServiceConfig};
+
+/// The API of mainnet; `/test` for testnet.
+pub const DEFAULT_URL: &str = "https://api.whatsonchain.com/v1/bsv";
+
+/// Attempts per request (the first included), the first wait between them (it doubles), and
+/// how long one may take.
+const ATTEMPTS: u32 = 3;
+const FIRST_DELAY: Duration = Duration::from_millis(300);
+const TIMEOUT: Duration = Duration::from_secs(20);
+
+/// A chain tracker asking one WhatsOnChain-compatible API.
+pub struct WhatsOnChain {
+    url: String,
+    api_key: Option<String>,
+    client: reqwest::Client,
+    /// Merkle roots the service confirmed, by height (internal byte order).
+    roots: Mutex<HashMap<u64, [u8; 32]>>,
+}
+
+impl fmt::Debug for WhatsOnChain {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("WhatsOnChain")
+            .field("url", &redact_url(&self.url))
+            .field("api_key", &self.api_key.as_ref().map(|_| "<redacted>"))
+            .finish_non_exhaustive()
+    }
+}
+
+#[derive(Deserialize)]
+struct Header {
+    merkleroot: String,
+}
+
+#[derive(Deserialize)]
+struct Tip {
+    height: u64,
+}
+
+fn unavailable(message: String) -> Error {
+    Error::new(ErrorKind::ServiceUnavailable, message)
+}
+
+impl WhatsOnChain {
+    /// A tracker for `config`: its URL, else the default of its network.
+    pub fn new(config: ServiceConfig) -> Result<Self> {
+        let url = config
+            .url
+            .unwrap_or_else(|| format!("{DEFAULT_URL}/{}", if config.network == "test" { "test" } else { "main" }));
+        if !(url.starts_with("http://") || url.starts_with("https://")) {
+            return Err(Error::new(ErrorKind::Config, "MPC_CHAIN_TRACKER_URL must be an http:// or https:// URL")
+                .with_context("url", redact_url(&url)));
+        }
+        let client = reqwest::Client::builder().build().map_err(|e| {
+            Error::new(ErrorKind::Config, format!("cannot build the HTTP client for the chain tracker: {e}"))
+        })?;
+        Ok(Self {
+            url: url.trim_end_matches('/').to_string(),
+            api_key: config.api_key,
+            client,
+            roots: Mutex::default(),
+        })
+    }
+
+    /// `GET {url}{path}` as JSON: `None` on 404; retried on 5xx, timeouts and refused connections.
+    async fn get<T: DeserializeOwned>(&self, path: &str) -> Result<Option<T>> {
+        let mut delay = FIRST_DELAY;
+        let mut last = unavailable("the chain tracker was not tried".into());
+        for attempt in 1..=ATTEMPTS {
+            let mut request =
+                self.client.get(format!("{}{path}", self.url)).timeout(TIMEOUT).header("Accept", "application/json");
+            if let Some(key) = &self.api_key {
+                request = request.header("Authorization", key);
+            }
+            match request.send().await {
+                Ok(r) if r.status() == reqwest::StatusCode::NOT_FOUND => return Ok(None),
+                Ok(r) if r.status().is_success() => {
+                    return r.json().await.map(Some).map_err(|_| {
+                        Error::new(
+                            ErrorKind::ServiceUnavailable,
+                            format!("the chain tracker's answer to {path} does not parse"),
+                        )
+                    })
+                }
+                Ok(r) if r.status().is_server_error() => {
+                    last = unavailable(format!("the chain tracker failed on its side ({}) for {path}", r.status()));
+                }
+                Ok(r) => {
+                    return Err(Error::new(
+                        ErrorKind::ServiceUnavailable,
+                        format!(
+                            "the chain tracker refused {path} ({}); check MPC_CHAIN_TRACKER_URL and its API key",
+                            r.status()
+                        ),
+                    ))
+                }
+                Err(e) => {
+                    let what = if e.is_timeout() { "timed out" } else { "could not be reached" };
+                    last = unavailable(format!("the chain tracker {what} for {path}"));
+                }
+            }
+            tracing::warn!(attempt, error = %last, "chain tracker request failed");
+            if attempt < ATTEMPTS {
+                tokio::time::sleep(delay).await;
+                delay *= 2;
+            }
+        }
+        Err(last.with_context("attempts", ATTEMPTS))
+    }
+}
+
+/// A display-order hex hash as internal-order bytes.
+fn internal_order(display: &str) -> Option<[u8; 32]> {
+    let mut b: [u8; 32] = hex::decode(display.trim()).ok()?.try_into().ok()?;
+    b.reverse();
+    Some(b)
+}
+
+#[async_trait]
+impl ChainTracker for WhatsOnChain {
+    async fn is_valid_root_for_height(&self, root: &[u8; 32], height: u64) -> Result<bool> {
+        if let Some(known) = self.roots.lock().expect("roots lock").get(&height) {
+            return Ok(known == root);
+        }
+        let Some(header) = self.get::<Header>(&format!("/block/{height}/header")).await? else { return Ok(false) };
+        let confirmed = internal_order(&header.merkleroot).ok_or_else(|| {
+            Error::new(
+                ErrorKind::ServiceUnavailable,
+                format!("the chain tracker's merkle root for block {height} is not a 32-byte hex hash"),
+            )
+        })?;
+        self.roots.lock().expect("roots lock").insert(height, confirmed);
+        Ok(confirmed == *root)
+    }
+
+    async fn current_height(&self) -> Result<u64> {
+        let tips: Vec<Tip> = self
+            .get("/block/headers")
+            .await?
+            .ok_or_else(|| unavailable("the chain tracker has no /block/headers".into()))?;
+        tips.first().map(|t| t.height).ok_or_else(|| unavailable("the chain tracker listed no block headers".into()))
+    }
+}
+
+fn build(config: ServiceConfig) -> Result<Arc<dyn ChainTracker>> {
+    Ok(Arc::new(WhatsOnChain::new(config)?))
+}
+
+const FACTORY: ChainTrackerFactory = ChainTrackerFactory { name: "whatsonchain", build };
+
+wallet_traits::inventory::submit! { FACTORY }
+
+/// Adds the `whatsonchain` chain tracker to `plugins`, for a program that installs its plugins
+/// explicitly.
+pub fn install(plugins: Plugins) -> Plugins {
+    static F: ChainTrackerFactory = FACTORY;
+    plugins.with_chain_tracker(&F)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn roots_are_compared_in_internal_order_and_defaults_follow_the_network() {
+        let display = "00".repeat(31) + "ff";
+        let mut expected = [0u8; 32];
+        expected[0] = 0xff;
+        assert_eq!(internal_order(&display), Some(expected));
+        assert_eq!(internal_order("zz"), None);
+        let t =
+            WhatsOnChain::new(ServiceConfig { network: "test", api_key: Some("woc-key".into()), ..Default::default() })
+                .unwrap();
+        assert_eq!(t.url, "https://api.whatsonchain.com/v1/bsv/test");
+        assert!(!format!("{t:?}").contains("woc-key"));
+    }
+}

@@ -1,0 +1,86 @@
+//! The chain as the wallet sees it: a [`Broadcaster`] that submits transactions and a
+//! [`ChainTracker`] that confirms merkle roots. Implementations live in their own crates
+//! (`services/*`) and are found by name through [`crate::Plugins`].
+
+use async_trait::async_trait;
+
+use crate::Result;
+
+/// What a broadcaster accepted.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Broadcast {
+    /// The txid the service names (display hex).
+    pub txid: String,
+    /// The service's status for it (ARC's `txStatus`, for example `SEEN_ON_NETWORK`).
+    pub status: String,
+    /// The service's extra information, if any.
+    pub detail: Option<String>,
+}
+
+/// Submits transactions to the network.
+#[async_trait]
+pub trait Broadcaster: std::fmt::Debug + Send + Sync + 'static {
+    /// Submits `tx`: a transaction in Extended Format or a BEEF (V1). A refusal by the network
+    /// is [`crate::ErrorKind::Rejected`] with the service's detail; a service that cannot be
+    /// reached or fails on its side, after retries, is [`crate::ErrorKind::ServiceUnavailable`].
+    async fn broadcast(&self, tx: &[u8]) -> Result<Broadcast>;
+}
+
+/// Answers whether a merkle root is the root of the block at a height.
+#[async_trait]
+pub trait ChainTracker: std::fmt::Debug + Send + Sync + 'static {
+    /// Whether `root` (internal byte order, as a merkle path computes it) is the merkle root of
+    /// the block at `height`; `false` when no such block is known.
+    async fn is_valid_root_for_height(&self, root: &[u8; 32], height: u64) -> Result<bool>;
+
+    /// The height of the chain's tip.
+    async fn current_height(&self) -> Result<u64>;
+}
+
+/// What a chain service factory is built from.
+#[derive(Clone, Default)]
+pub struct ServiceConfig {
+    /// The service's base URL; `None` for the factory's default for the network.
+    pub url: Option<String>,
+    /// `"main"` or `"test"`.
+    pub network: &'static str,
+    /// An API key, if the service takes one. Never logged.
+    pub api_key: Option<String>,
+}
+
+impl std::fmt::Debug for ServiceConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ServiceConfig")
+            .field("url", &self.url.as_deref().map(crate::redact_url))
+            .field("network", &self.network)
+            .field("api_key", &self.api_key.as_ref().map(|_| "<redacted>"))
+            .finish()
+    }
+}
+
+/// Builds a broadcaster from its configuration.
+pub type BroadcasterBuildFn = fn(ServiceConfig) -> Result<std::sync::Arc<dyn Broadcaster>>;
+/// Builds a chain tracker from its configuration.
+pub type ChainTrackerBuildFn = fn(ServiceConfig) -> Result<std::sync::Arc<dyn ChainTracker>>;
+
+/// A broadcaster factory, found by name (`MPC_BROADCASTER`, default `arc`): submit one with
+/// `inventory::submit!` or install it with [`crate::Plugins::with_broadcaster`].
+#[derive(Debug)]
+pub struct BroadcasterFactory {
+    /// Its name.
+    pub name: &'static str,
+    /// The constructor.
+    pub build: BroadcasterBuildFn,
+}
+
+/// A chain tracker factory, found by name (`MPC_CHAIN_TRACKER`, default `whatsonchain`).
+#[derive(Debug)]
+pub struct ChainTrackerFactory {
+    /// Its name.
+    pub name: &'static str,
+    /// The constructor.
+    pub build: ChainTrackerBuildFn,
+}
+
+inventory::collect!(BroadcasterFactory);
+inventory::collect!(ChainTrackerFactory);
