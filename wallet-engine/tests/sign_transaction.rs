@@ -9,47 +9,10 @@ use std::sync::{
     Arc,
 };
 
-use async_trait::async_trait;
 use common::*;
 use wallet_bsv::{hash::hash160, sighash, Script, Transaction, TxId, TxInput, TxOutput};
 use wallet_engine::{DenyOutputScripts, Wallet};
-use wallet_traits::{
-    CosignerTransport, EcdhPartial, EcdhRequest, ErrorKind, ExecutionId, InputToSign, KeyId, KeyInfo, PublicKey,
-    Result, SessionChannel, SessionParams, SessionRequest,
-};
-
-/// A transport that counts the sessions it opens.
-#[derive(Debug)]
-struct Counting {
-    inner: Arc<dyn CosignerTransport>,
-    sessions: Arc<AtomicUsize>,
-}
-
-#[async_trait]
-impl CosignerTransport for Counting {
-    fn endpoint(&self) -> &str {
-        self.inner.endpoint()
-    }
-    async fn health(&self) -> Result<()> {
-        self.inner.health().await
-    }
-    async fn key_info(&self, key: &KeyId) -> Result<Option<KeyInfo>> {
-        self.inner.key_info(key).await
-    }
-    async fn open_session(&self, request: SessionRequest) -> Result<SessionChannel> {
-        self.sessions.fetch_add(1, Ordering::SeqCst);
-        self.inner.open_session(request).await
-    }
-    async fn partial_ecdh(&self, request: EcdhRequest) -> Result<EcdhPartial> {
-        self.inner.partial_ecdh(request).await
-    }
-    async fn commit(&self, key: &KeyId, eid: &ExecutionId) -> Result<()> {
-        self.inner.commit(key, eid).await
-    }
-    async fn rollback(&self, key: &KeyId, eid: &ExecutionId) -> Result<()> {
-        self.inner.rollback(key, eid).await
-    }
-}
+use wallet_traits::{CosignerTransport, ErrorKind, ExecutionId, InputToSign, PublicKey, SessionParams, SessionRequest};
 
 /// The provisioned fixture wallet, restored with fresh cosigners (`policy` on each), and a
 /// counter of the sessions it opens.
@@ -58,16 +21,7 @@ async fn wallet(
     policy: Option<Arc<dyn wallet_engine::SigningPolicy>>,
 ) -> (Wallet, Cosigners, Arc<AtomicUsize>) {
     let cosigners = Cosigners::start_with_policy(dir, SECRET, policy).await;
-    let sessions = Arc::new(AtomicUsize::new(0));
-    let mut b = wallet_engine::WalletBuilder::new()
-        .wallet_id(WALLET)
-        .share_secret(wallet_engine::ShareSecret::new(SECRET).unwrap())
-        .store(agent_store(dir).await)
-        .keyring(cosigners.agent_keyring.clone())
-        .prime_source(Arc::new(wallet_engine::InsecureTestPrimes));
-    for t in cosigners.transports() {
-        b = b.cosigner(Arc::new(Counting { inner: t, sessions: sessions.clone() }));
-    }
+    let (b, sessions) = counting_builder(dir, SECRET, &cosigners).await;
     let (wallet, p) = b.build().await.unwrap();
     assert_eq!(p, wallet_engine::Provisioned::Restored);
     (wallet, cosigners, sessions)

@@ -8,11 +8,16 @@ use std::{
     sync::{Arc, Mutex, OnceLock},
 };
 
+use std::sync::atomic::AtomicUsize;
 use wallet_backend_sqlite::SqliteShareStore;
 use wallet_engine::{
     CosignerService, InsecureTestPrimes, Keyring, Provisioned, SealOptions, Sealer, ShareSecret, WalletBuilder,
 };
-use wallet_traits::{CosignerTransport, KeyId, ShareStore, StoredShare, WalletId};
+
+use wallet_traits::{
+    CosignerTransport, EcdhPartial, EcdhRequest, ExecutionId, KeyId, KeyInfo, Result, SessionChannel, SessionRequest,
+    ShareStore, StoredShare, WalletId,
+};
 use wallet_transport_local::{register_local_cosigner, unregister_local_cosigner, LocalTransport};
 
 pub const SECRET: &str = "correct horse battery staple (test)";
@@ -89,6 +94,12 @@ pub async fn agent_store(dir: &Path) -> Arc<dyn ShareStore> {
 
 /// A builder for the agent on `dir/agent.db` with `cosigners`.
 pub async fn builder(dir: &Path, secret: &str, cosigners: &Cosigners) -> WalletBuilder {
+    counting_builder(dir, secret, cosigners).await.0
+}
+
+/// [`builder`], and the number of sessions its wallet opens with the cosigners.
+pub async fn counting_builder(dir: &Path, secret: &str, cosigners: &Cosigners) -> (WalletBuilder, Arc<AtomicUsize>) {
+    let sessions = Arc::new(AtomicUsize::new(0));
     let mut b = WalletBuilder::new()
         .wallet_id(WALLET)
         .share_secret(ShareSecret::new(secret).unwrap())
@@ -96,9 +107,9 @@ pub async fn builder(dir: &Path, secret: &str, cosigners: &Cosigners) -> WalletB
         .keyring(cosigners.agent_keyring.clone())
         .prime_source(Arc::new(InsecureTestPrimes));
     for t in cosigners.transports() {
-        b = b.cosigner(t);
+        b = b.cosigner(Arc::new(Counting::new(t, sessions.clone())));
     }
-    b
+    (b, sessions)
 }
 
 /// A directory holding a provisioned 2-of-3 wallet, made once per test binary and name by a
@@ -186,5 +197,44 @@ pub fn sign_request(digest: [u8; 32]) -> wallet_traits::SessionRequest {
         execution_id: wallet_traits::ExecutionId::random(),
         parties: vec![0, 1],
         params: wallet_traits::SessionParams::Sign { digest, tweak: None },
+    }
+}
+
+/// A transport that counts the sessions it opens.
+#[derive(Debug)]
+pub struct Counting {
+    inner: Arc<dyn CosignerTransport>,
+    sessions: Arc<AtomicUsize>,
+}
+
+impl Counting {
+    pub fn new(inner: Arc<dyn CosignerTransport>, sessions: Arc<AtomicUsize>) -> Self {
+        Self { inner, sessions }
+    }
+}
+
+#[async_trait::async_trait]
+impl CosignerTransport for Counting {
+    fn endpoint(&self) -> &str {
+        self.inner.endpoint()
+    }
+    async fn health(&self) -> Result<()> {
+        self.inner.health().await
+    }
+    async fn key_info(&self, key: &KeyId) -> Result<Option<KeyInfo>> {
+        self.inner.key_info(key).await
+    }
+    async fn open_session(&self, request: SessionRequest) -> Result<SessionChannel> {
+        self.sessions.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        self.inner.open_session(request).await
+    }
+    async fn partial_ecdh(&self, request: EcdhRequest) -> Result<EcdhPartial> {
+        self.inner.partial_ecdh(request).await
+    }
+    async fn commit(&self, key: &KeyId, eid: &ExecutionId) -> Result<()> {
+        self.inner.commit(key, eid).await
+    }
+    async fn rollback(&self, key: &KeyId, eid: &ExecutionId) -> Result<()> {
+        self.inner.rollback(key, eid).await
     }
 }
