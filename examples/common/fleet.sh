@@ -84,13 +84,9 @@ echo "$second"
 status="$(agent status 2>"$dir/status.log")" || fail "status reports a problem"
 echo "$status"
 
-grep -qx 'provisioned: created' <<<"$first" || fail "first run did not create the wallet"
-grep -qx 'provisioned: restored' <<<"$second" || fail "the restarted agent did not restore"
-[ "$(grep '^identity: ' <<<"$first")" = "$(grep '^identity: ' <<<"$second")" ] || fail "identity changed"
-for out in "$first" "$second"; do
-  grep -qx 'signature verified: true' <<<"$out" || fail "signature not verified"
-  grep -qx 'tweaked signature verified: true' <<<"$out" || fail "tweaked signature not verified"
-done
+# shellcheck source=checks.sh
+source "$(dirname "${BASH_SOURCE[0]}")/checks.sh"
+check_restart "$first" "$second"
 [ "$(grep -c ": can serve (holds this key's active share)" <<<"$status")" = 2 ] || fail "a cosigner cannot serve the key"
 case "$store" in
   rocksdb) for i in 0 1 2; do [ -f "$dir/party-$i.rocksdb/CURRENT" ] || fail "party $i has no RocksDB directory"; done ;;

@@ -16,13 +16,8 @@ second="$("$bin" demo --data-dir "$dir")"
 echo "$second"
 
 fail() { echo "quickstart: FAILED: $1" >&2; exit 1; }
-grep -qx 'provisioned: created' <<<"$first" || fail "first run did not create the wallet"
-grep -qx 'provisioned: restored' <<<"$second" || fail "second run did not restore"
-[ "$(grep '^identity: ' <<<"$first")" = "$(grep '^identity: ' <<<"$second")" ] || fail "identity changed"
-for out in "$first" "$second"; do
-  grep -qx 'signature verified: true' <<<"$out" || fail "signature not verified"
-  grep -qx 'tweaked signature verified: true' <<<"$out" || fail "tweaked signature not verified"
-done
+source "$root/examples/common/checks.sh"
+check_restart "$first" "$second"
 if MPC_SHARE_SECRET=wrong "$bin" demo --data-dir "$dir" >/dev/null 2>"$dir/err"; then fail "a wrong secret was accepted"; fi
 grep -q MPC_SHARE_SECRET "$dir/err" || fail "wrong-secret message does not name MPC_SHARE_SECRET"
 echo "quickstart: all checks passed"

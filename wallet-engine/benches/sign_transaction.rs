@@ -14,33 +14,8 @@ use std::{
 };
 
 use common::*;
-use wallet_bsv::{
-    hash::hash160, sighash, Beef, BeefTx, BeefVersion, MerkleLeaf, MerklePath, Script, Transaction, TxId, TxInput,
-    TxOutput,
-};
+use wallet_bsv::{sighash, Beef, BeefTx, BeefVersion, MerkleLeaf, MerklePath, Script};
 use wallet_traits::{InputToSign, PublicKey};
-
-fn spending(keys: &[PublicKey]) -> Transaction {
-    Transaction {
-        version: 1,
-        inputs: keys
-            .iter()
-            .enumerate()
-            .map(|(i, k)| TxInput {
-                source_txid: TxId(digest(&format!("bench source {i}"))),
-                source_vout: 0,
-                unlocking_script: Script::default(),
-                sequence: u32::MAX,
-                source_output: Some(TxOutput {
-                    satoshis: 1_000,
-                    locking_script: Script::p2pkh_lock(&hash160(k.as_bytes())),
-                }),
-            })
-            .collect(),
-        outputs: vec![TxOutput { satoshis: 500, locking_script: Script::p2pkh_lock(&[7; 20]) }],
-        lock_time: 0,
-    }
-}
 
 fn per_second(n: usize, d: Duration) -> f64 {
     n as f64 / d.as_secs_f64()
@@ -64,7 +39,7 @@ async fn main() {
                 })
             })
             .collect();
-        let tx = spending(&keys);
+        let tx = spending(&keys, Script::p2pkh_lock(&[7; 20]));
         let inputs: Vec<InputToSign> = tweaks
             .iter()
             .enumerate()
@@ -95,7 +70,7 @@ async fn main() {
 
     // wallet-bsv parsing throughput.
     let keys: Vec<PublicKey> = (0..10).map(|_| wallet.identity_key()).collect();
-    let tx = spending(&keys);
+    let tx = spending(&keys, Script::p2pkh_lock(&[7; 20]));
     let rounds = 20_000;
     let t = Instant::now();
     for i in 0..rounds {

@@ -10,7 +10,7 @@ use std::sync::{
 };
 
 use common::*;
-use wallet_bsv::{hash::hash160, sighash, Script, Transaction, TxId, TxInput, TxOutput};
+use wallet_bsv::{sighash, Script};
 use wallet_engine::{DenyOutputScripts, Wallet};
 use wallet_traits::{CosignerTransport, ErrorKind, ExecutionId, InputToSign, PublicKey, SessionParams, SessionRequest};
 
@@ -31,32 +31,6 @@ fn key_of(wallet: &Wallet, tweak: Option<[u8; 32]>) -> PublicKey {
     match tweak {
         Some(t) => wallet_engine::tweaked_public_key(&wallet.identity_key(), &t).unwrap(),
         None => wallet.identity_key(),
-    }
-}
-
-/// A transaction spending one P2PKH output per key of `keys`, with a change and a data output.
-fn spending(keys: &[PublicKey], pay_to: Script) -> Transaction {
-    Transaction {
-        version: 1,
-        inputs: keys
-            .iter()
-            .enumerate()
-            .map(|(i, k)| TxInput {
-                source_txid: TxId(digest(&format!("source {i}"))),
-                source_vout: i as u32,
-                unlocking_script: Script::default(),
-                sequence: u32::MAX,
-                source_output: Some(TxOutput {
-                    satoshis: 10_000 + i as u64,
-                    locking_script: Script::p2pkh_lock(&hash160(k.as_bytes())),
-                }),
-            })
-            .collect(),
-        outputs: vec![
-            TxOutput { satoshis: 5_000, locking_script: pay_to },
-            TxOutput { satoshis: 0, locking_script: Script::new(vec![0x00, 0x6a, 0x02, 0xbe, 0xef]) },
-        ],
-        lock_time: 0,
     }
 }
 

@@ -2,6 +2,7 @@
 #![deny(missing_docs)]
 
 mod auth;
+pub mod testing;
 
 pub use auth::{bearer, AuthLayer, Authenticate, Refusal};
 

@@ -2,79 +2,28 @@
 //! never reaches the service.
 
 use std::{
-    sync::{
-        atomic::{AtomicUsize, Ordering},
-        Arc,
-    },
+    sync::Arc,
     time::{Duration, SystemTime, UNIX_EPOCH},
 };
 
-use async_trait::async_trait;
-use tokio::{net::TcpListener, sync::oneshot};
+use tokio::sync::oneshot;
 use tonic::{metadata::MetadataValue, transport::Channel, Code, Request};
-use wallet_testkit::{known_key, scripted_request, Script, ScriptedCosigner, COMMIT_EID, KNOWN_WALLET};
-use wallet_traits::{
-    CosignerTransport, EcdhPartial, EcdhRequest, ErrorKind, ExecutionId, KeyId, KeyInfo, Result, SessionChannel,
-    SessionParams, SessionRequest, WalletId,
-};
-use wallet_transport_common::{ServerLimits, TokenMinter, TokenVerifier};
+use wallet_testkit::{known_key, scripted_request, CountingCosigner, Script, COMMIT_EID, KNOWN_WALLET};
+use wallet_traits::{CosignerTransport, ErrorKind, ExecutionId, SessionParams, WalletId};
+use wallet_transport_common::{testing::BadToken, ServerLimits, TokenMinter};
+
+mod common;
 use wallet_transport_grpc::{
     proto::{self as pb, cosigner_client::CosignerClient},
-    serve, GrpcTransport, ERROR_METADATA_KEY,
+    GrpcTransport, ERROR_METADATA_KEY,
 };
 
 const SECRET: &[u8] = b"auth-test-secret-auth-test-secret-0123";
 const OTHER_SECRET: &[u8] = b"not-the-cosigners-secret-not-the-secret";
 
-/// Counts every call that reaches the wrapped scripted cosigner.
-#[derive(Debug, Default)]
-struct Counting {
-    inner: ScriptedCosigner,
-    calls: AtomicUsize,
-}
-
-impl Counting {
-    fn hit(&self) {
-        self.calls.fetch_add(1, Ordering::SeqCst);
-    }
-    fn calls(&self) -> usize {
-        self.calls.load(Ordering::SeqCst)
-    }
-}
-
-#[async_trait]
-impl CosignerTransport for Counting {
-    fn endpoint(&self) -> &str {
-        "counting"
-    }
-    async fn health(&self) -> Result<()> {
-        self.inner.health().await
-    }
-    async fn key_info(&self, key: &KeyId) -> Result<Option<KeyInfo>> {
-        self.hit();
-        self.inner.key_info(key).await
-    }
-    async fn open_session(&self, request: SessionRequest) -> Result<SessionChannel> {
-        self.hit();
-        self.inner.open_session(request).await
-    }
-    async fn partial_ecdh(&self, request: EcdhRequest) -> Result<EcdhPartial> {
-        self.hit();
-        self.inner.partial_ecdh(request).await
-    }
-    async fn commit(&self, key: &KeyId, eid: &ExecutionId) -> Result<()> {
-        self.hit();
-        self.inner.commit(key, eid).await
-    }
-    async fn rollback(&self, key: &KeyId, eid: &ExecutionId) -> Result<()> {
-        self.hit();
-        self.inner.rollback(key, eid).await
-    }
-}
-
 struct Fixture {
     url: String,
-    service: Arc<Counting>,
+    service: Arc<CountingCosigner>,
     raw: CosignerClient<Channel>,
     minter: TokenMinter,
     _stop: oneshot::Sender<()>,
@@ -85,18 +34,8 @@ async fn fixture() -> Fixture {
 }
 
 async fn fixture_with(limits: ServerLimits) -> Fixture {
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("grpc://127.0.0.1:{}", listener.local_addr().unwrap().port());
-    let verifier = Arc::new(TokenVerifier::hs256(SECRET, vec![url.clone()]).unwrap());
-    let service = Arc::new(Counting::default());
-    let (stop, stopped) = oneshot::channel::<()>();
-    let svc = service.clone();
-    tokio::spawn(async move {
-        let shutdown = async move {
-            let _ = stopped.await;
-        };
-        serve(listener, svc, verifier, limits, None, shutdown).await.unwrap();
-    });
+    let service = Arc::new(CountingCosigner::default());
+    let (url, stop) = common::spawn_server(service.clone(), SECRET, limits).await;
     let channel = tonic::transport::Endpoint::from_shared(url.replace("grpc://", "http://")).unwrap().connect_lazy();
     Fixture {
         url,
@@ -174,41 +113,25 @@ fn assert_refused(status: &tonic::Status, code: Code, token: Option<&str>) {
 async fn bad_tokens_never_reach_the_service() {
     let mut f = fixture().await;
     let w = wallet();
-    let other_wallet = WalletId::new("some-other-wallet").unwrap();
-    let foreign = TokenMinter::hs256(OTHER_SECRET).unwrap();
 
-    // Each case mints a fresh token per RPC: a token is spent once verified, even when it then
-    // turns out to be for another wallet, so a reused one would be refused as a replay.
-    type Mint<'a> = Box<dyn Fn() -> Option<String> + 'a>;
     let (minter, url) = (&f.minter, f.url.clone());
-    let cases: Vec<(&str, Mint<'_>, Code)> = vec![
-        ("no token", Box::new(|| None), Code::Unauthenticated),
-        ("garbage", Box::new(|| Some("not-a-jwt".into())), Code::Unauthenticated),
-        ("wrong key", Box::new(|| Some(foreign.mint(&url, &w).unwrap().to_string())), Code::Unauthenticated),
-        (
-            "expired",
-            Box::new(|| Some(minter.mint_with(&url, &w, now() - 600, Duration::from_secs(60)).unwrap().to_string())),
-            Code::Unauthenticated,
-        ),
-        (
-            "wrong aud",
-            Box::new(|| Some(minter.mint("grpc://127.0.0.1:1", &w).unwrap().to_string())),
-            Code::Unauthenticated,
-        ),
-        ("wrong sub", Box::new(|| Some(minter.mint(&url, &other_wallet).unwrap().to_string())), Code::PermissionDenied),
-    ];
     let mut raw = f.raw.clone();
-    for (name, mint, code) in &cases {
+    for case in BadToken::cases() {
+        let (name, code) = (
+            case.name,
+            if case.kind == ErrorKind::PolicyDenied { Code::PermissionDenied } else { Code::Unauthenticated },
+        );
+        let mint = || case.mint(minter, &url, &w);
         let token = mint();
         let status = raw.key_info(key_info_request(token.as_deref())).await.unwrap_err();
-        assert_refused(&status, *code, token.as_deref());
+        assert_refused(&status, code, token.as_deref());
         println!("key_info, {name}: {:?} {}", status.code(), status.message());
         let token = mint();
         let status = raw.commit(commit_request(token.as_deref())).await.unwrap_err();
-        assert_refused(&status, *code, token.as_deref());
+        assert_refused(&status, code, token.as_deref());
         let token = mint();
         let status = refused_session(&mut raw, token.as_deref()).await;
-        assert_refused(&status, *code, token.as_deref());
+        assert_refused(&status, code, token.as_deref());
     }
     assert_eq!(f.service.calls(), 0, "nothing reached the service");
 

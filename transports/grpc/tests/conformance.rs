@@ -2,34 +2,14 @@
 
 use std::sync::Arc;
 
-use tokio::{net::TcpListener, sync::oneshot};
 use wallet_traits::CosignerTransport;
-use wallet_transport_common::{ServerLimits, TlsFiles, TokenMinter, TokenVerifier};
-use wallet_transport_grpc::{serve, GrpcTransport};
+use wallet_transport_common::{ServerLimits, TlsFiles, TokenMinter};
+use wallet_transport_grpc::GrpcTransport;
 use zeroize::Zeroizing;
 
-const SECRET: &[u8] = b"conformance-secret-conformance-secret";
+mod common;
 
-/// Starts a server for `service`; returns the client's URL and a handle that stops the server
-/// when dropped.
-async fn start(
-    service: Arc<dyn CosignerTransport>,
-    scheme: &str,
-    host: &str,
-    tls: Option<TlsFiles>,
-) -> (String, oneshot::Sender<()>) {
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("{scheme}://{host}:{}", listener.local_addr().unwrap().port());
-    let verifier = Arc::new(TokenVerifier::hs256(SECRET, vec![url.clone()]).unwrap());
-    let (stop, stopped) = oneshot::channel::<()>();
-    tokio::spawn(async move {
-        let shutdown = async move {
-            let _ = stopped.await;
-        };
-        serve(listener, service, verifier, ServerLimits::default(), tls, shutdown).await.expect("server runs");
-    });
-    (url, stop)
-}
+const SECRET: &[u8] = b"conformance-secret-conformance-secret";
 
 /// A self-signed certificate for localhost: the server's files and the CA the client trusts.
 fn self_signed() -> (TlsFiles, Vec<u8>) {
@@ -50,7 +30,7 @@ async fn fixture(service: Arc<dyn CosignerTransport>, tls: bool) -> wallet_testk
         }
         false => ("grpc", "127.0.0.1", None, None),
     };
-    let (url, stop) = start(service, scheme, host, files).await;
+    let (url, stop) = common::spawn_server_as(service, SECRET, ServerLimits::default(), (scheme, host, files)).await;
     let minter = Arc::new(TokenMinter::hs256(SECRET).unwrap());
     let client = Arc::new(GrpcTransport::connect(&url, minter, ca).await.unwrap());
     wallet_testkit::TransportFixture::keeping(client, stop)
@@ -80,7 +60,8 @@ async fn grpcs_refuses_an_untrusted_certificate() {
         private_key_pem: Zeroizing::new(cert.signing_key.serialize_pem().into_bytes()),
     };
     let service = Arc::new(wallet_testkit::ScriptedCosigner::new());
-    let (url, _stop) = start(service, "grpcs", "localhost", Some(tls)).await;
+    let (url, _stop) =
+        common::spawn_server_as(service, SECRET, ServerLimits::default(), ("grpcs", "localhost", Some(tls))).await;
     let minter = Arc::new(TokenMinter::hs256(SECRET).unwrap());
     // No extra CA: the self-signed certificate chains to nothing the client trusts.
     let client = GrpcTransport::connect(&url, minter, None).await.unwrap();

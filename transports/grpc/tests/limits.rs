@@ -15,6 +15,8 @@ use wallet_transport_grpc::{
     serve, GrpcTransport, BUSY_ATTEMPTS,
 };
 
+mod common;
+
 const SECRET: &[u8] = b"limits-test-secret-limits-test-secret!";
 
 struct Fixture {
@@ -26,21 +28,23 @@ struct Fixture {
 }
 
 async fn fixture(limits: ServerLimits) -> Fixture {
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("grpc://127.0.0.1:{}", listener.local_addr().unwrap().port());
-    let verifier = Arc::new(TokenVerifier::hs256(SECRET, vec![url.clone()]).unwrap());
     let service = Arc::new(ScriptedCosigner::new());
-    let (stop, stopped) = oneshot::channel::<()>();
-    let svc = service.clone();
-    tokio::spawn(async move {
-        let shutdown = async move {
-            let _ = stopped.await;
-        };
-        serve(listener, svc, verifier, limits, None, shutdown).await.unwrap();
-    });
+    let (url, stop) = common::spawn_server(service.clone(), SECRET, limits).await;
     let minter = Arc::new(TokenMinter::hs256(SECRET).unwrap());
     let client = GrpcTransport::connect(&url, minter.clone(), None).await.unwrap();
     Fixture { url, service, client, minter, _stop: stop }
+}
+
+/// A well-formed signing session request, as raw protobuf, for run `eid`.
+fn raw_sign_request(eid: Vec<u8>) -> pb::SessionRequest {
+    pb::SessionRequest {
+        kind: pb::SessionKind::Sign as i32,
+        key: Some(pb::KeyId { wallet: KNOWN_WALLET.into(), index: 0 }),
+        execution_id: eid,
+        parties: vec![0, 1],
+        digest: Some(vec![0; 32]),
+        ..Default::default()
+    }
 }
 
 fn limits(max_sessions: usize, max_message_bytes: usize, idle: Duration) -> ServerLimits {
@@ -102,18 +106,7 @@ async fn one_session_too_many_is_refused_then_retried() {
     let second = f.client.open_session(scripted_request(Script::Echo)).await.unwrap();
 
     // The raw answer is RESOURCE_EXHAUSTED.
-    let open = pb::client_frame::Frame::Open(pb::SessionRequest {
-        kind: pb::SessionKind::Sign as i32,
-        key: Some(pb::KeyId { wallet: KNOWN_WALLET.into(), index: 0 }),
-        execution_id: vec![9; 32],
-        parties: vec![0, 1],
-        threshold: 2,
-        total: 3,
-        digest: Some(vec![0; 32]),
-        tweak: None,
-        point: None,
-        ..Default::default()
-    });
+    let open = pb::client_frame::Frame::Open(raw_sign_request(vec![9; 32]));
     let frames = futures::stream::iter(vec![pb::ClientFrame { frame: Some(open) }]).chain(futures::stream::pending());
     let status = raw_client(&f.url).session(authorized(&f.minter, &f.url, frames)).await.unwrap_err();
     assert_eq!(status.code(), Code::ResourceExhausted, "{status:?}");
@@ -186,18 +179,7 @@ async fn malformed_frames_end_only_their_session() {
 
     // An envelope that does not decode (a 5-byte execution id) in an open session.
     let request = scripted_request(Script::Echo);
-    let bad_open = pb::SessionRequest {
-        kind: pb::SessionKind::Sign as i32,
-        key: Some(pb::KeyId { wallet: KNOWN_WALLET.into(), index: 0 }),
-        execution_id: request.execution_id.as_bytes().to_vec(),
-        parties: vec![0, 1],
-        threshold: 2,
-        total: 3,
-        digest: Some(vec![0; 32]),
-        tweak: None,
-        point: None,
-        ..Default::default()
-    };
+    let bad_open = raw_sign_request(request.execution_id.as_bytes().to_vec());
     let bad_env =
         pb::Envelope { execution_id: vec![1; 5], stage: 0, from: 0, to: 1, broadcast: false, seq: 0, payload: vec![] };
     let frames = futures::stream::iter(vec![

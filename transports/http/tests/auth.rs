@@ -3,86 +3,18 @@
 
 mod common;
 
-use std::{
-    sync::{
-        atomic::{AtomicUsize, Ordering},
-        Arc,
-    },
-    time::{Duration, SystemTime, UNIX_EPOCH},
-};
+use std::{sync::Arc, time::Duration};
 
-use async_trait::async_trait;
 use common::{cbor, echo_on, envelope, raw, start, OTHER_SECRET, SECRET};
-use futures::SinkExt;
 use reqwest::{Method, StatusCode};
 use tokio::{
     io::{AsyncReadExt, AsyncWriteExt},
     net::TcpStream,
 };
-use wallet_testkit::{known_key, scripted_request, Script, ScriptedCosigner, COMMIT_EID, KNOWN_WALLET};
-use wallet_traits::{
-    CosignerTransport, EcdhPartial, EcdhRequest, Envelope, ErrorKind, ExecutionId, KeyId, KeyInfo, Result,
-    SessionChannel, SessionRequest, WalletId, WireError,
-};
-use wallet_transport_common::{audience_of, ServerLimits, TokenMinter};
+use wallet_testkit::{known_key, scripted_request, CountingCosigner, Script, COMMIT_EID, KNOWN_WALLET};
+use wallet_traits::{CosignerTransport, EcdhRequest, ErrorKind, ExecutionId, WalletId, WireError};
+use wallet_transport_common::{audience_of, testing::BadToken, ServerLimits, TokenMinter};
 use wallet_transport_http::HttpTransport;
-
-/// Counts calls and envelopes that reach the scripted cosigner.
-#[derive(Debug, Default)]
-struct Counting {
-    inner: ScriptedCosigner,
-    calls: AtomicUsize,
-    envelopes: Arc<AtomicUsize>,
-}
-
-impl Counting {
-    fn calls(&self) -> usize {
-        self.calls.load(Ordering::SeqCst)
-    }
-    fn hit(&self) {
-        self.calls.fetch_add(1, Ordering::SeqCst);
-    }
-}
-
-#[async_trait]
-impl CosignerTransport for Counting {
-    fn endpoint(&self) -> &str {
-        "counting"
-    }
-    async fn health(&self) -> Result<()> {
-        self.inner.health().await
-    }
-    async fn key_info(&self, key: &KeyId) -> Result<Option<KeyInfo>> {
-        self.hit();
-        self.inner.key_info(key).await
-    }
-    async fn open_session(&self, request: SessionRequest) -> Result<SessionChannel> {
-        self.hit();
-        let SessionChannel { outgoing, incoming } = self.inner.open_session(request).await?;
-        let count = self.envelopes.clone();
-        let counted = outgoing.with(move |env: Envelope| {
-            count.fetch_add(1, Ordering::SeqCst);
-            futures::future::ready(Ok::<_, wallet_traits::Error>(env))
-        });
-        Ok(SessionChannel::new(counted, incoming))
-    }
-    async fn partial_ecdh(&self, request: EcdhRequest) -> Result<EcdhPartial> {
-        self.hit();
-        self.inner.partial_ecdh(request).await
-    }
-    async fn commit(&self, key: &KeyId, eid: &ExecutionId) -> Result<()> {
-        self.hit();
-        self.inner.commit(key, eid).await
-    }
-    async fn rollback(&self, key: &KeyId, eid: &ExecutionId) -> Result<()> {
-        self.hit();
-        self.inner.rollback(key, eid).await
-    }
-}
-
-fn now() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs()
-}
 
 fn wire_error(body: &[u8]) -> WireError {
     ciborium::from_reader(body).expect("a WireError body")
@@ -90,37 +22,21 @@ fn wire_error(body: &[u8]) -> WireError {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn bad_tokens_never_reach_the_service() {
-    let service = Arc::new(Counting::default());
+    let service = Arc::new(CountingCosigner::default());
     let server = start(service.clone(), ServerLimits::default(), None).await;
     let url = server.url.clone();
     let aud = audience_of(&url);
     let good = TokenMinter::hs256(SECRET).unwrap();
-    let other = TokenMinter::hs256(OTHER_SECRET).unwrap();
     let wallet = WalletId::new(KNOWN_WALLET).unwrap();
-    let intruder = WalletId::new("another-wallet").unwrap();
 
-    // Each case mints a fresh token per request.
-    type Mint<'a> = Box<dyn Fn() -> Option<String> + 'a>;
-    let cases: Vec<(&str, Mint<'_>, StatusCode)> = vec![
-        ("no token", Box::new(|| None), StatusCode::UNAUTHORIZED),
-        ("garbage", Box::new(|| Some("not.a.jwt".into())), StatusCode::UNAUTHORIZED),
-        ("wrong key", Box::new(|| Some(other.mint(&aud, &wallet).unwrap().to_string())), StatusCode::UNAUTHORIZED),
-        (
-            "expired",
-            Box::new(|| Some(good.mint_with(&aud, &wallet, now() - 600, Duration::from_secs(60)).unwrap().to_string())),
-            StatusCode::UNAUTHORIZED,
-        ),
-        (
-            "wrong aud",
-            Box::new(|| Some(good.mint("http://127.0.0.1:1", &wallet).unwrap().to_string())),
-            StatusCode::UNAUTHORIZED,
-        ),
-        ("wrong sub", Box::new(|| Some(good.mint(&aud, &intruder).unwrap().to_string())), StatusCode::FORBIDDEN),
-    ];
     let key_url = format!("{url}/v1/wallets/{KNOWN_WALLET}/keys/0");
     let eid_body = cbor(&ExecutionRef { execution_id: ExecutionId::from_bytes(COMMIT_EID) });
     let ecdh = EcdhRequest { key: known_key(), execution_id: ExecutionId::random(), point: vec![2; 33] };
-    for (name, mint, expected) in &cases {
+    for case in BadToken::cases() {
+        let name = case.name;
+        let expected =
+            if case.kind == ErrorKind::PolicyDenied { StatusCode::FORBIDDEN } else { StatusCode::UNAUTHORIZED };
+        let mint = || case.mint(&good, &aud, &wallet);
         let requests: Vec<(Method, String, Option<Vec<u8>>)> = vec![
             (Method::GET, key_url.clone(), None),
             (Method::POST, format!("{key_url}/commit"), Some(eid_body.clone())),
@@ -131,11 +47,9 @@ async fn bad_tokens_never_reach_the_service() {
         for (method, u, body) in requests {
             let token = mint();
             let (status, bytes) = raw(method.clone(), &u, token.as_deref(), body).await;
-            assert_eq!(status, *expected, "{name}: {method} {u}");
+            assert_eq!(status, expected, "{name}: {method} {u}");
             let e = wire_error(&bytes);
-            let kind =
-                if *expected == StatusCode::FORBIDDEN { ErrorKind::PolicyDenied } else { ErrorKind::Unauthorized };
-            assert_eq!(e.kind, kind, "{name}: {e:?}");
+            assert_eq!(e.kind, case.kind, "{name}: {e:?}");
             if let Some(t) = token {
                 assert!(!e.message.contains(&t), "{name}: the token is not echoed");
             }
@@ -165,7 +79,7 @@ struct ExecutionRef {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn sessions_are_bound_to_their_wallet() {
-    let service = Arc::new(Counting::default());
+    let service = Arc::new(CountingCosigner::default());
     let server = start(service.clone(), ServerLimits::default(), None).await;
     let url = server.url.clone();
     let aud = audience_of(&url);
@@ -187,16 +101,16 @@ async fn sessions_are_bound_to_their_wallet() {
     let intruder = good.mint(&aud, &WalletId::new("another-wallet").unwrap()).unwrap();
     let (status, _) = raw(Method::DELETE, &format!("{url}/v1/sessions/{eid}"), Some(&intruder), None).await;
     assert_eq!(status, StatusCode::FORBIDDEN, "close for another wallet");
-    assert_eq!(service.envelopes.load(Ordering::SeqCst), 0, "no refused envelope reached the service");
+    assert_eq!(service.envelopes(), 0, "no refused envelope reached the service");
 
     // The refused requests did not disturb the session.
     echo_on(&mut ch, eid, 3).await;
-    assert_eq!(service.envelopes.load(Ordering::SeqCst), 4);
+    assert_eq!(service.envelopes(), 4);
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_client_with_the_wrong_secret_is_told_what_to_fix() {
-    let server = start(Arc::new(Counting::default()), ServerLimits::default(), None).await;
+    let server = start(Arc::new(CountingCosigner::default()), ServerLimits::default(), None).await;
     let client = HttpTransport::new(&server.url, Arc::new(TokenMinter::hs256(OTHER_SECRET).unwrap()), None).unwrap();
     let e = client.key_info(&known_key()).await.unwrap_err();
     assert_eq!(e.kind(), ErrorKind::Unauthorized);
@@ -283,7 +197,7 @@ async fn headers_only(url: &str, method: &str, path: &str, extra: &[(&str, &str)
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_request_is_refused_on_its_headers_before_its_body_is_read() {
-    let service = Arc::new(Counting::default());
+    let service = Arc::new(CountingCosigner::default());
     let server = start(service.clone(), ServerLimits::default(), None).await;
     let url = server.url.clone();
     let aud = audience_of(&url);
@@ -342,13 +256,13 @@ async fn a_request_is_refused_on_its_headers_before_its_body_is_read() {
     }
 
     assert_eq!(service.calls(), calls_before, "no refused request reached the service");
-    assert_eq!(service.envelopes.load(Ordering::SeqCst), 0, "no refused envelope reached the service");
+    assert_eq!(service.envelopes(), 0, "no refused envelope reached the service");
     echo_on(&mut ch, eid, 2).await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn many_unauthenticated_large_requests_are_refused_promptly() {
-    let service = Arc::new(Counting::default());
+    let service = Arc::new(CountingCosigner::default());
     let server = start(service.clone(), ServerLimits::default(), None).await;
     let url = server.url.clone();
     // Concurrently, as an attacker would: each costs its headers only, so all are answered at once

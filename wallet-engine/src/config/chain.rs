@@ -42,40 +42,45 @@ fn network_name(network: Network) -> &'static str {
     }
 }
 
+/// The service named `name`, else `default` when its URL is set or its plugin is installed;
+/// `None` when nothing was asked for and the default is not installed. A service asked for by
+/// name or URL that is not installed is an error naming the known ones.
+fn resolve<T: ?Sized>(
+    name: Option<&str>,
+    default: &str,
+    url_set: bool,
+    installed: &[&str],
+    build: impl FnOnce(&str) -> Result<Arc<T>>,
+) -> Result<Option<Arc<T>>> {
+    match name {
+        Some(name) => build(name).map(Some),
+        None if url_set || installed.contains(&default) => build(default).map(Some),
+        None => Ok(None),
+    }
+}
+
+fn service(url: &Option<String>, api_key: &Option<String>, network: Network) -> ServiceConfig {
+    ServiceConfig { url: url.clone(), network: network_name(network), api_key: api_key.clone() }
+}
+
 impl ChainConfig {
     /// The broadcaster, if one is configured or the default (`arc`) is installed.
     pub fn broadcaster(&self, plugins: &Plugins, network: Network) -> Result<Option<Arc<dyn Broadcaster>>> {
-        let config = ServiceConfig {
-            url: self.arc_url.clone(),
-            network: network_name(network),
-            api_key: self.arc_api_key.clone(),
-        };
-        // Asked for by name or URL: it must exist. Otherwise the default, if it is installed.
-        match self.broadcaster.as_deref() {
-            Some(name) => plugins.broadcaster(name, config).map(Some),
-            None if self.arc_url.is_some() || plugins.broadcasters().schemes().contains(&"arc") => {
-                plugins.broadcaster("arc", config).map(Some)
-            }
-            None => Ok(None),
-        }
+        let config = service(&self.arc_url, &self.arc_api_key, network);
+        let installed = plugins.broadcasters().schemes();
+        resolve(self.broadcaster.as_deref(), "arc", self.arc_url.is_some(), &installed, |n| {
+            plugins.broadcaster(n, config)
+        })
     }
 
     /// The chain tracker, if one is configured or the default (`whatsonchain`) is installed.
     pub fn chain_tracker(&self, plugins: &Plugins, network: Network) -> Result<Option<Arc<dyn ChainTracker>>> {
-        let config = ServiceConfig {
-            url: self.chain_tracker_url.clone(),
-            network: network_name(network),
-            api_key: self.chain_tracker_api_key.clone(),
-        };
-        match self.chain_tracker.as_deref() {
-            Some(name) => plugins.chain_tracker(name, config).map(Some),
-            None if self.chain_tracker_url.is_some()
-                || plugins.chain_trackers().schemes().contains(&"whatsonchain") =>
-            {
-                plugins.chain_tracker("whatsonchain", config).map(Some)
-            }
-            None => Ok(None),
-        }
+        let config = service(&self.chain_tracker_url, &self.chain_tracker_api_key, network);
+        let installed = plugins.chain_trackers().schemes();
+        let url_set = self.chain_tracker_url.is_some();
+        resolve(self.chain_tracker.as_deref(), "whatsonchain", url_set, &installed, |n| {
+            plugins.chain_tracker(n, config)
+        })
     }
 }
 

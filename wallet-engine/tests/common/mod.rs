@@ -14,10 +14,7 @@ use wallet_engine::{
     CosignerService, InsecureTestPrimes, Keyring, Provisioned, SealOptions, Sealer, ShareSecret, WalletBuilder,
 };
 
-use wallet_traits::{
-    CosignerTransport, EcdhPartial, EcdhRequest, ExecutionId, KeyId, KeyInfo, Result, SessionChannel, SessionRequest,
-    ShareStore, StoredShare, WalletId,
-};
+use wallet_traits::{CosignerTransport, KeyId, ShareStore, StoredShare, WalletId};
 use wallet_transport_local::{register_local_cosigner, unregister_local_cosigner, LocalTransport};
 
 pub const SECRET: &str = "correct horse battery staple (test)";
@@ -107,7 +104,7 @@ pub async fn counting_builder(dir: &Path, secret: &str, cosigners: &Cosigners) -
         .keyring(cosigners.agent_keyring.clone())
         .prime_source(Arc::new(InsecureTestPrimes));
     for t in cosigners.transports() {
-        b = b.cosigner(Arc::new(Counting::new(t, sessions.clone())));
+        b = b.cosigner(Arc::new(wallet_testkit::Intercept::new(t).sessions_into(sessions.clone())));
     }
     (b, sessions)
 }
@@ -200,41 +197,29 @@ pub fn sign_request(digest: [u8; 32]) -> wallet_traits::SessionRequest {
     }
 }
 
-/// A transport that counts the sessions it opens.
-#[derive(Debug)]
-pub struct Counting {
-    inner: Arc<dyn CosignerTransport>,
-    sessions: Arc<AtomicUsize>,
-}
-
-impl Counting {
-    pub fn new(inner: Arc<dyn CosignerTransport>, sessions: Arc<AtomicUsize>) -> Self {
-        Self { inner, sessions }
-    }
-}
-
-#[async_trait::async_trait]
-impl CosignerTransport for Counting {
-    fn endpoint(&self) -> &str {
-        self.inner.endpoint()
-    }
-    async fn health(&self) -> Result<()> {
-        self.inner.health().await
-    }
-    async fn key_info(&self, key: &KeyId) -> Result<Option<KeyInfo>> {
-        self.inner.key_info(key).await
-    }
-    async fn open_session(&self, request: SessionRequest) -> Result<SessionChannel> {
-        self.sessions.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-        self.inner.open_session(request).await
-    }
-    async fn partial_ecdh(&self, request: EcdhRequest) -> Result<EcdhPartial> {
-        self.inner.partial_ecdh(request).await
-    }
-    async fn commit(&self, key: &KeyId, eid: &ExecutionId) -> Result<()> {
-        self.inner.commit(key, eid).await
-    }
-    async fn rollback(&self, key: &KeyId, eid: &ExecutionId) -> Result<()> {
-        self.inner.rollback(key, eid).await
+/// A transaction spending one P2PKH output per key of `keys`, with a change and a data output.
+pub fn spending(keys: &[wallet_traits::PublicKey], pay_to: wallet_bsv::Script) -> wallet_bsv::Transaction {
+    use wallet_bsv::{hash::hash160, Script, TxId, TxInput, TxOutput};
+    wallet_bsv::Transaction {
+        version: 1,
+        inputs: keys
+            .iter()
+            .enumerate()
+            .map(|(i, k)| TxInput {
+                source_txid: TxId(digest(&format!("source {i}"))),
+                source_vout: i as u32,
+                unlocking_script: Script::default(),
+                sequence: u32::MAX,
+                source_output: Some(TxOutput {
+                    satoshis: 10_000 + i as u64,
+                    locking_script: Script::p2pkh_lock(&hash160(k.as_bytes())),
+                }),
+            })
+            .collect(),
+        outputs: vec![
+            TxOutput { satoshis: 5_000, locking_script: pay_to },
+            TxOutput { satoshis: 0, locking_script: Script::new(vec![0x00, 0x6a, 0x02, 0xbe, 0xef]) },
+        ],
+        lock_time: 0,
     }
 }

@@ -15,12 +15,14 @@ use wallet_traits::{
 type PartialHook = Arc<dyn Fn(EcdhPartial) -> EcdhPartial + Send + Sync>;
 type SessionHook = Arc<dyn Fn(SessionChannel) -> SessionChannel + Send + Sync>;
 
-/// Passes every call to `inner`, except where a hook is set; counts partial ECDH calls.
+/// Passes every call to `inner`, except where a hook is set; counts partial ECDH calls and
+/// opened sessions.
 pub struct Intercept {
     inner: Arc<dyn CosignerTransport>,
     on_partial_ecdh: Option<PartialHook>,
     on_session: Option<SessionHook>,
     partial_ecdh_calls: Arc<AtomicUsize>,
+    sessions: Arc<AtomicUsize>,
 }
 
 impl std::fmt::Debug for Intercept {
@@ -32,7 +34,13 @@ impl std::fmt::Debug for Intercept {
 impl Intercept {
     /// A pass-through wrapper around `inner`.
     pub fn new(inner: Arc<dyn CosignerTransport>) -> Self {
-        Self { inner, on_partial_ecdh: None, on_session: None, partial_ecdh_calls: Arc::default() }
+        Self {
+            inner,
+            on_partial_ecdh: None,
+            on_session: None,
+            partial_ecdh_calls: Arc::default(),
+            sessions: Arc::default(),
+        }
     }
 
     /// Rewrites every ECDH partial the cosigner returns.
@@ -47,6 +55,13 @@ impl Intercept {
     #[must_use]
     pub fn on_session(mut self, f: impl Fn(SessionChannel) -> SessionChannel + Send + Sync + 'static) -> Self {
         self.on_session = Some(Arc::new(f));
+        self
+    }
+
+    /// Shares the counter of opened sessions with `counter`.
+    #[must_use]
+    pub fn sessions_into(mut self, counter: Arc<AtomicUsize>) -> Self {
+        self.sessions = counter;
         self
     }
 
@@ -73,6 +88,7 @@ impl CosignerTransport for Intercept {
     }
 
     async fn open_session(&self, request: SessionRequest) -> Result<SessionChannel> {
+        self.sessions.fetch_add(1, Ordering::SeqCst);
         let channel = self.inner.open_session(request).await?;
         Ok(match &self.on_session {
             Some(f) => f(channel),

@@ -1,12 +1,14 @@
 #![doc = include_str!("../README.md")]
 #![deny(missing_docs)]
 
+mod counting;
 pub mod crash;
 mod intercept;
 mod memory;
 mod suite;
 mod transport_suite;
 
+pub use counting::CountingCosigner;
 pub use intercept::Intercept;
 pub use memory::MemoryShareStore;
 pub use suite::{cases, sample_record, share_store_suite, Fixture, StoreFixture, SuiteReport};
