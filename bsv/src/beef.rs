@@ -194,29 +194,28 @@ impl Beef {
     /// Checks the structure and returns the merkle root each block must have, for a
     /// `ChainTracker` to confirm: no txid twice; every proof index points at a path that holds
     /// the transaction; every path's transactions agree on its root, and paths of one block on
-    /// one root; every unproven transaction spends only transactions of the BEEF, and so chains
+    /// one root (every path's root is returned, also one no entry uses); every unproven transaction spends only transactions of the BEEF, and so chains
     /// back to proven ones. Txid-only entries count as known only with `allow_txid_only`.
     ///
     /// Entries may come in any order, as @bsv/sdk reads them (it writes a child before its
     /// parent after `makeTxidOnly`); [`Self::sort_parents_first`] puts them in dependency order,
     /// which is how this crate writes the BEEFs it assembles.
     pub fn verify_structure(&self, allow_txid_only: bool) -> Result<BTreeMap<u64, [u8; 32]>> {
+        // Every path's transactions agree on its root (checked when it was read); paths of one
+        // block must agree too.
         let mut roots: BTreeMap<u64, [u8; 32]> = BTreeMap::new();
-        let mut confirm = |path: &MerklePath, txid: &TxId| -> Result<()> {
-            let root = path.compute_root(txid)?;
+        for path in &self.bumps {
+            let root = path.root();
             if *roots.entry(path.block_height()).or_insert(root) != root {
                 return Err(invalid(format!(
                     "two merkle paths of block {} compute different roots",
                     path.block_height()
                 )));
             }
-            Ok(())
-        };
-        for path in &self.bumps {
-            for leaf in path.levels()[0].iter().filter(|l| l.txid) {
-                confirm(path, &TxId(leaf.hash.expect("a txid leaf has a hash")))?;
-            }
         }
+        // Each path's transactions, as sets: one lookup per proven entry, however wide the paths.
+        let proven: Vec<HashSet<[u8; 32]>> =
+            self.bumps.iter().map(|p| p.levels()[0].iter().filter_map(|l| l.hash).collect()).collect();
         for (i, entry) in self.txs.iter().enumerate() {
             match entry {
                 BeefTx::TxidOnly(txid) if !allow_txid_only => {
@@ -226,10 +225,9 @@ impl Beef {
                 }
                 BeefTx::Full { tx, bump: Some(b) } => {
                     let txid = tx.txid();
-                    if !self.bumps[*b].contains(&txid) {
+                    if !proven[*b].contains(&txid.0) {
                         return Err(invalid(format!("merkle path {b} of the BEEF does not hold transaction {txid}")));
                     }
-                    confirm(&self.bumps[*b], &txid)?;
                 }
                 _ => {}
             }

@@ -44,6 +44,8 @@ impl MerkleLeaf {
 pub struct MerklePath {
     block_height: u64,
     path: Vec<Vec<MerkleLeaf>>,
+    /// The root every level-0 transaction computes (checked when the path is made).
+    root: [u8; 32],
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -84,13 +86,12 @@ impl MerklePath {
             }
         }
         if legal_offsets_only {
-            // The siblings the level-0 transactions need, per height: a set, so checking is
-            // linear in the nodes, not their product.
-            let legal: Vec<HashSet<u64>> = (0..path.len())
-                .map(|h| path[0].iter().filter(|l| l.hash.is_some()).map(|l| (l.offset >> h) ^ 1).collect())
-                .collect();
             for (height, level) in path.iter().enumerate().skip(1) {
-                if let Some(leaf) = level.iter().find(|l| !legal[height].contains(&l.offset)) {
+                // The siblings the level-0 transactions need at this height, as a set, so the
+                // check is linear in the nodes, not their product (and holds one height at a time).
+                let legal: HashSet<u64> =
+                    path[0].iter().filter(|l| l.hash.is_some()).map(|l| (l.offset >> height) ^ 1).collect();
+                if let Some(leaf) = level.iter().find(|l| !legal.contains(&l.offset)) {
                     return Err(invalid(format!(
                         "offset {} at height {height} of a merkle path is not needed by any of its transactions",
                         leaf.offset
@@ -98,22 +99,24 @@ impl MerklePath {
                 }
             }
         }
-        let this = Self { block_height, path };
+        let mut this = Self { block_height, path, root: [0; 32] };
         let nodes = this.nodes();
+        let max0 = this.max_offset0();
         let mut root = None;
         for leaf in &this.path[0] {
             let Some(hash) = leaf.hash else { continue };
-            let r = this.root_from(&nodes, &TxId(hash))?;
+            let r = this.root_at(&nodes, max0, leaf.offset, hash)?;
             if *root.get_or_insert(r) != r {
                 return Err(invalid("the transactions of a merkle path compute different roots"));
             }
         }
+        this.root = root.ok_or_else(|| invalid("a merkle path needs a transaction at level 0, not only duplicates"))?;
         Ok(this)
     }
 
     /// The path that proves a coinbase transaction alone (the single transaction of its block).
     pub fn coinbase(txid: TxId, block_height: u64) -> Self {
-        Self { block_height, path: vec![vec![MerkleLeaf::hash(0, txid.0, true)]] }
+        Self { block_height, path: vec![vec![MerkleLeaf::hash(0, txid.0, true)]], root: txid.0 }
     }
 
     /// The block's height.
@@ -194,9 +197,21 @@ impl MerklePath {
         self.path[0].iter().any(|l| l.hash == Some(txid.0))
     }
 
-    /// The merkle root (internal byte order) that `txid` computes to.
+    /// The merkle root (internal byte order) that `txid` computes to: the path's root, which
+    /// every one of its transactions computes (checked when the path was made).
     pub fn compute_root(&self, txid: &TxId) -> Result<[u8; 32]> {
-        self.root_from(&self.nodes(), txid)
+        if !self.contains(txid) {
+            return Err(invalid(format!(
+                "transaction {txid} is not in the merkle path of block {}",
+                self.block_height
+            )));
+        }
+        Ok(self.root)
+    }
+
+    /// The merkle root (internal byte order) of the block.
+    pub fn root(&self) -> [u8; 32] {
+        self.root
     }
 
     /// Every node the path gives or implies, level by level: a node missing at some level is
@@ -249,15 +264,13 @@ impl MerklePath {
         self.path.len().max(bits)
     }
 
-    fn root_from(&self, nodes: &[BTreeMap<u64, Node>], txid: &TxId) -> Result<[u8; 32]> {
-        let index = self.path[0].iter().find(|l| l.hash == Some(txid.0)).map(|l| l.offset).ok_or_else(|| {
-            invalid(format!("transaction {txid} is not in the merkle path of block {}", self.block_height))
-        })?;
+    /// The root the transaction `hash` at level-0 offset `index` computes; `max0` is the highest
+    /// level-0 offset.
+    fn root_at(&self, nodes: &[BTreeMap<u64, Node>], max0: u64, index: u64, hash: [u8; 32]) -> Result<[u8; 32]> {
         if self.path.len() == 1 && self.path[0].len() == 1 {
-            return Ok(txid.0);
+            return Ok(hash);
         }
-        let max0 = self.max_offset0();
-        let mut working = txid.0;
+        let mut working = hash;
         for (h, level) in nodes.iter().enumerate() {
             let sibling = (index >> h) ^ 1;
             working = match level.get(&sibling) {
@@ -267,8 +280,9 @@ impl MerklePath {
                 None if self.path.len() == 1 && index >> h == max0 >> h => pair(&working, &working),
                 None => {
                     return Err(invalid(format!(
-                        "the merkle path of block {} lacks the hash for transaction {txid} at height {h}",
-                        self.block_height
+                        "the merkle path of block {} lacks the hash for transaction {} at height {h}",
+                        self.block_height,
+                        TxId(hash)
                     )))
                 }
             };

@@ -181,3 +181,18 @@ fn counts_larger_than_the_input_are_refused_before_allocating() {
     let e = Script::new(vec![0x4e, 0xff, 0xff, 0xff, 0xff, 0]).chunks().unwrap_err();
     assert!(e.message().contains("more bytes"), "{e}");
 }
+
+/// A path as wide as a block of 2^15 transactions, all of them flagged, inside a BEEF: reading
+/// and checking it is linear in its nodes (a per-transaction search of the path would take
+/// 2^30 steps here).
+#[test]
+fn wide_merkle_paths_are_read_and_checked_in_one_pass() {
+    let n = 1u64 << 15;
+    let leaves = (0..n).map(|o| MerkleLeaf::hash(o, [(o % 251) as u8; 32], true)).collect();
+    let path = MerklePath::new(1, vec![leaves], true).unwrap();
+    let beef = Beef { version: BeefVersion::V2, bumps: vec![path], txs: vec![] };
+    let bytes = beef.to_bytes().unwrap();
+    let back = Beef::from_bytes(&bytes).unwrap();
+    let roots = back.verify_structure(false).unwrap();
+    assert_eq!(roots.get(&1), Some(&back.bumps[0].root()));
+}

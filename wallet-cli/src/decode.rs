@@ -81,9 +81,13 @@ fn root_hex(root: [u8; 32]) -> String {
 }
 
 fn bump_json(path: &MerklePath) -> Value {
-    let txids: Vec<TxId> = path.levels()[0].iter().filter_map(|l| l.hash).map(TxId).collect();
-    let roots: Vec<Value> =
-        txids.iter().map(|t| json!({ "txid": t.to_hex(), "root": path.compute_root(t).ok().map(root_hex) })).collect();
+    // Every level-0 transaction computes the path's root (checked when it was read).
+    let root = root_hex(path.root());
+    let roots: Vec<Value> = path.levels()[0]
+        .iter()
+        .filter_map(|l| l.hash)
+        .map(|t| json!({ "txid": TxId(t).to_hex(), "root": root }))
+        .collect();
     json!({
         "kind": "merklePath",
         "blockHeight": path.block_height(),

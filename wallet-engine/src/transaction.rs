@@ -3,17 +3,17 @@
 //! every cosigner run the same checks on the same bytes, so no party signs a digest it did not
 //! compute (docs/ARCHITECTURE.md, "Signing transactions").
 
-use std::sync::Arc;
-
 use wallet_bsv::{hash::hash160, sighash, Transaction};
 use wallet_traits::{Error, ErrorKind, InputToSign, PublicKey, Result};
 
-use crate::mpc::{self, Share};
+use crate::mpc;
 
-/// One input ready to sign.
+/// One input ready to sign. The share is tweaked by the party itself, on the blocking pool, as
+/// the protocol's other work is.
+#[derive(Debug, Clone, Copy)]
 pub(crate) struct PreparedInput {
-    /// The share of the key it spends from (the root share, or tweaked for a child key).
-    pub(crate) share: Arc<Share>,
+    /// The tweak of the child key it spends from; `None` for the root key.
+    pub(crate) tweak: Option<[u8; 32]>,
     /// The key the signature must verify against.
     pub(crate) public_key: PublicKey,
     /// The sighash digest, computed here from the transaction.
@@ -27,15 +27,16 @@ fn refuse(index: u32, why: impl std::fmt::Display) -> Error {
 
 /// Parses `tx` (Extended Format) and prepares each of `inputs`: the index exists, the sighash
 /// type is FORKID with ALL, NONE or SINGLE, the input carries its source output, and that output
-/// is P2PKH of the key it is signed for (`root` with the input's tweak). Any input that fails
-/// refuses the whole request.
+/// is P2PKH of the key it is signed for (`root_key` with the input's tweak). Any input that
+/// fails refuses the whole request. The digests share one [`sighash::Sighasher`], so the
+/// transaction is hashed once, not once per input.
 pub(crate) fn prepare(
-    root: &Arc<Share>,
+    root_key: &PublicKey,
     tx: &[u8],
     inputs: &[InputToSign],
 ) -> Result<(Transaction, Vec<PreparedInput>)> {
     let tx = Transaction::from_bytes(tx)?;
-    let root_key = mpc::public_key_of(root);
+    let sighasher = sighash::Sighasher::new(&tx);
     let prepared = inputs
         .iter()
         .map(|input| {
@@ -56,15 +57,15 @@ pub(crate) fn prepare(
                     format!("sighash type {:#x} is not ALL, NONE or SINGLE with FORKID", input.sighash_type),
                 ));
             }
-            let (share, public_key) = match &input.tweak {
-                Some(t) => (Arc::new(mpc::tweak_share(root, t)?), mpc::tweaked_public_key(&root_key, t)?),
-                None => (root.clone(), root_key),
+            let public_key = match &input.tweak {
+                Some(t) => mpc::tweaked_public_key(root_key, t)?,
+                None => *root_key,
             };
             if source.locking_script.p2pkh_hash() != Some(hash160(public_key.as_bytes())) {
                 return Err(refuse(input.index, "its source output is not P2PKH of the key it is to be signed with"));
             }
-            let digest = sighash::input_digest(&tx, i, input.sighash_type)?;
-            Ok(PreparedInput { share, public_key, digest })
+            let digest = sighasher.input_digest(i, input.sighash_type)?;
+            Ok(PreparedInput { tweak: input.tweak, public_key, digest })
         })
         .collect::<Result<_>>()?;
     Ok((tx, prepared))

@@ -323,17 +323,14 @@ impl Wallet {
             ));
         }
         let ef = tx.to_ef()?;
-        let (_, prepared) = transaction::prepare(&self.inner.share, &ef, inputs)?;
+        let (_, prepared) = transaction::prepare(&self.inner.public_key, &ef, inputs)?;
         let per_session = max_inputs_per_session(usize::from(self.threshold()));
         let root = self.inner.public_key;
-        let sessions = inputs.chunks(per_session).map(|chunk| {
+        let sessions = inputs.chunks(per_session).zip(prepared.chunks(per_session)).map(|(chunk, prepared)| {
             let request = self.template(SessionParams::SignTx { tx: ef.clone(), inputs: chunk.to_vec() });
-            let run = |io, r: SessionRequest, share: Arc<Share>| async move {
-                let SessionParams::SignTx { tx, inputs } = &r.params else { unreachable!("a SignTx template") };
-                let (_, prepared) = transaction::prepare(&share, tx, inputs)?;
-                let jobs = prepared.into_iter().map(|p| (p.share, p.digest)).collect();
-                mpc::run_sign_tx(io, r, jobs).await
-            };
+            // Prepared once, here: every attempt signs the same digests.
+            let jobs: Vec<_> = prepared.iter().map(|p| (p.tweak, p.digest)).collect();
+            let run = move |io, r: SessionRequest, share: Arc<Share>| mpc::run_sign_tx(io, r, share, jobs);
             self.joint(request, run, move |_, o| o.public_key == root.as_bytes())
         });
         let signatures: Vec<EcdsaSignature> = stream::iter(sessions).buffered(MAX_SESSIONS_PER_TX).try_concat().await?;

@@ -83,7 +83,9 @@ pub enum SessionParams {
     /// source output is P2PKH of the key it is asked to sign for, computes the digests itself
     /// and signs nothing it did not compute.
     SignTx {
-        /// The transaction in Extended Format (BRC-30: each input with the output it spends).
+        /// The transaction in Extended Format (BRC-30: each input with the output it spends);
+        /// a byte string on the wire, as an envelope's payload.
+        #[serde(with = "serde_bytes_compat")]
         tx: Vec<u8>,
         /// The inputs to sign, in increasing index order; input `k` of this list runs in stage `k`.
         inputs: Vec<InputToSign>,
@@ -461,6 +463,12 @@ mod tests {
         }
         let empty = SessionParams::SignTx { tx: vec![], inputs: vec![input(0)] };
         assert!(request(vec![0, 1], empty).check().is_err());
+        // The transaction travels as a byte string (CBOR major type 2), not an array of numbers.
+        let r = request(vec![0, 1], sign_tx(vec![input(0)]));
+        let mut cbor = Vec::new();
+        ciborium::into_writer(&r, &mut cbor).unwrap();
+        assert!(cbor.windows(3).any(|w| w == [0x58, 60, 1]), "a 60-byte byte string");
+        assert_eq!(ciborium::from_reader::<SessionRequest, _>(&cbor[..]).unwrap(), r);
     }
 
     #[test]

@@ -258,13 +258,13 @@ impl CosignerService {
             }
             SessionParams::SignTx { tx, inputs } => {
                 let root = self.signing_share(req, "signing a transaction").await?;
-                let (parsed, prepared) = transaction::prepare(&root, tx, inputs).map_err(|e| self.refused(req, e))?;
+                let pk = mpc::public_key_of(&root);
+                let (parsed, prepared) = transaction::prepare(&pk, tx, inputs).map_err(|e| self.refused(req, e))?;
                 let review = TxReview { key: &req.key, tx: &parsed, inputs };
                 self.policy.review(&review).map_err(|e| self.refused(req, e))?;
-                let pk = mpc::public_key_of(&root);
-                let jobs: Vec<_> = prepared.into_iter().map(|p| (p.share, p.digest)).collect();
+                let jobs: Vec<_> = prepared.iter().map(|p| (p.tweak, p.digest)).collect();
                 mpc::spawn_party(keyring, req, move |io| async move {
-                    mpc::run_sign_tx(io, r, jobs).await.map(|_| PartyOutput::Signed(pk))
+                    mpc::run_sign_tx(io, r, root, jobs).await.map(|_| PartyOutput::Signed(pk))
                 })
             }
             SessionParams::Linkage { .. } => {

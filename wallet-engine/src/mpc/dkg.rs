@@ -5,11 +5,7 @@ use rand::rngs::OsRng;
 use round_based::MpcParty;
 use wallet_traits::{Error, ErrorKind, Result, SessionParams, SessionRequest};
 
-use super::{
-    abort,
-    io::{stage_eid, PartyIo},
-    Primes, Share, D, E, L, STAGE_AUX, STAGE_KEYGEN,
-};
+use super::{abort, io::PartyIo, Primes, Share, D, E, L, STAGE_AUX, STAGE_KEYGEN};
 
 type KeygenMsg = cggmp21::keygen::msg::threshold::Msg<E, L, D>;
 type AuxMsg = cggmp21::key_refresh::msg::aux_only::Msg<D, L>;
@@ -29,7 +25,7 @@ where
     let SessionParams::Dkg { threshold, total: n } = request.params else {
         return Err(Error::new(ErrorKind::InvalidInput, "not a DKG session"));
     };
-    let eid = stage_eid(&request, STAGE_KEYGEN);
+    let eid = io.stage_eid(STAGE_KEYGEN);
     let incomplete: IncompleteKeyShare<E> = cggmp21::keygen::<E>(cggmp21::ExecutionId::new(&eid), me, n)
         .set_threshold(threshold)
         .start(&mut OsRng, MpcParty::connected(io.delivery::<KeygenMsg>(STAGE_KEYGEN)))
@@ -37,7 +33,7 @@ where
         .map_err(|e| abort("keygen", e))?;
     on_keygen_done();
     let primes = primes.await?;
-    let eid = stage_eid(&request, STAGE_AUX);
+    let eid = io.stage_eid(STAGE_AUX);
     let aux: AuxInfo<L> = cggmp21::aux_info_gen(cggmp21::ExecutionId::new(&eid), me, n, primes)
         .start(&mut OsRng, MpcParty::connected(io.delivery::<AuxMsg>(STAGE_AUX)))
         .await

@@ -30,15 +30,16 @@ impl std::fmt::Display for WireFault {
 
 impl std::error::Error for WireFault {}
 
-/// The cggmp21 execution id of one stage: bound to everything in the request, so parties that
-/// were told different things (parties, digest, tweak) cannot complete a run together.
-pub(super) fn stage_eid(request: &SessionRequest, stage: u16) -> [u8; 32] {
+/// The hash of everything in the request, which every stage's execution id is bound to, so
+/// parties that were told different things (parties, digest, tweak, transaction) cannot
+/// complete a run together. Computed once per party: a transaction session has a stage per
+/// input and may carry megabytes.
+fn request_hash(request: &SessionRequest) -> [u8; 32] {
     let mut h = Sha256::new();
     h.update(b"mpc-wallet/eid/v1");
     let mut buf = Vec::new();
     ciborium::into_writer(request, &mut buf).expect("a request always serializes");
     h.update(&buf);
-    h.update(stage.to_be_bytes());
     h.finalize().into()
 }
 
@@ -62,6 +63,7 @@ impl Seals {
 /// envelopes it sends.
 pub(crate) struct PartyIo {
     seals: Seals,
+    request_hash: [u8; 32],
     inboxes: Mutex<HashMap<u16, mpsc::Receiver<Envelope>>>,
     tx: mpsc::Sender<Envelope>,
 }
@@ -69,6 +71,14 @@ pub(crate) struct PartyIo {
 impl PartyIo {
     pub(crate) fn me(&self) -> u16 {
         self.seals.me
+    }
+
+    /// The cggmp21 execution id of `stage`.
+    pub(super) fn stage_eid(&self, stage: u16) -> [u8; 32] {
+        let mut h = Sha256::new();
+        h.update(self.request_hash);
+        h.update(stage.to_be_bytes());
+        h.finalize().into()
     }
 
     /// The stage's inbox and outbox. The inbox is taken: a stage is read once, and dropping its
@@ -287,7 +297,7 @@ where
     }
     let (out_tx, out_rx) = session_queue();
     let seals = Seals { me, execution_id: request.execution_id, parties: Arc::new(request.parties.clone()), keyring };
-    let io = PartyIo { seals, inboxes: Mutex::new(inboxes), tx: out_tx };
+    let io = PartyIo { seals, request_hash: request_hash(request), inboxes: Mutex::new(inboxes), tx: out_tx };
     let result = tokio::task::spawn_blocking(move || futures::executor::block_on(run(io)));
     Ok(RunningParty { inbound: PartyInbox { stages }, outbound: out_rx, result })
 }

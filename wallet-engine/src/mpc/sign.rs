@@ -11,11 +11,7 @@ use rand::rngs::OsRng;
 use round_based::MpcParty;
 use wallet_traits::{EcdsaSignature, Error, ErrorKind, PublicKey, Result, SessionParams, SessionRequest};
 
-use super::{
-    abort,
-    io::{stage_eid, PartyIo},
-    parse_point, Share, D, E, L, STAGE_SIGN,
-};
+use super::{abort, io::PartyIo, parse_point, Share, D, E, L, STAGE_SIGN};
 
 type SignMsg = cggmp21::signing::msg::Msg<E, D>;
 
@@ -27,12 +23,14 @@ pub(crate) async fn run_sign(io: PartyIo, request: SessionRequest, share: Arc<Sh
     sign_stage(&io, &request, STAGE_SIGN, &share, &digest).await
 }
 
-/// Signs each `(share, digest)` of `jobs`, all at once: job `k` runs in stage `k` of the session,
-/// so the inputs of one transaction share the session's round trips.
+/// Signs each `(tweak, digest)` of `jobs` with `share` (tweaked per job for a child key), all at
+/// once: job `k` runs in stage `k` of the session, so the inputs of one transaction share the
+/// session's round trips.
 pub(crate) async fn run_sign_tx(
     io: PartyIo,
     request: SessionRequest,
-    jobs: Vec<(Arc<Share>, [u8; 32])>,
+    share: Arc<Share>,
+    jobs: Vec<(Option<[u8; 32]>, [u8; 32])>,
 ) -> Result<Vec<EcdsaSignature>> {
     let SessionParams::SignTx { inputs, .. } = &request.params else {
         return Err(Error::new(ErrorKind::InvalidInput, "not a transaction signing session"));
@@ -40,7 +38,14 @@ pub(crate) async fn run_sign_tx(
     if jobs.len() != inputs.len() {
         return Err(Error::new(ErrorKind::Internal, "one signing job per input"));
     }
-    let runs = jobs.iter().enumerate().map(|(k, (share, digest))| {
+    let shares: Vec<(Arc<Share>, [u8; 32])> = jobs
+        .into_iter()
+        .map(|(tweak, digest)| match tweak {
+            Some(t) => Ok((Arc::new(tweak_share(&share, &t)?), digest)),
+            None => Ok((share.clone(), digest)),
+        })
+        .collect::<Result<_>>()?;
+    let runs = shares.iter().enumerate().map(|(k, (share, digest))| {
         let stage = u16::try_from(k).expect("inputs per session fit in 16 bits");
         sign_stage(&io, &request, stage, share, digest)
     });
@@ -56,7 +61,7 @@ async fn sign_stage(
     digest: &[u8; 32],
 ) -> Result<EcdsaSignature> {
     let data = DataToSign::<E>::from_scalar(Scalar::from_be_bytes_mod_order(digest));
-    let eid = stage_eid(request, stage);
+    let eid = io.stage_eid(stage);
     let sig = cggmp21::signing(cggmp21::ExecutionId::new(&eid), io.me(), &request.parties, share)
         .sign(&mut OsRng, MpcParty::connected(io.delivery::<SignMsg>(stage)), data)
         .await
