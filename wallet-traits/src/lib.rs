@@ -5,6 +5,7 @@ mod chain;
 mod crypto;
 mod error;
 mod ids;
+mod outputs;
 mod record;
 mod registry;
 mod store;
@@ -17,6 +18,10 @@ pub use chain::{
 pub use crypto::{EcdsaSignature, KeyDeriver, LinkageProof, PublicKey, Signer};
 pub use error::{Error, ErrorKind, Result, WireError};
 pub use ids::{hex_32, ExecutionId, KeyId, PartyIndex, WalletId, AGENT_INDEX};
+pub use outputs::{
+    now_millis, parse_txid, ActionQuery, ActionRecord, ActionStatus, Derivation, Outpoint, OutputErrors, OutputQuery,
+    OutputRecord, OutputStore, OutputStoreBuildFn, OutputStoreFactory, Page, QueryMode, Recorded, SignedAction,
+};
 pub use record::{ShareMeta, ShareState, StoredShare};
 pub use registry::{
     check_store, connect_transport, is_credential_name, open_store, options, redact_url, scheme_of, store_registry,

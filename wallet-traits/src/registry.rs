@@ -9,8 +9,8 @@ use std::{
 };
 
 use crate::{
-    Broadcaster, BroadcasterFactory, ChainTracker, ChainTrackerFactory, CosignerTransport, Error, ErrorKind, Result,
-    ServiceConfig, ShareStore,
+    Broadcaster, BroadcasterFactory, ChainTracker, ChainTrackerFactory, CosignerTransport, Error, ErrorKind,
+    OutputStore, OutputStoreFactory, Result, ServiceConfig, ShareStore,
 };
 
 /// A boxed, sendable future.
@@ -365,6 +365,7 @@ pub struct Plugins {
     transports: Registry<TransportFactory>,
     broadcasters: Registry<BroadcasterFactory>,
     chain_trackers: Registry<ChainTrackerFactory>,
+    output_stores: Registry<OutputStoreFactory>,
 }
 
 impl Default for Plugins {
@@ -382,6 +383,7 @@ impl Plugins {
             transports: Registry::build("transport", std::iter::empty()),
             broadcasters: Registry::build("broadcaster", std::iter::empty()),
             chain_trackers: Registry::build("chain tracker", std::iter::empty()),
+            output_stores: Registry::build("output store", std::iter::empty()),
         }
     }
 
@@ -397,6 +399,10 @@ impl Plugins {
             chain_trackers: Registry::build(
                 "chain tracker",
                 inventory::iter::<ChainTrackerFactory>.into_iter().map(|f| (f.name, f)),
+            ),
+            output_stores: Registry::build(
+                "output store",
+                inventory::iter::<OutputStoreFactory>.into_iter().map(|f| (f.scheme, f)),
             ),
         }
     }
@@ -431,6 +437,23 @@ impl Plugins {
     /// The chain tracker `name` built from `config`.
     pub fn chain_tracker(&self, name: &str, config: ServiceConfig) -> Result<Arc<dyn ChainTracker>> {
         (self.chain_trackers.get(name)?.build)(config)
+    }
+
+    /// Adds an output store factory.
+    pub fn with_output_store(mut self, factory: &'static OutputStoreFactory) -> Self {
+        self.output_stores.insert(factory.scheme, factory);
+        self
+    }
+
+    /// The output store factories, by scheme.
+    pub fn output_stores(&self) -> &Registry<OutputStoreFactory> {
+        &self.output_stores
+    }
+
+    /// Opens the output store named by `url` for the wallet `scope` through its factory.
+    pub async fn open_output_store(&self, url: &str, options: Options, scope: &str) -> Result<Arc<dyn OutputStore>> {
+        let factory = self.output_stores.get(&scheme_of(url)?)?;
+        (factory.build)(url.to_string(), options, scope.to_string()).await
     }
 
     /// Adds a store factory (a second one for the same scheme makes every lookup fail).

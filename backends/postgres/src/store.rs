@@ -40,20 +40,7 @@ impl PostgresShareStore {
     /// Several processes may connect at once: the migrations run under a PostgreSQL advisory
     /// lock, so exactly one of them applies each.
     pub async fn connect(config: &PostgresConfig) -> Result<Self> {
-        let options = config.connect_options()?;
-        let server = format!("{}:{}/{}", options.get_host(), options.get_port(), options.get_database().unwrap_or(""));
-        let pool = PgPoolOptions::new()
-            .max_connections(config.max_connections)
-            .acquire_timeout(Duration::from_millis(config.acquire_timeout_ms))
-            .connect_with(options)
-            .await
-            .map_err(|e| db_error(e, "connect", &server))?;
-        if let Err(e) = MIGRATOR.run(&pool).await {
-            // A failed run can leave the advisory lock held on a pooled connection; closing the
-            // pool ends that session and releases it for the other processes.
-            pool.close().await;
-            return Err(migrate_error(e, &server));
-        }
+        let (pool, server) = open_pool(config).await?;
         Ok(Self { pool, namespace: config.namespace.clone(), server })
     }
 
@@ -105,6 +92,27 @@ impl PostgresShareStore {
     }
 }
 
+/// Connects to the database of `config` and brings its schema up to date (under a PostgreSQL
+/// advisory lock, so concurrent processes apply each migration once): the one pool behind the
+/// share store and the output store, and `host:port/database` for messages.
+pub(crate) async fn open_pool(config: &PostgresConfig) -> Result<(PgPool, String)> {
+    let options = config.connect_options()?;
+    let server = format!("{}:{}/{}", options.get_host(), options.get_port(), options.get_database().unwrap_or(""));
+    let pool = PgPoolOptions::new()
+        .max_connections(config.max_connections)
+        .acquire_timeout(Duration::from_millis(config.acquire_timeout_ms))
+        .connect_with(options)
+        .await
+        .map_err(|e| db_error(e, "connect", &server))?;
+    if let Err(e) = MIGRATOR.run(&pool).await {
+        // A failed run can leave the advisory lock held on a pooled connection; closing the
+        // pool ends that session and releases it for the other processes.
+        pool.close().await;
+        return Err(migrate_error(e, &server));
+    }
+    Ok((pool, server))
+}
+
 impl fmt::Debug for PostgresShareStore {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("PostgresShareStore")
@@ -122,7 +130,7 @@ fn server_unavailable(code: &str) -> bool {
 
 /// A failed statement or connection attempt, by what the operator should do about it. `server`
 /// is `host:port/database`; neither the URL's credentials nor any record bytes reach the error.
-fn db_error(e: sqlx::Error, action: &str, server: &str) -> Error {
+pub(crate) fn db_error(e: sqlx::Error, action: &str, server: &str) -> Error {
     let code = e.as_database_error().and_then(|d| d.code()).map(|c| c.into_owned()).unwrap_or_default();
     let (kind, message) = match &e {
         sqlx::Error::PoolTimedOut | sqlx::Error::Io(_) => (
@@ -215,15 +223,15 @@ fn bind_share<'q>(query: PgQuery<'q>, namespace: &'q str, record: &'q StoredShar
 }
 
 /// Reads columns of one row, reporting anything that does not parse as a corrupted record.
-struct RowReader<'a> {
-    row: &'a PgRow,
-    what: &'static str,
-    key: &'a dyn fmt::Display,
-    namespace: &'a str,
+pub(crate) struct RowReader<'a> {
+    pub(crate) row: &'a PgRow,
+    pub(crate) what: &'static str,
+    pub(crate) key: &'a dyn fmt::Display,
+    pub(crate) namespace: &'a str,
 }
 
 impl RowReader<'_> {
-    fn corrupted(&self, column: &'static str) -> Error {
+    pub(crate) fn corrupted(&self, column: &'static str) -> Error {
         Error::new(
             ErrorKind::Corrupted,
             format!(
@@ -238,7 +246,7 @@ impl RowReader<'_> {
         .with_context("column", column)
     }
 
-    fn get<T>(&self, column: &'static str) -> Result<T>
+    pub(crate) fn get<T>(&self, column: &'static str) -> Result<T>
     where
         T: for<'r> Decode<'r, Postgres> + Type<Postgres>,
     {
@@ -247,7 +255,7 @@ impl RowReader<'_> {
     }
 
     /// An integer column of SQL type `S` (`i32` for INTEGER, `i64` for BIGINT) into `T`.
-    fn int<S, T>(&self, column: &'static str) -> Result<T>
+    pub(crate) fn int<S, T>(&self, column: &'static str) -> Result<T>
     where
         S: for<'r> Decode<'r, Postgres> + Type<Postgres>,
         T: TryFrom<S>,

@@ -65,6 +65,51 @@ mod postgres_conformance {
     wallet_testkit::share_store_tests!(make);
 }
 
+/// Every output-store conformance case, each in a namespace of its own.
+mod postgres_output_conformance {
+    use super::*;
+    use wallet_backend_postgres::PostgresOutputStore;
+
+    async fn make() -> wallet_testkit::OutputFixture {
+        let config = PostgresConfig::new(server_url()).with_namespace(fresh_namespace("outputs"));
+        wallet_testkit::OutputFixture::new(Arc::new(PostgresOutputStore::connect(&config, "suite").await.unwrap()))
+    }
+
+    wallet_testkit::output_store_tests!(make);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_payments_across_pools_never_share_an_output() {
+    // Two pools on one namespace and scope behave like two agent processes.
+    use wallet_backend_postgres::PostgresOutputStore;
+    use wallet_traits::OutputStore;
+
+    let config = PostgresConfig::new(server_url()).with_namespace(fresh_namespace("two-pools"));
+    let one: Arc<dyn OutputStore> = Arc::new(PostgresOutputStore::connect(&config, "w").await.unwrap());
+    let two: Arc<dyn OutputStore> = Arc::new(PostgresOutputStore::connect(&config, "w").await.unwrap());
+    let other: Arc<dyn OutputStore> = Arc::new(PostgresOutputStore::connect(&config, "other").await.unwrap());
+    let funded = wallet_testkit::fund(&*one, "default", &[10; 30]).await;
+    assert_eq!(other.balance("default").await.unwrap(), 0, "another wallet's outputs are not its own");
+    let takers = [one.clone(), two.clone(), one, two].map(|s| {
+        tokio::spawn(async move {
+            let pay = wallet_testkit::open_action(&*s).await;
+            let mut got = Vec::new();
+            while let Some(o) = s.reserve_change(&pay, "default", 25, None).await.unwrap() {
+                got.push(o.outpoint);
+            }
+            got
+        })
+    });
+    let mut all = Vec::new();
+    for t in takers {
+        all.extend(t.await.unwrap());
+    }
+    all.sort();
+    let mut expected = funded;
+    expected.sort();
+    assert_eq!(all, expected, "each output reserved exactly once");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn concurrency_holds_across_stores_sharing_a_namespace() {
     // Two pools on one namespace behave like two processes of one party: the suite's concurrent
@@ -348,13 +393,23 @@ async fn concurrent_connects_migrate_a_fresh_schema_once() {
     .fetch_all(&raw)
     .await
     .unwrap();
-    assert_eq!(tables, ["_sqlx_migrations", "mpc_derivations", "mpc_primes", "mpc_shares"]);
+    let expected = [
+        "_sqlx_migrations",
+        "mpc_action_labels",
+        "mpc_actions",
+        "mpc_derivations",
+        "mpc_output_tags",
+        "mpc_outputs",
+        "mpc_primes",
+        "mpc_shares",
+    ];
+    assert_eq!(tables, expected);
     let applied: Vec<(i64, bool)> =
         sqlx::query_as(&format!("SELECT version, success FROM {schema}._sqlx_migrations ORDER BY version"))
             .fetch_all(&raw)
             .await
             .unwrap();
-    assert_eq!(applied, [(1, true), (2, true)], "each migration applied exactly once");
+    assert_eq!(applied, [(1, true), (2, true), (3, true)], "each migration applied exactly once");
 
     // The stores work in that schema and see each other's writes.
     let record = sample_record(&WalletId::new("migrate").unwrap(), 0, 1);

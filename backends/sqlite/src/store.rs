@@ -49,32 +49,8 @@ impl SqliteShareStore {
     /// Opens the database described by `config`, creating the file and its parent directory when
     /// missing, and brings its schema up to date.
     pub async fn connect(config: &SqliteConfig) -> Result<Self> {
-        config.validate()?;
-        let path = &config.path;
-        prepare_file(path).await?;
-        let options = SqliteConnectOptions::new()
-            .filename(path)
-            .create_if_missing(true)
-            .journal_mode(SqliteJournalMode::Wal)
-            .synchronous(SqliteSynchronous::Full)
-            .foreign_keys(true)
-            .busy_timeout(Duration::from_millis(config.busy_timeout_ms));
-        let pool = SqlitePoolOptions::new()
-            .max_connections(config.max_connections)
-            .connect_with(options)
-            .await
-            .map_err(|e| storage(e, "open the database file").with_context("path", path.display()))?;
-        MIGRATOR.run(&pool).await.map_err(|e| {
-            Error::new(
-                ErrorKind::Storage,
-                "could not create or upgrade the SQLite store's schema; if a newer release wrote this \
-                 file, run that release or restore a backup",
-            )
-            .with_context("backend", SQLITE_SCHEME)
-            .with_context("path", path.display())
-            .with_source(e)
-        })?;
-        Ok(Self { pool, path: path.clone() })
+        let pool = open_pool(config).await?;
+        Ok(Self { pool, path: config.path.clone() })
     }
 
     /// The registry constructor: `url` is `sqlite:///abs/path.db` or `sqlite://relative/path.db`,
@@ -113,6 +89,38 @@ impl SqliteShareStore {
             }
         }
     }
+}
+
+/// Opens the file of `config` (creating it and its directory when missing) in WAL mode with
+/// `synchronous=FULL` and brings its schema up to date: the one pool behind the share store and
+/// the output store.
+pub(crate) async fn open_pool(config: &SqliteConfig) -> Result<SqlitePool> {
+    config.validate()?;
+    let path = &config.path;
+    prepare_file(path).await?;
+    let options = SqliteConnectOptions::new()
+        .filename(path)
+        .create_if_missing(true)
+        .journal_mode(SqliteJournalMode::Wal)
+        .synchronous(SqliteSynchronous::Full)
+        .foreign_keys(true)
+        .busy_timeout(Duration::from_millis(config.busy_timeout_ms));
+    let pool = SqlitePoolOptions::new()
+        .max_connections(config.max_connections)
+        .connect_with(options)
+        .await
+        .map_err(|e| storage(e, "open the database file").with_context("path", path.display()))?;
+    MIGRATOR.run(&pool).await.map_err(|e| {
+        Error::new(
+            ErrorKind::Storage,
+            "could not create or upgrade the SQLite store's schema; if a newer release wrote this file, run that \
+             release or restore a backup",
+        )
+        .with_context("backend", SQLITE_SCHEME)
+        .with_context("path", path.display())
+        .with_source(e)
+    })?;
+    Ok(pool)
 }
 
 impl fmt::Debug for SqliteShareStore {
@@ -154,7 +162,7 @@ async fn prepare_file(path: &Path) -> Result<()> {
 
 /// A failed statement. Lock waits that ran out are `Timeout` (temporary: a retry may succeed),
 /// everything else `Storage`.
-fn storage(e: sqlx::Error, action: &str) -> Error {
+pub(crate) fn storage(e: sqlx::Error, action: &str) -> Error {
     let busy = matches!(e, sqlx::Error::PoolTimedOut)
         || e.as_database_error()
             .and_then(|d| d.code())
@@ -190,14 +198,14 @@ fn bind_share<'q>(query: SqliteQuery<'q>, record: &'q StoredShare) -> SqliteQuer
 }
 
 /// Reads columns of one row, reporting anything that does not parse as a corrupted record.
-struct RowReader<'a> {
-    row: &'a SqliteRow,
-    what: &'static str,
-    key: &'a dyn fmt::Display,
+pub(crate) struct RowReader<'a> {
+    pub(crate) row: &'a SqliteRow,
+    pub(crate) what: &'static str,
+    pub(crate) key: &'a dyn fmt::Display,
 }
 
 impl RowReader<'_> {
-    fn corrupted(&self, column: &'static str) -> Error {
+    pub(crate) fn corrupted(&self, column: &'static str) -> Error {
         Error::new(
             ErrorKind::Corrupted,
             format!("a stored {} row does not parse; restore the SQLite database from a backup", self.what),
@@ -207,14 +215,14 @@ impl RowReader<'_> {
         .with_context("column", column)
     }
 
-    fn get<T>(&self, column: &'static str) -> Result<T>
+    pub(crate) fn get<T>(&self, column: &'static str) -> Result<T>
     where
         T: for<'r> Decode<'r, Sqlite> + Type<Sqlite>,
     {
         self.row.try_get(column).map_err(|e| self.corrupted(column).with_source(e))
     }
 
-    fn int<T: TryFrom<i64>>(&self, column: &'static str) -> Result<T> {
+    pub(crate) fn int<T: TryFrom<i64>>(&self, column: &'static str) -> Result<T> {
         T::try_from(self.get::<i64>(column)?).map_err(|_| self.corrupted(column))
     }
 }

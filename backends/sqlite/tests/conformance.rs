@@ -155,3 +155,62 @@ async fn a_database_from_before_recency_keeps_its_cache_in_write_order() {
     assert_eq!(store.get_derivation(&key, b"b").await.unwrap(), None, "a new entry counts as newer than old ones");
     assert_eq!(store.count_derivations(&key).await.unwrap(), 2);
 }
+
+/// Every output-store conformance case, each on a fresh file.
+mod sqlite_output_conformance {
+    use super::*;
+    use wallet_backend_sqlite::SqliteOutputStore;
+
+    async fn make() -> wallet_testkit::OutputFixture {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteOutputStore::open(dir.path().join("outputs.db"), "suite").await.unwrap();
+        wallet_testkit::OutputFixture::keeping(Arc::new(store), dir)
+    }
+
+    wallet_testkit::output_store_tests!(make);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn output_stores_share_the_share_file_and_keep_wallets_apart() {
+    use wallet_backend_sqlite::SqliteOutputStore;
+    use wallet_traits::OutputStore;
+
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("agent.db");
+    let shares = SqliteShareStore::open(&path).await.unwrap();
+    let wallet = WalletId::new("beside").unwrap();
+    shares.create_share(&sample_record(&wallet, 0, 1)).await.unwrap();
+    let one = SqliteOutputStore::open(&path, "one").await.unwrap();
+    let two = SqliteOutputStore::open(&path, "two").await.unwrap();
+    let funded = wallet_testkit::fund(&one, "default", &[700]).await;
+    assert_eq!(one.balance("default").await.unwrap(), 700);
+    assert_eq!(two.balance("default").await.unwrap(), 0, "another wallet's outputs are not its own");
+    assert_eq!(two.output(&funded[0]).await.unwrap(), None);
+    // Through the registry, and across a reopen.
+    drop(one);
+    let url = format!("sqlite://{}", path.display());
+    let reopened = wallet_traits::Plugins::default().open_output_store(&url, Default::default(), "one").await.unwrap();
+    assert_eq!(reopened.balance("default").await.unwrap(), 700);
+    assert!(shares.load_share(&KeyId::new(wallet, 0)).await.unwrap().is_some(), "the shares are untouched");
+}
+
+#[tokio::test]
+async fn corrupted_output_rows_are_reported() {
+    use wallet_backend_sqlite::SqliteOutputStore;
+    use wallet_traits::{OutputQuery, OutputStore};
+
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("corrupt-outputs.db");
+    let store = SqliteOutputStore::open(&path, "w").await.unwrap();
+    let funded = wallet_testkit::fund(&store, "default", &[1, 2]).await;
+    let raw = sqlx::SqlitePool::connect(&format!("sqlite://{}", path.display())).await.unwrap();
+    sqlx::query("UPDATE mpc_outputs SET txid = x'01' WHERE vout = 0").execute(&raw).await.unwrap();
+    sqlx::query("UPDATE mpc_actions SET status = 'bogus'").execute(&raw).await.unwrap();
+    raw.close().await;
+    let e = store.list_outputs(&OutputQuery::default()).await.unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::Corrupted, "{e}");
+    let created_by = store.output(&funded[1]).await.unwrap().unwrap().created_by;
+    let e = store.action(&created_by).await.unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::Corrupted, "{e}");
+    assert!(e.message().contains("backup"), "{e}");
+}

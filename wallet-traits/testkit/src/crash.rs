@@ -146,11 +146,17 @@ pub async fn crash_writer(store: &dyn ShareStore, generations: Option<u64>) -> u
         pool(store).add_primes(CRASH_POOL, &derivation(CRASH_RECORDS, next)).await.expect("add_primes");
         current = next;
         written += 1;
-        let mut out = std::io::stdout().lock();
-        let _ = writeln!(out, "{PROGRESS}{current}");
-        let _ = out.flush();
+        report_generation(current);
     }
     current
+}
+
+/// Prints `crash-writer generation N` and flushes: what [`kill_writer_during_writes`] waits for.
+/// Every crash writer calls it after each completed generation.
+pub fn report_generation(generation: u64) {
+    let mut out = std::io::stdout().lock();
+    let _ = writeln!(out, "{PROGRESS}{generation}");
+    let _ = out.flush();
 }
 
 /// What [`check_after_crash`] found.

@@ -1,0 +1,526 @@
+//! The agent's accounting: the [`OutputStore`] contract, its records and its queries.
+//!
+//! Only the agent keeps one (cosigners hold shares, not money). It holds *actions* (transactions
+//! the wallet made or received, with their status, raw bytes, the BEEF of unproven ancestors and
+//! the merkle proof once known), their labels, and *outputs* (what the wallet can spend or tracks
+//! in a basket) with their tags. The shapes follow BRC-100 as @bsv/sdk's `Wallet.interfaces`
+//! defines it, so the action methods map onto the store one to one.
+//!
+//! Spending is two-phase. An action is recorded first (status `unsigned`), then outputs are
+//! *reserved* for it one at a time ([`OutputStore::reserve_change`]) or by outpoint
+//! ([`OutputStore::reserve_outputs`]); a reserved output has `spent_by` set and is no longer
+//! spendable, so two actions never hold the same output. Signing happens outside the store;
+//! [`OutputStore::commit_action`] then records the signed transaction and its new outputs in one
+//! step, and [`OutputStore::fail_action`] releases the reservations of an action that was aborted
+//! or whose broadcast failed. A crash between reserving and committing leaves the outputs reserved,
+//! never spendable twice; the wallet fails such abandoned actions later.
+
+use std::fmt;
+
+use async_trait::async_trait;
+use serde::{Deserialize, Serialize};
+
+use crate::{Error, ErrorKind, Result};
+
+/// A transaction output: the txid in display (RPC) byte order and the output index.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Outpoint {
+    /// The txid as the network displays it (the reverse of its hash bytes).
+    pub txid: [u8; 32],
+    /// The output's index in its transaction.
+    pub vout: u32,
+}
+
+impl Outpoint {
+    /// The outpoint `vout` of `txid` (display order).
+    pub fn new(txid: [u8; 32], vout: u32) -> Self {
+        Self { txid, vout }
+    }
+
+    /// The txid as lower-case hex, as BRC-100 writes it.
+    pub fn txid_hex(&self) -> String {
+        hex::encode(self.txid)
+    }
+
+    /// Parses BRC-100's `"<txid hex>.<vout>"`.
+    pub fn parse(s: &str) -> Result<Self> {
+        let bad = || {
+            Error::new(ErrorKind::InvalidInput, "an outpoint is `<64 hex digits of the txid>.<output index>`")
+                .with_context("parameter", "outpoint")
+        };
+        let (txid, vout) = s.split_once('.').ok_or_else(bad)?;
+        let txid = parse_txid(txid).map_err(|_| bad())?;
+        let vout = vout.parse::<u32>().map_err(|_| bad())?;
+        Ok(Self { txid, vout })
+    }
+}
+
+/// Parses a txid in display hex (64 digits).
+pub fn parse_txid(s: &str) -> Result<[u8; 32]> {
+    let mut txid = [0u8; 32];
+    hex::decode_to_slice(s, &mut txid).map_err(|_| {
+        Error::new(ErrorKind::InvalidInput, "a txid is 64 hexadecimal digits").with_context("parameter", "txid")
+    })?;
+    Ok(txid)
+}
+
+impl fmt::Display for Outpoint {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}.{}", hex::encode(self.txid), self.vout)
+    }
+}
+
+impl fmt::Debug for Outpoint {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(self, f)
+    }
+}
+
+/// BRC-100's action status, with its spelling.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ActionStatus {
+    /// Proven: its merkle path is recorded.
+    Completed,
+    /// Signed, recorded, not yet handed to the network (a delayed broadcast).
+    Unprocessed,
+    /// Being broadcast.
+    Sending,
+    /// Accepted by the network; no merkle proof yet.
+    Unproven,
+    /// Created, inputs reserved, not yet signed.
+    Unsigned,
+    /// Signed and recorded; the caller broadcasts it (`noSend`).
+    #[serde(rename = "nosend")]
+    NoSend,
+    /// Has a lock time in the future.
+    #[serde(rename = "nonfinal")]
+    NonFinal,
+    /// Aborted, rejected or abandoned: its inputs are spendable again, its outputs never were.
+    Failed,
+}
+
+impl ActionStatus {
+    /// Every status.
+    pub const ALL: [ActionStatus; 8] = [
+        Self::Completed,
+        Self::Unprocessed,
+        Self::Sending,
+        Self::Unproven,
+        Self::Unsigned,
+        Self::NoSend,
+        Self::NonFinal,
+        Self::Failed,
+    ];
+
+    /// The BRC-100 spelling, which is also what stores write.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Completed => "completed",
+            Self::Unprocessed => "unprocessed",
+            Self::Sending => "sending",
+            Self::Unproven => "unproven",
+            Self::Unsigned => "unsigned",
+            Self::NoSend => "nosend",
+            Self::NonFinal => "nonfinal",
+            Self::Failed => "failed",
+        }
+    }
+
+    /// The status spelled `s`; `None` for anything else (a store reports that as corrupted).
+    pub fn parse(s: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|status| status.as_str() == s)
+    }
+
+    /// Whether an action in this status may still be committed (signed) or failed by abort.
+    pub fn is_open(self) -> bool {
+        matches!(self, Self::Unsigned)
+    }
+}
+
+impl fmt::Display for ActionStatus {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A transaction the wallet made or received.
+#[derive(Clone, PartialEq, Eq)]
+pub struct ActionRecord {
+    /// Unique per store: the wallet's handle for the action (BRC-100's `reference` for
+    /// `signAction` and `abortAction`).
+    pub reference: String,
+    /// The txid (display order); `None` until signed.
+    pub txid: Option<[u8; 32]>,
+    /// Where the action stands.
+    pub status: ActionStatus,
+    /// Whether the wallet created it (`createAction`) rather than received it.
+    pub outgoing: bool,
+    /// Its net effect on the wallet's balance, in satoshis (negative for a payment out).
+    pub satoshis: i64,
+    /// The caller's description (5 to 2000 bytes in BRC-100).
+    pub description: String,
+    /// Its labels, lower case, each at most 300 bytes.
+    pub labels: Vec<String>,
+    /// The transaction's version.
+    pub version: u32,
+    /// The transaction's lock time.
+    pub lock_time: u32,
+    /// The raw transaction, once signed (or as received).
+    pub raw_tx: Option<Vec<u8>>,
+    /// A BEEF holding the transaction's unproven ancestors and their proven parents, so the
+    /// wallet can hand out a valid Atomic BEEF while the transaction itself is unproven.
+    pub input_beef: Option<Vec<u8>>,
+    /// The transaction's merkle path (BRC-74 binary), once known.
+    pub merkle_path: Option<Vec<u8>>,
+    /// Milliseconds since the Unix epoch when it was recorded.
+    pub created_at: u64,
+}
+
+impl fmt::Debug for ActionRecord {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ActionRecord")
+            .field("reference", &self.reference)
+            .field("txid", &self.txid.map(hex::encode))
+            .field("status", &self.status)
+            .field("outgoing", &self.outgoing)
+            .field("satoshis", &self.satoshis)
+            .field("labels", &self.labels)
+            .field("raw_tx", &self.raw_tx.as_ref().map(Vec::len))
+            .field("merkle_path", &self.merkle_path.is_some())
+            .finish_non_exhaustive()
+    }
+}
+
+/// How the wallet derives the key of an output it can spend: BRC-29's derivation prefix and
+/// suffix with the sender's identity key (`protocolID [2, "3241645161d8"]`, key ID
+/// `"<prefix> <suffix>"`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Derivation {
+    /// The derivation prefix (base64 in BRC-29).
+    pub prefix: String,
+    /// The derivation suffix (base64 in BRC-29).
+    pub suffix: String,
+    /// The counterparty's identity key as 66 hex digits; the wallet's own for its change.
+    pub sender: String,
+}
+
+/// An output the wallet tracks.
+#[derive(Clone, PartialEq, Eq)]
+pub struct OutputRecord {
+    /// Where it is.
+    pub outpoint: Outpoint,
+    /// The reference of the action that created (or received) it.
+    pub created_by: String,
+    /// Its value.
+    pub satoshis: u64,
+    /// Its locking script.
+    pub locking_script: Vec<u8>,
+    /// Its basket; `None` once relinquished, or when it was never put in one.
+    pub basket: Option<String>,
+    /// Its tags, lower case.
+    pub tags: Vec<String>,
+    /// Whatever the inserting application needs to spend it later.
+    pub custom_instructions: Option<String>,
+    /// The output's description.
+    pub description: String,
+    /// Whether it can be spent now (unspent, unreserved, its transaction not failed).
+    pub spendable: bool,
+    /// Whether it is the wallet's own change (the `default` basket, funding `createAction`).
+    pub change: bool,
+    /// How the wallet derives its key, for outputs the wallet can sign for.
+    pub derivation: Option<Derivation>,
+    /// The reference of the action that reserved or spent it.
+    pub spent_by: Option<String>,
+}
+
+impl fmt::Debug for OutputRecord {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("OutputRecord")
+            .field("outpoint", &self.outpoint)
+            .field("satoshis", &self.satoshis)
+            .field("basket", &self.basket)
+            .field("tags", &self.tags)
+            .field("spendable", &self.spendable)
+            .field("change", &self.change)
+            .field("spent_by", &self.spent_by)
+            .finish_non_exhaustive()
+    }
+}
+
+/// How a list of tags or labels selects.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum QueryMode {
+    /// Has at least one of them (BRC-100's default).
+    #[default]
+    Any,
+    /// Has every one of them.
+    All,
+}
+
+/// Which outputs [`OutputStore::list_outputs`] returns.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct OutputQuery {
+    /// Only this basket.
+    pub basket: Option<String>,
+    /// Only outputs with these tags (as `tag_mode` says); none: no tag filter.
+    pub tags: Vec<String>,
+    /// How `tags` select.
+    pub tag_mode: QueryMode,
+    /// Only spendable outputs (BRC-100's `listOutputs` lists those only).
+    pub spendable_only: bool,
+    /// Only the outputs this action created.
+    pub created_by: Option<String>,
+    /// Only the outputs this action reserved or spent.
+    pub spent_by: Option<String>,
+    /// At most this many (`None`: all).
+    pub limit: Option<u32>,
+    /// Skip this many first.
+    pub offset: u32,
+}
+
+/// Which actions [`OutputStore::list_actions`] returns.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ActionQuery {
+    /// Only actions with these labels (as `label_mode` says); none: every action.
+    pub labels: Vec<String>,
+    /// How `labels` select.
+    pub label_mode: QueryMode,
+    /// Only actions in one of these statuses; none: any status.
+    pub statuses: Vec<ActionStatus>,
+    /// At most this many (`None`: all).
+    pub limit: Option<u32>,
+    /// Skip this many first.
+    pub offset: u32,
+}
+
+/// One page of a list, with how many match in all.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Page<T> {
+    /// How many records match the query, regardless of limit and offset.
+    pub total: u64,
+    /// This page, oldest first.
+    pub items: Vec<T>,
+}
+
+/// What [`OutputStore::record_action`] did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Recorded {
+    /// The reference the transaction is recorded under: the given one, or the earlier action's
+    /// when its txid was already known.
+    pub reference: String,
+    /// `false` when an action with the same txid was recorded before: then only outputs not yet
+    /// known were added, and its status, amount and raw bytes stayed.
+    pub new_action: bool,
+    /// How many of the given outputs were new.
+    pub outputs_added: u32,
+}
+
+/// What [`OutputStore::commit_action`] writes for a signed action.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SignedAction {
+    /// The txid (display order).
+    pub txid: [u8; 32],
+    /// The signed raw transaction.
+    pub raw_tx: Vec<u8>,
+    /// The BEEF of its unproven ancestors.
+    pub input_beef: Option<Vec<u8>>,
+    /// `unprocessed`, `sending` or `nosend`.
+    pub status: ActionStatus,
+    /// Its net effect on the balance.
+    pub satoshis: i64,
+    /// The outputs it creates that the wallet tracks (its change, basket insertions).
+    pub outputs: Vec<OutputRecord>,
+}
+
+/// The agent's accounting: actions, labels, outputs, baskets and tags.
+///
+/// Every method is atomic, also against other processes sharing the store: a method that
+/// writes several rows writes all of them or none, so a crash never leaves a payment half
+/// recorded.
+#[async_trait]
+pub trait OutputStore: fmt::Debug + Send + Sync + 'static {
+    /// Records an action with its labels and outputs. The outputs' `created_by` must be the
+    /// action's reference. When `action.txid` is already recorded under another reference, the
+    /// earlier action stays as it is and only outputs not yet known are added (with their tags),
+    /// and the action's labels are added to it: receiving the same transaction twice counts it
+    /// once. [`ErrorKind::AlreadyExists`] when the reference is taken.
+    async fn record_action(&self, action: &ActionRecord, outputs: &[OutputRecord]) -> Result<Recorded>;
+
+    /// Reserves one spendable change output of `basket` for the open action `reference`: one of
+    /// exactly `exact` satoshis if asked and there is one, else the smallest of at least `target`,
+    /// else the largest. `None` when the basket has no spendable change left. Two concurrent
+    /// callers never get the same output. [`ErrorKind::Conflict`] when the action is not open.
+    async fn reserve_change(
+        &self,
+        reference: &str,
+        basket: &str,
+        target: u64,
+        exact: Option<u64>,
+    ) -> Result<Option<OutputRecord>>;
+
+    /// Reserves the given outputs for the open action `reference`, all or none:
+    /// [`ErrorKind::Conflict`] naming the first that is not spendable, [`ErrorKind::NotFound`]
+    /// for one the store does not know.
+    async fn reserve_outputs(&self, reference: &str, outpoints: &[crate::Outpoint]) -> Result<Vec<OutputRecord>>;
+
+    /// Records the signed transaction of the open action `reference` and the outputs it creates,
+    /// in one step; its reservations become spends. [`ErrorKind::Conflict`] when the action is
+    /// no longer open (aborted, failed or committed before).
+    async fn commit_action(&self, reference: &str, signed: &SignedAction) -> Result<()>;
+
+    /// Marks the action failed: every output it reserved or spent is spendable again and the
+    /// outputs it created are not spendable (a failed transaction never pays). Returns `false`
+    /// when it was failed already. [`ErrorKind::Conflict`] when it is proven (`completed`).
+    async fn fail_action(&self, reference: &str) -> Result<bool>;
+
+    /// Sets the status of the action `reference` (not to `failed`: use
+    /// [`fail_action`](Self::fail_action)). [`ErrorKind::NotFound`] when unknown.
+    async fn set_status(&self, reference: &str, status: ActionStatus) -> Result<()>;
+
+    /// Records the merkle path of the transaction `txid` and marks its action `completed`.
+    /// Returns `false` when the store knows no such transaction.
+    async fn set_merkle_path(&self, txid: &[u8; 32], merkle_path: &[u8]) -> Result<bool>;
+
+    /// The action recorded under `reference`.
+    async fn action(&self, reference: &str) -> Result<Option<ActionRecord>>;
+
+    /// The action of the transaction `txid`.
+    async fn action_by_txid(&self, txid: &[u8; 32]) -> Result<Option<ActionRecord>>;
+
+    /// The output at `outpoint`, spendable or not.
+    async fn output(&self, outpoint: &crate::Outpoint) -> Result<Option<OutputRecord>>;
+
+    /// Outputs matching `query`, oldest first, with the total count.
+    async fn list_outputs(&self, query: &OutputQuery) -> Result<Page<OutputRecord>>;
+
+    /// Actions matching `query`, oldest first, with the total count.
+    async fn list_actions(&self, query: &ActionQuery) -> Result<Page<ActionRecord>>;
+
+    /// Takes the output out of `basket` (it stays recorded, no longer listed or spent by the
+    /// wallet). Returns `false` when `basket` holds no such output.
+    async fn relinquish_output(&self, basket: &str, outpoint: &crate::Outpoint) -> Result<bool>;
+
+    /// The sum of the spendable outputs of `basket`.
+    async fn balance(&self, basket: &str) -> Result<u64>;
+}
+
+/// The errors of the [`OutputStore`] contract, worded alike by every store.
+#[derive(Debug, Clone, Copy)]
+pub struct OutputErrors {
+    backend: &'static str,
+}
+
+impl OutputErrors {
+    /// The errors of the store called `backend`.
+    pub const fn new(backend: &'static str) -> Self {
+        Self { backend }
+    }
+
+    fn error(&self, kind: ErrorKind, message: impl Into<String>) -> Error {
+        Error::new(kind, message).with_context("backend", self.backend)
+    }
+
+    /// [`OutputStore::record_action`] with a reference already taken.
+    pub fn reference_taken(&self, reference: &str) -> Error {
+        self.error(ErrorKind::AlreadyExists, "an action with this reference is already recorded")
+            .with_context("reference", reference)
+    }
+
+    /// An action the store does not know.
+    pub fn unknown_action(&self, reference: &str) -> Error {
+        self.error(ErrorKind::NotFound, "no action is recorded under this reference")
+            .with_context("reference", reference)
+    }
+
+    /// An action that is no longer open (committed, aborted or failed).
+    pub fn not_open(&self, reference: &str, status: ActionStatus) -> Error {
+        self.error(
+            ErrorKind::Conflict,
+            format!("the action is {status}, no longer unsigned: it cannot reserve, sign or abort again"),
+        )
+        .with_context("reference", reference)
+    }
+
+    /// An output the store does not know.
+    pub fn unknown_output(&self, outpoint: &Outpoint) -> Error {
+        self.error(ErrorKind::NotFound, "the wallet has no such output").with_context("outpoint", outpoint)
+    }
+
+    /// An output that is spent, reserved, or not spendable.
+    pub fn not_spendable(&self, outpoint: &Outpoint) -> Error {
+        self.error(ErrorKind::Conflict, "the output is spent, reserved by another action, or not spendable")
+            .with_context("outpoint", outpoint)
+    }
+
+    /// A proven action asked to fail.
+    pub fn proven(&self, reference: &str) -> Error {
+        self.error(ErrorKind::Conflict, "the action is proven in a block; it cannot fail")
+            .with_context("reference", reference)
+    }
+
+    /// A status change to `failed` through [`OutputStore::set_status`].
+    pub fn fail_through_set_status(&self) -> Error {
+        self.error(ErrorKind::InvalidInput, "mark an action failed with fail_action, which releases its inputs")
+    }
+
+    /// A row that does not parse.
+    pub fn corrupted(&self, what: &str, column: &str) -> Error {
+        self.error(
+            ErrorKind::Corrupted,
+            format!("a stored {what} does not parse ({column}); restore the store from a backup"),
+        )
+        .with_context("column", column.to_string())
+    }
+}
+
+/// Builds an [`OutputStore`] from a URL (the agent's store URL, or `MPC_OUTPUT_STORE_URL`), its
+/// options and the scope its rows belong to (the wallet id).
+pub type OutputStoreBuildFn = fn(
+    url: String,
+    options: crate::Options,
+    scope: String,
+) -> crate::BoxFuture<'static, Result<std::sync::Arc<dyn OutputStore>>>;
+
+/// An output store factory, found by URL scheme: submit one with `inventory::submit!` or install
+/// it with [`crate::Plugins::with_output_store`].
+#[derive(Debug)]
+pub struct OutputStoreFactory {
+    /// URL scheme, without `://`.
+    pub scheme: &'static str,
+    /// The constructor.
+    pub build: OutputStoreBuildFn,
+}
+
+inventory::collect!(OutputStoreFactory);
+
+/// Now, in milliseconds since the Unix epoch: what [`ActionRecord::created_at`] holds.
+pub fn now_millis() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn outpoints_round_trip_and_refuse_garbage() {
+        let o = Outpoint::new([0xab; 32], 7);
+        assert_eq!(Outpoint::parse(&o.to_string()).unwrap(), o);
+        for bad in ["", "ab.1", &hex::encode([0; 32]), &format!("{}.x", hex::encode([0; 32]))] {
+            let e = Outpoint::parse(bad).unwrap_err();
+            assert_eq!(e.kind(), ErrorKind::InvalidInput, "{bad}");
+            assert_eq!(e.context_value("parameter"), Some("outpoint"));
+        }
+    }
+
+    #[test]
+    fn statuses_spell_as_brc100() {
+        for status in ActionStatus::ALL {
+            assert_eq!(ActionStatus::parse(status.as_str()), Some(status));
+            assert_eq!(serde_json::to_value(status).unwrap(), serde_json::json!(status.as_str()));
+        }
+        assert_eq!(ActionStatus::parse("bogus"), None);
+    }
+}
