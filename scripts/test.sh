@@ -20,7 +20,7 @@ cargo test --workspace "${features[@]}" --no-fail-fast "$@" 2>&1 | tee "$log"
 # The conformance cases per store (modules `<store>_conformance`) and per transport (modules
 # `<scheme>_transport`), counted from the run above: each case is its own test.
 echo "== conformance cases per store and transport"
-{ grep -oE '^test [a-z]+_(conformance|transport)::[a-z_]+ \.\.\. [a-zA-Z]+' "$log" || true; } \
+{ grep -oE '^test [a-z_]+_(conformance|transport)::[a-z_]+ \.\.\. [a-zA-Z]+' "$log" || true; } \
   | awk '{ split($2, m, "::"); n[m[1]]++; if ($4 == "ok") ok[m[1]]++ }
     END { for (s in n) printf "conformance: %s: %d of %d cases passed\n", s, ok[s], n[s] }' | sort | tee -a "$log"
 examples=0
