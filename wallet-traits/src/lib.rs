@@ -19,8 +19,8 @@ pub use crypto::{EcdsaSignature, KeyDeriver, LinkageProof, PublicKey, Signer};
 pub use error::{Error, ErrorKind, Result, WireError};
 pub use ids::{hex_32, ExecutionId, KeyId, PartyIndex, WalletId, AGENT_INDEX};
 pub use outputs::{
-    now_millis, parse_txid, ActionQuery, ActionRecord, ActionStatus, Derivation, Outpoint, OutputErrors, OutputQuery,
-    OutputRecord, OutputStore, OutputStoreBuildFn, OutputStoreFactory, Page, QueryMode, Recorded, SignedAction,
+    parse_txid, ActionQuery, ActionRecord, ActionStatus, Derivation, Outpoint, OutputErrors, OutputQuery, OutputRecord,
+    OutputStore, OutputStoreBuildFn, OutputStoreFactory, Page, QueryMode, Recorded, SignedAction,
 };
 pub use record::{ShareMeta, ShareState, StoredShare};
 pub use registry::{

@@ -205,6 +205,22 @@ pub struct Derivation {
     pub sender: String,
 }
 
+impl Derivation {
+    /// The derivation a store kept in three nullable columns: `Some(None)` when all are empty,
+    /// `None` when only some are (a torn or foreign row, which the store reports as corrupted).
+    pub fn from_columns(
+        prefix: Option<String>,
+        suffix: Option<String>,
+        sender: Option<String>,
+    ) -> Option<Option<Self>> {
+        match (prefix, suffix, sender) {
+            (Some(prefix), Some(suffix), Some(sender)) => Some(Some(Self { prefix, suffix, sender })),
+            (None, None, None) => Some(None),
+            _ => None,
+        }
+    }
+}
+
 /// An output the wallet tracks.
 #[derive(Clone, PartialEq, Eq)]
 pub struct OutputRecord {
@@ -460,18 +476,22 @@ impl OutputErrors {
             .with_context("reference", reference)
     }
 
+    /// [`OutputStore::commit_action`] with a txid another action already holds.
+    pub fn txid_taken(&self, txid: &[u8; 32]) -> Error {
+        self.error(ErrorKind::Conflict, "another action already recorded this transaction")
+            .with_context("txid", hex::encode(txid))
+    }
+
+    /// An output whose value no store column holds (more than `i64::MAX` satoshis, far beyond
+    /// the 21 million coins there are).
+    pub fn amount_out_of_range(&self, outpoint: &Outpoint) -> Error {
+        self.error(ErrorKind::InvalidInput, "the output's satoshis exceed every possible amount")
+            .with_context("outpoint", outpoint)
+    }
+
     /// A status change to `failed` through [`OutputStore::set_status`].
     pub fn fail_through_set_status(&self) -> Error {
         self.error(ErrorKind::InvalidInput, "mark an action failed with fail_action, which releases its inputs")
-    }
-
-    /// A row that does not parse.
-    pub fn corrupted(&self, what: &str, column: &str) -> Error {
-        self.error(
-            ErrorKind::Corrupted,
-            format!("a stored {what} does not parse ({column}); restore the store from a backup"),
-        )
-        .with_context("column", column.to_string())
     }
 }
 
@@ -494,11 +514,6 @@ pub struct OutputStoreFactory {
 }
 
 inventory::collect!(OutputStoreFactory);
-
-/// Now, in milliseconds since the Unix epoch: what [`ActionRecord::created_at`] holds.
-pub fn now_millis() -> u64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64)
-}
 
 #[cfg(test)]
 mod tests {

@@ -5,7 +5,7 @@ use std::{fmt, sync::Arc};
 use async_trait::async_trait;
 use sqlx::{postgres::PgRow, PgConnection, PgPool, Postgres, QueryBuilder};
 use wallet_traits::{
-    ActionQuery, ActionRecord, ActionStatus, BoxFuture, Derivation, Error, ErrorKind, Options, Outpoint, OutputErrors,
+    ActionQuery, ActionRecord, ActionStatus, BoxFuture, Derivation, Error, Options, Outpoint, OutputErrors,
     OutputQuery, OutputRecord, OutputStore, Page, QueryMode, Recorded, Result, SignedAction,
 };
 
@@ -39,8 +39,8 @@ const ACTION_COLUMNS: &str = "a.reference, a.txid, a.status, a.outgoing, a.satos
      mpc_action_labels l WHERE l.namespace = a.namespace AND l.scope = a.scope AND l.reference = a.reference \
      ORDER BY l.label) AS labels";
 
+/// A target or a time as a column value; a target beyond every amount asks for the largest.
 fn sats(v: u64) -> i64 {
-    // 21 million coins are 2.1e15 satoshis: every real amount fits.
     i64::try_from(v).unwrap_or(i64::MAX)
 }
 
@@ -131,7 +131,7 @@ impl PostgresOutputStore {
         .bind(o.outpoint.txid.as_slice())
         .bind(i64::from(o.outpoint.vout))
         .bind(created_by)
-        .bind(sats(o.satoshis))
+        .bind(i64::try_from(o.satoshis).map_err(|_| ERRORS.amount_out_of_range(&o.outpoint))?)
         .bind(o.locking_script.as_slice())
         .bind(o.basket.as_deref())
         .bind(o.custom_instructions.as_deref())
@@ -198,11 +198,9 @@ impl PostgresOutputStore {
         let txid: [u8; 32] = r.get::<Vec<u8>>("txid")?.try_into().map_err(|_| r.corrupted("txid"))?;
         let outpoint = Outpoint::new(txid, r.int::<i64, _>("vout")?);
         let r = self.reader(row, "output", &outpoint);
-        let derivation = match (r.get("derivation_prefix")?, r.get("derivation_suffix")?, r.get("sender")?) {
-            (Some(prefix), Some(suffix), Some(sender)) => Some(Derivation { prefix, suffix, sender }),
-            (None, None, None) => None,
-            _ => return Err(r.corrupted("derivation_prefix")),
-        };
+        let derivation =
+            Derivation::from_columns(r.get("derivation_prefix")?, r.get("derivation_suffix")?, r.get("sender")?)
+                .ok_or_else(|| r.corrupted("derivation_prefix"))?;
         Ok(OutputRecord {
             outpoint,
             created_by: r.get("created_by")?,
@@ -458,11 +456,7 @@ impl OutputStore for PostgresOutputStore {
         .await;
         match updated {
             Ok(_) => {}
-            Err(sqlx::Error::Database(e)) if e.is_unique_violation() => {
-                return Err(Error::new(ErrorKind::Conflict, "another action already recorded this transaction")
-                    .with_context("backend", POSTGRES_SCHEME)
-                    .with_context("txid", hex::encode(signed.txid)))
-            }
+            Err(sqlx::Error::Database(e)) if e.is_unique_violation() => return Err(ERRORS.txid_taken(&signed.txid)),
             Err(e) => return Err(self.fail(e, "commit a signed action")),
         }
         for output in &signed.outputs {

@@ -108,8 +108,8 @@ async fn status_of(conn: &mut SqliteConnection, scope: &str, reference: &str) ->
     .transpose()
 }
 
+/// A target or a time as a column value; a target beyond every amount asks for the largest.
 fn sats(v: u64) -> i64 {
-    // 21 million coins are 2.1e15 satoshis: every real amount fits.
     i64::try_from(v).unwrap_or(i64::MAX)
 }
 
@@ -130,7 +130,7 @@ async fn insert_output(conn: &mut SqliteConnection, scope: &str, created_by: &st
     .bind(o.outpoint.txid.as_slice())
     .bind(i64::from(o.outpoint.vout))
     .bind(created_by)
-    .bind(sats(o.satoshis))
+    .bind(i64::try_from(o.satoshis).map_err(|_| ERRORS.amount_out_of_range(&o.outpoint))?)
     .bind(o.locking_script.as_slice())
     .bind(o.basket.as_deref())
     .bind(o.custom_instructions.as_deref())
@@ -189,11 +189,9 @@ fn output_from_row(row: &SqliteRow) -> Result<OutputRecord> {
     let txid = txid_of(&r, "txid", r.get("txid")?)?;
     let outpoint = Outpoint::new(txid, r.int("vout")?);
     let r = RowReader { row, what: "output", key: &outpoint };
-    let derivation = match (r.get("derivation_prefix")?, r.get("derivation_suffix")?, r.get("sender")?) {
-        (Some(prefix), Some(suffix), Some(sender)) => Some(Derivation { prefix, suffix, sender }),
-        (None, None, None) => None,
-        _ => return Err(r.corrupted("derivation_prefix")),
-    };
+    let derivation =
+        Derivation::from_columns(r.get("derivation_prefix")?, r.get("derivation_suffix")?, r.get("sender")?)
+            .ok_or_else(|| r.corrupted("derivation_prefix"))?;
     Ok(OutputRecord {
         outpoint,
         created_by: r.get("created_by")?,
@@ -402,14 +400,7 @@ impl OutputStore for SqliteOutputStore {
         .await;
         match updated {
             Ok(_) => {}
-            Err(sqlx::Error::Database(e)) if e.is_unique_violation() => {
-                return Err(wallet_traits::Error::new(
-                    wallet_traits::ErrorKind::Conflict,
-                    "another action already recorded this transaction",
-                )
-                .with_context("backend", SQLITE_SCHEME)
-                .with_context("txid", hex::encode(signed.txid)))
-            }
+            Err(sqlx::Error::Database(e)) if e.is_unique_violation() => return Err(ERRORS.txid_taken(&signed.txid)),
             Err(e) => return Err(storage(e, "commit a signed action")),
         }
         for output in &signed.outputs {

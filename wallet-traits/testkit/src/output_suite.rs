@@ -382,6 +382,16 @@ pub mod output_cases {
         assert_eq!(e.kind(), ErrorKind::NotFound, "{e}");
     }
 
+    /// An amount no column holds is refused, and the action it came with is not recorded.
+    pub async fn impossible_amounts_are_refused(s: Arc<dyn OutputStore>) {
+        let (basket, reference, txid) = (unique("basket"), unique("in"), random_txid());
+        let output = sample_output(&reference, txid, 0, &basket, u64::MAX);
+        let e = s.record_action(&sample_action(&reference, Some(txid), &[]), &[output]).await.unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::InvalidInput, "{e}");
+        assert_eq!(s.action(&reference).await.unwrap(), None, "nothing of the refused receipt is stored");
+        assert_eq!(s.balance(&basket).await.unwrap(), 0);
+    }
+
     /// Debug output of records shows sizes, not raw transactions or scripts.
     pub async fn debug_hides_bytes(s: Arc<dyn OutputStore>) {
         let reference = unique("in");
@@ -405,7 +415,7 @@ macro_rules! output_store_tests {
             record_and_read, same_transaction_counts_once, reserve_change_picks_like_the_toolbox,
             concurrent_reservations_never_share, abort_releases_reservations, commit_then_failed_broadcast,
             reserve_outputs_all_or_none, list_outputs_filters_and_pages, list_actions_filters_and_pages,
-            relinquish_leaves_the_basket, status_and_proof, debug_hides_bytes);
+            relinquish_leaves_the_basket, status_and_proof, impossible_amounts_are_refused, debug_hides_bytes);
     };
     (@cases $make:path; $($case:ident),* $(,)?) => {
         $(
