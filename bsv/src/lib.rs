@@ -1,12 +1,14 @@
 #![doc = include_str!("../README.md")]
 #![deny(missing_docs)]
 
+pub mod address;
 pub mod beef;
 pub mod brc29;
 pub mod brc42;
 pub mod encoding;
 pub mod fee;
 pub mod hash;
+pub mod interpreter;
 pub mod merkle;
 mod network;
 pub mod script;

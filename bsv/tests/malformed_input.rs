@@ -1,12 +1,15 @@
 //! Every decoder of wallet-bsv refuses malformed input with an error and never panics: random
 //! bytes and mutations of valid encodings (bit flips, truncations, insertions, overwritten
-//! counts), 100,000 cases per decoder in the normal run. A longer run for fuzzing:
+//! counts), 100,000 cases per decoder in the normal run. The script interpreter gets the same:
+//! random and mutated scripts, each run to a verdict without panicking and within its bounds. A longer run for fuzzing:
 //! `MPC_FUZZ_CASES=10000000 cargo test --release -p wallet-bsv --test malformed_input`
 //! (`MPC_FUZZ_SEED` replays a run; the seed of each run is printed).
 
-use rand::{rngs::StdRng, Rng, RngCore, SeedableRng};
+use k256::ecdsa::SigningKey;
+use rand::{rngs::StdRng, seq::SliceRandom, Rng, RngCore, SeedableRng};
 use wallet_bsv::{
-    AtomicBeef, Beef, BeefTx, BeefVersion, MerkleLeaf, MerklePath, Script, Transaction, TxId, TxInput, TxOutput,
+    interpreter, sighash, AtomicBeef, Beef, BeefTx, BeefVersion, MerkleLeaf, MerklePath, Script, Transaction, TxId,
+    TxInput, TxOutput,
 };
 use wallet_traits::ErrorKind;
 
@@ -99,6 +102,12 @@ fn decode_all(bytes: &[u8]) -> usize {
         Ok(tx) => {
             parsed += 1;
             assert_eq!(Transaction::from_bytes(&tx.to_bytes()).unwrap().txid(), tx.txid());
+            // An Extended Format transaction carries what the interpreter needs: run every input.
+            if tx.inputs.iter().all(|i| i.source_output.is_some()) {
+                if let Err(e) = interpreter::verify_spends(&tx) {
+                    refused(e);
+                }
+            }
         }
         Err(e) => refused(e),
     }
@@ -195,4 +204,108 @@ fn wide_merkle_paths_are_read_and_checked_in_one_pass() {
     let back = Beef::from_bytes(&bytes).unwrap();
     let roots = back.verify_structure(false).unwrap();
     assert_eq!(roots.get(&1), Some(&back.bumps[0].root()));
+}
+
+/// Opcodes the random scripts favour: pushes of every form, flow control, and the opcodes that
+/// allocate, loop over items or check signatures.
+const INTERESTING: &[u8] = &[
+    0x00, 0x01, 0x02, 0x04, 0x4c, 0x4d, 0x4e, 0x4f, 0x51, 0x52, 0x53, 0x58, 0x60, 0x62, 0x63, 0x64, 0x65, 0x67, 0x68,
+    0x69, 0x6a, 0x6b, 0x6c, 0x6e, 0x6f, 0x74, 0x76, 0x79, 0x7a, 0x7d, 0x7e, 0x7f, 0x80, 0x81, 0x82, 0x83, 0x87, 0x88,
+    0x8b, 0x93, 0x95, 0x96, 0x97, 0x98, 0x99, 0xa5, 0xa8, 0xaa, 0xab, 0xac, 0xad, 0xae, 0xaf, 0xb3, 0xb6, 0xb7,
+];
+
+fn random_script(rng: &mut StdRng, most: usize) -> Vec<u8> {
+    let n = rng.gen_range(0..most);
+    (0..n).map(|_| if rng.gen_bool(0.6) { *INTERESTING.choose(rng).unwrap() } else { rng.gen() }).collect()
+}
+
+fn spend_tx(version: u32, unlocking: Vec<u8>) -> Transaction {
+    Transaction {
+        version,
+        inputs: vec![TxInput {
+            source_txid: TxId([5; 32]),
+            source_vout: 0,
+            unlocking_script: Script::new(unlocking),
+            sequence: u32::MAX,
+            source_output: None,
+        }],
+        outputs: vec![TxOutput { satoshis: 1, locking_script: Script::new(vec![0x51]) }],
+        lock_time: 0,
+    }
+}
+
+/// Runs one spend: a verdict (never a panic) or an `InvalidInput` refusal. Its time is bounded
+/// by the interpreter's work budget, which its own unit tests check; tests assert no timings.
+fn run_spend(tx: &Transaction, locking: &[u8]) -> bool {
+    let result = interpreter::verify_input(tx, 0, &Script::new(locking.to_vec()), 1000);
+    match result {
+        Ok(()) => true,
+        Err(e) => {
+            assert_eq!(e.kind(), ErrorKind::InvalidInput, "{e}");
+            assert!(e.message().starts_with("input 0: "), "{e}");
+            false
+        }
+    }
+}
+
+#[test]
+fn random_scripts_run_to_a_verdict_within_bounds() {
+    let mut rng = rng();
+    let mut accepted = 0;
+    for i in 0..cases() {
+        let version = 1 + (i % 2) as u32;
+        let tx = spend_tx(version, random_script(&mut rng, 24));
+        let locking = random_script(&mut rng, 200);
+        accepted += usize::from(run_spend(&tx, &locking));
+    }
+    println!("{accepted} of {} random spends succeed", cases());
+}
+
+/// Valid spends (P2PKH, 2-of-3 multisig, and a script of splice and arithmetic opcodes),
+/// mutated in their unlocking or locking script.
+#[test]
+fn mutated_spends_run_to_a_verdict_within_bounds() {
+    let mut rng = rng();
+    let keys: Vec<SigningKey> = (1..=3u8).map(|i| SigningKey::from_slice(&[i; 32]).unwrap()).collect();
+    let public: Vec<[u8; 33]> =
+        keys.iter().map(|k| k.verifying_key().to_sec1_bytes().as_ref().try_into().unwrap()).collect();
+    let tx = spend_tx(1, vec![]);
+    let sign = |k: &SigningKey, lock: &Script| {
+        let digest = sighash::digest(&tx, 0, lock.as_bytes(), 1000, sighash::ALL_FORKID).unwrap();
+        let (sig, _) = k.sign_prehash_recoverable(&digest).unwrap();
+        [sig.to_der().as_bytes(), &[0x41]].concat()
+    };
+    let p2pkh = Script::p2pkh_lock_to(&public[0]);
+    let multisig =
+        public.iter().fold(Script::default().push_op(0x52), |s, p| s.push_data(p)).push_op(0x53).push_op(0xae);
+    let arithmetic = Script::from_hex("9355887e760361626388517f8252887c750164548081016488755c53970087").unwrap();
+    let seeds: Vec<(Vec<u8>, Vec<u8>)> = vec![
+        (Script::p2pkh_unlock(&sign(&keys[0], &p2pkh), &public[0]).into_bytes(), p2pkh.into_bytes()),
+        (
+            Script::default()
+                .push_op(0)
+                .push_data(&sign(&keys[0], &multisig))
+                .push_data(&sign(&keys[2], &multisig))
+                .into_bytes(),
+            multisig.into_bytes(),
+        ),
+        (Script::from_hex("01610262635253").unwrap().into_bytes(), arithmetic.into_bytes()),
+    ];
+    for (unlocking, locking) in &seeds {
+        assert!(run_spend(&spend_tx(1, unlocking.clone()), locking), "each seed is valid");
+    }
+    let mut accepted = 0;
+    for i in 0..cases() {
+        let (unlocking, locking) = &seeds[i % seeds.len()];
+        let (mut unlocking, mut locking) = (unlocking.clone(), locking.clone());
+        match rng.gen_range(0..3) {
+            0 => unlocking = mutate(&mut rng, &unlocking),
+            1 => locking = mutate(&mut rng, &locking),
+            _ => (unlocking, locking) = (mutate(&mut rng, &unlocking), mutate(&mut rng, &locking)),
+        }
+        let version = 1 + (i / seeds.len() % 2) as u32;
+        accepted += usize::from(run_spend(&spend_tx(version, unlocking), &locking));
+    }
+    println!("{accepted} of {} mutated spends succeed", cases());
+    assert!(accepted < cases());
 }
