@@ -20,7 +20,7 @@ pub(crate) use chain::no_service;
 pub use chain::ChainConfig;
 pub use cosigner::CosignerConfig;
 pub use layers::{storage_env_name, Origin, Resolved, SettingKey, Settings, Shown, DEFAULT_CONFIG_FILE};
-pub use wallet::{WalletConfig, DEFAULT_DERIVATION_CACHE_MAX};
+pub use wallet::{WalletConfig, DEFAULT_DERIVATION_CACHE_MAX, DEFAULT_FEE_SAT_PER_KB};
 
 pub use wallet_bsv::Network;
 

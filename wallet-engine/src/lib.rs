@@ -16,7 +16,10 @@ mod wallet;
 pub use at_rest::primes::InsecureTestPrimes;
 pub use at_rest::primes::{generate_primes, GeneratePrimes, PrimeSource, StorePrimePool};
 pub use at_rest::seal::{Cipher, KdfParams, SealOptions, Sealer, ShareSecret, SEAL_FORMAT};
-pub use config::{ChainConfig, CosignerConfig, Network, StoreLocation, WalletConfig, DEFAULT_DERIVATION_CACHE_MAX};
+pub use config::{
+    ChainConfig, CosignerConfig, Network, StoreLocation, WalletConfig, DEFAULT_DERIVATION_CACHE_MAX,
+    DEFAULT_FEE_SAT_PER_KB,
+};
 pub use cosigner::{
     AllowAll, CosignerBuilder, CosignerService, DenyOutputScripts, SigningPolicy, TxReview, MAX_PARTIES,
 };

@@ -326,10 +326,15 @@ impl Wallet {
         let (_, prepared) = transaction::prepare(&self.inner.public_key, &ef, inputs)?;
         let per_session = max_inputs_per_session(usize::from(self.threshold()));
         let root = self.inner.public_key;
-        let sessions = inputs.chunks(per_session).zip(prepared.chunks(per_session)).map(|(chunk, prepared)| {
-            let request = self.template(SessionParams::SignTx { tx: ef.clone(), inputs: chunk.to_vec() });
+        // Owned per session, so the futures borrow nothing but `self` (callers box them as Send).
+        let chunks: Vec<(Vec<InputToSign>, Vec<_>)> = inputs
+            .chunks(per_session)
+            .zip(prepared.chunks(per_session))
+            .map(|(chunk, prepared)| (chunk.to_vec(), prepared.iter().map(|p| (p.tweak, p.digest)).collect()))
+            .collect();
+        let sessions = chunks.into_iter().map(|(chunk, jobs)| {
+            let request = self.template(SessionParams::SignTx { tx: ef.clone(), inputs: chunk });
             // Prepared once, here: every attempt signs the same digests.
-            let jobs: Vec<_> = prepared.iter().map(|p| (p.tweak, p.digest)).collect();
             let run = move |io, r: SessionRequest, share: Arc<Share>| mpc::run_sign_tx(io, r, share, jobs);
             self.joint(request, run, move |_, o| o.public_key == root.as_bytes())
         });
@@ -490,6 +495,10 @@ impl Signer for Wallet {
 
     async fn sign_digest(&self, digest: &[u8; 32], tweak: Option<&[u8; 32]>) -> Result<EcdsaSignature> {
         Wallet::sign_digest(self, digest, tweak).await
+    }
+
+    async fn sign_transaction(&self, tx_ef: &[u8], inputs: &[InputToSign]) -> Result<Vec<EcdsaSignature>> {
+        Wallet::sign_transaction(self, &Transaction::from_bytes(tx_ef)?, inputs).await
     }
 }
 

@@ -24,6 +24,13 @@ pub trait Broadcaster: std::fmt::Debug + Send + Sync + 'static {
     /// is [`crate::ErrorKind::Rejected`] with the service's detail; a service that cannot be
     /// reached or fails on its side, after retries, is [`crate::ErrorKind::ServiceUnavailable`].
     async fn broadcast(&self, tx: &[u8]) -> Result<Broadcast>;
+
+    /// The merkle path (BRC-74, binary) of the transaction `txid` (display hex) once the
+    /// service has seen it mined; `None` while it has not, or when the service does not tell.
+    async fn merkle_path(&self, txid: &str) -> Result<Option<Vec<u8>>> {
+        let _ = txid;
+        Ok(None)
+    }
 }
 
 /// Answers whether a merkle root is the root of the block at a height.
@@ -35,6 +42,13 @@ pub trait ChainTracker: std::fmt::Debug + Send + Sync + 'static {
 
     /// The height of the chain's tip.
     async fn current_height(&self) -> Result<u64>;
+
+    /// The 80-byte header of the block at `height` (BRC-100's `getHeaderForHeight`);
+    /// [`crate::ErrorKind::NotFound`] when the tracker knows no such block.
+    async fn header_for_height(&self, height: u64) -> Result<[u8; 80]> {
+        let _ = height;
+        Err(crate::Error::new(crate::ErrorKind::Unsupported, "this chain tracker does not serve block headers"))
+    }
 }
 
 /// What a chain service factory is built from.

@@ -119,6 +119,15 @@ pub trait Signer: fmt::Debug + Send + Sync + 'static {
     /// Signs `digest` with the root key, or with the child key `root + tweak` (public key
     /// `P + tweak*G`) when a tweak is given. The tweak is reduced modulo the group order.
     async fn sign_digest(&self, digest: &[u8; 32], tweak: Option<&[u8; 32]>) -> Result<EcdsaSignature>;
+
+    /// Signs `inputs` of the transaction `tx_ef` (Extended Format: every input carries the output
+    /// it spends), in increasing index order, returning one signature per input. The signer
+    /// computes each digest from the transaction itself (an MPC signer's cosigners recompute them
+    /// too and may refuse by policy), so no party signs a digest it was merely handed.
+    async fn sign_transaction(&self, tx_ef: &[u8], inputs: &[crate::InputToSign]) -> Result<Vec<EcdsaSignature>> {
+        let _ = (tx_ef, inputs);
+        Err(Error::new(ErrorKind::Unsupported, "this signer does not sign transactions"))
+    }
 }
 
 /// A Schnorr proof that `shared = root * counterparty`, in the form of @bsv/sdk's `Schnorr`:

@@ -47,6 +47,10 @@ pub enum ErrorKind {
     /// An outside service (ARC, a chain tracker) could not be reached, timed out or failed on
     /// its side, also after retries; trying later may succeed.
     ServiceUnavailable,
+    /// The wallet's spendable outputs do not cover a payment and its fee (BRC-100's
+    /// `WERR_INSUFFICIENT_FUNDS`, code 7); the context names `totalSatoshisNeeded` and
+    /// `moreSatoshisNeeded`.
+    InsufficientFunds,
 }
 
 impl ErrorKind {
@@ -71,6 +75,7 @@ impl ErrorKind {
             ErrorKind::Internal => "internal",
             ErrorKind::Rejected => "rejected",
             ErrorKind::ServiceUnavailable => "service_unavailable",
+            ErrorKind::InsufficientFunds => "insufficient_funds",
         }
     }
 

@@ -164,8 +164,39 @@ fn without_url(e: &reqwest::Error) -> String {
     kind.to_string()
 }
 
+/// ARC's answer to `GET /v1/tx/{txid}`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+struct TxState {
+    merkle_path: Option<String>,
+}
+
 #[async_trait]
 impl Broadcaster for ArcBroadcaster {
+    async fn merkle_path(&self, txid: &str) -> Result<Option<Vec<u8>>> {
+        if txid.len() != 64 || !txid.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return Err(Error::new(ErrorKind::InvalidInput, "a txid is 64 hex digits"));
+        }
+        let mut request = self.client.get(format!("{}/v1/tx/{txid}", self.url)).timeout(self.retry.timeout);
+        if let Some(key) = &self.api_key {
+            request = request.bearer_auth(key);
+        }
+        let response =
+            request.send().await.map_err(|e| unavailable(format!("ARC could not be reached: {}", without_url(&e))))?;
+        let status = response.status();
+        if status == reqwest::StatusCode::NOT_FOUND {
+            return Ok(None);
+        }
+        if !status.is_success() {
+            return Err(unavailable(format!("ARC did not answer for the transaction's state ({status})")));
+        }
+        let state: TxState = response.json().await.unwrap_or_default();
+        match state.merkle_path.filter(|p| !p.is_empty()) {
+            None => Ok(None),
+            Some(p) => hex::decode(p).map(Some).map_err(|_| unavailable("ARC's merkle path is not hex".to_string())),
+        }
+    }
+
     async fn broadcast(&self, tx: &[u8]) -> Result<Broadcast> {
         let body = serde_json::json!({ "rawTx": hex::encode(tx) });
         let mut delay = self.retry.first_delay;

@@ -42,6 +42,37 @@ impl fmt::Debug for WhatsOnChain {
 #[derive(Deserialize)]
 struct Header {
     merkleroot: String,
+    #[serde(default)]
+    version: Option<u32>,
+    #[serde(default)]
+    previousblockhash: Option<String>,
+    #[serde(default)]
+    time: Option<u32>,
+    #[serde(default)]
+    bits: Option<String>,
+    #[serde(default)]
+    nonce: Option<u32>,
+}
+
+impl Header {
+    /// The 80 bytes the block hash is computed over: version, previous hash, merkle root (both
+    /// internal order), time, bits, nonce, little-endian.
+    fn to_bytes(&self) -> Option<[u8; 80]> {
+        let bits = u32::from_str_radix(self.bits.as_deref()?, 16).ok()?;
+        // The genesis block has no previous block.
+        let previous = match self.previousblockhash.as_deref() {
+            Some(p) => internal_order(p)?,
+            None => [0; 32],
+        };
+        let mut out = [0u8; 80];
+        out[..4].copy_from_slice(&self.version?.to_le_bytes());
+        out[4..36].copy_from_slice(&previous);
+        out[36..68].copy_from_slice(&internal_order(&self.merkleroot)?);
+        out[68..72].copy_from_slice(&self.time?.to_le_bytes());
+        out[72..76].copy_from_slice(&bits.to_le_bytes());
+        out[76..].copy_from_slice(&self.nonce?.to_le_bytes());
+        Some(out)
+    }
 }
 
 #[derive(Deserialize)]
@@ -143,6 +174,18 @@ impl ChainTracker for WhatsOnChain {
         })?;
         self.roots.lock().expect("roots lock").insert(height, confirmed);
         Ok(confirmed == *root)
+    }
+
+    async fn header_for_height(&self, height: u64) -> Result<[u8; 80]> {
+        let header = self.get::<Header>(&format!("/block/{height}/header")).await?.ok_or_else(|| {
+            Error::new(ErrorKind::NotFound, format!("the chain tracker knows no block at height {height}"))
+        })?;
+        header.to_bytes().ok_or_else(|| {
+            Error::new(
+                ErrorKind::ServiceUnavailable,
+                format!("the chain tracker's header of block {height} lacks a field of the 80-byte header"),
+            )
+        })
     }
 
     async fn current_height(&self) -> Result<u64> {

@@ -55,10 +55,16 @@ pub struct WalletConfig {
     /// MPC_BROADCASTER, MPC_ARC_URL, MPC_ARC_API_KEY, MPC_CHAIN_TRACKER, MPC_CHAIN_TRACKER_URL,
     /// MPC_CHAIN_TRACKER_API_KEY.
     pub chain: ChainConfig,
+    /// MPC_FEE_SAT_PER_KB: the fee rate of the transactions the wallet makes, in satoshis per
+    /// 1000 bytes.
+    pub fee_sat_per_kb: u64,
 }
 
 /// Default of [`WalletConfig::derivation_cache_max`].
 pub const DEFAULT_DERIVATION_CACHE_MAX: usize = 10_000;
+
+/// Default of [`WalletConfig::fee_sat_per_kb`]: the wallet toolbox's.
+pub const DEFAULT_FEE_SAT_PER_KB: u64 = 1;
 
 impl Default for WalletConfig {
     fn default() -> Self {
@@ -81,6 +87,7 @@ impl Default for WalletConfig {
             allowed_hosts: None,
             api_token: None,
             chain: ChainConfig::default(),
+            fee_sat_per_kb: DEFAULT_FEE_SAT_PER_KB,
         }
     }
 }
@@ -110,6 +117,7 @@ impl fmt::Debug for WalletConfig {
             .field("allowed_hosts", &self.allowed_hosts)
             .field("api_token", &redacted(self.api_token.is_some()))
             .field("chain", &self.chain)
+            .field("fee_sat_per_kb", &self.fee_sat_per_kb)
             .finish()
     }
 }
@@ -142,6 +150,7 @@ impl WalletConfig {
         SettingKey::plain("chain_tracker"),
         SettingKey::plain("chain_tracker_url").shown(Shown::Url),
         SettingKey::secret("chain_tracker_api_key"),
+        SettingKey::plain("fee_sat_per_kb").default("1"),
     ];
 
     /// Reads the `MPC_*` variables (no file).
@@ -194,6 +203,9 @@ impl WalletConfig {
             allowed_origins: r.text("allowed_origins"),
             allowed_hosts: r.text("allowed_hosts"),
             api_token: r.text("api_token"),
+            fee_sat_per_kb: r
+                .number("fee_sat_per_kb", "satoshis per 1000 bytes, such as 1")?
+                .unwrap_or(defaults.fee_sat_per_kb),
             chain: ChainConfig {
                 broadcaster: r.text("broadcaster"),
                 arc_url: r.text("arc_url"),
