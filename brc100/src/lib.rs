@@ -1,6 +1,7 @@
 #![doc = include_str!("../README.md")]
 #![deny(missing_docs)]
 
+pub mod actions;
 mod args;
 #[cfg(feature = "front")]
 mod front;

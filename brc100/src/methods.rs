@@ -45,12 +45,17 @@ impl KeyMethods {
         Self { deriver, signer, network }
     }
 
-    fn identity(&self) -> PublicKey {
+    pub(crate) fn identity(&self) -> PublicKey {
         self.deriver.identity_key()
     }
 
+    /// The wallet's identity (root) public key.
+    pub fn identity_key(&self) -> PublicKey {
+        self.identity()
+    }
+
     /// `root * C`; with C = G ("anyone") that is the identity key itself, no round trip.
-    async fn shared_secret(&self, counterparty: &PublicKey) -> Result<PublicKey> {
+    pub(crate) async fn shared_secret(&self, counterparty: &PublicKey) -> Result<PublicKey> {
         if *counterparty == brc42::generator() {
             return Ok(self.identity());
         }

@@ -5,7 +5,7 @@
 
 use std::sync::Arc;
 
-use crate::{KeyMethods, CODE};
+use crate::{actions::Actions, KeyMethods, CODE};
 use axum::{
     body::Bytes,
     extract::{Path, State},
@@ -24,16 +24,23 @@ use crate::front::{self, refusal, Door, FrontPolicy};
 #[derive(Clone)]
 struct Front {
     methods: Arc<KeyMethods>,
+    actions: Option<Arc<Actions>>,
 }
 
-/// The BRC-100 JSON routes over `methods`, behind the checks of `policy` (see
+/// The BRC-100 JSON routes over `methods` and, when given, the action methods `actions`
+/// (without them, transactions and outputs answer "not supported"), behind the checks of `policy` (see
 /// [`FrontPolicy`]): in-flight cap → `Host` → `Origin` and the CORS preflight → bearer token
 /// → content type → bounded body read → the method.
 ///
 /// `public` holds routes such as `/health` that sit behind the in-flight cap and the `Host`
 /// check only: no token, no CORS grant. Give the policy the listening address
 /// ([`FrontPolicy::listening_on`]) or only `localhost` and `MPC_ALLOWED_HOSTS` are accepted.
-pub fn brc100_router(methods: Arc<KeyMethods>, policy: FrontPolicy, public: Router) -> Router {
+pub fn brc100_router(
+    methods: Arc<KeyMethods>,
+    actions: Option<Arc<Actions>>,
+    policy: FrontPolicy,
+    public: Router,
+) -> Router {
     let door = Door::new(policy);
     let keyed = Router::new()
         .route("/{method}", post(call))
@@ -41,7 +48,7 @@ pub fn brc100_router(methods: Arc<KeyMethods>, policy: FrontPolicy, public: Rout
         .method_not_allowed_fallback(method_not_allowed)
         // The body is already bounded and buffered by `read_body`.
         .layer(axum::extract::DefaultBodyLimit::max(door.limits().max_body_bytes))
-        .with_state(Front { methods })
+        .with_state(Front { methods, actions })
         // Layers run outermost last-added: origin → token → content type → body.
         .layer(from_fn_with_state(door.clone(), front::read_body))
         .layer(from_fn(front::content_type))
@@ -67,16 +74,24 @@ fn json_response(status: StatusCode, v: &Value) -> Response {
     r
 }
 
-/// BRC-100 error codes `HTTPWalletJSON` understands: 6 is WERR_INVALID_PARAMETER.
+/// BRC-100 error codes `HTTPWalletJSON` understands: 6 is WERR_INVALID_PARAMETER (with the
+/// `parameter`), 7 WERR_INSUFFICIENT_FUNDS (with the satoshis needed).
 fn error_response(e: &Error) -> Response {
     let code: Value = match (e.kind(), e.context_value(CODE)) {
         (_, Some(code)) => json!(code),
         (ErrorKind::InvalidInput, None) => json!(6),
+        (ErrorKind::InsufficientFunds, None) => json!(7),
         _ => json!(e.kind().as_str()),
     };
     let mut body = json!({ "isError": true, "code": code, "message": e.message() });
     if code == json!(6) {
         body["parameter"] = json!(e.context_value("parameter").unwrap_or("args"));
+    }
+    if code == json!(7) {
+        for field in ["totalSatoshisNeeded", "moreSatoshisNeeded"] {
+            let n = e.context_value(field).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0);
+            body[field] = json!(n);
+        }
     }
     json_response(StatusCode::BAD_REQUEST, &body)
 }
@@ -105,12 +120,7 @@ async fn call(State(f): State<Front>, Path(method): Path<String>, body: Bytes) -
             "getNetwork" => json!({ "network": m.network().to_string() }),
             "getVersion" => json!({ "version": m.version() }),
             "isAuthenticated" | "waitForAuthentication" => json!({ "authenticated": m.is_authenticated() }),
-            other => {
-                return Err(Error::new(
-                    ErrorKind::Unsupported,
-                    format!("{other} is not supported by this wallet: it offers the BRC-100 key methods only"),
-                ))
-            }
+            other => return action(f.actions.as_deref(), other, &body).await,
         })
     }
     .await;
@@ -118,4 +128,46 @@ async fn call(State(f): State<Front>, Path(method): Path<String>, body: Bytes) -
         Ok(v) => json_response(StatusCode::OK, &v),
         Err(e) => error_response(&e),
     }
+}
+
+/// The action methods, when the wallet has an output store.
+async fn action(actions: Option<&Actions>, method: &str, body: &Bytes) -> Result<Value, Error> {
+    let unsupported = || {
+        Error::new(
+            ErrorKind::Unsupported,
+            format!("{method} is not supported by this wallet: it offers the BRC-100 key and action methods"),
+        )
+    };
+    const ACTIONS: [&str; 9] = [
+        "createAction",
+        "signAction",
+        "abortAction",
+        "internalizeAction",
+        "listOutputs",
+        "listActions",
+        "relinquishOutput",
+        "getHeight",
+        "getHeaderForHeight",
+    ];
+    let Some(a) = actions else {
+        if ACTIONS.contains(&method) {
+            return Err(Error::new(
+                ErrorKind::Unsupported,
+                format!("{method} needs the wallet's output store, which this front was started without"),
+            ));
+        }
+        return Err(unsupported());
+    };
+    Ok(match method {
+        "createAction" => json!(a.create_action(args(body)?).await?),
+        "signAction" => json!(a.sign_action(args(body)?).await?),
+        "abortAction" => json!({ "aborted": a.abort_action(args(body)?).await? }),
+        "internalizeAction" => json!({ "accepted": a.internalize_action(args(body)?).await? }),
+        "listOutputs" => json!(a.list_outputs(args(body)?).await?),
+        "listActions" => json!(a.list_actions(args(body)?).await?),
+        "relinquishOutput" => json!({ "relinquished": a.relinquish_output(args(body)?).await? }),
+        "getHeight" => json!({ "height": a.get_height().await? }),
+        "getHeaderForHeight" => json!({ "header": a.get_header_for_height(args(body)?).await? }),
+        _ => return Err(unsupported()),
+    })
 }

@@ -102,4 +102,20 @@ impl wallet_traits::Signer for SingleKey {
         let (r, s) = sig.split_bytes();
         Ok(wallet_traits::EcdsaSignature { r: r.into(), s: s.into() })
     }
+
+    async fn sign_transaction(
+        &self,
+        tx_ef: &[u8],
+        inputs: &[wallet_traits::InputToSign],
+    ) -> Result<Vec<wallet_traits::EcdsaSignature>> {
+        let tx = wallet_bsv::Transaction::from_bytes(tx_ef)?;
+        let sighasher = wallet_bsv::sighash::Sighasher::new(&tx);
+        let mut signatures = Vec::with_capacity(inputs.len());
+        for input in inputs {
+            let index = usize::try_from(input.index).unwrap_or(usize::MAX);
+            let digest = sighasher.input_digest(index, input.sighash_type)?;
+            signatures.push(wallet_traits::Signer::sign_digest(self, &digest, input.tweak.as_ref()).await?);
+        }
+        Ok(signatures)
+    }
 }

@@ -17,12 +17,17 @@ use wallet_traits::{EcdsaSignature, InputToSign, KeyId, ShareState};
 
 use crate::embedded;
 
+/// The agent's store: the configured one, else the embedded default's SQLite file.
+pub(crate) fn default_store(cfg: &mut WalletConfig) -> &StoreLocation {
+    cfg.store.get_or_insert_with(|| StoreLocation::Path(PathBuf::from("./mpc-data/agent.db")))
+}
+
 /// A builder from the parsed configuration; without MPC_COSIGNER_ENDPOINTS, the embedded default.
 pub(crate) async fn builder_from_config(mut cfg: WalletConfig) -> Result<(WalletBuilder, PathBuf)> {
     // Fail before anything is created or started.
     let plugins = crate::plugins();
     cfg.validate_with(&plugins)?;
-    let store = cfg.store.get_or_insert_with(|| StoreLocation::Path(PathBuf::from("./mpc-data/agent.db")));
+    let store = default_store(&mut cfg);
     // The embedded cosigners' files sit beside the agent's SQLite file.
     let dir = store.path().and_then(Path::parent).map_or_else(|| PathBuf::from("./mpc-data"), Path::to_path_buf);
     let embedded = cfg.cosigner_endpoints.is_empty();
@@ -172,15 +177,17 @@ pub(crate) async fn sign_tx(file: Option<&Path>, ef: &str, tweaks: &[String], si
 pub(crate) async fn serve(file: Option<&Path>, listen: SocketAddr) -> Result<()> {
     // The front's variables (MPC_ALLOWED_ORIGINS, MPC_ALLOWED_HOSTS, MPC_API_TOKEN) are checked
     // before anything is started or provisioned.
-    let cfg = WalletConfig::load(file)?;
+    let mut cfg = WalletConfig::load(file)?;
     let policy = crate::front::policy(&cfg)?;
-    let (builder, dir) = builder_from_config(cfg).await?;
-    let wallet = provision(builder, &dir).await?;
+    default_store(&mut cfg);
+    let (builder, dir) = builder_from_config(cfg.clone()).await?;
+    let wallet = Arc::new(provision(builder, &dir).await?);
     let identity = wallet.identity_key().to_hex();
-    let network = wallet.network();
-    let w = Arc::new(wallet);
-    let methods = Arc::new(wallet_brc100::KeyMethods::new(w.clone(), w, network));
-    crate::front::serve(methods, identity, policy, listen).await
+    let books = crate::books::open(&cfg, &wallet).await?;
+    if let Some(books) = &books {
+        crate::books::start_background(books.clone());
+    }
+    crate::front::serve(crate::books::key_methods(&wallet), books, identity, policy, listen).await
 }
 
 /// `mpc-wallet status`: the local record's state and each cosigner's view.

@@ -5,6 +5,7 @@ use std::{net::SocketAddr, path::PathBuf, process::ExitCode};
 use clap::{Parser, Subcommand};
 
 mod agent;
+mod books;
 mod chain;
 mod check;
 mod cosigner;
@@ -126,6 +127,47 @@ enum Command {
         #[arg(default_value = "-")]
         hex: String,
     },
+    /// Prints the wallet's spendable balance (its change, in the `default` basket).
+    Balance,
+    /// Pays satoshis to an address or a locking script: funds the payment from the wallet's
+    /// change, signs with the cosigners, broadcasts (MPC_ARC_URL), prints the txid and BEEF.
+    Pay {
+        /// A P2PKH address, or a locking script in hex.
+        #[arg(long)]
+        to: String,
+        /// How many satoshis.
+        #[arg(long)]
+        sats: u64,
+        /// What the payment is for (5 to 2000 bytes).
+        #[arg(long, default_value = "payment (mpc-wallet pay)")]
+        description: String,
+    },
+    /// Without arguments prints what a sender needs for a BRC-29 payment; with `--beef` takes
+    /// in a payment: checks its proofs (MPC_CHAIN_TRACKER_URL) and scripts, broadcasts it if
+    /// it is new, and records it.
+    Receive {
+        /// The payment's Atomic BEEF, hex; `-` reads it from standard input.
+        #[arg(long, requires_all = ["vout", "prefix", "suffix", "sender"])]
+        beef: Option<String>,
+        /// The index of the output that pays this wallet.
+        #[arg(long)]
+        vout: Option<u32>,
+        /// The BRC-29 derivation prefix (base64).
+        #[arg(long)]
+        prefix: Option<String>,
+        /// The BRC-29 derivation suffix (base64).
+        #[arg(long)]
+        suffix: Option<String>,
+        /// The sender's identity key (hex).
+        #[arg(long)]
+        sender: Option<String>,
+    },
+    /// Lists the wallet's transactions: txid, net satoshis, status, description.
+    History {
+        /// At most this many.
+        #[arg(long, default_value_t = 100)]
+        limit: u32,
+    },
     /// Generates a party identity key pair (X25519) and prints its public key.
     Keys {
         /// Write the secret key here (created 0600) instead of printing it.
@@ -194,6 +236,18 @@ fn main() -> ExitCode {
             Command::Cosigner => cosigner::run(file).await.map(|_| true),
             Command::Config { command: ConfigCommand::Check { cosigner } } => check::run(file, cosigner),
             Command::Keys { out } => agent::keys(out).map(|_| true),
+            Command::Balance => books::balance(file).await.map(|_| true),
+            Command::Pay { to, sats, description } => books::pay(file, &to, sats, &description).await.map(|_| true),
+            Command::Receive { beef, vout, prefix, suffix, sender } => {
+                let incoming = match (beef, vout, prefix, suffix, sender) {
+                    (Some(beef), Some(vout), Some(prefix), Some(suffix), Some(sender)) => {
+                        Some(books::Incoming { beef, vout, prefix, suffix, sender })
+                    }
+                    _ => None,
+                };
+                books::receive(file, incoming).await.map(|_| true)
+            }
+            Command::History { limit } => books::history(file, limit).await.map(|_| true),
             Command::Decode { kind, hex } => decode::run(kind, &hex).map(|_| true),
             Command::Broadcast { hex } => chain::broadcast(file, &hex).await.map(|_| true),
             Command::VerifyBeef { hex } => chain::verify_beef(file, &hex).await.map(|_| true),

@@ -1,0 +1,620 @@
+//! `createAction` and `signAction`: a transaction paying the caller's outputs, funded from the
+//! wallet's change (input selection as the toolbox does it), with BRC-29 change back to the
+//! wallet, signed through the signer's transaction session, verified, recorded, then broadcast.
+//!
+//! The order is what keeps a crash from spending an output twice: the action is recorded and
+//! its inputs reserved before anything is signed, and the signed transaction is committed
+//! before it is broadcast; an action that never reaches its commit keeps its inputs reserved
+//! until it is failed (abort, a refused broadcast, or [`Actions::fail_abandoned`]).
+
+use std::collections::HashSet;
+
+use rand::seq::SliceRandom;
+use wallet_bsv::{
+    fee::estimated_size, hash::hash160, sighash, signature::checksig_format, AtomicBeef, Beef, Script, Transaction,
+    TxId, TxInput, TxOutput,
+};
+use wallet_traits::{
+    ActionRecord, ActionStatus, Derivation, Error, ErrorKind, InputToSign, Outpoint, OutputRecord, Result, SignedAction,
+};
+
+use super::{
+    beef::BeefBuilder, display, internal, random_base64, validate, Actions, CreateActionArgs, CreateActionResult,
+    SignActionArgs, Signable, SignableTransaction, CHANGE_BASKET,
+};
+
+/// The options of one `createAction`, defaults applied.
+#[derive(Debug, Clone)]
+pub(crate) struct Options {
+    sign_and_process: bool,
+    accept_delayed_broadcast: bool,
+    no_send: bool,
+    return_txid_only: bool,
+    randomize_outputs: bool,
+    known_txids: HashSet<TxId>,
+}
+
+impl Options {
+    fn from_args(o: Option<&super::CreateActionOptions>) -> Result<Self> {
+        let d = super::CreateActionOptions::default();
+        let o = o.unwrap_or(&d);
+        let known_txids = o
+            .known_txids
+            .iter()
+            .flatten()
+            .map(|t| TxId::from_hex(t).map_err(|_| validate::bad("knownTxids", "txids of 64 hex digits")))
+            .collect::<Result<_>>()?;
+        Ok(Self {
+            sign_and_process: o.sign_and_process.unwrap_or(true),
+            accept_delayed_broadcast: o.accept_delayed_broadcast.unwrap_or(true),
+            no_send: o.no_send.unwrap_or(false),
+            return_txid_only: o.return_txid_only.unwrap_or(false),
+            randomize_outputs: o.randomize_outputs.unwrap_or(true),
+            known_txids,
+        })
+    }
+}
+
+/// An input the wallet signs: the change output it spends.
+#[derive(Debug, Clone)]
+struct OwnInput {
+    index: u32,
+    output: OutputRecord,
+}
+
+/// An output the wallet keeps track of once the transaction is signed.
+#[derive(Debug, Clone)]
+struct Tracked {
+    vout: u32,
+    basket: String,
+    tags: Vec<String>,
+    custom_instructions: Option<String>,
+    description: String,
+    derivation: Option<Derivation>,
+}
+
+/// What finishing an action takes, decided when it was created.
+#[derive(Debug, Clone)]
+pub(crate) struct Plan {
+    reference: String,
+    options: Options,
+    own: Vec<OwnInput>,
+    tracked: Vec<Tracked>,
+    /// Its effect on the change balance: change back minus the change spent.
+    net: i64,
+    /// The transactions its inputs spend, with their unproven ancestors.
+    ancestors: Beef,
+}
+
+/// A caller's output, checked.
+struct Wanted {
+    output: TxOutput,
+    basket: Option<String>,
+    tags: Vec<String>,
+    custom_instructions: Option<String>,
+    description: String,
+}
+
+/// One change output's placeholder for the size estimate: P2PKH's 25 bytes.
+fn change_placeholder() -> TxOutput {
+    TxOutput { satoshis: 0, locking_script: Script::p2pkh_lock(&[0; 20]) }
+}
+
+impl Actions {
+    /// The fee of `tx` once its unsigned inputs carry P2PKH unlocking scripts: enough for this
+    /// crate's integer rule and for @bsv/sdk's floating-point one (which can ask one more).
+    fn fee_of(&self, tx: &Transaction) -> u64 {
+        let size = estimated_size(tx, wallet_bsv::fee::P2PKH_UNLOCKING_SCRIPT_LEN);
+        let sdk = ((size as f64 / 1000.0) * self.fee.0 as f64).ceil() as u64;
+        self.fee.fee_for_size(size).max(sdk)
+    }
+
+    /// `createAction`.
+    pub async fn create_action(&self, args: CreateActionArgs) -> Result<CreateActionResult> {
+        let description = validate::description(&args.description, "description")?;
+        let labels = validate::names(args.labels.as_deref(), "labels")?;
+        let options = Options::from_args(args.options.as_ref())?;
+        let wanted = wanted_outputs(args.outputs.as_deref().unwrap_or_default())?;
+        let input_beef = match args.input_beef.as_deref() {
+            Some(b) => Some(read_any_beef(b)?),
+            None => None,
+        };
+        let mut tx = Transaction {
+            version: args.version.unwrap_or(1),
+            lock_time: args.lock_time.unwrap_or(0),
+            ..Default::default()
+        };
+        let caller_inputs = args.inputs.as_deref().unwrap_or_default();
+        let mut ancestors = BeefBuilder::default();
+        if let Some(b) = &input_beef {
+            ancestors.merge(b.clone());
+        }
+        let mut caller_total = 0u64;
+        for input in caller_inputs {
+            validate::description(&input.input_description, "inputDescription")?;
+            let outpoint = Outpoint::parse(&input.outpoint).map_err(|e| e.with_context("parameter", "inputs"))?;
+            let source = self.source_of(&outpoint, input_beef.as_ref(), &mut ancestors).await?;
+            caller_total = caller_total.saturating_add(source.satoshis);
+            let unlocking = match (&input.unlocking_script, input.unlocking_script_length) {
+                (Some(s), _) => Script::new(validate::hex_bytes(s, "unlockingScript")?),
+                // A placeholder of the announced length, for the size estimate.
+                (None, Some(n)) if n <= 10_000 => Script::new(vec![0; n as usize]),
+                _ => return Err(validate::bad("inputs", "inputs with an unlockingScript or an unlockingScriptLength")),
+            };
+            tx.inputs.push(TxInput {
+                source_txid: internal(&outpoint.txid),
+                source_vout: outpoint.vout,
+                unlocking_script: unlocking,
+                sequence: input.sequence_number.unwrap_or(u32::MAX),
+                source_output: Some(source),
+            });
+        }
+        let caller_signs = caller_inputs.iter().any(|i| i.unlocking_script.is_none());
+        tx.outputs = wanted.iter().map(|w| w.output.clone()).collect();
+        let paid: u64 = wanted.iter().map(|w| w.output.satoshis).sum();
+        // Refuse an obvious shortfall before anything is recorded.
+        let balance = self.store.balance(CHANGE_BASKET).await?;
+        let least = paid.saturating_add(self.fee_of(&tx));
+        if caller_total.saturating_add(balance) < least {
+            return Err(insufficient(least, least - caller_total.saturating_add(balance)));
+        }
+        let reference = random_base64(12);
+        self.store.record_action(&unsigned_action(&reference, &description, &labels, &tx), &[]).await?;
+        let wallet_outpoints: Vec<Outpoint> =
+            caller_inputs.iter().filter_map(|i| Outpoint::parse(&i.outpoint).ok()).collect();
+        let planned = async {
+            self.reserve_known(&reference, &wallet_outpoints).await?;
+            let own = self.fund(&reference, &mut tx, paid, caller_total).await?;
+            self.plan(reference.clone(), options, tx, own, wanted, ancestors).await
+        }
+        .await;
+        let (tx, plan) = match planned {
+            Ok(p) => p,
+            Err(e) => {
+                self.store.fail_action(&reference).await?;
+                return Err(e);
+            }
+        };
+        if caller_signs || !plan.options.sign_and_process {
+            let atomic = atomic_beef(&plan.ancestors, &tx)?;
+            self.signable.lock().expect("signable lock").insert(reference.clone(), Signable { tx, plan });
+            return Ok(CreateActionResult {
+                signable_transaction: Some(SignableTransaction { tx: atomic, reference }),
+                ..Default::default()
+            });
+        }
+        self.finish(tx, plan).await
+    }
+
+    /// `signAction`: the caller's unlocking scripts for the inputs it supplied; the wallet signs
+    /// its own and processes the transaction as `createAction` would have.
+    pub async fn sign_action(&self, args: SignActionArgs) -> Result<CreateActionResult> {
+        let Signable { mut tx, mut plan } = self
+            .signable
+            .lock()
+            .expect("signable lock")
+            .remove(&args.reference)
+            .ok_or_else(|| validate::bad("reference", "the reference of a transaction waiting for signAction"))?;
+        for (index, spend) in &args.spends {
+            let input = index.parse::<usize>().ok().and_then(|i| tx.inputs.get_mut(i));
+            let Some(input) = input else {
+                return Err(validate::bad("spends", "keyed by the indexes of the transaction's inputs"));
+            };
+            input.unlocking_script = Script::new(validate::hex_bytes(&spend.unlocking_script, "unlockingScript")?);
+            if let Some(s) = spend.sequence_number {
+                input.sequence = s;
+            }
+        }
+        if let Some(o) = &args.options {
+            plan.options.accept_delayed_broadcast =
+                o.accept_delayed_broadcast.unwrap_or(plan.options.accept_delayed_broadcast);
+            plan.options.no_send = o.no_send.unwrap_or(plan.options.no_send);
+            plan.options.return_txid_only = o.return_txid_only.unwrap_or(plan.options.return_txid_only);
+        }
+        self.finish(tx, plan).await
+    }
+
+    /// The output `outpoint` spends: from the caller's BEEF, else from the wallet's records.
+    async fn source_of(
+        &self,
+        outpoint: &Outpoint,
+        beef: Option<&Beef>,
+        ancestors: &mut BeefBuilder,
+    ) -> Result<TxOutput> {
+        let txid = internal(&outpoint.txid);
+        let from_beef = beef.and_then(|b| b.find(&txid)).and_then(|e| e.tx()).map(|t| t.outputs.clone());
+        let outputs = match from_beef {
+            Some(outputs) => outputs,
+            None => {
+                let action = self.store.action_by_txid(&outpoint.txid).await?;
+                let raw = action.as_ref().and_then(|a| a.raw_tx.as_deref()).ok_or_else(|| {
+                    validate::bad("inputBEEF", &format!("a BEEF holding the transaction of input {outpoint}"))
+                })?;
+                ancestors.add_recorded(self.store.as_ref(), &[outpoint.txid]).await?;
+                Transaction::from_bytes(raw)?.outputs
+            }
+        };
+        outputs
+            .get(outpoint.vout as usize)
+            .cloned()
+            .ok_or_else(|| validate::bad("inputs", &format!("outpoints that exist ({outpoint} does not)")))
+    }
+
+    /// Reserves the caller's inputs that are outputs the wallet tracks, so nothing else spends them.
+    async fn reserve_known(&self, reference: &str, outpoints: &[Outpoint]) -> Result<()> {
+        let mut known = Vec::new();
+        for o in outpoints {
+            if self.store.output(o).await?.is_some() {
+                known.push(*o);
+            }
+        }
+        if !known.is_empty() {
+            self.store.reserve_outputs(reference, &known).await?;
+        }
+        Ok(())
+    }
+
+    /// Adds change inputs to `tx` until they cover `paid` and the fee (exact match, else the
+    /// smallest that covers, else the largest and again), and a change output when something is
+    /// left over. Returns the wallet's inputs.
+    async fn fund(&self, reference: &str, tx: &mut Transaction, paid: u64, caller_total: u64) -> Result<Vec<OwnInput>> {
+        let mut own: Vec<OwnInput> = Vec::new();
+        loop {
+            let have = caller_total + own.iter().map(|o| o.output.satoshis).sum::<u64>();
+            let mut with_change = tx.clone();
+            with_change.outputs.push(change_placeholder());
+            let fee_with_change = self.fee_of(&with_change);
+            if have > paid + fee_with_change {
+                tx.outputs.push(TxOutput { satoshis: have - paid - fee_with_change, ..change_placeholder() });
+                return Ok(own);
+            }
+            if have >= paid + self.fee_of(tx) && !tx.inputs.is_empty() {
+                // Too little left over to pay for a change output: it goes to the miner.
+                return Ok(own);
+            }
+            let mut more = with_change.clone();
+            more.inputs.push(TxInput::default());
+            let target = (paid + self.fee_of(&more)).saturating_sub(have);
+            more.outputs.pop();
+            let exact = (paid + self.fee_of(&more)).saturating_sub(have);
+            let Some(output) = self.store.reserve_change(reference, CHANGE_BASKET, target, Some(exact)).await? else {
+                let total = paid + fee_with_change;
+                return Err(insufficient(total, total.saturating_sub(have)));
+            };
+            let index =
+                u32::try_from(tx.inputs.len()).map_err(|_| Error::new(ErrorKind::InvalidInput, "too many inputs"))?;
+            tx.inputs.push(TxInput {
+                source_txid: internal(&output.outpoint.txid),
+                source_vout: output.outpoint.vout,
+                unlocking_script: Script::default(),
+                sequence: u32::MAX,
+                source_output: Some(TxOutput {
+                    satoshis: output.satoshis,
+                    locking_script: Script::new(output.locking_script.clone()),
+                }),
+            });
+            own.push(OwnInput { index, output });
+        }
+    }
+
+    /// Shuffles the outputs if asked, derives the change key, and says what to record.
+    async fn plan(
+        &self,
+        reference: String,
+        options: Options,
+        mut tx: Transaction,
+        own: Vec<OwnInput>,
+        wanted: Vec<Wanted>,
+        mut ancestors: BeefBuilder,
+    ) -> Result<(Transaction, Plan)> {
+        let parents: Vec<[u8; 32]> = own.iter().map(|o| o.output.outpoint.txid).collect();
+        ancestors.add_recorded(self.store.as_ref(), &parents).await?;
+        let change_index = (tx.outputs.len() > wanted.len()).then_some(wanted.len());
+        let mut order: Vec<usize> = (0..tx.outputs.len()).collect();
+        if options.randomize_outputs {
+            order.shuffle(&mut rand::rngs::OsRng);
+        }
+        let outputs = std::mem::take(&mut tx.outputs);
+        tx.outputs = order.iter().map(|&i| outputs[i].clone()).collect();
+        let vout_of = |i: usize| order.iter().position(|&o| o == i).expect("a permutation") as u32;
+        let mut tracked: Vec<Tracked> = wanted
+            .into_iter()
+            .enumerate()
+            .filter_map(|(i, w)| {
+                w.basket.map(|basket| Tracked {
+                    vout: vout_of(i),
+                    basket,
+                    tags: w.tags,
+                    custom_instructions: w.custom_instructions,
+                    description: w.description,
+                    derivation: None,
+                })
+            })
+            .collect();
+        let spent: u64 = own.iter().map(|o| o.output.satoshis).sum();
+        let mut change_back = 0;
+        if let Some(i) = change_index {
+            let vout = vout_of(i);
+            let identity = self.keys.identity();
+            let (prefix, suffix) = (random_base64(10), random_base64(10));
+            let key = self.keys.brc29_key(&prefix, &suffix, &identity).await?.1;
+            let out = &mut tx.outputs[vout as usize];
+            out.locking_script = Script::p2pkh_lock(&hash160(key.as_bytes()));
+            change_back = out.satoshis;
+            tracked.push(Tracked {
+                vout,
+                basket: CHANGE_BASKET.to_string(),
+                tags: Vec::new(),
+                custom_instructions: None,
+                description: "change".to_string(),
+                derivation: Some(Derivation { prefix, suffix, sender: identity.to_hex() }),
+            });
+        }
+        let net = i64::try_from(change_back).unwrap_or(i64::MAX) - i64::try_from(spent).unwrap_or(i64::MAX);
+        Ok((tx, Plan { reference, options, own, tracked, net, ancestors: ancestors.build()? }))
+    }
+
+    /// Signs the wallet's inputs, verifies every input, commits, and broadcasts unless `noSend`.
+    async fn finish(&self, tx: Transaction, plan: Plan) -> Result<CreateActionResult> {
+        let reference = plan.reference.clone();
+        let signed = match self.sign_own(tx, &plan).await {
+            Ok(signed) => signed,
+            Err(e) => {
+                self.store.fail_action(&reference).await?;
+                return Err(e);
+            }
+        };
+        let txid = signed.txid();
+        let status = if plan.options.no_send { ActionStatus::NoSend } else { ActionStatus::Sending };
+        let outputs: Vec<OutputRecord> = plan
+            .tracked
+            .iter()
+            .map(|t| {
+                let out = &signed.outputs[t.vout as usize];
+                OutputRecord {
+                    outpoint: Outpoint::new(display(&txid), t.vout),
+                    created_by: reference.clone(),
+                    satoshis: out.satoshis,
+                    locking_script: out.locking_script.as_bytes().to_vec(),
+                    basket: Some(t.basket.clone()),
+                    tags: t.tags.clone(),
+                    custom_instructions: t.custom_instructions.clone(),
+                    description: t.description.clone(),
+                    spendable: true,
+                    change: t.derivation.is_some(),
+                    derivation: t.derivation.clone(),
+                    spent_by: None,
+                }
+            })
+            .collect();
+        let record = SignedAction {
+            txid: display(&txid),
+            raw_tx: signed.to_bytes(),
+            input_beef: Some(plan.ancestors.to_bytes()?),
+            status,
+            satoshis: plan.net,
+            outputs,
+        };
+        self.store.commit_action(&reference, &record).await?;
+        let atomic = atomic_beef(&plan.ancestors, &signed)?;
+        if !plan.options.no_send {
+            self.send(&reference, &atomic, plan.options.accept_delayed_broadcast).await?;
+        }
+        let mut result = CreateActionResult { txid: Some(txid.to_hex()), ..Default::default() };
+        if plan.options.no_send {
+            let change: Vec<String> = plan
+                .tracked
+                .iter()
+                .filter(|t| t.derivation.is_some())
+                .map(|t| Outpoint::new(display(&txid), t.vout).to_string())
+                .collect();
+            result.no_send_change = Some(change);
+        }
+        if !plan.options.return_txid_only {
+            result.tx = Some(if plan.options.known_txids.is_empty() {
+                atomic
+            } else {
+                let mut b = BeefBuilder::default();
+                b.merge(plan.ancestors.clone());
+                b.add(signed.clone(), None);
+                b.make_txid_only(&plan.options.known_txids);
+                AtomicBeef { subject: txid, beef: b.build()? }.to_bytes()?
+            });
+        }
+        Ok(result)
+    }
+
+    /// `tx` with the wallet's inputs signed, every input verified against what it spends.
+    async fn sign_own(&self, mut tx: Transaction, plan: &Plan) -> Result<Transaction> {
+        if tx
+            .inputs
+            .iter()
+            .enumerate()
+            .any(|(i, input)| input.unlocking_script.is_empty() && !plan.own.iter().any(|o| o.index as usize == i))
+        {
+            return Err(validate::bad("spends", "an unlocking script for every input the caller supplied"));
+        }
+        let mut to_sign = Vec::with_capacity(plan.own.len());
+        let mut keys = Vec::with_capacity(plan.own.len());
+        for own in &plan.own {
+            let (tweak, key) = match &own.output.derivation {
+                Some(d) => {
+                    let sender = wallet_bsv::brc42::parse_public_key(&d.sender)?;
+                    let (h, key) = self.keys.brc29_key(&d.prefix, &d.suffix, &sender).await?;
+                    (Some(*h), key)
+                }
+                None => (None, self.keys.identity()),
+            };
+            to_sign.push(InputToSign { index: own.index, sighash_type: sighash::ALL_FORKID, tweak });
+            keys.push(key);
+        }
+        if !to_sign.is_empty() {
+            let signatures = self.signer.sign_transaction(&tx.to_ef()?, &to_sign).await?;
+            for ((input, sig), key) in to_sign.iter().zip(&signatures).zip(&keys) {
+                let push = checksig_format(sig, input.sighash_type);
+                tx.inputs[input.index as usize].unlocking_script = Script::p2pkh_unlock(&push, key.as_bytes());
+            }
+        }
+        wallet_bsv::interpreter::verify_spends(&tx)?;
+        Ok(tx)
+    }
+
+    /// Broadcasts a committed action. A refusal fails it (its inputs are spendable again, its
+    /// change never appears); a service that cannot be reached leaves it `unprocessed` for the
+    /// background task when delayed broadcast is accepted, and fails it otherwise.
+    async fn send(&self, reference: &str, atomic: &[u8], delayed_ok: bool) -> Result<()> {
+        let result = match self.broadcaster() {
+            Ok(b) => b.broadcast(&v1_of(atomic)?).await,
+            Err(e) => Err(e),
+        };
+        match result {
+            Ok(accepted) => {
+                tracing::info!(txid = %accepted.txid, status = %accepted.status, "broadcast");
+                self.store.set_status(reference, ActionStatus::Unproven).await
+            }
+            Err(e) if delayed_ok && e.kind() == ErrorKind::ServiceUnavailable => {
+                tracing::warn!(error = %e, reference, "broadcast delayed: the background task will retry");
+                self.store.set_status(reference, ActionStatus::Unprocessed).await
+            }
+            Err(e) => {
+                self.store.fail_action(reference).await?;
+                Err(Error::new(
+                    e.kind(),
+                    format!(
+                        "the broadcast failed, so the payment was cancelled and its inputs are spendable again: {}",
+                        e.message()
+                    ),
+                ))
+            }
+        }
+    }
+
+    /// Broadcasts actions that were signed but not handed to the network (a delayed broadcast,
+    /// or a crash between commit and broadcast), at most `limit`. Returns how many went out.
+    pub async fn rebroadcast_pending(&self, limit: u32) -> Result<usize> {
+        let query = wallet_traits::ActionQuery {
+            statuses: vec![ActionStatus::Unprocessed, ActionStatus::Sending],
+            limit: Some(limit),
+            ..Default::default()
+        };
+        let mut sent = 0;
+        for action in self.store.list_actions(&query).await?.items {
+            let mut b = BeefBuilder::default();
+            b.add_action(&action)?;
+            let Some(txid) = action.txid else { continue };
+            let atomic = AtomicBeef { subject: internal(&txid), beef: b.build()? }.to_bytes()?;
+            match self.send(&action.reference, &atomic, true).await {
+                Ok(()) => sent += 1,
+                Err(e) => tracing::warn!(error = %e, reference = %action.reference, "a delayed broadcast was refused"),
+            }
+        }
+        Ok(sent)
+    }
+}
+
+impl Actions {
+    /// Asks the broadcaster for the merkle paths of up to `limit` unproven transactions; each
+    /// path that holds its transaction and whose root the chain tracker confirms is recorded,
+    /// and the action becomes `completed`. Returns how many.
+    pub async fn fetch_proofs(&self, limit: u32) -> Result<usize> {
+        let (Ok(broadcaster), Ok(tracker)) = (self.broadcaster(), self.chain_tracker()) else { return Ok(0) };
+        let query = wallet_traits::ActionQuery {
+            statuses: vec![ActionStatus::Unproven],
+            limit: Some(limit),
+            ..Default::default()
+        };
+        let mut proven = 0;
+        for action in self.store.list_actions(&query).await?.items {
+            let Some(txid) = action.txid else { continue };
+            let Some(bytes) = broadcaster.merkle_path(&hex::encode(txid)).await? else { continue };
+            let path = wallet_bsv::MerklePath::from_bytes(&bytes)?;
+            let root = path.compute_root(&internal(&txid))?;
+            if !tracker.is_valid_root_for_height(&root, path.block_height()).await? {
+                tracing::warn!(txid = %hex::encode(txid), "a merkle path's root is not confirmed by the chain tracker");
+                continue;
+            }
+            if self.store.set_merkle_path(&txid, &bytes).await? {
+                proven += 1;
+            }
+        }
+        Ok(proven)
+    }
+}
+
+/// The caller's outputs, checked.
+fn wanted_outputs(outputs: &[super::CreateActionOutput]) -> Result<Vec<Wanted>> {
+    outputs
+        .iter()
+        .map(|o| {
+            Ok(Wanted {
+                output: TxOutput {
+                    satoshis: validate::satoshis(o.satoshis, "satoshis")?,
+                    locking_script: Script::new(validate::hex_bytes(&o.locking_script, "lockingScript")?),
+                },
+                basket: o.basket.as_deref().map(|b| validate::user_basket(b, "basket")).transpose()?,
+                tags: validate::names(o.tags.as_deref(), "tags")?,
+                custom_instructions: o.custom_instructions.clone(),
+                description: validate::description(&o.output_description, "outputDescription")?,
+            })
+        })
+        .collect()
+}
+
+fn unsigned_action(reference: &str, description: &str, labels: &[String], tx: &Transaction) -> ActionRecord {
+    ActionRecord {
+        reference: reference.to_string(),
+        txid: None,
+        status: ActionStatus::Unsigned,
+        outgoing: true,
+        satoshis: 0,
+        description: description.to_string(),
+        labels: labels.to_vec(),
+        version: tx.version,
+        lock_time: tx.lock_time,
+        raw_tx: None,
+        input_beef: None,
+        merkle_path: None,
+        created_at: super::now_millis(),
+    }
+}
+
+/// BRC-100's `WERR_INSUFFICIENT_FUNDS`.
+fn insufficient(total: u64, more: u64) -> Error {
+    Error::new(
+        ErrorKind::InsufficientFunds,
+        format!(
+            "Insufficient funds in the available inputs to cover the cost of the required outputs and the \
+             transaction fee ({more} more satoshis are needed, for a total of {total}); receive a payment first \
+             (mpc-wallet receive)"
+        ),
+    )
+    .with_context("totalSatoshisNeeded", total)
+    .with_context("moreSatoshisNeeded", more)
+}
+
+/// A BEEF of any kind a caller may send: V1, V2 or Atomic.
+fn read_any_beef(bytes: &[u8]) -> Result<Beef> {
+    Beef::from_bytes(bytes)
+        .or_else(|_| AtomicBeef::from_bytes(bytes).map(|a| a.beef))
+        .map_err(|e| e.with_context("parameter", "inputBEEF"))
+}
+
+/// The Atomic BEEF of `tx` over `ancestors`.
+fn atomic_beef(ancestors: &Beef, tx: &Transaction) -> Result<Vec<u8>> {
+    let mut b = BeefBuilder::default();
+    b.merge(ancestors.clone());
+    b.add(tx.clone(), None);
+    AtomicBeef { subject: tx.txid(), beef: b.build()? }.to_bytes()
+}
+
+/// What the broadcaster takes: the Atomic BEEF's inner BEEF as V1 when it carries every
+/// transaction, else the subject in Extended Format.
+fn v1_of(atomic: &[u8]) -> Result<Vec<u8>> {
+    let atomic = AtomicBeef::from_bytes(atomic)?;
+    if atomic.beef.txs.iter().all(|t| t.tx().is_some()) {
+        let mut v1 = atomic.beef;
+        v1.version = wallet_bsv::BeefVersion::V1;
+        return v1.to_bytes();
+    }
+    super::internalize::with_sources(&atomic.beef, atomic.subject_tx())?.to_ef()
+}

@@ -1,0 +1,197 @@
+//! The BRC-100 action methods (`internalizeAction`, `createAction`, `signAction`,
+//! `abortAction`, `listOutputs`, `listActions`, `relinquishOutput`, `getHeight`,
+//! `getHeaderForHeight`) over an [`OutputStore`], a [`Signer`] that signs transactions, and the
+//! chain services, behaving as @bsv/wallet-toolbox does for @bsv/sdk's clients
+//! (docs/ARCHITECTURE.md, "Receiving and paying").
+
+mod args;
+mod beef;
+mod create;
+mod internalize;
+mod list;
+mod validate;
+
+use std::{collections::HashMap, sync::Arc, time::Duration};
+
+pub use args::*;
+use wallet_bsv::{SatoshisPerKilobyte, TxId};
+use wallet_traits::{Broadcaster, ChainTracker, Error, ErrorKind, Outpoint, OutputStore, Result, Signer};
+
+use crate::KeyMethods;
+
+/// The basket that holds the wallet's own change, which funds `createAction`.
+pub const CHANGE_BASKET: &str = "default";
+
+/// An action left `unsigned` longer than this was abandoned (its creator crashed or never
+/// called `signAction`): [`Actions::fail_abandoned`] releases its inputs.
+pub const ABANDONED_AFTER: Duration = Duration::from_secs(10 * 60);
+
+/// The chain services the action methods use; either may be absent, and a method that needs
+/// one then says which setting provides it.
+#[derive(Debug, Clone, Default)]
+pub struct ChainServices {
+    /// Submits transactions (`MPC_BROADCASTER`, `MPC_ARC_URL`).
+    pub broadcaster: Option<Arc<dyn Broadcaster>>,
+    /// Confirms merkle roots (`MPC_CHAIN_TRACKER`, `MPC_CHAIN_TRACKER_URL`).
+    pub chain_tracker: Option<Arc<dyn ChainTracker>>,
+}
+
+/// A transaction `createAction` left for `signAction`: the caller signs the inputs it
+/// supplied, the wallet signs its own.
+#[derive(Debug, Clone)]
+struct Signable {
+    tx: wallet_bsv::Transaction,
+    plan: create::Plan,
+}
+
+/// The action methods of one wallet.
+pub struct Actions {
+    keys: Arc<KeyMethods>,
+    signer: Arc<dyn Signer>,
+    store: Arc<dyn OutputStore>,
+    chain: ChainServices,
+    fee: SatoshisPerKilobyte,
+    signable: std::sync::Mutex<HashMap<String, Signable>>,
+}
+
+impl std::fmt::Debug for Actions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Actions").field("store", &self.store).field("fee", &self.fee).finish_non_exhaustive()
+    }
+}
+
+impl Actions {
+    /// Action methods over `store`, signing with `signer` (the wallet whose keys `keys` derive),
+    /// paying `fee_sat_per_kb` satoshis per 1000 bytes.
+    pub fn new(
+        keys: Arc<KeyMethods>,
+        signer: Arc<dyn Signer>,
+        store: Arc<dyn OutputStore>,
+        chain: ChainServices,
+        fee_sat_per_kb: u64,
+    ) -> Self {
+        Self { keys, signer, store, chain, fee: SatoshisPerKilobyte(fee_sat_per_kb), signable: Default::default() }
+    }
+
+    /// The output store.
+    pub fn store(&self) -> &Arc<dyn OutputStore> {
+        &self.store
+    }
+
+    /// The key methods.
+    pub fn keys(&self) -> &Arc<KeyMethods> {
+        &self.keys
+    }
+
+    fn broadcaster(&self) -> Result<&Arc<dyn Broadcaster>> {
+        self.chain.broadcaster.as_ref().ok_or_else(|| {
+            Error::new(ErrorKind::Config, "no broadcaster is configured: set MPC_ARC_URL (and MPC_BROADCASTER)")
+        })
+    }
+
+    fn chain_tracker(&self) -> Result<&Arc<dyn ChainTracker>> {
+        self.chain.chain_tracker.as_ref().ok_or_else(|| {
+            Error::new(
+                ErrorKind::Config,
+                "no chain tracker is configured: set MPC_CHAIN_TRACKER_URL (and MPC_CHAIN_TRACKER)",
+            )
+        })
+    }
+
+    /// `getHeight`: the chain tracker's tip.
+    pub async fn get_height(&self) -> Result<u64> {
+        self.chain_tracker()?.current_height().await
+    }
+
+    /// `getHeaderForHeight`: the 80-byte header, hex.
+    pub async fn get_header_for_height(&self, args: GetHeaderArgs) -> Result<String> {
+        if args.height == 0 {
+            // BRC-100's PositiveInteger, as the toolbox checks it.
+            return Err(validate::bad("height", "a positive block height"));
+        }
+        Ok(hex::encode(self.chain_tracker()?.header_for_height(args.height).await?))
+    }
+
+    /// `relinquishOutput`: the output leaves its basket; it stays recorded.
+    pub async fn relinquish_output(&self, args: RelinquishOutputArgs) -> Result<bool> {
+        let basket = validate::name(&args.basket, "basket")?;
+        let outpoint = Outpoint::parse(&args.output).map_err(|e| e.with_context("parameter", "output"))?;
+        if !self.store.relinquish_output(&basket, &outpoint).await? {
+            return Err(validate::bad("output", "an output of the basket"));
+        }
+        Ok(true)
+    }
+
+    /// `abortAction`: an action not yet signed is failed and its inputs are spendable again.
+    pub async fn abort_action(&self, args: AbortActionArgs) -> Result<bool> {
+        let reference = self.reference_of(&args.reference).await?;
+        self.signable.lock().expect("signable lock").remove(&reference);
+        let action = self.store.action(&reference).await?.ok_or_else(|| validate::bad("reference", "an action"))?;
+        if !action.status.is_open() && action.status != wallet_traits::ActionStatus::NoSend {
+            return Err(validate::bad(
+                "reference",
+                &format!("an action that can be aborted (this one is {})", action.status),
+            ));
+        }
+        self.store.fail_action(&reference).await?;
+        Ok(true)
+    }
+
+    /// BRC-100 lets `abortAction` name an action by reference or by txid.
+    async fn reference_of(&self, reference_or_txid: &str) -> Result<String> {
+        if reference_or_txid.len() == 64 {
+            if let Ok(txid) = wallet_traits::parse_txid(reference_or_txid) {
+                if let Some(action) = self.store.action_by_txid(&txid).await? {
+                    return Ok(action.reference);
+                }
+            }
+        }
+        Ok(reference_or_txid.to_string())
+    }
+
+    /// Fails every action left `unsigned` longer than [`ABANDONED_AFTER`] (its signing never
+    /// finished: a crash, or a `signAction` that never came), releasing its inputs. Returns how
+    /// many. Safe against a live signer: an action is broadcast only after it is committed, and a
+    /// failed action can no longer be committed.
+    pub async fn fail_abandoned(&self) -> Result<usize> {
+        let query =
+            wallet_traits::ActionQuery { statuses: vec![wallet_traits::ActionStatus::Unsigned], ..Default::default() };
+        let cutoff = now_millis().saturating_sub(ABANDONED_AFTER.as_millis() as u64);
+        let mut failed = 0;
+        for action in self.store.list_actions(&query).await?.items {
+            if action.created_at < cutoff && self.store.fail_action(&action.reference).await? {
+                self.signable.lock().expect("signable lock").remove(&action.reference);
+                failed += 1;
+            }
+        }
+        Ok(failed)
+    }
+}
+
+/// Milliseconds since the Unix epoch.
+fn now_millis() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
+}
+
+/// A txid as the store keeps it (display order) from its hash (internal order).
+fn display(txid: &TxId) -> [u8; 32] {
+    let mut b = txid.0;
+    b.reverse();
+    b
+}
+
+/// The hash-order txid of a display-order one.
+fn internal(display: &[u8; 32]) -> TxId {
+    let mut b = *display;
+    b.reverse();
+    TxId(b)
+}
+
+/// `n` random bytes, base64: references and BRC-29 derivation prefixes and suffixes.
+fn random_base64(n: usize) -> String {
+    use base64::Engine;
+    use rand::RngCore;
+    let mut b = vec![0u8; n];
+    rand::rngs::OsRng.fill_bytes(&mut b);
+    base64::engine::general_purpose::STANDARD.encode(b)
+}

@@ -1,0 +1,262 @@
+// Receive and pay, live against the reference TypeScript SDK (@bsv/sdk 2.1.0): a sender's
+// ProtoWallet pays `mpc-wallet serve` (the MPC wallet, embedded default) with BRC-29 in a
+// transaction whose parent sits in a block only this test's chain tracker knows; the wallet
+// takes it in through HTTPWalletJSON (internalizeAction), lists it, and pays a third party
+// (createAction), which @bsv/sdk verifies: BEEF structure and roots, scripts, amounts and the fee
+// at the configured rate. ARC and WhatsOnChain are stand-ins on 127.0.0.1 that speak their APIs
+// and check every transaction they are handed with @bsv/sdk. Uses target/debug/mpc-wallet.
+import { test, before, after } from 'node:test'
+import assert from 'node:assert/strict'
+import { spawn } from 'node:child_process'
+import { randomBytes } from 'node:crypto'
+import { mkdtempSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join, dirname } from 'node:path'
+import { fileURLToPath } from 'node:url'
+import { Beef, HTTPWalletJSON, P2PKH, PrivateKey, SatoshisPerKilobyte, Transaction, Utils } from '@bsv/sdk'
+import { brc29Payment, startStandIns } from './standins.mjs'
+
+const root = join(dirname(fileURLToPath(import.meta.url)), '..')
+const bin = process.env.MPC_WALLET_BIN ?? join(root, 'target', 'debug', 'mpc-wallet')
+const dir = mkdtempSync(join(tmpdir(), 'mpc-actions-'))
+const ORIGIN = 'http://localhost'
+const TOKEN = randomBytes(32).toString('hex')
+const ARC_KEY = 'arc-key-' + randomBytes(8).toString('hex')
+const FEE_RATE = 50
+
+let standIns, arc, woc, tracker, serve, wallet, identity
+
+function startServe () {
+  return new Promise((resolve, reject) => {
+    const child = spawn(bin, ['serve', '--listen', '127.0.0.1:0'], {
+      env: {
+        PATH: process.env.PATH,
+        MPC_WALLET_ID: 'actions',
+        MPC_SHARE_SECRET: 'actions interop secret',
+        MPC_STORAGE_PATH: join(dir, 'agent.db'),
+        MPC_ALLOWED_ORIGINS: ORIGIN,
+        MPC_API_TOKEN: TOKEN,
+        MPC_ARC_URL: standIns.arcUrl,
+        MPC_ARC_API_KEY: ARC_KEY,
+        MPC_CHAIN_TRACKER_URL: standIns.wocUrl,
+        MPC_FEE_SAT_PER_KB: String(FEE_RATE)
+      },
+      stdio: ['ignore', 'pipe', 'pipe']
+    })
+    let out = ''
+    let err = ''
+    const timer = setTimeout(() => reject(new Error(`serve did not start:\n${out}\n${err}`)), 600_000)
+    child.stderr.on('data', d => { err += d })
+    child.stdout.on('data', d => {
+      out += d
+      const m = out.match(/^listening: (http:\/\/\S+)$/m)
+      if (m) {
+        clearTimeout(timer)
+        resolve({ child, url: m[1] })
+      }
+    })
+    child.on('exit', code => reject(new Error(`serve exited with ${code}:\n${out}\n${err}`)))
+  })
+}
+
+function stop (child) {
+  return new Promise(resolve => {
+    child.removeAllListeners('exit')
+    child.on('exit', () => resolve())
+    child.kill('SIGTERM')
+  })
+}
+
+const connect = url => new HTTPWalletJSON('localhost', url, (u, init = {}) =>
+  fetch(u, { ...init, headers: { ...init.headers, Authorization: `Bearer ${TOKEN}` } }))
+
+before(async () => {
+  standIns = await startStandIns({ arcKey: ARC_KEY });
+  ({ arc, woc, tracker } = standIns)
+  serve = await startServe()
+  wallet = connect(serve.url)
+  identity = (await wallet.getPublicKey({ identityKey: true })).publicKey
+})
+
+after(async () => {
+  if (serve) await stop(serve.child)
+  standIns?.close()
+  rmSync(dir, { recursive: true, force: true })
+})
+
+const payment = (sats, options) => brc29Payment(identity, sats, woc, options)
+
+const internalize = (p, extra = {}) => wallet.internalizeAction({
+  tx: p.tx.toAtomicBEEF(),
+  outputs: [{ outputIndex: 0, protocol: 'wallet payment', paymentRemittance: p.remittance }],
+  description: 'funding from @bsv/sdk',
+  labels: ['funding'],
+  ...extra
+})
+
+const change = async () => (await wallet.listOutputs({ basket: 'default', limit: 10000 }))
+const thirdParty = () => new P2PKH().lock(PrivateKey.fromRandom().toAddress()).toHex()
+
+/** @bsv/sdk's verdict on an Atomic BEEF the wallet returned: BEEF roots, then scripts, amounts and fee. */
+async function sdkVerifies (atomic) {
+  const beef = Beef.fromBinary(atomic)
+  assert.equal(await beef.verify(tracker, false), true, 'Beef.verify')
+  const tx = Transaction.fromAtomicBEEF(atomic)
+  assert.equal(await tx.verify(tracker, new SatoshisPerKilobyte(FEE_RATE)), true, 'Transaction.verify')
+  // The fee at the configured rate, computed by @bsv/sdk over the signed size.
+  const paid = tx.inputs.reduce((s, i) => s + i.sourceTransaction.outputs[i.sourceOutputIndex].satoshis, 0) -
+    tx.outputs.reduce((s, o) => s + o.satoshis, 0)
+  assert.ok(paid >= await new SatoshisPerKilobyte(FEE_RATE).computeFee(tx), `fee ${paid} below the rate`)
+  return { beef, tx }
+}
+
+let funding
+
+test('a BRC-29 payment is taken in and listed', async () => {
+  funding = await payment(100_000)
+  const r = await internalize(funding)
+  assert.equal(r.accepted, true)
+  assert.ok(arc.accepted.includes(funding.tx.id('hex')), 'the new transaction was broadcast')
+  const outs = await wallet.listOutputs({ basket: 'default', include: 'locking scripts' })
+  assert.equal(outs.totalOutputs, 1)
+  assert.equal(outs.outputs[0].satoshis, 100_000)
+  assert.equal(outs.outputs[0].outpoint, `${funding.tx.id('hex')}.0`)
+  assert.equal(outs.outputs[0].lockingScript, funding.tx.outputs[0].lockingScript.toHex())
+  const acts = await wallet.listActions({ labels: ['funding'], includeLabels: true })
+  assert.equal(acts.totalActions, 1)
+  assert.equal(acts.actions[0].txid, funding.tx.id('hex'))
+  assert.equal(acts.actions[0].isOutgoing, false)
+  assert.equal(acts.actions[0].satoshis, 100_000)
+  assert.deepEqual(acts.actions[0].labels, ['funding'])
+})
+
+test('the same payment twice is counted once', async () => {
+  assert.equal((await internalize(funding)).accepted, true)
+  const outs = await change()
+  assert.equal(outs.totalOutputs, 1)
+  assert.equal(outs.outputs[0].satoshis, 100_000)
+})
+
+test('a wrong remittance, an unknown root or a bad script is refused and stores nothing', async () => {
+  const wrong = await payment(5_000)
+  wrong.remittance = { ...wrong.remittance, derivationSuffix: Utils.toBase64(Array.from(randomBytes(10))) }
+  await assert.rejects(internalize(wrong), e => e.code === 6 && /paymentRemittance/.test(e.message))
+  await assert.rejects(internalize(await payment(5_000, { known: false })), e => e.code === 6 && /merkle root/.test(e.message))
+  await assert.rejects(internalize(await payment(5_000, { badSignature: true })), e => e.code === 6 && /does not verify/.test(e.message))
+  assert.equal((await change()).totalOutputs, 1)
+  assert.equal((await wallet.listActions({ labels: ['funding'] })).totalActions, 1)
+})
+
+let firstPayment
+
+test('createAction pays a third party; @bsv/sdk verifies scripts, amounts and fee', async () => {
+  const sentBefore = arc.accepted.length
+  const r = await wallet.createAction({
+    description: 'pay a third party',
+    outputs: [{ lockingScript: thirdParty(), satoshis: 20_000, outputDescription: 'to a third party' }],
+    labels: ['payout']
+  })
+  assert.match(r.txid, /^[0-9a-f]{64}$/)
+  const { tx } = await sdkVerifies(r.tx)
+  assert.equal(tx.id('hex'), r.txid)
+  assert.equal(arc.accepted.length, sentBefore + 1)
+  assert.equal(arc.accepted.at(-1), r.txid)
+  firstPayment = r.txid
+  // The change came back to the wallet, and the funding output is spent.
+  const outs = await change()
+  assert.equal(outs.totalOutputs, 1)
+  assert.equal(outs.outputs[0].outpoint.split('.')[0], r.txid)
+  const acts = await wallet.listActions({ labels: ['payout'], includeOutputs: true })
+  assert.equal(acts.actions[0].isOutgoing, true)
+  assert.equal(acts.actions[0].status, 'unproven')
+})
+
+test('a second payment spends unconfirmed change and its BEEF carries the ancestors', async () => {
+  const r = await wallet.createAction({
+    description: 'second payment',
+    outputs: [{ lockingScript: thirdParty(), satoshis: 10_000, outputDescription: 'to a third party' }],
+    options: { randomizeOutputs: false }
+  })
+  const { beef, tx } = await sdkVerifies(r.tx)
+  const txids = beef.txs.map(t => t.txid)
+  assert.ok(txids.includes(firstPayment), 'the unproven parent is in the BEEF')
+  assert.ok(txids.includes(funding.tx.id('hex')), 'the grandparent is in the BEEF')
+  assert.equal(tx.inputs[0].sourceTXID ?? tx.inputs[0].sourceTransaction.id('hex'), firstPayment)
+  assert.equal(tx.outputs[0].satoshis, 10_000)
+})
+
+test('noSend signs and records but does not broadcast; abortAction releases it', async () => {
+  const sentBefore = arc.accepted.length
+  const balanceBefore = (await change()).outputs.reduce((s, o) => s + o.satoshis, 0)
+  const r = await wallet.createAction({
+    description: 'not sent',
+    outputs: [{ lockingScript: thirdParty(), satoshis: 1_000, outputDescription: 'held back' }],
+    options: { noSend: true }
+  })
+  assert.equal(arc.accepted.length, sentBefore)
+  assert.equal(r.noSendChange.length, 1)
+  await sdkVerifies(r.tx)
+  assert.deepEqual(await wallet.abortAction({ reference: r.txid }), { aborted: true })
+  const after = await change()
+  assert.equal(after.outputs.reduce((s, o) => s + o.satoshis, 0), balanceBefore)
+  assert.ok(!after.outputs.some(o => o.outpoint.startsWith(r.txid)), 'the aborted change never appears')
+})
+
+test('paying more than the balance is code 7 and changes nothing', async () => {
+  const before = await change()
+  const actionsBefore = (await wallet.listActions({ labels: [] })).totalActions
+  const balance = before.outputs.reduce((s, o) => s + o.satoshis, 0)
+  await assert.rejects(
+    wallet.createAction({
+      description: 'too much',
+      outputs: [{ lockingScript: thirdParty(), satoshis: balance + 1, outputDescription: 'more than we have' }]
+    }),
+    e => e.code === 7 && e.moreSatoshisNeeded > 1 && e.totalSatoshisNeeded > balance
+  )
+  assert.deepEqual(await change(), before)
+  assert.equal((await wallet.listActions({ labels: [] })).totalActions, actionsBefore)
+})
+
+test('a rejected broadcast loses nothing', async () => {
+  const before = await change()
+  arc.plan.push([200, 'DOUBLE_SPEND_ATTEMPTED'])
+  await assert.rejects(wallet.createAction({
+    description: 'will be rejected',
+    outputs: [{ lockingScript: thirdParty(), satoshis: 1_000, outputDescription: 'rejected' }]
+  }), e => /DOUBLE_SPEND_ATTEMPTED/.test(e.message))
+  assert.deepEqual(await change(), before)
+})
+
+test('four concurrent payments never spend one output twice', async () => {
+  // Four separate funding outputs, so several payments can succeed at once.
+  for (let i = 0; i < 3; i++) await internalize(await payment(30_000))
+  const results = await Promise.allSettled([0, 1, 2, 3].map(i => wallet.createAction({
+    description: `concurrent ${i}`,
+    outputs: [{ lockingScript: thirdParty(), satoshis: 5_000, outputDescription: 'concurrent' }]
+  })))
+  const done = results.filter(r => r.status === 'fulfilled').map(r => r.value)
+  for (const r of results.filter(r => r.status === 'rejected')) assert.equal(r.reason.code, 7, String(r.reason))
+  assert.ok(done.length >= 2, `${done.length} of 4 payments went through`)
+  const spent = done.flatMap(r => Transaction.fromAtomicBEEF(r.tx).inputs.map(i => `${i.sourceTXID ?? i.sourceTransaction.id('hex')}.${i.sourceOutputIndex}`))
+  assert.equal(new Set(spent).size, spent.length, 'an output was spent twice')
+  for (const r of done) await sdkVerifies(r.tx)
+})
+
+test('getHeight and getHeaderForHeight come from the chain tracker', async () => {
+  assert.deepEqual(await wallet.getHeight({}), { height: woc.tip })
+  const [height, root] = [...woc.roots.entries()][0]
+  const { header } = await wallet.getHeaderForHeight({ height })
+  assert.equal(header.length, 160)
+  assert.equal(header.slice(72, 136), Utils.toHex(Utils.toArray(root, 'hex').reverse()))
+  await assert.rejects(wallet.getHeaderForHeight({ height: 1 }))
+})
+
+test('a restart keeps every output', async () => {
+  const before = await change()
+  const actionsBefore = await wallet.listActions({ labels: [], limit: 10000 })
+  await stop(serve.child)
+  serve = await startServe()
+  wallet = connect(serve.url)
+  assert.deepEqual(await change(), before)
+  assert.deepEqual(await wallet.listActions({ labels: [], limit: 10000 }), actionsBefore)
+})

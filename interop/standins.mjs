@@ -1,0 +1,127 @@
+// Stand-ins for the outside services the wallet talks to, on 127.0.0.1, speaking their APIs and
+// checking what they receive with @bsv/sdk: ARC (POST /v1/tx, GET /v1/tx/{txid}) and
+// WhatsOnChain (block headers by height, the tip). Also what a BSV app's sender does to pay the
+// wallet with BRC-29 (`brc29Payment`). Used by interop/actions.test.mjs and
+// examples/pay-receive.
+import { createServer } from 'node:http'
+import { randomBytes } from 'node:crypto'
+import { Hash, MerklePath, P2PKH, PrivateKey, ProtoWallet, PublicKey, Transaction, UnlockingScript, Utils } from '@bsv/sdk'
+
+export const BRC29 = [2, '3241645161d8']
+const hex = n => randomBytes(n).toString('hex')
+
+function listen (handler) {
+  return new Promise(resolve => {
+    const s = createServer(handler)
+    s.listen(0, '127.0.0.1', () => resolve(s))
+  })
+}
+
+const body = req => new Promise(resolve => {
+  let b = ''
+  req.on('data', d => { b += d })
+  req.on('end', () => resolve(b))
+})
+
+function reply (res, status, json) {
+  res.writeHead(status, { 'Content-Type': 'application/json' })
+  res.end(JSON.stringify(json))
+}
+
+/**
+ * Starts both stand-ins. `arc.plan` holds answers still to give ([httpStatus, txStatus]);
+ * `arc.accepted` lists the txids taken; `arc.mined` maps txids to merkle paths (hex) that
+ * GET /v1/tx/{txid} reports. `woc.roots` maps heights to merkle roots (display hex).
+ * `tracker` is the same knowledge as an @bsv/sdk ChainTracker.
+ */
+export async function startStandIns ({ arcKey }) {
+  const arc = { plan: [], accepted: [], mined: new Map() }
+  const woc = { roots: new Map(), tip: 900_000 }
+  const arcServer = await listen(async (req, res) => {
+    if (req.headers.authorization !== `Bearer ${arcKey}`) return reply(res, 401, { title: 'Unauthorized' })
+    const state = req.url.match(/^\/v1\/tx\/([0-9a-f]{64})$/)
+    if (req.method === 'GET' && state) {
+      const path = arc.mined.get(state[1])
+      if (path == null) return reply(res, 200, { txid: state[1], txStatus: 'SEEN_ON_NETWORK' })
+      return reply(res, 200, { txid: state[1], txStatus: 'MINED', merklePath: path })
+    }
+    if (req.method !== 'POST' || req.url !== '/v1/tx') return reply(res, 404, { detail: 'no such route' })
+    const { rawTx } = JSON.parse(await body(req))
+    let tx
+    try {
+      tx = rawTx.startsWith('0100beef') ? Transaction.fromHexBEEF(rawTx) : Transaction.fromHexEF(rawTx)
+    } catch (e) {
+      return reply(res, 461, { status: 461, title: 'Malformed transaction', detail: e.message })
+    }
+    const txid = tx.id('hex')
+    let valid = false
+    try { valid = await tx.verify('scripts only') } catch { valid = false }
+    if (!valid) return reply(res, 200, { txid, txStatus: 'REJECTED', extraInfo: 'scripts do not verify (stand-in, @bsv/sdk)' })
+    const [status, txStatus] = arc.plan.shift() ?? [200, 'SEEN_ON_NETWORK']
+    if (status !== 200) return reply(res, status, { status, title: 'stand-in', detail: `planned ${status}` })
+    if (txStatus === 'SEEN_ON_NETWORK') arc.accepted.push(txid)
+    reply(res, 200, { txid, txStatus, extraInfo: '' })
+  })
+  const wocServer = await listen((req, res) => {
+    const m = req.url.match(/^\/block\/(\d+)\/header$/)
+    if (m) {
+      const merkleroot = woc.roots.get(Number(m[1]))
+      if (merkleroot == null) return reply(res, 404, { error: 'unknown block' })
+      return reply(res, 200, { hash: hex(32), height: Number(m[1]), version: 536870912, merkleroot, time: 1700000000, nonce: 7, bits: '1d00ffff', previousblockhash: '00'.repeat(31) + '01' })
+    }
+    if (req.url === '/block/headers') return reply(res, 200, [{ height: woc.tip }])
+    reply(res, 404, {})
+  })
+  const tracker = {
+    isValidRootForHeight: async (root, height) => woc.roots.get(height) === root,
+    currentHeight: async () => woc.tip
+  }
+  return {
+    arc,
+    woc,
+    tracker,
+    arcUrl: `http://127.0.0.1:${arcServer.address().port}`,
+    wocUrl: `http://127.0.0.1:${wocServer.address().port}`,
+    close: () => { arcServer.close(); wocServer.close() }
+  }
+}
+
+/** A transaction mined at `height` paying `sats` to `key`, with its merkle path and the block's root. */
+function minedParent (key, sats, height) {
+  const parent = new Transaction()
+  parent.addInput({
+    sourceTXID: hex(32),
+    sourceOutputIndex: 0,
+    unlockingScript: new UnlockingScript().writeBin(Array.from(randomBytes(71))).writeBin(Array.from(randomBytes(33))),
+    sequence: 0xffffffff
+  })
+  parent.addOutput({ lockingScript: new P2PKH().lock(key.toAddress()), satoshis: sats })
+  // Second in its block: @bsv/sdk takes the first as a coinbase, with rules of its own.
+  const sibling = hex(32)
+  parent.merklePath = new MerklePath(height, [[{ offset: 0, hash: sibling }, { offset: 1, hash: parent.id('hex'), txid: true }]])
+  const pair = Hash.hash256([...Utils.toArray(sibling, 'hex').reverse(), ...Utils.toArray(parent.id('hex'), 'hex').reverse()])
+  return { parent, root: Utils.toHex(pair.reverse()) }
+}
+
+/**
+ * A sender's BRC-29 payment of `sats` to `recipient` (an identity key): a fresh sender key, its
+ * funds in a block at `height` whose root goes into `woc` (unless `known` is false), the payment
+ * as output 0; `badSignature` signs the input with another key. Returns the transaction and
+ * the remittance the recipient needs.
+ */
+export async function brc29Payment (recipient, sats, woc, { height = 800_000 + Math.floor(Math.random() * 50_000), known = true, badSignature = false } = {}) {
+  const senderKey = PrivateKey.fromRandom()
+  const sender = new ProtoWallet(senderKey)
+  const senderIdentityKey = (await sender.getPublicKey({ identityKey: true })).publicKey
+  const derivationPrefix = Utils.toBase64(Array.from(randomBytes(10)))
+  const derivationSuffix = Utils.toBase64(Array.from(randomBytes(10)))
+  const { publicKey } = await sender.getPublicKey({ protocolID: BRC29, keyID: `${derivationPrefix} ${derivationSuffix}`, counterparty: recipient })
+  const { parent, root } = minedParent(senderKey, sats + 1000, height)
+  if (known) woc.roots.set(height, root)
+  const tx = new Transaction()
+  tx.addInput({ sourceTransaction: parent, sourceOutputIndex: 0, unlockingScriptTemplate: new P2PKH().unlock(badSignature ? PrivateKey.fromRandom() : senderKey) })
+  tx.addOutput({ lockingScript: new P2PKH().lock(PublicKey.fromString(publicKey).toAddress()), satoshis: sats })
+  tx.addOutput({ lockingScript: new P2PKH().lock(senderKey.toAddress()), satoshis: 500 })
+  await tx.sign()
+  return { tx, remittance: { derivationPrefix, derivationSuffix, senderIdentityKey } }
+}

@@ -1,0 +1,183 @@
+//! The wallet's books: the BRC-100 action methods over the agent's output store (`serve`), the
+//! background task that rebroadcasts and cleans up, and the everyday commands `balance`, `pay`,
+//! `receive` and `history`.
+
+use std::{path::Path, sync::Arc, time::Duration};
+
+use anyhow::{bail, Context, Result};
+use wallet_brc100::{
+    actions::{Actions, ChainServices, CreateActionArgs, CreateActionOutput, InternalizeActionArgs, InternalizeOutput},
+    KeyMethods,
+};
+use wallet_engine::{StoreLocation, Wallet, WalletConfig};
+use wallet_traits::ErrorKind;
+
+/// How often the background task runs, and how many delayed broadcasts it retries per round.
+const BACKGROUND_EVERY: Duration = Duration::from_secs(30);
+const REBROADCAST_PER_ROUND: u32 = 20;
+
+/// The key methods of `wallet`.
+pub(crate) fn key_methods(wallet: &Arc<Wallet>) -> Arc<KeyMethods> {
+    Arc::new(KeyMethods::new(wallet.clone(), wallet.clone(), wallet.network()))
+}
+
+/// The action methods over the agent's output store, which lives in its store (the same SQLite
+/// file or Postgres database, rows under the wallet id). `None`, said once, when the store's
+/// kind keeps no outputs (RocksDB, the example plugin).
+pub(crate) async fn open(cfg: &WalletConfig, wallet: &Arc<Wallet>) -> Result<Option<Arc<Actions>>> {
+    let store = cfg.store.as_ref().map(StoreLocation::url).context("set MPC_STORAGE_PATH or MPC_STORAGE_URL")?;
+    let plugins = crate::plugins();
+    let scheme = store.split_once("://").map(|(s, _)| s).unwrap_or_default();
+    if plugins.output_stores().get(scheme).is_err() {
+        eprintln!("note: the {scheme} store keeps no outputs: transactions and outputs are not available");
+        return Ok(None);
+    }
+    let scope = cfg.wallet_id.as_ref().context("set MPC_WALLET_ID")?.to_string();
+    let outputs = plugins.open_output_store(&store, cfg.store_options.clone(), &scope).await?;
+    let chain = ChainServices {
+        broadcaster: wallet.broadcaster().ok().cloned(),
+        chain_tracker: wallet.chain_tracker().ok().cloned(),
+    };
+    let signer: Arc<dyn wallet_traits::Signer> = wallet.clone();
+    Ok(Some(Arc::new(Actions::new(key_methods(wallet), signer, outputs, chain, cfg.fee_sat_per_kb))))
+}
+
+/// Starts the background task of `serve`: every [`BACKGROUND_EVERY`], fail actions abandoned
+/// unsigned and rebroadcast delayed ones (a bounded number per round), logging what it did.
+pub(crate) fn start_background(actions: Arc<Actions>) {
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(BACKGROUND_EVERY);
+        loop {
+            tick.tick().await;
+            match actions.fail_abandoned().await {
+                Ok(0) => {}
+                Ok(n) => tracing::info!(actions = n, "released the inputs of abandoned actions"),
+                Err(e) => tracing::warn!(error = %e, "could not check for abandoned actions"),
+            }
+            match actions.rebroadcast_pending(REBROADCAST_PER_ROUND).await {
+                Ok(0) => {}
+                Ok(n) => tracing::info!(transactions = n, "rebroadcast delayed transactions"),
+                Err(e) => tracing::warn!(error = %e, "could not rebroadcast delayed transactions"),
+            }
+            match actions.fetch_proofs(REBROADCAST_PER_ROUND).await {
+                Ok(0) => {}
+                Ok(n) => tracing::info!(transactions = n, "recorded merkle proofs"),
+                Err(e) => tracing::warn!(error = %e, "could not fetch merkle proofs"),
+            }
+        }
+    });
+}
+
+/// Starts the agent (restoring it, or provisioning it the first time) with its books.
+async fn start(file: Option<&Path>) -> Result<Arc<Actions>> {
+    let mut cfg = WalletConfig::load(file)?;
+    crate::agent::default_store(&mut cfg);
+    let (builder, dir) = crate::agent::builder_from_config(cfg.clone()).await?;
+    let wallet = Arc::new(crate::agent::provision(builder, &dir).await?);
+    open(&cfg, &wallet).await?.context("this wallet's store keeps no outputs; use SQLite or Postgres")
+}
+
+/// `mpc-wallet balance`: the spendable change.
+pub(crate) async fn balance(file: Option<&Path>) -> Result<()> {
+    let actions = start(file).await?;
+    let query = wallet_traits::OutputQuery {
+        basket: Some(wallet_brc100::actions::CHANGE_BASKET.into()),
+        spendable_only: true,
+        limit: Some(0),
+        ..Default::default()
+    };
+    let outputs = actions.store().list_outputs(&query).await?.total;
+    let sats = actions.store().balance(wallet_brc100::actions::CHANGE_BASKET).await?;
+    println!("balance: {sats} satoshis in {outputs} spendable output(s)");
+    Ok(())
+}
+
+/// `mpc-wallet pay`: pays `sats` to an address or a locking script (hex).
+pub(crate) async fn pay(file: Option<&Path>, to: &str, sats: u64, description: &str) -> Result<()> {
+    let script = match wallet_bsv::address::locking_script_of(to) {
+        Ok(script) => script,
+        Err(_) => {
+            wallet_bsv::Script::new(hex::decode(to).context("--to is neither an address nor a locking script in hex")?)
+        }
+    };
+    let actions = start(file).await?;
+    eprintln!("  pay: funding {sats} satoshis from the wallet's change, signing with the cosigners, broadcasting...");
+    let args = CreateActionArgs {
+        description: description.to_string(),
+        outputs: Some(vec![CreateActionOutput {
+            locking_script: script.to_hex(),
+            satoshis: sats,
+            output_description: "payment".into(),
+            ..Default::default()
+        }]),
+        ..Default::default()
+    };
+    let result = match actions.create_action(args).await {
+        Err(e) if e.kind() == ErrorKind::InsufficientFunds => bail!("{}", e.message()),
+        r => r?,
+    };
+    println!("txid: {}", result.txid.unwrap_or_default());
+    if let Some(tx) = result.tx {
+        println!("beef: {}", hex::encode(tx));
+    }
+    Ok(())
+}
+
+/// What `mpc-wallet receive` takes in: a payment's Atomic BEEF and its BRC-29 remittance.
+#[derive(Debug)]
+pub(crate) struct Incoming {
+    pub(crate) beef: String,
+    pub(crate) vout: u32,
+    pub(crate) prefix: String,
+    pub(crate) suffix: String,
+    pub(crate) sender: String,
+}
+
+/// `mpc-wallet receive`: without a payment, prints what a sender needs; with one, checks it
+/// and takes it into the books.
+pub(crate) async fn receive(file: Option<&Path>, incoming: Option<Incoming>) -> Result<()> {
+    let actions = start(file).await?;
+    let Some(p) = incoming else {
+        println!("identity key: {}", actions.keys().identity_key().to_hex());
+        println!("network: {}", actions.keys().network());
+        println!(
+            "to pay this wallet, a sender pays P2PKH to the BRC-29 key (protocol [2, \"3241645161d8\"], key id \
+             \"<derivation prefix> <derivation suffix>\", counterparty: this identity key) and hands over the \
+             transaction's Atomic BEEF with the prefix, suffix and its own identity key; then run \
+             mpc-wallet receive --beef HEX --vout N --prefix P --suffix S --sender KEY"
+        );
+        return Ok(());
+    };
+    eprintln!("  receive: checking the transaction's proofs and scripts, broadcasting it if it is new...");
+    let args = InternalizeActionArgs {
+        tx: crate::hex_input(&p.beef)?,
+        outputs: vec![InternalizeOutput {
+            output_index: p.vout,
+            protocol: "wallet payment".into(),
+            payment_remittance: Some(wallet_brc100::actions::WalletPayment {
+                derivation_prefix: p.prefix,
+                derivation_suffix: p.suffix,
+                sender_identity_key: p.sender,
+            }),
+            insertion_remittance: None,
+        }],
+        description: "payment received (mpc-wallet receive)".into(),
+        ..Default::default()
+    };
+    actions.internalize_action(args).await?;
+    println!("received: the payment is in the wallet's books");
+    Ok(())
+}
+
+/// `mpc-wallet history`: the wallet's actions, newest last.
+pub(crate) async fn history(file: Option<&Path>, limit: u32) -> Result<()> {
+    let actions = start(file).await?;
+    let page = actions
+        .list_actions(wallet_brc100::actions::ListActionsArgs { limit: Some(limit), ..Default::default() })
+        .await?;
+    println!("actions: {}", page.total_actions);
+    for a in page.actions {
+        println!("{} {:>12} {:<11} {}", a.txid, a.satoshis, a.status.as_str(), a.description);
+    }
+    Ok(())
+}
