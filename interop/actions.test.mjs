@@ -14,7 +14,7 @@ import { tmpdir } from 'node:os'
 import { join, dirname } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { Beef, HTTPWalletJSON, P2PKH, PrivateKey, SatoshisPerKilobyte, Transaction, Utils } from '@bsv/sdk'
-import { brc29Payment, startStandIns } from './standins.mjs'
+import { brc29Payment, mine, minedParent, nextHeight, startStandIns } from './standins.mjs'
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..')
 const bin = process.env.MPC_WALLET_BIN ?? join(root, 'target', 'debug', 'mpc-wallet')
@@ -26,7 +26,7 @@ const FEE_RATE = 50
 
 let standIns, arc, woc, tracker, serve, wallet, identity
 
-function startServe () {
+function startServe (extraEnv = {}) {
   return new Promise((resolve, reject) => {
     const child = spawn(bin, ['serve', '--listen', '127.0.0.1:0'], {
       env: {
@@ -39,7 +39,9 @@ function startServe () {
         MPC_ARC_URL: standIns.arcUrl,
         MPC_ARC_API_KEY: ARC_KEY,
         MPC_CHAIN_TRACKER_URL: standIns.wocUrl,
-        MPC_FEE_SAT_PER_KB: String(FEE_RATE)
+        MPC_FEE_SAT_PER_KB: String(FEE_RATE),
+        MPC_BACKGROUND_INTERVAL_SECS: '1',
+        ...extraEnv
       },
       stdio: ['ignore', 'pipe', 'pipe']
     })
@@ -93,6 +95,15 @@ const internalize = (p, extra = {}) => wallet.internalizeAction({
   labels: ['funding'],
   ...extra
 })
+
+/** Resolves once `check()` holds; fails after `seconds`. */
+async function until (check, what, seconds = 60) {
+  for (let i = 0; i < seconds * 5; i++) {
+    if (await check()) return
+    await new Promise(resolve => setTimeout(resolve, 200))
+  }
+  assert.fail(`timed out waiting until ${what}`)
+}
 
 const change = async () => (await wallet.listOutputs({ basket: 'default', limit: 10000 }))
 const thirdParty = () => new P2PKH().lock(PrivateKey.fromRandom().toAddress()).toHex()
@@ -242,6 +253,57 @@ test('four concurrent payments never spend one output twice', async () => {
   for (const r of done) await sdkVerifies(r.tx)
 })
 
+test('caller-supplied inputs return a signableTransaction; signAction finishes it', async () => {
+  const key = PrivateKey.fromRandom()
+  const parent = minedParent(key, 3_000, nextHeight(), woc)
+  const inputBEEF = new Beef()
+  inputBEEF.mergeTransaction(parent)
+  const r = await wallet.createAction({
+    description: 'spend a caller input',
+    inputBEEF: inputBEEF.toBinary(),
+    inputs: [{ outpoint: `${parent.id('hex')}.0`, inputDescription: 'the caller signs', unlockingScriptLength: 108 }],
+    outputs: [{ lockingScript: thirdParty(), satoshis: 2_000, outputDescription: 'paid from a caller input' }],
+    labels: ['signable']
+  })
+  assert.equal(r.txid, undefined)
+  const unsigned = Transaction.fromAtomicBEEF(r.signableTransaction.tx)
+  const index = unsigned.inputs.findIndex(i => (i.sourceTXID ?? i.sourceTransaction.id('hex')) === parent.id('hex'))
+  assert.ok(index >= 0)
+  const unlockingScript = (await new P2PKH().unlock(key).sign(unsigned, index)).toHex()
+  const s = await wallet.signAction({ reference: r.signableTransaction.reference, spends: { [index]: { unlockingScript } } })
+  const { tx } = await sdkVerifies(s.tx)
+  assert.equal(tx.id('hex'), s.txid)
+  assert.ok(arc.accepted.includes(s.txid))
+  // A reference is used once.
+  await assert.rejects(wallet.signAction({ reference: r.signableTransaction.reference, spends: {} }), e => e.code === 6)
+})
+
+test('a delayed broadcast goes out later, and a mined transaction gets its proof', async () => {
+  // ARC fails on its side for every attempt of the first broadcast (the plugin tries four times).
+  arc.plan.push([503], [503], [503], [503])
+  const r = await wallet.createAction({
+    description: 'delayed broadcast',
+    outputs: [{ lockingScript: thirdParty(), satoshis: 1_000, outputDescription: 'delayed' }],
+    labels: ['delayed'],
+    options: { acceptDelayedBroadcast: true }
+  })
+  assert.equal(arc.plan.length, 0)
+  assert.ok(!arc.accepted.includes(r.txid))
+  const status = async () => (await wallet.listActions({ labels: ['delayed'] })).actions[0].status
+  // The background task (every second here) hands it to ARC again.
+  await until(() => arc.accepted.includes(r.txid), 'the delayed transaction is rebroadcast')
+  await until(async () => await status() === 'unproven', 'the action is unproven')
+  arc.mined.set(r.txid, mine(r.txid, nextHeight(), woc).toHex())
+  await until(async () => await status() === 'completed', 'the merkle proof is recorded')
+  // Its outputs now come with the proof: a BEEF of the change carries the path, not ancestors.
+  const outs = await wallet.listOutputs({ basket: 'default', include: 'entire transactions', limit: 10000 })
+  const beef = Beef.fromBinary(outs.BEEF)
+  assert.equal(await beef.verify(tracker, false), true)
+  assert.ok(outs.outputs.some(o => o.outpoint.startsWith(r.txid)), 'its change is listed')
+  const proven = beef.txs.find(t => t.txid === r.txid)
+  assert.ok(proven?.bumpIndex !== undefined, 'the proven transaction carries its merkle path')
+})
+
 test('getHeight and getHeaderForHeight come from the chain tracker', async () => {
   assert.deepEqual(await wallet.getHeight({}), { height: woc.tip })
   const [height, root] = [...woc.roots.entries()][0]
@@ -259,4 +321,38 @@ test('a restart keeps every output', async () => {
   wallet = connect(serve.url)
   assert.deepEqual(await change(), before)
   assert.deepEqual(await wallet.listActions({ labels: [], limit: 10000 }), actionsBefore)
+})
+
+test('a crash between signing and recording cannot spend the same output twice', async () => {
+  await stop(serve.child)
+  // This serve pauses 30 s after signing, before recording: it is killed in that pause.
+  serve = await startServe({ MPC_FAULT_PAUSE_BEFORE_ACTION_COMMIT_MS: '30000' })
+  wallet = connect(serve.url)
+  const before = await change()
+  const pending = wallet.createAction({
+    description: 'killed before it is recorded',
+    outputs: [{ lockingScript: thirdParty(), satoshis: 1_000, outputDescription: 'never recorded' }]
+  }).catch(e => e)
+  // Its inputs are reserved before signing; signing takes about a second.
+  await until(async () => (await change()).totalOutputs < before.totalOutputs, 'the inputs are reserved')
+  const now = (await change()).outputs.map(o => o.outpoint)
+  const held = before.outputs.map(o => o.outpoint).filter(o => !now.includes(o))
+  assert.ok(held.length > 0)
+  const sentBefore = arc.accepted.length
+  await new Promise(resolve => setTimeout(resolve, 4000))
+  serve.child.kill('SIGKILL')
+  assert.ok((await pending) instanceof Error, 'the killed payment did not complete')
+  serve = await startServe()
+  wallet = connect(serve.url)
+  const after = await change()
+  for (const o of held) assert.ok(!after.outputs.some(a => a.outpoint === o), `${o} is spendable again after the crash`)
+  assert.equal(arc.accepted.length, sentBefore, 'the signed but unrecorded transaction was never broadcast')
+  // A payment after the restart never spends what the crashed one held.
+  const r = await wallet.createAction({
+    description: 'after the crash',
+    outputs: [{ lockingScript: thirdParty(), satoshis: 1_000, outputDescription: 'after the crash' }]
+  })
+  const spent = Transaction.fromAtomicBEEF(r.tx).inputs.map(i => `${i.sourceTXID ?? i.sourceTransaction.id('hex')}.${i.sourceOutputIndex}`)
+  for (const o of held) assert.ok(!spent.includes(o), `${o} was spent twice`)
+  await sdkVerifies(r.tx)
 })

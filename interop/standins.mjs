@@ -8,6 +8,9 @@ import { randomBytes } from 'node:crypto'
 import { Hash, MerklePath, P2PKH, PrivateKey, ProtoWallet, PublicKey, Transaction, UnlockingScript, Utils } from '@bsv/sdk'
 
 export const BRC29 = [2, '3241645161d8']
+let lastHeight = 800_000
+/** A block height no other block of this process has. */
+export const nextHeight = () => ++lastHeight
 const hex = n => randomBytes(n).toString('hex')
 
 function listen (handler) {
@@ -86,8 +89,22 @@ export async function startStandIns ({ arcKey }) {
   }
 }
 
-/** A transaction mined at `height` paying `sats` to `key`, with its merkle path and the block's root. */
-function minedParent (key, sats, height) {
+/**
+ * A block at `height` holding `txid` (second, after a random sibling: @bsv/sdk takes the first
+ * transaction of a block for its coinbase, with rules of its own): its merkle path, and its root
+ * (display hex), which `woc` learns unless `known` is false.
+ */
+export function mine (txid, height, woc, known = true) {
+  const sibling = hex(32)
+  const path = new MerklePath(height, [[{ offset: 0, hash: sibling }, { offset: 1, hash: txid, txid: true }]])
+  const pair = Hash.hash256([...Utils.toArray(sibling, 'hex').reverse(), ...Utils.toArray(txid, 'hex').reverse()])
+  const root = Utils.toHex(pair.reverse())
+  if (known) woc.roots.set(height, root)
+  return path
+}
+
+/** A transaction mined at `height` (see `mine`) paying `sats` to `key`. */
+export function minedParent (key, sats, height, woc, known = true) {
   const parent = new Transaction()
   parent.addInput({
     sourceTXID: hex(32),
@@ -96,28 +113,24 @@ function minedParent (key, sats, height) {
     sequence: 0xffffffff
   })
   parent.addOutput({ lockingScript: new P2PKH().lock(key.toAddress()), satoshis: sats })
-  // Second in its block: @bsv/sdk takes the first as a coinbase, with rules of its own.
-  const sibling = hex(32)
-  parent.merklePath = new MerklePath(height, [[{ offset: 0, hash: sibling }, { offset: 1, hash: parent.id('hex'), txid: true }]])
-  const pair = Hash.hash256([...Utils.toArray(sibling, 'hex').reverse(), ...Utils.toArray(parent.id('hex'), 'hex').reverse()])
-  return { parent, root: Utils.toHex(pair.reverse()) }
+  parent.merklePath = mine(parent.id('hex'), height, woc, known)
+  return parent
 }
 
 /**
  * A sender's BRC-29 payment of `sats` to `recipient` (an identity key): a fresh sender key, its
- * funds in a block at `height` whose root goes into `woc` (unless `known` is false), the payment
+ * funds in a new block whose root goes into `woc` (unless `known` is false), the payment
  * as output 0; `badSignature` signs the input with another key. Returns the transaction and
  * the remittance the recipient needs.
  */
-export async function brc29Payment (recipient, sats, woc, { height = 800_000 + Math.floor(Math.random() * 50_000), known = true, badSignature = false } = {}) {
+export async function brc29Payment (recipient, sats, woc, { height = nextHeight(), known = true, badSignature = false } = {}) {
   const senderKey = PrivateKey.fromRandom()
   const sender = new ProtoWallet(senderKey)
   const senderIdentityKey = (await sender.getPublicKey({ identityKey: true })).publicKey
   const derivationPrefix = Utils.toBase64(Array.from(randomBytes(10)))
   const derivationSuffix = Utils.toBase64(Array.from(randomBytes(10)))
   const { publicKey } = await sender.getPublicKey({ protocolID: BRC29, keyID: `${derivationPrefix} ${derivationSuffix}`, counterparty: recipient })
-  const { parent, root } = minedParent(senderKey, sats + 1000, height)
-  if (known) woc.roots.set(height, root)
+  const parent = minedParent(senderKey, sats + 1000, height, woc, known)
   const tx = new Transaction()
   tx.addInput({ sourceTransaction: parent, sourceOutputIndex: 0, unlockingScriptTemplate: new P2PKH().unlock(badSignature ? PrivateKey.fromRandom() : senderKey) })
   tx.addOutput({ lockingScript: new P2PKH().lock(PublicKey.fromString(publicKey).toAddress()), satoshis: sats })

@@ -185,7 +185,7 @@ pub(crate) async fn serve(file: Option<&Path>, listen: SocketAddr) -> Result<()>
     let identity = wallet.identity_key().to_hex();
     let books = crate::books::open(&cfg, &wallet).await?;
     if let Some(books) = &books {
-        crate::books::start_background(books.clone());
+        crate::books::start_background(books.clone(), cfg.background_interval);
     }
     crate::front::serve(crate::books::key_methods(&wallet), books, identity, policy, listen).await
 }

@@ -12,9 +12,8 @@ use wallet_brc100::{
 use wallet_engine::{StoreLocation, Wallet, WalletConfig};
 use wallet_traits::ErrorKind;
 
-/// How often the background task runs, and how many delayed broadcasts it retries per round.
-const BACKGROUND_EVERY: Duration = Duration::from_secs(30);
-const REBROADCAST_PER_ROUND: u32 = 20;
+/// How many delayed broadcasts, and how many proof look-ups, the background task makes per round.
+const PER_ROUND: u32 = 20;
 
 /// The key methods of `wallet`.
 pub(crate) fn key_methods(wallet: &Arc<Wallet>) -> Arc<KeyMethods> {
@@ -39,14 +38,21 @@ pub(crate) async fn open(cfg: &WalletConfig, wallet: &Arc<Wallet>) -> Result<Opt
         chain_tracker: wallet.chain_tracker().ok().cloned(),
     };
     let signer: Arc<dyn wallet_traits::Signer> = wallet.clone();
-    Ok(Some(Arc::new(Actions::new(key_methods(wallet), signer, outputs, chain, cfg.fee_sat_per_kb))))
+    let actions = Actions::new(key_methods(wallet), signer, outputs, chain, cfg.fee_sat_per_kb);
+    #[cfg(feature = "fault-injection")]
+    let actions = match std::env::var("MPC_FAULT_PAUSE_BEFORE_ACTION_COMMIT_MS").ok().and_then(|v| v.parse().ok()) {
+        Some(ms) => actions.pause_before_commit(Duration::from_millis(ms)),
+        None => actions,
+    };
+    Ok(Some(Arc::new(actions)))
 }
 
-/// Starts the background task of `serve`: every [`BACKGROUND_EVERY`], fail actions abandoned
-/// unsigned and rebroadcast delayed ones (a bounded number per round), logging what it did.
-pub(crate) fn start_background(actions: Arc<Actions>) {
+/// Starts the background task of `serve`: every `every` (MPC_BACKGROUND_INTERVAL_SECS), fail
+/// actions abandoned unsigned, rebroadcast delayed ones and ask for the merkle proofs of unproven
+/// ones (a bounded number of each per round), logging what it did.
+pub(crate) fn start_background(actions: Arc<Actions>, every: Duration) {
     tokio::spawn(async move {
-        let mut tick = tokio::time::interval(BACKGROUND_EVERY);
+        let mut tick = tokio::time::interval(every);
         loop {
             tick.tick().await;
             match actions.fail_abandoned().await {
@@ -54,12 +60,12 @@ pub(crate) fn start_background(actions: Arc<Actions>) {
                 Ok(n) => tracing::info!(actions = n, "released the inputs of abandoned actions"),
                 Err(e) => tracing::warn!(error = %e, "could not check for abandoned actions"),
             }
-            match actions.rebroadcast_pending(REBROADCAST_PER_ROUND).await {
+            match actions.rebroadcast_pending(PER_ROUND).await {
                 Ok(0) => {}
                 Ok(n) => tracing::info!(transactions = n, "rebroadcast delayed transactions"),
                 Err(e) => tracing::warn!(error = %e, "could not rebroadcast delayed transactions"),
             }
-            match actions.fetch_proofs(REBROADCAST_PER_ROUND).await {
+            match actions.fetch_proofs(PER_ROUND).await {
                 Ok(0) => {}
                 Ok(n) => tracing::info!(transactions = n, "recorded merkle proofs"),
                 Err(e) => tracing::warn!(error = %e, "could not fetch merkle proofs"),

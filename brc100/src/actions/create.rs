@@ -95,6 +95,10 @@ struct Wanted {
     description: String,
 }
 
+/// How long a `sending` action is left to the createAction broadcasting it before the
+/// background task takes it for one that crashed mid-broadcast.
+const SENDING_GRACE: std::time::Duration = std::time::Duration::from_secs(60);
+
 /// One change output's placeholder for the size estimate: P2PKH's 25 bytes.
 fn change_placeholder() -> TxOutput {
     TxOutput { satoshis: 0, locking_script: Script::p2pkh_lock(&[0; 20]) }
@@ -168,13 +172,19 @@ impl Actions {
             self.plan(reference.clone(), options, tx, own, wanted, ancestors).await
         }
         .await;
-        let (tx, plan) = match planned {
+        let (mut tx, plan) = match planned {
             Ok(p) => p,
             Err(e) => {
                 self.store.fail_action(&reference).await?;
                 return Err(e);
             }
         };
+        // The placeholders only sized the fee: the caller's scripts come with signAction.
+        for (input, given) in tx.inputs.iter_mut().zip(caller_inputs) {
+            if given.unlocking_script.is_none() {
+                input.unlocking_script = Script::default();
+            }
+        }
         if caller_signs || !plan.options.sign_and_process {
             let atomic = atomic_beef(&plan.ancestors, &tx)?;
             self.signable.lock().expect("signable lock").insert(reference.clone(), Signable { tx, plan });
@@ -395,6 +405,11 @@ impl Actions {
             satoshis: plan.net,
             outputs,
         };
+        #[cfg(feature = "fault-injection")]
+        if let Some(pause) = self.pause_before_commit {
+            tracing::warn!(?pause, "fault injection: pausing between signing and recording");
+            tokio::time::sleep(pause).await;
+        }
         self.store.commit_action(&reference, &record).await?;
         let atomic = atomic_beef(&plan.ancestors, &signed)?;
         if !plan.options.no_send {
@@ -497,8 +512,13 @@ impl Actions {
             limit: Some(limit),
             ..Default::default()
         };
+        // A `sending` action this young may be one whose createAction is broadcasting it now.
+        let settled = super::now_millis().saturating_sub(SENDING_GRACE.as_millis() as u64);
         let mut sent = 0;
         for action in self.store.list_actions(&query).await?.items {
+            if action.status == ActionStatus::Sending && action.created_at > settled {
+                continue;
+            }
             let mut b = BeefBuilder::default();
             b.add_action(&action)?;
             let Some(txid) = action.txid else { continue };

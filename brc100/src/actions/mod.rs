@@ -52,6 +52,8 @@ pub struct Actions {
     chain: ChainServices,
     fee: SatoshisPerKilobyte,
     signable: std::sync::Mutex<HashMap<String, Signable>>,
+    #[cfg(feature = "fault-injection")]
+    pause_before_commit: Option<Duration>,
 }
 
 impl std::fmt::Debug for Actions {
@@ -70,7 +72,24 @@ impl Actions {
         chain: ChainServices,
         fee_sat_per_kb: u64,
     ) -> Self {
-        Self { keys, signer, store, chain, fee: SatoshisPerKilobyte(fee_sat_per_kb), signable: Default::default() }
+        Self {
+            keys,
+            signer,
+            store,
+            chain,
+            fee: SatoshisPerKilobyte(fee_sat_per_kb),
+            signable: Default::default(),
+            #[cfg(feature = "fault-injection")]
+            pause_before_commit: None,
+        }
+    }
+
+    /// Fault injection for crash tests (feature `fault-injection`): wait this long after a
+    /// transaction is signed and before it is recorded.
+    #[cfg(feature = "fault-injection")]
+    pub fn pause_before_commit(mut self, pause: Duration) -> Self {
+        self.pause_before_commit = Some(pause);
+        self
     }
 
     /// The output store.

@@ -58,6 +58,9 @@ pub struct WalletConfig {
     /// MPC_FEE_SAT_PER_KB: the fee rate of the transactions the wallet makes, in satoshis per
     /// 1000 bytes.
     pub fee_sat_per_kb: u64,
+    /// MPC_BACKGROUND_INTERVAL_SECS: how often `serve`'s background task rebroadcasts delayed
+    /// transactions, asks for merkle proofs and releases abandoned actions.
+    pub background_interval: std::time::Duration,
 }
 
 /// Default of [`WalletConfig::derivation_cache_max`].
@@ -88,6 +91,7 @@ impl Default for WalletConfig {
             api_token: None,
             chain: ChainConfig::default(),
             fee_sat_per_kb: DEFAULT_FEE_SAT_PER_KB,
+            background_interval: std::time::Duration::from_secs(30),
         }
     }
 }
@@ -118,6 +122,7 @@ impl fmt::Debug for WalletConfig {
             .field("api_token", &redacted(self.api_token.is_some()))
             .field("chain", &self.chain)
             .field("fee_sat_per_kb", &self.fee_sat_per_kb)
+            .field("background_interval", &self.background_interval)
             .finish()
     }
 }
@@ -151,6 +156,7 @@ impl WalletConfig {
         SettingKey::plain("chain_tracker_url").shown(Shown::Url),
         SettingKey::secret("chain_tracker_api_key"),
         SettingKey::plain("fee_sat_per_kb").default("1"),
+        SettingKey::plain("background_interval_secs").default("30"),
     ];
 
     /// Reads the `MPC_*` variables (no file).
@@ -206,6 +212,12 @@ impl WalletConfig {
             fee_sat_per_kb: r
                 .number("fee_sat_per_kb", "satoshis per 1000 bytes, such as 1")?
                 .unwrap_or(defaults.fee_sat_per_kb),
+            background_interval: r
+                .parsed("background_interval_secs", |v| match v.trim().parse::<u64>() {
+                    Ok(n) if n > 0 => Ok(std::time::Duration::from_secs(n)),
+                    _ => Err(Error::new(ErrorKind::Config, "it must be a number of seconds of at least 1, such as 30")),
+                })?
+                .unwrap_or(defaults.background_interval),
             chain: ChainConfig {
                 broadcaster: r.text("broadcaster"),
                 arc_url: r.text("arc_url"),
