@@ -304,6 +304,66 @@ test('a delayed broadcast goes out later, and a mined transaction gets its proof
   assert.ok(proven?.bumpIndex !== undefined, 'the proven transaction carries its merkle path')
 })
 
+test('knownTxids, returnTXIDOnly and noSendChange', async () => {
+  const known = funding.tx.id('hex')
+  const r = await wallet.createAction({
+    description: 'known ancestors',
+    outputs: [{ lockingScript: thirdParty(), satoshis: 1_000, outputDescription: 'known' }],
+    options: { knownTxids: [known], noSend: true }
+  })
+  const beef = Beef.fromBinary(r.tx)
+  const entry = beef.txs.find(t => t.txid === known)
+  assert.ok(entry === undefined || entry.isTxidOnly, 'a known transaction travels as its txid')
+  // The unsent transaction's change funds the next one, chained.
+  const chained = await wallet.createAction({
+    description: 'chained to an unsent one',
+    outputs: [{ lockingScript: thirdParty(), satoshis: 1_000, outputDescription: 'chained' }],
+    options: { noSendChange: r.noSendChange, returnTXIDOnly: true }
+  })
+  assert.match(chained.txid, /^[0-9a-f]{64}$/)
+  assert.equal(chained.tx, undefined)
+  const acts = await wallet.listActions({ labels: [], includeInputs: true, limit: 10000 })
+  const spent = acts.actions.find(a => a.txid === chained.txid).inputs.map(i => i.sourceOutpoint)
+  assert.ok(spent.includes(r.noSendChange[0]), 'the noSend change was spent first')
+})
+
+test('basket insertions with tags and custom instructions; relinquishOutput', async () => {
+  const p = await payment(2_000)
+  await wallet.internalizeAction({
+    tx: p.tx.toAtomicBEEF(),
+    outputs: [{ outputIndex: 0, protocol: 'basket insertion', insertionRemittance: { basket: 'Tokens', tags: ['gold', 'Rare'], customInstructions: '{"k":1}' } }],
+    description: 'a token arrives',
+    labels: ['tokens']
+  })
+  const out = await wallet.listOutputs({ basket: 'tokens', tags: ['rare'], includeTags: true, includeCustomInstructions: true, includeLabels: true })
+  assert.equal(out.totalOutputs, 1)
+  assert.deepEqual(out.outputs[0].tags.sort(), ['gold', 'rare'])
+  assert.equal(out.outputs[0].customInstructions, '{"k":1}')
+  assert.deepEqual(out.outputs[0].labels, ['tokens'])
+  assert.equal((await wallet.listOutputs({ basket: 'tokens', tags: ['gold', 'silver'], tagQueryMode: 'all' })).totalOutputs, 0)
+  assert.equal((await wallet.listOutputs({ basket: 'tokens', tags: ['gold', 'silver'], tagQueryMode: 'any' })).totalOutputs, 1)
+  // Not change: the balance is unchanged, and createAction does not spend it.
+  const acts = await wallet.listActions({ labels: ['tokens'], includeOutputs: true, includeOutputLockingScripts: true })
+  assert.equal(acts.actions[0].outputs[0].basket, 'tokens')
+  assert.equal(acts.actions[0].outputs[0].lockingScript, p.tx.outputs[0].lockingScript.toHex())
+  assert.deepEqual(await wallet.relinquishOutput({ basket: 'tokens', output: out.outputs[0].outpoint }), { relinquished: true })
+  assert.equal((await wallet.listOutputs({ basket: 'tokens' })).totalOutputs, 0)
+  await assert.rejects(wallet.relinquishOutput({ basket: 'tokens', output: out.outputs[0].outpoint }), e => e.code === 6)
+  // An output createAction puts in a basket is tracked there.
+  const r = await wallet.createAction({
+    description: 'keep a token',
+    outputs: [{ lockingScript: thirdParty(), satoshis: 500, outputDescription: 'kept in a basket', basket: 'kept', tags: ['mine'] }]
+  })
+  const kept = await wallet.listOutputs({ basket: 'kept', include: 'locking scripts' })
+  assert.equal(kept.totalOutputs, 1)
+  assert.equal(kept.outputs[0].outpoint.split('.')[0], r.txid)
+  // The wallet's change basket is its own.
+  await assert.rejects(wallet.createAction({
+    description: 'into the change basket',
+    outputs: [{ lockingScript: thirdParty(), satoshis: 500, outputDescription: 'not allowed', basket: 'default' }]
+  }), e => e.code === 6 && e.message.includes('basket'))
+})
+
 test('getHeight and getHeaderForHeight come from the chain tracker', async () => {
   assert.deepEqual(await wallet.getHeight({}), { height: woc.tip })
   const [height, root] = [...woc.roots.entries()][0]

@@ -32,6 +32,8 @@ pub(crate) struct Options {
     return_txid_only: bool,
     randomize_outputs: bool,
     known_txids: HashSet<TxId>,
+    /// Change of earlier `noSend` actions to spend first (chaining unsent transactions).
+    no_send_change: Vec<Outpoint>,
 }
 
 impl Options {
@@ -51,6 +53,12 @@ impl Options {
             return_txid_only: o.return_txid_only.unwrap_or(false),
             randomize_outputs: o.randomize_outputs.unwrap_or(true),
             known_txids,
+            no_send_change: o
+                .no_send_change
+                .iter()
+                .flatten()
+                .map(|p| Outpoint::parse(p).map_err(|e| e.with_context("parameter", "noSendChange")))
+                .collect::<Result<_>>()?,
         })
     }
 }
@@ -168,7 +176,11 @@ impl Actions {
             caller_inputs.iter().filter_map(|i| Outpoint::parse(&i.outpoint).ok()).collect();
         let planned = async {
             self.reserve_known(&reference, &wallet_outpoints).await?;
-            let own = self.fund(&reference, &mut tx, paid, caller_total).await?;
+            let chained = match options.no_send_change.as_slice() {
+                [] => Vec::new(),
+                chained => self.store.reserve_outputs(&reference, chained).await?,
+            };
+            let own = self.fund(&reference, &mut tx, paid, caller_total, chained).await?;
             self.plan(reference.clone(), options, tx, own, wanted, ancestors).await
         }
         .await;
@@ -267,8 +279,18 @@ impl Actions {
     /// Adds change inputs to `tx` until they cover `paid` and the fee (exact match, else the
     /// smallest that covers, else the largest and again), and a change output when something is
     /// left over. Returns the wallet's inputs.
-    async fn fund(&self, reference: &str, tx: &mut Transaction, paid: u64, caller_total: u64) -> Result<Vec<OwnInput>> {
+    async fn fund(
+        &self,
+        reference: &str,
+        tx: &mut Transaction,
+        paid: u64,
+        caller_total: u64,
+        reserved: Vec<OutputRecord>,
+    ) -> Result<Vec<OwnInput>> {
         let mut own: Vec<OwnInput> = Vec::new();
+        for output in reserved {
+            own.push(spend_into(tx, output)?);
+        }
         loop {
             let have = caller_total + own.iter().map(|o| o.output.satoshis).sum::<u64>();
             let mut with_change = tx.clone();
@@ -291,19 +313,7 @@ impl Actions {
                 let total = paid + fee_with_change;
                 return Err(insufficient(total, total.saturating_sub(have)));
             };
-            let index =
-                u32::try_from(tx.inputs.len()).map_err(|_| Error::new(ErrorKind::InvalidInput, "too many inputs"))?;
-            tx.inputs.push(TxInput {
-                source_txid: internal(&output.outpoint.txid),
-                source_vout: output.outpoint.vout,
-                unlocking_script: Script::default(),
-                sequence: u32::MAX,
-                source_output: Some(TxOutput {
-                    satoshis: output.satoshis,
-                    locking_script: Script::new(output.locking_script.clone()),
-                }),
-            });
-            own.push(OwnInput { index, output });
+            own.push(spend_into(tx, output)?);
         }
     }
 
@@ -559,6 +569,22 @@ impl Actions {
         }
         Ok(proven)
     }
+}
+
+/// Adds an input to `tx` spending the wallet's `output`, which the wallet signs.
+fn spend_into(tx: &mut Transaction, output: OutputRecord) -> Result<OwnInput> {
+    let index = u32::try_from(tx.inputs.len()).map_err(|_| Error::new(ErrorKind::InvalidInput, "too many inputs"))?;
+    tx.inputs.push(TxInput {
+        source_txid: internal(&output.outpoint.txid),
+        source_vout: output.outpoint.vout,
+        unlocking_script: Script::default(),
+        sequence: u32::MAX,
+        source_output: Some(TxOutput {
+            satoshis: output.satoshis,
+            locking_script: Script::new(output.locking_script.clone()),
+        }),
+    });
+    Ok(OwnInput { index, output })
 }
 
 /// The caller's outputs, checked.
