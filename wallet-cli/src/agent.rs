@@ -51,8 +51,18 @@ pub(crate) async fn builder_from_config(mut cfg: WalletConfig) -> Result<(Wallet
 
 /// Builds with a progress display and prints `provisioned: ...` and `identity: ...`.
 pub(crate) async fn provision(builder: WalletBuilder, dir: &Path) -> Result<Wallet> {
+    provision_reporting(builder, dir, |line| println!("{line}")).await
+}
+
+/// [`provision`] with its report on standard error: for the everyday commands, whose standard
+/// output is their answer alone.
+pub(crate) async fn provision_quietly(builder: WalletBuilder, dir: &Path) -> Result<Wallet> {
+    provision_reporting(builder, dir, |line| eprintln!("{line}")).await
+}
+
+async fn provision_reporting(builder: WalletBuilder, dir: &Path, say: fn(&str)) -> Result<Wallet> {
     let t0 = Instant::now();
-    let builder = builder.on_progress(|p| match p {
+    let builder = builder.on_progress(move |p| match p {
         Progress::Started(Phase::Primes) => {
             eprintln!("  primes: getting a Paillier prime pair per party (generating one takes 10 to 90 s)...")
         }
@@ -62,27 +72,27 @@ pub(crate) async fn provision(builder: WalletBuilder, dir: &Path) -> Result<Wall
         Progress::Started(Phase::AuxInfo) => eprintln!("  aux info: running aux info generation (about a minute)..."),
         Progress::Started(Phase::Commit) => eprintln!("  commit: sealing shares and committing on every party..."),
         Progress::Started(_) => {}
-        Progress::Finished(phase, d) => println!("phase {phase}: {:.2}s", d.as_secs_f64()),
+        Progress::Finished(phase, d) => say(&format!("phase {phase}: {:.2}s", d.as_secs_f64())),
     });
     let (wallet, provisioned) = builder.build().await?;
-    println!("phase provision total: {:.2}s", t0.elapsed().as_secs_f64());
-    println!("provisioned: {provisioned}");
-    println!("identity: {}", wallet.identity_key());
+    say(&format!("phase provision total: {:.2}s", t0.elapsed().as_secs_f64()));
+    say(&format!("provisioned: {provisioned}"));
+    say(&format!("identity: {}", wallet.identity_key()));
     if provisioned == Provisioned::Created {
         eprintln!("  (the next start restores this wallet from {} without a DKG)", dir.display());
     }
-    report_cosigners(&wallet).await;
+    report_cosigners(&wallet, say).await;
     Ok(wallet)
 }
 
 /// Prints which cosigners can serve the key (`cosigner N: can serve` or why not), and warns
 /// when fewer than t-1 can, so an operator sees a lost cosigner at start, not at the first
 /// signature.
-async fn report_cosigners(wallet: &Wallet) {
+async fn report_cosigners(wallet: &Wallet, say: fn(&str)) {
     let reports = wallet.cosigner_reports().await;
     let serving = reports.iter().filter(|r| r.can_serve()).count();
     for r in &reports {
-        println!("{r}");
+        say(&r.to_string());
         if let Some(detail) = &r.detail {
             eprintln!("  cosigner {} at {}: {detail}", r.index, wallet_traits::redact_url(&r.endpoint));
         }

@@ -79,7 +79,7 @@ async fn start(file: Option<&Path>) -> Result<Arc<Actions>> {
     let mut cfg = WalletConfig::load(file)?;
     crate::agent::default_store(&mut cfg);
     let (builder, dir) = crate::agent::builder_from_config(cfg.clone()).await?;
-    let wallet = Arc::new(crate::agent::provision(builder, &dir).await?);
+    let wallet = Arc::new(crate::agent::provision_quietly(builder, &dir).await?);
     open(&cfg, &wallet).await?.context("this wallet's store keeps no outputs; use SQLite or Postgres")
 }
 
