@@ -34,6 +34,9 @@ pub(crate) async fn run(file: Option<&Path>) -> Result<()> {
     let verifier = Arc::new(verifier(&c, &urls)?);
     println!("cosigner {index}");
     println!("party public key: {public}");
+    if !c.policy_raw_digests {
+        println!("policy: transactions only (MPC_POLICY_RAW_DIGESTS=deny): raw digests are refused");
+    }
     for u in &urls {
         println!("listening: {u}");
     }

@@ -6,5 +6,5 @@ mod policy;
 mod service;
 
 pub use builder::CosignerBuilder;
-pub use policy::{AllowAll, DenyOutputScripts, SigningPolicy, TxReview};
+pub use policy::{AllOf, AllowAll, DenyOutputScripts, SigningPolicy, TransactionsOnly, TxReview};
 pub use service::{CosignerService, MAX_PARTIES};

@@ -21,7 +21,8 @@ pub use config::{
     DEFAULT_FEE_SAT_PER_KB,
 };
 pub use cosigner::{
-    AllowAll, CosignerBuilder, CosignerService, DenyOutputScripts, SigningPolicy, TxReview, MAX_PARTIES,
+    AllOf, AllowAll, CosignerBuilder, CosignerService, DenyOutputScripts, SigningPolicy, TransactionsOnly, TxReview,
+    MAX_PARTIES,
 };
 pub use failover::{probe, CosignerReport, Unfit, PROBE_TIMEOUT};
 pub use keys::{Keyring, PartyKey, PartyPublicKey};

@@ -11,7 +11,7 @@ use std::sync::{
 
 use common::*;
 use wallet_bsv::{sighash, Script};
-use wallet_engine::{DenyOutputScripts, Wallet};
+use wallet_engine::{DenyOutputScripts, TransactionsOnly, Wallet};
 use wallet_traits::{CosignerTransport, ErrorKind, ExecutionId, InputToSign, PublicKey, SessionParams, SessionRequest};
 
 /// The provisioned fixture wallet, restored with fresh cosigners (`policy` on each), and a
@@ -150,4 +150,15 @@ async fn a_cosigner_policy_refuses_a_transaction_and_nothing_is_signed() {
     // Another destination signs.
     let ok = wallet.sign_transaction(&spending(&[wallet.identity_key()], Script::p2pkh_lock(&[7; 20])), &input).await;
     assert_eq!(ok.unwrap().len(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_transactions_only_cosigner_refuses_raw_digests_and_signs_transactions() {
+    let dir = copy_fixture("sign-tx");
+    let (wallet, _cosigners, _) = wallet(dir.path(), Some(Arc::new(TransactionsOnly))).await;
+    let e = wallet.sign_digest(&[7; 32], None).await.unwrap_err();
+    assert!(e.to_string().contains("policy_denied"), "{e}");
+    let input = [InputToSign { index: 0, sighash_type: 0x41, tweak: None }];
+    let tx = spending(&[wallet.identity_key()], Script::p2pkh_lock(&[7; 20]));
+    assert_eq!(wallet.sign_transaction(&tx, &input).await.unwrap().len(), 1);
 }

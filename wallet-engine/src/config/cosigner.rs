@@ -50,6 +50,9 @@ pub struct CosignerConfig {
     /// MPC_POLICY_DENY_SCRIPTS: locking scripts (hex, comma-separated) this cosigner refuses to
     /// sign a transaction paying to.
     pub policy_deny_scripts: Vec<Vec<u8>>,
+    /// MPC_POLICY_RAW_DIGESTS: `allow` (default) or `deny`; `deny` makes this cosigner sign
+    /// transactions only (see `TransactionsOnly`).
+    pub policy_raw_digests: bool,
 }
 
 impl Default for CosignerConfig {
@@ -73,6 +76,7 @@ impl Default for CosignerConfig {
             max_message_bytes: 8 << 20,
             prime_pool_target: 1,
             policy_deny_scripts: Vec::new(),
+            policy_raw_digests: true,
         }
     }
 }
@@ -111,6 +115,7 @@ impl CosignerConfig {
         SettingKey::plain("max_message_bytes").default("8388608"),
         SettingKey::plain("prime_pool_target").default("1"),
         SettingKey::plain("policy_deny_scripts"),
+        SettingKey::plain("policy_raw_digests").default("allow"),
     ];
 
     /// Defaults < `file` (or `./mpc-wallet.toml`) < `MPC_*` variables.
@@ -178,6 +183,13 @@ impl CosignerConfig {
                         .collect::<Result<Vec<_>>>()
                 })?
                 .unwrap_or_default(),
+            policy_raw_digests: r
+                .parsed("policy_raw_digests", |v| match v.trim() {
+                    "allow" => Ok(true),
+                    "deny" => Ok(false),
+                    _ => Err(Error::new(ErrorKind::Config, "it must be allow or deny")),
+                })?
+                .unwrap_or(d.policy_raw_digests),
         })
     }
 

@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use wallet_traits::{Error, ErrorKind, Options, Plugins, Result, ShareStore};
 
-use super::policy::{DenyOutputScripts, SigningPolicy};
+use super::policy::{AllOf, DenyOutputScripts, SigningPolicy, TransactionsOnly};
 use crate::{
     config::StoreLocation, CosignerConfig, CosignerService, Keyring, PrimeSource, SealOptions, Sealer, ShareSecret,
     StorePrimePool,
@@ -58,8 +58,15 @@ impl CosignerBuilder {
         b.secret = config.share_secret.clone();
         b.store_location = config.store.clone();
         b.store_options = config.store_options.clone();
+        let mut policies: Vec<Arc<dyn SigningPolicy>> = Vec::new();
         if !config.policy_deny_scripts.is_empty() {
-            b.policy = Some(Arc::new(DenyOutputScripts::new(config.policy_deny_scripts.iter().cloned())));
+            policies.push(Arc::new(DenyOutputScripts::new(config.policy_deny_scripts.iter().cloned())));
+        }
+        if !config.policy_raw_digests {
+            policies.push(Arc::new(TransactionsOnly));
+        }
+        if !policies.is_empty() {
+            b.policy = Some(Arc::new(AllOf(policies)));
         }
         Ok(b)
     }

@@ -34,6 +34,47 @@ impl TxReview<'_> {
 pub trait SigningPolicy: std::fmt::Debug + Send + Sync + 'static {
     /// `Ok` to sign; an error (`PolicyDenied`, saying why) to refuse the whole session.
     fn review(&self, request: &TxReview<'_>) -> Result<()>;
+
+    /// Whether this cosigner signs a raw 32-byte digest it cannot read (BRC-100
+    /// `createSignature`; a transaction's sighash passed as a digest would escape
+    /// [`review`](Self::review)). Default: yes.
+    fn review_digest(&self, key: &KeyId, tweak: Option<&[u8; 32]>) -> Result<()> {
+        let _ = (key, tweak);
+        Ok(())
+    }
+}
+
+/// Every policy of a list must agree: the first refusal stands.
+#[derive(Debug, Default)]
+pub struct AllOf(pub Vec<std::sync::Arc<dyn SigningPolicy>>);
+
+impl SigningPolicy for AllOf {
+    fn review(&self, request: &TxReview<'_>) -> Result<()> {
+        self.0.iter().try_for_each(|p| p.review(request))
+    }
+
+    fn review_digest(&self, key: &KeyId, tweak: Option<&[u8; 32]>) -> Result<()> {
+        self.0.iter().try_for_each(|p| p.review_digest(key, tweak))
+    }
+}
+
+/// Signs transactions only, which it reads and reviews, and refuses every raw digest
+/// (`MPC_POLICY_RAW_DIGESTS=deny`): a compromised agent can then no longer pass a transaction's
+/// sighash off as a digest. BRC-100's `createSignature` stops working with such a cosigner.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct TransactionsOnly;
+
+impl SigningPolicy for TransactionsOnly {
+    fn review(&self, _: &TxReview<'_>) -> Result<()> {
+        Ok(())
+    }
+
+    fn review_digest(&self, _: &KeyId, _: Option<&[u8; 32]>) -> Result<()> {
+        Err(Error::new(
+            ErrorKind::PolicyDenied,
+            "this cosigner signs transactions only, never a raw digest (MPC_POLICY_RAW_DIGESTS=deny); nothing was signed",
+        ))
+    }
 }
 
 /// Signs every transaction that passes the checks: the default.

@@ -246,6 +246,7 @@ impl CosignerService {
                 })
             }
             SessionParams::Sign { tweak, .. } => {
+                self.policy.review_digest(&req.key, tweak.as_ref()).map_err(|e| self.refused(req, e))?;
                 let (share, tweak) = (self.signing_share(req, "signing").await?, *tweak);
                 mpc::spawn_party(keyring, req, move |io| async move {
                     let share = match &tweak {
