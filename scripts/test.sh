@@ -23,15 +23,17 @@ echo "== conformance cases per store and transport"
 { grep -oE '^test [a-z_]+_(conformance|transport)::[a-z_]+ \.\.\. [a-zA-Z]+' "$log" || true; } \
   | awk '{ split($2, m, "::"); n[m[1]]++; if ($4 == "ok") ok[m[1]]++ }
     END { for (s in n) printf "conformance: %s: %d of %d cases passed\n", s, ok[s], n[s] }' | sort | tee -a "$log"
+# Live interop with the reference TypeScript SDK (@bsv/sdk from npm) against `mpc-wallet serve`,
+# before the examples: it needs the binary `cargo test` built (with the test feature
+# fault-injection), and the plugin-store example rebuilds it with other features.
+echo "== interop (node, @bsv/sdk)"
+(cd interop && npm ci --no-audit --no-fund --silent && node --test) 2>&1 | tee -a "$log"
 examples=0
 for example in examples/*/run.sh; do
   echo "== $example"
   bash "$example"
   examples=$((examples + 1))
 done
-# Live interop with the reference TypeScript SDK (@bsv/sdk from npm) against `mpc-wallet serve`.
-echo "== interop (node, @bsv/sdk)"
-(cd interop && npm ci --no-audit --no-fund --silent && node --test) 2>&1 | tee -a "$log"
 # One closing line for the whole run: cargo's and node's counts added up, plus the examples.
 awk -v ex="$examples" '/^test result:/ { p += $4; f += $6 } /^# pass / { p += $3 } /^# fail / { f += $3 }
   END { printf "%d passed, %d failed\n", p + ex, f }' "$log"

@@ -31,14 +31,19 @@ const bin = process.env.MPC_WALLET_BIN
 /** Long hex (a BEEF) shortened for the reader. */
 const shorten = text => text.replace(/[0-9a-f]{121,}/g, h => `${h.slice(0, 64)}...(${h.length / 2} bytes)`)
 
+/** The standard error of the last `wallet` run: the wallet's start report. */
+let report = ''
+
 /**
- * Runs `mpc-wallet ARGS` with exactly `env`, its progress (stderr) shown as it comes; resolves
- * to its standard output, printed indented once it exits 0.
+ * Runs `mpc-wallet ARGS` with exactly `env`, its progress and start report (stderr, kept in
+ * `report`) shown as they come; resolves to its standard output, printed indented once it exits 0.
  */
 function wallet (env, args) {
   console.log(`$ mpc-wallet ${shorten(args.join(' '))}`)
+  report = ''
   return new Promise((resolve, reject) => {
-    const child = spawn(bin, args, { env, stdio: ['ignore', 'pipe', 'inherit'] })
+    const child = spawn(bin, args, { env, stdio: ['ignore', 'pipe', 'pipe'] })
+    child.stderr.on('data', d => { report += d; process.stderr.write(d) })
     let out = ''
     const timer = setTimeout(() => child.kill('SIGTERM'), 600_000)
     child.stdout.on('data', d => { out += d })
@@ -83,7 +88,7 @@ async function main (standIns) {
   const shown = await wallet(env, ['receive'])
   const identity = line(shown, 'identity key', 'receive')
   check(/^0[23][0-9a-f]{64}$/.test(identity), `the identity key ${identity} is not a compressed public key`)
-  check(/^provisioned: created$/m.test(shown), 'the first run did not create the wallet')
+  check(/^provisioned: created$/m.test(report), 'the first run did not create the wallet')
 
   step('the balance of a new wallet')
   const empty = await balance(env)
