@@ -3,53 +3,20 @@
 //! that knows the roots this test mined). The MPC wallet and @bsv/sdk run the same flows in
 //! `interop/actions.test.mjs`.
 
-use std::{
-    collections::HashMap,
-    sync::{Arc, Mutex},
-};
+#[path = "payments/mod.rs"]
+mod payments;
 
-use async_trait::async_trait;
+use std::sync::Arc;
+
+use payments::{internalize_args, pay, Chain};
 use wallet_brc100::{
     actions::{
-        AbortActionArgs, Actions, ChainServices, CreateActionArgs, CreateActionOptions, CreateActionOutput,
-        InternalizeActionArgs, InternalizeOutput, ListActionsArgs, ListOutputsArgs, WalletPayment,
+        AbortActionArgs, Actions, ChainServices, CreateActionOptions, ListActionsArgs, ListOutputsArgs, WalletPayment,
     },
-    GetPublicKeyArgs, KeyMethods, SingleKey,
+    KeyMethods, SingleKey,
 };
-use wallet_bsv::{
-    brc29, hash::hash160, interpreter, sighash, signature::checksig_format, AtomicBeef, Beef, BeefTx, BeefVersion,
-    MerkleLeaf, MerklePath, Network, Script, Transaction, TxId, TxInput, TxOutput,
-};
-use wallet_traits::{Broadcast, Broadcaster, ChainTracker, Error, ErrorKind, Result, Signer};
-
-#[derive(Debug, Default)]
-struct Chain {
-    roots: Mutex<HashMap<u64, [u8; 32]>>,
-    sent: Mutex<Vec<Vec<u8>>>,
-    refuse_next: Mutex<bool>,
-}
-
-#[async_trait]
-impl Broadcaster for Chain {
-    async fn broadcast(&self, tx: &[u8]) -> Result<Broadcast> {
-        if std::mem::take(&mut *self.refuse_next.lock().unwrap()) {
-            return Err(Error::new(ErrorKind::Rejected, "ARC: DOUBLE_SPEND_ATTEMPTED"));
-        }
-        self.sent.lock().unwrap().push(tx.to_vec());
-        Ok(Broadcast { txid: String::new(), status: "SEEN_ON_NETWORK".into(), detail: None })
-    }
-}
-
-#[async_trait]
-impl ChainTracker for Chain {
-    async fn is_valid_root_for_height(&self, root: &[u8; 32], height: u64) -> Result<bool> {
-        Ok(self.roots.lock().unwrap().get(&height) == Some(root))
-    }
-
-    async fn current_height(&self) -> Result<u64> {
-        Ok(900_000)
-    }
-}
+use wallet_bsv::{interpreter, AtomicBeef, BeefTx, Network};
+use wallet_traits::ErrorKind;
 
 struct Fixture {
     actions: Actions,
@@ -73,103 +40,11 @@ async fn fixture() -> Fixture {
     Fixture { actions, chain, identity, _dir: dir }
 }
 
-/// A BRC-29 payment of `sats` from a fresh sender: its funds mined in a block the tracker knows
-/// (unless `known` is false), the payment output first, its input signed by the sender (or, with
-/// `forged`, by another key).
+/// A BRC-29 payment of `sats` to the fixture's wallet from a fresh sender (see
+/// [`payments::payment`]).
 async fn payment(f: &Fixture, sats: u64, known: bool, forged: bool) -> (Vec<u8>, WalletPayment) {
     let sender = SingleKey::from_bytes(rand::random()).unwrap();
-    let sender_keys = KeyMethods::new(Arc::new(sender.clone()), Arc::new(sender.clone()), Network::Mainnet);
-    let (prefix, suffix) = ("cHJlZml4".to_string(), format!("{:x}", rand::random::<u64>()));
-    let to = sender_keys
-        .get_public_key(GetPublicKeyArgs {
-            protocol_id: Some(brc29::protocol()),
-            key_id: Some(brc29::key_id(&prefix, &suffix)),
-            counterparty: Some(f.identity.clone()),
-            ..Default::default()
-        })
-        .await
-        .unwrap()
-        .public_key;
-    let to = wallet_bsv::brc42::parse_public_key(&to).unwrap();
-    let sender_pk = sender.public_key();
-    let parent = Transaction {
-        version: 1,
-        inputs: vec![TxInput { source_txid: TxId(rand::random()), sequence: u32::MAX, ..Default::default() }],
-        outputs: vec![TxOutput {
-            satoshis: sats + 1000,
-            locking_script: Script::p2pkh_lock(&hash160(sender_pk.as_bytes())),
-        }],
-        lock_time: 0,
-    };
-    let height = 800_000 + u64::from(rand::random::<u16>());
-    let path = MerklePath::new(
-        height,
-        vec![vec![MerkleLeaf::hash(0, parent.txid().0, true), MerkleLeaf::hash(1, rand::random(), false)]],
-        true,
-    )
-    .unwrap();
-    if known {
-        f.chain.roots.lock().unwrap().insert(height, path.root());
-    }
-    let mut tx = Transaction {
-        version: 1,
-        inputs: vec![TxInput {
-            source_txid: parent.txid(),
-            source_vout: 0,
-            sequence: u32::MAX,
-            source_output: Some(parent.outputs[0].clone()),
-            ..Default::default()
-        }],
-        outputs: vec![
-            TxOutput { satoshis: sats, locking_script: Script::p2pkh_lock(&hash160(to.as_bytes())) },
-            TxOutput { satoshis: 500, locking_script: Script::p2pkh_lock(&hash160(sender_pk.as_bytes())) },
-        ],
-        lock_time: 0,
-    };
-    let digest = sighash::input_digest(&tx, 0, sighash::ALL_FORKID).unwrap();
-    let signer = if forged { SingleKey::from_bytes(rand::random()).unwrap() } else { sender.clone() };
-    let sig = signer.sign_digest(&digest, None).await.unwrap();
-    tx.inputs[0].unlocking_script =
-        Script::p2pkh_unlock(&checksig_format(&sig, sighash::ALL_FORKID), sender_pk.as_bytes());
-    let beef = Beef {
-        version: BeefVersion::V1,
-        bumps: vec![path],
-        txs: vec![BeefTx::Full { tx: parent, bump: Some(0) }, BeefTx::Full { tx: tx.clone(), bump: None }],
-    };
-    let atomic = AtomicBeef { subject: tx.txid(), beef }.to_bytes().unwrap();
-    (
-        atomic,
-        WalletPayment { derivation_prefix: prefix, derivation_suffix: suffix, sender_identity_key: sender_pk.to_hex() },
-    )
-}
-
-fn internalize_args(tx: Vec<u8>, remittance: WalletPayment) -> InternalizeActionArgs {
-    InternalizeActionArgs {
-        tx,
-        outputs: vec![InternalizeOutput {
-            output_index: 0,
-            protocol: "wallet payment".into(),
-            payment_remittance: Some(remittance),
-            insertion_remittance: None,
-        }],
-        description: "a payment in".into(),
-        labels: Some(vec!["Funding ".into()]),
-        seek_permission: None,
-    }
-}
-
-fn pay(sats: u64, options: CreateActionOptions) -> CreateActionArgs {
-    CreateActionArgs {
-        description: "a payment out".into(),
-        outputs: Some(vec![CreateActionOutput {
-            locking_script: Script::p2pkh_lock(&rand::random()).to_hex(),
-            satoshis: sats,
-            output_description: "to someone".into(),
-            ..Default::default()
-        }]),
-        options: Some(options),
-        ..Default::default()
-    }
+    payments::payment(&f.chain, &sender, &f.identity, sats, known, forged).await
 }
 
 async fn balance(f: &Fixture) -> u64 {

@@ -6,6 +6,7 @@
 //! `cargo bench -p mpc-wallet --bench networked` (BENCH_ROUNDS, default 5)
 
 // The demo's embedded default: two in-process cosigners behind `local://`, SQLite files.
+mod common;
 #[path = "../src/embedded.rs"]
 #[allow(dead_code)] // the demo's warning text
 mod embedded;
@@ -14,8 +15,8 @@ mod fleet;
 
 use std::time::{Duration, Instant};
 
-use fleet::{agent_builder, prefill, Fleet, StoreSpec, SECRET};
-use wallet_engine::{Provisioned, ShareSecret, Wallet, WalletBuilder};
+use fleet::Fleet;
+use wallet_engine::{Provisioned, Wallet, WalletBuilder};
 
 /// What one setup measured.
 struct Figures {
@@ -81,16 +82,7 @@ fn main() {
     let runtime = fleet::runtime();
 
     let dir = tempfile::tempdir().unwrap();
-    // The pools embedded::start and the builder draw from, filled ahead with fixture primes.
-    let agent_store = StoreSpec::sqlite(&dir.path().join("agent.db"));
-    prefill(&agent_store, "agent", 1);
-    for i in 1..=2 {
-        prefill(&StoreSpec::sqlite(&dir.path().join(format!("cosigner-{i}.db"))), "cosigner", 1);
-    }
-    let (agent, cosigners) = runtime.block_on(embedded::start(dir.path(), &ShareSecret::new(SECRET).unwrap())).unwrap();
-    let local = runtime.block_on(measure(rounds, || {
-        cosigners.iter().fold(agent_builder(&agent_store, agent.clone()), |b, t| b.cosigner(t.clone()))
-    }));
+    let local = runtime.block_on(measure(rounds, common::embedded_wallet(&runtime, dir.path())));
 
     // Fleets start their processes outside the runtime (they block while waiting for them).
     let http_fleet = Fleet::new("http");
