@@ -7,13 +7,13 @@
 // and check every transaction they are handed with @bsv/sdk. Uses target/debug/mpc-wallet.
 import { test, before, after } from 'node:test'
 import assert from 'node:assert/strict'
-import { spawn } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
 import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join, dirname } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { Beef, HTTPWalletJSON, P2PKH, PrivateKey, SatoshisPerKilobyte, Transaction, Utils } from '@bsv/sdk'
+import { startServe, stop } from './serve.mjs'
 import { brc29Payment, mine, minedParent, nextHeight, startStandIns } from './standins.mjs'
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..')
@@ -26,46 +26,19 @@ const FEE_RATE = 50
 
 let standIns, arc, woc, tracker, serve, wallet, identity
 
-function startServe (extraEnv = {}) {
-  return new Promise((resolve, reject) => {
-    const child = spawn(bin, ['serve', '--listen', '127.0.0.1:0'], {
-      env: {
-        PATH: process.env.PATH,
-        MPC_WALLET_ID: 'actions',
-        MPC_SHARE_SECRET: 'actions interop secret',
-        MPC_STORAGE_PATH: join(dir, 'agent.db'),
-        MPC_ALLOWED_ORIGINS: ORIGIN,
-        MPC_API_TOKEN: TOKEN,
-        MPC_ARC_URL: standIns.arcUrl,
-        MPC_ARC_API_KEY: ARC_KEY,
-        MPC_CHAIN_TRACKER_URL: standIns.wocUrl,
-        MPC_FEE_SAT_PER_KB: String(FEE_RATE),
-        MPC_BACKGROUND_INTERVAL_SECS: '1',
-        ...extraEnv
-      },
-      stdio: ['ignore', 'pipe', 'pipe']
-    })
-    let out = ''
-    let err = ''
-    const timer = setTimeout(() => reject(new Error(`serve did not start:\n${out}\n${err}`)), 600_000)
-    child.stderr.on('data', d => { err += d })
-    child.stdout.on('data', d => {
-      out += d
-      const m = out.match(/^listening: (http:\/\/\S+)$/m)
-      if (m) {
-        clearTimeout(timer)
-        resolve({ child, url: m[1] })
-      }
-    })
-    child.on('exit', code => reject(new Error(`serve exited with ${code}:\n${out}\n${err}`)))
-  })
-}
-
-function stop (child) {
-  return new Promise(resolve => {
-    child.removeAllListeners('exit')
-    child.on('exit', () => resolve())
-    child.kill('SIGTERM')
+function startWallet (extraEnv = {}) {
+  return startServe(bin, {
+    MPC_WALLET_ID: 'actions',
+    MPC_SHARE_SECRET: 'actions interop secret',
+    MPC_STORAGE_PATH: join(dir, 'agent.db'),
+    MPC_ALLOWED_ORIGINS: ORIGIN,
+    MPC_API_TOKEN: TOKEN,
+    MPC_ARC_URL: standIns.arcUrl,
+    MPC_ARC_API_KEY: ARC_KEY,
+    MPC_CHAIN_TRACKER_URL: standIns.wocUrl,
+    MPC_FEE_SAT_PER_KB: String(FEE_RATE),
+    MPC_BACKGROUND_INTERVAL_SECS: '1',
+    ...extraEnv
   })
 }
 
@@ -75,7 +48,7 @@ const connect = url => new HTTPWalletJSON('localhost', url, (u, init = {}) =>
 before(async () => {
   standIns = await startStandIns({ arcKey: ARC_KEY });
   ({ arc, woc, tracker } = standIns)
-  serve = await startServe()
+  serve = await startWallet()
   wallet = connect(serve.url)
   identity = (await wallet.getPublicKey({ identityKey: true })).publicKey
 })
@@ -377,7 +350,7 @@ test('a restart keeps every output', async () => {
   const before = await change()
   const actionsBefore = await wallet.listActions({ labels: [], limit: 10000 })
   await stop(serve.child)
-  serve = await startServe()
+  serve = await startWallet()
   wallet = connect(serve.url)
   assert.deepEqual(await change(), before)
   assert.deepEqual(await wallet.listActions({ labels: [], limit: 10000 }), actionsBefore)
@@ -386,7 +359,7 @@ test('a restart keeps every output', async () => {
 test('a crash between signing and recording cannot spend the same output twice', async () => {
   await stop(serve.child)
   // This serve pauses 30 s after signing, before recording: it is killed in that pause.
-  serve = await startServe({ MPC_FAULT_PAUSE_BEFORE_ACTION_COMMIT_MS: '30000' })
+  serve = await startWallet({ MPC_FAULT_PAUSE_BEFORE_ACTION_COMMIT_MS: '30000' })
   wallet = connect(serve.url)
   const before = await change()
   const pending = wallet.createAction({
@@ -402,7 +375,7 @@ test('a crash between signing and recording cannot spend the same output twice',
   await new Promise(resolve => setTimeout(resolve, 4000))
   serve.child.kill('SIGKILL')
   assert.ok((await pending) instanceof Error, 'the killed payment did not complete')
-  serve = await startServe()
+  serve = await startWallet()
   wallet = connect(serve.url)
   const after = await change()
   for (const o of held) assert.ok(!after.outputs.some(a => a.outpoint === o), `${o} is spendable again after the crash`)

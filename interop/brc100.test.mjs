@@ -3,7 +3,7 @@
 // ProtoWallet counterparties. Run by .ci/run after the Rust build (it uses target/debug/mpc-wallet).
 import { test, before, after } from 'node:test'
 import assert from 'node:assert/strict'
-import { execFileSync, spawn } from 'node:child_process'
+import { execFile } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
 import { mkdtempSync, rmSync } from 'node:fs'
 import { request as httpRequest } from 'node:http'
@@ -11,6 +11,8 @@ import { tmpdir } from 'node:os'
 import { join, dirname } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { HTTPWalletJSON, ProtoWallet, PrivateKey, PublicKey, Point, Schnorr, BigNumber, Hash, P2PKH, Spend, Transaction, UnlockingScript } from '@bsv/sdk'
+
+import { startServe, stop } from './serve.mjs'
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..')
 const bin = process.env.MPC_WALLET_BIN ?? join(root, 'target', 'debug', 'mpc-wallet')
@@ -38,38 +40,10 @@ const walletEnv = () => ({
   MPC_API_TOKEN: token
 })
 
-function startServe () {
-  return new Promise((resolve, reject) => {
-    const child = spawn(bin, ['serve', '--listen', '127.0.0.1:0'], {
-      env: walletEnv(),
-      stdio: ['ignore', 'pipe', 'pipe']
-    })
-    let out = ''
-    let err = ''
-    const timer = setTimeout(() => reject(new Error(`serve did not start:\n${out}\n${err}`)), 600_000)
-    child.stderr.on('data', d => { err += d })
-    child.stdout.on('data', d => {
-      out += d
-      const m = out.match(/^listening: (http:\/\/\S+)$/m)
-      if (m) {
-        clearTimeout(timer)
-        resolve({ child, url: m[1], out })
-      }
-    })
-    child.on('exit', code => reject(new Error(`serve exited with ${code}:\n${out}\n${err}`)))
-  })
-}
-
-function stop (child) {
-  return new Promise(resolve => {
-    child.removeAllListeners('exit')
-    child.on('exit', () => resolve())
-    child.kill('SIGTERM')
-  })
-}
+const startWallet = () => startServe(bin, walletEnv())
 
 before(async () => {
-  server = await startServe()
+  server = await startWallet()
   wallet = connect(server.url)
   identity = (await wallet.getPublicKey({ identityKey: true })).publicKey
 })
@@ -294,7 +268,20 @@ test('wallet info methods', async () => {
   assert.deepEqual(await wallet.listOutputs({ basket: 'x' }), { totalOutputs: 0, outputs: [] })
 })
 
-test('transactions signed by the MPC wallet pass the @bsv/sdk Spend interpreter, root and child keys mixed', () => {
+/**
+ * Runs the wallet binary with `input` on standard input; resolves to its standard output. Not
+ * execFileSync: a blocked event loop keeps fetch's pooled connections past the server's idle
+ * timeout, and the next request would take one the server already closed.
+ */
+function runWallet (args, input) {
+  return new Promise((resolve, reject) => {
+    const child = execFile(bin, args, { env: walletEnv(), encoding: 'utf8' }, (error, out, err) =>
+      error ? reject(new Error(`${error.message}\n${err}`)) : resolve(out))
+    child.stdin.end(input)
+  })
+}
+
+test('transactions signed by the MPC wallet pass the @bsv/sdk Spend interpreter, root and child keys mixed', async () => {
   const hex = n => randomBytes(n).toString('hex')
   const root = PublicKey.fromString(identity)
   // A child key root + h*G, as the wallet derives it from a tweak h (below the group order).
@@ -314,7 +301,7 @@ test('transactions signed by the MPC wallet pass the @bsv/sdk Spend interpreter,
     })
     tx.addOutput({ lockingScript: new P2PKH().lock(PrivateKey.fromRandom().toAddress()), satoshis: 500 * n })
     const args = ['sign-tx', ...tweaks.flatMap((t, i) => (t ? ['--tweak', `${i}=${t}`] : [])), '-']
-    const out = execFileSync(bin, args, { input: tx.toHexEF(), env: walletEnv(), encoding: 'utf8', stdio: ['pipe', 'pipe', 'pipe'] })
+    const out = await runWallet(args, tx.toHexEF())
     assert.match(out, /^provisioned: restored$/m)
     const signed = Transaction.fromHex(out.match(/^signed: ([0-9a-f]+)$/m)[1])
     assert.equal(signed.inputs.length, n)
@@ -349,7 +336,7 @@ test('a restarted server restores the wallet; earlier signatures still verify', 
   const args = { protocolID: protocols[0], keyID: '7', counterparty: cpId }
   const { signature } = await wallet.createSignature({ ...args, data })
   await stop(server.child)
-  server = await startServe()
+  server = await startWallet()
   assert.match(server.out, /^provisioned: restored$/m)
   wallet = connect(server.url)
   assert.equal((await wallet.getPublicKey({ identityKey: true })).publicKey, identity)

@@ -5,10 +5,10 @@
 import { test, before, after } from 'node:test'
 import assert from 'node:assert/strict'
 import { execFile } from 'node:child_process'
-import { createServer } from 'node:http'
 import { randomBytes } from 'node:crypto'
 import { join, dirname } from 'node:path'
 import { fileURLToPath } from 'node:url'
+import { body, listen, reply } from './standins.mjs'
 import { Beef, Hash, MerklePath, P2PKH, PrivateKey, Transaction, UnlockingScript, Utils } from '@bsv/sdk'
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..')
@@ -22,26 +22,6 @@ const arc = { plan: [], seen: [] }
 // WhatsOnChain stand-in: block headers by height.
 const woc = { headers: new Map(), tip: 900_000, seen: [] }
 let arcUrl, wocUrl, servers
-
-function listen (handler) {
-  return new Promise(resolve => {
-    const s = createServer(handler)
-    s.listen(0, '127.0.0.1', () => resolve(s))
-  })
-}
-
-function body (req) {
-  return new Promise(resolve => {
-    let b = ''
-    req.on('data', d => { b += d })
-    req.on('end', () => resolve(b))
-  })
-}
-
-function reply (res, status, json) {
-  res.writeHead(status, { 'Content-Type': 'application/json' })
-  res.end(JSON.stringify(json))
-}
 
 before(async () => {
   const arcServer = await listen(async (req, res) => {

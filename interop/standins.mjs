@@ -13,20 +13,23 @@ let lastHeight = 800_000
 export const nextHeight = () => ++lastHeight
 const hex = n => randomBytes(n).toString('hex')
 
-function listen (handler) {
+/** An HTTP server on 127.0.0.1 at a free port. */
+export function listen (handler) {
   return new Promise(resolve => {
     const s = createServer(handler)
     s.listen(0, '127.0.0.1', () => resolve(s))
   })
 }
 
-const body = req => new Promise(resolve => {
+/** A request's body as text. */
+export const body = req => new Promise(resolve => {
   let b = ''
   req.on('data', d => { b += d })
   req.on('end', () => resolve(b))
 })
 
-function reply (res, status, json) {
+/** Answers `json` with `status`. */
+export function reply (res, status, json) {
   res.writeHead(status, { 'Content-Type': 'application/json' })
   res.end(JSON.stringify(json))
 }

@@ -1,0 +1,37 @@
+// Starting and stopping `mpc-wallet serve` for the interop tests.
+import { spawn } from 'node:child_process'
+
+/**
+ * Starts `bin serve --listen 127.0.0.1:0` with exactly `env` (plus PATH); resolves to
+ * { child, url, out } once it prints `listening: <url>`, rejects if it exits first.
+ */
+export function startServe (bin, env) {
+  return new Promise((resolve, reject) => {
+    const child = spawn(bin, ['serve', '--listen', '127.0.0.1:0'], {
+      env: { PATH: process.env.PATH, ...env },
+      stdio: ['ignore', 'pipe', 'pipe']
+    })
+    let out = ''
+    let err = ''
+    const timer = setTimeout(() => reject(new Error(`serve did not start:\n${out}\n${err}`)), 600_000)
+    child.stderr.on('data', d => { err += d })
+    child.stdout.on('data', d => {
+      out += d
+      const m = out.match(/^listening: (http:\/\/\S+)$/m)
+      if (m) {
+        clearTimeout(timer)
+        resolve({ child, url: m[1], out })
+      }
+    })
+    child.on('exit', code => reject(new Error(`serve exited with ${code}:\n${out}\n${err}`)))
+  })
+}
+
+/** Stops a server `startServe` started (SIGTERM) and resolves once it exited. */
+export function stop (child) {
+  return new Promise(resolve => {
+    child.removeAllListeners('exit')
+    child.on('exit', () => resolve())
+    child.kill('SIGTERM')
+  })
+}
