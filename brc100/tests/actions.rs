@@ -123,3 +123,23 @@ async fn a_refused_broadcast_and_an_abort_release_the_inputs() {
     let listed = f.actions.list_outputs(ListOutputsArgs { basket: "default".into(), ..Default::default() });
     assert_eq!(listed.await.unwrap().total_outputs, 1);
 }
+
+#[tokio::test]
+async fn a_refused_sign_action_releases_the_inputs() {
+    let f = fixture().await;
+    let (tx, remittance) = payment(&f, 20_000, true, false).await;
+    f.actions.internalize_action(internalize_args(tx, remittance)).await.unwrap();
+    let later = CreateActionOptions { sign_and_process: Some(false), ..Default::default() };
+    let r = f.actions.create_action(pay(1_000, later)).await.unwrap();
+    let reference = r.signable_transaction.unwrap().reference;
+    assert_eq!(balance(&f).await, 0, "the input is reserved while the action waits");
+    let spend = wallet_brc100::actions::SignActionSpend { unlocking_script: "51".into(), sequence_number: None };
+    let args = wallet_brc100::actions::SignActionArgs {
+        spends: [("99".to_string(), spend)].into_iter().collect(),
+        reference: reference.clone(),
+        options: None,
+    };
+    let e = f.actions.sign_action(args).await.unwrap_err();
+    assert_eq!(e.context_value("parameter"), Some("spends"));
+    assert_eq!(balance(&f).await, 20_000, "the refused action gave its input back");
+}

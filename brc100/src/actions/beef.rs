@@ -4,7 +4,7 @@
 
 use std::collections::HashSet;
 
-use wallet_bsv::{Beef, BeefTx, BeefVersion, MerklePath, Transaction, TxId};
+use wallet_bsv::{AtomicBeef, Beef, BeefTx, BeefVersion, MerklePath, Transaction, TxId};
 use wallet_traits::{ActionRecord, Error, ErrorKind, OutputStore, Result};
 
 use super::internal;
@@ -109,6 +109,17 @@ impl BeefBuilder {
         beef.sort_parents_first()?;
         Ok(beef)
     }
+}
+
+/// What a broadcaster takes for `atomic`: its BEEF as V1 when it carries every transaction (so
+/// unmined ancestors go along), else the subject in Extended Format.
+pub(crate) fn for_broadcast(atomic: &AtomicBeef) -> Result<Vec<u8>> {
+    if atomic.beef.txs.iter().all(|t| t.tx().is_some()) {
+        let mut v1 = atomic.beef.clone();
+        v1.version = BeefVersion::V1;
+        return v1.to_bytes();
+    }
+    super::internalize::with_sources(&atomic.beef, atomic.subject_tx())?.to_ef()
 }
 
 fn corrupt(action: &ActionRecord, what: &str) -> Error {

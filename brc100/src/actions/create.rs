@@ -217,21 +217,11 @@ impl Actions {
             .expect("signable lock")
             .remove(&args.reference)
             .ok_or_else(|| validate::bad("reference", "the reference of a transaction waiting for signAction"))?;
-        for (index, spend) in &args.spends {
-            let input = index.parse::<usize>().ok().and_then(|i| tx.inputs.get_mut(i));
-            let Some(input) = input else {
-                return Err(validate::bad("spends", "keyed by the indexes of the transaction's inputs"));
-            };
-            input.unlocking_script = Script::new(validate::hex_bytes(&spend.unlocking_script, "unlockingScript")?);
-            if let Some(s) = spend.sequence_number {
-                input.sequence = s;
-            }
-        }
-        if let Some(o) = &args.options {
-            plan.options.accept_delayed_broadcast =
-                o.accept_delayed_broadcast.unwrap_or(plan.options.accept_delayed_broadcast);
-            plan.options.no_send = o.no_send.unwrap_or(plan.options.no_send);
-            plan.options.return_txid_only = o.return_txid_only.unwrap_or(plan.options.return_txid_only);
+        // A refused spend fails the action: its reference is used up, so nothing else could
+        // release what it reserved until the background task does.
+        if let Err(e) = apply_spends(&mut tx, &mut plan, &args) {
+            self.store.fail_action(&args.reference).await?;
+            return Err(e);
         }
         self.finish(tx, plan).await
     }
@@ -489,7 +479,7 @@ impl Actions {
     /// background task when delayed broadcast is accepted, and fails it otherwise.
     async fn send(&self, reference: &str, atomic: &[u8], delayed_ok: bool) -> Result<()> {
         let result = match self.broadcaster() {
-            Ok(b) => b.broadcast(&v1_of(atomic)?).await,
+            Ok(b) => b.broadcast(&super::beef::for_broadcast(&AtomicBeef::from_bytes(atomic)?)?).await,
             Err(e) => Err(e),
         };
         match result {
@@ -569,6 +559,27 @@ impl Actions {
         }
         Ok(proven)
     }
+}
+
+/// The caller's unlocking scripts and options of `signAction`, applied to its transaction.
+fn apply_spends(tx: &mut Transaction, plan: &mut Plan, args: &SignActionArgs) -> Result<()> {
+    for (index, spend) in &args.spends {
+        let input = index.parse::<usize>().ok().and_then(|i| tx.inputs.get_mut(i));
+        let Some(input) = input else {
+            return Err(validate::bad("spends", "keyed by the indexes of the transaction's inputs"));
+        };
+        input.unlocking_script = Script::new(validate::hex_bytes(&spend.unlocking_script, "unlockingScript")?);
+        if let Some(s) = spend.sequence_number {
+            input.sequence = s;
+        }
+    }
+    if let Some(o) = &args.options {
+        plan.options.accept_delayed_broadcast =
+            o.accept_delayed_broadcast.unwrap_or(plan.options.accept_delayed_broadcast);
+        plan.options.no_send = o.no_send.unwrap_or(plan.options.no_send);
+        plan.options.return_txid_only = o.return_txid_only.unwrap_or(plan.options.return_txid_only);
+    }
+    Ok(())
 }
 
 /// Adds an input to `tx` spending the wallet's `output`, which the wallet signs.
@@ -651,16 +662,4 @@ fn atomic_beef(ancestors: &Beef, tx: &Transaction) -> Result<Vec<u8>> {
     b.merge(ancestors.clone());
     b.add(tx.clone(), None);
     AtomicBeef { subject: tx.txid(), beef: b.build()? }.to_bytes()
-}
-
-/// What the broadcaster takes: the Atomic BEEF's inner BEEF as V1 when it carries every
-/// transaction, else the subject in Extended Format.
-fn v1_of(atomic: &[u8]) -> Result<Vec<u8>> {
-    let atomic = AtomicBeef::from_bytes(atomic)?;
-    if atomic.beef.txs.iter().all(|t| t.tx().is_some()) {
-        let mut v1 = atomic.beef;
-        v1.version = wallet_bsv::BeefVersion::V1;
-        return v1.to_bytes();
-    }
-    super::internalize::with_sources(&atomic.beef, atomic.subject_tx())?.to_ef()
 }

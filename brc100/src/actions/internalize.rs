@@ -4,7 +4,7 @@
 
 use std::collections::HashSet;
 
-use wallet_bsv::{brc29, hash::hash160, AtomicBeef, Beef, BeefTx, BeefVersion, Script, Transaction};
+use wallet_bsv::{brc29, hash::hash160, AtomicBeef, Beef, BeefTx, Script, Transaction};
 use wallet_traits::{
     ActionRecord, ActionStatus, Derivation, Error, ErrorKind, Outpoint, OutputRecord, PublicKey, Result,
 };
@@ -195,13 +195,7 @@ impl Actions {
     /// transaction, else the subject in Extended Format.
     async fn broadcast_received(&self, atomic: &AtomicBeef) -> Result<()> {
         let broadcaster = self.broadcaster()?;
-        let bytes = if atomic.beef.txs.iter().all(|t| t.tx().is_some()) {
-            let mut v1 = atomic.beef.clone();
-            v1.version = BeefVersion::V1;
-            v1.to_bytes()?
-        } else {
-            with_sources(&atomic.beef, atomic.subject_tx())?.to_ef()?
-        };
+        let bytes = super::beef::for_broadcast(atomic)?;
         let accepted = broadcaster.broadcast(&bytes).await.map_err(|e| {
             let message =
                 format!("the network did not take the transaction, so the wallet did not record it: {}", e.message());
