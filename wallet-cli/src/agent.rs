@@ -11,7 +11,7 @@ use anyhow::{bail, Context, Result};
 use k256::elliptic_curve::{ops::Reduce, sec1::ToEncodedPoint};
 use sha2::{Digest, Sha256};
 use wallet_engine::{
-    PartyKey, Phase, Progress, Provisioned, StoreLocation, Wallet, WalletBuilder, WalletConfig, PROBE_TIMEOUT,
+    PartyKey, Phase, Progress, Protocol, Provisioned, StoreLocation, Wallet, WalletBuilder, WalletConfig, PROBE_TIMEOUT,
 };
 use wallet_traits::{EcdsaSignature, InputToSign, KeyId, ShareState};
 
@@ -31,12 +31,12 @@ pub(crate) async fn builder_from_config(mut cfg: WalletConfig) -> Result<(Wallet
     // The embedded cosigners' files sit beside the agent's SQLite file.
     let dir = store.path().and_then(Path::parent).map_or_else(|| PathBuf::from("./mpc-data"), Path::to_path_buf);
     let embedded = cfg.cosigner_endpoints.is_empty();
-    let secret = cfg.share_secret.clone();
+    let (secret, multiexp_tables) = (cfg.share_secret.clone(), cfg.multiexp_tables);
     let mut b = WalletBuilder::from_config(cfg)?.plugins(plugins);
     if embedded {
         eprintln!("{}", embedded::WARNING);
         let secret = secret.context("set MPC_SHARE_SECRET")?;
-        let (keyring, transports) = embedded::start(&dir, &secret).await?;
+        let (keyring, transports) = embedded::start(&dir, &secret, multiexp_tables).await?;
         b = b.keyring(keyring);
         for t in transports {
             b = b.cosigner(t);
@@ -78,6 +78,17 @@ async fn provision_reporting(builder: WalletBuilder, dir: &Path, say: fn(&str)) 
     say(&format!("phase provision total: {:.2}s", t0.elapsed().as_secs_f64()));
     say(&format!("provisioned: {provisioned}"));
     say(&format!("identity: {}", wallet.identity_key()));
+    say(&format!("protocol: {}", wallet.protocol()));
+    if wallet.protocol() != Protocol::CURRENT {
+        eprintln!(
+            "note: this wallet's key shares were made with {}, whose maintainers recommend upgrading to {} \
+             (its zero-knowledge proofs lack checks the revised paper added). Run `mpc-wallet migrate` (add \
+             --data-dir for the embedded default) with every cosigner running: the key, its addresses and every \
+             derived key stay the same.",
+            wallet.protocol(),
+            Protocol::CURRENT
+        );
+    }
     if provisioned == Provisioned::Created {
         eprintln!("  (the next start restores this wallet from {} without a DKG)", dir.display());
     }
@@ -105,6 +116,31 @@ async fn report_cosigners(wallet: &Wallet, say: fn(&str)) {
             reports.len()
         );
     }
+}
+
+/// `mpc-wallet migrate`: restores the wallet (the embedded default in `data_dir`, else the
+/// configured one) and migrates its shares to the current protocol with every cosigner.
+pub(crate) async fn migrate(file: Option<&Path>, data_dir: Option<&Path>) -> Result<()> {
+    let (builder, dir) = match data_dir {
+        Some(d) => crate::demo::embedded_builder(file, d).await?,
+        None => builder_from_config(WalletConfig::load(file)?).await?,
+    };
+    #[cfg(feature = "fault-injection")]
+    let builder = match std::env::var("MPC_FAULT_STOP_MIGRATION_AT").ok().as_deref() {
+        Some("cosigners-staged") => builder.stop_migration_at(wallet_engine::MigrationStep::CosignersStaged),
+        Some("agent-staged") => builder.stop_migration_at(wallet_engine::MigrationStep::AgentStaged),
+        Some("first-cosigner-committed") => {
+            builder.stop_migration_at(wallet_engine::MigrationStep::FirstCosignerCommitted)
+        }
+        Some("cosigners-committed") => builder.stop_migration_at(wallet_engine::MigrationStep::CosignersCommitted),
+        _ => builder,
+    };
+    let wallet = provision(builder.migrate(), &dir).await?;
+    if wallet.protocol() != Protocol::CURRENT {
+        bail!("the wallet is still on {} after the migration", wallet.protocol());
+    }
+    println!("migrated: {} (identity unchanged: {})", wallet.protocol(), wallet.identity_key());
+    Ok(())
 }
 
 /// Signs a digest (and a tweaked one) and verifies both with k256.
@@ -214,6 +250,15 @@ pub(crate) async fn status(file: Option<&Path>) -> Result<bool> {
         Some(r) => {
             println!("state: {}", r.meta.state);
             println!("identity: {}", hex::encode(&r.meta.public_key));
+            match wallet_engine::share_labels(&r.sealed) {
+                Ok(l) => {
+                    println!("protocol: {}", l.protocol);
+                    if let Some((run, next)) = l.next {
+                        println!("migration staged: {next} (run {run}); the next start completes or rolls it back");
+                    }
+                }
+                Err(e) => println!("protocol: unreadable ({e})"),
+            }
             println!("threshold: {} of {}", r.meta.threshold, r.meta.parties);
         }
     }
@@ -226,7 +271,12 @@ pub(crate) async fn status(file: Option<&Path>) -> Result<bool> {
             Err(e) => format!("cannot serve: unreachable ({e})"),
             Ok(t) => match &local {
                 Some(r) => {
-                    let report = wallet_engine::probe(index, t.as_ref(), &key, &r.meta.public_key, PROBE_TIMEOUT).await;
+                    let protocol = wallet_engine::share_labels(&r.sealed)
+                        .and_then(|l| Protocol::from_label(&l.protocol))
+                        .unwrap_or(Protocol::CURRENT);
+                    let report =
+                        wallet_engine::probe(index, t.as_ref(), &key, &r.meta.public_key, protocol, PROBE_TIMEOUT)
+                            .await;
                     serving += usize::from(report.can_serve());
                     match (&report.unfit, &report.detail) {
                         (None, _) => "can serve (holds this key's active share)".to_string(),

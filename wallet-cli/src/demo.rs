@@ -16,6 +16,13 @@ use crate::{agent, embedded};
 const DEV_SECRET: &str = "mpc-wallet-demo-development-secret-do-not-use";
 
 pub(crate) async fn run(file: Option<&Path>, data_dir: &Path) -> Result<()> {
+    let (builder, dir) = embedded_builder(file, data_dir).await?;
+    let wallet = agent::provision(builder, &dir).await?;
+    agent::sign_and_verify(&wallet, None, None).await
+}
+
+/// The embedded default's builder over `data_dir` (the demo's wallet), and that directory.
+pub(crate) async fn embedded_builder(file: Option<&Path>, data_dir: &Path) -> Result<(WalletBuilder, PathBuf)> {
     let mut cfg = WalletConfig::load(file)?;
     let wallet_id = cfg.wallet_id.as_ref().map_or("demo-wallet", |w| w.as_str()).to_string();
     let secret = match cfg.share_secret.take() {
@@ -39,12 +46,11 @@ pub(crate) async fn run(file: Option<&Path>, data_dir: &Path) -> Result<()> {
     let agent_store: Arc<dyn ShareStore> = Arc::new(
         SqliteShareStore::open(&agent_path).await.with_context(|| format!("opening {}", agent_path.display()))?,
     );
-    let (keyring, transports) = embedded::start(&dir, &secret).await?;
+    let (keyring, transports) = embedded::start(&dir, &secret, cfg.multiexp_tables).await?;
     let mut builder =
         WalletBuilder::from_config(cfg)?.wallet_id(&wallet_id).share_secret(secret).store(agent_store).keyring(keyring);
     for t in transports {
         builder = builder.cosigner(t);
     }
-    let wallet = agent::provision(builder, &dir).await?;
-    agent::sign_and_verify(&wallet, None, None).await
+    Ok((builder, dir))
 }

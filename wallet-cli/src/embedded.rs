@@ -12,8 +12,13 @@ use wallet_transport_local::LocalHub;
 pub(crate) const WARNING: &str = "warning: embedded default: the agent and both cosigners run in this process and all \
      shares sit on this machine. For trying the wallet and for tests, not for production.";
 
-/// The agent's keyring and transports to two local cosigners whose files live in `dir`.
-pub(crate) async fn start(dir: &Path, secret: &ShareSecret) -> Result<(Keyring, Vec<Arc<dyn CosignerTransport>>)> {
+/// The agent's keyring and transports to two local cosigners whose files live in `dir`, making
+/// multiexponentiation tables as the agent does (`multiexp_tables`).
+pub(crate) async fn start(
+    dir: &Path,
+    secret: &ShareSecret,
+    multiexp_tables: bool,
+) -> Result<(Keyring, Vec<Arc<dyn CosignerTransport>>)> {
     // Party keys seal the messages between parties; in-process they can be fresh every run.
     let mut keyrings = Keyring::generate_group(3).into_iter();
     let agent = keyrings.next().expect("three keyrings");
@@ -26,7 +31,8 @@ pub(crate) async fn start(dir: &Path, secret: &ShareSecret) -> Result<(Keyring, 
         let store: Arc<dyn ShareStore> =
             Arc::new(SqliteShareStore::open(&path).await.with_context(|| format!("opening {}", path.display()))?);
         let primes = Arc::new(StorePrimePool::new(store.clone(), sealer.clone(), "cosigner"));
-        let service = CosignerService::new(keyring, store, sealer.clone(), primes)?;
+        let service =
+            CosignerService::new(keyring, store, sealer.clone(), primes)?.with_multiexp_tables(multiexp_tables);
         let name = format!("embedded-cosigner-{i}");
         hub.register(&name, Arc::new(service));
         transports.push(Arc::new(hub.transport(&name)));

@@ -95,6 +95,15 @@ enum Command {
     },
     /// Prints the provisioning state and, per cosigner, whether it is reachable and agrees.
     Status,
+    /// Migrates a wallet made with cggmp21 (releases before cggmp24) to cggmp24 with every
+    /// cosigner: new aux info for the same key, committed in two phases. The key, its addresses
+    /// and every derived key stay the same. A wallet on cggmp24 already is left as it is.
+    Migrate {
+        /// The embedded default's data directory (the demo's); without it, the configured wallet
+        /// (MPC_COSIGNER_ENDPOINTS, MPC_STORAGE_*).
+        #[arg(long)]
+        data_dir: Option<PathBuf>,
+    },
     /// A cosigner service over HTTP and/or gRPC.
     Cosigner,
     /// Works with the configuration.
@@ -229,6 +238,7 @@ fn main() -> ExitCode {
     let result = rt.block_on(async {
         match cli.command {
             Command::Demo { data_dir } => demo::run(file, &data_dir).await.map(|_| true),
+            Command::Migrate { data_dir } => agent::migrate(file, data_dir.as_deref()).await.map(|_| true),
             Command::Serve { listen } => agent::serve(file, listen).await.map(|_| true),
             Command::Sign { digest, tweak } => agent::sign(file, digest, tweak).await.map(|_| true),
             Command::SignTx { ef, tweak, sighash } => agent::sign_tx(file, &ef, &tweak, sighash).await.map(|_| true),

@@ -128,7 +128,14 @@ fn another_keys_share() -> StoredShare {
     let sealer = wallet_engine::Sealer::new(wallet_engine::ShareSecret::new(SECRET).unwrap(), Default::default());
     let mut secret = [7u8; 32];
     secret[0] = 0x42;
-    let records = wallet_engine::insecure_testing::import_key(secret, 2, &key, &[&sealer, &sealer, &sealer]).unwrap();
+    let records = wallet_engine::insecure_testing::import_key(
+        secret,
+        2,
+        &key,
+        &[&sealer, &sealer, &sealer],
+        wallet_engine::Protocol::CURRENT,
+    )
+    .unwrap();
     records.into_iter().nth(1).unwrap()
 }
 

@@ -7,7 +7,7 @@ use std::{fmt, time::Duration};
 
 use wallet_traits::{CosignerTransport, Error, ErrorKind, KeyId, PartyIndex, ShareState};
 
-use crate::wallet::Cosigner;
+use crate::{mpc::Protocol, wallet::Cosigner};
 
 /// Longest wait for a cosigner's answer about the key before it counts as unreachable.
 pub const PROBE_TIMEOUT: Duration = Duration::from_secs(10);
@@ -26,6 +26,9 @@ pub enum Unfit {
     WrongParty(PartyIndex),
     /// Its share is not Active (Pending: provisioning unfinished; Frozen: under review).
     NotActive(ShareState),
+    /// Its share of the key is of another protocol than the agent's (a migration is unfinished;
+    /// the agent's next start settles it).
+    OtherProtocol,
     /// It refused to open the session or to answer (kind of its refusal).
     Refused(ErrorKind),
     /// It failed, misbehaved or went away during the run (kind of the failure).
@@ -45,6 +48,9 @@ impl fmt::Display for Unfit {
             Unfit::WrongParty(i) => write!(f, "reports party index {i} (check the order of MPC_COSIGNER_ENDPOINTS)"),
             Unfit::NotActive(ShareState::Frozen) => f.write_str("its share is frozen"),
             Unfit::NotActive(state) => write!(f, "its share is {state}, not active"),
+            Unfit::OtherProtocol => f.write_str(
+                "holds the key under another protocol (an unfinished migration; restart the agent to settle it)",
+            ),
             Unfit::Refused(kind) => write!(f, "refused the request ({kind})"),
             Unfit::Failed(kind) => write!(f, "failed during the run ({kind})"),
         }
@@ -94,12 +100,13 @@ impl fmt::Display for CosignerReport {
 }
 
 /// Asks cosigner `index` (over `transport`) about `key` and judges whether it can serve the key
-/// whose compressed public key is `expected`.
+/// whose compressed public key is `expected`, with a share of `protocol`.
 pub async fn probe(
     index: PartyIndex,
     transport: &dyn CosignerTransport,
     key: &KeyId,
     expected: &[u8],
+    protocol: Protocol,
     timeout: Duration,
 ) -> CosignerReport {
     let answer = tokio::time::timeout(timeout, transport.key_info(key)).await;
@@ -110,6 +117,10 @@ pub async fn probe(
         Ok(Ok(Some(info))) if info.public_key != expected => (Some(Unfit::AnotherKey), None),
         Ok(Ok(Some(info))) if info.party_index != index => (Some(Unfit::WrongParty(info.party_index)), None),
         Ok(Ok(Some(info))) if info.state != ShareState::Active => (Some(Unfit::NotActive(info.state)), None),
+        // A cosigner older than labels holds cggmp21 shares.
+        Ok(Ok(Some(info))) if info.protocol.as_deref().unwrap_or(Protocol::Cggmp21.label()) != protocol.label() => {
+            (Some(Unfit::OtherProtocol), None)
+        }
         Ok(Ok(Some(_))) => (None, None),
     };
     CosignerReport { index, endpoint: transport.endpoint().to_string(), unfit, detail, blamed: false }

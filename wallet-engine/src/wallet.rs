@@ -7,10 +7,7 @@ use std::{
 };
 
 use async_trait::async_trait;
-use cggmp21::{
-    generic_ec::{NonZero, Point},
-    key_share::AnyKeyShare,
-};
+use cggmp24::generic_ec::{NonZero, Point};
 use futures::{future::join_all, stream, StreamExt, TryStreamExt};
 use wallet_bsv::{Script, Transaction};
 use wallet_traits::{
@@ -25,7 +22,7 @@ use crate::{
     coordinator::{coordinate, Remote, RunFailure},
     failover::{self, CosignerReport, Unfit, PROBE_TIMEOUT},
     keys::Keyring,
-    mpc::{self, Share},
+    mpc::{self, Protocol, Share},
     transaction,
 };
 
@@ -134,6 +131,12 @@ impl Wallet {
         &self.inner.key
     }
 
+    /// The protocol of this wallet's share: [`Protocol::CURRENT`] unless it was made before
+    /// cggmp24 and not migrated yet (`mpc-wallet migrate`).
+    pub fn protocol(&self) -> Protocol {
+        self.inner.share.protocol()
+    }
+
     /// Signing threshold t.
     pub fn threshold(&self) -> u16 {
         self.inner.share.min_signers()
@@ -153,8 +156,14 @@ impl Wallet {
     /// can serve, and why the others cannot. Asks them all at once.
     pub async fn cosigner_reports(&self) -> Vec<CosignerReport> {
         let (key, pk, timeout) = (&self.inner.key, self.inner.public_key.as_bytes(), self.probe_timeout());
-        join_all(self.inner.cosigners.iter().map(|c| failover::probe(c.index, c.transport.as_ref(), key, pk, timeout)))
-            .await
+        let protocol = self.protocol();
+        join_all(
+            self.inner
+                .cosigners
+                .iter()
+                .map(|c| failover::probe(c.index, c.transport.as_ref(), key, pk, protocol, timeout)),
+        )
+        .await
     }
 
     /// Cosigners in the order to try them: configured order, those found unfit in the last
@@ -185,8 +194,15 @@ impl Wallet {
                 continue;
             }
             let pk = self.inner.public_key.as_bytes();
-            let report =
-                failover::probe(c.index, c.transport.as_ref(), &self.inner.key, pk, self.probe_timeout()).await;
+            let report = failover::probe(
+                c.index,
+                c.transport.as_ref(),
+                &self.inner.key,
+                pk,
+                self.protocol(),
+                self.probe_timeout(),
+            )
+            .await;
             if report.can_serve() {
                 self.inner.demoted.lock().expect("demotion lock").remove(&c.index);
                 chosen.push(c.clone());
@@ -430,7 +446,8 @@ impl Wallet {
         .await;
         let share = &self.inner.share;
         let own_pos = pos_of(&parties, AGENT_INDEX)?;
-        let mut acc: Point<mpc::E> = q.into_inner() * (mpc::lagrange(share, &parties, own_pos.into())? * &share.core.x);
+        let mut acc: Point<mpc::E> =
+            q.into_inner() * (mpc::lagrange(share, &parties, own_pos.into())? * &share.core().x);
         let mut complete = true;
         for (c, partial) in chosen.iter().zip(partials) {
             let partial = match partial {

@@ -40,7 +40,9 @@ fn one() -> [u8; 32] {
 async fn mpc_wallet(root: [u8; 32]) -> (tempfile::TempDir, Cosigners, Wallet) {
     let dir = tempfile::tempdir().unwrap();
     let s = sealer(SECRET);
-    let records = wallet_engine::insecure_testing::import_key(root, 2, &key(), &[&s, &s, &s]).unwrap();
+    let records =
+        wallet_engine::insecure_testing::import_key(root, 2, &key(), &[&s, &s, &s], wallet_engine::Protocol::CURRENT)
+            .unwrap();
     for (record, file) in records.iter().zip(["agent.db", "cosigner-1.db", "cosigner-2.db"]) {
         let store = wallet_backend_sqlite::SqliteShareStore::open(dir.path().join(file)).await.unwrap();
         store.create_share(record).await.unwrap();

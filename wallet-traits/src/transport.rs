@@ -22,6 +22,12 @@ pub enum SessionKind {
     /// Signing inputs of one transaction: every party computes each digest from the
     /// transaction itself.
     SignTx,
+    /// Threshold key generation of a further key of the party group, reusing the aux info of
+    /// the group's first key; ends with a Pending share.
+    Keygen,
+    /// A protocol migration of an existing key: aux info generation for the current protocol,
+    /// keeping the key; ends with the new share staged (Pending) beside the old one.
+    Migrate,
 }
 
 /// One input a [`SessionParams::SignTx`] session signs.
@@ -36,7 +42,7 @@ pub struct InputToSign {
     pub tweak: Option<[u8; 32]>,
 }
 
-/// The most envelopes one signing run sends each other party (cggmp21 signing: 6 rounds, one
+/// The most envelopes one signing run sends each other party (cggmp24 signing: 6 rounds, one
 /// envelope per peer each). The engine asserts its signing stays within it.
 pub const ENVELOPES_PER_SIGNING: usize = 6;
 
@@ -90,6 +96,19 @@ pub enum SessionParams {
         /// The inputs to sign, in increasing index order; input `k` of this list runs in stage `k`.
         inputs: Vec<InputToSign>,
     },
+    /// Threshold keygen of a `threshold`-of-`total` key whose aux info is that of key index
+    /// `aux_from` of the same wallet (the group's aux info serves several keys).
+    Keygen {
+        /// Threshold t.
+        threshold: u16,
+        /// Number of parties n.
+        total: u16,
+        /// The key index whose share lends its aux info.
+        aux_from: u32,
+    },
+    /// Migration of the key to the current protocol: every party generates new aux info for
+    /// its existing share and stages the result beside it, until the commit.
+    Migrate {},
 }
 
 impl SessionParams {
@@ -100,6 +119,8 @@ impl SessionParams {
             SessionParams::Sign { .. } => SessionKind::Sign,
             SessionParams::Linkage { .. } => SessionKind::Linkage,
             SessionParams::SignTx { .. } => SessionKind::SignTx,
+            SessionParams::Keygen { .. } => SessionKind::Keygen,
+            SessionParams::Migrate {} => SessionKind::Migrate,
         }
     }
 }
@@ -142,16 +163,26 @@ impl SessionRequest {
         if p.len() > usize::from(MAX_PARTIES) {
             return Err(invalid("a session has at most 16 parties"));
         }
+        let every_party = || p.iter().enumerate().all(|(i, &k)| usize::from(k) == i);
         match &self.params {
-            SessionParams::Dkg { threshold, total } => {
+            SessionParams::Dkg { threshold, total } | SessionParams::Keygen { threshold, total, .. } => {
                 let n = *total;
                 if !(2..=MAX_PARTIES).contains(&n) || !(2..=n).contains(threshold) {
                     return Err(invalid("DKG needs 2 <= threshold <= parties <= 16"));
                 }
-                if p.len() != usize::from(n) || p.iter().enumerate().any(|(i, &k)| usize::from(k) != i) {
+                if p.len() != usize::from(n) || !every_party() {
                     return Err(invalid("DKG needs every party 0..n"));
                 }
+                if let SessionParams::Keygen { aux_from, .. } = &self.params {
+                    if *aux_from == self.key.index {
+                        return Err(invalid("a key cannot lend its own aux info to itself"));
+                    }
+                }
             }
+            SessionParams::Migrate {} if p.len() < 2 || !every_party() => {
+                return Err(invalid("a migration needs every party 0..n"));
+            }
+            SessionParams::Migrate {} => {}
             SessionParams::Sign { .. } | SessionParams::Linkage { .. } | SessionParams::SignTx { .. }
                 if p.len() < 2 =>
             {
@@ -360,8 +391,15 @@ pub struct KeyInfo {
     pub party_index: PartyIndex,
     /// Its record's state.
     pub state: ShareState,
-    /// The DKG run that produced the share.
+    /// The run that produced the share in force (its DKG, or the migration that replaced it).
     pub execution_id: ExecutionId,
+    /// The protocol label of the share in force (`cggmp24/0.7.0-alpha.3`); `None` from a
+    /// cosigner older than labels, whose shares are cggmp21's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub protocol: Option<String>,
+    /// The migration run whose new share the cosigner holds staged (Pending) beside it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub migrating: Option<ExecutionId>,
 }
 
 /// Ask a cosigner for its part of a distributed ECDH with `point`.
@@ -405,10 +443,12 @@ pub trait CosignerTransport: fmt::Debug + Send + Sync + 'static {
     /// The cosigner's part of a distributed ECDH.
     async fn partial_ecdh(&self, request: EcdhRequest) -> Result<EcdhPartial>;
 
-    /// Flips the Pending share of run `execution_id` to Active. Idempotent.
+    /// Flips the Pending share of run `execution_id` to Active: a DKG's share, or the successor a
+    /// migration staged, which then replaces the share in force. Idempotent.
     async fn commit(&self, key: &KeyId, execution_id: &ExecutionId) -> Result<()>;
 
-    /// Deletes the Pending share of run `execution_id`. Idempotent; never touches an Active share.
+    /// Deletes the Pending share of run `execution_id` (a DKG's, or a staged migration's).
+    /// Idempotent; never touches the share in force of an Active record.
     async fn rollback(&self, key: &KeyId, execution_id: &ExecutionId) -> Result<()>;
 }
 

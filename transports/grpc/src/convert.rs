@@ -68,6 +68,11 @@ pub(crate) fn session_request_to_pb(r: &SessionRequest) -> pb::SessionRequest {
             m.kind = pb::SessionKind::Linkage as i32;
             m.point = Some(point.clone());
         }
+        SessionParams::Keygen { threshold, total, aux_from } => {
+            m.kind = pb::SessionKind::Keygen as i32;
+            (m.threshold, m.total, m.aux_from) = ((*threshold).into(), (*total).into(), Some(*aux_from));
+        }
+        SessionParams::Migrate {} => m.kind = pb::SessionKind::Migrate as i32,
         SessionParams::SignTx { tx, inputs } => {
             m.kind = pb::SessionKind::SignTx as i32;
             m.tx = Some(tx.clone());
@@ -93,12 +98,31 @@ pub(crate) fn session_request_from_pb(r: pb::SessionRequest) -> Result<SessionRe
     if kind != Ok(pb::SessionKind::SignTx) && (r.tx.is_some() || !r.inputs.is_empty()) {
         return Err(mixed());
     }
+    if kind != Ok(pb::SessionKind::Keygen) && r.aux_from.is_some() {
+        return Err(mixed());
+    }
     let params = match kind {
         Ok(pb::SessionKind::Dkg) => {
             if r.digest.is_some() || r.tweak.is_some() || r.point.is_some() {
                 return Err(mixed());
             }
             SessionParams::Dkg { threshold: u16_from(r.threshold, "threshold")?, total: u16_from(r.total, "total")? }
+        }
+        Ok(pb::SessionKind::Keygen) => {
+            if r.digest.is_some() || r.tweak.is_some() || r.point.is_some() {
+                return Err(mixed());
+            }
+            SessionParams::Keygen {
+                threshold: u16_from(r.threshold, "threshold")?,
+                total: u16_from(r.total, "total")?,
+                aux_from: r.aux_from.ok_or_else(|| malformed("session request: keygen without aux_from"))?,
+            }
+        }
+        Ok(pb::SessionKind::Migrate) => {
+            if r.digest.is_some() || r.tweak.is_some() || r.point.is_some() {
+                return Err(mixed());
+            }
+            SessionParams::Migrate {}
         }
         Ok(pb::SessionKind::Sign) => {
             if r.point.is_some() {
@@ -196,6 +220,8 @@ pub(crate) fn key_info_to_pb(info: KeyInfo) -> pb::KeyInfo {
             ShareState::Frozen => pb::ShareState::Frozen,
         } as i32,
         execution_id: info.execution_id.as_bytes().to_vec(),
+        protocol: info.protocol,
+        migrating: info.migrating.map(|e| e.as_bytes().to_vec()),
     }
 }
 
@@ -213,6 +239,8 @@ pub(crate) fn key_info_from_pb(info: pb::KeyInfo) -> Result<KeyInfo> {
         party_index: u16_from(info.party_index, "party index")?,
         state,
         execution_id: eid_from_pb(&info.execution_id)?,
+        protocol: info.protocol,
+        migrating: info.migrating.as_deref().map(eid_from_pb).transpose()?,
     })
 }
 

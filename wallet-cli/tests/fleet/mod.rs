@@ -153,6 +153,8 @@ pub(crate) fn agent_builder(store: &StoreSpec, keyring: Keyring) -> WalletBuilde
         .store_url(store.url.clone())
         .store_options(store.options.clone())
         .keyring(keyring)
+        // As the binary reads MPC_MULTIEXP_TABLES (scripts/test.sh turns the tables off).
+        .multiexp_tables(std::env::var("MPC_MULTIEXP_TABLES").map_or(true, |v| v != "false"))
 }
 
 pub(crate) fn runtime() -> tokio::runtime::Runtime {

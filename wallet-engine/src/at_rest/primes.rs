@@ -1,29 +1,68 @@
-//! Where a party's Paillier prime pairs come from. Generating one takes 9 to 90 s, so pairs are
-//! pooled (sealed in the party's store) and each pooled pair is used exactly once.
+//! Where a party's primes come from. cggmp24's aux info takes two pairs of 1536-bit safe primes
+//! per party (a Paillier pair and a Pedersen pair); generating a pair takes 9 to 90 s, so pairs
+//! are pooled (sealed in the party's store) and each pooled pair is used exactly once. A pool
+//! record is one pair, as releases before cggmp24 wrote them, so an existing pool still serves.
 
 use std::{fmt, sync::Arc};
 
 use async_trait::async_trait;
+use cggmp24::{backend::Integer, security_level::SecurityLevel};
+use serde::{Deserialize, Serialize};
 use wallet_traits::{Error, ErrorKind, Result, ShareStore};
 
-use crate::{mpc::Primes, Sealer};
+use crate::{
+    mpc::{Primes, L},
+    Sealer,
+};
 
-/// Hands out prime pairs for aux info generation; never the same pair twice.
+/// Hands out primes for aux info generation; never the same primes twice.
 #[async_trait]
 pub trait PrimeSource: fmt::Debug + Send + Sync + 'static {
-    /// One fresh pair.
+    /// One party's fresh primes for one aux info generation.
     async fn take(&self) -> Result<Primes>;
 }
 
-/// Generates a pair on demand, on the blocking pool.
+/// Generates primes on demand, on the blocking pool.
 #[derive(Debug, Default, Clone, Copy)]
 pub struct GeneratePrimes;
 
-/// Generates one pair (slow: seconds to minutes).
-pub async fn generate_primes() -> Result<Primes> {
-    tokio::task::spawn_blocking(|| Primes::generate(&mut rand::rngs::OsRng))
+/// A pair of safe primes: one pool record.
+#[derive(Clone, Serialize, Deserialize)]
+pub(crate) struct PrimePair {
+    p: Integer,
+    q: Integer,
+}
+
+impl PrimePair {
+    fn generate() -> Self {
+        let mut rng = rand::rngs::OsRng;
+        Self {
+            p: Integer::generate_safe_prime(&mut rng, L::RSA_PRIME_BITLEN),
+            q: Integer::generate_safe_prime(&mut rng, L::RSA_PRIME_BITLEN),
+        }
+    }
+
+    /// Two pairs as one party's primes (Paillier, then Pedersen).
+    pub(crate) fn join(a: PrimePair, b: PrimePair) -> Result<Primes> {
+        Primes::try_from([a.p, a.q, b.p, b.q])
+            .map_err(|_| Error::new(ErrorKind::Corrupted, "a prime pair is smaller than 1536 bits"))
+    }
+
+    fn split(primes: Primes) -> [PrimePair; 2] {
+        let [p, q, p2, q2] = primes.into_primes();
+        [PrimePair { p, q }, PrimePair { p: p2, q: q2 }]
+    }
+}
+
+async fn blocking<T: Send + 'static>(what: &str, f: impl FnOnce() -> T + Send + 'static) -> Result<T> {
+    tokio::task::spawn_blocking(f)
         .await
-        .map_err(|e| Error::new(ErrorKind::Internal, format!("prime generation task failed: {e}")))
+        .map_err(|e| Error::new(ErrorKind::Internal, format!("{what} task failed: {e}")))
+}
+
+/// Generates one party's primes (slow: seconds to minutes).
+pub async fn generate_primes() -> Result<Primes> {
+    blocking("prime generation", || Primes::generate(&mut rand::rngs::OsRng)).await
 }
 
 #[async_trait]
@@ -47,53 +86,63 @@ impl StorePrimePool {
         Self { store, sealer, pool: pool.into() }
     }
 
-    /// Generates and stores pairs until the pool holds `target`; nothing when the store keeps
-    /// no prime pool.
+    /// Generates and stores pairs until the pool holds enough for `target` aux info runs (two
+    /// pairs each); returns how many runs it holds. Nothing when the store keeps no prime pool.
     pub async fn fill(&self, target: u64) -> Result<u64> {
         let Some(pool) = self.store.prime_pool() else { return Ok(0) };
         let mut have = pool.count_primes(&self.pool).await?;
-        while have < target {
-            self.add(generate_primes().await?).await?;
+        while have < 2 * target {
+            self.add_pair(blocking("prime generation", PrimePair::generate).await?).await?;
             have += 1;
         }
-        Ok(have)
+        Ok(have / 2)
     }
 
-    /// Seals and adds one pair (for example one generated elsewhere, ahead of time). Fails with
-    /// [`ErrorKind::Unsupported`] when the store keeps no prime pool.
+    /// Seals and adds one party's primes (for example generated elsewhere, ahead of time), as two
+    /// pairs. Fails with [`ErrorKind::Unsupported`] when the store keeps no prime pool.
     pub async fn add(&self, primes: Primes) -> Result<()> {
+        for pair in PrimePair::split(primes) {
+            self.add_pair(pair).await?;
+        }
+        Ok(())
+    }
+
+    async fn add_pair(&self, pair: PrimePair) -> Result<()> {
         let Some(store) = self.store.prime_pool() else {
             return Err(Error::new(ErrorKind::Unsupported, "this store keeps no prime pool; DKG generates primes")
                 .with_context("pool", &self.pool));
         };
         let plain = zeroize::Zeroizing::new(
-            serde_json::to_vec(&primes).map_err(|e| Error::new(ErrorKind::Internal, format!("encode primes: {e}")))?,
+            serde_json::to_vec(&pair).map_err(|e| Error::new(ErrorKind::Internal, format!("encode primes: {e}")))?,
         );
-        let sealer = self.sealer.clone();
-        let pool = self.pool.clone();
-        let sealed = tokio::task::spawn_blocking(move || sealer.seal_primes(&pool, &plain))
-            .await
-            .map_err(|e| Error::new(ErrorKind::Internal, format!("sealing task failed: {e}")))??;
+        let (sealer, pool) = (self.sealer.clone(), self.pool.clone());
+        let sealed = blocking("sealing", move || sealer.seal_primes(&pool, &plain)).await??;
         store.add_primes(&self.pool, &sealed).await
+    }
+
+    /// One pooled pair, else a fresh one.
+    async fn take_pair(&self) -> Result<PrimePair> {
+        let pooled = match self.store.prime_pool() {
+            Some(store) => store.take_primes(&self.pool).await?,
+            None => None,
+        };
+        let Some(sealed) = pooled else { return blocking("prime generation", PrimePair::generate).await };
+        let (sealer, pool) = (self.sealer.clone(), self.pool.clone());
+        blocking("prime opening", move || {
+            let plain = sealer.open_primes(&pool, &sealed)?;
+            serde_json::from_slice(&plain)
+                .map_err(|_| Error::new(ErrorKind::Corrupted, "a pooled prime pair does not parse"))
+        })
+        .await?
     }
 }
 
 #[async_trait]
 impl PrimeSource for StorePrimePool {
     async fn take(&self) -> Result<Primes> {
-        let Some(store) = self.store.prime_pool() else { return generate_primes().await };
-        let Some(sealed) = store.take_primes(&self.pool).await? else {
-            return generate_primes().await;
-        };
-        let sealer = self.sealer.clone();
-        let pool = self.pool.clone();
-        tokio::task::spawn_blocking(move || {
-            let plain = sealer.open_primes(&pool, &sealed)?;
-            serde_json::from_slice(&plain)
-                .map_err(|_| Error::new(ErrorKind::Corrupted, "a pooled prime pair does not parse"))
-        })
-        .await
-        .map_err(|e| Error::new(ErrorKind::Internal, format!("prime opening task failed: {e}")))?
+        let a = self.take_pair().await?;
+        let b = self.take_pair().await?;
+        PrimePair::join(a, b)
     }
 }
 
@@ -106,12 +155,11 @@ pub struct InsecureTestPrimes;
 
 #[cfg(feature = "insecure-test-primes")]
 impl InsecureTestPrimes {
-    pub(crate) fn all() -> &'static [Primes] {
-        static P: std::sync::OnceLock<Vec<Primes>> = std::sync::OnceLock::new();
-        P.get_or_init(|| {
-            serde_json::from_str(include_str!("../../fixtures/INSECURE-test-primes.json"))
-                .expect("fixture primes parse")
-        })
+    pub(crate) const JSON: &'static str = include_str!("../../fixtures/INSECURE-test-primes.json");
+
+    pub(crate) fn all() -> &'static [PrimePair] {
+        static P: std::sync::OnceLock<Vec<PrimePair>> = std::sync::OnceLock::new();
+        P.get_or_init(|| serde_json::from_str(Self::JSON).expect("fixture primes parse"))
     }
 }
 
@@ -119,11 +167,12 @@ impl InsecureTestPrimes {
 #[async_trait]
 impl PrimeSource for InsecureTestPrimes {
     async fn take(&self) -> Result<Primes> {
-        // Round-robin over the fixtures, so the parties of one DKG get distinct pairs.
+        // Round-robin over the fixture pairs, two at a time, so the parties of one DKG get
+        // distinct primes (nine pairs: three parties take six).
         static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
         let all = Self::all();
-        let i = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed) % all.len();
-        Ok(all[i].clone())
+        let i = NEXT.fetch_add(2, std::sync::atomic::Ordering::Relaxed);
+        PrimePair::join(all[i % all.len()].clone(), all[(i + 1) % all.len()].clone())
     }
 }
 

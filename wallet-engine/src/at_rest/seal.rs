@@ -1,11 +1,16 @@
 //! Shares at rest: Argon2id -> HKDF-SHA256 -> AEAD, with a password verifier checked before any
 //! decryption and associated data that binds a record to its wallet, key, party and collective key.
 //!
-//! Sealed blob (format 1):
+//! Sealed blob (format 2):
 //! `magic "MPCS" | format u8 | cipher u8 | m_kib u32 | t u32 | p u32 | salt[16] | verifier[32] |
-//! nonce[12] | ciphertext+tag | checksum[16]`
+//! nonce[12] | labels_len u32 | labels | ciphertext+tag | checksum[16]`
 //! The trailing checksum (truncated SHA-256, not a security measure) tells storage corruption
 //! apart from a wrong secret: a flipped byte anywhere gives `Corrupted`, never `WrongSecret`.
+//!
+//! `labels` is public and, like the whole header, associated data. A share record's labels name
+//! the protocol that made its share and, while a migration is staged, the run and protocol of
+//! the Pending share sealed beside it ([`ShareLabels`]); a prime record's are empty. Format 1
+//! (no labels) is what releases before cggmp24 wrote: its shares are cggmp21's.
 
 use std::{fmt, str::FromStr};
 
@@ -16,12 +21,16 @@ use hmac::{Hmac, Mac};
 use rand::RngCore;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
-use wallet_traits::{Error, ErrorKind, KeyId, PartyIndex, Result};
+use wallet_traits::{Error, ErrorKind, ExecutionId, KeyId, PartyIndex, Result};
 use zeroize::{Zeroize, Zeroizing};
 
 const MAGIC: &[u8; 4] = b"MPCS";
 /// Format version of sealed blobs written by this release.
-pub const SEAL_FORMAT: u8 = 1;
+pub const SEAL_FORMAT: u8 = 2;
+/// The format before labels; its shares are cggmp21's.
+const SEAL_FORMAT_V1: u8 = 1;
+/// The protocol of every share sealed in format 1.
+const V1_PROTOCOL: &str = "cggmp21/0.6.3";
 const SALT_LEN: usize = 16;
 const VERIFIER_LEN: usize = 32;
 const NONCE_LEN: usize = 12;
@@ -184,8 +193,8 @@ impl Sealer {
         mac
     }
 
-    /// Seals `plaintext` bound to `context` (associated data).
-    fn seal(&self, context: &[u8], plaintext: &[u8]) -> Result<Vec<u8>> {
+    /// Seals `plaintext` bound to `context` and the public `labels` (associated data).
+    fn seal(&self, context: &[u8], labels: &[u8], plaintext: &[u8]) -> Result<Vec<u8>> {
         let SealOptions { cipher, kdf } = self.options;
         let mut salt = [0u8; SALT_LEN];
         let mut nonce = [0u8; NONCE_LEN];
@@ -202,6 +211,10 @@ impl Sealer {
         out.extend_from_slice(&salt);
         out.extend_from_slice(&Self::verifier(&keys).finalize().into_bytes());
         out.extend_from_slice(&nonce);
+        out.extend_from_slice(
+            &u32::try_from(labels.len()).map_err(|_| Error::new(ErrorKind::Internal, "labels too long"))?.to_be_bytes(),
+        );
+        out.extend_from_slice(labels);
         let aad = aad(&out, context);
         let ct = aead_encrypt(cipher, &keys.encryption, &nonce, &aad, plaintext)?;
         out.extend_from_slice(&ct);
@@ -217,22 +230,7 @@ impl Sealer {
 
     /// Opens a blob and also returns the keys derived from its salt.
     fn open_with_keys(&self, context: &[u8], blob: &[u8]) -> Result<(Zeroizing<Vec<u8>>, RecordKeys)> {
-        if blob.len() < HEADER_LEN + TAG_LEN + CHECKSUM_LEN {
-            return Err(corrupted("too short"));
-        }
-        let (body, sum) = blob.split_at(blob.len() - CHECKSUM_LEN);
-        if Sha256::digest(body)[..CHECKSUM_LEN] != *sum {
-            return Err(corrupted("checksum mismatch"));
-        }
-        if &body[..4] != MAGIC {
-            return Err(corrupted("bad magic"));
-        }
-        if body[4] != SEAL_FORMAT {
-            return Err(Error::new(
-                ErrorKind::Unsupported,
-                format!("sealed format {} is not supported by this release; upgrade mpc-wallet", body[4]),
-            ));
-        }
+        let (body, _) = checked_body(blob)?;
         let cipher = Cipher::from_id(body[5])?;
         let word = |i: usize| u32::from_be_bytes(body[6 + 4 * i..10 + 4 * i].try_into().expect("4 bytes"));
         let kdf = KdfParams { m_kib: word(0), t: word(1), p: word(2) };
@@ -246,6 +244,9 @@ impl Sealer {
         at += VERIFIER_LEN;
         let nonce = &body[at..at + NONCE_LEN];
         at += NONCE_LEN;
+        if body[4] != SEAL_FORMAT_V1 {
+            at = labels_span(body)?.1;
+        }
         let keys = self.derive(salt, kdf)?;
         // Constant-time comparison; a mismatch means the secret is wrong, since the checksum
         // already ruled out corruption.
@@ -267,21 +268,36 @@ impl Sealer {
         Ok((plain, keys))
     }
 
-    /// Seals a key share of `key` held by `party` under collective key `public_key`.
-    pub fn seal_share(&self, key: &KeyId, party: PartyIndex, public_key: &[u8], share: &[u8]) -> Result<Vec<u8>> {
-        self.seal(&share_context(key, party, public_key), share)
-    }
-
-    /// Opens what [`Sealer::seal_share`] sealed; every bound field must match.
-    pub fn open_share(
+    /// Seals a key share of `key` held by `party` under collective key `public_key`, made by
+    /// `share.protocol`, with the Pending share a migration staged beside it, if any.
+    pub fn seal_share(
         &self,
         key: &KeyId,
         party: PartyIndex,
         public_key: &[u8],
-        sealed: &[u8],
-    ) -> Result<Zeroizing<Vec<u8>>> {
-        self.open(&share_context(key, party, public_key), sealed)
-            .map_err(|e| e.with_context("key", key).with_context("party", party))
+        share: ShareContents<'_>,
+    ) -> Result<Vec<u8>> {
+        let labels = ShareLabels {
+            protocol: share.protocol.to_string(),
+            next: share.next.as_ref().map(|n| (n.execution_id, n.protocol.to_string())),
+        };
+        let mut plain = Zeroizing::new(Vec::new());
+        match &share.next {
+            None => plain.extend_from_slice(share.share),
+            Some(next) => {
+                let len =
+                    u32::try_from(share.share.len()).map_err(|_| Error::new(ErrorKind::Internal, "share too long"))?;
+                plain.extend_from_slice(&len.to_be_bytes());
+                plain.extend_from_slice(share.share);
+                plain.extend_from_slice(next.share);
+            }
+        }
+        self.seal(&share_context(key, party, public_key), &labels.encode()?, &plain)
+    }
+
+    /// Opens what [`Sealer::seal_share`] sealed; every bound field must match.
+    pub fn open_share(&self, key: &KeyId, party: PartyIndex, public_key: &[u8], sealed: &[u8]) -> Result<OpenedShare> {
+        self.open_share_with_cache_keys(key, party, public_key, sealed).map(|(opened, _)| opened)
     }
 
     /// Like [`Sealer::open_share`], also returning the keys of the share's derivation cache.
@@ -291,20 +307,182 @@ impl Sealer {
         party: PartyIndex,
         public_key: &[u8],
         sealed: &[u8],
-    ) -> Result<(Zeroizing<Vec<u8>>, RecordKeys)> {
-        self.open_with_keys(&share_context(key, party, public_key), sealed)
-            .map_err(|e| e.with_context("key", key).with_context("party", party))
+    ) -> Result<(OpenedShare, RecordKeys)> {
+        let (plain, keys) = self
+            .open_with_keys(&share_context(key, party, public_key), sealed)
+            .map_err(|e| e.with_context("key", key).with_context("party", party))?;
+        let labels = share_labels(sealed)?;
+        let opened = match &labels.next {
+            None => OpenedShare { labels, share: plain, next: None },
+            Some(_) => {
+                let len = plain.get(..4).map(|b| u32::from_be_bytes(b.try_into().expect("4 bytes")) as usize);
+                let Some(len) = len.filter(|l| 4 + l <= plain.len()) else {
+                    return Err(corrupted("the staged share's length is out of range"));
+                };
+                let share = Zeroizing::new(plain[4..4 + len].to_vec());
+                let next = Zeroizing::new(plain[4 + len..].to_vec());
+                OpenedShare { labels, share, next: Some(next) }
+            }
+        };
+        Ok((opened, keys))
     }
 
     /// Seals a prime pair for pool `pool`.
     pub fn seal_primes(&self, pool: &str, primes: &[u8]) -> Result<Vec<u8>> {
-        self.seal(&primes_context(pool), primes)
+        self.seal(&primes_context(pool), &[], primes)
     }
 
     /// Opens a sealed prime pair of `pool`.
     pub fn open_primes(&self, pool: &str, sealed: &[u8]) -> Result<Zeroizing<Vec<u8>>> {
         self.open(&primes_context(pool), sealed).map_err(|e| e.with_context("prime_pool", pool))
     }
+}
+
+/// A share to seal: what made it, its bytes, and the Pending share a migration staged beside it.
+#[derive(Clone, Copy)]
+pub struct ShareContents<'a> {
+    /// The protocol label of the share in force (`Protocol::label`).
+    pub protocol: &'a str,
+    /// The encoded share.
+    pub share: &'a [u8],
+    /// A staged successor, if any.
+    pub next: Option<NextShare<'a>>,
+}
+
+impl fmt::Debug for ShareContents<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ShareContents").field("protocol", &self.protocol).finish_non_exhaustive()
+    }
+}
+
+/// The share a migration staged as Pending beside the one in force.
+#[derive(Clone, Copy)]
+#[allow(missing_debug_implementations)] // holds a share's plaintext
+pub struct NextShare<'a> {
+    /// The migration run that made it; commit and rollback name it.
+    pub execution_id: ExecutionId,
+    /// Its protocol label.
+    pub protocol: &'a str,
+    /// The encoded share.
+    pub share: &'a [u8],
+}
+
+/// An opened share record. Zeroized on drop; never printed.
+pub struct OpenedShare {
+    /// Its public labels.
+    pub labels: ShareLabels,
+    /// The share in force.
+    pub share: Zeroizing<Vec<u8>>,
+    /// The staged successor (labels.next says whose), if any.
+    pub next: Option<Zeroizing<Vec<u8>>>,
+}
+
+impl fmt::Debug for OpenedShare {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("OpenedShare").field("labels", &self.labels).finish_non_exhaustive()
+    }
+}
+
+/// What a sealed share record says of itself in public (and binds as associated data).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ShareLabels {
+    /// The protocol label of the share in force.
+    pub protocol: String,
+    /// The run and protocol label of a successor a migration staged, if any.
+    pub next: Option<(ExecutionId, String)>,
+}
+
+impl ShareLabels {
+    fn encode(&self) -> Result<Vec<u8>> {
+        fn label(out: &mut Vec<u8>, l: &str) -> Result<()> {
+            out.push(u8::try_from(l.len()).map_err(|_| Error::new(ErrorKind::Internal, "protocol label too long"))?);
+            out.extend_from_slice(l.as_bytes());
+            Ok(())
+        }
+        let mut out = Vec::new();
+        label(&mut out, &self.protocol)?;
+        match &self.next {
+            None => out.push(0),
+            Some((eid, protocol)) => {
+                out.push(1);
+                out.extend_from_slice(eid.as_bytes());
+                label(&mut out, protocol)?;
+            }
+        }
+        Ok(out)
+    }
+
+    fn decode(mut b: &[u8]) -> Result<Self> {
+        fn take<'a>(b: &mut &'a [u8], n: usize) -> Result<&'a [u8]> {
+            if b.len() < n {
+                return Err(corrupted("truncated labels"));
+            }
+            let (head, rest) = b.split_at(n);
+            *b = rest;
+            Ok(head)
+        }
+        fn label(b: &mut &[u8]) -> Result<String> {
+            let len = take(b, 1)?[0];
+            String::from_utf8(take(b, usize::from(len))?.to_vec()).map_err(|_| corrupted("a label is not UTF-8"))
+        }
+        let protocol = label(&mut b)?;
+        let next = match take(&mut b, 1)?[0] {
+            0 => None,
+            1 => {
+                let eid = ExecutionId::from_bytes(take(&mut b, 32)?.try_into().expect("32 bytes"));
+                Some((eid, label(&mut b)?))
+            }
+            _ => return Err(corrupted("bad labels")),
+        };
+        if !b.is_empty() {
+            return Err(corrupted("trailing bytes after the labels"));
+        }
+        Ok(Self { protocol, next })
+    }
+}
+
+/// The public labels of a sealed share record, read without the secret (they are authenticated
+/// when the record is opened).
+pub fn share_labels(sealed: &[u8]) -> Result<ShareLabels> {
+    let (body, format) = checked_body(sealed)?;
+    if format == SEAL_FORMAT_V1 {
+        return Ok(ShareLabels { protocol: V1_PROTOCOL.to_string(), next: None });
+    }
+    let (start, end) = labels_span(body)?;
+    ShareLabels::decode(&body[start..end])
+}
+
+/// The blob without its checksum, once checksum, magic and format are right; and the format.
+fn checked_body(blob: &[u8]) -> Result<(&[u8], u8)> {
+    if blob.len() < HEADER_LEN + TAG_LEN + CHECKSUM_LEN {
+        return Err(corrupted("too short"));
+    }
+    let (body, sum) = blob.split_at(blob.len() - CHECKSUM_LEN);
+    if Sha256::digest(body)[..CHECKSUM_LEN] != *sum {
+        return Err(corrupted("checksum mismatch"));
+    }
+    if &body[..4] != MAGIC {
+        return Err(corrupted("bad magic"));
+    }
+    if body[4] != SEAL_FORMAT && body[4] != SEAL_FORMAT_V1 {
+        return Err(Error::new(
+            ErrorKind::Unsupported,
+            format!("sealed format {} is not supported by this release; upgrade mpc-wallet", body[4]),
+        ));
+    }
+    Ok((body, body[4]))
+}
+
+/// Where a format-2 body's labels start and end (the ciphertext follows).
+fn labels_span(body: &[u8]) -> Result<(usize, usize)> {
+    let len_at = HEADER_LEN;
+    let len = body.get(len_at..len_at + 4).ok_or_else(|| corrupted("too short"))?;
+    let start = len_at + 4;
+    let end = start + u32::from_be_bytes(len.try_into().expect("4 bytes")) as usize;
+    if end + TAG_LEN > body.len() {
+        return Err(corrupted("labels out of range"));
+    }
+    Ok((start, end))
 }
 
 fn share_context(key: &KeyId, party: PartyIndex, public_key: &[u8]) -> Vec<u8> {
@@ -370,6 +548,10 @@ mod tests {
         SealOptions { cipher: Cipher::Aes256Gcm, kdf: KdfParams { m_kib: 64, t: 1, p: 1 } }
     }
 
+    fn plain(share: &[u8]) -> ShareContents<'_> {
+        ShareContents { protocol: "cggmp24/0.7.0-alpha.3", share, next: None }
+    }
+
     fn key(w: &str) -> KeyId {
         KeyId::new(WalletId::new(w).unwrap(), 0)
     }
@@ -378,16 +560,16 @@ mod tests {
     fn round_trip_both_ciphers() {
         for cipher in [Cipher::Aes256Gcm, Cipher::ChaCha20Poly1305] {
             let s = Sealer::new(ShareSecret::new("pw").unwrap(), SealOptions { cipher, ..fast() });
-            let blob = s.seal_share(&key("w"), 1, &[2; 33], b"share bytes").unwrap();
+            let blob = s.seal_share(&key("w"), 1, &[2; 33], plain(b"share bytes")).unwrap();
             assert_eq!(blob[5], cipher.id());
-            assert_eq!(&s.open_share(&key("w"), 1, &[2; 33], &blob).unwrap()[..], b"share bytes");
+            assert_eq!(&s.open_share(&key("w"), 1, &[2; 33], &blob).unwrap().share[..], b"share bytes");
         }
     }
 
     #[test]
     fn wrong_secret_is_wrong_secret() {
         let s = Sealer::new(ShareSecret::new("pw").unwrap(), fast());
-        let blob = s.seal_share(&key("w"), 0, &[2; 33], b"x").unwrap();
+        let blob = s.seal_share(&key("w"), 0, &[2; 33], plain(b"x")).unwrap();
         let other = Sealer::new(ShareSecret::new("nope").unwrap(), fast());
         let e = other.open_share(&key("w"), 0, &[2; 33], &blob).unwrap_err();
         assert_eq!(e.kind(), ErrorKind::WrongSecret);
@@ -398,7 +580,7 @@ mod tests {
     #[test]
     fn every_flipped_byte_is_corrupted() {
         let s = Sealer::new(ShareSecret::new("pw").unwrap(), fast());
-        let blob = s.seal_share(&key("w"), 0, &[2; 33], b"some share").unwrap();
+        let blob = s.seal_share(&key("w"), 0, &[2; 33], plain(b"some share")).unwrap();
         for i in 0..blob.len() {
             let mut b = blob.clone();
             b[i] ^= 0x01;
@@ -410,12 +592,59 @@ mod tests {
     #[test]
     fn bound_fields_must_match() {
         let s = Sealer::new(ShareSecret::new("pw").unwrap(), fast());
-        let blob = s.seal_share(&key("w"), 0, &[2; 33], b"x").unwrap();
+        let blob = s.seal_share(&key("w"), 0, &[2; 33], plain(b"x")).unwrap();
         assert_eq!(s.open_share(&key("other"), 0, &[2; 33], &blob).unwrap_err().kind(), ErrorKind::Corrupted);
         assert_eq!(s.open_share(&key("w"), 1, &[2; 33], &blob).unwrap_err().kind(), ErrorKind::Corrupted);
         assert_eq!(s.open_share(&key("w"), 0, &[3; 33], &blob).unwrap_err().kind(), ErrorKind::Corrupted);
         let k1 = KeyId::new(WalletId::new("w").unwrap(), 1);
         assert_eq!(s.open_share(&k1, 0, &[2; 33], &blob).unwrap_err().kind(), ErrorKind::Corrupted);
+    }
+
+    #[test]
+    fn labels_are_public_and_bound() {
+        let s = Sealer::new(ShareSecret::new("pw").unwrap(), fast());
+        let eid = ExecutionId::from_bytes([7; 32]);
+        let next = NextShare { execution_id: eid, protocol: "cggmp24/0.7.0-alpha.3", share: b"new share" };
+        let contents = ShareContents { protocol: "cggmp21/0.6.3", share: b"old share", next: Some(next) };
+        let blob = s.seal_share(&key("w"), 0, &[2; 33], contents).unwrap();
+        let labels = share_labels(&blob).unwrap();
+        assert_eq!(labels.protocol, "cggmp21/0.6.3");
+        assert_eq!(labels.next, Some((eid, "cggmp24/0.7.0-alpha.3".to_string())));
+        let opened = s.open_share(&key("w"), 0, &[2; 33], &blob).unwrap();
+        assert_eq!(
+            (&opened.share[..], opened.next.as_deref().map(|n| &n[..])),
+            (&b"old share"[..], Some(&b"new share"[..]))
+        );
+        assert_eq!(opened.labels, labels);
+        // A label rewritten (and the checksum fixed, as an attacker would) no longer opens.
+        let mut forged = blob.clone();
+        let at = HEADER_LEN + 4 + 1 + "cggmp2".len();
+        forged[at] = b'4';
+        forged.truncate(forged.len() - CHECKSUM_LEN);
+        let sum = Sha256::digest(&forged);
+        forged.extend_from_slice(&sum[..CHECKSUM_LEN]);
+        assert_eq!(share_labels(&forged).unwrap().protocol, "cggmp24/0.6.3");
+        assert_eq!(s.open_share(&key("w"), 0, &[2; 33], &forged).unwrap_err().kind(), ErrorKind::Corrupted);
+    }
+
+    #[test]
+    fn format_1_records_open_as_cggmp21() {
+        // A format-1 blob as releases before cggmp24 wrote it: no labels after the nonce.
+        let s = Sealer::new(ShareSecret::new("pw").unwrap(), fast());
+        let blob = s.seal_share(&key("w"), 0, &[2; 33], plain(b"share")).unwrap();
+        let labels_len = u32::from_be_bytes(blob[HEADER_LEN..HEADER_LEN + 4].try_into().unwrap()) as usize;
+        let keys = s.derive(&blob[18..18 + SALT_LEN], fast().kdf).unwrap();
+        let mut v1 = blob[..HEADER_LEN].to_vec();
+        v1[4] = SEAL_FORMAT_V1;
+        let aad = aad(&v1, &share_context(&key("w"), 0, &[2; 33]));
+        let nonce = &blob[HEADER_LEN - NONCE_LEN..HEADER_LEN];
+        v1.extend_from_slice(&aead_encrypt(Cipher::Aes256Gcm, &keys.encryption, nonce, &aad, b"share").unwrap());
+        let sum = Sha256::digest(&v1);
+        v1.extend_from_slice(&sum[..CHECKSUM_LEN]);
+        assert!(labels_len > 0);
+        assert_eq!(share_labels(&v1).unwrap(), ShareLabels { protocol: "cggmp21/0.6.3".into(), next: None });
+        let opened = s.open_share(&key("w"), 0, &[2; 33], &v1).unwrap();
+        assert_eq!(&opened.share[..], b"share");
     }
 
     #[test]

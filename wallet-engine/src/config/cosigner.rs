@@ -53,6 +53,9 @@ pub struct CosignerConfig {
     /// MPC_POLICY_RAW_DIGESTS: `allow` (default) or `deny`; `deny` makes this cosigner sign
     /// transactions only (see `TransactionsOnly`).
     pub policy_raw_digests: bool,
+    /// MPC_MULTIEXP_TABLES: whether DKG and migration precompute this cosigner share's
+    /// multiexponentiation tables (default true): seconds once, faster signing after.
+    pub multiexp_tables: bool,
 }
 
 impl Default for CosignerConfig {
@@ -77,6 +80,7 @@ impl Default for CosignerConfig {
             prime_pool_target: 1,
             policy_deny_scripts: Vec::new(),
             policy_raw_digests: true,
+            multiexp_tables: true,
         }
     }
 }
@@ -116,6 +120,7 @@ impl CosignerConfig {
         SettingKey::plain("prime_pool_target").default("1"),
         SettingKey::plain("policy_deny_scripts"),
         SettingKey::plain("policy_raw_digests").default("allow"),
+        SettingKey::plain("multiexp_tables").default("true"),
     ];
 
     /// Defaults < `file` (or `./mpc-wallet.toml`) < `MPC_*` variables.
@@ -190,6 +195,13 @@ impl CosignerConfig {
                     _ => Err(Error::new(ErrorKind::Config, "it must be allow or deny")),
                 })?
                 .unwrap_or(d.policy_raw_digests),
+            multiexp_tables: r
+                .parsed("multiexp_tables", |v| match v.trim().to_ascii_lowercase().as_str() {
+                    "true" | "yes" | "1" | "on" => Ok(true),
+                    "false" | "no" | "0" | "off" => Ok(false),
+                    _ => Err(Error::new(ErrorKind::Config, "it must be true or false")),
+                })?
+                .unwrap_or(d.multiexp_tables),
         })
     }
 

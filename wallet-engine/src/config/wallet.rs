@@ -61,6 +61,9 @@ pub struct WalletConfig {
     /// MPC_BACKGROUND_INTERVAL_SECS: how often `serve`'s background task rebroadcasts delayed
     /// transactions, asks for merkle proofs and releases abandoned actions.
     pub background_interval: std::time::Duration,
+    /// MPC_MULTIEXP_TABLES: whether DKG and migration precompute the agent share's
+    /// multiexponentiation tables (default true): seconds once, faster signing after.
+    pub multiexp_tables: bool,
 }
 
 /// Default of [`WalletConfig::derivation_cache_max`].
@@ -92,6 +95,7 @@ impl Default for WalletConfig {
             chain: ChainConfig::default(),
             fee_sat_per_kb: DEFAULT_FEE_SAT_PER_KB,
             background_interval: std::time::Duration::from_secs(30),
+            multiexp_tables: true,
         }
     }
 }
@@ -157,6 +161,7 @@ impl WalletConfig {
         SettingKey::secret("chain_tracker_api_key"),
         SettingKey::plain("fee_sat_per_kb").default("1"),
         SettingKey::plain("background_interval_secs").default("30"),
+        SettingKey::plain("multiexp_tables").default("true"),
     ];
 
     /// Reads the `MPC_*` variables (no file).
@@ -218,6 +223,13 @@ impl WalletConfig {
                     _ => Err(Error::new(ErrorKind::Config, "it must be a number of seconds of at least 1, such as 30")),
                 })?
                 .unwrap_or(defaults.background_interval),
+            multiexp_tables: r
+                .parsed("multiexp_tables", |v| match v.trim().to_ascii_lowercase().as_str() {
+                    "true" | "yes" | "1" | "on" => Ok(true),
+                    "false" | "no" | "0" | "off" => Ok(false),
+                    _ => Err(Error::new(ErrorKind::Config, "it must be true or false")),
+                })?
+                .unwrap_or(defaults.multiexp_tables),
             chain: ChainConfig {
                 broadcaster: r.text("broadcaster"),
                 arc_url: r.text("arc_url"),

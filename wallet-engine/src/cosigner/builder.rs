@@ -32,6 +32,8 @@ pub struct CosignerBuilder {
     prime_pool_target: u64,
     plugins: Option<Plugins>,
     policy: Option<Arc<dyn SigningPolicy>>,
+    /// `None`: the default (on).
+    multiexp_tables: Option<bool>,
 }
 
 impl std::fmt::Debug for CosignerBuilder {
@@ -53,7 +55,7 @@ impl CosignerBuilder {
     /// A builder from a parsed configuration (its listen addresses, tokens and limits are for
     /// the program that serves the cosigner).
     pub fn from_config(config: &CosignerConfig) -> Result<Self> {
-        let mut b = Self::new().prime_pool_target(config.prime_pool_target);
+        let mut b = Self::new().prime_pool_target(config.prime_pool_target).multiexp_tables(config.multiexp_tables);
         b.keyring = Some(config.keyring()?);
         b.secret = config.share_secret.clone();
         b.store_location = config.store.clone();
@@ -108,10 +110,17 @@ impl CosignerBuilder {
         self
     }
 
-    /// Prime pairs to keep ready in the store's pool, filled in the background after `build`
-    /// (default 0: DKG generates them on demand).
-    pub fn prime_pool_target(mut self, pairs: u64) -> Self {
-        self.prime_pool_target = pairs;
+    /// Aux info runs (DKG or migration; two prime pairs each) to keep primes ready for in the
+    /// store's pool, filled in the background after `build` (default 0: generated on demand).
+    pub fn prime_pool_target(mut self, runs: u64) -> Self {
+        self.prime_pool_target = runs;
+        self
+    }
+
+    /// Whether aux info generation precomputes this share's multiexponentiation tables (default
+    /// yes; [`CosignerService::with_multiexp_tables`]).
+    pub fn multiexp_tables(mut self, on: bool) -> Self {
+        self.multiexp_tables = Some(on);
         self
     }
 
@@ -150,6 +159,9 @@ impl CosignerBuilder {
         let mut service = CosignerService::new(keyring, store, sealer, primes)?;
         if let Some(policy) = self.policy {
             service = service.with_policy(policy);
+        }
+        if let Some(on) = self.multiexp_tables {
+            service = service.with_multiexp_tables(on);
         }
         if self.prime_pool_target > 0 {
             let target = self.prime_pool_target;

@@ -8,7 +8,6 @@ use std::{
 };
 
 use async_trait::async_trait;
-use cggmp21::key_share::AnyKeyShare;
 use futures::{SinkExt, StreamExt};
 use wallet_traits::{
     session_queue, CosignerTransport, EcdhPartial, EcdhRequest, Error, ErrorKind, ExecutionId, KeyId, KeyInfo,
@@ -19,10 +18,10 @@ use wallet_traits::{
 use super::policy::{AllowAll, SigningPolicy, TxReview};
 use crate::{
     at_rest::primes::PrimeSource,
-    at_rest::seal::Sealer,
+    at_rest::seal::{share_labels, Sealer},
     keys::Keyring,
-    mpc::{self, Share},
-    transaction,
+    mpc::{self, AuxOptions, Protocol, Share},
+    staging, transaction,
 };
 
 pub use wallet_traits::MAX_PARTIES;
@@ -62,8 +61,10 @@ pub struct CosignerService {
     keyring: Arc<Keyring>,
     seen: Arc<Mutex<SeenIds>>,
     // Opened Active shares, so signing does not pay Argon2id every time.
-    active: Arc<tokio::sync::Mutex<HashMap<KeyId, Arc<Share>>>>,
+    // Keyed by the record's run too: a committed migration keeps the public key, not the run.
+    active: Arc<tokio::sync::Mutex<HashMap<KeyId, OpenedShare>>>,
     policy: Arc<dyn SigningPolicy>,
+    aux: AuxOptions,
 }
 
 impl std::fmt::Debug for CosignerService {
@@ -104,7 +105,15 @@ impl CosignerService {
             seen: Arc::new(Mutex::new(SeenIds::default())),
             active: Arc::new(tokio::sync::Mutex::new(HashMap::new())),
             policy: Arc::new(AllowAll),
+            aux: AuxOptions { multiexp_tables: true },
         })
+    }
+
+    /// Whether aux info generation (DKG, migration) precomputes the multiexponentiation tables
+    /// that make each signing faster (default: yes; seconds per share, kept sealed with it).
+    pub fn with_multiexp_tables(mut self, on: bool) -> Self {
+        self.aux.multiexp_tables = on;
+        self
     }
 
     /// Reviews every transaction before this cosigner signs inputs of it (default: [`AllowAll`]).
@@ -145,7 +154,9 @@ impl CosignerService {
         if record.meta.state != ShareState::Active {
             cache.remove(key);
         }
-        if let Some(s) = cache.get(key).filter(|s| mpc::public_key_of(s).as_bytes()[..] == record.meta.public_key[..]) {
+        if let Some((_, s)) = cache.get(key).filter(|(run, s)| {
+            *run == record.meta.execution_id && mpc::public_key_of(s).as_bytes()[..] == record.meta.public_key[..]
+        }) {
             return Ok(s.clone());
         }
         match record.meta.state {
@@ -159,19 +170,16 @@ impl CosignerService {
                 return Err(self.err(ErrorKind::PolicyDenied, "the share is frozen; an operator must review it"))
             }
         }
-        let sealer = self.sealer.clone();
-        let (k, party) = (key.clone(), self.party_index);
-        let share = tokio::task::spawn_blocking(move || -> Result<Share> {
-            let plain = sealer.open_share(&k, party, &record.meta.public_key, &record.sealed)?;
-            mpc::decode_share(&plain)
-        })
-        .await
-        .map_err(|e| internal("share opening task", e))??;
-        if share.core.i != self.party_index {
+        if record.meta.party_index != self.party_index {
             return Err(self.err(ErrorKind::Corrupted, "the stored share belongs to another party index"));
         }
-        let share = Arc::new(share);
-        cache.insert(key.clone(), share.clone());
+        let (shares, _) = staging::open_record(&self.sealer, &record).await?;
+        if shares.share.protocol() != Protocol::CURRENT {
+            tracing::warn!(party = self.party_index, key = %key, protocol = %shares.share.protocol(),
+                "this share was made with a protocol its maintainers no longer recommend; migrate the wallet (mpc-wallet migrate on the agent)");
+        }
+        let share = Arc::new(shares.share);
+        cache.insert(key.clone(), (record.meta.execution_id, share.clone()));
         Ok(share)
     }
 
@@ -190,14 +198,14 @@ impl CosignerService {
     }
 
     async fn store_pending(&self, req: &SessionRequest, share: Share) -> Result<SessionOutcome> {
-        let SessionParams::Dkg { threshold: t, total: n } = req.params else {
+        let (SessionParams::Dkg { threshold: t, total: n } | SessionParams::Keygen { threshold: t, total: n, .. }) =
+            req.params
+        else {
             return Err(self.err(ErrorKind::Internal, "a share from a session that is not a DKG"));
         };
         let pk = mpc::public_key_of(&share);
-        let plain = mpc::encode_share(&share);
-        let sealer = self.sealer.clone();
-        let (key, party) = (req.key.clone(), self.party_index);
-        let sealed = tokio::task::spawn_blocking(move || sealer.seal_share(&key, party, pk.as_bytes(), &plain))
+        let (sealer, key) = (self.sealer.clone(), req.key.clone());
+        let sealed = tokio::task::spawn_blocking(move || mpc::seal_record(&sealer, &key, &share, None))
             .await
             .map_err(|e| internal("sealing task", e))??;
         let record = StoredShare {
@@ -218,6 +226,34 @@ impl CosignerService {
         tracing::info!(party = self.party_index, key = %req.key, "sealed a pending share");
         Ok(SessionOutcome { public_key: pk.as_bytes().to_vec() })
     }
+
+    /// A migration's new share, staged beside the share in force until the agent commits it.
+    async fn stage_migrated(&self, req: &SessionRequest, next: Share) -> Result<SessionOutcome> {
+        let record = self
+            .store
+            .load_share(&req.key)
+            .await?
+            .ok_or_else(|| self.err(ErrorKind::NotFound, "the share to migrate vanished during the run"))?;
+        let (shares, _) = staging::open_record(&self.sealer, &record).await?;
+        let pk = mpc::public_key_of(&next);
+        staging::stage(&self.store, &self.sealer, &record, shares.share, req.execution_id, next).await?;
+        tracing::info!(party = self.party_index, key = %req.key, "staged a migrated share");
+        Ok(SessionOutcome { public_key: pk.as_bytes().to_vec() })
+    }
+
+    /// Refuses a run that would create a share of `req.key` where one exists.
+    async fn refuse_existing(&self, req: &SessionRequest) -> Result<()> {
+        if self.store.load_share(&req.key).await?.is_some() {
+            return Err(self.err(
+                ErrorKind::AlreadyExists,
+                format!(
+                    "cosigner {} already holds a share of key {}; DKG will not overwrite it",
+                    self.party_index, req.key
+                ),
+            ));
+        }
+        Ok(())
+    }
 }
 
 impl CosignerService {
@@ -228,21 +264,40 @@ impl CosignerService {
         let r = req.clone();
         match &req.params {
             SessionParams::Dkg { .. } => {
-                if self.store.load_share(&req.key).await?.is_some() {
-                    return Err(self.err(
-                        ErrorKind::AlreadyExists,
-                        format!(
-                            "cosigner {} already holds a share of key {}; DKG will not overwrite it",
-                            self.party_index, req.key
-                        ),
-                    ));
-                }
+                self.refuse_existing(req).await?;
                 // Start on the primes now: they may take a minute and keygen does not need them.
                 let source = self.primes.clone();
                 let primes = tokio::spawn(async move { source.take().await });
                 let primes = async move { primes.await.map_err(|e| internal("prime task", e))? };
+                let aux = self.aux;
                 mpc::spawn_party(keyring, req, move |io| async move {
-                    mpc::run_dkg(io, r, primes, || {}).await.map(|s| PartyOutput::Share(Box::new(s)))
+                    mpc::run_dkg(io, r, primes, aux, || {}).await.map(|s| PartyOutput::Share(Box::new(s)))
+                })
+            }
+            SessionParams::Keygen { aux_from, .. } => {
+                self.refuse_existing(req).await?;
+                let group = wallet_traits::KeyId::new(req.key.wallet.clone(), *aux_from);
+                let group = self.active_share(&group).await?;
+                mpc::spawn_party(keyring, req, move |io| async move {
+                    mpc::run_keygen_with_aux(io, r, &group).await.map(|s| PartyOutput::Share(Box::new(s)))
+                })
+            }
+            SessionParams::Migrate {} => {
+                let old = self.active_share(&req.key).await?;
+                if old.protocol() == Protocol::CURRENT {
+                    return Err(self.err(
+                        ErrorKind::AlreadyExists,
+                        format!(
+                            "the share of key {} is {} already; there is nothing to migrate",
+                            req.key,
+                            Protocol::CURRENT
+                        ),
+                    ));
+                }
+                let (source, aux) = (self.primes.clone(), self.aux);
+                mpc::spawn_party(keyring, req, move |io| async move {
+                    let primes = source.take().await?;
+                    mpc::run_migration(io, r, &old, primes, aux).await.map(|s| PartyOutput::Staged(Box::new(s)))
                 })
             }
             SessionParams::Sign { tweak, .. } => {
@@ -314,6 +369,10 @@ impl CosignerService {
                 Err(self.err(ErrorKind::CosignerUnavailable, "the agent abandoned the session"))
             }
             Ok(Ok(PartyOutput::Share(share))) => self.store_pending(&req, *share).await,
+            Ok(Ok(PartyOutput::Staged(_))) if events.is_closed() => {
+                Err(self.err(ErrorKind::CosignerUnavailable, "the agent abandoned the session"))
+            }
+            Ok(Ok(PartyOutput::Staged(share))) => self.stage_migrated(&req, *share).await,
             Ok(Ok(PartyOutput::Signed(pk))) => Ok(SessionOutcome { public_key: pk.as_bytes().to_vec() }),
             Ok(Ok(PartyOutput::Linked(shared))) => Ok(SessionOutcome { public_key: shared.as_bytes().to_vec() }),
             Ok(Err(e)) | Err(e) => Err(e),
@@ -340,13 +399,19 @@ impl CosignerTransport for CosignerService {
     }
 
     async fn key_info(&self, key: &KeyId) -> Result<Option<KeyInfo>> {
-        Ok(self.store.load_share(key).await?.map(|r| KeyInfo {
+        let Some(r) = self.store.load_share(key).await? else { return Ok(None) };
+        // The labels are public; a record whose labels do not read is reported without them
+        // (opening it, for a run, then fails with what is wrong).
+        let labels = share_labels(&r.sealed).ok();
+        Ok(Some(KeyInfo {
             public_key: r.meta.public_key,
             threshold: r.meta.threshold,
             parties: r.meta.parties,
             party_index: r.meta.party_index,
             state: r.meta.state,
             execution_id: r.meta.execution_id,
+            protocol: labels.as_ref().map(|l| l.protocol.clone()),
+            migrating: labels.and_then(|l| l.next.map(|(eid, _)| eid)),
         }))
     }
 
@@ -372,8 +437,16 @@ impl CosignerTransport for CosignerService {
         let mut record = self.store.load_share(key).await?.ok_or_else(|| {
             self.err(ErrorKind::NotFound, format!("cosigner {} has no share of key {key} to commit", self.party_index))
         })?;
+        if record.meta.state == ShareState::Active && staging::staged_run(&record)? == Some(*eid) {
+            staging::promote(&self.store, &self.sealer, &record, *eid)
+                .await
+                .map_err(|e| e.with_context("party", self.party_index))?;
+            self.active.lock().await.remove(key);
+            tracing::info!(party = self.party_index, key = %key, "committed the migrated share");
+            return Ok(());
+        }
         if record.meta.execution_id != *eid {
-            return Err(self.err(ErrorKind::ShareMismatch, "the stored share comes from another DKG run"));
+            return Err(self.err(ErrorKind::ShareMismatch, "the stored share comes from another run"));
         }
         match record.meta.state {
             ShareState::Active => Ok(()),
@@ -389,6 +462,10 @@ impl CosignerTransport for CosignerService {
 
     async fn rollback(&self, key: &KeyId, eid: &ExecutionId) -> Result<()> {
         let Some(record) = self.store.load_share(key).await? else { return Ok(()) };
+        if record.meta.state == ShareState::Active && record.meta.execution_id != *eid {
+            // A migration's staged share (or nothing staged any more): the share in force stays.
+            return staging::unstage(&self.store, &self.sealer, &record, *eid).await;
+        }
         if record.meta.execution_id != *eid {
             return Err(
                 self.err(ErrorKind::ShareMismatch, "the stored share comes from another DKG run; not rolling it back")
@@ -401,9 +478,15 @@ impl CosignerTransport for CosignerService {
     }
 }
 
+/// An opened Active share and the run of its record.
+type OpenedShare = (ExecutionId, Arc<Share>);
+
 /// What a cosigner's party produces.
 pub(crate) enum PartyOutput {
+    /// A new key's share, stored Pending.
     Share(Box<Share>),
+    /// A migrated share, staged beside the one in force.
+    Staged(Box<Share>),
     Signed(wallet_traits::PublicKey),
     /// The shared secret a linkage proof is about.
     Linked(wallet_traits::PublicKey),

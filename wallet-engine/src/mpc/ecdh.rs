@@ -1,7 +1,7 @@
 //! Non-interactive distributed ECDH: each party's `x_i * Q` with a DLEQ proof that it used the
 //! secret behind its public share.
 
-use cggmp21::generic_ec::{NonZero, Point, SecretScalar};
+use cggmp24::generic_ec::{NonZero, Point, SecretScalar};
 use rand::rngs::OsRng;
 use wallet_traits::{Error, ErrorKind, ExecutionId, Result};
 
@@ -12,7 +12,7 @@ type DleqProof = generic_ec_zkp::dlog_eq::non_interactive::Proof<E>;
 /// This party's `x_i * Q` and a DLEQ proof that it used the secret behind its public share.
 pub(crate) fn ecdh_partial(share: &Share, q: &NonZero<Point<E>>, context: &[u8]) -> Result<(Vec<u8>, Vec<u8>)> {
     use generic_ec_zkp::dlog_eq::non_interactive;
-    let x: &SecretScalar<E> = share.core.x.as_ref();
+    let x: &SecretScalar<E> = share.core().x.as_ref();
     let data = non_interactive::Data::from_secret_key(x, q.into_inner());
     let proof: DleqProof = non_interactive::prove::<E, D>(&mut OsRng, &udigest::Bytes(context), x, data);
     let mut proof_bytes = Vec::new();
@@ -33,7 +33,7 @@ pub(crate) fn verify_ecdh_partial(
     use generic_ec_zkp::dlog_eq::non_interactive;
     let z = Point::<E>::from_bytes(point).ok()?;
     let proof: DleqProof = ciborium::from_reader(proof).ok()?;
-    let x_k = share.core.key_info.public_shares.get(usize::from(k))?;
+    let x_k = share.core().key_info.public_shares.get(usize::from(k))?;
     let data = non_interactive::Data {
         gen1: Point::generator().into(),
         prod1: x_k.into_inner(),

@@ -3,10 +3,7 @@
 
 use std::sync::Arc;
 
-use cggmp21::{
-    generic_ec::{NonZero, Point, Scalar, SecretScalar},
-    key_share::AnyKeyShare,
-};
+use cggmp24::generic_ec::{NonZero, Point, Scalar, SecretScalar};
 use futures::{SinkExt, StreamExt};
 use rand::rngs::OsRng;
 use round_based::{Incoming, Outgoing};
@@ -72,10 +69,10 @@ pub(crate) async fn run_linkage(
     };
     let r_i = SecretScalar::<E>::random(&mut OsRng);
     let sums = run.commit(&r_i).await?;
-    let a = share.shared_public_key().into_inner();
+    let a = share.core().key_info.shared_public_key.into_inner();
     let b = run.b.into_inner();
     let e = linkage_challenge(&a, &b, &sums.shared, &sums.s_prime, &sums.big_r);
-    let z = run.respond(*r_i.as_ref() + e * run.lambdas[usize::from(io.me())] * &share.core.x).await?;
+    let z = run.respond(*r_i.as_ref() + e * run.lambdas[usize::from(io.me())] * &share.core().x).await?;
     // zG = R + eA and zB = S' + eS, as the verifier will check.
     if Point::generator() * z != sums.big_r + a * e || b * z != sums.s_prime + sums.shared * e {
         return Err(Error::new(

@@ -1,16 +1,100 @@
-//! A key share's encoding, collective public key and Lagrange coefficients.
+//! A key share: which protocol made it, its encoding, collective public key and Lagrange
+//! coefficients.
 
-use cggmp21::{
-    generic_ec::{NonZero, Point, Scalar},
-    key_share::AnyKeyShare,
-};
-use wallet_traits::{Error, ErrorKind, PublicKey, Result};
+use std::fmt;
 
-use super::{Share, E};
+use cggmp24::generic_ec::{NonZero, Point, Scalar};
+use wallet_traits::{Error, ErrorKind, ExecutionId, KeyId, PartyIndex, PublicKey, Result};
+
+use super::{Core, Share21, Share24, E};
+use crate::at_rest::seal::{NextShare, OpenedShare, Sealer, ShareContents};
+
+/// The threshold-ECDSA protocol (and exact release) a share was made with. Sealed records name
+/// it in their associated data (docs/ARCHITECTURE.md, "Protocols").
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum Protocol {
+    /// cggmp21 0.6.3: wallets made before cggmp24. Its maintainers recommend upgrading
+    /// (`mpc-wallet migrate`).
+    Cggmp21,
+    /// cggmp24 0.7.0-alpha.3: every new key.
+    Cggmp24,
+}
+
+impl Protocol {
+    /// The protocol of new keys.
+    pub const CURRENT: Protocol = Protocol::Cggmp24;
+
+    /// The label records carry, `name/version`.
+    pub fn label(self) -> &'static str {
+        match self {
+            Protocol::Cggmp21 => "cggmp21/0.6.3",
+            Protocol::Cggmp24 => "cggmp24/0.7.0-alpha.3",
+        }
+    }
+
+    /// The protocol a record's label names; a label this release does not know is
+    /// `Unsupported` (a newer release made the share).
+    pub fn from_label(label: &str) -> Result<Self> {
+        [Protocol::Cggmp21, Protocol::Cggmp24].into_iter().find(|p| p.label() == label).ok_or_else(|| {
+            Error::new(
+                ErrorKind::Unsupported,
+                "the share was made with a protocol this release does not know; upgrade mpc-wallet",
+            )
+            .with_context("protocol", label.escape_default())
+        })
+    }
+}
+
+impl fmt::Display for Protocol {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.label())
+    }
+}
+
+/// A complete key share of either protocol.
+#[derive(Clone)]
+pub(crate) enum Share {
+    /// Made before cggmp24; signs with cggmp21 until migrated.
+    Cggmp21(Box<Share21>),
+    /// cggmp24.
+    Cggmp24(Box<Share24>),
+}
+
+impl Share {
+    pub(crate) fn protocol(&self) -> Protocol {
+        match self {
+            Share::Cggmp21(_) => Protocol::Cggmp21,
+            Share::Cggmp24(_) => Protocol::Cggmp24,
+        }
+    }
+
+    /// The key part, the same in both protocols.
+    pub(crate) fn core(&self) -> &Core {
+        match self {
+            Share::Cggmp21(s) => &s.core,
+            Share::Cggmp24(s) => &s.core,
+        }
+    }
+
+    /// This share's party (keygen) index.
+    pub(crate) fn index(&self) -> u16 {
+        self.core().i
+    }
+
+    /// Signing threshold t.
+    pub(crate) fn min_signers(&self) -> u16 {
+        let core = self.core();
+        core.vss_setup
+            .as_ref()
+            .map_or_else(|| u16::try_from(core.public_shares.len()).unwrap_or(u16::MAX), |v| v.min_signers)
+    }
+}
 
 /// Compressed collective public key of a share.
 pub(crate) fn public_key_of(share: &Share) -> PublicKey {
-    PublicKey::from_slice(&share.shared_public_key().to_bytes(true)).expect("a curve point encodes to 33 bytes")
+    PublicKey::from_slice(&share.core().key_info.shared_public_key.to_bytes(true))
+        .expect("a curve point encodes to 33 bytes")
 }
 
 /// Parses a compressed point, refusing the identity and off-curve encodings.
@@ -26,7 +110,7 @@ pub(crate) fn lagrange(share: &Share, parties: &[u16], pos: usize) -> Result<Sca
     let xs: Vec<NonZero<Scalar<E>>> = parties
         .iter()
         .map(|&k| {
-            share.core.share_preimage(k).ok_or_else(|| Error::new(ErrorKind::InvalidInput, "unknown party index"))
+            share.core().share_preimage(k).ok_or_else(|| Error::new(ErrorKind::InvalidInput, "unknown party index"))
         })
         .collect::<Result<_>>()?;
     let mut num = Scalar::<E>::one();
@@ -40,19 +124,94 @@ pub(crate) fn lagrange(share: &Share, parties: &[u16], pos: usize) -> Result<Sca
     Ok(num * den.invert().ok_or_else(|| Error::new(ErrorKind::InvalidInput, "repeated party index"))?)
 }
 
-/// Serializes a share for sealing.
+/// Serializes a share for sealing; the sealed record names its protocol.
 pub(crate) fn encode_share(share: &Share) -> zeroize::Zeroizing<Vec<u8>> {
     let mut out = zeroize::Zeroizing::new(Vec::new());
-    ciborium::into_writer(share, &mut *out).expect("a key share always serializes");
+    match share {
+        Share::Cggmp21(s) => ciborium::into_writer(&**s, &mut *out),
+        Share::Cggmp24(s) => ciborium::into_writer(&**s, &mut *out),
+    }
+    .expect("a key share always serializes");
     out
 }
 
-/// Parses (and validates) an opened share.
-pub(crate) fn decode_share(bytes: &[u8]) -> Result<Share> {
-    ciborium::from_reader(bytes).map_err(|_| {
+/// Parses (and validates) an opened share of `protocol`.
+pub(crate) fn decode_share(protocol: Protocol, bytes: &[u8]) -> Result<Share> {
+    let corrupt = |_| {
         Error::new(
             ErrorKind::Corrupted,
-            "the opened share does not parse as a key share; restore the record from backup",
+            "the opened share does not parse as a key share of its protocol; restore the record from backup",
         )
+        .with_context("protocol", protocol)
+    };
+    Ok(match protocol {
+        Protocol::Cggmp21 => Share::Cggmp21(Box::new(ciborium::from_reader(bytes).map_err(corrupt)?)),
+        Protocol::Cggmp24 => Share::Cggmp24(Box::new(ciborium::from_reader(bytes).map_err(corrupt)?)),
     })
+}
+
+/// Seals `share` of `key`, with the successor a migration staged beside it, if any.
+pub(crate) fn seal_record(
+    sealer: &Sealer,
+    key: &KeyId,
+    share: &Share,
+    next: Option<(ExecutionId, &Share)>,
+) -> Result<Vec<u8>> {
+    let pk = public_key_of(share);
+    let bytes = encode_share(share);
+    let next = next.map(|(eid, s)| (eid, s.protocol(), encode_share(s)));
+    let contents = ShareContents {
+        protocol: share.protocol().label(),
+        share: &bytes,
+        next: next.as_ref().map(|(eid, p, b)| NextShare { execution_id: *eid, protocol: p.label(), share: b }),
+    };
+    sealer.seal_share(key, share.index(), pk.as_bytes(), contents)
+}
+
+/// The shares of an opened record.
+pub(crate) struct RecordShares {
+    /// The share in force.
+    pub(crate) share: Share,
+    /// The successor a migration staged, and its run.
+    pub(crate) next: Option<(ExecutionId, Share)>,
+}
+
+/// Parses an opened record's shares and checks each belongs to `party` and to the record's
+/// collective key.
+pub(crate) fn decode_record(opened: &OpenedShare, party: PartyIndex, public_key: &[u8]) -> Result<RecordShares> {
+    let check = |share: Share| {
+        if share.index() != party || public_key_of(&share).as_bytes()[..] != public_key[..] {
+            return Err(Error::new(ErrorKind::Corrupted, "the opened share does not match its record's metadata"));
+        }
+        Ok(share)
+    };
+    let share = check(decode_share(Protocol::from_label(&opened.labels.protocol)?, &opened.share)?)?;
+    let next = match (&opened.labels.next, &opened.next) {
+        (Some((eid, label)), Some(bytes)) => Some((*eid, check(decode_share(Protocol::from_label(label)?, bytes)?)?)),
+        _ => None,
+    };
+    Ok(RecordShares { share, next })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn labels_round_trip_and_unknown_ones_are_unsupported() {
+        for p in [Protocol::Cggmp21, Protocol::Cggmp24] {
+            assert_eq!(Protocol::from_label(p.label()).unwrap(), p);
+        }
+        let e = Protocol::from_label("cggmp27/1.0").unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::Unsupported);
+        assert!(e.to_string().contains("upgrade"));
+    }
+
+    #[test]
+    fn the_big_integer_backend_is_gmp() {
+        // Any default feature of cggmp24, paillier-zk or fast-paillier anywhere in the tree
+        // silently switches to the pure-Rust backend, which signs 1.6x slower.
+        let backend = std::any::type_name::<cggmp24::backend::Integer>();
+        assert!(backend.contains("::rug::"), "cggmp24 runs on {backend}, not GMP (rug)");
+    }
 }

@@ -2,18 +2,15 @@
 
 use std::sync::Arc;
 
-use cggmp21::{
-    generic_ec::{NonZero, Point, Scalar, SecretScalar},
-    key_share::{DirtyKeyShare, KeyShare},
-    DataToSign,
-};
+use cggmp24::generic_ec::{NonZero, Point, Scalar, SecretScalar};
 use rand::rngs::OsRng;
 use round_based::MpcParty;
 use wallet_traits::{EcdsaSignature, Error, ErrorKind, PublicKey, Result, SessionParams, SessionRequest};
 
-use super::{abort, io::PartyIo, parse_point, Share, D, E, L, STAGE_SIGN};
+use super::{abort, io::PartyIo, parse_point, Core, Share, D, E, STAGE_SIGN};
 
-type SignMsg = cggmp21::signing::msg::Msg<E, D>;
+type SignMsg21 = cggmp21::signing::msg::Msg<E, D>;
+type SignMsg24 = cggmp24::signing::msg::Msg<E, D>;
 
 /// Full threshold signing of `request.digest` with `share` (already tweaked if requested).
 pub(crate) async fn run_sign(io: PartyIo, request: SessionRequest, share: Arc<Share>) -> Result<EcdsaSignature> {
@@ -52,7 +49,9 @@ pub(crate) async fn run_sign_tx(
     futures::future::try_join_all(runs).await
 }
 
-/// One cggmp21 signing of `digest` in `stage` of the session, normalized to low S.
+/// One signing of `digest` in `stage` of the session with the share's protocol, normalized to
+/// low S. A full signing every time: cggmp24 prohibits presignatures for raw digests and for
+/// derived keys (docs/SECURITY.md).
 async fn sign_stage(
     io: &PartyIo,
     request: &SessionRequest,
@@ -60,15 +59,29 @@ async fn sign_stage(
     share: &Share,
     digest: &[u8; 32],
 ) -> Result<EcdsaSignature> {
-    let data = DataToSign::<E>::from_scalar(Scalar::from_be_bytes_mod_order(digest));
+    let scalar = Scalar::from_be_bytes_mod_order(digest);
     let eid = io.stage_eid(stage);
-    let sig = cggmp21::signing(cggmp21::ExecutionId::new(&eid), io.me(), &request.parties, share)
-        .sign(&mut OsRng, MpcParty::connected(io.delivery::<SignMsg>(stage)), data)
-        .await
-        .map_err(|e| abort("signing", e))?
-        .normalize_s();
     let mut out = [0u8; 64];
-    sig.write_to_slice(&mut out);
+    match share {
+        Share::Cggmp21(share) => {
+            let data = cggmp21::DataToSign::<E>::from_scalar(scalar);
+            cggmp21::signing(cggmp21::ExecutionId::new(&eid), io.me(), &request.parties, share)
+                .sign(&mut OsRng, MpcParty::connected(io.delivery::<SignMsg21>(stage)), data)
+                .await
+                .map_err(|e| abort("signing", e))?
+                .normalize_s()
+                .write_to_slice(&mut out)
+        }
+        Share::Cggmp24(share) => {
+            let data = cggmp24::PrehashedDataToSign::<E>::from_scalar(scalar);
+            cggmp24::signing(cggmp24::ExecutionId::new(&eid), io.me(), &request.parties, share)
+                .sign(&mut OsRng, MpcParty::connected(io.delivery::<SignMsg24>(stage)), &data)
+                .await
+                .map_err(|e| abort("signing", e))?
+                .normalize_s()
+                .write_to_slice(&mut out)
+        }
+    }
     let mut r = [0u8; 32];
     let mut s = [0u8; 32];
     r.copy_from_slice(&out[..32]);
@@ -84,22 +97,37 @@ pub(crate) fn tweak_scalar(tweak: &[u8; 32]) -> Scalar<E> {
 /// The share of the child key `x + h`: every signer applies the same public `h` to its secret
 /// share, every public share and the collective key, so any t shares interpolate to `x + h`.
 pub(crate) fn tweak_share(share: &Share, tweak: &[u8; 32]) -> Result<Share> {
-    let h = tweak_scalar(tweak);
-    let mut d: DirtyKeyShare<E, L> = share.clone().into_inner();
-    let hg = Point::generator() * h;
-    let invalid = || Error::new(ErrorKind::InvalidInput, "the tweak makes the key zero; use another tweak");
-    d.core.key_info.shared_public_key =
-        NonZero::from_point(d.core.key_info.shared_public_key + hg).ok_or_else(invalid)?;
-    for x_j in d.core.key_info.public_shares.iter_mut() {
-        *x_j = NonZero::from_point(*x_j + hg).ok_or_else(invalid)?;
+    let invalid = |e: String| Error::new(ErrorKind::Internal, format!("tweaked share does not validate: {e}"));
+    match share {
+        Share::Cggmp21(s) => {
+            use cggmp21::key_share::{DirtyKeyShare, KeyShare};
+            let mut d: DirtyKeyShare<E, super::L21> = (**s).clone().into_inner();
+            tweak_core(&mut d.core, tweak)?;
+            KeyShare::validate(d).map(|s| Share::Cggmp21(Box::new(s))).map_err(|e| invalid(e.into_error().to_string()))
+        }
+        Share::Cggmp24(s) => {
+            use cggmp24::key_share::{DirtyKeyShare, KeyShare};
+            let mut d: DirtyKeyShare<E, super::L> = (**s).clone().into_inner();
+            tweak_core(&mut d.core, tweak)?;
+            KeyShare::validate(d).map(|s| Share::Cggmp24(Box::new(s))).map_err(|e| invalid(e.into_error().to_string()))
+        }
     }
-    let mut x = d.core.x.clone() + h;
-    d.core.x = NonZero::from_secret_scalar(SecretScalar::new(&mut x)).ok_or_else(invalid)?;
-    KeyShare::validate(d)
-        .map_err(|e| Error::new(ErrorKind::Internal, format!("tweaked share does not validate: {}", e.into_error())))
 }
 
-/// Verifies an ECDSA signature with k256, independently of cggmp21.
+fn tweak_core(core: &mut Core, tweak: &[u8; 32]) -> Result<()> {
+    let h = tweak_scalar(tweak);
+    let hg = Point::generator() * h;
+    let invalid = || Error::new(ErrorKind::InvalidInput, "the tweak makes the key zero; use another tweak");
+    core.key_info.shared_public_key = NonZero::from_point(core.key_info.shared_public_key + hg).ok_or_else(invalid)?;
+    for x_j in core.key_info.public_shares.iter_mut() {
+        *x_j = NonZero::from_point(*x_j + hg).ok_or_else(invalid)?;
+    }
+    let mut x = core.x.clone() + h;
+    core.x = NonZero::from_secret_scalar(SecretScalar::new(&mut x)).ok_or_else(invalid)?;
+    Ok(())
+}
+
+/// Verifies an ECDSA signature with k256, independently of the protocol.
 pub fn verify_signature(public_key: &PublicKey, digest: &[u8; 32], sig: &EcdsaSignature) -> bool {
     use k256::ecdsa::signature::hazmat::PrehashVerifier;
     let Ok(vk) = k256::ecdsa::VerifyingKey::from_sec1_bytes(public_key.as_bytes()) else { return false };

@@ -6,6 +6,7 @@ use wallet_traits::{
     Broadcaster, ChainTracker, CosignerTransport, Error, ErrorKind, KeyId, Result, ShareStore, WalletId, AGENT_INDEX,
 };
 
+pub use super::provisioner::MigrationStep;
 use super::provisioner::Provisioner;
 use crate::{
     at_rest::primes::{PrimeSource, StorePrimePool},
@@ -22,6 +23,9 @@ pub enum Provisioned {
     Created,
     /// The stored share was opened (completing an interrupted commit if needed); no DKG ran.
     Restored,
+    /// The stored share was opened and migrated to the current protocol with every party
+    /// ([`WalletBuilder::migrate`]); the key is the same.
+    Migrated,
 }
 
 impl std::fmt::Display for Provisioned {
@@ -29,6 +33,7 @@ impl std::fmt::Display for Provisioned {
         f.write_str(match self {
             Provisioned::Created => "created",
             Provisioned::Restored => "restored",
+            Provisioned::Migrated => "migrated",
         })
     }
 }
@@ -105,6 +110,9 @@ pub struct WalletBuilder {
     chain: ChainConfig,
     broadcaster: Option<Arc<dyn Broadcaster>>,
     chain_tracker: Option<Arc<dyn ChainTracker>>,
+    multiexp_tables: bool,
+    migrate: bool,
+    stop_migration_at: Option<MigrationStep>,
 }
 
 impl std::fmt::Debug for WalletBuilder {
@@ -150,6 +158,9 @@ impl Default for WalletBuilder {
             chain: ChainConfig::default(),
             broadcaster: None,
             chain_tracker: None,
+            multiexp_tables: true,
+            migrate: false,
+            stop_migration_at: None,
         }
     }
 }
@@ -178,6 +189,7 @@ impl WalletBuilder {
         b.network = cfg.network;
         b.seal.cipher = cfg.cipher;
         b.derivation_cache_max = cfg.derivation_cache_max;
+        b.multiexp_tables = cfg.multiexp_tables;
         b.chain = cfg.chain;
         if let Some(key) = cfg.party_key {
             b.keyring = Some(Keyring::new(AGENT_INDEX, key, cfg.peer_keys));
@@ -270,6 +282,31 @@ impl WalletBuilder {
     #[cfg(feature = "fault-injection")]
     pub fn pause_before_local_commit(mut self, pause: Duration) -> Self {
         self.pause_before_local_commit = Some(pause);
+        self
+    }
+
+    /// Test only (feature `fault-injection`): `build` stops a migration at `step` as a crash
+    /// would, leaving every record as it is there, and fails.
+    #[cfg(feature = "fault-injection")]
+    pub fn stop_migration_at(mut self, step: MigrationStep) -> Self {
+        self.stop_migration_at = Some(step);
+        self
+    }
+
+    /// After restoring, migrates a share made with an older protocol (cggmp21) to the current
+    /// one (cggmp24) with every party: `mpc-wallet migrate`. The key stays the same; the build
+    /// reports [`Provisioned::Migrated`]. Every cosigner must be reachable. A key already on the
+    /// current protocol is restored as it is.
+    pub fn migrate(mut self) -> Self {
+        self.migrate = true;
+        self
+    }
+
+    /// Whether aux info generation (DKG, migration) precomputes the multiexponentiation tables
+    /// that make each signing faster (MPC_MULTIEXP_TABLES; default yes). They take seconds per
+    /// share once and are sealed with it, so a restart does not recompute them.
+    pub fn multiexp_tables(mut self, on: bool) -> Self {
+        self.multiexp_tables = on;
         self
     }
 
@@ -379,6 +416,9 @@ impl WalletBuilder {
             idle: self.idle_timeout,
             pause_before_local_commit: self.pause_before_local_commit,
             derivation_cache_max: self.derivation_cache_max,
+            aux: crate::mpc::AuxOptions { multiexp_tables: self.multiexp_tables },
+            migrate: self.migrate,
+            stop_at: self.stop_migration_at,
         };
         let (share, cache, provisioned) = run.provision().await?;
         let settings = WalletSettings { network: self.network, idle: self.idle_timeout, chain };

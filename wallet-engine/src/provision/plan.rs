@@ -152,6 +152,8 @@ mod tests {
                 party_index: i,
                 state,
                 execution_id: eid(run),
+                protocol: None,
+                migrating: None,
             }),
         )
     }

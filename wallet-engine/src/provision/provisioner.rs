@@ -1,5 +1,6 @@
 //! Provisioning one key: DKG the first time (with its two-phase commit), restore every time
-//! after, completing or rolling back an interrupted run as the plan says.
+//! after, completing or rolling back an interrupted run as the plan says; and the migration of
+//! a cggmp21 key to cggmp24, committed in two phases the same way.
 
 use std::{
     sync::Arc,
@@ -22,7 +23,8 @@ use crate::{
     at_rest::seal::Sealer,
     coordinator::{coordinate, Remote, RunFailure},
     keys::Keyring,
-    mpc::{self, Primes, Share},
+    mpc::{self, AuxOptions, Primes, Protocol, Share},
+    staging,
     wallet::Cosigner,
 };
 
@@ -40,6 +42,9 @@ pub(super) struct Provisioner {
     pub(super) idle: Duration,
     pub(super) pause_before_local_commit: Option<Duration>,
     pub(super) derivation_cache_max: usize,
+    pub(super) aux: AuxOptions,
+    pub(super) migrate: bool,
+    pub(super) stop_at: Option<MigrationStep>,
 }
 
 impl Provisioner {
@@ -66,7 +71,13 @@ impl Provisioner {
         match plan(local.as_ref().map(|r| &r.meta), &views)? {
             Plan::Restore { degraded } => {
                 self.warn_degraded(&degraded);
-                let (share, cache) = opened.expect("restore implies a local share");
+                let record = local.expect("restore implies a local share");
+                let (shares, cache) = opened.expect("restore implies a local share");
+                let share = self.settle_migration(&record, shares, &views).await?;
+                if self.migrate && share.protocol() != Protocol::CURRENT {
+                    let share = self.migration(share, &views).await?;
+                    return Ok((share, cache, Provisioned::Migrated));
+                }
                 Ok((share, cache, Provisioned::Restored))
             }
             Plan::CompleteCommit { commit_on, degraded } => {
@@ -74,8 +85,8 @@ impl Provisioner {
                 tracing::info!(key = %self.key, "completing an interrupted commit");
                 self.timed(Phase::Commit, self.commit(&record, &commit_on)).await?;
                 self.warn_degraded(&degraded);
-                let (share, cache) = opened.expect("commit implies a local share");
-                Ok((share, cache, Provisioned::Restored))
+                let (shares, cache) = opened.expect("commit implies a local share");
+                Ok((shares.share, cache, Provisioned::Restored))
             }
             Plan::RollBack { rollback_on } => {
                 let record = local.expect("rollback implies a local share");
@@ -158,19 +169,9 @@ impl Provisioner {
     }
 
     /// Opens the local share; a wrong secret fails here, before anything is written anywhere.
-    async fn open(&self, record: &StoredShare) -> Result<(Share, Option<DerivationCache>)> {
-        let (sealer, key, rec) = (self.sealer.clone(), self.key.clone(), record.clone());
-        let (share, keys) = tokio::task::spawn_blocking(move || -> Result<_> {
-            let (plain, keys) =
-                sealer.open_share_with_cache_keys(&key, AGENT_INDEX, &rec.meta.public_key, &rec.sealed)?;
-            Ok((mpc::decode_share(&plain)?, keys))
-        })
-        .await
-        .map_err(|e| Error::new(ErrorKind::Internal, format!("share opening task: {e}")))??;
-        if share.core.i != AGENT_INDEX || mpc::public_key_of(&share).as_bytes()[..] != record.meta.public_key[..] {
-            return Err(Error::new(ErrorKind::Corrupted, "the opened share does not match its record's metadata"));
-        }
-        Ok((share, DerivationCache::new(self.store.clone(), self.key.clone(), &keys, self.derivation_cache_max)))
+    async fn open(&self, record: &StoredShare) -> Result<(mpc::RecordShares, Option<DerivationCache>)> {
+        let (shares, keys) = staging::open_record(&self.sealer, record).await?;
+        Ok((shares, DerivationCache::new(self.store.clone(), self.key.clone(), &keys, self.derivation_cache_max)))
     }
 
     async fn rollback(&self, on: &[PartyIndex], eid: &ExecutionId) -> Result<()> {
@@ -198,21 +199,45 @@ impl Provisioner {
         Ok(())
     }
 
-    /// Runs DKG with every party and commits it (docs/ARCHITECTURE.md, "Shares and the commit").
-    async fn dkg(&self) -> Result<Share> {
-        let eid = ExecutionId::random();
-        let request = SessionRequest {
-            key: self.key.clone(),
-            execution_id: eid,
-            parties: (0..self.n).collect(),
-            params: SessionParams::Dkg { threshold: self.t, total: self.n },
-        };
+    /// The group's first key (index 0), when this is a further key and the agent holds that
+    /// key's committed cggmp24 share: its aux info serves this key too.
+    async fn group_share(&self) -> Result<Option<Share>> {
+        if self.key.index == 0 {
+            return Ok(None);
+        }
+        let group = KeyId::new(self.key.wallet.clone(), 0);
+        let Some(record) = self.store.load_share(&group).await? else { return Ok(None) };
+        if record.meta.state != ShareState::Active || record.meta.parties != self.n {
+            return Ok(None);
+        }
+        let (shares, _) = staging::open_record(&self.sealer, &record).await?;
+        Ok((shares.share.protocol() == Protocol::CURRENT).then_some(shares.share))
+    }
+
+    /// Opens a session of `params` with every cosigner.
+    async fn open_all(&self, request: &SessionRequest) -> Result<Vec<Remote>> {
         let mut remotes = Vec::with_capacity(self.cosigners.len());
         for c in &self.cosigners {
             let channel = c.transport.open_session(request.clone()).await.map_err(|e| c.name(e))?;
             remotes.push(Remote { index: c.index, endpoint: c.transport.endpoint().to_string(), channel });
         }
-        let (share, outcomes) = self.run_dkg(&request, remotes).await?;
+        Ok(remotes)
+    }
+
+    /// Runs DKG with every party and commits it (docs/ARCHITECTURE.md, "Shares and the commit").
+    /// A further key of a group whose first key is cggmp24 runs only the threshold keygen and
+    /// reuses the group's aux info.
+    async fn dkg(&self) -> Result<Share> {
+        let eid = ExecutionId::random();
+        let group = self.group_share().await?;
+        let params = match &group {
+            Some(_) => SessionParams::Keygen { threshold: self.t, total: self.n, aux_from: 0 },
+            None => SessionParams::Dkg { threshold: self.t, total: self.n },
+        };
+        let request =
+            SessionRequest { key: self.key.clone(), execution_id: eid, parties: (0..self.n).collect(), params };
+        let remotes = self.open_all(&request).await?;
+        let (share, outcomes) = self.run_dkg(&request, remotes, group).await?;
         let pk = mpc::public_key_of(&share);
         if let Some((c, _)) = self.cosigners.iter().zip(&outcomes).find(|(_, o)| o.public_key != pk.as_bytes()) {
             let _ = self.rollback(&positions_all(self.n), &eid).await;
@@ -227,39 +252,53 @@ impl Provisioner {
 
     /// The protocol part of DKG: keygen and aux info with every cosigner, reporting progress.
     /// On failure, rolls back whatever Pending share a cosigner may already have sealed.
-    async fn run_dkg(&self, request: &SessionRequest, remotes: Vec<Remote>) -> Result<(Share, Vec<SessionOutcome>)> {
+    async fn run_dkg(
+        &self,
+        request: &SessionRequest,
+        remotes: Vec<Remote>,
+        group: Option<Share>,
+    ) -> Result<(Share, Vec<SessionOutcome>)> {
         let eid = request.execution_id;
         let t0 = Instant::now();
         self.report(Progress::Started(Phase::Keygen));
-        // Keygen needs no primes, so it runs while this party's pair is fetched or generated.
-        let primes = self.fetch_primes();
-        let progress = self.progress.clone();
-        let aux_started = Arc::new(std::sync::Mutex::new(None));
-        let aux_mark = aux_started.clone();
         let r = request.clone();
-        let local = mpc::spawn_party(self.keyring.clone(), request, move |io| {
-            mpc::run_dkg(io, r, primes, move || {
-                if let Some(f) = &progress {
+        let aux_started = Arc::new(std::sync::Mutex::new(None));
+        let local = if let Some(group) = group {
+            let progress = self.progress.clone();
+            mpc::spawn_party(self.keyring.clone(), request, move |io| async move {
+                let share = mpc::run_keygen_with_aux(io, r, &group).await;
+                if let (Some(f), Ok(_)) = (&progress, &share) {
                     f(Progress::Finished(Phase::Keygen, t0.elapsed()));
-                    f(Progress::Started(Phase::AuxInfo));
                 }
-                *aux_mark.lock().expect("aux mark") = Some(Instant::now());
-            })
-        })?;
+                share
+            })?
+        } else {
+            // Keygen needs no primes, so it runs while this party's primes are fetched or generated.
+            let primes = self.fetch_primes();
+            let progress = self.progress.clone();
+            let aux_mark = aux_started.clone();
+            let aux = self.aux;
+            mpc::spawn_party(self.keyring.clone(), request, move |io| {
+                mpc::run_dkg(io, r, primes, aux, move || {
+                    if let Some(f) = &progress {
+                        f(Progress::Finished(Phase::Keygen, t0.elapsed()));
+                        f(Progress::Started(Phase::AuxInfo));
+                    }
+                    *aux_mark.lock().expect("aux mark") = Some(Instant::now());
+                })
+            })?
+        };
         let positions: Vec<u16> = self.cosigners.iter().map(|c| c.index).collect();
         match coordinate(eid, 0, local, remotes, positions, self.idle).await {
             Ok(done) => {
-                let aux_t0 = aux_started.lock().expect("aux mark").unwrap_or(t0);
-                self.report(Progress::Finished(Phase::AuxInfo, aux_t0.elapsed()));
+                if let Some(aux_t0) = *aux_started.lock().expect("aux mark") {
+                    self.report(Progress::Finished(Phase::AuxInfo, aux_t0.elapsed()));
+                }
                 Ok(done)
             }
             // DKG needs every party: there is no other cosigner to go on with.
             Err(RunFailure { error, .. }) => {
-                for c in &self.cosigners {
-                    if let Err(re) = c.transport.rollback(&self.key, &eid).await {
-                        tracing::warn!(cosigner = c.index, error = %re, "could not roll back after a failed DKG; the next start will");
-                    }
-                }
+                self.rollback_all_quietly(&eid).await;
                 Err(error)
             }
         }
@@ -284,9 +323,8 @@ impl Provisioner {
     /// their sessions), then every party flips to Active.
     async fn seal_and_commit(&self, share: &Share, eid: ExecutionId) -> Result<()> {
         let pk = mpc::public_key_of(share);
-        let plain = mpc::encode_share(share);
-        let (sealer, key) = (self.sealer.clone(), self.key.clone());
-        let sealed = tokio::task::spawn_blocking(move || sealer.seal_share(&key, AGENT_INDEX, pk.as_bytes(), &plain))
+        let (sealer, key, s) = (self.sealer.clone(), self.key.clone(), share.clone());
+        let sealed = tokio::task::spawn_blocking(move || mpc::seal_record(&sealer, &key, &s, None))
             .await
             .map_err(|e| Error::new(ErrorKind::Internal, format!("sealing task: {e}")))??;
         let record = StoredShare {
@@ -310,6 +348,184 @@ impl Provisioner {
         }
         // A crash from here on is completed by the next build (Plan::CompleteCommit).
         self.commit(&record, &positions_all(self.n)).await
+    }
+}
+
+/// Where a migration run may be stopped, for crash tests (feature `fault-injection`): each is a
+/// point after which a real crash would leave the parties' records as they are.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum MigrationStep {
+    /// Every cosigner staged its new share; the agent has not staged its own.
+    CosignersStaged,
+    /// Every party staged; no cosigner committed.
+    AgentStaged,
+    /// The first cosigner committed; the others did not.
+    FirstCosignerCommitted,
+    /// Every cosigner committed; the agent did not.
+    CosignersCommitted,
+}
+
+impl Provisioner {
+    fn stop_at(&self, step: MigrationStep) -> Result<()> {
+        if self.stop_at == Some(step) {
+            return Err(Error::new(ErrorKind::Internal, format!("fault injection: stopped the migration at {step:?}")));
+        }
+        Ok(())
+    }
+
+    /// Completes or rolls back a migration a stop interrupted, so that every party signs with
+    /// one protocol again (docs/ARCHITECTURE.md, "Protocols"), and returns the agent's share in
+    /// force. Roll forward once any party committed or every party staged; otherwise roll back;
+    /// while a cosigner is unreachable and neither is certain, leave everything as it is (the
+    /// old shares still sign).
+    async fn settle_migration(
+        &self,
+        record: &StoredShare,
+        shares: mpc::RecordShares,
+        views: &[(PartyIndex, CosignerView)],
+    ) -> Result<Share> {
+        let holding = |f: &dyn Fn(&wallet_traits::KeyInfo) -> bool| -> Vec<PartyIndex> {
+            views
+                .iter()
+                .filter_map(|(i, v)| match v {
+                    CosignerView::Holds(k) if f(k) => Some(*i),
+                    _ => None,
+                })
+                .collect()
+        };
+        let Some((run, next)) = shares.next else {
+            // Staged runs the agent does not hold: it never staged them (nobody can have
+            // committed), unless it committed them already itself.
+            for (i, v) in views {
+                let CosignerView::Holds(k) = v else { continue };
+                let Some(staged) = k.migrating else { continue };
+                let c = self.cosigner(*i);
+                let done = if staged == record.meta.execution_id {
+                    c.transport.commit(&self.key, &staged).await
+                } else {
+                    c.transport.rollback(&self.key, &staged).await
+                };
+                if let Err(e) = done {
+                    tracing::warn!(cosigner = i, error = %e, "could not settle a staged migration; the next start retries");
+                }
+            }
+            return Ok(shares.share);
+        };
+        let committed = holding(&|k| k.execution_id == run);
+        let staged = holding(&|k| k.migrating == Some(run));
+        if !committed.is_empty() || staged.len() == self.cosigners.len() {
+            tracing::info!(key = %self.key, "completing an interrupted migration");
+            return match self.commit_migration(record, run, &staged).await {
+                Ok(()) => Ok(next),
+                Err(e) => {
+                    tracing::warn!(error = %e, "could not complete the interrupted migration; the next start retries");
+                    Ok(shares.share)
+                }
+            };
+        }
+        if views.iter().any(|(_, v)| matches!(v, CosignerView::Unreachable(_))) {
+            tracing::warn!(key = %self.key, "a migration is unfinished and a cosigner is unreachable; signing with the old shares until it can be settled");
+            return Ok(shares.share);
+        }
+        tracing::warn!(key = %self.key, "rolling back an unfinished migration");
+        self.rollback(&staged, &run).await?;
+        staging::unstage(&self.store, &self.sealer, record, run).await?;
+        Ok(shares.share)
+    }
+
+    /// Phase two of a migration: the cosigners in `on` promote their staged share, then the agent.
+    async fn commit_migration(&self, record: &StoredShare, run: ExecutionId, on: &[PartyIndex]) -> Result<()> {
+        for (k, &i) in on.iter().enumerate() {
+            let c = self.cosigner(i);
+            c.transport.commit(&self.key, &run).await.map_err(|e| c.name(e))?;
+            if k == 0 {
+                self.stop_at(MigrationStep::FirstCosignerCommitted)?;
+            }
+        }
+        self.stop_at(MigrationStep::CosignersCommitted)?;
+        staging::promote(&self.store, &self.sealer, record, run).await.map(|_| ())
+    }
+
+    /// Migrates the key to the current protocol with every party (docs/ARCHITECTURE.md,
+    /// "Protocols"): cggmp24 aux info for the existing key, staged by every party, then committed
+    /// in two phases. The key, and so every address and derived key, stays the same.
+    async fn migration(&self, old: Share, views: &[(PartyIndex, CosignerView)]) -> Result<Share> {
+        let pk = mpc::public_key_of(&old);
+        for (i, v) in views {
+            let fit =
+                matches!(v, CosignerView::Holds(k) if k.state == ShareState::Active && k.public_key == pk.as_bytes());
+            if !fit {
+                return Err(Error::new(
+                    ErrorKind::CosignerUnavailable,
+                    format!("a migration needs every cosigner holding the key, and cosigner {i} cannot take part; start it (or restore its share) and retry. Nothing was changed."),
+                )
+                .with_context("cosigner", i));
+            }
+        }
+        let eid = ExecutionId::random();
+        let request = SessionRequest {
+            key: self.key.clone(),
+            execution_id: eid,
+            parties: (0..self.n).collect(),
+            params: SessionParams::Migrate {},
+        };
+        let remotes = self.open_all(&request).await?;
+        let primes = self.fetch_primes();
+        self.report(Progress::Started(Phase::AuxInfo));
+        let t0 = Instant::now();
+        let (r, aux, from) = (request.clone(), self.aux, old.clone());
+        let local = mpc::spawn_party(self.keyring.clone(), &request, move |io| async move {
+            let primes = primes.await?;
+            mpc::run_migration(io, r, &from, primes, aux).await
+        })?;
+        let positions: Vec<u16> = self.cosigners.iter().map(|c| c.index).collect();
+        let (next, outcomes) = match coordinate(eid, 0, local, remotes, positions, self.idle).await {
+            Ok(done) => done,
+            Err(RunFailure { error, .. }) => {
+                self.rollback_all_quietly(&eid).await;
+                return Err(error);
+            }
+        };
+        self.report(Progress::Finished(Phase::AuxInfo, t0.elapsed()));
+        if outcomes.iter().any(|o| o.public_key != pk.as_bytes()) {
+            self.rollback_all_quietly(&eid).await;
+            return Err(Error::new(
+                ErrorKind::ShareMismatch,
+                "a cosigner ended the migration with another key; it was rolled back",
+            ));
+        }
+        self.stop_at(MigrationStep::CosignersStaged)?;
+        self.report(Progress::Started(Phase::Commit));
+        let t0 = Instant::now();
+        let record = self
+            .store
+            .load_share(&self.key)
+            .await?
+            .ok_or_else(|| Error::new(ErrorKind::Internal, "the agent's share vanished during the migration"))?;
+        if let Err(e) = staging::stage(&self.store, &self.sealer, &record, old, eid, next.clone()).await {
+            self.rollback_all_quietly(&eid).await;
+            return Err(e);
+        }
+        self.stop_at(MigrationStep::AgentStaged)?;
+        // From here a stop is completed by the next start (settle_migration).
+        let record = self
+            .store
+            .load_share(&self.key)
+            .await?
+            .ok_or_else(|| Error::new(ErrorKind::Internal, "the agent's share vanished during the migration"))?;
+        self.commit_migration(&record, eid, &positions_all(self.n)).await?;
+        self.report(Progress::Finished(Phase::Commit, t0.elapsed()));
+        tracing::info!(key = %self.key, protocol = %next.protocol(), "migrated the key");
+        Ok(next)
+    }
+
+    async fn rollback_all_quietly(&self, eid: &ExecutionId) {
+        for c in &self.cosigners {
+            if let Err(e) = c.transport.rollback(&self.key, eid).await {
+                tracing::warn!(cosigner = c.index, error = %e, "could not roll back; the next start will");
+            }
+        }
     }
 }
 

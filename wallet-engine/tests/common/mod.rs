@@ -1,5 +1,6 @@
-//! Shared setup for the engine's end-to-end tests: real cggmp21, real SQLite files, in-process
-//! cosigners behind the serializing `local://` transport, INSECURE fixture primes.
+//! Shared setup for the engine's end-to-end tests: real cggmp24, real SQLite files, in-process
+//! cosigners behind the serializing `local://` transport, INSECURE fixture primes. Shares go
+//! without multiexponentiation tables (seconds per party per DKG) unless a test asks for them.
 #![allow(dead_code, unreachable_pub)]
 
 use std::{
@@ -43,7 +44,7 @@ pub struct Cosigners {
 
 impl Cosigners {
     pub async fn start(dir: &Path, secret: &str) -> Self {
-        Self::start_with_policy(dir, secret, None).await
+        Self::start_with(dir, secret, None, false).await
     }
 
     /// [`Cosigners::start`], each cosigner reviewing transactions with `policy`.
@@ -52,14 +53,25 @@ impl Cosigners {
         secret: &str,
         policy: Option<Arc<dyn wallet_engine::SigningPolicy>>,
     ) -> Self {
+        Self::start_with(dir, secret, policy, false).await
+    }
+
+    /// [`Cosigners::start`] with `policy`, making multiexponentiation tables when `tables`.
+    pub async fn start_with(
+        dir: &Path,
+        secret: &str,
+        policy: Option<Arc<dyn wallet_engine::SigningPolicy>>,
+        tables: bool,
+    ) -> Self {
         let mut keyrings = Keyring::generate_group(3).into_iter();
         let agent_keyring = keyrings.next().unwrap();
         let mut out = Cosigners { agent_keyring, names: vec![], services: vec![], stores: vec![] };
         for (i, keyring) in (1..=2u16).zip(keyrings) {
             let store: Arc<dyn ShareStore> =
                 Arc::new(SqliteShareStore::open(dir.join(format!("cosigner-{i}.db"))).await.unwrap());
-            let mut svc =
-                CosignerService::new(keyring, store.clone(), sealer(secret), Arc::new(InsecureTestPrimes)).unwrap();
+            let mut svc = CosignerService::new(keyring, store.clone(), sealer(secret), Arc::new(InsecureTestPrimes))
+                .unwrap()
+                .with_multiexp_tables(tables);
             if let Some(p) = &policy {
                 svc = svc.with_policy(p.clone());
             }
@@ -94,6 +106,26 @@ pub async fn builder(dir: &Path, secret: &str, cosigners: &Cosigners) -> WalletB
     counting_builder(dir, secret, cosigners).await.0
 }
 
+/// [`builder`] with `transports` in place of the cosigners' own (for example one unreachable).
+pub async fn builder_with(
+    dir: &Path,
+    secret: &str,
+    cosigners: &Cosigners,
+    transports: Vec<Arc<dyn CosignerTransport>>,
+) -> WalletBuilder {
+    let mut b = WalletBuilder::new()
+        .wallet_id(WALLET)
+        .share_secret(ShareSecret::new(secret).unwrap())
+        .store(agent_store(dir).await)
+        .keyring(cosigners.agent_keyring.clone())
+        .prime_source(Arc::new(InsecureTestPrimes))
+        .multiexp_tables(false);
+    for t in transports {
+        b = b.cosigner(t);
+    }
+    b
+}
+
 /// [`builder`], and the number of sessions its wallet opens with the cosigners.
 pub async fn counting_builder(dir: &Path, secret: &str, cosigners: &Cosigners) -> (WalletBuilder, Arc<AtomicUsize>) {
     let sessions = Arc::new(AtomicUsize::new(0));
@@ -102,7 +134,8 @@ pub async fn counting_builder(dir: &Path, secret: &str, cosigners: &Cosigners) -
         .share_secret(ShareSecret::new(secret).unwrap())
         .store(agent_store(dir).await)
         .keyring(cosigners.agent_keyring.clone())
-        .prime_source(Arc::new(InsecureTestPrimes));
+        .prime_source(Arc::new(InsecureTestPrimes))
+        .multiexp_tables(false);
     for t in cosigners.transports() {
         b = b.cosigner(Arc::new(wallet_testkit::Intercept::new(t).sessions_into(sessions.clone())));
     }

@@ -64,6 +64,8 @@ impl ScriptedCosigner {
             party_index: 1,
             state: ShareState::Active,
             execution_id: ExecutionId::from_bytes(COMMIT_EID),
+            protocol: Some("cggmp24/0.7.0-alpha.3".into()),
+            migrating: Some(ExecutionId::from_bytes([9; 32])),
         }
     }
 }

@@ -1,0 +1,107 @@
+//! A share record's staged successor (docs/ARCHITECTURE.md, "Protocols"): a migration seals
+//! each party's new share beside the one in force, the commit promotes it, a rollback drops it.
+//! The agent and the cosigners keep their records the same way.
+
+use std::sync::Arc;
+
+use wallet_traits::{Error, ErrorKind, ExecutionId, Result, ShareStore, StoredShare};
+
+use crate::{
+    at_rest::seal::{share_labels, RecordKeys, Sealer},
+    mpc::{self, RecordShares, Share},
+};
+
+/// Opens a record's shares on the blocking pool (Argon2id takes a moment), with the keys of its
+/// derivation cache; each share is checked against the record.
+pub(crate) async fn open_record(sealer: &Sealer, record: &StoredShare) -> Result<(RecordShares, RecordKeys)> {
+    let (sealer, record) = (sealer.clone(), record.clone());
+    tokio::task::spawn_blocking(move || {
+        let (opened, keys) = sealer.open_share_with_cache_keys(
+            &record.key,
+            record.meta.party_index,
+            &record.meta.public_key,
+            &record.sealed,
+        )?;
+        Ok((mpc::decode_record(&opened, record.meta.party_index, &record.meta.public_key)?, keys))
+    })
+    .await
+    .map_err(|e| Error::new(ErrorKind::Internal, format!("share opening task: {e}")))?
+}
+
+/// The run of the successor staged in `record`, if any (from its public labels).
+pub(crate) fn staged_run(record: &StoredShare) -> Result<Option<ExecutionId>> {
+    Ok(share_labels(&record.sealed)?.next.map(|(eid, _)| eid))
+}
+
+/// Reseals `record` with `share` in force and `next` staged, compare-and-swap on its version.
+async fn reseal(
+    store: &Arc<dyn ShareStore>,
+    sealer: &Sealer,
+    record: &StoredShare,
+    share: Share,
+    next: Option<(ExecutionId, Share)>,
+    execution_id: ExecutionId,
+) -> Result<()> {
+    let (s, key) = (sealer.clone(), record.key.clone());
+    let sealed =
+        tokio::task::spawn_blocking(move || mpc::seal_record(&s, &key, &share, next.as_ref().map(|(e, n)| (*e, n))))
+            .await
+            .map_err(|e| Error::new(ErrorKind::Internal, format!("sealing task: {e}")))??;
+    let mut updated = record.clone();
+    updated.sealed = sealed;
+    updated.meta.execution_id = execution_id;
+    store.update_share(&updated, record.version).await.map(|_| ())
+}
+
+/// Seals `next`, made by run `eid`, beside `current`, the share in force of `record` (replacing
+/// any successor staged before: one that was never committed).
+pub(crate) async fn stage(
+    store: &Arc<dyn ShareStore>,
+    sealer: &Sealer,
+    record: &StoredShare,
+    current: Share,
+    eid: ExecutionId,
+    next: Share,
+) -> Result<()> {
+    reseal(store, sealer, record, current, Some((eid, next)), record.meta.execution_id).await
+}
+
+/// Promotes the successor of run `eid` staged in `record`: it becomes the share in force and
+/// `eid` the record's run. Idempotent: a record whose run is `eid` already is left alone.
+/// Returns the share now in force.
+pub(crate) async fn promote(
+    store: &Arc<dyn ShareStore>,
+    sealer: &Sealer,
+    record: &StoredShare,
+    eid: ExecutionId,
+) -> Result<Option<Share>> {
+    if record.meta.execution_id == eid {
+        return Ok(None);
+    }
+    let (shares, _) = open_record(sealer, record).await?;
+    match shares.next {
+        Some((staged, next)) if staged == eid => {
+            reseal(store, sealer, record, next.clone(), None, eid).await?;
+            Ok(Some(next))
+        }
+        _ => Err(Error::new(ErrorKind::ShareMismatch, "no share of this migration run is staged here")
+            .with_context("execution_id", eid)),
+    }
+}
+
+/// Drops the successor of run `eid` staged in `record`, keeping the share in force.
+/// Idempotent: nothing staged, nothing to do.
+pub(crate) async fn unstage(
+    store: &Arc<dyn ShareStore>,
+    sealer: &Sealer,
+    record: &StoredShare,
+    eid: ExecutionId,
+) -> Result<()> {
+    match staged_run(record)? {
+        Some(staged) if staged == eid => {
+            let (shares, _) = open_record(sealer, record).await?;
+            reseal(store, sealer, record, shares.share, None, record.meta.execution_id).await
+        }
+        _ => Ok(()),
+    }
+}
