@@ -125,15 +125,22 @@ pub(crate) async fn migrate(file: Option<&Path>, data_dir: Option<&Path>) -> Res
         Some(d) => crate::demo::embedded_builder(file, d).await?,
         None => builder_from_config(WalletConfig::load(file)?).await?,
     };
+    // Test only: pauses the migration at a step (logging "fault injection") so a test can kill
+    // the process there.
     #[cfg(feature = "fault-injection")]
-    let builder = match std::env::var("MPC_FAULT_STOP_MIGRATION_AT").ok().as_deref() {
-        Some("cosigners-staged") => builder.stop_migration_at(wallet_engine::MigrationStep::CosignersStaged),
-        Some("agent-staged") => builder.stop_migration_at(wallet_engine::MigrationStep::AgentStaged),
-        Some("first-cosigner-committed") => {
-            builder.stop_migration_at(wallet_engine::MigrationStep::FirstCosignerCommitted)
+    let builder = {
+        use wallet_engine::MigrationStep::*;
+        let step = match std::env::var("MPC_FAULT_PAUSE_MIGRATION_AT").ok().as_deref() {
+            Some("cosigners-staged") => Some(CosignersStaged),
+            Some("agent-staged") => Some(AgentStaged),
+            Some("first-cosigner-committed") => Some(FirstCosignerCommitted),
+            Some("cosigners-committed") => Some(CosignersCommitted),
+            _ => None,
+        };
+        match step {
+            Some(step) => builder.pause_migration_at(step, std::time::Duration::from_secs(3600)),
+            None => builder,
         }
-        Some("cosigners-committed") => builder.stop_migration_at(wallet_engine::MigrationStep::CosignersCommitted),
-        _ => builder,
     };
     let wallet = provision(builder.migrate(), &dir).await?;
     if wallet.protocol() != Protocol::CURRENT {

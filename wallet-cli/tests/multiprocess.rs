@@ -376,3 +376,80 @@ fn stores_by_url_postgres_agent_rocksdb_and_postgres_cosigners() {
         }
     });
 }
+
+/// A cggmp21 wallet (as releases before cggmp24 made them) in every party's store of `fleet`.
+fn cggmp21_wallet(fleet: &Fleet) -> String {
+    let key = wallet_traits::KeyId::new(wallet_traits::WalletId::new(WALLET).unwrap(), 0);
+    let sealer = wallet_engine::Sealer::new(wallet_engine::ShareSecret::new(SECRET).unwrap(), Default::default());
+    let records = wallet_engine::insecure_testing::import_key(
+        [0x21; 32],
+        2,
+        &key,
+        &[&sealer, &sealer, &sealer],
+        wallet_engine::Protocol::Cggmp21,
+    )
+    .unwrap();
+    runtime().block_on(async {
+        for (spec, r) in fleet.stores.iter().zip(&records) {
+            spec.open().await.create_share(r).await.unwrap();
+        }
+    });
+    public_key_of(0x21)
+}
+
+/// Each party's record protocol and whether a migration is staged in it.
+fn protocols(dir: &Path) -> Vec<(String, bool)> {
+    records(dir)
+        .iter()
+        .map(|r| {
+            let l = wallet_engine::share_labels(&r.as_ref().unwrap().sealed).unwrap();
+            (l.protocol, l.next.is_some())
+        })
+        .collect()
+}
+
+/// Kills the agent (SIGKILL) in the middle of `mpc-wallet migrate` at `step`, and cosigner 2 too
+/// when `cosigner_too`, restarts what it killed, and checks the next `mpc-wallet sign` leaves every
+/// party on `settled` (one protocol, nothing staged) and signs with the unchanged key.
+#[cfg(feature = "fault-injection")]
+fn kill_during_migration(step: &str, cosigner_too: bool, settled: &str) {
+    let mut fleet = Fleet::new("http");
+    let identity = cggmp21_wallet(&fleet);
+    let (ok, out, err) = fleet.agent(&["sign"], &[]).finish(Duration::from_secs(120));
+    assert!(ok, "the cggmp21 wallet does not sign:\n{out}\n{err}");
+    assert_eq!(line(&out, "protocol: "), Some("cggmp21/0.6.3"), "{out}");
+    assert_eq!(err.matches("mpc-wallet migrate").count(), 1, "says once that it should migrate:\n{err}");
+
+    let mut agent = fleet.agent(&["migrate"], &[("MPC_FAULT_PAUSE_MIGRATION_AT", step)]);
+    agent.wait_line(false, "fault injection", Duration::from_secs(300));
+    agent.kill9();
+    if cosigner_too {
+        fleet.cosigners[1].as_mut().unwrap().kill9();
+        fleet.start_cosigner(2);
+    }
+    let (ok, out, err) = fleet.agent(&["sign"], &[]).finish(Duration::from_secs(120));
+    assert!(ok, "{step}: restart failed:\n{out}\n{err}");
+    assert_eq!(line(&out, "identity: "), Some(identity.as_str()), "{step}");
+    assert_eq!(line(&out, "protocol: "), Some(settled), "{step}:\n{out}");
+    assert_eq!(line(&out, "signature verified: "), Some("true"), "{step}");
+    assert_eq!(line(&out, "tweaked signature verified: "), Some("true"), "{step}");
+    assert_eq!(protocols(&fleet.dir), vec![(settled.to_string(), false); 3], "{step}");
+}
+
+#[cfg(feature = "fault-injection")]
+#[test]
+fn kill_the_agent_after_the_cosigners_staged_a_migration_rolls_it_back() {
+    kill_during_migration("cosigners-staged", false, "cggmp21/0.6.3");
+}
+
+#[cfg(feature = "fault-injection")]
+#[test]
+fn kill_the_agent_and_a_cosigner_after_every_party_staged_completes_the_migration() {
+    kill_during_migration("agent-staged", true, "cggmp24/0.7.0-alpha.3");
+}
+
+#[cfg(feature = "fault-injection")]
+#[test]
+fn kill_the_agent_after_the_first_cosigner_committed_completes_the_migration() {
+    kill_during_migration("first-cosigner-committed", false, "cggmp24/0.7.0-alpha.3");
+}

@@ -23,7 +23,9 @@ pub(crate) use ecdh::{ecdh_context, ecdh_partial, verify_ecdh_partial};
 pub(crate) use io::{spawn_party, PartyInbox, PartyIo, RunningParty};
 pub(crate) use linkage::run_linkage;
 pub use share::Protocol;
-pub(crate) use share::{decode_record, lagrange, parse_point, public_key_of, seal_record, RecordShares, Share};
+pub(crate) use share::{
+    decode_record, lagrange, parse_point, public_key_of, seal_record, seal_record_with_cache_keys, RecordShares, Share,
+};
 pub(crate) use sign::{run_sign, run_sign_tx, tweak_share};
 pub use sign::{tweaked_public_key, verify_signature};
 

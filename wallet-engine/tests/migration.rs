@@ -229,3 +229,31 @@ async fn a_further_key_reuses_the_groups_aux_info() {
     assert_eq!(p, Provisioned::Restored);
     signs(&again).await;
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_cosigner_dying_during_the_migration_changes_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    cggmp21_wallet(dir.path()).await;
+    let cosigners = Cosigners::start(dir.path(), SECRET).await;
+    let before = snapshot(dir.path()).await;
+    // Cosigner 2 answers the first few messages of every session, then is gone.
+    let mut t = cosigners.transports();
+    let dying = wallet_testkit::Intercept::new(t.remove(1)).on_session(|real| {
+        use futures::StreamExt;
+        wallet_traits::SessionChannel::new(real.outgoing, real.incoming.take(3))
+    });
+    t.push(Arc::new(dying));
+    let e = builder_with(dir.path(), SECRET, &cosigners, t).await.migrate().build().await.unwrap_err();
+    assert!(matches!(e.kind(), ErrorKind::CosignerUnavailable | ErrorKind::ProtocolAbort | ErrorKind::Timeout), "{e}");
+    assert_eq!(snapshot(dir.path()).await, before, "nobody staged or committed anything");
+
+    // The old shares sign; with cosigner 2 healthy again the migration runs.
+    let (wallet, _) = builder(dir.path(), SECRET, &cosigners).await.build().await.unwrap();
+    assert_eq!(wallet.protocol(), Protocol::Cggmp21);
+    signs(&wallet).await;
+    drop(wallet);
+    let (wallet, p) = builder(dir.path(), SECRET, &cosigners).await.migrate().build().await.unwrap();
+    assert_eq!((p, wallet.protocol()), (Provisioned::Migrated, Protocol::Cggmp24));
+    signs(&wallet).await;
+    key_is_root(dir.path()).await;
+}

@@ -484,6 +484,28 @@ mod tests {
     }
 
     #[test]
+    fn a_migration_and_a_further_keygen_need_every_party() {
+        let migrate = SessionParams::Migrate {};
+        assert!(request(vec![0, 1, 2], migrate.clone()).check().is_ok());
+        assert_eq!(request(vec![0, 1, 2], migrate.clone()).kind(), SessionKind::Migrate);
+        for parties in [vec![0], vec![0, 2], vec![0, 1, 3]] {
+            assert!(request(parties.clone(), migrate.clone()).check().is_err(), "{parties:?}");
+        }
+        let keygen = |aux_from| SessionParams::Keygen { threshold: 2, total: 3, aux_from };
+        let mut r = request(vec![0, 1, 2], keygen(0));
+        r.key.index = 1;
+        assert!(r.check().is_ok());
+        assert!(request(vec![0, 1], keygen(1)).check().is_err(), "every party");
+        let e = request(vec![0, 1, 2], keygen(0)).check().unwrap_err();
+        assert!(e.message().contains("its own aux info"), "{e}");
+        // On the wire the kinds are tagged by name, so an older peer refuses them by name.
+        let json = serde_json::to_string(&migrate).unwrap();
+        assert_eq!(json, r#"{"migrate":{}}"#);
+        let json = serde_json::to_string(&keygen(0)).unwrap();
+        assert_eq!(json, r#"{"keygen":{"threshold":2,"total":3,"aux_from":0}}"#);
+    }
+
+    #[test]
     fn a_transaction_session_signs_a_bounded_ordered_set_of_inputs() {
         let input = |index| InputToSign { index, sighash_type: 0x41, tweak: None };
         let sign_tx = |inputs: Vec<InputToSign>| SessionParams::SignTx { tx: vec![1; 60], inputs };

@@ -397,6 +397,32 @@ mod tests {
     }
 
     #[test]
+    fn a_migration_and_a_further_keygen_round_trip_and_aux_from_stays_the_keygens() {
+        let key = KeyId::new(WalletId::new("w").unwrap(), 1);
+        for params in [SessionParams::Migrate {}, SessionParams::Keygen { threshold: 2, total: 3, aux_from: 0 }] {
+            let r = SessionRequest {
+                key: key.clone(),
+                execution_id: ExecutionId::random(),
+                parties: vec![0, 1, 2],
+                params,
+            };
+            assert_eq!(session_request_from_pb(session_request_to_pb(&r)).unwrap(), r);
+        }
+        let dkg = SessionRequest {
+            key,
+            execution_id: ExecutionId::random(),
+            parties: vec![0, 1, 2],
+            params: SessionParams::Dkg { threshold: 2, total: 3 },
+        };
+        let mut with_aux_from = session_request_to_pb(&dkg);
+        with_aux_from.aux_from = Some(0);
+        assert!(session_request_from_pb(with_aux_from).unwrap_err().message().contains("another session kind"));
+        let mut keygen = session_request_to_pb(&dkg);
+        keygen.kind = pb::SessionKind::Keygen as i32;
+        assert!(session_request_from_pb(keygen).unwrap_err().message().contains("aux_from"));
+    }
+
+    #[test]
     fn status_carries_the_whole_error() {
         let e = Error::new(ErrorKind::ProtocolAbort, "bad proof").with_context("party", 2).with_blamed([2, 3]);
         let status = status_of(&e);

@@ -195,6 +195,11 @@ impl Sealer {
 
     /// Seals `plaintext` bound to `context` and the public `labels` (associated data).
     fn seal(&self, context: &[u8], labels: &[u8], plaintext: &[u8]) -> Result<Vec<u8>> {
+        self.seal_with_keys(context, labels, plaintext).map(|(blob, _)| blob)
+    }
+
+    /// [`Sealer::seal`], also returning the keys derived from the record's salt.
+    fn seal_with_keys(&self, context: &[u8], labels: &[u8], plaintext: &[u8]) -> Result<(Vec<u8>, RecordKeys)> {
         let SealOptions { cipher, kdf } = self.options;
         let mut salt = [0u8; SALT_LEN];
         let mut nonce = [0u8; NONCE_LEN];
@@ -220,7 +225,7 @@ impl Sealer {
         out.extend_from_slice(&ct);
         let sum = Sha256::digest(&out);
         out.extend_from_slice(&sum[..CHECKSUM_LEN]);
-        Ok(out)
+        Ok((out, keys))
     }
 
     /// Opens a blob sealed for `context`.
@@ -277,6 +282,17 @@ impl Sealer {
         public_key: &[u8],
         share: ShareContents<'_>,
     ) -> Result<Vec<u8>> {
+        self.seal_share_with_cache_keys(key, party, public_key, share).map(|(blob, _)| blob)
+    }
+
+    /// Like [`Sealer::seal_share`], also returning the keys of the share's derivation cache.
+    pub(crate) fn seal_share_with_cache_keys(
+        &self,
+        key: &KeyId,
+        party: PartyIndex,
+        public_key: &[u8],
+        share: ShareContents<'_>,
+    ) -> Result<(Vec<u8>, RecordKeys)> {
         let labels = ShareLabels {
             protocol: share.protocol.to_string(),
             next: share.next.as_ref().map(|n| (n.execution_id, n.protocol.to_string())),
@@ -292,7 +308,7 @@ impl Sealer {
                 plain.extend_from_slice(next.share);
             }
         }
-        self.seal(&share_context(key, party, public_key), &labels.encode()?, &plain)
+        self.seal_with_keys(&share_context(key, party, public_key), &labels.encode()?, &plain)
     }
 
     /// Opens what [`Sealer::seal_share`] sealed; every bound field must match.
@@ -442,9 +458,19 @@ impl ShareLabels {
 }
 
 /// The public labels of a sealed share record, read without the secret (they are authenticated
-/// when the record is opened).
+/// when the record is opened). Reads the header only: the checksum over the whole record (about
+/// 2 MB with multiexponentiation tables) is left to opening it.
 pub fn share_labels(sealed: &[u8]) -> Result<ShareLabels> {
-    let (body, format) = checked_body(sealed)?;
+    if sealed.len() < HEADER_LEN + TAG_LEN + CHECKSUM_LEN || &sealed[..4] != MAGIC {
+        return Err(corrupted("not a sealed record"));
+    }
+    let (body, format) = (&sealed[..sealed.len() - CHECKSUM_LEN], sealed[4]);
+    if format != SEAL_FORMAT && format != SEAL_FORMAT_V1 {
+        return Err(Error::new(
+            ErrorKind::Unsupported,
+            format!("sealed format {format} is not supported by this release; upgrade mpc-wallet"),
+        ));
+    }
     if format == SEAL_FORMAT_V1 {
         return Ok(ShareLabels { protocol: V1_PROTOCOL.to_string(), next: None });
     }

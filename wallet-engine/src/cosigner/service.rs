@@ -175,8 +175,9 @@ impl CosignerService {
         }
         let (shares, _) = staging::open_record(&self.sealer, &record).await?;
         if shares.share.protocol() != Protocol::CURRENT {
-            tracing::warn!(party = self.party_index, key = %key, protocol = %shares.share.protocol(),
-                "this share was made with a protocol its maintainers no longer recommend; migrate the wallet (mpc-wallet migrate on the agent)");
+            // The agent says so at its start; here it is only logged for the operator.
+            tracing::info!(party = self.party_index, key = %key, protocol = %shares.share.protocol(),
+                "serving a share of an older protocol until the agent migrates the wallet");
         }
         let share = Arc::new(shares.share);
         cache.insert(key.clone(), (record.meta.execution_id, share.clone()));

@@ -7,7 +7,7 @@ use cggmp24::generic_ec::{NonZero, Point, Scalar};
 use wallet_traits::{Error, ErrorKind, ExecutionId, KeyId, PartyIndex, PublicKey, Result};
 
 use super::{Core, Share21, Share24, E};
-use crate::at_rest::seal::{NextShare, OpenedShare, Sealer, ShareContents};
+use crate::at_rest::seal::{NextShare, OpenedShare, RecordKeys, Sealer, ShareContents};
 
 /// The threshold-ECDSA protocol (and exact release) a share was made with. Sealed records name
 /// it in their associated data (docs/ARCHITECTURE.md, "Protocols").
@@ -157,6 +157,16 @@ pub(crate) fn seal_record(
     share: &Share,
     next: Option<(ExecutionId, &Share)>,
 ) -> Result<Vec<u8>> {
+    seal_record_with_cache_keys(sealer, key, share, next).map(|(blob, _)| blob)
+}
+
+/// [`seal_record`], also returning the keys of the record's derivation cache.
+pub(crate) fn seal_record_with_cache_keys(
+    sealer: &Sealer,
+    key: &KeyId,
+    share: &Share,
+    next: Option<(ExecutionId, &Share)>,
+) -> Result<(Vec<u8>, RecordKeys)> {
     let pk = public_key_of(share);
     let bytes = encode_share(share);
     let next = next.map(|(eid, s)| (eid, s.protocol(), encode_share(s)));
@@ -165,7 +175,7 @@ pub(crate) fn seal_record(
         share: &bytes,
         next: next.as_ref().map(|(eid, p, b)| NextShare { execution_id: *eid, protocol: p.label(), share: b }),
     };
-    sealer.seal_share(key, share.index(), pk.as_bytes(), contents)
+    sealer.seal_share_with_cache_keys(key, share.index(), pk.as_bytes(), contents)
 }
 
 /// The shares of an opened record.

@@ -112,7 +112,7 @@ pub struct WalletBuilder {
     chain_tracker: Option<Arc<dyn ChainTracker>>,
     multiexp_tables: bool,
     migrate: bool,
-    stop_migration_at: Option<MigrationStep>,
+    stop_migration_at: Option<(MigrationStep, Option<Duration>)>,
 }
 
 impl std::fmt::Debug for WalletBuilder {
@@ -289,7 +289,15 @@ impl WalletBuilder {
     /// would, leaving every record as it is there, and fails.
     #[cfg(feature = "fault-injection")]
     pub fn stop_migration_at(mut self, step: MigrationStep) -> Self {
-        self.stop_migration_at = Some(step);
+        self.stop_migration_at = Some((step, None));
+        self
+    }
+
+    /// Test only (feature `fault-injection`): like [`WalletBuilder::stop_migration_at`], pausing
+    /// there first (logging "fault injection") so a test can kill the process at that step.
+    #[cfg(feature = "fault-injection")]
+    pub fn pause_migration_at(mut self, step: MigrationStep, pause: Duration) -> Self {
+        self.stop_migration_at = Some((step, Some(pause)));
         self
     }
 

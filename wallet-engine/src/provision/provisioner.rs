@@ -20,7 +20,7 @@ use super::{
 use crate::{
     at_rest::cache::DerivationCache,
     at_rest::primes::PrimeSource,
-    at_rest::seal::Sealer,
+    at_rest::seal::{RecordKeys, Sealer},
     coordinator::{coordinate, Remote, RunFailure},
     keys::Keyring,
     mpc::{self, AuxOptions, Primes, Protocol, Share},
@@ -44,7 +44,8 @@ pub(super) struct Provisioner {
     pub(super) derivation_cache_max: usize,
     pub(super) aux: AuxOptions,
     pub(super) migrate: bool,
-    pub(super) stop_at: Option<MigrationStep>,
+    /// Fault injection: where a migration stops, after pausing how long (for a kill).
+    pub(super) stop_at: Option<(MigrationStep, Option<Duration>)>,
 }
 
 impl Provisioner {
@@ -106,13 +107,8 @@ impl Provisioner {
 
     /// Runs DKG, then opens the committed record once more for its derivation-cache keys.
     async fn created(&self) -> Result<(Share, Option<DerivationCache>, Provisioned)> {
-        let share = self.dkg().await?;
-        let record = self
-            .store
-            .load_share(&self.key)
-            .await?
-            .ok_or_else(|| Error::new(ErrorKind::Internal, "the committed share vanished from the store"))?;
-        let (_, cache) = self.open(&record).await?;
+        let (share, keys) = self.dkg().await?;
+        let cache = DerivationCache::new(self.store.clone(), self.key.clone(), &keys, self.derivation_cache_max);
         Ok((share, cache, Provisioned::Created))
     }
 
@@ -227,7 +223,7 @@ impl Provisioner {
     /// Runs DKG with every party and commits it (docs/ARCHITECTURE.md, "Shares and the commit").
     /// A further key of a group whose first key is cggmp24 runs only the threshold keygen and
     /// reuses the group's aux info.
-    async fn dkg(&self) -> Result<Share> {
+    async fn dkg(&self) -> Result<(Share, RecordKeys)> {
         let eid = ExecutionId::random();
         let group = self.group_share().await?;
         let params = match &group {
@@ -246,8 +242,8 @@ impl Provisioner {
                 format!("cosigner {} ended DKG with another collective key; the run was rolled back", c.index),
             )));
         }
-        self.timed(Phase::Commit, self.seal_and_commit(&share, eid)).await?;
-        Ok(share)
+        let keys = self.timed(Phase::Commit, self.seal_and_commit(&share, eid)).await?;
+        Ok((share, keys))
     }
 
     /// The protocol part of DKG: keygen and aux info with every cosigner, reporting progress.
@@ -321,12 +317,13 @@ impl Provisioner {
 
     /// Steps 2 to 4 of the commit: the agent seals its share as Pending (the cosigners did in
     /// their sessions), then every party flips to Active.
-    async fn seal_and_commit(&self, share: &Share, eid: ExecutionId) -> Result<()> {
+    async fn seal_and_commit(&self, share: &Share, eid: ExecutionId) -> Result<RecordKeys> {
         let pk = mpc::public_key_of(share);
         let (sealer, key, s) = (self.sealer.clone(), self.key.clone(), share.clone());
-        let sealed = tokio::task::spawn_blocking(move || mpc::seal_record(&sealer, &key, &s, None))
-            .await
-            .map_err(|e| Error::new(ErrorKind::Internal, format!("sealing task: {e}")))??;
+        let (sealed, keys) =
+            tokio::task::spawn_blocking(move || mpc::seal_record_with_cache_keys(&sealer, &key, &s, None))
+                .await
+                .map_err(|e| Error::new(ErrorKind::Internal, format!("sealing task: {e}")))??;
         let record = StoredShare {
             key: self.key.clone(),
             meta: ShareMeta {
@@ -347,7 +344,8 @@ impl Provisioner {
             return Err(e);
         }
         // A crash from here on is completed by the next build (Plan::CompleteCommit).
-        self.commit(&record, &positions_all(self.n)).await
+        self.commit(&record, &positions_all(self.n)).await?;
+        Ok(keys)
     }
 }
 
@@ -367,11 +365,17 @@ pub enum MigrationStep {
 }
 
 impl Provisioner {
-    fn stop_at(&self, step: MigrationStep) -> Result<()> {
-        if self.stop_at == Some(step) {
-            return Err(Error::new(ErrorKind::Internal, format!("fault injection: stopped the migration at {step:?}")));
+    async fn stop_at(&self, step: MigrationStep) -> Result<()> {
+        match self.stop_at {
+            Some((at, pause)) if at == step => {
+                if let Some(pause) = pause {
+                    tracing::warn!(?step, ?pause, "fault injection: pausing the migration");
+                    tokio::time::sleep(pause).await;
+                }
+                Err(Error::new(ErrorKind::Internal, format!("fault injection: stopped the migration at {step:?}")))
+            }
+            _ => Ok(()),
         }
-        Ok(())
     }
 
     /// Completes or rolls back a migration a stop interrupted, so that every party signs with
@@ -440,10 +444,10 @@ impl Provisioner {
             let c = self.cosigner(i);
             c.transport.commit(&self.key, &run).await.map_err(|e| c.name(e))?;
             if k == 0 {
-                self.stop_at(MigrationStep::FirstCosignerCommitted)?;
+                self.stop_at(MigrationStep::FirstCosignerCommitted).await?;
             }
         }
-        self.stop_at(MigrationStep::CosignersCommitted)?;
+        self.stop_at(MigrationStep::CosignersCommitted).await?;
         staging::promote(&self.store, &self.sealer, record, run).await.map(|_| ())
     }
 
@@ -495,7 +499,7 @@ impl Provisioner {
                 "a cosigner ended the migration with another key; it was rolled back",
             ));
         }
-        self.stop_at(MigrationStep::CosignersStaged)?;
+        self.stop_at(MigrationStep::CosignersStaged).await?;
         self.report(Progress::Started(Phase::Commit));
         let t0 = Instant::now();
         let record = self
@@ -507,7 +511,7 @@ impl Provisioner {
             self.rollback_all_quietly(&eid).await;
             return Err(e);
         }
-        self.stop_at(MigrationStep::AgentStaged)?;
+        self.stop_at(MigrationStep::AgentStaged).await?;
         // From here a stop is completed by the next start (settle_migration).
         let record = self
             .store
