@@ -12,7 +12,7 @@ import { join, dirname } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { HTTPWalletJSON, ProtoWallet, PrivateKey, PublicKey, Point, Schnorr, BigNumber, Hash, P2PKH, Spend, Transaction, UnlockingScript } from '@bsv/sdk'
 
-import { startServe, stop } from './serve.mjs'
+import { startServe, stop, testVars } from './serve.mjs'
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..')
 const bin = process.env.MPC_WALLET_BIN ?? join(root, 'target', 'debug', 'mpc-wallet')
@@ -33,6 +33,7 @@ const connect = url => new HTTPWalletJSON('localhost', url, withToken)
 // The wallet's configuration: `serve` and `sign-tx` are the same agent on the same stores.
 const walletEnv = () => ({
   PATH: process.env.PATH,
+  ...testVars(),
   MPC_WALLET_ID: 'interop',
   MPC_SHARE_SECRET: 'interop test secret',
   MPC_STORAGE_PATH: join(dir, 'agent.db'),

@@ -2,13 +2,20 @@
 import { spawn } from 'node:child_process'
 
 /**
- * Starts `bin serve --listen 127.0.0.1:0` with exactly `env` (plus PATH); resolves to
+ * The test suite's settings (scripts/test.sh) every wallet process gets, when set: fixture primes
+ * and no multiexponentiation tables, so each DKG takes seconds.
+ */
+export const testVars = () => Object.fromEntries(
+  ['MPC_INSECURE_TEST_PRIMES', 'MPC_MULTIEXP_TABLES'].filter(k => process.env[k]).map(k => [k, process.env[k]]))
+
+/**
+ * Starts `bin serve --listen 127.0.0.1:0` with exactly `env` (plus PATH and `testVars()`); resolves to
  * { child, url, out } once it prints `listening: <url>`, rejects if it exits first.
  */
 export function startServe (bin, env) {
   return new Promise((resolve, reject) => {
     const child = spawn(bin, ['serve', '--listen', '127.0.0.1:0'], {
-      env: { PATH: process.env.PATH, ...env },
+      env: { PATH: process.env.PATH, ...testVars(), ...env },
       stdio: ['ignore', 'pipe', 'pipe']
     })
     let out = ''

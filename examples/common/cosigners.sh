@@ -47,10 +47,16 @@ done
 peers() { local out=() j; for j in 0 1 2; do [ "$j" = "$1" ] || out+=("$j=${pub[j]}"); done; local IFS=,; echo "${out[*]}"; }
 listen_var=MPC_HTTP_LISTEN; [ "$transport" = grpc ] && listen_var=MPC_GRPC_LISTEN
 
+# The test suite's settings (scripts/test.sh), passed on when set: fixture primes, no tables.
+test_vars() {
+  [ -z "${MPC_INSECURE_TEST_PRIMES:-}" ] || echo "MPC_INSECURE_TEST_PRIMES=$MPC_INSECURE_TEST_PRIMES"
+  [ -z "${MPC_MULTIEXP_TABLES:-}" ] || echo "MPC_MULTIEXP_TABLES=$MPC_MULTIEXP_TABLES"
+}
+
 endpoints=()
 for i in 1 2; do
   # shellcheck disable=SC2046 # store_env yields separate VAR=value words
-  env -i PATH="$PATH" HOME="${HOME:-/root}" MPC_PARTY_INDEX=$i "$listen_var=127.0.0.1:0" \
+  env -i PATH="$PATH" HOME="${HOME:-/root}" $(test_vars) MPC_PARTY_INDEX=$i "$listen_var=127.0.0.1:0" \
     $(store_env $i) MPC_SHARE_SECRET="$secret" MPC_JWT_SECRET="$jwt" \
     MPC_PARTY_KEY_FILE="$dir/party-$i.key" MPC_PEER_KEYS="$(peers $i)" \
     "$bin" cosigner >"$dir/cosigner-$i.log" 2>&1 &
@@ -65,7 +71,7 @@ done
 # Runs COMMAND (and any VAR=value words before it) with the agent's variables and nothing else.
 agent_env() {
   # shellcheck disable=SC2046
-  env -i PATH="$PATH" HOME="${HOME:-/root}" MPC_WALLET_ID=example $(store_env 0) \
+  env -i PATH="$PATH" HOME="${HOME:-/root}" $(test_vars) MPC_WALLET_ID=example $(store_env 0) \
     MPC_SHARE_SECRET="$secret" MPC_JWT_SECRET="$jwt" MPC_PARTY_KEY_FILE="$dir/party-0.key" \
     MPC_PEER_KEYS="$(peers 0)" MPC_COSIGNER_ENDPOINTS="${endpoints[0]},${endpoints[1]}" "$@"
 }

@@ -19,7 +19,7 @@ const step = text => console.log(`\n== ${text}`)
 
 // The agent's variables, as run.sh set them; nothing else of this process's environment.
 const AGENT_VARS = ['MPC_WALLET_ID', 'MPC_STORAGE_PATH', 'MPC_STORAGE_URL', 'MPC_SHARE_SECRET', 'MPC_JWT_SECRET',
-  'MPC_PARTY_KEY_FILE', 'MPC_PEER_KEYS', 'MPC_COSIGNER_ENDPOINTS']
+  'MPC_PARTY_KEY_FILE', 'MPC_PEER_KEYS', 'MPC_COSIGNER_ENDPOINTS', 'MPC_INSECURE_TEST_PRIMES', 'MPC_MULTIEXP_TABLES']
 for (const k of ['MPC_WALLET_BIN', 'MPC_WALLET_ID', 'MPC_SHARE_SECRET', 'MPC_COSIGNER_ENDPOINTS']) {
   if (!process.env[k]) {
     console.error(`pay-receive: FAILED: ${k} is not set: run this through examples/pay-receive/run.sh`)

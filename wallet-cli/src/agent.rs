@@ -33,6 +33,9 @@ pub(crate) async fn builder_from_config(mut cfg: WalletConfig) -> Result<(Wallet
     let embedded = cfg.cosigner_endpoints.is_empty();
     let (secret, multiexp_tables) = (cfg.share_secret.clone(), cfg.multiexp_tables);
     let mut b = WalletBuilder::from_config(cfg)?.plugins(plugins);
+    if let Some(primes) = crate::embedded::insecure_test_primes(0) {
+        b = b.prime_source(primes);
+    }
     if embedded {
         eprintln!("{}", embedded::WARNING);
         let secret = secret.context("set MPC_SHARE_SECRET")?;

@@ -18,7 +18,11 @@ pub(crate) async fn run(file: Option<&Path>) -> Result<()> {
     c.validate_with(&plugins)?;
     let keyring = c.keyring()?;
     let (index, public) = (keyring.party_index(), keyring.public());
-    let service = CosignerBuilder::from_config(&c)?.keyring(keyring).plugins(plugins).build().await?;
+    let mut builder = CosignerBuilder::from_config(&c)?.keyring(keyring).plugins(plugins);
+    if let Some(primes) = crate::embedded::insecure_test_primes(index) {
+        builder = builder.prime_source(primes).prime_pool_target(0);
+    }
+    let service = builder.build().await?;
     let service: Arc<dyn CosignerTransport> = Arc::new(service);
     let tls = tls_files(&c)?;
     let http = bind(c.http_listen, "MPC_HTTP_LISTEN").await?;

@@ -52,5 +52,8 @@ pub(crate) async fn embedded_builder(file: Option<&Path>, data_dir: &Path) -> Re
     for t in transports {
         builder = builder.cosigner(t);
     }
+    if let Some(primes) = crate::embedded::insecure_test_primes(0) {
+        builder = builder.prime_source(primes);
+    }
     Ok((builder, dir))
 }

@@ -30,7 +30,8 @@ pub(crate) async fn start(
         let path = dir.join(format!("cosigner-{i}.db"));
         let store: Arc<dyn ShareStore> =
             Arc::new(SqliteShareStore::open(&path).await.with_context(|| format!("opening {}", path.display()))?);
-        let primes = Arc::new(StorePrimePool::new(store.clone(), sealer.clone(), "cosigner"));
+        let primes = insecure_test_primes(i)
+            .unwrap_or_else(|| Arc::new(StorePrimePool::new(store.clone(), sealer.clone(), "cosigner")));
         let service =
             CosignerService::new(keyring, store, sealer.clone(), primes)?.with_multiexp_tables(multiexp_tables);
         let name = format!("embedded-cosigner-{i}");
@@ -38,4 +39,22 @@ pub(crate) async fn start(
         transports.push(Arc::new(hub.transport(&name)));
     }
     Ok((agent, transports))
+}
+
+/// Test only (feature `fault-injection`): with MPC_INSECURE_TEST_PRIMES=1 party `party` of this
+/// process takes the engine's INSECURE fixture primes instead of pooled or generated ones, so the
+/// test suite's examples and interop runs do not spend minutes on primes. Says so loudly.
+#[cfg(feature = "fault-injection")]
+pub(crate) fn insecure_test_primes(party: u16) -> Option<std::sync::Arc<dyn wallet_engine::PrimeSource>> {
+    if std::env::var("MPC_INSECURE_TEST_PRIMES").ok().as_deref() != Some("1") {
+        return None;
+    }
+    eprintln!("warning: MPC_INSECURE_TEST_PRIMES: party {party} uses PUBLIC fixture primes; its keys are not secret");
+    Some(std::sync::Arc::new(wallet_engine::InsecureTestPrimesOfParty(party)))
+}
+
+/// Without the test feature there are no fixture primes.
+#[cfg(not(feature = "fault-injection"))]
+pub(crate) fn insecure_test_primes(_party: u16) -> Option<std::sync::Arc<dyn wallet_engine::PrimeSource>> {
+    None
 }

@@ -13,9 +13,9 @@ mod staging;
 mod transaction;
 mod wallet;
 
-#[cfg(feature = "insecure-test-primes")]
-pub use at_rest::primes::InsecureTestPrimes;
 pub use at_rest::primes::{generate_primes, GeneratePrimes, PrimeSource, StorePrimePool};
+#[cfg(feature = "insecure-test-primes")]
+pub use at_rest::primes::{InsecureTestPrimes, InsecureTestPrimesOfParty};
 pub use at_rest::seal::{
     share_labels, Cipher, KdfParams, NextShare, OpenedShare, SealOptions, Sealer, ShareContents, ShareLabels,
     ShareSecret, SEAL_FORMAT,

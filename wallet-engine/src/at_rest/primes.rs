@@ -176,6 +176,23 @@ impl PrimeSource for InsecureTestPrimes {
     }
 }
 
+/// INSECURE fixed primes of one party, for groups whose parties run in separate processes (each
+/// process's [`InsecureTestPrimes`] would start at the same fixtures): party `k` always takes
+/// fixture pairs `2k` and `2k + 1`. Only compiled with the `insecure-test-primes` feature.
+#[cfg(feature = "insecure-test-primes")]
+#[derive(Debug, Clone, Copy)]
+pub struct InsecureTestPrimesOfParty(pub u16);
+
+#[cfg(feature = "insecure-test-primes")]
+#[async_trait]
+impl PrimeSource for InsecureTestPrimesOfParty {
+    async fn take(&self) -> Result<Primes> {
+        let all = InsecureTestPrimes::all();
+        let i = 2 * usize::from(self.0);
+        PrimePair::join(all[i % all.len()].clone(), all[(i + 1) % all.len()].clone())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use std::sync::Arc;

@@ -75,7 +75,9 @@ impl Default for CosignerConfig {
             tls_cert_file: None,
             tls_key_file: None,
             max_sessions: 64,
-            session_idle: Duration::from_secs(120),
+            // As the agent's: a DKG's aux info waits while each party gets its primes (two pairs
+            // of safe primes when no pool is ready: minutes on a small machine).
+            session_idle: Duration::from_secs(600),
             max_message_bytes: 8 << 20,
             prime_pool_target: 1,
             policy_deny_scripts: Vec::new(),
@@ -115,7 +117,7 @@ impl CosignerConfig {
         SettingKey::plain("tls_cert_file"),
         SettingKey::plain("tls_key_file"),
         SettingKey::plain("max_sessions").default("64"),
-        SettingKey::plain("session_idle_secs").default("120"),
+        SettingKey::plain("session_idle_secs").default("600"),
         SettingKey::plain("max_message_bytes").default("8388608"),
         SettingKey::plain("prime_pool_target").default("1"),
         SettingKey::plain("policy_deny_scripts"),
