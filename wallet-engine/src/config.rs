@@ -95,6 +95,15 @@ impl Reader<'_> {
         self.0.get(name).map(|v| parse(v).map_err(|e| self.invalid(name, e.message()))).transpose()
     }
 
+    /// `true` / `false` (also yes/no, on/off, 1/0).
+    fn flag(&self, name: &str) -> Result<Option<bool>> {
+        self.parsed(name, |v| match v.trim().to_ascii_lowercase().as_str() {
+            "true" | "yes" | "on" | "1" => Ok(true),
+            "false" | "no" | "off" | "0" => Ok(false),
+            _ => Err(Error::new(ErrorKind::Config, "it must be true or false")),
+        })
+    }
+
     /// A number; `what` completes "it must be ...".
     fn number<T: FromStr>(&self, name: &str, what: &str) -> Result<Option<T>> {
         self.parsed(name, |v| {

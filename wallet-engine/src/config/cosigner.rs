@@ -197,13 +197,7 @@ impl CosignerConfig {
                     _ => Err(Error::new(ErrorKind::Config, "it must be allow or deny")),
                 })?
                 .unwrap_or(d.policy_raw_digests),
-            multiexp_tables: r
-                .parsed("multiexp_tables", |v| match v.trim().to_ascii_lowercase().as_str() {
-                    "true" | "yes" | "1" | "on" => Ok(true),
-                    "false" | "no" | "0" | "off" => Ok(false),
-                    _ => Err(Error::new(ErrorKind::Config, "it must be true or false")),
-                })?
-                .unwrap_or(d.multiexp_tables),
+            multiexp_tables: r.flag("multiexp_tables")?.unwrap_or(d.multiexp_tables),
         })
     }
 

@@ -223,13 +223,7 @@ impl WalletConfig {
                     _ => Err(Error::new(ErrorKind::Config, "it must be a number of seconds of at least 1, such as 30")),
                 })?
                 .unwrap_or(defaults.background_interval),
-            multiexp_tables: r
-                .parsed("multiexp_tables", |v| match v.trim().to_ascii_lowercase().as_str() {
-                    "true" | "yes" | "1" | "on" => Ok(true),
-                    "false" | "no" | "0" | "off" => Ok(false),
-                    _ => Err(Error::new(ErrorKind::Config, "it must be true or false")),
-                })?
-                .unwrap_or(defaults.multiexp_tables),
+            multiexp_tables: r.flag("multiexp_tables")?.unwrap_or(defaults.multiexp_tables),
             chain: ChainConfig {
                 broadcaster: r.text("broadcaster"),
                 arc_url: r.text("arc_url"),
@@ -327,12 +321,20 @@ mod tests {
             ("MPC_WALLET_ID", "bad id"),
             ("MPC_PARTY_KEY", "nothex"),
             ("MPC_DERIVATION_CACHE_MAX", "0"),
+            ("MPC_MULTIEXP_TABLES", "maybe"),
         ] {
             let e = WalletConfig::from_vars(vars(&[(var, value)])).unwrap_err();
             assert_eq!(e.kind(), ErrorKind::Config);
             assert_eq!(e.context_value("variable"), Some(var), "{e}");
             assert!(e.to_string().contains(var), "{e}");
         }
+    }
+
+    #[test]
+    fn the_tables_are_on_unless_turned_off() {
+        assert!(WalletConfig::from_vars(vars(&[])).unwrap().multiexp_tables);
+        assert!(!WalletConfig::from_vars(vars(&[("MPC_MULTIEXP_TABLES", "false")])).unwrap().multiexp_tables);
+        assert!(!WalletConfig::from_vars(vars(&[("MPC_MULTIEXP_TABLES", " Off ")])).unwrap().multiexp_tables);
     }
 
     #[test]

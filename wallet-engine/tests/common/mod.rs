@@ -129,17 +129,14 @@ pub async fn builder_with(
 /// [`builder`], and the number of sessions its wallet opens with the cosigners.
 pub async fn counting_builder(dir: &Path, secret: &str, cosigners: &Cosigners) -> (WalletBuilder, Arc<AtomicUsize>) {
     let sessions = Arc::new(AtomicUsize::new(0));
-    let mut b = WalletBuilder::new()
-        .wallet_id(WALLET)
-        .share_secret(ShareSecret::new(secret).unwrap())
-        .store(agent_store(dir).await)
-        .keyring(cosigners.agent_keyring.clone())
-        .prime_source(Arc::new(InsecureTestPrimes))
-        .multiexp_tables(false);
-    for t in cosigners.transports() {
-        b = b.cosigner(Arc::new(wallet_testkit::Intercept::new(t).sessions_into(sessions.clone())));
-    }
-    (b, sessions)
+    let counted = cosigners
+        .transports()
+        .into_iter()
+        .map(|t| {
+            Arc::new(wallet_testkit::Intercept::new(t).sessions_into(sessions.clone())) as Arc<dyn CosignerTransport>
+        })
+        .collect();
+    (builder_with(dir, secret, cosigners, counted).await, sessions)
 }
 
 /// A directory holding a provisioned 2-of-3 wallet, made once per test binary and name by a
