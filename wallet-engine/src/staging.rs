@@ -68,22 +68,18 @@ pub(crate) async fn stage(
 
 /// Promotes the successor of run `eid` staged in `record`: it becomes the share in force and
 /// `eid` the record's run. Idempotent: a record whose run is `eid` already is left alone.
-/// Returns the share now in force.
 pub(crate) async fn promote(
     store: &Arc<dyn ShareStore>,
     sealer: &Sealer,
     record: &StoredShare,
     eid: ExecutionId,
-) -> Result<Option<Share>> {
+) -> Result<()> {
     if record.meta.execution_id == eid {
-        return Ok(None);
+        return Ok(());
     }
     let (shares, _) = open_record(sealer, record).await?;
     match shares.next {
-        Some((staged, next)) if staged == eid => {
-            reseal(store, sealer, record, next.clone(), None, eid).await?;
-            Ok(Some(next))
-        }
+        Some((staged, next)) if staged == eid => reseal(store, sealer, record, next, None, eid).await,
         _ => Err(Error::new(ErrorKind::ShareMismatch, "no share of this migration run is staged here")
             .with_context("execution_id", eid)),
     }

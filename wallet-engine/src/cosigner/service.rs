@@ -266,11 +266,7 @@ impl CosignerService {
         match &req.params {
             SessionParams::Dkg { .. } => {
                 self.refuse_existing(req).await?;
-                // Start on the primes now: they may take a minute and keygen does not need them.
-                let source = self.primes.clone();
-                let primes = tokio::spawn(async move { source.take().await });
-                let primes = async move { primes.await.map_err(|e| internal("prime task", e))? };
-                let aux = self.aux;
+                let (primes, aux) = (self.take_primes(), self.aux);
                 mpc::spawn_party(keyring, req, move |io| async move {
                     mpc::run_dkg(io, r, primes, aux, || {}).await.map(|s| PartyOutput::Share(Box::new(s)))
                 })
@@ -295,9 +291,9 @@ impl CosignerService {
                         ),
                     ));
                 }
-                let (source, aux) = (self.primes.clone(), self.aux);
+                let (primes, aux) = (self.take_primes(), self.aux);
                 mpc::spawn_party(keyring, req, move |io| async move {
-                    let primes = source.take().await?;
+                    let primes = primes.await?;
                     mpc::run_migration(io, r, &old, primes, aux).await.map(|s| PartyOutput::Staged(Box::new(s)))
                 })
             }
@@ -331,6 +327,14 @@ impl CosignerService {
                 })
             }
         }
+    }
+
+    /// This party's primes for a run, taken in a task of the runtime from now on: they may take
+    /// minutes, keygen does not need them, and the party itself runs on the blocking pool.
+    fn take_primes(&self) -> impl std::future::Future<Output = Result<mpc::Primes>> + Send + 'static {
+        let source = self.primes.clone();
+        let task = tokio::spawn(async move { source.take().await });
+        async move { task.await.map_err(|e| internal("prime task", e))? }
     }
 
     /// `e`, logged: a transaction this cosigner will not sign.

@@ -448,7 +448,7 @@ impl Provisioner {
             }
         }
         self.stop_at(MigrationStep::CosignersCommitted).await?;
-        staging::promote(&self.store, &self.sealer, record, run).await.map(|_| ())
+        staging::promote(&self.store, &self.sealer, record, run).await
     }
 
     /// Migrates the key to the current protocol with every party (docs/ARCHITECTURE.md,
