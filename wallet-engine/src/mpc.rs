@@ -18,13 +18,14 @@ use cggmp24::supported_curves::Secp256k1;
 use sha2::Sha256;
 use wallet_traits::{Error, ErrorKind, SessionParams, ENVELOPES_PER_SIGNING, MAX_PARTIES, SESSION_CAPACITY};
 
-pub(crate) use dkg::{run_dkg, run_keygen_with_aux, run_migration, AuxOptions};
+pub(crate) use dkg::{run_dkg, run_keygen_with_aux, run_migration, with_group_aux, AuxOptions};
 pub(crate) use ecdh::{ecdh_context, ecdh_partial, verify_ecdh_partial};
 pub(crate) use io::{spawn_party, PartyInbox, PartyIo, RunningParty};
 pub(crate) use linkage::run_linkage;
 pub use share::Protocol;
 pub(crate) use share::{
-    decode_record, lagrange, parse_point, public_key_of, seal_record, seal_record_with_cache_keys, RecordShares, Share,
+    decode_key_part, decode_record, lagrange, parse_point, public_key_of, seal_record, seal_record_with_cache_keys,
+    GroupRecord, RecordShares, Share,
 };
 pub(crate) use sign::{run_sign, run_sign_tx, tweak_share};
 pub use sign::{tweaked_public_key, verify_signature};

@@ -4,16 +4,21 @@
 
 use std::sync::Arc;
 
-use wallet_traits::{Error, ErrorKind, ExecutionId, Result, ShareStore, StoredShare};
+use wallet_traits::{Error, ErrorKind, ExecutionId, KeyId, Result, ShareState, ShareStore, StoredShare};
 
 use crate::{
-    at_rest::seal::{share_labels, RecordKeys, Sealer},
-    mpc::{self, RecordShares, Share},
+    at_rest::seal::{share_labels, RecordKeys, RecordSalt, Sealer},
+    mpc::{self, GroupRecord, Protocol, RecordShares, Share},
 };
 
 /// Opens a record's shares on the blocking pool (Argon2id takes a moment), with the keys of its
-/// derivation cache; each share is checked against the record.
-pub(crate) async fn open_record(sealer: &Sealer, record: &StoredShare) -> Result<(RecordShares, RecordKeys)> {
+/// derivation cache; each share is checked against the record. A further key's record
+/// ([`group_of`]) needs its group's share in force, `group`.
+pub(crate) async fn open_record(
+    sealer: &Sealer,
+    record: &StoredShare,
+    group: Option<Arc<Share>>,
+) -> Result<(RecordShares, RecordKeys)> {
     let (sealer, record) = (sealer.clone(), record.clone());
     tokio::task::spawn_blocking(move || {
         let (opened, keys) = sealer.open_share_with_cache_keys(
@@ -22,7 +27,8 @@ pub(crate) async fn open_record(sealer: &Sealer, record: &StoredShare) -> Result
             &record.meta.public_key,
             &record.sealed,
         )?;
-        Ok((mpc::decode_record(&opened, record.meta.party_index, &record.meta.public_key)?, keys))
+        let shares = mpc::decode_record(&opened, record.meta.party_index, &record.meta.public_key, group.as_deref())?;
+        Ok((shares, keys))
     })
     .await
     .map_err(|e| Error::new(ErrorKind::Internal, format!("share opening task: {e}")))?
@@ -31,6 +37,32 @@ pub(crate) async fn open_record(sealer: &Sealer, record: &StoredShare) -> Result
 /// The run of the successor staged in `record`, if any (from its public labels).
 pub(crate) fn staged_run(record: &StoredShare) -> Result<Option<ExecutionId>> {
     Ok(share_labels(&record.sealed)?.next.map(|(eid, _)| eid))
+}
+
+/// For a further key's record, which holds only its key part: the key of the group whose
+/// share completes it (from its public labels).
+pub(crate) fn group_of(record: &StoredShare) -> Result<Option<KeyId>> {
+    let Some(index) = share_labels(&record.sealed)?.aux_from else { return Ok(None) };
+    if index == record.key.index {
+        return Err(Error::new(ErrorKind::Corrupted, "a share record names itself as its group"));
+    }
+    Ok(Some(KeyId::new(record.key.wallet.clone(), index)))
+}
+
+/// The group record a further key of `group`'s party group is sealed against: `group`'s
+/// committed record, if it holds a cggmp24 share for the same parties (otherwise the further key
+/// runs a whole DKG of its own).
+pub(crate) fn group_record(group: &StoredShare, parties: u16) -> Result<Option<GroupRecord>> {
+    let labels = share_labels(&group.sealed)?;
+    let fits = group.meta.state == ShareState::Active
+        && group.meta.parties == parties
+        && labels.aux_from.is_none()
+        && labels.next.is_none()
+        && labels.protocol == Protocol::CURRENT.label();
+    Ok(fits
+        .then(|| RecordSalt::of(&group.sealed))
+        .transpose()?
+        .map(|salt| GroupRecord { index: group.key.index, salt }))
 }
 
 /// Reseals `record` with `share` in force and `next` staged, compare-and-swap on its version.
@@ -77,7 +109,7 @@ pub(crate) async fn promote(
     if record.meta.execution_id == eid {
         return Ok(());
     }
-    let (shares, _) = open_record(sealer, record).await?;
+    let (shares, _) = open_record(sealer, record, None).await?;
     match shares.next {
         Some((staged, next)) if staged == eid => reseal(store, sealer, record, next, None, eid).await,
         _ => Err(Error::new(ErrorKind::ShareMismatch, "no share of this migration run is staged here")
@@ -95,7 +127,7 @@ pub(crate) async fn unstage(
 ) -> Result<()> {
     match staged_run(record)? {
         Some(staged) if staged == eid => {
-            let (shares, _) = open_record(sealer, record).await?;
+            let (shares, _) = open_record(sealer, record, None).await?;
             reseal(store, sealer, record, shares.share, None, record.meta.execution_id).await
         }
         _ => Ok(()),

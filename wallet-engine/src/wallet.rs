@@ -23,6 +23,7 @@ use crate::{
     failover::{self, CosignerReport, Unfit, PROBE_TIMEOUT},
     keys::Keyring,
     mpc::{self, Protocol, Share},
+    provision::{builder::Provisioned, provisioner::Provisioner},
     transaction,
 };
 
@@ -62,9 +63,12 @@ struct Inner {
     /// cosigner that does not answer costs one probe timeout, not one per operation.
     demoted: std::sync::Mutex<HashMap<PartyIndex, Instant>>,
     chain: ChainServices,
+    /// The run that provisioned this key, for further keys of its group ([`Wallet::key`]).
+    origin: Provisioner,
 }
 
 /// What a wallet was built with besides its key and parties.
+#[derive(Clone)]
 pub(crate) struct WalletSettings {
     pub(crate) network: Network,
     /// How long a protocol run may go without a message.
@@ -73,7 +77,7 @@ pub(crate) struct WalletSettings {
 }
 
 /// The chain services a wallet was built with.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone)]
 pub(crate) struct ChainServices {
     pub(crate) broadcaster: Option<Arc<dyn Broadcaster>>,
     pub(crate) chain_tracker: Option<Arc<dyn ChainTracker>>,
@@ -94,21 +98,52 @@ impl std::fmt::Debug for Wallet {
 }
 
 impl Wallet {
+    /// The wallet of `share`, which `origin` provisioned.
     pub(crate) fn new(
-        key: KeyId,
         share: Share,
-        keyring: Arc<Keyring>,
-        cosigners: Vec<Cosigner>,
         cache: Option<DerivationCache>,
+        origin: Provisioner,
         settings: WalletSettings,
     ) -> Self {
         let WalletSettings { network, idle, chain } = settings;
         let public_key = mpc::public_key_of(&share);
         let share = Arc::new(share);
+        let (key, keyring, cosigners) = (origin.key.clone(), origin.keyring.clone(), origin.cosigners.clone());
         let demoted = Default::default();
         Self {
-            inner: Arc::new(Inner { key, share, keyring, public_key, cosigners, cache, network, idle, demoted, chain }),
+            inner: Arc::new(Inner {
+                key,
+                share,
+                keyring,
+                public_key,
+                cosigners,
+                cache,
+                network,
+                idle,
+                demoted,
+                chain,
+                origin,
+            }),
         }
+    }
+
+    /// Key `index` of this wallet's party group, with the same store, secret, cosigners and
+    /// settings: restored when it exists, made otherwise. While the group's first key (index 0)
+    /// is cggmp24, a new key runs only the threshold keygen and reuses that key's aux info, which
+    /// this wallet (or the one it came from) holds in memory: milliseconds, not a DKG
+    /// (docs/ARCHITECTURE.md, "Protocols").
+    pub async fn key(&self, index: u32) -> Result<(Wallet, Provisioned)> {
+        let inner = &self.inner;
+        let mut run = inner.origin.clone();
+        run.key = KeyId::new(inner.key.wallet.clone(), index);
+        run.migrate = false;
+        run.stop_at = None;
+        if inner.key.index == 0 {
+            run.group = Some((inner.key.clone(), inner.share.clone()));
+        }
+        let (share, cache, provisioned) = run.provision().await?;
+        let settings = WalletSettings { network: inner.network, idle: inner.idle, chain: inner.chain.clone() };
+        Ok((Wallet::new(share, cache, run, settings), provisioned))
     }
 
     /// The broadcaster the configuration named (MPC_BROADCASTER, MPC_ARC_URL).

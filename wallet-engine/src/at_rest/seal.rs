@@ -12,7 +12,7 @@
 //! the Pending share sealed beside it ([`ShareLabels`]); a prime record's are empty. Format 1
 //! (no labels) is what releases before cggmp24 wrote: its shares are cggmp21's.
 
-use std::{fmt, str::FromStr};
+use std::{collections::VecDeque, fmt, str::FromStr, sync::Arc};
 
 use aes_gcm::{aead::Aead, Aes256Gcm, KeyInit};
 use chacha20poly1305::ChaCha20Poly1305;
@@ -37,6 +37,8 @@ const NONCE_LEN: usize = 12;
 const CHECKSUM_LEN: usize = 16;
 const HEADER_LEN: usize = 4 + 1 + 1 + 12 + SALT_LEN + VERIFIER_LEN + NONCE_LEN;
 const TAG_LEN: usize = 16;
+/// The label tag of [`ShareLabels::aux_from`].
+const TAG_AUX_FROM: u8 = 1;
 
 /// The secret that seals shares (from MPC_SHARE_SECRET). Zeroized on drop; never printed.
 #[derive(Clone)]
@@ -131,6 +133,51 @@ pub struct SealOptions {
     pub kdf: KdfParams,
 }
 
+/// A record's salt and Argon2id parameters: a further key of a group is sealed with its group
+/// record's (see [`ShareContents::keyed_like`]), so sealing and opening it derive no new key.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub struct RecordSalt {
+    salt: [u8; SALT_LEN],
+    kdf: KdfParams,
+}
+
+impl fmt::Debug for RecordSalt {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RecordSalt").field("kdf", &self.kdf).finish_non_exhaustive()
+    }
+}
+
+impl RecordSalt {
+    /// The salt and parameters of a sealed record (public header fields).
+    pub fn of(sealed: &[u8]) -> Result<Self> {
+        if sealed.len() < HEADER_LEN || &sealed[..4] != MAGIC {
+            return Err(corrupted("not a sealed record"));
+        }
+        let word = |i: usize| u32::from_be_bytes(sealed[6 + 4 * i..10 + 4 * i].try_into().expect("4 bytes"));
+        let kdf = KdfParams { m_kib: word(0), t: word(1), p: word(2) };
+        if kdf.m_kib > MAX_M_KIB || kdf.t > MAX_T || kdf.p > MAX_P {
+            return Err(corrupted("key derivation parameters out of range"));
+        }
+        Ok(Self { salt: sealed[18..18 + SALT_LEN].try_into().expect("salt length"), kdf })
+    }
+
+    fn fresh(kdf: KdfParams) -> Self {
+        let mut salt = [0u8; SALT_LEN];
+        rand::rngs::OsRng.fill_bytes(&mut salt);
+        Self { salt, kdf }
+    }
+}
+
+/// The Argon2id outputs of the share records a sealer opened or sealed lately, most recent last.
+/// The process holds those records' shares in memory anyway; keeping their keys lets a further
+/// key of a group, sealed with the group record's salt, be sealed and opened without another
+/// Argon2id run (tens of milliseconds at each party).
+#[derive(Default)]
+struct Derived(std::sync::Mutex<VecDeque<(RecordSalt, Zeroizing<[u8; 32]>)>>);
+
+/// How many share records' Argon2id outputs a sealer keeps.
+const DERIVED_KEPT: usize = 16;
+
 /// Keys derived from one record's salt. Zeroized on drop.
 #[derive(Zeroize)]
 #[zeroize(drop)]
@@ -141,11 +188,26 @@ pub(crate) struct RecordKeys {
     pub(crate) derivation_lookup: [u8; 32],
 }
 
-/// Seals and opens records with one secret.
-#[derive(Clone, Debug)]
+/// Seals and opens records with one secret. Clones share the keys derived so far.
+#[derive(Clone)]
 pub struct Sealer {
     secret: ShareSecret,
     options: SealOptions,
+    derived: Arc<Derived>,
+}
+
+impl fmt::Debug for Sealer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Sealer").field("secret", &self.secret).field("options", &self.options).finish_non_exhaustive()
+    }
+}
+
+/// Whether a record's Argon2id output is kept ([`Derived`]): share records' are, prime records'
+/// (each opened once, then deleted) are not.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Keep {
+    Yes,
+    No,
 }
 
 fn corrupted(what: &str) -> Error {
@@ -158,17 +220,45 @@ fn corrupted(what: &str) -> Error {
 impl Sealer {
     /// A sealer for `secret` writing records with `options`.
     pub fn new(secret: ShareSecret, options: SealOptions) -> Self {
-        Self { secret, options }
+        Self { secret, options, derived: Arc::default() }
     }
 
-    fn derive(&self, salt: &[u8], kdf: KdfParams) -> Result<RecordKeys> {
+    /// The Argon2id output for `salt`: kept from an earlier record with it, or computed.
+    fn stretch(&self, salt: RecordSalt, keep: Keep) -> Result<Zeroizing<[u8; 32]>> {
+        if keep == Keep::Yes {
+            let mut kept = self.derived.0.lock().expect("derived keys lock");
+            if let Some(at) = kept.iter().position(|(s, _)| *s == salt) {
+                let entry = kept.remove(at).expect("position is in range");
+                let ikm = entry.1.clone();
+                kept.push_back(entry);
+                return Ok(ikm);
+            }
+        }
+        let kdf = salt.kdf;
         let params = argon2::Params::new(kdf.m_kib, kdf.t, kdf.p, Some(32))
             .map_err(|_| corrupted("invalid key derivation parameters"))?;
         let argon = argon2::Argon2::new(argon2::Algorithm::Argon2id, argon2::Version::V0x13, params);
         let mut ikm = Zeroizing::new([0u8; 32]);
         argon
-            .hash_password_into(&self.secret.0, salt, ikm.as_mut())
+            .hash_password_into(&self.secret.0, &salt.salt, ikm.as_mut())
             .map_err(|_| Error::new(ErrorKind::Internal, "argon2id failed"))?;
+        Ok(ikm)
+    }
+
+    /// Remembers a share record's Argon2id output once the record opened or was sealed (never
+    /// one a wrong secret gave).
+    fn keep(&self, salt: RecordSalt, ikm: Zeroizing<[u8; 32]>) {
+        let mut kept = self.derived.0.lock().expect("derived keys lock");
+        if kept.iter().all(|(s, _)| *s != salt) {
+            kept.push_back((salt, ikm));
+            if kept.len() > DERIVED_KEPT {
+                kept.pop_front();
+            }
+        }
+    }
+
+    fn derive(&self, salt: RecordSalt, keep: Keep) -> Result<(RecordKeys, Zeroizing<[u8; 32]>)> {
+        let ikm = self.stretch(salt, keep)?;
         let hk = Hkdf::<Sha256>::new(Some(b"mpc-wallet/v1"), ikm.as_ref());
         let mut keys = RecordKeys {
             encryption: [0; 32],
@@ -184,7 +274,7 @@ impl Sealer {
         ] {
             hk.expand(info, out).map_err(|_| Error::new(ErrorKind::Internal, "hkdf expand failed"))?;
         }
-        Ok(keys)
+        Ok((keys, ikm))
     }
 
     fn verifier(keys: &RecordKeys) -> Hmac<Sha256> {
@@ -193,19 +283,26 @@ impl Sealer {
         mac
     }
 
-    /// Seals `plaintext` bound to `context` and the public `labels` (associated data).
+    /// Seals `plaintext` bound to `context` and the public `labels` (associated data), with a
+    /// fresh salt, keeping nothing.
     fn seal(&self, context: &[u8], labels: &[u8], plaintext: &[u8]) -> Result<Vec<u8>> {
-        self.seal_with_keys(context, labels, plaintext).map(|(blob, _)| blob)
+        let salt = RecordSalt::fresh(self.options.kdf);
+        self.seal_with_keys(context, labels, plaintext, salt, Keep::No).map(|(blob, _)| blob)
     }
 
-    /// [`Sealer::seal`], also returning the keys derived from the record's salt.
-    fn seal_with_keys(&self, context: &[u8], labels: &[u8], plaintext: &[u8]) -> Result<(Vec<u8>, RecordKeys)> {
-        let SealOptions { cipher, kdf } = self.options;
-        let mut salt = [0u8; SALT_LEN];
+    /// [`Sealer::seal`] with `salt`, also returning the keys derived from it.
+    fn seal_with_keys(
+        &self,
+        context: &[u8],
+        labels: &[u8],
+        plaintext: &[u8],
+        salt: RecordSalt,
+        keep: Keep,
+    ) -> Result<(Vec<u8>, RecordKeys)> {
+        let (cipher, kdf) = (self.options.cipher, salt.kdf);
         let mut nonce = [0u8; NONCE_LEN];
-        rand::rngs::OsRng.fill_bytes(&mut salt);
         rand::rngs::OsRng.fill_bytes(&mut nonce);
-        let keys = self.derive(&salt, kdf)?;
+        let (keys, ikm) = self.derive(salt, keep)?;
         let mut out = Vec::with_capacity(HEADER_LEN + plaintext.len() + TAG_LEN + CHECKSUM_LEN);
         out.extend_from_slice(MAGIC);
         out.push(SEAL_FORMAT);
@@ -213,7 +310,7 @@ impl Sealer {
         for v in [kdf.m_kib, kdf.t, kdf.p] {
             out.extend_from_slice(&v.to_be_bytes());
         }
-        out.extend_from_slice(&salt);
+        out.extend_from_slice(&salt.salt);
         out.extend_from_slice(&Self::verifier(&keys).finalize().into_bytes());
         out.extend_from_slice(&nonce);
         out.extend_from_slice(
@@ -225,26 +322,23 @@ impl Sealer {
         out.extend_from_slice(&ct);
         let sum = Sha256::digest(&out);
         out.extend_from_slice(&sum[..CHECKSUM_LEN]);
+        if keep == Keep::Yes {
+            self.keep(salt, ikm);
+        }
         Ok((out, keys))
     }
 
-    /// Opens a blob sealed for `context`.
+    /// Opens a blob sealed for `context`, keeping nothing.
     fn open(&self, context: &[u8], blob: &[u8]) -> Result<Zeroizing<Vec<u8>>> {
-        self.open_with_keys(context, blob).map(|(plain, _)| plain)
+        self.open_with_keys(context, blob, Keep::No).map(|(plain, _)| plain)
     }
 
     /// Opens a blob and also returns the keys derived from its salt.
-    fn open_with_keys(&self, context: &[u8], blob: &[u8]) -> Result<(Zeroizing<Vec<u8>>, RecordKeys)> {
+    fn open_with_keys(&self, context: &[u8], blob: &[u8], keep: Keep) -> Result<(Zeroizing<Vec<u8>>, RecordKeys)> {
         let (body, _) = checked_body(blob)?;
         let cipher = Cipher::from_id(body[5])?;
-        let word = |i: usize| u32::from_be_bytes(body[6 + 4 * i..10 + 4 * i].try_into().expect("4 bytes"));
-        let kdf = KdfParams { m_kib: word(0), t: word(1), p: word(2) };
-        if kdf.m_kib > MAX_M_KIB || kdf.t > MAX_T || kdf.p > MAX_P {
-            return Err(corrupted("key derivation parameters out of range"));
-        }
-        let mut at = 18;
-        let salt = &body[at..at + SALT_LEN];
-        at += SALT_LEN;
+        let salt = RecordSalt::of(body)?;
+        let mut at = 18 + SALT_LEN;
         let verifier = &body[at..at + VERIFIER_LEN];
         at += VERIFIER_LEN;
         let nonce = &body[at..at + NONCE_LEN];
@@ -252,7 +346,7 @@ impl Sealer {
         if body[4] != SEAL_FORMAT_V1 {
             at = labels_span(body)?.1;
         }
-        let keys = self.derive(salt, kdf)?;
+        let (keys, ikm) = self.derive(salt, keep)?;
         // Constant-time comparison; a mismatch means the secret is wrong, since the checksum
         // already ruled out corruption.
         Self::verifier(&keys).verify_slice(verifier).map_err(|_| {
@@ -270,6 +364,9 @@ impl Sealer {
                  altered or copied from another key; restore the original record from backup",
             )
         })?;
+        if keep == Keep::Yes {
+            self.keep(salt, ikm);
+        }
         Ok((plain, keys))
     }
 
@@ -296,6 +393,7 @@ impl Sealer {
         let labels = ShareLabels {
             protocol: share.protocol.to_string(),
             next: share.next.as_ref().map(|n| (n.execution_id, n.protocol.to_string())),
+            aux_from: share.aux_from,
         };
         let mut plain = Zeroizing::new(Vec::new());
         match &share.next {
@@ -308,7 +406,8 @@ impl Sealer {
                 plain.extend_from_slice(next.share);
             }
         }
-        self.seal_with_keys(&share_context(key, party, public_key), &labels.encode()?, &plain)
+        let salt = share.keyed_like.unwrap_or_else(|| RecordSalt::fresh(self.options.kdf));
+        self.seal_with_keys(&share_context(key, party, public_key), &labels.encode()?, &plain, salt, Keep::Yes)
     }
 
     /// Opens what [`Sealer::seal_share`] sealed; every bound field must match.
@@ -325,7 +424,7 @@ impl Sealer {
         sealed: &[u8],
     ) -> Result<(OpenedShare, RecordKeys)> {
         let (plain, keys) = self
-            .open_with_keys(&share_context(key, party, public_key), sealed)
+            .open_with_keys(&share_context(key, party, public_key), sealed, Keep::Yes)
             .map_err(|e| e.with_context("key", key).with_context("party", party))?;
         let labels = share_labels(sealed)?;
         let opened = match &labels.next {
@@ -363,6 +462,12 @@ pub struct ShareContents<'a> {
     pub share: &'a [u8],
     /// A staged successor, if any.
     pub next: Option<NextShare<'a>>,
+    /// For a further key whose record holds only its key part: the index of the group's key
+    /// whose aux info completes it.
+    pub aux_from: Option<u32>,
+    /// The salt (and Argon2id parameters) to seal with, when not a fresh one: a further key's
+    /// record takes its group record's, so that sealing and opening it run no Argon2id of their own.
+    pub keyed_like: Option<RecordSalt>,
 }
 
 impl fmt::Debug for ShareContents<'_> {
@@ -406,6 +511,9 @@ pub struct ShareLabels {
     pub protocol: String,
     /// The run and protocol label of a successor a migration staged, if any.
     pub next: Option<(ExecutionId, String)>,
+    /// For a further key's record, which holds only the key part of its share: the index of the
+    /// group's key whose record holds the aux info that completes it.
+    pub aux_from: Option<u32>,
 }
 
 impl ShareLabels {
@@ -424,6 +532,11 @@ impl ShareLabels {
                 out.extend_from_slice(eid.as_bytes());
                 label(&mut out, protocol)?;
             }
+        }
+        // Optional trailing fields, each tagged, so records written before them still read.
+        if let Some(index) = self.aux_from {
+            out.push(TAG_AUX_FROM);
+            out.extend_from_slice(&index.to_be_bytes());
         }
         Ok(out)
     }
@@ -450,10 +563,17 @@ impl ShareLabels {
             }
             _ => return Err(corrupted("bad labels")),
         };
-        if !b.is_empty() {
-            return Err(corrupted("trailing bytes after the labels"));
+        let mut aux_from = None;
+        while let Some((&tag, _)) = b.split_first() {
+            take(&mut b, 1)?;
+            match tag {
+                TAG_AUX_FROM if aux_from.is_none() => {
+                    aux_from = Some(u32::from_be_bytes(take(&mut b, 4)?.try_into().expect("4 bytes")));
+                }
+                _ => return Err(corrupted("unknown or repeated label")),
+            }
         }
-        Ok(Self { protocol, next })
+        Ok(Self { protocol, next, aux_from })
     }
 }
 
@@ -472,7 +592,7 @@ pub fn share_labels(sealed: &[u8]) -> Result<ShareLabels> {
         ));
     }
     if format == SEAL_FORMAT_V1 {
-        return Ok(ShareLabels { protocol: V1_PROTOCOL.to_string(), next: None });
+        return Ok(ShareLabels { protocol: V1_PROTOCOL.to_string(), next: None, aux_from: None });
     }
     let (start, end) = labels_span(body)?;
     ShareLabels::decode(&body[start..end])
@@ -575,7 +695,7 @@ mod tests {
     }
 
     fn plain(share: &[u8]) -> ShareContents<'_> {
-        ShareContents { protocol: "cggmp24/0.7.0-alpha.3", share, next: None }
+        ShareContents { protocol: "cggmp24/0.7.0-alpha.3", share, next: None, aux_from: None, keyed_like: None }
     }
 
     fn key(w: &str) -> KeyId {
@@ -631,7 +751,8 @@ mod tests {
         let s = Sealer::new(ShareSecret::new("pw").unwrap(), fast());
         let eid = ExecutionId::from_bytes([7; 32]);
         let next = NextShare { execution_id: eid, protocol: "cggmp24/0.7.0-alpha.3", share: b"new share" };
-        let contents = ShareContents { protocol: "cggmp21/0.6.3", share: b"old share", next: Some(next) };
+        let contents = ShareContents { next: Some(next), ..plain(b"old share") };
+        let contents = ShareContents { protocol: "cggmp21/0.6.3", ..contents };
         let blob = s.seal_share(&key("w"), 0, &[2; 33], contents).unwrap();
         let labels = share_labels(&blob).unwrap();
         assert_eq!(labels.protocol, "cggmp21/0.6.3");
@@ -654,12 +775,44 @@ mod tests {
     }
 
     #[test]
+    fn a_record_keyed_like_another_shares_its_salt_and_opens_anywhere() {
+        let s = Sealer::new(ShareSecret::new("pw").unwrap(), fast());
+        let group = s.seal_share(&key("w"), 1, &[2; 33], plain(b"group share")).unwrap();
+        let salt = RecordSalt::of(&group).unwrap();
+        let k1 = KeyId::new(WalletId::new("w").unwrap(), 1);
+        let contents = ShareContents { aux_from: Some(0), keyed_like: Some(salt), ..plain(b"key part") };
+        let further = s.seal_share(&k1, 1, &[3; 33], contents).unwrap();
+        assert_eq!(RecordSalt::of(&further).unwrap(), salt);
+        assert_eq!(share_labels(&further).unwrap().aux_from, Some(0));
+        // A sealer that kept nothing (another process) opens it; a wrong secret still cannot.
+        let fresh = Sealer::new(ShareSecret::new("pw").unwrap(), fast());
+        let opened = fresh.open_share(&k1, 1, &[3; 33], &further).unwrap();
+        assert_eq!((&opened.share[..], opened.labels.aux_from), (&b"key part"[..], Some(0)));
+        let other = Sealer::new(ShareSecret::new("nope").unwrap(), fast());
+        assert_eq!(other.open_share(&k1, 1, &[3; 33], &further).unwrap_err().kind(), ErrorKind::WrongSecret);
+        // The record is bound to its own key: the group's context does not open it.
+        assert_eq!(s.open_share(&key("w"), 1, &[3; 33], &further).unwrap_err().kind(), ErrorKind::Corrupted);
+    }
+
+    #[test]
+    fn unknown_labels_are_corrupted() {
+        let labels = ShareLabels { protocol: "p".into(), next: None, aux_from: Some(7) };
+        let mut bytes = labels.encode().unwrap();
+        assert_eq!(ShareLabels::decode(&bytes).unwrap(), labels);
+        bytes.extend_from_slice(&[TAG_AUX_FROM, 0, 0, 0, 1]);
+        assert_eq!(ShareLabels::decode(&bytes).unwrap_err().kind(), ErrorKind::Corrupted);
+        bytes.truncate(bytes.len() - 5);
+        bytes.push(9);
+        assert_eq!(ShareLabels::decode(&bytes).unwrap_err().kind(), ErrorKind::Corrupted);
+    }
+
+    #[test]
     fn format_1_records_open_as_cggmp21() {
         // A format-1 blob as releases before cggmp24 wrote it: no labels after the nonce.
         let s = Sealer::new(ShareSecret::new("pw").unwrap(), fast());
         let blob = s.seal_share(&key("w"), 0, &[2; 33], plain(b"share")).unwrap();
         let labels_len = u32::from_be_bytes(blob[HEADER_LEN..HEADER_LEN + 4].try_into().unwrap()) as usize;
-        let keys = s.derive(&blob[18..18 + SALT_LEN], fast().kdf).unwrap();
+        let (keys, _) = s.derive(RecordSalt::of(&blob).unwrap(), Keep::No).unwrap();
         let mut v1 = blob[..HEADER_LEN].to_vec();
         v1[4] = SEAL_FORMAT_V1;
         let aad = aad(&v1, &share_context(&key("w"), 0, &[2; 33]));
@@ -668,7 +821,10 @@ mod tests {
         let sum = Sha256::digest(&v1);
         v1.extend_from_slice(&sum[..CHECKSUM_LEN]);
         assert!(labels_len > 0);
-        assert_eq!(share_labels(&v1).unwrap(), ShareLabels { protocol: "cggmp21/0.6.3".into(), next: None });
+        assert_eq!(
+            share_labels(&v1).unwrap(),
+            ShareLabels { protocol: "cggmp21/0.6.3".into(), next: None, aux_from: None }
+        );
         let opened = s.open_share(&key("w"), 0, &[2; 33], &v1).unwrap();
         assert_eq!(&opened.share[..], b"share");
     }

@@ -144,6 +144,11 @@ impl CosignerService {
     /// The opened Active share of `key`. The record is read every time (one small read), so a
     /// share an operator froze or deleted stops serving at once; only opening it is cached.
     async fn active_share(&self, key: &KeyId) -> Result<Arc<Share>> {
+        self.active_record(key).await.map(|(share, _)| share)
+    }
+
+    /// [`CosignerService::active_share`], with the record it read.
+    async fn active_record(&self, key: &KeyId) -> Result<(Arc<Share>, StoredShare)> {
         let mut cache = self.active.lock().await;
         let Some(record) = self.store.load_share(key).await? else {
             cache.remove(key);
@@ -157,7 +162,7 @@ impl CosignerService {
         if let Some((_, s)) = cache.get(key).filter(|(run, s)| {
             *run == record.meta.execution_id && mpc::public_key_of(s).as_bytes()[..] == record.meta.public_key[..]
         }) {
-            return Ok(s.clone());
+            return Ok((s.clone(), record));
         }
         match record.meta.state {
             ShareState::Active => {}
@@ -173,7 +178,11 @@ impl CosignerService {
         if record.meta.party_index != self.party_index {
             return Err(self.err(ErrorKind::Corrupted, "the stored share belongs to another party index"));
         }
-        let (shares, _) = staging::open_record(&self.sealer, &record).await?;
+        let group = match staging::group_of(&record)? {
+            None => None,
+            Some(group) => Some(self.group_share(&group, &cache).await.map_err(|e| e.with_context("key", key))?),
+        };
+        let (shares, _) = staging::open_record(&self.sealer, &record, group).await?;
         if shares.share.protocol() != Protocol::CURRENT {
             // The agent says so at its start; here it is only logged for the operator.
             tracing::info!(party = self.party_index, key = %key, protocol = %shares.share.protocol(),
@@ -181,7 +190,30 @@ impl CosignerService {
         }
         let share = Arc::new(shares.share);
         cache.insert(key.clone(), (record.meta.execution_id, share.clone()));
-        Ok(share)
+        Ok((share, record))
+    }
+
+    /// The share in force of `group`, the group key a further key's record refers to, whatever
+    /// that key's state (its aux info completes the further key): from `cache`, or opened.
+    async fn group_share(&self, group: &KeyId, cache: &HashMap<KeyId, OpenedShare>) -> Result<Arc<Share>> {
+        let record = self.store.load_share(group).await?.ok_or_else(|| {
+            self.err(
+                ErrorKind::Corrupted,
+                "a further key's record refers to its group's first key, which this cosigner's store does not \
+                 hold; restore that key's record from backup",
+            )
+            .with_context("group_key", group)
+        })?;
+        if let Some((_, s)) = cache.get(group).filter(|(run, _)| *run == record.meta.execution_id) {
+            return Ok(s.clone());
+        }
+        if record.meta.party_index != self.party_index || staging::group_of(&record)?.is_some() {
+            return Err(
+                self.err(ErrorKind::Corrupted, "a further key's group record is not a group record of this party")
+            );
+        }
+        let (shares, _) = staging::open_record(&self.sealer, &record, None).await?;
+        Ok(Arc::new(shares.share))
     }
 
     /// The request's shape (one check for every receiver), then what only this cosigner knows.
@@ -198,17 +230,24 @@ impl CosignerService {
         Ok(())
     }
 
-    async fn store_pending(&self, req: &SessionRequest, share: Share) -> Result<SessionOutcome> {
+    async fn store_pending(
+        &self,
+        req: &SessionRequest,
+        share: Share,
+        group: Option<mpc::GroupRecord>,
+    ) -> Result<SessionOutcome> {
         let (SessionParams::Dkg { threshold: t, total: n } | SessionParams::Keygen { threshold: t, total: n, .. }) =
             req.params
         else {
             return Err(self.err(ErrorKind::Internal, "a share from a session that is not a DKG"));
         };
         let pk = mpc::public_key_of(&share);
-        let (sealer, key) = (self.sealer.clone(), req.key.clone());
-        let sealed = tokio::task::spawn_blocking(move || mpc::seal_record(&sealer, &key, &share, None))
-            .await
-            .map_err(|e| internal("sealing task", e))??;
+        let share = Arc::new(share);
+        let (sealer, key, s) = (self.sealer.clone(), req.key.clone(), share.clone());
+        let (sealed, _) =
+            tokio::task::spawn_blocking(move || mpc::seal_record_with_cache_keys(&sealer, &key, &s, None, group))
+                .await
+                .map_err(|e| internal("sealing task", e))??;
         let record = StoredShare {
             key: req.key.clone(),
             meta: ShareMeta {
@@ -224,6 +263,8 @@ impl CosignerService {
             sealed,
         };
         self.store.create_share(&record).await?;
+        // Served once committed (the cache holds it for the record's run); dropped if rolled back.
+        self.active.lock().await.insert(req.key.clone(), (req.execution_id, share));
         tracing::info!(party = self.party_index, key = %req.key, "sealed a pending share");
         Ok(SessionOutcome { public_key: pk.as_bytes().to_vec() })
     }
@@ -235,7 +276,7 @@ impl CosignerService {
             .load_share(&req.key)
             .await?
             .ok_or_else(|| self.err(ErrorKind::NotFound, "the share to migrate vanished during the run"))?;
-        let (shares, _) = staging::open_record(&self.sealer, &record).await?;
+        let (shares, _) = staging::open_record(&self.sealer, &record, None).await?;
         let pk = mpc::public_key_of(&next);
         staging::stage(&self.store, &self.sealer, &record, shares.share, req.execution_id, next).await?;
         tracing::info!(party = self.party_index, key = %req.key, "staged a migrated share");
@@ -268,15 +309,26 @@ impl CosignerService {
                 self.refuse_existing(req).await?;
                 let (primes, aux) = (self.take_primes(), self.aux);
                 mpc::spawn_party(keyring, req, move |io| async move {
-                    mpc::run_dkg(io, r, primes, aux, || {}).await.map(|s| PartyOutput::Share(Box::new(s)))
+                    mpc::run_dkg(io, r, primes, aux, || {}).await.map(|s| PartyOutput::Share(Box::new(s), None))
                 })
             }
-            SessionParams::Keygen { aux_from, .. } => {
+            SessionParams::Keygen { aux_from, total, .. } => {
                 self.refuse_existing(req).await?;
                 let group = wallet_traits::KeyId::new(req.key.wallet.clone(), *aux_from);
-                let group = self.active_share(&group).await?;
+                let (share, record) = self.active_record(&group).await?;
+                let group_record = match staging::group_record(&record, *total)? {
+                    Some(g) if group != req.key => g,
+                    _ => {
+                        return Err(self.err(
+                            ErrorKind::InvalidInput,
+                            format!("key {group} is not a cggmp24 key of the same parties whose aux info a further key can reuse"),
+                        ))
+                    }
+                };
                 mpc::spawn_party(keyring, req, move |io| async move {
-                    mpc::run_keygen_with_aux(io, r, &group).await.map(|s| PartyOutput::Share(Box::new(s)))
+                    mpc::run_keygen_with_aux(io, r, &share)
+                        .await
+                        .map(|s| PartyOutput::Share(Box::new(s), Some(group_record)))
                 })
             }
             SessionParams::Migrate {} => {
@@ -370,10 +422,10 @@ impl CosignerService {
         }
         let outcome = match result.await.map_err(|e| internal("protocol task", e)) {
             // An agent that gave up will not commit: do not leave a Pending share behind.
-            Ok(Ok(PartyOutput::Share(_))) if events.is_closed() => {
+            Ok(Ok(PartyOutput::Share(..))) if events.is_closed() => {
                 Err(self.err(ErrorKind::CosignerUnavailable, "the agent abandoned the session"))
             }
-            Ok(Ok(PartyOutput::Share(share))) => self.store_pending(&req, *share).await,
+            Ok(Ok(PartyOutput::Share(share, group))) => self.store_pending(&req, *share, group).await,
             Ok(Ok(PartyOutput::Staged(_))) if events.is_closed() => {
                 Err(self.err(ErrorKind::CosignerUnavailable, "the agent abandoned the session"))
             }
@@ -477,7 +529,10 @@ impl CosignerTransport for CosignerService {
             );
         }
         match record.meta.state {
-            ShareState::Pending => self.store.delete_share(key, record.version).await,
+            ShareState::Pending => {
+                self.active.lock().await.remove(key);
+                self.store.delete_share(key, record.version).await
+            }
             _ => Err(self.err(ErrorKind::PolicyDenied, "refusing to roll back a committed share")),
         }
     }
@@ -488,8 +543,8 @@ type OpenedShare = (ExecutionId, Arc<Share>);
 
 /// What a cosigner's party produces.
 pub(crate) enum PartyOutput {
-    /// A new key's share, stored Pending.
-    Share(Box<Share>),
+    /// A new key's share, stored Pending (a further key's record refers to its group record).
+    Share(Box<Share>, Option<mpc::GroupRecord>),
     /// A migrated share, staged beside the one in force.
     Staged(Box<Share>),
     Signed(wallet_traits::PublicKey),

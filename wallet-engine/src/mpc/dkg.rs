@@ -51,10 +51,25 @@ pub(crate) async fn run_keygen_with_aux(io: PartyIo, request: SessionRequest, gr
         return Err(Error::new(ErrorKind::InvalidInput, "the key's parties are not the group's"));
     }
     let incomplete = keygen(&io, threshold, n).await?;
-    let aux = AuxInfo::validate(group.aux.clone()).map_err(|e| {
+    combine(incomplete, group_aux(group)?).map(|s| Share::Cggmp24(Box::new(s)))
+}
+
+/// A further key's share from its key part and its group's aux info (a further key's record
+/// keeps only the key part: docs/ARCHITECTURE.md, "Protocols").
+pub(crate) fn with_group_aux(core: IncompleteKeyShare<E>, group: &Share) -> Result<Share> {
+    let Share::Cggmp24(group) = group else {
+        return Err(Error::new(ErrorKind::Corrupted, "a further key's group share is not a cggmp24 share"));
+    };
+    KeyShare::from_parts((core, group_aux(group)?)).map(|s| Share::Cggmp24(Box::new(s))).map_err(|e| {
+        Error::new(ErrorKind::Corrupted, format!("a further key's share does not fit its group's aux info: {e}"))
+    })
+}
+
+/// A copy of the group's aux info (its multiexponentiation tables are shared, not copied).
+fn group_aux(group: &Share24) -> Result<AuxInfo<L>> {
+    AuxInfo::validate(group.aux.clone()).map_err(|e| {
         Error::new(ErrorKind::Corrupted, format!("the group's aux info does not validate: {}", e.into_error()))
-    })?;
-    combine(incomplete, aux).map(|s| Share::Cggmp24(Box::new(s)))
+    })
 }
 
 /// One party's part of a migration: cggmp24 aux info for the key `old` holds, which the caller

@@ -3,11 +3,14 @@
 
 use std::fmt;
 
-use cggmp24::generic_ec::{NonZero, Point, Scalar};
+use cggmp24::{
+    generic_ec::{NonZero, Point, Scalar},
+    key_share::IncompleteKeyShare,
+};
 use wallet_traits::{Error, ErrorKind, ExecutionId, KeyId, PartyIndex, PublicKey, Result};
 
 use super::{Core, Share21, Share24, E};
-use crate::at_rest::seal::{NextShare, OpenedShare, RecordKeys, Sealer, ShareContents};
+use crate::at_rest::seal::{NextShare, OpenedShare, RecordKeys, RecordSalt, Sealer, ShareContents};
 
 /// The threshold-ECDSA protocol (and exact release) a share was made with. Sealed records name
 /// it in their associated data (docs/ARCHITECTURE.md, "Protocols").
@@ -150,6 +153,14 @@ pub(crate) fn decode_share(protocol: Protocol, bytes: &[u8]) -> Result<Share> {
     })
 }
 
+/// The group record a further key's record refers to: the key index whose aux info completes
+/// it, and that record's salt, which the further key's record is sealed with.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct GroupRecord {
+    pub(crate) index: u32,
+    pub(crate) salt: RecordSalt,
+}
+
 /// Seals `share` of `key`, with the successor a migration staged beside it, if any.
 pub(crate) fn seal_record(
     sealer: &Sealer,
@@ -157,25 +168,49 @@ pub(crate) fn seal_record(
     share: &Share,
     next: Option<(ExecutionId, &Share)>,
 ) -> Result<Vec<u8>> {
-    seal_record_with_cache_keys(sealer, key, share, next).map(|(blob, _)| blob)
+    seal_record_with_cache_keys(sealer, key, share, next, None).map(|(blob, _)| blob)
 }
 
-/// [`seal_record`], also returning the keys of the record's derivation cache.
+/// [`seal_record`], also returning the keys of the record's derivation cache. A further key's
+/// record (`group` given) keeps only the key part of its share, not the group's aux info.
 pub(crate) fn seal_record_with_cache_keys(
     sealer: &Sealer,
     key: &KeyId,
     share: &Share,
     next: Option<(ExecutionId, &Share)>,
+    group: Option<GroupRecord>,
 ) -> Result<(Vec<u8>, RecordKeys)> {
     let pk = public_key_of(share);
-    let bytes = encode_share(share);
+    let bytes = match group {
+        None => encode_share(share),
+        Some(_) if next.is_some() || share.protocol() != Protocol::Cggmp24 => {
+            return Err(Error::new(ErrorKind::Internal, "only a cggmp24 share with nothing staged refers to its group"))
+        }
+        Some(_) => {
+            let mut out = zeroize::Zeroizing::new(Vec::new());
+            ciborium::into_writer(share.core(), &mut *out).expect("a key share always serializes");
+            out
+        }
+    };
     let next = next.map(|(eid, s)| (eid, s.protocol(), encode_share(s)));
     let contents = ShareContents {
         protocol: share.protocol().label(),
         share: &bytes,
         next: next.as_ref().map(|(eid, p, b)| NextShare { execution_id: *eid, protocol: p.label(), share: b }),
+        aux_from: group.map(|g| g.index),
+        keyed_like: group.map(|g| g.salt),
     };
     sealer.seal_share_with_cache_keys(key, share.index(), pk.as_bytes(), contents)
+}
+
+/// The key part a further key's record holds.
+pub(crate) fn decode_key_part(bytes: &[u8]) -> Result<IncompleteKeyShare<E>> {
+    ciborium::from_reader(bytes).map_err(|_| {
+        Error::new(
+            ErrorKind::Corrupted,
+            "the opened record does not parse as a further key's key share; restore the record from backup",
+        )
+    })
 }
 
 /// The shares of an opened record.
@@ -187,15 +222,36 @@ pub(crate) struct RecordShares {
 }
 
 /// Parses an opened record's shares and checks each belongs to `party` and to the record's
-/// collective key.
-pub(crate) fn decode_record(opened: &OpenedShare, party: PartyIndex, public_key: &[u8]) -> Result<RecordShares> {
+/// collective key. A further key's record is completed with `group`, its group's share in force
+/// (the record's labels say which key that is).
+pub(crate) fn decode_record(
+    opened: &OpenedShare,
+    party: PartyIndex,
+    public_key: &[u8],
+    group: Option<&Share>,
+) -> Result<RecordShares> {
     let check = |share: Share| {
         if share.index() != party || public_key_of(&share).as_bytes()[..] != public_key[..] {
             return Err(Error::new(ErrorKind::Corrupted, "the opened share does not match its record's metadata"));
         }
         Ok(share)
     };
-    let share = check(decode_share(Protocol::from_label(&opened.labels.protocol)?, &opened.share)?)?;
+    let protocol = Protocol::from_label(&opened.labels.protocol)?;
+    if let Some(index) = opened.labels.aux_from {
+        let group = group.ok_or_else(|| {
+            Error::new(ErrorKind::Internal, "a further key's record opened without its group's share")
+                .with_context("group_key_index", index)
+        })?;
+        if protocol != Protocol::Cggmp24 || opened.next.is_some() {
+            return Err(Error::new(
+                ErrorKind::Corrupted,
+                "a further key's record names another protocol or a migration",
+            ));
+        }
+        let share = check(super::with_group_aux(decode_key_part(&opened.share)?, group)?)?;
+        return Ok(RecordShares { share, next: None });
+    }
+    let share = check(decode_share(protocol, &opened.share)?)?;
     let next = match (&opened.labels.next, &opened.next) {
         (Some((eid, label)), Some(bytes)) => Some((*eid, check(decode_share(Protocol::from_label(label)?, bytes)?)?)),
         _ => None,

@@ -427,11 +427,11 @@ impl WalletBuilder {
             aux: crate::mpc::AuxOptions { multiexp_tables: self.multiexp_tables },
             migrate: self.migrate,
             stop_at: self.stop_migration_at,
+            group: None,
         };
         let (share, cache, provisioned) = run.provision().await?;
         let settings = WalletSettings { network: self.network, idle: self.idle_timeout, chain };
-        let wallet = Wallet::new(run.key, share, run.keyring, run.cosigners, cache, settings);
-        Ok((wallet, provisioned))
+        Ok((Wallet::new(share, cache, run, settings), provisioned))
     }
 
     async fn open_store(&self, plugins: &wallet_traits::Plugins) -> Result<Arc<dyn ShareStore>> {

@@ -20,7 +20,7 @@ use super::{
 use crate::{
     at_rest::cache::DerivationCache,
     at_rest::primes::PrimeSource,
-    at_rest::seal::{RecordKeys, Sealer},
+    at_rest::seal::{share_labels, RecordKeys, Sealer},
     coordinator::{coordinate, Remote, RunFailure},
     keys::Keyring,
     mpc::{self, AuxOptions, Primes, Protocol, Share},
@@ -28,24 +28,29 @@ use crate::{
     wallet::Cosigner,
 };
 
-/// One provisioning run's parties and settings, resolved by the builder.
-pub(super) struct Provisioner {
-    pub(super) key: KeyId,
+/// One provisioning run's parties and settings, resolved by the builder (and kept by the wallet
+/// it made, for further keys).
+#[derive(Clone)]
+pub(crate) struct Provisioner {
+    pub(crate) key: KeyId,
     pub(super) t: u16,
     pub(super) n: u16,
     pub(super) store: Arc<dyn ShareStore>,
     pub(super) sealer: Sealer,
     pub(super) primes: Arc<dyn PrimeSource>,
-    pub(super) keyring: Arc<Keyring>,
-    pub(super) cosigners: Vec<Cosigner>,
+    pub(crate) keyring: Arc<Keyring>,
+    pub(crate) cosigners: Vec<Cosigner>,
     pub(super) progress: Option<ProgressFn>,
     pub(super) idle: Duration,
     pub(super) pause_before_local_commit: Option<Duration>,
     pub(super) derivation_cache_max: usize,
     pub(super) aux: AuxOptions,
-    pub(super) migrate: bool,
+    pub(crate) migrate: bool,
     /// Fault injection: where a migration stops, after pausing how long (for a kill).
-    pub(super) stop_at: Option<(MigrationStep, Option<Duration>)>,
+    pub(crate) stop_at: Option<(MigrationStep, Option<Duration>)>,
+    /// The group's first key's share in force, when a wallet of it provisions a further key
+    /// ([`crate::Wallet::key`]): it need not be opened again.
+    pub(crate) group: Option<(KeyId, Arc<Share>)>,
 }
 
 impl Provisioner {
@@ -63,7 +68,7 @@ impl Provisioner {
         Ok(out)
     }
 
-    pub(super) async fn provision(&self) -> Result<(Share, Option<DerivationCache>, Provisioned)> {
+    pub(crate) async fn provision(&self) -> Result<(Share, Option<DerivationCache>, Provisioned)> {
         let (local, views) = self.timed(Phase::Plan, self.look()).await?;
         let opened = match &local {
             Some(record) => Some(self.timed(Phase::Restore, self.open(record)).await?),
@@ -164,10 +169,44 @@ impl Provisioner {
         Ok((local, views))
     }
 
-    /// Opens the local share; a wrong secret fails here, before anything is written anywhere.
+    /// Opens the local share (a further key's with its group's); a wrong secret fails here,
+    /// before anything is written anywhere.
     async fn open(&self, record: &StoredShare) -> Result<(mpc::RecordShares, Option<DerivationCache>)> {
-        let (shares, keys) = staging::open_record(&self.sealer, record).await?;
+        let group = match staging::group_of(record)? {
+            None => None,
+            Some(group) => Some(self.group_share_of(&group).await?.0),
+        };
+        let (shares, keys) = staging::open_record(&self.sealer, record, group).await?;
         Ok((shares, DerivationCache::new(self.store.clone(), self.key.clone(), &keys, self.derivation_cache_max)))
+    }
+
+    /// The share in force of `group`, this key's group key, with its record: the one the wallet
+    /// that provisions this key holds, if it is that record's, or opened from the store.
+    async fn group_share_of(&self, group: &KeyId) -> Result<(Arc<Share>, StoredShare)> {
+        let record = self.store.load_share(group).await?.ok_or_else(|| {
+            Error::new(
+                ErrorKind::Corrupted,
+                "a further key's record refers to its group's first key, which this store does not hold; \
+                 restore that key's record from backup",
+            )
+            .with_context("key", &self.key)
+            .with_context("group_key", group)
+        })?;
+        if let Some((key, share)) = &self.group {
+            // A migration keeps the key but not the share: the protocol must match too.
+            if key == group
+                && mpc::public_key_of(share).as_bytes()[..] == record.meta.public_key[..]
+                && share_labels(&record.sealed)?.protocol == share.protocol().label()
+            {
+                return Ok((share.clone(), record));
+            }
+        }
+        if staging::group_of(&record)?.is_some() {
+            return Err(Error::new(ErrorKind::Corrupted, "a further key's group record refers to yet another key")
+                .with_context("group_key", group));
+        }
+        let (shares, _) = staging::open_record(&self.sealer, &record, None).await?;
+        Ok((Arc::new(shares.share), record))
     }
 
     async fn rollback(&self, on: &[PartyIndex], eid: &ExecutionId) -> Result<()> {
@@ -197,17 +236,15 @@ impl Provisioner {
 
     /// The group's first key (index 0), when this is a further key and the agent holds that
     /// key's committed cggmp24 share: its aux info serves this key too.
-    async fn group_share(&self) -> Result<Option<Share>> {
+    async fn group_share(&self) -> Result<Option<(Arc<Share>, mpc::GroupRecord)>> {
         if self.key.index == 0 {
             return Ok(None);
         }
         let group = KeyId::new(self.key.wallet.clone(), 0);
         let Some(record) = self.store.load_share(&group).await? else { return Ok(None) };
-        if record.meta.state != ShareState::Active || record.meta.parties != self.n {
-            return Ok(None);
-        }
-        let (shares, _) = staging::open_record(&self.sealer, &record).await?;
-        Ok((shares.share.protocol() == Protocol::CURRENT).then_some(shares.share))
+        let Some(group_record) = staging::group_record(&record, self.n)? else { return Ok(None) };
+        let (share, _) = self.group_share_of(&group).await?;
+        Ok(Some((share, group_record)))
     }
 
     /// Opens a session of `params` with every cosigner.
@@ -233,7 +270,8 @@ impl Provisioner {
         let request =
             SessionRequest { key: self.key.clone(), execution_id: eid, parties: (0..self.n).collect(), params };
         let remotes = self.open_all(&request).await?;
-        let (share, outcomes) = self.run_dkg(&request, remotes, group).await?;
+        let group_record = group.as_ref().map(|(_, r)| *r);
+        let (share, outcomes) = self.run_dkg(&request, remotes, group.map(|(s, _)| s)).await?;
         let pk = mpc::public_key_of(&share);
         if let Some((c, _)) = self.cosigners.iter().zip(&outcomes).find(|(_, o)| o.public_key != pk.as_bytes()) {
             let _ = self.rollback(&positions_all(self.n), &eid).await;
@@ -242,7 +280,7 @@ impl Provisioner {
                 format!("cosigner {} ended DKG with another collective key; the run was rolled back", c.index),
             )));
         }
-        let keys = self.timed(Phase::Commit, self.seal_and_commit(&share, eid)).await?;
+        let keys = self.timed(Phase::Commit, self.seal_and_commit(&share, eid, group_record)).await?;
         Ok((share, keys))
     }
 
@@ -252,7 +290,7 @@ impl Provisioner {
         &self,
         request: &SessionRequest,
         remotes: Vec<Remote>,
-        group: Option<Share>,
+        group: Option<Arc<Share>>,
     ) -> Result<(Share, Vec<SessionOutcome>)> {
         let eid = request.execution_id;
         let t0 = Instant::now();
@@ -316,12 +354,17 @@ impl Provisioner {
     }
 
     /// Steps 2 to 4 of the commit: the agent seals its share as Pending (the cosigners did in
-    /// their sessions), then every party flips to Active.
-    async fn seal_and_commit(&self, share: &Share, eid: ExecutionId) -> Result<RecordKeys> {
+    /// their sessions; a further key's record refers to `group`), then every party flips to Active.
+    async fn seal_and_commit(
+        &self,
+        share: &Share,
+        eid: ExecutionId,
+        group: Option<mpc::GroupRecord>,
+    ) -> Result<RecordKeys> {
         let pk = mpc::public_key_of(share);
         let (sealer, key, s) = (self.sealer.clone(), self.key.clone(), share.clone());
         let (sealed, keys) =
-            tokio::task::spawn_blocking(move || mpc::seal_record_with_cache_keys(&sealer, &key, &s, None))
+            tokio::task::spawn_blocking(move || mpc::seal_record_with_cache_keys(&sealer, &key, &s, None, group))
                 .await
                 .map_err(|e| Error::new(ErrorKind::Internal, format!("sealing task: {e}")))??;
         let record = StoredShare {
