@@ -29,17 +29,20 @@ echo "== conformance cases per store and transport"
     END { for (s in n) printf "conformance: %s: %d of %d cases passed\n", s, ok[s], n[s] }' | sort | tee -a "$log"
 # Live interop with the reference TypeScript SDK (@bsv/sdk from npm) against `mpc-wallet serve`,
 # before the examples: it needs the binary `cargo test` built (with the test feature
-# fault-injection), and the plugin-store example rebuilds it with other features.
+# fault-injection), and the plugin-store example rebuilds it with one more.
 # From here on the binary `cargo test` built (feature fault-injection) gives every party the
 # engine's INSECURE fixture primes: each DKG of the interop runs and examples would otherwise
 # generate two pairs of 1536-bit safe primes per party (minutes on two cores). `cargo test` above
 # generates real ones where that is the point (tests/demo.rs). Run by hand, the examples generate
 # real primes (the variable means nothing to a build without the test feature).
 export MPC_INSECURE_TEST_PRIMES=1
+# examples/plugin-store builds the CLI with its plugin: with the suite's features too, it
+# recompiles the CLI alone, not the engine, and the demo it runs takes fixture primes.
+export MPC_EXAMPLE_FEATURES=fault-injection
 echo "== interop (node, @bsv/sdk)"
 (cd interop && npm ci --no-audit --no-fund --silent && node --test) 2>&1 | tee -a "$log"
 examples=0
-# plugin-store last: it rebuilds the binary without the test feature (so without fixture primes).
+# plugin-store last: it rebuilds the binary with its plugin.
 for example in $(ls examples/*/run.sh | grep -v plugin-store) examples/plugin-store/run.sh; do
   echo "== $example"
   bash "$example"

@@ -5,7 +5,9 @@
 # Provisions, restores, signs and verifies with the embedded cosigners; exits 0 only if all held.
 set -euo pipefail
 root="$(cd "$(dirname "$0")/../.." && pwd)"
-(cd "$root" && cargo build --quiet -p mpc-wallet --features plugin-example)
+# MPC_EXAMPLE_FEATURES: extra features of the build (the test suite passes its own, so this
+# build reuses the suite's instead of compiling the engine again).
+(cd "$root" && cargo build --quiet -p mpc-wallet --features "plugin-example${MPC_EXAMPLE_FEATURES:+,$MPC_EXAMPLE_FEATURES}")
 bin="$root/target/debug/mpc-wallet"
 dir="$(mktemp -d)"
 trap 'rm -rf "$dir"' EXIT

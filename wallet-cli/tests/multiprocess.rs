@@ -142,11 +142,11 @@ fn another_keys_share() -> StoredShare {
 /// Signing, derivation (distributed ECDH) and linkage go on with cosigner 2 when cosigner 1 lost
 /// its share, and when it holds another key's share; when neither can serve, the error lists
 /// both and the front's answer names no cosigner URL.
+///
+/// The wallet is imported (DKG across processes has its own tests).
 fn failover(scheme: &'static str) {
     let mut fleet = Fleet::new(scheme);
-    let (ok, out, err) = fleet.agent(&["sign"], &[]).finish(Duration::from_secs(300));
-    assert!(ok, "provisioning failed:\n{out}\n{err}");
-    let identity = line(&out, "identity: ").unwrap().to_string();
+    let identity = imported_wallet(&fleet, wallet_engine::Protocol::CURRENT, 0x24);
 
     for (case, record) in [("lost share", None), ("another key's share", Some(another_keys_share()))] {
         replace_share(&mut fleet, 1, record);
@@ -204,9 +204,10 @@ fn policy_refuses_a_transaction(scheme: &'static str) {
     use wallet_bsv::{hash::hash160, sighash, Script, Transaction, TxId, TxInput, TxOutput};
     let denied = Script::p2pkh_lock(&[0xde; 20]);
     let fleet = Fleet::with_cosigner_env(scheme, &[("MPC_POLICY_DENY_SCRIPTS", &denied.to_hex())]);
+    imported_wallet(&fleet, wallet_engine::Protocol::CURRENT, 0x25);
     runtime().block_on(async {
         let (wallet, p) = fleet.wallet_builder().build().await.unwrap();
-        assert_eq!(p, wallet_engine::Provisioned::Created);
+        assert_eq!(p, wallet_engine::Provisioned::Restored);
         let key = wallet.identity_key();
         let paying = |to: Script| Transaction {
             version: 1,
@@ -316,8 +317,7 @@ fn kill_the_agent_after_the_cosigners_committed() {
 #[test]
 fn sixteen_concurrent_signatures_over_http() {
     let fleet = Fleet::new("http");
-    let (ok, out, err) = fleet.agent(&["sign"], &[]).finish(Duration::from_secs(300));
-    assert!(ok, "{out}\n{err}");
+    imported_wallet(&fleet, wallet_engine::Protocol::CURRENT, 0x26);
     runtime().block_on(async {
         let (wallet, p) = fleet.wallet_builder().build().await.unwrap();
         assert_eq!(p, wallet_engine::Provisioned::Restored);
@@ -377,24 +377,21 @@ fn stores_by_url_postgres_agent_rocksdb_and_postgres_cosigners() {
     });
 }
 
-/// A cggmp21 wallet (as releases before cggmp24 made them) in every party's store of `fleet`.
-fn cggmp21_wallet(fleet: &Fleet) -> String {
+/// A wallet of `protocol` in every party's store of `fleet`, of the known key `[byte; 32]`
+/// (trusted dealer, fixture primes: no DKG), and its identity key. A cggmp21 one is what
+/// releases before cggmp24 made.
+fn imported_wallet(fleet: &Fleet, protocol: wallet_engine::Protocol, byte: u8) -> String {
     let key = wallet_traits::KeyId::new(wallet_traits::WalletId::new(WALLET).unwrap(), 0);
     let sealer = wallet_engine::Sealer::new(wallet_engine::ShareSecret::new(SECRET).unwrap(), Default::default());
-    let records = wallet_engine::insecure_testing::import_key(
-        [0x21; 32],
-        2,
-        &key,
-        &[&sealer, &sealer, &sealer],
-        wallet_engine::Protocol::Cggmp21,
-    )
-    .unwrap();
+    let records =
+        wallet_engine::insecure_testing::import_key([byte; 32], 2, &key, &[&sealer, &sealer, &sealer], protocol)
+            .unwrap();
     runtime().block_on(async {
         for (spec, r) in fleet.stores.iter().zip(&records) {
             spec.open().await.create_share(r).await.unwrap();
         }
     });
-    public_key_of(0x21)
+    public_key_of(byte)
 }
 
 /// Each party's record protocol and whether a migration is staged in it.
@@ -414,7 +411,7 @@ fn protocols(dir: &Path) -> Vec<(String, bool)> {
 #[cfg(feature = "fault-injection")]
 fn kill_during_migration(step: &str, cosigner_too: bool, settled: &str) {
     let mut fleet = Fleet::new("http");
-    let identity = cggmp21_wallet(&fleet);
+    let identity = imported_wallet(&fleet, wallet_engine::Protocol::Cggmp21, 0x21);
     let (ok, out, err) = fleet.agent(&["sign"], &[]).finish(Duration::from_secs(120));
     assert!(ok, "the cggmp21 wallet does not sign:\n{out}\n{err}");
     assert_eq!(line(&out, "protocol: "), Some("cggmp21/0.6.3"), "{out}");
