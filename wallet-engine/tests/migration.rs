@@ -255,6 +255,15 @@ async fn a_further_key_reuses_the_groups_aux_info() {
         assert_eq!(p, Provisioned::Restored);
         signs(&w).await;
     }
+    // A cosigner lends only a group record's aux info: not a further key's.
+    let request = wallet_traits::SessionRequest {
+        key: wallet_traits::KeyId::new(key().wallet, 3),
+        execution_id: wallet_traits::ExecutionId::random(),
+        parties: vec![0, 1, 2],
+        params: wallet_traits::SessionParams::Keygen { threshold: 2, total: 3, aux_from: 1 },
+    };
+    let e = cosigners.transports()[0].open_session(request).await.map(drop).unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::InvalidInput, "{e}");
     // A wrong secret fails as it does for the group's record, naming the variable.
     let e = builder(dir.path(), "not the secret", &cosigners).await.key_index(1).build().await.unwrap_err();
     assert_eq!(e.kind(), ErrorKind::WrongSecret, "{e}");

@@ -9,8 +9,12 @@
 //!
 //! `labels` is public and, like the whole header, associated data. A share record's labels name
 //! the protocol that made its share and, while a migration is staged, the run and protocol of
-//! the Pending share sealed beside it ([`ShareLabels`]); a prime record's are empty. Format 1
-//! (no labels) is what releases before cggmp24 wrote: its shares are cggmp21's.
+//! the Pending share sealed beside it, and for a further key of a group, which holds only its key
+//! part, the group key whose record completes it ([`ShareLabels`]); a prime record's are empty.
+//! Format 1 (no labels) is what releases before cggmp24 wrote: its shares are cggmp21's.
+//!
+//! Each record has a fresh salt, except a further key's, which takes its group record's
+//! ([`RecordSalt`]); a [`Sealer`] keeps the Argon2id outputs of the share records it handled.
 
 use std::{collections::VecDeque, fmt, str::FromStr, sync::Arc};
 

@@ -174,15 +174,15 @@ impl Provisioner {
     async fn open(&self, record: &StoredShare) -> Result<(mpc::RecordShares, Option<DerivationCache>)> {
         let group = match staging::group_of(record)? {
             None => None,
-            Some(group) => Some(self.group_share_of(&group).await?.0),
+            Some(group) => Some(self.group_share_of(&group).await?),
         };
         let (shares, keys) = staging::open_record(&self.sealer, record, group).await?;
         Ok((shares, DerivationCache::new(self.store.clone(), self.key.clone(), &keys, self.derivation_cache_max)))
     }
 
-    /// The share in force of `group`, this key's group key, with its record: the one the wallet
-    /// that provisions this key holds, if it is that record's, or opened from the store.
-    async fn group_share_of(&self, group: &KeyId) -> Result<(Arc<Share>, StoredShare)> {
+    /// The share in force of `group`, this key's group key: the one the wallet that provisions
+    /// this key holds, if it is that record's, or opened from the store.
+    async fn group_share_of(&self, group: &KeyId) -> Result<Arc<Share>> {
         let record = self.store.load_share(group).await?.ok_or_else(|| {
             Error::new(
                 ErrorKind::Corrupted,
@@ -192,21 +192,26 @@ impl Provisioner {
             .with_context("key", &self.key)
             .with_context("group_key", group)
         })?;
+        self.group_share_in(&record).await
+    }
+
+    /// The share in force of the group record `record`.
+    async fn group_share_in(&self, record: &StoredShare) -> Result<Arc<Share>> {
         if let Some((key, share)) = &self.group {
             // A migration keeps the key but not the share: the protocol must match too.
-            if key == group
+            if *key == record.key
                 && mpc::public_key_of(share).as_bytes()[..] == record.meta.public_key[..]
                 && share_labels(&record.sealed)?.protocol == share.protocol().label()
             {
-                return Ok((share.clone(), record));
+                return Ok(share.clone());
             }
         }
-        if staging::group_of(&record)?.is_some() {
+        if staging::group_of(record)?.is_some() {
             return Err(Error::new(ErrorKind::Corrupted, "a further key's group record refers to yet another key")
-                .with_context("group_key", group));
+                .with_context("group_key", &record.key));
         }
-        let (shares, _) = staging::open_record(&self.sealer, &record, None).await?;
-        Ok((Arc::new(shares.share), record))
+        let (shares, _) = staging::open_record(&self.sealer, record, None).await?;
+        Ok(Arc::new(shares.share))
     }
 
     async fn rollback(&self, on: &[PartyIndex], eid: &ExecutionId) -> Result<()> {
@@ -243,8 +248,7 @@ impl Provisioner {
         let group = KeyId::new(self.key.wallet.clone(), 0);
         let Some(record) = self.store.load_share(&group).await? else { return Ok(None) };
         let Some(group_record) = staging::group_record(&record, self.n)? else { return Ok(None) };
-        let (share, _) = self.group_share_of(&group).await?;
-        Ok(Some((share, group_record)))
+        Ok(Some((self.group_share_in(&record).await?, group_record)))
     }
 
     /// Opens a session of `params` with every cosigner.
