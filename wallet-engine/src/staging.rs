@@ -34,6 +34,23 @@ pub(crate) async fn open_record(
     .map_err(|e| Error::new(ErrorKind::Internal, format!("share opening task: {e}")))?
 }
 
+/// Seals `share` of `key` (with `next` staged beside it, or referring to `group` for a further
+/// key) on the blocking pool, where Argon2id belongs; the counterpart of [`open_record`].
+pub(crate) async fn seal_record(
+    sealer: &Sealer,
+    key: &KeyId,
+    share: Arc<Share>,
+    next: Option<(ExecutionId, Share)>,
+    group: Option<GroupRecord>,
+) -> Result<(Vec<u8>, RecordKeys)> {
+    let (sealer, key) = (sealer.clone(), key.clone());
+    tokio::task::spawn_blocking(move || {
+        mpc::seal_record_with_cache_keys(&sealer, &key, &share, next.as_ref().map(|(e, n)| (*e, n)), group)
+    })
+    .await
+    .map_err(|e| Error::new(ErrorKind::Internal, format!("sealing task: {e}")))?
+}
+
 /// The run of the successor staged in `record`, if any (from its public labels).
 pub(crate) fn staged_run(record: &StoredShare) -> Result<Option<ExecutionId>> {
     Ok(share_labels(&record.sealed)?.next.map(|(eid, _)| eid))
@@ -74,11 +91,7 @@ async fn reseal(
     next: Option<(ExecutionId, Share)>,
     execution_id: ExecutionId,
 ) -> Result<()> {
-    let (s, key) = (sealer.clone(), record.key.clone());
-    let sealed =
-        tokio::task::spawn_blocking(move || mpc::seal_record(&s, &key, &share, next.as_ref().map(|(e, n)| (*e, n))))
-            .await
-            .map_err(|e| Error::new(ErrorKind::Internal, format!("sealing task: {e}")))??;
+    let (sealed, _) = seal_record(sealer, &record.key, Arc::new(share), next, None).await?;
     let mut updated = record.clone();
     updated.sealed = sealed;
     updated.meta.execution_id = execution_id;

@@ -243,11 +243,7 @@ impl CosignerService {
         };
         let pk = mpc::public_key_of(&share);
         let share = Arc::new(share);
-        let (sealer, key, s) = (self.sealer.clone(), req.key.clone(), share.clone());
-        let (sealed, _) =
-            tokio::task::spawn_blocking(move || mpc::seal_record_with_cache_keys(&sealer, &key, &s, None, group))
-                .await
-                .map_err(|e| internal("sealing task", e))??;
+        let (sealed, _) = staging::seal_record(&self.sealer, &req.key, share.clone(), None, group).await?;
         let record = StoredShare {
             key: req.key.clone(),
             meta: ShareMeta {

@@ -366,11 +366,8 @@ impl Provisioner {
         group: Option<mpc::GroupRecord>,
     ) -> Result<RecordKeys> {
         let pk = mpc::public_key_of(share);
-        let (sealer, key, s) = (self.sealer.clone(), self.key.clone(), share.clone());
         let (sealed, keys) =
-            tokio::task::spawn_blocking(move || mpc::seal_record_with_cache_keys(&sealer, &key, &s, None, group))
-                .await
-                .map_err(|e| Error::new(ErrorKind::Internal, format!("sealing task: {e}")))??;
+            staging::seal_record(&self.sealer, &self.key, Arc::new(share.clone()), None, group).await?;
         let record = StoredShare {
             key: self.key.clone(),
             meta: ShareMeta {
