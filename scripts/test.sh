@@ -15,12 +15,18 @@ esac
 # purpose. Run by hand, every example makes them, as the default says.
 export MPC_MULTIEXP_TABLES="${MPC_MULTIEXP_TABLES:-false}"
 log="$(mktemp)"
-trap 'rm -f "$log"' EXIT
+trap 'rm -f "$log" "$log.build"' EXIT
 # One invocation (unit, integration and doc tests) so dependencies are built once.
 # --no-fail-fast: one failing test binary does not hide the results of the others.
 # The test-only feature `fault-injection` lets the crash test pause the agent binary mid-commit.
 features=(--features mpc-wallet/fault-injection)
 cargo test --workspace "${features[@]}" --no-fail-fast "$@" 2>&1 | tee "$log"
+# The build is free of compiler warnings (cargo replays a cached crate's warnings, so a rebuild
+# that compiled nothing still shows them).
+if grep -E '^warning: .*generated [0-9]+ warnings?' "$log"; then
+  echo "the build has compiler warnings (listed above): fix them" >&2
+  exit 1
+fi
 # The conformance cases per store (modules `<store>_conformance`) and per transport (modules
 # `<scheme>_transport`), counted from the run above: each case is its own test.
 echo "== conformance cases per store and transport"
@@ -48,6 +54,19 @@ for example in $(ls examples/*/run.sh | grep -v plugin-store) examples/plugin-st
   bash "$example"
   examples=$((examples + 1))
 done
+# Every feature set a user builds is free of compiler warnings too: the default binary (RocksDB
+# and Postgres stores), without the optional stores, and with the example plugin. Last, because
+# each replaces the test-featured binary the interop runs and examples use.
+for set in "" "--no-default-features" "--features plugin-example"; do
+  echo "== build mpc-wallet ${set:-(default features)}"
+  # shellcheck disable=SC2086 # the set is words
+  cargo build -p mpc-wallet --bins $set 2>&1 | tee "$log.build"
+  if grep -E '^warning: .*generated [0-9]+ warnings?' "$log.build"; then
+    echo "mpc-wallet ${set:-(default features)} builds with compiler warnings (listed above): fix them" >&2
+    exit 1
+  fi
+done
+
 # One closing line for the whole run: cargo's and node's counts added up, plus the examples.
 awk -v ex="$examples" '/^test result:/ { p += $4; f += $6 } /^# pass / { p += $3 } /^# fail / { f += $3 }
   END { printf "%d passed, %d failed\n", p + ex, f }' "$log"

@@ -26,14 +26,14 @@ use async_trait::async_trait;
 use payments::{internalize_args, pay, payment, Chain};
 use wallet_backend_sqlite::SqliteOutputStore;
 use wallet_brc100::{
-    actions::{Actions, ChainServices, CreateActionOptions, ListOutputsArgs, WalletPayment, CHANGE_BASKET},
+    actions::{Actions, CreateActionOptions, ListOutputsArgs, WalletPayment, CHANGE_BASKET},
     KeyMethods, SingleKey,
 };
 use wallet_bsv::{AtomicBeef, Script};
-use wallet_engine::{Wallet, DEFAULT_FEE_SAT_PER_KB};
+use wallet_engine::{Wallet, WalletConfig};
 use wallet_traits::{
-    ActionRecord, ActionStatus, Derivation, EcdsaSignature, InputToSign, KeyDeriver, LinkageProof, Outpoint,
-    OutputRecord, PublicKey, Result, Signer,
+    ActionRecord, ActionStatus, ChainServices, Derivation, EcdsaSignature, InputToSign, KeyDeriver, LinkageProof,
+    Outpoint, OutputRecord, PublicKey, Result, Signer,
 };
 
 /// Payments per `internalizeAction` run.
@@ -110,7 +110,7 @@ async fn books(wallet: &Arc<Timed>, chain: &Arc<Chain>, file: &Path) -> Actions 
     let store = SqliteOutputStore::open(file, "bench").await.unwrap();
     let keys = Arc::new(KeyMethods::new(wallet.clone(), wallet.clone(), wallet.wallet.network()));
     let services = ChainServices { broadcaster: Some(chain.clone()), chain_tracker: Some(chain.clone()) };
-    Actions::new(keys, wallet.clone(), Arc::new(store), services, DEFAULT_FEE_SAT_PER_KB)
+    Actions::new(keys, wallet.clone(), Arc::new(store), services, WalletConfig::default().fee_sat_per_kb)
 }
 
 fn fresh_sender() -> SingleKey {

@@ -16,11 +16,10 @@ mod cosigner;
 mod layers;
 mod wallet;
 
-pub(crate) use chain::no_service;
 pub use chain::ChainConfig;
 pub use cosigner::CosignerConfig;
 pub use layers::{storage_env_name, Origin, Resolved, SettingKey, Settings, Shown, DEFAULT_CONFIG_FILE};
-pub use wallet::{WalletConfig, DEFAULT_DERIVATION_CACHE_MAX, DEFAULT_FEE_SAT_PER_KB};
+pub use wallet::WalletConfig;
 
 pub use wallet_bsv::Network;
 
@@ -109,6 +108,11 @@ impl Reader<'_> {
         self.parsed(name, |v| {
             v.trim().parse::<T>().map_err(|_| Error::new(ErrorKind::Config, format!("it must be {what}")))
         })
+    }
+
+    /// `value` of a key that has a default in its [`SettingKey`], so it is always resolved.
+    fn defaulted<T>(&self, name: &str, value: Option<T>) -> Result<T> {
+        value.ok_or_else(|| Error::new(ErrorKind::Internal, format!("the setting {name} has no default")))
     }
 
     fn invalid(&self, name: &str, why: &str) -> Error {

@@ -20,10 +20,7 @@ pub use at_rest::seal::{
     share_labels, Cipher, KdfParams, NextShare, OpenedShare, RecordSalt, SealOptions, Sealer, ShareContents,
     ShareLabels, ShareSecret, SEAL_FORMAT,
 };
-pub use config::{
-    ChainConfig, CosignerConfig, Network, StoreLocation, WalletConfig, DEFAULT_DERIVATION_CACHE_MAX,
-    DEFAULT_FEE_SAT_PER_KB,
-};
+pub use config::{ChainConfig, CosignerConfig, Network, StoreLocation, WalletConfig};
 pub use cosigner::{
     AllOf, AllowAll, CosignerBuilder, CosignerService, DenyOutputScripts, SigningPolicy, TransactionsOnly, TxReview,
     MAX_PARTIES,
@@ -112,7 +109,7 @@ pub mod insecure_testing {
                     },
                     version: 1,
                     format_version: wallet_traits::SHARE_FORMAT_VERSION,
-                    sealed: mpc::seal_record(sealer, key, share, None)?,
+                    sealed: mpc::seal_record_with_cache_keys(sealer, key, share, None, None)?.0,
                 })
             })
             .collect()

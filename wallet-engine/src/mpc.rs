@@ -23,9 +23,11 @@ pub(crate) use ecdh::{ecdh_context, ecdh_partial, verify_ecdh_partial};
 pub(crate) use io::{spawn_party, PartyInbox, PartyIo, RunningParty};
 pub(crate) use linkage::run_linkage;
 pub use share::Protocol;
+// The test dealer (feature insecure-test-primes) reads a further key's record by its key part.
+#[cfg(feature = "insecure-test-primes")]
+pub(crate) use share::decode_key_part;
 pub(crate) use share::{
-    decode_key_part, decode_record, lagrange, parse_point, public_key_of, seal_record, seal_record_with_cache_keys,
-    GroupRecord, RecordShares, Share,
+    decode_record, lagrange, parse_point, public_key_of, seal_record_with_cache_keys, GroupRecord, RecordShares, Share,
 };
 pub(crate) use sign::{run_sign, run_sign_tx, tweak_share};
 pub use sign::{tweaked_public_key, verify_signature};

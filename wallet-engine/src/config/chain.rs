@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use wallet_traits::{Broadcaster, ChainTracker, Error, ErrorKind, Plugins, Result, ServiceConfig};
+use wallet_traits::{Broadcaster, ChainTracker, Plugins, Result, ServiceConfig};
 
 use super::Network;
 
@@ -84,17 +84,9 @@ impl ChainConfig {
     }
 }
 
-/// The error of an operation that needs a chain service the wallet has none of.
-pub(crate) fn no_service(what: &str, variable: &str) -> Error {
-    Error::new(
-        ErrorKind::Config,
-        format!("this wallet has no {what}: install its plugin and set {variable} (or use the default)"),
-    )
-}
-
 #[cfg(test)]
 mod tests {
-    use wallet_traits::{Broadcast, BroadcasterFactory};
+    use wallet_traits::{Broadcast, BroadcasterFactory, ErrorKind};
 
     use super::*;
 

@@ -59,31 +59,10 @@ pub struct CosignerConfig {
 }
 
 impl Default for CosignerConfig {
+    /// The defaults of [`CosignerConfig::KEYS`], parsed: each default is written once, in its key.
     fn default() -> Self {
-        Self {
-            party_index: None,
-            http_listen: None,
-            grpc_listen: None,
-            store: None,
-            store_options: Options::new(),
-            share_secret: None,
-            jwt_secret: None,
-            jwt_public_key_file: None,
-            jwt_audiences: None,
-            party_key: None,
-            peer_keys: None,
-            tls_cert_file: None,
-            tls_key_file: None,
-            max_sessions: 64,
-            // As the agent's: a DKG's aux info waits while each party gets its primes (two pairs
-            // of safe primes when no pool is ready: minutes on a small machine).
-            session_idle: Duration::from_secs(600),
-            max_message_bytes: 8 << 20,
-            prime_pool_target: 1,
-            policy_deny_scripts: Vec::new(),
-            policy_raw_digests: true,
-            multiexp_tables: true,
-        }
+        Self::from_settings(&Settings::defaults(Self::KEYS).expect("the defaults resolve"))
+            .expect("the defaults in CosignerConfig::KEYS parse (tested)")
     }
 }
 
@@ -117,6 +96,8 @@ impl CosignerConfig {
         SettingKey::plain("tls_cert_file"),
         SettingKey::plain("tls_key_file"),
         SettingKey::plain("max_sessions").default("64"),
+        // As the agent's: a DKG's aux info waits while each party gets its primes (two pairs of
+        // safe primes when no pool is ready: minutes on a small machine).
         SettingKey::plain("session_idle_secs").default("600"),
         SettingKey::plain("max_message_bytes").default("8388608"),
         SettingKey::plain("prime_pool_target").default("1"),
@@ -138,7 +119,6 @@ impl CosignerConfig {
     /// Parses resolved [`Settings`] of [`CosignerConfig::KEYS`], every value once.
     pub fn from_settings(settings: &Settings) -> Result<Self> {
         let r = Reader(settings);
-        let d = Self::default();
         let address = |name: &str| {
             r.parsed(name, |v| {
                 v.trim()
@@ -166,14 +146,14 @@ impl CosignerConfig {
             peer_keys: r.parsed("peer_keys", Keyring::parse_peers)?,
             tls_cert_file: r.path("tls_cert_file"),
             tls_key_file: r.path("tls_key_file"),
-            max_sessions: r.number("max_sessions", "a whole number of sessions")?.unwrap_or(d.max_sessions),
-            session_idle: r
-                .number("session_idle_secs", "a whole number of seconds")?
-                .map_or(d.session_idle, Duration::from_secs),
-            max_message_bytes: r.number("max_message_bytes", "a whole number of bytes")?.unwrap_or(d.max_message_bytes),
+            max_sessions: r.defaulted("max_sessions", r.number("max_sessions", "a whole number of sessions")?)?,
+            session_idle: Duration::from_secs(
+                r.defaulted("session_idle_secs", r.number("session_idle_secs", "a whole number of seconds")?)?,
+            ),
+            max_message_bytes: r
+                .defaulted("max_message_bytes", r.number("max_message_bytes", "a whole number of bytes")?)?,
             prime_pool_target: r
-                .number("prime_pool_target", "a whole number of prime pairs")?
-                .unwrap_or(d.prime_pool_target),
+                .defaulted("prime_pool_target", r.number("prime_pool_target", "a whole number of prime pairs")?)?,
             policy_deny_scripts: r
                 .parsed("policy_deny_scripts", |v| {
                     v.split(',')
@@ -190,14 +170,15 @@ impl CosignerConfig {
                         .collect::<Result<Vec<_>>>()
                 })?
                 .unwrap_or_default(),
-            policy_raw_digests: r
-                .parsed("policy_raw_digests", |v| match v.trim() {
+            policy_raw_digests: r.defaulted(
+                "policy_raw_digests",
+                r.parsed("policy_raw_digests", |v| match v.trim() {
                     "allow" => Ok(true),
                     "deny" => Ok(false),
                     _ => Err(Error::new(ErrorKind::Config, "it must be allow or deny")),
-                })?
-                .unwrap_or(d.policy_raw_digests),
-            multiexp_tables: r.flag("multiexp_tables")?.unwrap_or(d.multiexp_tables),
+                })?,
+            )?,
+            multiexp_tables: r.defaulted("multiexp_tables", r.flag("multiexp_tables")?)?,
         })
     }
 
@@ -276,6 +257,10 @@ mod tests {
         ];
         let c = CosignerConfig::from_vars(vars(&good)).unwrap();
         assert_eq!(c.max_sessions, 64);
+        // `Default` is the parse of the keys' defaults.
+        let d = CosignerConfig::default();
+        assert_eq!((d.max_sessions, d.session_idle, d.max_message_bytes), (64, Duration::from_secs(600), 8 << 20));
+        assert!(d.policy_raw_digests && d.multiexp_tables && d.party_index.is_none());
         assert_eq!(c.keyring().unwrap().party_index(), 1);
         for (var, value) in [("MPC_PARTY_INDEX", "0"), ("MPC_MAX_SESSIONS", "lots"), ("MPC_GRPC_LISTEN", "nowhere")] {
             let e = CosignerConfig::from_vars(vars(&[(var, value)])).unwrap_err();

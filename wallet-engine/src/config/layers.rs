@@ -152,7 +152,20 @@ impl Settings {
             Some(p) => Some(p.to_path_buf()),
             None => Some(PathBuf::from(DEFAULT_CONFIG_FILE)).filter(|p| p.is_file()),
         };
+        Self::layered(keys, file, vars)
+    }
 
+    /// The defaults of `keys` alone: no file, no variables. A configuration's `Default` is its
+    /// parse of these, so each default is written once, in its key.
+    pub fn defaults(keys: &'static [SettingKey]) -> Result<Self> {
+        Self::layered(keys, None, std::iter::empty())
+    }
+
+    fn layered(
+        keys: &'static [SettingKey],
+        file: Option<PathBuf>,
+        vars: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<Self> {
         let (env, ignored_env) = split_env(keys, vars);
 
         let mut builder = Config::builder();

@@ -66,37 +66,11 @@ pub struct WalletConfig {
     pub multiexp_tables: bool,
 }
 
-/// Default of [`WalletConfig::derivation_cache_max`].
-pub const DEFAULT_DERIVATION_CACHE_MAX: usize = 10_000;
-
-/// Default of [`WalletConfig::fee_sat_per_kb`]: the wallet toolbox's.
-pub const DEFAULT_FEE_SAT_PER_KB: u64 = 1;
-
 impl Default for WalletConfig {
+    /// The defaults of [`WalletConfig::KEYS`], parsed: each default is written once, in its key.
     fn default() -> Self {
-        Self {
-            wallet_id: None,
-            share_secret: None,
-            store: None,
-            store_options: Options::new(),
-            cosigner_endpoints: Vec::new(),
-            threshold: 2,
-            network: Network::default(),
-            cipher: Cipher::default(),
-            party_key: None,
-            peer_keys: BTreeMap::new(),
-            jwt_secret: None,
-            jwt_private_key_file: None,
-            tls_ca_file: None,
-            derivation_cache_max: DEFAULT_DERIVATION_CACHE_MAX,
-            allowed_origins: None,
-            allowed_hosts: None,
-            api_token: None,
-            chain: ChainConfig::default(),
-            fee_sat_per_kb: DEFAULT_FEE_SAT_PER_KB,
-            background_interval: std::time::Duration::from_secs(30),
-            multiexp_tables: true,
-        }
+        Self::from_settings(&Settings::defaults(Self::KEYS).expect("the defaults resolve"))
+            .expect("the defaults in WalletConfig::KEYS parse (tested)")
     }
 }
 
@@ -184,7 +158,6 @@ impl WalletConfig {
     /// file system is [`validate`](Self::validate)'s.
     pub fn from_settings(settings: &Settings) -> Result<Self> {
         let r = Reader(settings);
-        let defaults = Self::default();
         Ok(Self {
             wallet_id: r.parsed("wallet_id", |s| WalletId::new(s))?,
             share_secret: r.parsed("share_secret", |s| ShareSecret::new(s))?,
@@ -194,36 +167,37 @@ impl WalletConfig {
                 .text("cosigner_endpoints")
                 .map(|v| v.split(',').map(|s| s.trim().to_string()).filter(|s| !s.is_empty()).collect())
                 .unwrap_or_default(),
-            threshold: r.number("threshold", "a number such as 2")?.unwrap_or(defaults.threshold),
-            network: r.parsed("network", str::parse)?.unwrap_or_default(),
-            cipher: r.parsed("cipher", str::parse)?.unwrap_or_default(),
+            threshold: r.defaulted("threshold", r.number("threshold", "a number such as 2")?)?,
+            network: r.defaulted("network", r.parsed("network", str::parse)?)?,
+            cipher: r.defaulted("cipher", r.parsed("cipher", str::parse)?)?,
             party_key: r.party_key()?,
             peer_keys: r.parsed("peer_keys", Keyring::parse_peers)?.unwrap_or_default(),
             jwt_secret: r.text("jwt_secret"),
             jwt_private_key_file: r.path("jwt_private_key_file"),
             tls_ca_file: r.path("tls_ca_file"),
-            derivation_cache_max: r
-                .parsed("derivation_cache_max", |v| match v.trim().parse::<usize>() {
+            derivation_cache_max: r.defaulted(
+                "derivation_cache_max",
+                r.parsed("derivation_cache_max", |v| match v.trim().parse::<usize>() {
                     Ok(n) if n > 0 => Ok(n),
                     _ => Err(Error::new(
                         ErrorKind::Config,
                         "it must be a number of entries of at least 1, such as 10000",
                     )),
-                })?
-                .unwrap_or(defaults.derivation_cache_max),
+                })?,
+            )?,
             allowed_origins: r.text("allowed_origins"),
             allowed_hosts: r.text("allowed_hosts"),
             api_token: r.text("api_token"),
             fee_sat_per_kb: r
-                .number("fee_sat_per_kb", "satoshis per 1000 bytes, such as 1")?
-                .unwrap_or(defaults.fee_sat_per_kb),
-            background_interval: r
-                .parsed("background_interval_secs", |v| match v.trim().parse::<u64>() {
+                .defaulted("fee_sat_per_kb", r.number("fee_sat_per_kb", "satoshis per 1000 bytes, such as 1")?)?,
+            background_interval: r.defaulted(
+                "background_interval_secs",
+                r.parsed("background_interval_secs", |v| match v.trim().parse::<u64>() {
                     Ok(n) if n > 0 => Ok(std::time::Duration::from_secs(n)),
                     _ => Err(Error::new(ErrorKind::Config, "it must be a number of seconds of at least 1, such as 30")),
-                })?
-                .unwrap_or(defaults.background_interval),
-            multiexp_tables: r.flag("multiexp_tables")?.unwrap_or(defaults.multiexp_tables),
+                })?,
+            )?,
+            multiexp_tables: r.defaulted("multiexp_tables", r.flag("multiexp_tables")?)?,
             chain: ChainConfig {
                 broadcaster: r.text("broadcaster"),
                 arc_url: r.text("arc_url"),
@@ -328,6 +302,19 @@ mod tests {
             assert_eq!(e.context_value("variable"), Some(var), "{e}");
             assert!(e.to_string().contains(var), "{e}");
         }
+    }
+
+    #[test]
+    fn the_default_is_the_parse_of_the_keys_defaults() {
+        let d = WalletConfig::default();
+        assert_eq!(
+            (d.threshold, d.network, d.derivation_cache_max, d.fee_sat_per_kb),
+            (2, Network::Mainnet, 10_000, 1)
+        );
+        assert_eq!(d.background_interval, std::time::Duration::from_secs(30));
+        assert!(d.multiexp_tables && d.wallet_id.is_none() && d.store.is_none());
+        // The builder starts from the same defaults.
+        assert!(format!("{:?}", crate::WalletBuilder::new()).contains("threshold: 2"));
     }
 
     #[test]

@@ -161,18 +161,9 @@ pub(crate) struct GroupRecord {
     pub(crate) salt: RecordSalt,
 }
 
-/// Seals `share` of `key`, with the successor a migration staged beside it, if any.
-pub(crate) fn seal_record(
-    sealer: &Sealer,
-    key: &KeyId,
-    share: &Share,
-    next: Option<(ExecutionId, &Share)>,
-) -> Result<Vec<u8>> {
-    seal_record_with_cache_keys(sealer, key, share, next, None).map(|(blob, _)| blob)
-}
-
-/// [`seal_record`], also returning the keys of the record's derivation cache. A further key's
-/// record (`group` given) keeps only the key part of its share, not the group's aux info.
+/// Seals `share` of `key`, with the successor a migration staged beside it, if any, and returns
+/// the keys of the record's derivation cache too. A further key's record (`group` given) keeps
+/// only the key part of its share, not the group's aux info.
 pub(crate) fn seal_record_with_cache_keys(
     sealer: &Sealer,
     key: &KeyId,

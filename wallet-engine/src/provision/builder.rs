@@ -3,7 +3,8 @@
 use std::{sync::Arc, time::Duration};
 
 use wallet_traits::{
-    Broadcaster, ChainTracker, CosignerTransport, Error, ErrorKind, KeyId, Result, ShareStore, WalletId, AGENT_INDEX,
+    Broadcaster, ChainServices, ChainTracker, CosignerTransport, Error, ErrorKind, KeyId, Result, ShareStore, WalletId,
+    AGENT_INDEX,
 };
 
 pub use super::provisioner::MigrationStep;
@@ -13,7 +14,7 @@ use crate::{
     at_rest::seal::{SealOptions, Sealer, ShareSecret},
     config::{ChainConfig, Network, WalletConfig},
     keys::Keyring,
-    wallet::{ChainServices, Cosigner, Wallet, WalletSettings},
+    wallet::{Cosigner, Wallet, WalletSettings},
 };
 
 /// Whether `build` ran DKG or reopened an existing share.
@@ -133,35 +134,9 @@ impl std::fmt::Debug for WalletBuilder {
 }
 
 impl Default for WalletBuilder {
+    /// [`WalletConfig::default`]'s settings: each default is written once, in its setting.
     fn default() -> Self {
-        Self {
-            wallet_id: None,
-            key_index: 0,
-            threshold: 2,
-            secret: None,
-            seal: SealOptions::default(),
-            store: None,
-            store_url: None,
-            store_options: Default::default(),
-            cosigners: Vec::new(),
-            cosigner_urls: Vec::new(),
-            primes: None,
-            keyring: None,
-            transport_options: Default::default(),
-            network: Network::default(),
-            progress: None,
-            // Long enough for a cosigner that must generate primes before its first aux message.
-            idle_timeout: Duration::from_secs(600),
-            pause_before_local_commit: None,
-            derivation_cache_max: crate::DEFAULT_DERIVATION_CACHE_MAX,
-            plugins: None,
-            chain: ChainConfig::default(),
-            broadcaster: None,
-            chain_tracker: None,
-            multiexp_tables: true,
-            migrate: false,
-            stop_migration_at: None,
-        }
+        Self::with_config(WalletConfig::default())
     }
 }
 
@@ -178,23 +153,38 @@ impl WalletBuilder {
 
     /// A builder from a parsed configuration; nothing is parsed again here.
     pub fn from_config(cfg: WalletConfig) -> Result<Self> {
-        let mut b = Self::new();
-        b.transport_options = cfg.transport_options();
-        b.store_options = cfg.store_options;
-        b.wallet_id = cfg.wallet_id.map(|w| w.as_str().to_string());
-        b.secret = cfg.share_secret;
-        b.store_url = cfg.store.map(|s| s.url());
-        b.cosigner_urls = cfg.cosigner_endpoints;
-        b.threshold = cfg.threshold;
-        b.network = cfg.network;
-        b.seal.cipher = cfg.cipher;
-        b.derivation_cache_max = cfg.derivation_cache_max;
-        b.multiexp_tables = cfg.multiexp_tables;
-        b.chain = cfg.chain;
-        if let Some(key) = cfg.party_key {
-            b.keyring = Some(Keyring::new(AGENT_INDEX, key, cfg.peer_keys));
+        Ok(Self::with_config(cfg))
+    }
+
+    fn with_config(cfg: WalletConfig) -> Self {
+        Self {
+            transport_options: cfg.transport_options(),
+            store_options: cfg.store_options,
+            wallet_id: cfg.wallet_id.map(|w| w.as_str().to_string()),
+            key_index: 0,
+            threshold: cfg.threshold,
+            secret: cfg.share_secret,
+            seal: SealOptions { cipher: cfg.cipher, ..SealOptions::default() },
+            store: None,
+            store_url: cfg.store.map(|s| s.url()),
+            cosigners: Vec::new(),
+            cosigner_urls: cfg.cosigner_endpoints,
+            primes: None,
+            keyring: cfg.party_key.map(|key| Keyring::new(AGENT_INDEX, key, cfg.peer_keys)),
+            network: cfg.network,
+            progress: None,
+            // Long enough for a cosigner that must generate primes before its first aux message.
+            idle_timeout: Duration::from_secs(600),
+            pause_before_local_commit: None,
+            derivation_cache_max: cfg.derivation_cache_max,
+            plugins: None,
+            chain: cfg.chain,
+            broadcaster: None,
+            chain_tracker: None,
+            multiexp_tables: cfg.multiexp_tables,
+            migrate: false,
+            stop_migration_at: None,
         }
-        Ok(b)
     }
 
     /// The wallet id (MPC_WALLET_ID).
@@ -330,9 +320,8 @@ impl WalletBuilder {
         self
     }
 
-    /// Most entries the derivation cache keeps (MPC_DERIVATION_CACHE_MAX, default
-    /// [`DEFAULT_DERIVATION_CACHE_MAX`](crate::DEFAULT_DERIVATION_CACHE_MAX)); beyond it the least
-    /// recently used are evicted. At least 1: `build` refuses 0.
+    /// Most entries the derivation cache keeps (MPC_DERIVATION_CACHE_MAX, whose default is the
+    /// builder's); beyond it the least recently used are evicted. At least 1: `build` refuses 0.
     pub fn derivation_cache_max(mut self, entries: usize) -> Self {
         self.derivation_cache_max = entries;
         self
