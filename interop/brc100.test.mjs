@@ -265,6 +265,15 @@ test('wallet info methods', async () => {
   assert.deepEqual(await wallet.getNetwork({}), { network: 'mainnet' })
   assert.match((await wallet.getVersion({})).version, /^mpc-wallet-\d+\.\d+\.\d+$/)
   await assert.rejects(wallet.listCertificates({ certifiers: [], types: [] }), /not supported/)
+  // Every method error carries a BRC-100 numeric code: 1 (WalletError's) with the toolbox's name
+  // and our kind, where it is neither 6 nor 7.
+  const unsupported = await raw('/listCertificates', {
+    headers: { Authorization: `Bearer ${token}`, 'Content-Type': 'application/json' },
+    body: JSON.stringify({ certifiers: [], types: [] })
+  })
+  assert.match(refused(unsupported, 400, 1), /not supported/)
+  assert.equal(unsupported.body.name, 'WERR_NOT_IMPLEMENTED')
+  assert.equal(unsupported.body.kind, 'unsupported')
   // The books are open even without chain services: an empty basket lists nothing.
   assert.deepEqual(await wallet.listOutputs({ basket: 'x' }), { totalOutputs: 0, outputs: [] })
 })

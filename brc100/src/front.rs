@@ -19,7 +19,9 @@ use serde::de::DeserializeOwned;
 use serde_json::{json, Value};
 use wallet_traits::{Error, ErrorKind};
 
-use crate::front::{self, refusal, Door, FrontPolicy};
+pub(crate) mod door;
+
+use door::{refusal, Door, FrontPolicy};
 
 #[derive(Clone)]
 struct Front {
@@ -50,14 +52,14 @@ pub fn brc100_router(
         .layer(axum::extract::DefaultBodyLimit::max(door.limits().max_body_bytes))
         .with_state(Front { methods, actions })
         // Layers run outermost last-added: origin → token → content type → body.
-        .layer(from_fn_with_state(door.clone(), front::read_body))
-        .layer(from_fn(front::content_type))
-        .layer(from_fn_with_state(door.clone(), front::token))
-        .layer(from_fn_with_state(door.clone(), front::origin));
+        .layer(from_fn_with_state(door.clone(), door::read_body))
+        .layer(from_fn(door::content_type))
+        .layer(from_fn_with_state(door.clone(), door::token))
+        .layer(from_fn_with_state(door.clone(), door::origin));
     keyed
         .merge(public)
-        .layer(from_fn_with_state(door.clone(), front::host))
-        .layer(from_fn_with_state(door, front::in_flight))
+        .layer(from_fn_with_state(door.clone(), door::host))
+        .layer(from_fn_with_state(door, door::in_flight))
 }
 
 async fn not_found() -> Response {
@@ -74,16 +76,22 @@ fn json_response(status: StatusCode, v: &Value) -> Response {
     r
 }
 
-/// BRC-100 error codes `HTTPWalletJSON` understands: 6 is WERR_INVALID_PARAMETER (with the
-/// `parameter`), 7 WERR_INSUFFICIENT_FUNDS (with the satoshis needed).
+/// A method's error in BRC-100's shape. The numeric codes are @bsv/sdk's: 6 is
+/// `WERR_INVALID_PARAMETER` (with the `parameter`), 7 `WERR_INSUFFICIENT_FUNDS` (with the
+/// satoshis needed), and 1 every other wallet error (`WalletError`'s default), whose `name` is
+/// the toolbox's `WERR_*` for it and whose `kind` is ours, for a client to branch on. A code the
+/// method set itself (@bsv/sdk's `ERR_INVALID_SIGNATURE`, `ERR_INVALID_HMAC`) stands, and a
+/// cosigner's policy refusal is `ERR_POLICY_DENIED`, a code no retry or other input changes.
 fn error_response(e: &Error) -> Response {
     let code: Value = match (e.kind(), e.context_value(CODE)) {
         (_, Some(code)) => json!(code),
         (ErrorKind::InvalidInput, None) => json!(6),
         (ErrorKind::InsufficientFunds, None) => json!(7),
-        _ => json!(e.kind().as_str()),
+        (ErrorKind::PolicyDenied, None) => json!("ERR_POLICY_DENIED"),
+        _ => json!(1),
     };
-    let mut body = json!({ "isError": true, "code": code, "message": e.message() });
+    let mut body =
+        json!({ "isError": true, "code": code, "name": werr_name(e.kind()), "kind": e.kind(), "message": e.message() });
     if code == json!(6) {
         body["parameter"] = json!(e.context_value("parameter").unwrap_or("args"));
     }
@@ -94,6 +102,23 @@ fn error_response(e: &Error) -> Response {
         }
     }
     json_response(StatusCode::BAD_REQUEST, &body)
+}
+
+/// The wallet toolbox's error name for `kind`.
+fn werr_name(kind: ErrorKind) -> &'static str {
+    match kind {
+        ErrorKind::InvalidInput => "WERR_INVALID_PARAMETER",
+        ErrorKind::InsufficientFunds => "WERR_INSUFFICIENT_FUNDS",
+        ErrorKind::Unsupported => "WERR_NOT_IMPLEMENTED",
+        ErrorKind::Unauthorized | ErrorKind::WrongSecret => "WERR_UNAUTHORIZED",
+        ErrorKind::NotFound
+        | ErrorKind::AlreadyExists
+        | ErrorKind::Conflict
+        | ErrorKind::PolicyDenied
+        | ErrorKind::Rejected => "WERR_INVALID_OPERATION",
+        ErrorKind::ServiceUnavailable => "WERR_BROADCAST_UNAVAILABLE",
+        _ => "WERR_INTERNAL",
+    }
 }
 
 fn args<T: DeserializeOwned>(body: &Bytes) -> Result<T, Error> {

@@ -6,17 +6,15 @@ mod args;
 #[cfg(feature = "front")]
 mod front;
 mod methods;
-#[cfg(feature = "front")]
-mod router;
 mod single_key;
 
 pub use args::*;
 #[cfg(feature = "front")]
-pub use front::{
+pub use front::brc100_router;
+#[cfg(feature = "front")]
+pub use front::door::{
     FrontLimits, FrontPolicy, BODY_TIMEOUT, HOSTS_VAR, MAX_BODY_BYTES, MAX_BUFFERED_BYTES, MAX_IN_FLIGHT, ORIGINS_VAR,
     TOKEN_VAR,
 };
 pub use methods::KeyMethods;
-#[cfg(feature = "front")]
-pub use router::brc100_router;
 pub use single_key::SingleKey;

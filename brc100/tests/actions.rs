@@ -10,13 +10,11 @@ use std::sync::Arc;
 
 use payments::{internalize_args, pay, Chain};
 use wallet_brc100::{
-    actions::{
-        AbortActionArgs, Actions, ChainServices, CreateActionOptions, ListActionsArgs, ListOutputsArgs, WalletPayment,
-    },
+    actions::{AbortActionArgs, Actions, CreateActionOptions, ListActionsArgs, ListOutputsArgs, WalletPayment},
     KeyMethods, SingleKey,
 };
 use wallet_bsv::{interpreter, AtomicBeef, BeefTx, Network};
-use wallet_traits::ErrorKind;
+use wallet_traits::{ChainServices, ErrorKind};
 
 struct Fixture {
     actions: Actions,
@@ -142,4 +140,129 @@ async fn a_refused_sign_action_releases_the_inputs() {
     let e = f.actions.sign_action(args).await.unwrap_err();
     assert_eq!(e.context_value("parameter"), Some("spends"));
     assert_eq!(balance(&f).await, 20_000, "the refused action gave its input back");
+}
+
+/// A transaction paying `outputs`, mined in a block `chain` knows, and its BEEF.
+fn mined_parent(chain: &payments::Chain, outputs: Vec<wallet_bsv::TxOutput>) -> (wallet_bsv::Transaction, Vec<u8>) {
+    use wallet_bsv::{Beef, BeefVersion, MerkleLeaf, MerklePath, Transaction, TxId, TxInput};
+    let parent = Transaction {
+        version: 1,
+        inputs: vec![TxInput { source_txid: TxId(rand::random()), sequence: u32::MAX, ..Default::default() }],
+        outputs,
+        lock_time: 0,
+    };
+    let height = 700_000 + u64::from(rand::random::<u16>());
+    let leaves = vec![MerkleLeaf::hash(0, parent.txid().0, true), MerkleLeaf::hash(1, rand::random(), false)];
+    let path = MerklePath::new(height, vec![leaves], true).unwrap();
+    chain.roots.lock().unwrap().insert((height, path.root()));
+    let beef = Beef {
+        version: BeefVersion::V1,
+        bumps: vec![path],
+        txs: vec![BeefTx::Full { tx: parent.clone(), bump: Some(0) }],
+    };
+    (parent, beef.to_bytes().unwrap())
+}
+
+fn caller_input(parent: &wallet_bsv::Transaction, vout: u32) -> wallet_brc100::actions::CreateActionInput {
+    wallet_brc100::actions::CreateActionInput {
+        outpoint: format!("{}.{vout}", parent.txid().to_hex()),
+        input_description: "the caller signs".into(),
+        unlocking_script_length: Some(108),
+        ..Default::default()
+    }
+}
+
+async fn actions_recorded(f: &Fixture) -> u64 {
+    f.actions.list_actions(ListActionsArgs { labels: vec![], ..Default::default() }).await.unwrap().total_actions
+}
+
+#[tokio::test]
+async fn outputs_summing_past_2_pow_64_are_refused_not_wrapped() {
+    use wallet_bsv::amount::MAX_SATOSHIS;
+    let f = fixture().await;
+    let (tx, remittance) = payment(&f, 50_000, true, false).await;
+    f.actions.internalize_action(internalize_args(tx, remittance)).await.unwrap();
+    let before = actions_recorded(&f).await;
+    // 8,785 outputs that add up to 2^64 + 1000: a wrapping sum sees 1000 satoshis.
+    let n = 8_785u64;
+    let rest = ((1u128 << 64) + 1000 - u128::from(n - 1) * u128::from(MAX_SATOSHIS)) as u64;
+    assert!(rest <= MAX_SATOSHIS);
+    let mut args = pay(MAX_SATOSHIS, CreateActionOptions::default());
+    let one = args.outputs.as_ref().unwrap()[0].clone();
+    let mut outputs = vec![one.clone(); (n - 1) as usize];
+    outputs.push(wallet_brc100::actions::CreateActionOutput { satoshis: rest, ..one });
+    args.outputs = Some(outputs);
+    let e = f.actions.create_action(args).await.unwrap_err();
+    assert_eq!((e.kind(), e.context_value("parameter")), (ErrorKind::InvalidInput, Some("outputs")), "{e}");
+    assert!(e.message().contains("21 million"), "{e}");
+    assert_eq!(balance(&f).await, 50_000, "nothing was reserved");
+    assert_eq!(actions_recorded(&f).await, before, "nothing was recorded");
+    assert!(f.chain.sent.lock().unwrap().len() == 1, "nothing was broadcast after the funding");
+}
+
+#[tokio::test]
+async fn a_made_up_input_beef_funds_nothing() {
+    use wallet_bsv::{Beef, BeefVersion, Script, Transaction, TxId, TxInput, TxOutput};
+    let f = fixture().await;
+    let (tx, remittance) = payment(&f, 5_000, true, false).await;
+    f.actions.internalize_action(internalize_args(tx, remittance)).await.unwrap();
+    let before = actions_recorded(&f).await;
+    // 10^15 satoshis to OP_DROP OP_TRUE, from nowhere: unproven, its own input not in the BEEF.
+    let fake = Transaction {
+        version: 1,
+        inputs: vec![TxInput { source_txid: TxId(rand::random()), sequence: u32::MAX, ..Default::default() }],
+        outputs: vec![TxOutput { satoshis: 1_000_000_000_000_000, locking_script: Script::new(vec![0x75, 0x51]) }],
+        lock_time: 0,
+    };
+    let unproven =
+        Beef { version: BeefVersion::V1, bumps: vec![], txs: vec![BeefTx::Full { tx: fake.clone(), bump: None }] };
+    // The same transaction "mined" in a block the chain tracker does not know.
+    let (fake_mined, unknown_block) = {
+        let chain = payments::Chain::default();
+        mined_parent(&chain, fake.outputs.clone())
+    };
+    for (parent, beef) in [(fake, unproven.to_bytes().unwrap()), (fake_mined, unknown_block)] {
+        let mut args = pay(1_000, CreateActionOptions { no_send: Some(true), ..Default::default() });
+        let mut input = caller_input(&parent, 0);
+        input.unlocking_script = Some("00".into());
+        input.unlocking_script_length = None;
+        args.inputs = Some(vec![input]);
+        args.input_beef = Some(beef);
+        let e = f.actions.create_action(args).await.unwrap_err();
+        assert_eq!((e.kind(), e.context_value("parameter")), (ErrorKind::InvalidInput, Some("inputBEEF")), "{e}");
+    }
+    assert_eq!(balance(&f).await, 5_000, "no change appeared and nothing was reserved");
+    assert_eq!(actions_recorded(&f).await, before, "nothing was recorded");
+}
+
+#[tokio::test]
+async fn transactions_held_for_sign_action_are_bounded() {
+    use wallet_brc100::actions::MAX_HELD;
+    let f = fixture().await;
+    let outputs = (0..=MAX_HELD)
+        .map(|_| wallet_bsv::TxOutput {
+            satoshis: 10_000,
+            locking_script: wallet_bsv::Script::p2pkh_lock(&rand::random()),
+        })
+        .collect();
+    let (parent, beef) = mined_parent(&f.chain, outputs);
+    let spend = |vout: u32| {
+        let mut args = pay(5_000, CreateActionOptions::default());
+        args.inputs = Some(vec![caller_input(&parent, vout)]);
+        args.input_beef = Some(beef.clone());
+        args
+    };
+    let mut references = Vec::new();
+    for vout in 0..MAX_HELD as u32 {
+        let r = f.actions.create_action(spend(vout)).await.unwrap();
+        references.push(r.signable_transaction.unwrap().reference);
+    }
+    let held = actions_recorded(&f).await;
+    let e = f.actions.create_action(spend(MAX_HELD as u32)).await.unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::Conflict, "{e}");
+    assert!(e.message().contains("signAction or abortAction"), "{e}");
+    assert_eq!(actions_recorded(&f).await, held, "the refusal recorded nothing");
+    // Finishing one makes room.
+    assert!(f.actions.abort_action(AbortActionArgs { reference: references.pop().unwrap() }).await.unwrap());
+    assert!(f.actions.create_action(spend(MAX_HELD as u32)).await.unwrap().signable_transaction.is_some());
 }

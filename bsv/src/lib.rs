@@ -2,6 +2,7 @@
 #![deny(missing_docs)]
 
 pub mod address;
+pub mod amount;
 pub mod beef;
 pub mod brc29;
 pub mod brc42;

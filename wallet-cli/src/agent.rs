@@ -234,7 +234,7 @@ pub(crate) async fn serve(file: Option<&Path>, listen: SocketAddr) -> Result<()>
     // The front's variables (MPC_ALLOWED_ORIGINS, MPC_ALLOWED_HOSTS, MPC_API_TOKEN) are checked
     // before anything is started or provisioned.
     let mut cfg = WalletConfig::load(file)?;
-    let policy = crate::front::policy(&cfg)?;
+    let policy = crate::serve::policy(&cfg)?;
     default_store(&mut cfg);
     let (builder, dir) = builder_from_config(cfg.clone()).await?;
     let wallet = Arc::new(provision(builder, &dir).await?);
@@ -243,7 +243,7 @@ pub(crate) async fn serve(file: Option<&Path>, listen: SocketAddr) -> Result<()>
     if let Some(books) = &books {
         crate::books::start_background(books.clone(), cfg.background_interval);
     }
-    crate::front::serve(crate::books::key_methods(&wallet), books, identity, policy, listen).await
+    crate::serve::serve(crate::books::key_methods(&wallet), books, identity, policy, listen).await
 }
 
 /// `mpc-wallet status`: the local record's state and each cosigner's view.

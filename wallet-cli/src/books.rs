@@ -6,7 +6,7 @@ use std::{path::Path, sync::Arc, time::Duration};
 
 use anyhow::{bail, Context, Result};
 use wallet_brc100::{
-    actions::{Actions, ChainServices, CreateActionArgs, CreateActionOutput, InternalizeActionArgs, InternalizeOutput},
+    actions::{Actions, CreateActionArgs, CreateActionOutput, InternalizeActionArgs, InternalizeOutput},
     KeyMethods,
 };
 use wallet_engine::{StoreLocation, Wallet, WalletConfig};
@@ -33,10 +33,7 @@ pub(crate) async fn open(cfg: &WalletConfig, wallet: &Arc<Wallet>) -> Result<Opt
     }
     let scope = cfg.wallet_id.as_ref().context("set MPC_WALLET_ID")?.to_string();
     let outputs = plugins.open_output_store(&store, cfg.store_options.clone(), &scope).await?;
-    let chain = ChainServices {
-        broadcaster: wallet.broadcaster().ok().cloned(),
-        chain_tracker: wallet.chain_tracker().ok().cloned(),
-    };
+    let chain = wallet.chain_services().clone();
     let signer: Arc<dyn wallet_traits::Signer> = wallet.clone();
     let actions = Actions::new(key_methods(wallet), signer, outputs, chain, cfg.fee_sat_per_kb);
     #[cfg(feature = "fault-injection")]

@@ -26,7 +26,7 @@ pub(crate) fn run(file: Option<&Path>, as_cosigner: bool) -> Result<bool> {
     } else {
         // The BRC-100 front's variables too, as `serve` checks them at start.
         WalletConfig::from_settings(&settings)
-            .and_then(|c| c.validate_with(&crate::plugins()).and_then(|()| crate::front::policy(&c).map(drop)))
+            .and_then(|c| c.validate_with(&crate::plugins()).and_then(|()| crate::serve::policy(&c).map(drop)))
     };
     match checked {
         Ok(()) => {

@@ -12,7 +12,7 @@ mod cosigner;
 mod decode;
 mod demo;
 mod embedded;
-mod front;
+mod serve;
 
 /// The stores and transports this binary offers, installed explicitly (no reliance on the
 /// linker keeping `inventory` registrations); the cargo features decide the optional ones.
@@ -218,15 +218,27 @@ pub(crate) async fn shutdown_signal() {
     }
 }
 
+/// What is logged: `MPC_LOG`, else the usual `RUST_LOG`, else warnings. A filter that does not
+/// parse is said, not silently dropped.
+fn log_filter() -> tracing_subscriber::EnvFilter {
+    use tracing_subscriber::EnvFilter;
+    for var in ["MPC_LOG", "RUST_LOG"] {
+        let Ok(value) = std::env::var(var) else { continue };
+        match EnvFilter::try_new(&value) {
+            Ok(filter) => return filter,
+            Err(e) => {
+                eprintln!("warning: {var}={value:?} is not a log filter ({e}); logging warnings only");
+                break;
+            }
+        }
+    }
+    EnvFilter::new("warn")
+}
+
 fn main() -> ExitCode {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("MPC_LOG")
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
-        )
-        .with_writer(std::io::stderr)
-        .init();
+    tracing_subscriber::fmt().with_env_filter(log_filter()).with_writer(std::io::stderr).init();
     let cli = Cli::parse();
+    tracing::debug!(version = env!("CARGO_PKG_VERSION"), "mpc-wallet starting");
     let rt = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {

@@ -1,5 +1,6 @@
-//! The BRC-100 front of `mpc-wallet serve`: who may use the wallet's keys over HTTP
-//! (MPC_ALLOWED_ORIGINS, MPC_ALLOWED_HOSTS, MPC_API_TOKEN), `/health`, and the server itself.
+//! `mpc-wallet serve` starts the BRC-100 front (`wallet_brc100::brc100_router`): who may use
+//! the wallet's keys over HTTP (MPC_ALLOWED_ORIGINS, MPC_ALLOWED_HOSTS, MPC_API_TOKEN),
+//! `/health`, and the server itself.
 
 use std::{net::SocketAddr, sync::Arc};
 

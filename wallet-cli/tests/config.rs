@@ -147,3 +147,21 @@ fn serve_refuses_an_unknown_store_scheme_at_start() {
     assert!(!ok, "{err}");
     assert!(err.contains("unknown store scheme 'nosuch'; known schemes:") && err.contains("sqlite"), "{err}");
 }
+
+#[test]
+fn logs_follow_mpc_log_else_rust_log() {
+    let dir = tempfile::tempdir().unwrap();
+    let starting = "mpc-wallet starting";
+    let with = |env: &[(&str, &str)]| {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_mpc-wallet"));
+        cmd.current_dir(dir.path()).args(["config", "check"]).env_remove("RUST_LOG").env_remove("MPC_LOG");
+        cmd.envs(env.iter().copied());
+        String::from_utf8_lossy(&cmd.output().unwrap().stderr).to_string()
+    };
+    assert!(!with(&[]).contains(starting), "warnings only by default");
+    assert!(with(&[("RUST_LOG", "debug")]).contains(starting), "RUST_LOG is honoured");
+    assert!(with(&[("MPC_LOG", "debug")]).contains(starting));
+    assert!(!with(&[("MPC_LOG", "warn"), ("RUST_LOG", "debug")]).contains(starting), "MPC_LOG wins");
+    let bad = with(&[("MPC_LOG", "mpc=[")]);
+    assert!(bad.contains("MPC_LOG=\"mpc=[\" is not a log filter"), "{bad}");
+}

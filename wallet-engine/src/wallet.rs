@@ -11,14 +11,14 @@ use cggmp24::generic_ec::{NonZero, Point};
 use futures::{future::join_all, stream, StreamExt, TryStreamExt};
 use wallet_bsv::{Script, Transaction};
 use wallet_traits::{
-    max_inputs_per_session, Broadcaster, ChainTracker, CosignerTransport, EcdhRequest, EcdsaSignature, Error,
-    ErrorKind, ExecutionId, InputToSign, KeyDeriver, KeyId, LinkageProof, PartyIndex, PublicKey, Result,
-    SessionOutcome, SessionParams, SessionRequest, Signer, AGENT_INDEX,
+    max_inputs_per_session, ChainServices, CosignerTransport, EcdhRequest, EcdsaSignature, Error, ErrorKind,
+    ExecutionId, InputToSign, KeyDeriver, KeyId, LinkageProof, PartyIndex, PublicKey, Result, SessionOutcome,
+    SessionParams, SessionRequest, Signer, AGENT_INDEX,
 };
 
 use crate::{
     at_rest::cache::DerivationCache,
-    config::{no_service, Network},
+    config::Network,
     coordinator::{coordinate, Remote, RunFailure},
     failover::{self, CosignerReport, Unfit, PROBE_TIMEOUT},
     keys::Keyring,
@@ -74,13 +74,6 @@ pub(crate) struct WalletSettings {
     /// How long a protocol run may go without a message.
     pub(crate) idle: Duration,
     pub(crate) chain: ChainServices,
-}
-
-/// The chain services a wallet was built with.
-#[derive(Debug, Default, Clone)]
-pub(crate) struct ChainServices {
-    pub(crate) broadcaster: Option<Arc<dyn Broadcaster>>,
-    pub(crate) chain_tracker: Option<Arc<dyn ChainTracker>>,
 }
 
 /// How long a cosigner found unfit is tried after the others.
@@ -146,14 +139,10 @@ impl Wallet {
         Ok((Wallet::new(share, cache, run, settings), provisioned))
     }
 
-    /// The broadcaster the configuration named (MPC_BROADCASTER, MPC_ARC_URL).
-    pub fn broadcaster(&self) -> Result<&Arc<dyn Broadcaster>> {
-        self.inner.chain.broadcaster.as_ref().ok_or_else(|| no_service("broadcaster", "MPC_ARC_URL"))
-    }
-
-    /// The chain tracker the configuration named (MPC_CHAIN_TRACKER, MPC_CHAIN_TRACKER_URL).
-    pub fn chain_tracker(&self) -> Result<&Arc<dyn ChainTracker>> {
-        self.inner.chain.chain_tracker.as_ref().ok_or_else(|| no_service("chain tracker", "MPC_CHAIN_TRACKER_URL"))
+    /// The chain services the configuration named (MPC_BROADCASTER, MPC_ARC_URL,
+    /// MPC_CHAIN_TRACKER, MPC_CHAIN_TRACKER_URL).
+    pub fn chain_services(&self) -> &ChainServices {
+        &self.inner.chain
     }
 
     /// The root (identity) public key.

@@ -51,6 +51,37 @@ pub trait ChainTracker: std::fmt::Debug + Send + Sync + 'static {
     }
 }
 
+/// The chain services a wallet was built with; either may be absent, and an operation that
+/// needs one then says which setting provides it.
+#[derive(Debug, Clone, Default)]
+pub struct ChainServices {
+    /// Submits transactions (`MPC_BROADCASTER`, `MPC_ARC_URL`).
+    pub broadcaster: Option<std::sync::Arc<dyn Broadcaster>>,
+    /// Confirms merkle roots (`MPC_CHAIN_TRACKER`, `MPC_CHAIN_TRACKER_URL`).
+    pub chain_tracker: Option<std::sync::Arc<dyn ChainTracker>>,
+}
+
+impl ChainServices {
+    /// The broadcaster, or a [`crate::ErrorKind::Config`] error naming its settings.
+    pub fn broadcaster(&self) -> Result<&std::sync::Arc<dyn Broadcaster>> {
+        self.broadcaster.as_ref().ok_or_else(|| missing("broadcaster", "MPC_ARC_URL (and MPC_BROADCASTER)"))
+    }
+
+    /// The chain tracker, or a [`crate::ErrorKind::Config`] error naming its settings.
+    pub fn chain_tracker(&self) -> Result<&std::sync::Arc<dyn ChainTracker>> {
+        self.chain_tracker
+            .as_ref()
+            .ok_or_else(|| missing("chain tracker", "MPC_CHAIN_TRACKER_URL (and MPC_CHAIN_TRACKER)"))
+    }
+}
+
+fn missing(what: &str, settings: &str) -> crate::Error {
+    crate::Error::new(
+        crate::ErrorKind::Config,
+        format!("this wallet has no {what}: set {settings}, or install the default plugin"),
+    )
+}
+
 /// What a chain service factory is built from.
 #[derive(Clone, Default)]
 pub struct ServiceConfig {

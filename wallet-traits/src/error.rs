@@ -123,6 +123,14 @@ impl Error {
         self
     }
 
+    /// Sets `key` to `value`, replacing what a callee set: the caller that knows more (which of
+    /// its method's parameters a parse error is about) has the last word.
+    #[must_use]
+    pub fn set_context(mut self, key: &'static str, value: impl fmt::Display) -> Self {
+        self.context.retain(|(k, _)| *k != key);
+        self.with_context(key, value)
+    }
+
     /// Attaches the underlying error. Only attach errors whose text carries no secret.
     #[must_use]
     pub fn with_source(mut self, source: impl std::error::Error + Send + Sync + 'static) -> Self {

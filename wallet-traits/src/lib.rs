@@ -12,7 +12,7 @@ mod store;
 mod transport;
 
 pub use chain::{
-    Broadcast, Broadcaster, BroadcasterBuildFn, BroadcasterFactory, ChainTracker, ChainTrackerBuildFn,
+    Broadcast, Broadcaster, BroadcasterBuildFn, BroadcasterFactory, ChainServices, ChainTracker, ChainTrackerBuildFn,
     ChainTrackerFactory, ServiceConfig,
 };
 pub use crypto::{EcdsaSignature, KeyDeriver, LinkageProof, PublicKey, Signer};

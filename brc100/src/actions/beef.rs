@@ -119,7 +119,7 @@ pub(crate) fn for_broadcast(atomic: &AtomicBeef) -> Result<Vec<u8>> {
         v1.version = BeefVersion::V1;
         return v1.to_bytes();
     }
-    super::internalize::with_sources(&atomic.beef, atomic.subject_tx())?.to_ef()
+    super::internalize::with_sources(&atomic.beef, atomic.subject_tx(), "tx")?.to_ef()
 }
 
 fn corrupt(action: &ActionRecord, what: &str) -> Error {

@@ -11,8 +11,8 @@ use std::collections::HashSet;
 
 use rand::seq::SliceRandom;
 use wallet_bsv::{
-    fee::estimated_size, hash::hash160, sighash, signature::checksig_format, AtomicBeef, Beef, Script, Transaction,
-    TxId, TxInput, TxOutput,
+    amount, fee::estimated_size, hash::hash160, sighash, signature::checksig_format, AtomicBeef, Beef, BeefTx, Script,
+    Transaction, TxId, TxInput, TxOutput,
 };
 use wallet_traits::{
     ActionRecord, ActionStatus, Derivation, Error, ErrorKind, InputToSign, Outpoint, OutputRecord, Result, SignedAction,
@@ -57,7 +57,7 @@ impl Options {
                 .no_send_change
                 .iter()
                 .flatten()
-                .map(|p| Outpoint::parse(p).map_err(|e| e.with_context("parameter", "noSendChange")))
+                .map(|p| Outpoint::parse(p).map_err(|e| e.set_context("parameter", "noSendChange")))
                 .collect::<Result<_>>()?,
         })
     }
@@ -83,7 +83,7 @@ struct Tracked {
 
 /// What finishing an action takes, decided when it was created.
 #[derive(Debug, Clone)]
-pub(crate) struct Plan {
+pub(crate) struct Draft {
     reference: String,
     options: Options,
     own: Vec<OwnInput>,
@@ -128,7 +128,7 @@ impl Actions {
         let options = Options::from_args(args.options.as_ref())?;
         let wanted = wanted_outputs(args.outputs.as_deref().unwrap_or_default())?;
         let input_beef = match args.input_beef.as_deref() {
-            Some(b) => Some(read_any_beef(b)?),
+            Some(b) => Some(self.checked_input_beef(read_any_beef(b)?).await?),
             None => None,
         };
         let mut tx = Transaction {
@@ -141,12 +141,12 @@ impl Actions {
         if let Some(b) = &input_beef {
             ancestors.merge(b.clone());
         }
-        let mut caller_total = 0u64;
+        let mut caller_amounts = Vec::with_capacity(caller_inputs.len());
         for input in caller_inputs {
             validate::description(&input.input_description, "inputDescription")?;
-            let outpoint = Outpoint::parse(&input.outpoint).map_err(|e| e.with_context("parameter", "inputs"))?;
+            let outpoint = Outpoint::parse(&input.outpoint).map_err(|e| e.set_context("parameter", "inputs"))?;
             let source = self.source_of(&outpoint, input_beef.as_ref(), &mut ancestors).await?;
-            caller_total = caller_total.saturating_add(source.satoshis);
+            caller_amounts.push(source.satoshis);
             let unlocking = match (&input.unlocking_script, input.unlocking_script_length) {
                 (Some(s), _) => Script::new(validate::hex_bytes(s, "unlockingScript")?),
                 // A placeholder of the announced length, for the size estimate.
@@ -161,30 +161,38 @@ impl Actions {
                 source_output: Some(source),
             });
         }
+        let caller_total = amount::total(caller_amounts)
+            .map_err(|_| validate::bad("inputs", "inputs that hold at most 21 million coins together"))?;
         let caller_signs = caller_inputs.iter().any(|i| i.unlocking_script.is_none());
+        if caller_signs || !options.sign_and_process {
+            // Refused before anything is reserved; `hold` checks again once the size is known.
+            self.held.room_for(args.input_beef.as_ref().map_or(0, Vec::len))?;
+        }
         tx.outputs = wanted.iter().map(|w| w.output.clone()).collect();
-        let paid: u64 = wanted.iter().map(|w| w.output.satoshis).sum();
+        let paid = amount::paid(&tx)
+            .map_err(|_| validate::bad("outputs", "outputs that pay at most 21 million coins together"))?;
         // Refuse an obvious shortfall before anything is recorded.
         let balance = self.store.balance(CHANGE_BASKET).await?;
-        let least = paid.saturating_add(self.fee_of(&tx));
-        if caller_total.saturating_add(balance) < least {
-            return Err(insufficient(least, least - caller_total.saturating_add(balance)));
+        let least = amount::total([paid, self.fee_of(&tx)])?;
+        let available = caller_total.saturating_add(balance);
+        if available < least {
+            return Err(insufficient(least, least - available));
         }
         let reference = random_base64(12);
         self.store.record_action(&unsigned_action(&reference, &description, &labels, &tx), &[]).await?;
         let wallet_outpoints: Vec<Outpoint> =
             caller_inputs.iter().filter_map(|i| Outpoint::parse(&i.outpoint).ok()).collect();
-        let planned = async {
+        let drafted = async {
             self.reserve_known(&reference, &wallet_outpoints).await?;
             let chained = match options.no_send_change.as_slice() {
                 [] => Vec::new(),
                 chained => self.store.reserve_outputs(&reference, chained).await?,
             };
             let own = self.fund(&reference, &mut tx, paid, caller_total, chained).await?;
-            self.plan(reference.clone(), options, tx, own, wanted, ancestors).await
+            self.draft(reference.clone(), options, tx, own, wanted, ancestors).await
         }
         .await;
-        let (mut tx, plan) = match planned {
+        let (mut tx, draft) = match drafted {
             Ok(p) => p,
             Err(e) => {
                 self.store.fail_action(&reference).await?;
@@ -197,33 +205,65 @@ impl Actions {
                 input.unlocking_script = Script::default();
             }
         }
-        if caller_signs || !plan.options.sign_and_process {
-            let atomic = atomic_beef(&plan.ancestors, &tx)?;
-            self.signable.lock().expect("signable lock").insert(reference.clone(), Signable { tx, plan });
+        if caller_signs || !draft.options.sign_and_process {
+            let atomic = atomic_beef(&draft.ancestors, &tx)?;
+            if let Err(e) = self.held.hold(reference.clone(), Signable { tx, draft }, atomic.len()) {
+                self.store.fail_action(&reference).await?;
+                return Err(e);
+            }
             return Ok(CreateActionResult {
                 signable_transaction: Some(SignableTransaction { tx: atomic, reference }),
                 ..Default::default()
             });
         }
-        self.finish(tx, plan).await
+        self.finish(tx, draft).await
     }
 
     /// `signAction`: the caller's unlocking scripts for the inputs it supplied; the wallet signs
     /// its own and processes the transaction as `createAction` would have.
     pub async fn sign_action(&self, args: SignActionArgs) -> Result<CreateActionResult> {
-        let Signable { mut tx, mut plan } = self
-            .signable
-            .lock()
-            .expect("signable lock")
-            .remove(&args.reference)
+        let Signable { mut tx, mut draft } = self
+            .held
+            .take(&args.reference)
             .ok_or_else(|| validate::bad("reference", "the reference of a transaction waiting for signAction"))?;
         // A refused spend fails the action: its reference is used up, so nothing else could
         // release what it reserved until the background task does.
-        if let Err(e) = apply_spends(&mut tx, &mut plan, &args) {
+        if let Err(e) = apply_spends(&mut tx, &mut draft, &args) {
             self.store.fail_action(&args.reference).await?;
             return Err(e);
         }
-        self.finish(tx, plan).await
+        self.finish(tx, draft).await
+    }
+
+    /// The caller's `inputBEEF`, checked as `internalizeAction` checks a payment: its structure,
+    /// its merkle roots with the chain tracker, the scripts and amounts of every unproven
+    /// transaction. Without this a made-up parent (any amount, any script) would fund the
+    /// transaction, and the surplus would come back as the wallet's own change. A txid-only
+    /// entry must be a transaction the wallet recorded, which stands in for it: anything else
+    /// could hide where an unproven transaction's money came from.
+    async fn checked_input_beef(&self, beef: Beef) -> Result<Beef> {
+        let mut resolved = BeefBuilder::default();
+        for entry in &beef.txs {
+            if let BeefTx::TxidOnly(txid) = entry {
+                let display = display(txid);
+                match self.store.action_by_txid(&display).await? {
+                    Some(action) if action.raw_tx.is_some() => resolved.add_action(&action)?,
+                    _ => {
+                        return Err(validate::bad(
+                            "inputBEEF",
+                            &format!(
+                                "a BEEF carrying every transaction the wallet has not recorded ({txid} is given by \
+                                 txid only)"
+                            ),
+                        ))
+                    }
+                }
+            }
+        }
+        resolved.merge(beef);
+        let beef = resolved.build().map_err(|e| e.set_context("parameter", "inputBEEF"))?;
+        self.verify_beef(&beef, "inputBEEF").await?;
+        Ok(beef)
     }
 
     /// The output `outpoint` spends: from the caller's BEEF, else from the wallet's records.
@@ -281,34 +321,35 @@ impl Actions {
         for output in reserved {
             own.push(spend_into(tx, output)?);
         }
+        // Every amount here is at most 21 million coins, and so is every sum (amount::total).
+        let cost = |tx: &Transaction| amount::total([paid, self.fee_of(tx)]);
         loop {
-            let have = caller_total + own.iter().map(|o| o.output.satoshis).sum::<u64>();
+            let have = amount::total(std::iter::once(caller_total).chain(own.iter().map(|o| o.output.satoshis)))?;
             let mut with_change = tx.clone();
             with_change.outputs.push(change_placeholder());
-            let fee_with_change = self.fee_of(&with_change);
-            if have > paid + fee_with_change {
-                tx.outputs.push(TxOutput { satoshis: have - paid - fee_with_change, ..change_placeholder() });
+            let cost_with_change = cost(&with_change)?;
+            if have > cost_with_change {
+                tx.outputs.push(TxOutput { satoshis: have - cost_with_change, ..change_placeholder() });
                 return Ok(own);
             }
-            if have >= paid + self.fee_of(tx) && !tx.inputs.is_empty() {
+            if have >= cost(tx)? && !tx.inputs.is_empty() {
                 // Too little left over to pay for a change output: it goes to the miner.
                 return Ok(own);
             }
             let mut more = with_change.clone();
             more.inputs.push(TxInput::default());
-            let target = (paid + self.fee_of(&more)).saturating_sub(have);
+            let target = cost(&more)?.saturating_sub(have);
             more.outputs.pop();
-            let exact = (paid + self.fee_of(&more)).saturating_sub(have);
+            let exact = cost(&more)?.saturating_sub(have);
             let Some(output) = self.store.reserve_change(reference, CHANGE_BASKET, target, Some(exact)).await? else {
-                let total = paid + fee_with_change;
-                return Err(insufficient(total, total.saturating_sub(have)));
+                return Err(insufficient(cost_with_change, cost_with_change.saturating_sub(have)));
             };
             own.push(spend_into(tx, output)?);
         }
     }
 
     /// Shuffles the outputs if asked, derives the change key, and says what to record.
-    async fn plan(
+    async fn draft(
         &self,
         reference: String,
         options: Options,
@@ -316,7 +357,7 @@ impl Actions {
         own: Vec<OwnInput>,
         wanted: Vec<Wanted>,
         mut ancestors: BeefBuilder,
-    ) -> Result<(Transaction, Plan)> {
+    ) -> Result<(Transaction, Draft)> {
         let parents: Vec<[u8; 32]> = own.iter().map(|o| o.output.outpoint.txid).collect();
         ancestors.add_recorded(self.store.as_ref(), &parents).await?;
         let change_index = (tx.outputs.len() > wanted.len()).then_some(wanted.len());
@@ -341,7 +382,7 @@ impl Actions {
                 })
             })
             .collect();
-        let spent: u64 = own.iter().map(|o| o.output.satoshis).sum();
+        let spent = amount::total(own.iter().map(|o| o.output.satoshis))?;
         let mut change_back = 0;
         if let Some(i) = change_index {
             let vout = vout_of(i);
@@ -360,14 +401,15 @@ impl Actions {
                 derivation: Some(Derivation { prefix, suffix, sender: identity.to_hex() }),
             });
         }
-        let net = i64::try_from(change_back).unwrap_or(i64::MAX) - i64::try_from(spent).unwrap_or(i64::MAX);
-        Ok((tx, Plan { reference, options, own, tracked, net, ancestors: ancestors.build()? }))
+        // Both at most 21 million coins, so both fit an i64.
+        let net = change_back as i64 - spent as i64;
+        Ok((tx, Draft { reference, options, own, tracked, net, ancestors: ancestors.build()? }))
     }
 
     /// Signs the wallet's inputs, verifies every input, commits, and broadcasts unless `noSend`.
-    async fn finish(&self, tx: Transaction, plan: Plan) -> Result<CreateActionResult> {
-        let reference = plan.reference.clone();
-        let signed = match self.sign_own(tx, &plan).await {
+    async fn finish(&self, tx: Transaction, draft: Draft) -> Result<CreateActionResult> {
+        let reference = draft.reference.clone();
+        let signed = match self.sign_own(tx, &draft).await {
             Ok(signed) => signed,
             Err(e) => {
                 self.store.fail_action(&reference).await?;
@@ -375,8 +417,8 @@ impl Actions {
             }
         };
         let txid = signed.txid();
-        let status = if plan.options.no_send { ActionStatus::NoSend } else { ActionStatus::Sending };
-        let outputs: Vec<OutputRecord> = plan
+        let status = if draft.options.no_send { ActionStatus::NoSend } else { ActionStatus::Sending };
+        let outputs: Vec<OutputRecord> = draft
             .tracked
             .iter()
             .map(|t| {
@@ -400,9 +442,9 @@ impl Actions {
         let record = SignedAction {
             txid: display(&txid),
             raw_tx: signed.to_bytes(),
-            input_beef: Some(plan.ancestors.to_bytes()?),
+            input_beef: Some(draft.ancestors.to_bytes()?),
             status,
-            satoshis: plan.net,
+            satoshis: draft.net,
             outputs,
         };
         #[cfg(feature = "fault-injection")]
@@ -411,13 +453,13 @@ impl Actions {
             tokio::time::sleep(pause).await;
         }
         self.store.commit_action(&reference, &record).await?;
-        let atomic = atomic_beef(&plan.ancestors, &signed)?;
-        if !plan.options.no_send {
-            self.send(&reference, &atomic, plan.options.accept_delayed_broadcast).await?;
+        let atomic = atomic_beef(&draft.ancestors, &signed)?;
+        if !draft.options.no_send {
+            self.send(&reference, &atomic, draft.options.accept_delayed_broadcast).await?;
         }
         let mut result = CreateActionResult { txid: Some(txid.to_hex()), ..Default::default() };
-        if plan.options.no_send {
-            let change: Vec<String> = plan
+        if draft.options.no_send {
+            let change: Vec<String> = draft
                 .tracked
                 .iter()
                 .filter(|t| t.derivation.is_some())
@@ -425,14 +467,14 @@ impl Actions {
                 .collect();
             result.no_send_change = Some(change);
         }
-        if !plan.options.return_txid_only {
-            result.tx = Some(if plan.options.known_txids.is_empty() {
+        if !draft.options.return_txid_only {
+            result.tx = Some(if draft.options.known_txids.is_empty() {
                 atomic
             } else {
                 let mut b = BeefBuilder::default();
-                b.merge(plan.ancestors.clone());
+                b.merge(draft.ancestors.clone());
                 b.add(signed.clone(), None);
-                b.make_txid_only(&plan.options.known_txids);
+                b.make_txid_only(&draft.options.known_txids);
                 AtomicBeef { subject: txid, beef: b.build()? }.to_bytes()?
             });
         }
@@ -440,18 +482,18 @@ impl Actions {
     }
 
     /// `tx` with the wallet's inputs signed, every input verified against what it spends.
-    async fn sign_own(&self, mut tx: Transaction, plan: &Plan) -> Result<Transaction> {
+    async fn sign_own(&self, mut tx: Transaction, draft: &Draft) -> Result<Transaction> {
         if tx
             .inputs
             .iter()
             .enumerate()
-            .any(|(i, input)| input.unlocking_script.is_empty() && !plan.own.iter().any(|o| o.index as usize == i))
+            .any(|(i, input)| input.unlocking_script.is_empty() && !draft.own.iter().any(|o| o.index as usize == i))
         {
             return Err(validate::bad("spends", "an unlocking script for every input the caller supplied"));
         }
-        let mut to_sign = Vec::with_capacity(plan.own.len());
-        let mut keys = Vec::with_capacity(plan.own.len());
-        for own in &plan.own {
+        let mut to_sign = Vec::with_capacity(draft.own.len());
+        let mut keys = Vec::with_capacity(draft.own.len());
+        for own in &draft.own {
             let (tweak, key) = match &own.output.derivation {
                 Some(d) => {
                     let sender = wallet_bsv::brc42::parse_public_key(&d.sender)?;
@@ -519,10 +561,20 @@ impl Actions {
             if action.status == ActionStatus::Sending && action.created_at > settled {
                 continue;
             }
-            let mut b = BeefBuilder::default();
-            b.add_action(&action)?;
             let Some(txid) = action.txid else { continue };
-            let atomic = AtomicBeef { subject: internal(&txid), beef: b.build()? }.to_bytes()?;
+            // One unreadable record must not hold up the others: it is logged and skipped.
+            let atomic = (|| {
+                let mut b = BeefBuilder::default();
+                b.add_action(&action)?;
+                AtomicBeef { subject: internal(&txid), beef: b.build()? }.to_bytes()
+            })();
+            let atomic = match atomic {
+                Ok(a) => a,
+                Err(e) => {
+                    tracing::error!(error = %e, reference = %action.reference, "a delayed broadcast cannot be assembled");
+                    continue;
+                }
+            };
             match self.send(&action.reference, &atomic, true).await {
                 Ok(()) => sent += 1,
                 Err(e) => tracing::warn!(error = %e, reference = %action.reference, "a delayed broadcast was refused"),
@@ -546,9 +598,22 @@ impl Actions {
         let mut proven = 0;
         for action in self.store.list_actions(&query).await?.items {
             let Some(txid) = action.txid else { continue };
-            let Some(bytes) = broadcaster.merkle_path(&hex::encode(txid)).await? else { continue };
-            let path = wallet_bsv::MerklePath::from_bytes(&bytes)?;
-            let root = path.compute_root(&internal(&txid))?;
+            let shown = hex::encode(txid);
+            // A service that fails for one transaction, or answers a path that does not hold it,
+            // is logged and the round goes on.
+            let path = match broadcaster.merkle_path(&shown).await {
+                Ok(Some(bytes)) => wallet_bsv::MerklePath::from_bytes(&bytes)
+                    .and_then(|p| Ok((p.compute_root(&internal(&txid))?, p, bytes))),
+                Ok(None) => continue,
+                Err(e) => Err(e),
+            };
+            let (root, path, bytes) = match path {
+                Ok(p) => p,
+                Err(e) => {
+                    tracing::warn!(error = %e, txid = %shown, "no usable merkle path for a transaction");
+                    continue;
+                }
+            };
             if !tracker.is_valid_root_for_height(&root, path.block_height()).await? {
                 tracing::warn!(txid = %hex::encode(txid), "a merkle path's root is not confirmed by the chain tracker");
                 continue;
@@ -562,7 +627,7 @@ impl Actions {
 }
 
 /// The caller's unlocking scripts and options of `signAction`, applied to its transaction.
-fn apply_spends(tx: &mut Transaction, plan: &mut Plan, args: &SignActionArgs) -> Result<()> {
+fn apply_spends(tx: &mut Transaction, draft: &mut Draft, args: &SignActionArgs) -> Result<()> {
     for (index, spend) in &args.spends {
         let input = index.parse::<usize>().ok().and_then(|i| tx.inputs.get_mut(i));
         let Some(input) = input else {
@@ -574,10 +639,10 @@ fn apply_spends(tx: &mut Transaction, plan: &mut Plan, args: &SignActionArgs) ->
         }
     }
     if let Some(o) = &args.options {
-        plan.options.accept_delayed_broadcast =
-            o.accept_delayed_broadcast.unwrap_or(plan.options.accept_delayed_broadcast);
-        plan.options.no_send = o.no_send.unwrap_or(plan.options.no_send);
-        plan.options.return_txid_only = o.return_txid_only.unwrap_or(plan.options.return_txid_only);
+        draft.options.accept_delayed_broadcast =
+            o.accept_delayed_broadcast.unwrap_or(draft.options.accept_delayed_broadcast);
+        draft.options.no_send = o.no_send.unwrap_or(draft.options.no_send);
+        draft.options.return_txid_only = o.return_txid_only.unwrap_or(draft.options.return_txid_only);
     }
     Ok(())
 }
@@ -653,7 +718,7 @@ fn insufficient(total: u64, more: u64) -> Error {
 fn read_any_beef(bytes: &[u8]) -> Result<Beef> {
     Beef::from_bytes(bytes)
         .or_else(|_| AtomicBeef::from_bytes(bytes).map(|a| a.beef))
-        .map_err(|e| e.with_context("parameter", "inputBEEF"))
+        .map_err(|e| e.set_context("parameter", "inputBEEF"))
 }
 
 /// The Atomic BEEF of `tx` over `ancestors`.

@@ -28,8 +28,8 @@ impl Actions {
     pub async fn internalize_action(&self, args: InternalizeActionArgs) -> Result<bool> {
         let description = validate::description(&args.description, "description")?;
         let labels = validate::names(args.labels.as_deref(), "labels")?;
-        let atomic = AtomicBeef::from_bytes(&args.tx).map_err(|e| e.with_context("parameter", "tx"))?;
-        self.verify_beef(&atomic.beef).await?;
+        let atomic = AtomicBeef::from_bytes(&args.tx).map_err(|e| e.set_context("parameter", "tx"))?;
+        self.verify_beef(&atomic.beef, "tx").await?;
         let tx = atomic.subject_tx().clone();
         let claims = self.claims(&tx, &args.outputs).await?;
         let txid = display(&atomic.subject);
@@ -70,7 +70,7 @@ impl Actions {
                 }
             })
             .collect();
-        let received: u64 = outputs.iter().filter(|o| o.change).map(|o| o.satoshis).sum();
+        let received = wallet_bsv::amount::total(outputs.iter().filter(|o| o.change).map(|o| o.satoshis))?;
         let mut ancestors = atomic.beef.clone();
         ancestors.txs.pop();
         let action = ActionRecord {
@@ -78,7 +78,8 @@ impl Actions {
             txid: Some(txid),
             status: if subject_bump.is_some() { ActionStatus::Completed } else { ActionStatus::Unproven },
             outgoing: false,
-            satoshis: i64::try_from(received).unwrap_or(i64::MAX),
+            // At most 21 million coins: fits an i64.
+            satoshis: received as i64,
             description,
             labels,
             version: tx.version,
@@ -100,28 +101,28 @@ impl Actions {
 
     /// Checks a received BEEF as @bsv/sdk's `Beef.verify` and `Transaction.verify` do: its
     /// structure, every merkle root with the chain tracker, and for every transaction without a
-    /// proof its scripts and that its inputs cover its outputs.
-    pub(crate) async fn verify_beef(&self, beef: &Beef) -> Result<()> {
-        let roots = beef.verify_structure(false).map_err(|e| e.with_context("parameter", "tx"))?;
+    /// proof its scripts and that its inputs cover its outputs. A refusal names `parameter`.
+    pub(crate) async fn verify_beef(&self, beef: &Beef, parameter: &str) -> Result<()> {
+        let roots = beef.verify_structure(false).map_err(|e| e.set_context("parameter", parameter))?;
         let tracker = self.chain_tracker()?;
         for (height, root) in roots {
             if !tracker.is_valid_root_for_height(&root, height).await? {
                 return Err(validate::bad(
-                    "tx",
+                    parameter,
                     &format!("a BEEF whose merkle roots the chain tracker confirms (block {height}'s is not)"),
                 ));
             }
         }
         for entry in &beef.txs {
             if let BeefTx::Full { tx, bump: None } = entry {
-                let resolved = with_sources(beef, tx)?;
-                check_amounts(&resolved)?;
+                let resolved = with_sources(beef, tx, parameter)?;
+                check_amounts(&resolved, parameter)?;
                 wallet_bsv::interpreter::verify_spends(&resolved).map_err(|e| {
                     Error::new(
                         ErrorKind::InvalidInput,
                         format!("transaction {} of the BEEF does not verify: {}", tx.txid(), e.message()),
                     )
-                    .with_context("parameter", "tx")
+                    .set_context("parameter", parameter)
                 })?;
             }
         }
@@ -206,19 +207,19 @@ impl Actions {
     }
 }
 
-/// `tx` with every input's source output filled in from the BEEF.
-pub(crate) fn with_sources(beef: &Beef, tx: &Transaction) -> Result<Transaction> {
+/// `tx` with every input's source output filled in from the BEEF; a refusal names `parameter`.
+pub(crate) fn with_sources(beef: &Beef, tx: &Transaction, parameter: &str) -> Result<Transaction> {
     let mut resolved = tx.clone();
     for (i, input) in resolved.inputs.iter_mut().enumerate() {
         if input.source_output.is_some() {
             continue;
         }
         let parent = beef.find(&input.source_txid).and_then(BeefTx::tx).ok_or_else(|| {
-            validate::bad("tx", &format!("a BEEF that holds the transaction input {i} of {} spends", tx.txid()))
+            validate::bad(parameter, &format!("a BEEF that holds the transaction input {i} of {} spends", tx.txid()))
         })?;
         let output = parent.outputs.get(input.source_vout as usize).ok_or_else(|| {
             validate::bad(
-                "tx",
+                parameter,
                 &format!("a BEEF whose transactions spend outputs that exist (input {i} of {})", tx.txid()),
             )
         })?;
@@ -228,14 +229,12 @@ pub(crate) fn with_sources(beef: &Beef, tx: &Transaction) -> Result<Transaction>
 }
 
 /// The inputs of `tx` (sources resolved) hold at least what its outputs pay.
-fn check_amounts(tx: &Transaction) -> Result<()> {
-    let inputs =
-        tx.inputs.iter().filter_map(|i| i.source_output.as_ref()).try_fold(0u64, |s, o| s.checked_add(o.satoshis));
-    let outputs = tx.outputs.iter().try_fold(0u64, |s, o| s.checked_add(o.satoshis));
-    match (inputs, outputs) {
-        (Some(i), Some(o)) if i >= o => Ok(()),
+fn check_amounts(tx: &Transaction, parameter: &str) -> Result<()> {
+    use wallet_bsv::amount;
+    match (amount::spent(tx), amount::paid(tx)) {
+        (Some(Ok(i)), Ok(o)) if i >= o => Ok(()),
         _ => Err(validate::bad(
-            "tx",
+            parameter,
             &format!("a BEEF whose transaction {} spends no more than its inputs hold", tx.txid()),
         )),
     }

@@ -129,7 +129,7 @@ impl Actions {
         let mut ancestors = BeefBuilder::default();
         ancestors.add_action(a)?;
         let beef = ancestors.build()?;
-        let resolved = super::internalize::with_sources(&beef, tx).unwrap_or_else(|_| tx.clone());
+        let resolved = super::internalize::with_sources(&beef, tx, "tx").unwrap_or_else(|_| tx.clone());
         let mut out = Vec::with_capacity(tx.inputs.len());
         for input in &resolved.inputs {
             let outpoint = wallet_traits::Outpoint::new(super::display(&input.source_txid), input.source_vout);

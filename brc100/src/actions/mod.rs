@@ -7,15 +7,17 @@
 mod args;
 mod beef;
 mod create;
+mod held;
 mod internalize;
 mod list;
 mod validate;
 
-use std::{collections::HashMap, sync::Arc, time::Duration};
+use std::{sync::Arc, time::Duration};
 
 pub use args::*;
+pub use held::{MAX_HELD, MAX_HELD_BYTES};
 use wallet_bsv::{SatoshisPerKilobyte, TxId};
-use wallet_traits::{Broadcaster, ChainTracker, Error, ErrorKind, Outpoint, OutputStore, Result, Signer};
+use wallet_traits::{Broadcaster, ChainServices, ChainTracker, Outpoint, OutputStore, Result, Signer};
 
 use crate::KeyMethods;
 
@@ -26,22 +28,12 @@ pub const CHANGE_BASKET: &str = "default";
 /// called `signAction`): [`Actions::fail_abandoned`] releases its inputs.
 pub const ABANDONED_AFTER: Duration = Duration::from_secs(10 * 60);
 
-/// The chain services the action methods use; either may be absent, and a method that needs
-/// one then says which setting provides it.
-#[derive(Debug, Clone, Default)]
-pub struct ChainServices {
-    /// Submits transactions (`MPC_BROADCASTER`, `MPC_ARC_URL`).
-    pub broadcaster: Option<Arc<dyn Broadcaster>>,
-    /// Confirms merkle roots (`MPC_CHAIN_TRACKER`, `MPC_CHAIN_TRACKER_URL`).
-    pub chain_tracker: Option<Arc<dyn ChainTracker>>,
-}
-
 /// A transaction `createAction` left for `signAction`: the caller signs the inputs it
 /// supplied, the wallet signs its own.
 #[derive(Debug, Clone)]
 struct Signable {
     tx: wallet_bsv::Transaction,
-    plan: create::Plan,
+    draft: create::Draft,
 }
 
 /// The action methods of one wallet.
@@ -51,7 +43,7 @@ pub struct Actions {
     store: Arc<dyn OutputStore>,
     chain: ChainServices,
     fee: SatoshisPerKilobyte,
-    signable: std::sync::Mutex<HashMap<String, Signable>>,
+    held: held::Held,
     #[cfg(feature = "fault-injection")]
     pause_before_commit: Option<Duration>,
 }
@@ -78,7 +70,7 @@ impl Actions {
             store,
             chain,
             fee: SatoshisPerKilobyte(fee_sat_per_kb),
-            signable: Default::default(),
+            held: Default::default(),
             #[cfg(feature = "fault-injection")]
             pause_before_commit: None,
         }
@@ -103,18 +95,11 @@ impl Actions {
     }
 
     fn broadcaster(&self) -> Result<&Arc<dyn Broadcaster>> {
-        self.chain.broadcaster.as_ref().ok_or_else(|| {
-            Error::new(ErrorKind::Config, "no broadcaster is configured: set MPC_ARC_URL (and MPC_BROADCASTER)")
-        })
+        self.chain.broadcaster()
     }
 
     fn chain_tracker(&self) -> Result<&Arc<dyn ChainTracker>> {
-        self.chain.chain_tracker.as_ref().ok_or_else(|| {
-            Error::new(
-                ErrorKind::Config,
-                "no chain tracker is configured: set MPC_CHAIN_TRACKER_URL (and MPC_CHAIN_TRACKER)",
-            )
-        })
+        self.chain.chain_tracker()
     }
 
     /// `getHeight`: the chain tracker's tip.
@@ -134,17 +119,18 @@ impl Actions {
     /// `relinquishOutput`: the output leaves its basket; it stays recorded.
     pub async fn relinquish_output(&self, args: RelinquishOutputArgs) -> Result<bool> {
         let basket = validate::name(&args.basket, "basket")?;
-        let outpoint = Outpoint::parse(&args.output).map_err(|e| e.with_context("parameter", "output"))?;
+        let outpoint = Outpoint::parse(&args.output).map_err(|e| e.set_context("parameter", "output"))?;
         if !self.store.relinquish_output(&basket, &outpoint).await? {
             return Err(validate::bad("output", "an output of the basket"));
         }
         Ok(true)
     }
 
-    /// `abortAction`: an action not yet signed is failed and its inputs are spendable again.
+    /// `abortAction`: an action not yet signed, or signed but kept from the network (`noSend`), is
+    /// failed and its inputs are spendable again.
     pub async fn abort_action(&self, args: AbortActionArgs) -> Result<bool> {
         let reference = self.reference_of(&args.reference).await?;
-        self.signable.lock().expect("signable lock").remove(&reference);
+        self.held.take(&reference);
         let action = self.store.action(&reference).await?.ok_or_else(|| validate::bad("reference", "an action"))?;
         if !action.status.is_open() && action.status != wallet_traits::ActionStatus::NoSend {
             return Err(validate::bad(
@@ -179,7 +165,7 @@ impl Actions {
         let mut failed = 0;
         for action in self.store.list_actions(&query).await?.items {
             if action.created_at < cutoff && self.store.fail_action(&action.reference).await? {
-                self.signable.lock().expect("signable lock").remove(&action.reference);
+                self.held.take(&action.reference);
                 failed += 1;
             }
         }

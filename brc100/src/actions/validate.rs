@@ -61,12 +61,9 @@ pub(crate) fn hex_bytes(s: &str, parameter: &str) -> Result<Vec<u8>> {
     hex::decode(s).map_err(|_| bad(parameter, "hexadecimal with an even number of digits"))
 }
 
-/// The most satoshis there can be: 21 million coins.
-pub(crate) const MAX_SATOSHIS: u64 = 2_100_000_000_000_000;
-
-/// An amount of at most [`MAX_SATOSHIS`].
+/// An amount of at most [`MAX_SATOSHIS`](wallet_bsv::amount::MAX_SATOSHIS).
 pub(crate) fn satoshis(n: u64, parameter: &str) -> Result<u64> {
-    if n > MAX_SATOSHIS {
+    if n > wallet_bsv::amount::MAX_SATOSHIS {
         return Err(bad(parameter, "at most 2100000000000000 satoshis"));
     }
     Ok(n)

@@ -19,13 +19,15 @@ pub struct TxReview<'a> {
 }
 
 impl TxReview<'_> {
-    /// The satoshis the signed inputs spend.
-    pub fn spent(&self) -> u64 {
-        self.inputs
-            .iter()
-            .filter_map(|i| self.tx.inputs.get(i.index as usize)?.source_output.as_ref())
-            .map(|o| o.satoshis)
-            .sum()
+    /// The satoshis the signed inputs spend; refused past 21 million coins (hostile amounts
+    /// must not wrap into a small total).
+    pub fn spent(&self) -> Result<u64> {
+        wallet_bsv::amount::total(
+            self.inputs
+                .iter()
+                .filter_map(|i| self.tx.inputs.get(i.index as usize)?.source_output.as_ref())
+                .map(|o| o.satoshis),
+        )
     }
 }
 
