@@ -6,6 +6,7 @@ mod crypto;
 mod error;
 mod ids;
 mod outputs;
+mod policy;
 mod record;
 mod registry;
 mod store;
@@ -22,6 +23,7 @@ pub use outputs::{
     parse_txid, ActionQuery, ActionRecord, ActionStatus, Derivation, Outpoint, OutputErrors, OutputQuery, OutputRecord,
     OutputStore, OutputStoreBuildFn, OutputStoreFactory, Page, QueryMode, Recorded, SignedAction,
 };
+pub use policy::{Approval, AuditHead, AuditRecord, Ledger, LedgerEntry, PolicyStore, Ruling};
 pub use record::{ShareMeta, ShareState, StoredShare};
 pub use registry::{
     check_store, connect_transport, is_credential_name, open_store, options, redact_url, scheme_of, store_registry,

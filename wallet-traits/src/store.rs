@@ -6,6 +6,7 @@
 //! - [`ShareStore`], which every store implements: sealed key shares with compare-and-swap.
 //! - [`DerivationCacheStore`], optional: the sealed derivation cache, bounded by the engine.
 //! - [`PrimePoolStore`], optional: the sealed pool of Paillier prime pairs.
+//! - [`PolicyStore`](crate::PolicyStore), optional: a cosigner's policy state.
 //!
 //! A store that keeps an optional part implements its trait and returns itself from
 //! [`ShareStore::derivation_cache`] or [`ShareStore::prime_pool`]; one that does not writes
@@ -49,6 +50,13 @@ pub trait ShareStore: std::fmt::Debug + Send + Sync + 'static {
     /// This store's prime pool, if it keeps one. Without one (the default) the engine pools
     /// nothing: each DKG generates its primes on the spot, which takes seconds to minutes.
     fn prime_pool(&self) -> Option<&dyn PrimePoolStore> {
+        None
+    }
+
+    /// This store's policy state (spending ledger, approvals, audit log, replay sets), if it
+    /// keeps it. Without it (the default) a cosigner runs without a policy, and refuses to start
+    /// when one is configured: limits it could not count would be no limits.
+    fn policy_state(&self) -> Option<&dyn crate::PolicyStore> {
         None
     }
 }
