@@ -107,6 +107,8 @@ impl wallet_traits::Signer for SingleKey {
         &self,
         tx_ef: &[u8],
         inputs: &[wallet_traits::InputToSign],
+        // A single key answers to no one: it signs what it is asked.
+        _change: &[wallet_traits::ChangeClaim],
     ) -> Result<Vec<wallet_traits::EcdsaSignature>> {
         let tx = wallet_bsv::Transaction::from_bytes(tx_ef)?;
         let sighasher = wallet_bsv::sighash::Sighasher::new(&tx);

@@ -32,8 +32,8 @@ use wallet_brc100::{
 use wallet_bsv::{AtomicBeef, Script};
 use wallet_engine::{Wallet, WalletConfig};
 use wallet_traits::{
-    ActionRecord, ActionStatus, ChainServices, Derivation, EcdsaSignature, InputToSign, KeyDeriver, LinkageProof,
-    Outpoint, OutputRecord, PublicKey, Result, Signer,
+    ActionRecord, ActionStatus, ChainServices, ChangeClaim, Derivation, EcdsaSignature, InputToSign, KeyDeriver,
+    LinkageProof, Outpoint, OutputRecord, PublicKey, Result, Signer,
 };
 
 /// Payments per `internalizeAction` run.
@@ -79,9 +79,14 @@ impl Signer for Timed {
         r
     }
 
-    async fn sign_transaction(&self, tx_ef: &[u8], inputs: &[InputToSign]) -> Result<Vec<EcdsaSignature>> {
+    async fn sign_transaction(
+        &self,
+        tx_ef: &[u8],
+        inputs: &[InputToSign],
+        change: &[ChangeClaim],
+    ) -> Result<Vec<EcdsaSignature>> {
         let t = Instant::now();
-        let r = Signer::sign_transaction(self.wallet.as_ref(), tx_ef, inputs).await;
+        let r = Signer::sign_transaction(self.wallet.as_ref(), tx_ef, inputs, change).await;
         *self.signing.lock().unwrap() += t.elapsed();
         r
     }

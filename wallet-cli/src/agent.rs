@@ -222,7 +222,7 @@ pub(crate) async fn sign_tx(file: Option<&Path>, ef: &str, tweaks: &[String], si
     let (builder, dir) = builder_from_config(WalletConfig::load(file)?).await?;
     let wallet = provision(builder, &dir).await?;
     let t = Instant::now();
-    let signed = wallet.sign_p2pkh_inputs(&tx, &inputs).await?;
+    let signed = wallet.sign_p2pkh_inputs(&tx, &inputs, &[]).await?;
     println!("phase sign-tx: {:.2}s ({} inputs)", t.elapsed().as_secs_f64(), inputs.len());
     println!("txid: {}", signed.txid());
     println!("signed: {}", signed.to_hex());

@@ -225,10 +225,10 @@ fn policy_refuses_a_transaction(scheme: &'static str) {
             lock_time: 0,
         };
         let input = [wallet_traits::InputToSign { index: 0, sighash_type: 0x41, tweak: None }];
-        let e = wallet.sign_transaction(&paying(denied.clone()), &input).await.unwrap_err();
+        let e = wallet.sign_transaction(&paying(denied.clone()), &input, &[]).await.unwrap_err();
         assert!(e.to_string().contains("policy_denied"), "{scheme}: {e}");
         let fine = paying(Script::p2pkh_lock(&[7; 20]));
-        let sigs = wallet.sign_transaction(&fine, &input).await.unwrap();
+        let sigs = wallet.sign_transaction(&fine, &input, &[]).await.unwrap();
         let digest = sighash::input_digest(&fine, 0, 0x41).unwrap();
         assert!(wallet_engine::verify_signature(&key, &digest, &sigs[0]), "{scheme}");
     });

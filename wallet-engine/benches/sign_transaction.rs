@@ -47,7 +47,7 @@ async fn main() {
             .collect();
         let before = sessions.load(Ordering::SeqCst);
         let t = Instant::now();
-        wallet.sign_transaction(&tx, &inputs).await.unwrap();
+        wallet.sign_transaction(&tx, &inputs, &[]).await.unwrap();
         let tx_time = t.elapsed();
         let tx_sessions = sessions.load(Ordering::SeqCst) - before;
         let t = Instant::now();

@@ -11,9 +11,9 @@ use cggmp24::generic_ec::{NonZero, Point};
 use futures::{future::join_all, stream, StreamExt, TryStreamExt};
 use wallet_bsv::{Script, Transaction};
 use wallet_traits::{
-    max_inputs_per_session, ChainServices, CosignerTransport, EcdhRequest, EcdsaSignature, Error, ErrorKind,
-    ExecutionId, InputToSign, KeyDeriver, KeyId, LinkageProof, PartyIndex, PublicKey, Result, SessionOutcome,
-    SessionParams, SessionRequest, Signer, AGENT_INDEX,
+    max_inputs_per_session, ChainServices, ChangeClaim, CosignerTransport, EcdhRequest, EcdsaSignature, Error,
+    ErrorKind, ExecutionId, InputToSign, KeyDeriver, KeyId, LinkageProof, PartyIndex, PublicKey, Result,
+    SessionOutcome, SessionParams, SessionRequest, Signer, AGENT_INDEX,
 };
 
 use crate::{
@@ -353,9 +353,15 @@ impl Wallet {
     /// signed with (the root key, or the child key of its tweak), computes each digest itself
     /// and lets its policy review the transaction; one refusal signs nothing. The inputs run
     /// side by side in one session (several sessions, side by side, past
-    /// [`max_inputs_per_session`]), so the round trips do not grow with the inputs. Returns one
-    /// signature per input, each verified against its key and digest.
-    pub async fn sign_transaction(&self, tx: &Transaction, inputs: &[InputToSign]) -> Result<Vec<EcdsaSignature>> {
+    /// [`max_inputs_per_session`]), so the round trips do not grow with the inputs. `change`
+    /// names the outputs that pay the wallet itself (see [`ChangeClaim`]); every session carries
+    /// them all. Returns one signature per input, each verified against its key and digest.
+    pub async fn sign_transaction(
+        &self,
+        tx: &Transaction,
+        inputs: &[InputToSign],
+        change: &[ChangeClaim],
+    ) -> Result<Vec<EcdsaSignature>> {
         if inputs.is_empty() || inputs.windows(2).any(|w| w[0].index >= w[1].index) {
             return Err(Error::new(
                 ErrorKind::InvalidInput,
@@ -373,7 +379,8 @@ impl Wallet {
             .map(|(chunk, prepared)| (chunk.to_vec(), prepared.iter().map(|p| (p.tweak, p.digest)).collect()))
             .collect();
         let sessions = chunks.into_iter().map(|(chunk, jobs)| {
-            let request = self.template(SessionParams::SignTx { tx: ef.clone(), inputs: chunk });
+            let request =
+                self.template(SessionParams::SignTx { tx: ef.clone(), inputs: chunk, change: change.to_vec() });
             // Prepared once, here: every attempt signs the same digests.
             let run = move |io, r: SessionRequest, share: Arc<Share>| mpc::run_sign_tx(io, r, share, jobs);
             self.joint(request, run, move |_, o| o.public_key == root.as_bytes())
@@ -392,8 +399,13 @@ impl Wallet {
 
     /// [`Self::sign_transaction`], then each signed input's unlocking script set to
     /// `<signature ‖ sighash byte> <public key>`: the transaction, ready for P2PKH inputs.
-    pub async fn sign_p2pkh_inputs(&self, tx: &Transaction, inputs: &[InputToSign]) -> Result<Transaction> {
-        let signatures = self.sign_transaction(tx, inputs).await?;
+    pub async fn sign_p2pkh_inputs(
+        &self,
+        tx: &Transaction,
+        inputs: &[InputToSign],
+        change: &[ChangeClaim],
+    ) -> Result<Transaction> {
+        let signatures = self.sign_transaction(tx, inputs, change).await?;
         let mut signed = tx.clone();
         for (input, sig) in inputs.iter().zip(&signatures) {
             let public_key = match &input.tweak {
@@ -538,8 +550,13 @@ impl Signer for Wallet {
         Wallet::sign_digest(self, digest, tweak).await
     }
 
-    async fn sign_transaction(&self, tx_ef: &[u8], inputs: &[InputToSign]) -> Result<Vec<EcdsaSignature>> {
-        Wallet::sign_transaction(self, &Transaction::from_bytes(tx_ef)?, inputs).await
+    async fn sign_transaction(
+        &self,
+        tx_ef: &[u8],
+        inputs: &[InputToSign],
+        change: &[ChangeClaim],
+    ) -> Result<Vec<EcdsaSignature>> {
+        Wallet::sign_transaction(self, &Transaction::from_bytes(tx_ef)?, inputs, change).await
     }
 }
 

@@ -50,7 +50,7 @@ async fn inputs_of_root_and_child_keys_sign_in_one_session() {
     let inputs: Vec<InputToSign> =
         (0..3).map(|i| InputToSign { index: i as u32, sighash_type: types[i], tweak: tweaks[i] }).collect();
     let before = sessions.load(Ordering::SeqCst);
-    let signed = wallet.sign_p2pkh_inputs(&tx, &inputs).await.unwrap();
+    let signed = wallet.sign_p2pkh_inputs(&tx, &inputs, &[]).await.unwrap();
     // One session with the one cosigner a 2-of-3 signing takes, for all three inputs.
     assert_eq!(sessions.load(Ordering::SeqCst) - before, 1);
     assert_eq!(signed.txid(), {
@@ -91,7 +91,7 @@ async fn more_inputs_than_one_session_holds_sign_in_sessions_side_by_side() {
         })
         .collect();
     let before = sessions.load(Ordering::SeqCst);
-    let signatures = wallet.sign_transaction(&tx, &inputs).await.unwrap();
+    let signatures = wallet.sign_transaction(&tx, &inputs, &[]).await.unwrap();
     assert_eq!(signatures.len(), n);
     assert_eq!(sessions.load(Ordering::SeqCst) - before, 2);
     for (i, sig) in signatures.iter().enumerate() {
@@ -111,7 +111,7 @@ async fn a_cosigner_computes_what_it_signs_and_refuses_inputs_of_other_keys() {
     // The agent refuses first, naming the input.
     let tx = spending(&[wallet.identity_key(), stranger], Script::p2pkh_lock(&[7; 20]));
     let inputs = [0, 1].map(|index| InputToSign { index, sighash_type: 0x41, tweak: None });
-    let e = wallet.sign_transaction(&tx, &inputs).await.unwrap_err();
+    let e = wallet.sign_transaction(&tx, &inputs, &[]).await.unwrap_err();
     assert_eq!(e.kind(), ErrorKind::InvalidInput);
     assert!(e.message().contains("input 1") && e.message().contains("not P2PKH"), "{e}");
     // A cosigner asked directly (an agent that skips its own checks) refuses too: with the
@@ -121,7 +121,7 @@ async fn a_cosigner_computes_what_it_signs_and_refuses_inputs_of_other_keys() {
         key: key(),
         execution_id: ExecutionId::random(),
         parties: vec![0, 1],
-        params: SessionParams::SignTx { tx, inputs },
+        params: SessionParams::SignTx { tx, inputs, change: vec![] },
     };
     let wrong_tweak = vec![InputToSign { index: 0, sighash_type: 0x41, tweak: tweak(9) }];
     let legacy = vec![InputToSign { index: 0, sighash_type: 0x01, tweak: None }];
@@ -144,11 +144,12 @@ async fn a_cosigner_policy_refuses_a_transaction_and_nothing_is_signed() {
     let policy = Arc::new(DenyOutputScripts::new([denied.as_bytes().to_vec()]));
     let (wallet, _cosigners, _) = wallet(dir.path(), Some(policy)).await;
     let input = [InputToSign { index: 0, sighash_type: 0x41, tweak: None }];
-    let e = wallet.sign_transaction(&spending(&[wallet.identity_key()], denied), &input).await.unwrap_err();
+    let e = wallet.sign_transaction(&spending(&[wallet.identity_key()], denied), &input, &[]).await.unwrap_err();
     // Both cosigners refused by policy, so no pair of parties could sign.
     assert!(e.to_string().contains("policy_denied"), "{e}");
     // Another destination signs.
-    let ok = wallet.sign_transaction(&spending(&[wallet.identity_key()], Script::p2pkh_lock(&[7; 20])), &input).await;
+    let ok =
+        wallet.sign_transaction(&spending(&[wallet.identity_key()], Script::p2pkh_lock(&[7; 20])), &input, &[]).await;
     assert_eq!(ok.unwrap().len(), 1);
 }
 
@@ -160,5 +161,5 @@ async fn a_transactions_only_cosigner_refuses_raw_digests_and_signs_transactions
     assert!(e.to_string().contains("policy_denied"), "{e}");
     let input = [InputToSign { index: 0, sighash_type: 0x41, tweak: None }];
     let tx = spending(&[wallet.identity_key()], Script::p2pkh_lock(&[7; 20]));
-    assert_eq!(wallet.sign_transaction(&tx, &input).await.unwrap().len(), 1);
+    assert_eq!(wallet.sign_transaction(&tx, &input, &[]).await.unwrap().len(), 1);
 }

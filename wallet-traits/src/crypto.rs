@@ -123,9 +123,16 @@ pub trait Signer: fmt::Debug + Send + Sync + 'static {
     /// Signs `inputs` of the transaction `tx_ef` (Extended Format: every input carries the output
     /// it spends), in increasing index order, returning one signature per input. The signer
     /// computes each digest from the transaction itself (an MPC signer's cosigners recompute them
-    /// too and may refuse by policy), so no party signs a digest it was merely handed.
-    async fn sign_transaction(&self, tx_ef: &[u8], inputs: &[crate::InputToSign]) -> Result<Vec<EcdsaSignature>> {
-        let _ = (tx_ef, inputs);
+    /// too and may refuse by policy), so no party signs a digest it was merely handed. `change`
+    /// names the outputs that pay the wallet itself, with the tweak of each one's key: a
+    /// cosigner checks each claim and counts every other output as money leaving the wallet.
+    async fn sign_transaction(
+        &self,
+        tx_ef: &[u8],
+        inputs: &[crate::InputToSign],
+        change: &[crate::ChangeClaim],
+    ) -> Result<Vec<EcdsaSignature>> {
+        let _ = (tx_ef, inputs, change);
         Err(Error::new(ErrorKind::Unsupported, "this signer does not sign transactions"))
     }
 }

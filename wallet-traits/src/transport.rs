@@ -42,6 +42,20 @@ pub struct InputToSign {
     pub tweak: Option<[u8; 32]>,
 }
 
+/// An output of a [`SessionParams::SignTx`] transaction that pays the wallet itself: P2PKH of
+/// the child key `root + tweak·G`. A cosigner checks each claim against the output (a false one
+/// refuses the session) and counts every unclaimed output as money leaving the wallet.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct ChangeClaim {
+    /// The output's index.
+    pub vout: u32,
+    /// The additive tweak of the key it pays (a BRC-42 child key of the wallet's root key).
+    pub tweak: [u8; 32],
+}
+
+/// The most change claims one [`SessionParams::SignTx`] session carries.
+pub const MAX_CHANGE_CLAIMS: usize = 256;
+
 /// The most envelopes one signing run sends each other party (cggmp24 signing: 6 rounds, one
 /// envelope per peer each). The engine asserts its signing stays within it.
 pub const ENVELOPES_PER_SIGNING: usize = 6;
@@ -95,6 +109,10 @@ pub enum SessionParams {
         tx: Vec<u8>,
         /// The inputs to sign, in increasing index order; input `k` of this list runs in stage `k`.
         inputs: Vec<InputToSign>,
+        /// The outputs that pay the wallet itself, in increasing output order (an older agent
+        /// sends none: every output then counts as leaving the wallet).
+        #[serde(default)]
+        change: Vec<ChangeClaim>,
     },
     /// Threshold keygen of a `threshold`-of-`total` key whose aux info is that of key index
     /// `aux_from` of the same wallet (the group's aux info serves several keys).
@@ -191,7 +209,12 @@ impl SessionRequest {
             SessionParams::Linkage { point } if PublicKey::from_slice(point).is_err() => {
                 return Err(invalid("a linkage session needs a compressed counterparty point (33 bytes)"));
             }
-            SessionParams::SignTx { tx, inputs } => {
+            SessionParams::SignTx { tx, inputs, change } => {
+                if change.len() > MAX_CHANGE_CLAIMS || change.windows(2).any(|w| w[0].vout >= w[1].vout) {
+                    return Err(invalid(&format!(
+                        "change claims name each output once, in increasing order, at most {MAX_CHANGE_CLAIMS}"
+                    )));
+                }
                 let most = max_inputs_per_session(p.len());
                 if tx.is_empty() || inputs.is_empty() || inputs.len() > most {
                     return Err(Error::new(
@@ -508,7 +531,7 @@ mod tests {
     #[test]
     fn a_transaction_session_signs_a_bounded_ordered_set_of_inputs() {
         let input = |index| InputToSign { index, sighash_type: 0x41, tweak: None };
-        let sign_tx = |inputs: Vec<InputToSign>| SessionParams::SignTx { tx: vec![1; 60], inputs };
+        let sign_tx = |inputs: Vec<InputToSign>| SessionParams::SignTx { tx: vec![1; 60], inputs, change: vec![] };
         assert!(request(vec![0, 1], sign_tx(vec![input(0), input(3)])).check().is_ok());
         assert_eq!(max_inputs_per_session(2), 42);
         assert_eq!(max_inputs_per_session(3), 21);
@@ -523,7 +546,7 @@ mod tests {
             let e = request(parties, sign_tx(inputs.clone())).check().unwrap_err();
             assert_eq!(e.kind(), ErrorKind::InvalidInput, "{inputs:?}");
         }
-        let empty = SessionParams::SignTx { tx: vec![], inputs: vec![input(0)] };
+        let empty = SessionParams::SignTx { tx: vec![], inputs: vec![input(0)], change: vec![] };
         assert!(request(vec![0, 1], empty).check().is_err());
         // The transaction travels as a byte string (CBOR major type 2), not an array of numbers.
         let r = request(vec![0, 1], sign_tx(vec![input(0)]));

@@ -15,7 +15,8 @@ use wallet_bsv::{
     Transaction, TxId, TxInput, TxOutput,
 };
 use wallet_traits::{
-    ActionRecord, ActionStatus, Derivation, Error, ErrorKind, InputToSign, Outpoint, OutputRecord, Result, SignedAction,
+    ActionRecord, ActionStatus, ChangeClaim, Derivation, Error, ErrorKind, InputToSign, Outpoint, OutputRecord, Result,
+    SignedAction,
 };
 
 use super::{
@@ -506,7 +507,17 @@ impl Actions {
             keys.push(key);
         }
         if !to_sign.is_empty() {
-            let signatures = self.signer.sign_transaction(&tx.to_ef()?, &to_sign).await?;
+            // The change is claimed so the cosigners count only what leaves the wallet.
+            let mut change = Vec::new();
+            for t in &draft.tracked {
+                if let Some(d) = &t.derivation {
+                    let sender = wallet_bsv::brc42::parse_public_key(&d.sender)?;
+                    let tweak = *self.keys.brc29_key(&d.prefix, &d.suffix, &sender).await?.0;
+                    change.push(ChangeClaim { vout: t.vout, tweak });
+                }
+            }
+            change.sort_by_key(|c| c.vout);
+            let signatures = self.signer.sign_transaction(&tx.to_ef()?, &to_sign, &change).await?;
             for ((input, sig), key) in to_sign.iter().zip(&signatures).zip(&keys) {
                 let push = checksig_format(sig, input.sighash_type);
                 tx.inputs[input.index as usize].unlocking_script = Script::p2pkh_unlock(&push, key.as_bytes());

@@ -6,8 +6,8 @@
 use serde::{de::IntoDeserializer, Deserialize};
 use tonic::{metadata::MetadataValue, Code, Status};
 use wallet_traits::{
-    EcdhPartial, EcdhRequest, Envelope, Error, ErrorKind, ExecutionId, InputToSign, KeyId, KeyInfo, Result,
-    SessionEvent, SessionOutcome, SessionParams, SessionRequest, ShareState, WalletId, WireError,
+    ChangeClaim, EcdhPartial, EcdhRequest, Envelope, Error, ErrorKind, ExecutionId, InputToSign, KeyId, KeyInfo,
+    Result, SessionEvent, SessionOutcome, SessionParams, SessionRequest, ShareState, WalletId, WireError,
 };
 
 use crate::proto as pb;
@@ -73,9 +73,10 @@ pub(crate) fn session_request_to_pb(r: &SessionRequest) -> pb::SessionRequest {
             (m.threshold, m.total, m.aux_from) = ((*threshold).into(), (*total).into(), Some(*aux_from));
         }
         SessionParams::Migrate {} => m.kind = pb::SessionKind::Migrate as i32,
-        SessionParams::SignTx { tx, inputs } => {
+        SessionParams::SignTx { tx, inputs, change } => {
             m.kind = pb::SessionKind::SignTx as i32;
             m.tx = Some(tx.clone());
+            m.change = change.iter().map(|c| pb::ChangeClaim { vout: c.vout, tweak: c.tweak.to_vec() }).collect();
             m.inputs = inputs
                 .iter()
                 .map(|i| pb::InputToSign {
@@ -95,7 +96,7 @@ pub(crate) fn session_request_to_pb(r: &SessionRequest) -> pb::SessionRequest {
 pub(crate) fn session_request_from_pb(r: pb::SessionRequest) -> Result<SessionRequest> {
     let mixed = || malformed("session request: a field of another session kind is set");
     let kind = pb::SessionKind::try_from(r.kind);
-    if kind != Ok(pb::SessionKind::SignTx) && (r.tx.is_some() || !r.inputs.is_empty()) {
+    if kind != Ok(pb::SessionKind::SignTx) && (r.tx.is_some() || !r.inputs.is_empty() || !r.change.is_empty()) {
         return Err(mixed());
     }
     if kind != Ok(pb::SessionKind::Keygen) && r.aux_from.is_some() {
@@ -152,7 +153,16 @@ pub(crate) fn session_request_from_pb(r: pb::SessionRequest) -> Result<SessionRe
                     })
                 })
                 .collect::<Result<_>>()?;
-            SessionParams::SignTx { tx: r.tx.ok_or_else(|| malformed("session request: no transaction"))?, inputs }
+            let change = r
+                .change
+                .into_iter()
+                .map(|c| {
+                    let tweak = bytes32_from(Some(c.tweak), "change tweak")?.unwrap_or_default();
+                    Ok(ChangeClaim { vout: c.vout, tweak })
+                })
+                .collect::<Result<_>>()?;
+            let tx = r.tx.ok_or_else(|| malformed("session request: no transaction"))?;
+            SessionParams::SignTx { tx, inputs, change }
         }
         _ => return Err(malformed("session request: unknown session kind").with_context("kind", r.kind)),
     };
@@ -380,6 +390,7 @@ mod tests {
                 InputToSign { index: 0, sighash_type: 0x41, tweak: None },
                 InputToSign { index: 2, sighash_type: 0xc3, tweak: Some([7; 32]) },
             ],
+            change: vec![ChangeClaim { vout: 1, tweak: [9; 32] }],
         };
         let key = KeyId::new(WalletId::new("w").unwrap(), 0);
         let r = SessionRequest { key, execution_id: ExecutionId::random(), parties: vec![0, 1], params };
@@ -394,6 +405,12 @@ mod tests {
         let mut short_tweak = session_request_to_pb(&r);
         short_tweak.inputs[1].tweak = Some(vec![7; 31]);
         assert!(session_request_from_pb(short_tweak).unwrap_err().message().contains("32 bytes"));
+        let mut short_claim = session_request_to_pb(&r);
+        short_claim.change[0].tweak = vec![9; 31];
+        assert!(session_request_from_pb(short_claim).unwrap_err().message().contains("32 bytes"));
+        let mut claim_on_sign = session_request_to_pb(&sign);
+        claim_on_sign.change = session_request_to_pb(&r).change;
+        assert!(session_request_from_pb(claim_on_sign).unwrap_err().message().contains("another session kind"));
     }
 
     #[test]

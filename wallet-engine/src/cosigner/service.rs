@@ -357,7 +357,7 @@ impl CosignerService {
                     mpc::run_sign(io, r, share).await.map(|_| PartyOutput::Signed(pk))
                 })
             }
-            SessionParams::SignTx { tx, inputs } => {
+            SessionParams::SignTx { tx, inputs, .. } => {
                 let root = self.signing_share(req, "signing a transaction").await?;
                 let pk = mpc::public_key_of(&root);
                 let (parsed, prepared) = transaction::prepare(&pk, tx, inputs).map_err(|e| self.refused(req, e))?;
