@@ -2,14 +2,19 @@
 //!
 //! Every party has a static X25519 key; every other party's public key is pinned in its
 //! configuration, never learned through the agent. A payload from party A to party B is sealed
-//! with ChaCha20-Poly1305 under `HKDF(salt = execution id, X25519(A, B), info = direction)`, with
+//! with XChaCha20-Poly1305 under `HKDF(salt = execution id, X25519(A, B), info = direction)`, with
 //! the stage, sequence number and broadcast flag as associated data. So the agent, which relays
 //! every message between cosigners, can neither read nor alter nor forge them, and a message's
 //! sender is whoever could seal it, never a field a relay could edit.
+//!
+//! The nonce is 24 random bytes the sender draws for each message and puts in front of the
+//! ciphertext. A nonce derived from (stage, seq) alone would repeat when an execution id is run
+//! twice (a replay a restarted cosigner did not remember), sealing two different messages under
+//! one key and nonce; a random one never does.
 
 use std::{collections::BTreeMap, fmt, str::FromStr};
 
-use chacha20poly1305::{aead::Aead, ChaCha20Poly1305, KeyInit};
+use chacha20poly1305::{aead::Aead, KeyInit, XChaCha20Poly1305};
 use hkdf::Hkdf;
 use serde::{Deserialize, Serialize};
 use sha2::Sha256;
@@ -176,22 +181,24 @@ impl Keyring {
             return None;
         }
         let mut key = Zeroizing::new([0u8; 32]);
-        let mut info = b"mpc-wallet/envelope/v1".to_vec();
+        let mut info = ENVELOPE_VERSION.to_vec();
         info.extend_from_slice(&from.to_be_bytes());
         info.extend_from_slice(&to.to_be_bytes());
         Hkdf::<Sha256>::new(Some(eid.as_bytes()), shared.as_bytes()).expand(&info, key.as_mut()).ok()?;
         Some(key)
     }
 
-    /// Seals `payload` from this party to `to`.
+    /// Seals `payload` from this party to `to`: a fresh random nonce, then the ciphertext.
     pub(crate) fn seal(&self, h: &SealHeader, to: PartyIndex, payload: &[u8]) -> Result<Vec<u8>> {
         let key = self
             .channel_key(&h.execution_id, self.me, to)
             .ok_or_else(|| Error::new(ErrorKind::Config, format!("no usable pinned key for party {to}")))?;
         let aad = h.aad(self.me, to);
-        ChaCha20Poly1305::new(key.as_ref().into())
-            .encrypt(&h.nonce().into(), chacha20poly1305::aead::Payload { msg: payload, aad: &aad })
-            .map_err(|_| Error::new(ErrorKind::Internal, "envelope sealing failed"))
+        let nonce: [u8; NONCE_LEN] = rand::random();
+        let sealed = XChaCha20Poly1305::new(key.as_ref().into())
+            .encrypt(&nonce.into(), chacha20poly1305::aead::Payload { msg: payload, aad: &aad })
+            .map_err(|_| Error::new(ErrorKind::Internal, "envelope sealing failed"))?;
+        Ok([nonce.as_slice(), &sealed].concat())
     }
 
     /// Opens a payload that claims to come from `from` to this party; `None` if it does not
@@ -199,8 +206,9 @@ impl Keyring {
     pub(crate) fn open(&self, h: &SealHeader, from: PartyIndex, sealed: &[u8]) -> Option<Zeroizing<Vec<u8>>> {
         let key = self.channel_key(&h.execution_id, from, self.me)?;
         let aad = h.aad(from, self.me);
-        ChaCha20Poly1305::new(key.as_ref().into())
-            .decrypt(&h.nonce().into(), chacha20poly1305::aead::Payload { msg: sealed, aad: &aad })
+        let (nonce, ciphertext) = sealed.split_first_chunk::<NONCE_LEN>()?;
+        XChaCha20Poly1305::new(key.as_ref().into())
+            .decrypt(nonce.into(), chacha20poly1305::aead::Payload { msg: ciphertext, aad: &aad })
             .ok()
             .map(Zeroizing::new)
     }
@@ -214,18 +222,16 @@ pub(crate) struct SealHeader {
     pub(crate) broadcast: bool,
 }
 
-impl SealHeader {
-    /// Unique per (execution, sender, recipient): the key is per direction and (stage, seq) per sender.
-    fn nonce(&self) -> [u8; 12] {
-        let mut n = [0u8; 12];
-        n[..2].copy_from_slice(&self.stage.to_be_bytes());
-        n[2..10].copy_from_slice(&self.seq.to_be_bytes());
-        n[10] = u8::from(self.broadcast);
-        n
-    }
+/// The envelope format, in every key derivation and associated data: v2 draws a random nonce per
+/// message (v1 derived it from stage and sequence), so a v1 party's envelopes fail to open.
+const ENVELOPE_VERSION: &[u8] = b"mpc-wallet/envelope/v2";
 
+/// XChaCha20-Poly1305's nonce: 192 bits, so random nonces never collide in practice.
+const NONCE_LEN: usize = 24;
+
+impl SealHeader {
     fn aad(&self, from: PartyIndex, to: PartyIndex) -> Vec<u8> {
-        let mut a = b"mpc-wallet/envelope/v1".to_vec();
+        let mut a = ENVELOPE_VERSION.to_vec();
         a.extend_from_slice(self.execution_id.as_bytes());
         a.extend_from_slice(&self.stage.to_be_bytes());
         a.extend_from_slice(&from.to_be_bytes());
@@ -259,9 +265,22 @@ mod tests {
         let mut h = header();
         h.broadcast = true;
         assert!(g[2].open(&h, 1, &sealed).is_none());
-        let mut flipped = sealed.clone();
-        flipped[0] ^= 1;
-        assert!(g[2].open(&header(), 1, &flipped).is_none());
+        for at in [0, sealed.len() - 1] {
+            let mut flipped = sealed.clone();
+            flipped[at] ^= 1;
+            assert!(g[2].open(&header(), 1, &flipped).is_none(), "byte {at} flipped");
+        }
+        assert!(g[2].open(&header(), 1, &sealed[..NONCE_LEN - 1]).is_none(), "too short to hold a nonce");
+    }
+
+    #[test]
+    fn the_same_message_sealed_twice_never_repeats_a_nonce() {
+        // A replayed execution id runs the same (stage, seq) again: each seal draws its own nonce.
+        let g = Keyring::generate_group(2);
+        let (a, b) = (g[0].seal(&header(), 1, b"round 1").unwrap(), g[0].seal(&header(), 1, b"round 1").unwrap());
+        assert_ne!(a[..NONCE_LEN], b[..NONCE_LEN]);
+        assert_ne!(a, b);
+        assert_eq!(&g[1].open(&header(), 0, &b).unwrap()[..], b"round 1");
     }
 
     #[test]
