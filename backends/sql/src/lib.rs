@@ -5,6 +5,8 @@ mod db;
 mod dialect;
 mod outputs;
 mod shares;
+#[cfg(feature = "test-util")]
+pub mod test_util;
 
 pub use db::{Db, Value};
 pub use dialect::Dialect;
