@@ -37,17 +37,23 @@ pub trait Db: sqlx::Database {
         args: Vec<Value<'q>>,
     ) -> impl Future<Output = sqlx::Result<Vec<Self::Row>>> + Send + 'q;
 
-    /// A text column; `None` for NULL.
-    fn text(row: &Self::Row, column: &str) -> sqlx::Result<Option<String>>;
+    /// A text column.
+    fn text(row: &Self::Row, column: &str) -> sqlx::Result<String>;
 
-    /// A binary column; `None` for NULL.
-    fn bytes(row: &Self::Row, column: &str) -> sqlx::Result<Option<Vec<u8>>>;
+    /// A text column that may be NULL.
+    fn opt_text(row: &Self::Row, column: &str) -> sqlx::Result<Option<String>>;
 
-    /// An integer column, 32-bit columns widened; `None` for NULL.
-    fn int(row: &Self::Row, column: &str) -> sqlx::Result<Option<i64>>;
+    /// A binary column.
+    fn bytes(row: &Self::Row, column: &str) -> sqlx::Result<Vec<u8>>;
 
-    /// A boolean column; `None` for NULL.
-    fn boolean(row: &Self::Row, column: &str) -> sqlx::Result<Option<bool>>;
+    /// A binary column that may be NULL.
+    fn opt_bytes(row: &Self::Row, column: &str) -> sqlx::Result<Option<Vec<u8>>>;
+
+    /// An integer column, 32-bit columns widened.
+    fn int(row: &Self::Row, column: &str) -> sqlx::Result<i64>;
+
+    /// A boolean column.
+    fn boolean(row: &Self::Row, column: &str) -> sqlx::Result<bool>;
 }
 
 impl<DB> Db for DB
@@ -60,13 +66,11 @@ where
     for<'q> Option<i64>: Encode<'q, DB> + Type<DB>,
     for<'q> i32: Encode<'q, DB> + Type<DB>,
     for<'q> bool: Encode<'q, DB> + Type<DB>,
-    for<'r> Option<String>: Decode<'r, DB> + Type<DB>,
-    for<'r> Option<Vec<u8>>: Decode<'r, DB> + Type<DB>,
-    for<'r> Option<i64>: Decode<'r, DB>,
-    for<'r> Option<i32>: Decode<'r, DB>,
-    for<'r> Option<bool>: Decode<'r, DB> + Type<DB>,
-    i64: Type<DB>,
-    i32: Type<DB>,
+    for<'r> String: Decode<'r, DB> + Type<DB>,
+    for<'r> Vec<u8>: Decode<'r, DB> + Type<DB>,
+    for<'r> i64: Decode<'r, DB> + Type<DB>,
+    for<'r> i32: Decode<'r, DB> + Type<DB>,
+    for<'r> bool: Decode<'r, DB> + Type<DB>,
     for<'a> &'a str: ColumnIndex<DB::Row>,
 {
     fn execute<'q>(
@@ -93,29 +97,36 @@ where
         conn.fetch_all(query(sql, args))
     }
 
-    fn text(row: &Self::Row, column: &str) -> sqlx::Result<Option<String>> {
+    fn text(row: &Self::Row, column: &str) -> sqlx::Result<String> {
         row.try_get(column)
     }
 
-    fn bytes(row: &Self::Row, column: &str) -> sqlx::Result<Option<Vec<u8>>> {
+    fn opt_text(row: &Self::Row, column: &str) -> sqlx::Result<Option<String>> {
         row.try_get(column)
     }
 
-    fn int(row: &Self::Row, column: &str) -> sqlx::Result<Option<i64>> {
+    fn bytes(row: &Self::Row, column: &str) -> sqlx::Result<Vec<u8>> {
+        row.try_get(column)
+    }
+
+    fn opt_bytes(row: &Self::Row, column: &str) -> sqlx::Result<Option<Vec<u8>>> {
+        row.try_get(column)
+    }
+
+    fn int(row: &Self::Row, column: &str) -> sqlx::Result<i64> {
         // PostgreSQL's INTEGER columns decode only as i32; SQLite's integers all decode as i64.
-        let raw = row.try_get_raw(column)?;
-        let narrow = !raw.is_null() && {
+        let narrow = row.try_get_raw(column).is_ok_and(|raw| {
             let ty = raw.type_info();
-            !<i64 as Type<DB>>::compatible(&ty) && <i32 as Type<DB>>::compatible(&ty)
-        };
+            !raw.is_null() && !<i64 as Type<DB>>::compatible(&ty) && <i32 as Type<DB>>::compatible(&ty)
+        });
         if narrow {
-            row.try_get::<Option<i32>, _>(column).map(|v| v.map(i64::from))
+            row.try_get::<i32, _>(column).map(i64::from)
         } else {
             row.try_get(column)
         }
     }
 
-    fn boolean(row: &Self::Row, column: &str) -> sqlx::Result<Option<bool>> {
+    fn boolean(row: &Self::Row, column: &str) -> sqlx::Result<bool> {
         row.try_get(column)
     }
 }
@@ -222,7 +233,6 @@ impl From<bool> for Value<'_> {
 
 /// Where a statement runs: the pool (on a connection of its own, the statement its own
 /// transaction) or an open transaction.
-#[derive(Debug)]
 pub(crate) enum On<'c, DB: sqlx::Database> {
     Pool(&'c Pool<DB>),
     Tx(&'c mut DB::Connection),
@@ -240,7 +250,7 @@ impl<'c, DB: sqlx::Database> From<&'c mut Transaction<'_, DB>> for On<'c, DB> {
     }
 }
 
-/// A rendered statement and its arguments, built up and then run on a [`Target`].
+/// A rendered statement and its arguments, built up and then run [`On`] the pool or a transaction.
 pub(crate) struct Statement<'a, D> {
     sql: String,
     args: Vec<Value<'a>>,
@@ -332,33 +342,25 @@ impl<D: Dialect> RowReader<'_, D> {
         with_namespace(e, self.namespace).with_context("key", self.key).with_context("column", column)
     }
 
-    fn required<T>(&self, column: &'static str, value: sqlx::Result<Option<T>>) -> Result<T> {
-        match value {
-            Ok(Some(v)) => Ok(v),
-            Ok(None) => Err(self.corrupted(column)),
-            // The decode error names the column and types, never the value.
-            Err(e) => Err(self.corrupted(column).with_source(e)),
-        }
-    }
-
-    fn optional<T>(&self, column: &'static str, value: sqlx::Result<Option<T>>) -> Result<Option<T>> {
+    fn read<T>(&self, column: &'static str, value: sqlx::Result<T>) -> Result<T> {
+        // The decode error names the column and types, never the value.
         value.map_err(|e| self.corrupted(column).with_source(e))
     }
 
     pub(crate) fn text(&self, column: &'static str) -> Result<String> {
-        self.required(column, D::Database::text(self.row, column))
+        self.read(column, D::Database::text(self.row, column))
     }
 
     pub(crate) fn opt_text(&self, column: &'static str) -> Result<Option<String>> {
-        self.optional(column, D::Database::text(self.row, column))
+        self.read(column, D::Database::opt_text(self.row, column))
     }
 
     pub(crate) fn bytes(&self, column: &'static str) -> Result<Vec<u8>> {
-        self.required(column, D::Database::bytes(self.row, column))
+        self.read(column, D::Database::bytes(self.row, column))
     }
 
     pub(crate) fn opt_bytes(&self, column: &'static str) -> Result<Option<Vec<u8>>> {
-        self.optional(column, D::Database::bytes(self.row, column))
+        self.read(column, D::Database::opt_bytes(self.row, column))
     }
 
     /// A fixed-size binary column: a txid, an execution id.
@@ -372,11 +374,11 @@ impl<D: Dialect> RowReader<'_, D> {
 
     /// An integer column into `T`, which must hold its value.
     pub(crate) fn int<T: TryFrom<i64>>(&self, column: &'static str) -> Result<T> {
-        T::try_from(self.required(column, D::Database::int(self.row, column))?).map_err(|_| self.corrupted(column))
+        T::try_from(self.read(column, D::Database::int(self.row, column))?).map_err(|_| self.corrupted(column))
     }
 
     pub(crate) fn boolean(&self, column: &'static str) -> Result<bool> {
-        self.required(column, D::Database::boolean(self.row, column))
+        self.read(column, D::Database::boolean(self.row, column))
     }
 
     /// A JSON array of strings (an aggregate of tags or labels); NULL is an empty one.
