@@ -27,13 +27,11 @@ pub mod __private {
 macro_rules! share_store {
     ($store:ty => $field:ident) => {
         const _: () = {
-            use $crate::__private::{
-                async_trait,
-                wallet_traits::{DerivationCacheStore, KeyId, PrimePoolStore, Result, ShareStore, StoredShare},
+            use $crate::__private::wallet_traits::{
+                DerivationCacheStore, KeyId, PrimePoolStore, Result, ShareStore, StoredShare,
             };
 
-            #[async_trait]
-            impl ShareStore for $store {
+            $crate::__delegate!($store => $field, ShareStore {
                 fn derivation_cache(&self) -> Option<&dyn DerivationCacheStore> {
                     Some(self)
                 }
@@ -41,57 +39,23 @@ macro_rules! share_store {
                 fn prime_pool(&self) -> Option<&dyn PrimePoolStore> {
                     Some(self)
                 }
-
-                async fn load_share(&self, key: &KeyId) -> Result<Option<StoredShare>> {
-                    self.$field.load_share(key).await
-                }
-
-                async fn create_share(&self, record: &StoredShare) -> Result<()> {
-                    self.$field.create_share(record).await
-                }
-
-                async fn update_share(&self, record: &StoredShare, expected_version: u64) -> Result<u64> {
-                    self.$field.update_share(record, expected_version).await
-                }
-
-                async fn delete_share(&self, key: &KeyId, expected_version: u64) -> Result<()> {
-                    self.$field.delete_share(key, expected_version).await
-                }
             }
-
-            #[async_trait]
-            impl DerivationCacheStore for $store {
-                async fn get_derivation(&self, key: &KeyId, lookup: &[u8]) -> Result<Option<Vec<u8>>> {
-                    self.$field.get_derivation(key, lookup).await
-                }
-
-                async fn put_derivation(&self, key: &KeyId, lookup: &[u8], sealed: &[u8]) -> Result<()> {
-                    self.$field.put_derivation(key, lookup, sealed).await
-                }
-
-                async fn evict_derivations(&self, key: &KeyId, keep: usize) -> Result<u64> {
-                    self.$field.evict_derivations(key, keep).await
-                }
-
-                async fn count_derivations(&self, key: &KeyId) -> Result<u64> {
-                    self.$field.count_derivations(key).await
-                }
-            }
-
-            #[async_trait]
-            impl PrimePoolStore for $store {
-                async fn add_primes(&self, pool: &str, sealed: &[u8]) -> Result<()> {
-                    self.$field.add_primes(pool, sealed).await
-                }
-
-                async fn take_primes(&self, pool: &str) -> Result<Option<Vec<u8>>> {
-                    self.$field.take_primes(pool).await
-                }
-
-                async fn count_primes(&self, pool: &str) -> Result<u64> {
-                    self.$field.count_primes(pool).await
-                }
-            }
+                fn load_share(&self, key: &KeyId) -> Result<Option<StoredShare>>;
+                fn create_share(&self, record: &StoredShare) -> Result<()>;
+                fn update_share(&self, record: &StoredShare, expected_version: u64) -> Result<u64>;
+                fn delete_share(&self, key: &KeyId, expected_version: u64) -> Result<()>;
+            );
+            $crate::__delegate!($store => $field, DerivationCacheStore {}
+                fn get_derivation(&self, key: &KeyId, lookup: &[u8]) -> Result<Option<Vec<u8>>>;
+                fn put_derivation(&self, key: &KeyId, lookup: &[u8], sealed: &[u8]) -> Result<()>;
+                fn evict_derivations(&self, key: &KeyId, keep: usize) -> Result<u64>;
+                fn count_derivations(&self, key: &KeyId) -> Result<u64>;
+            );
+            $crate::__delegate!($store => $field, PrimePoolStore {}
+                fn add_primes(&self, pool: &str, sealed: &[u8]) -> Result<()>;
+                fn take_primes(&self, pool: &str) -> Result<Option<Vec<u8>>>;
+                fn count_primes(&self, pool: &str) -> Result<u64>;
+            );
         };
     };
 }
@@ -102,78 +66,45 @@ macro_rules! share_store {
 macro_rules! output_store {
     ($store:ty => $field:ident) => {
         const _: () = {
-            use $crate::__private::{
-                async_trait,
-                wallet_traits::{
-                    ActionQuery, ActionRecord, ActionStatus, Outpoint, OutputQuery, OutputRecord, OutputStore, Page,
-                    Recorded, Result, SignedAction,
-                },
+            use $crate::__private::wallet_traits::{
+                ActionQuery, ActionRecord, ActionStatus, Outpoint, OutputQuery, OutputRecord, OutputStore, Page,
+                Recorded, Result, SignedAction,
             };
 
-            #[async_trait]
-            impl OutputStore for $store {
-                async fn record_action(&self, action: &ActionRecord, outputs: &[OutputRecord]) -> Result<Recorded> {
-                    self.$field.record_action(action, outputs).await
-                }
-
-                async fn reserve_change(
-                    &self,
-                    reference: &str,
-                    basket: &str,
-                    target: u64,
-                    exact: Option<u64>,
-                ) -> Result<Option<OutputRecord>> {
-                    self.$field.reserve_change(reference, basket, target, exact).await
-                }
-
-                async fn reserve_outputs(&self, reference: &str, outpoints: &[Outpoint]) -> Result<Vec<OutputRecord>> {
-                    self.$field.reserve_outputs(reference, outpoints).await
-                }
-
-                async fn commit_action(&self, reference: &str, signed: &SignedAction) -> Result<()> {
-                    self.$field.commit_action(reference, signed).await
-                }
-
-                async fn fail_action(&self, reference: &str) -> Result<bool> {
-                    self.$field.fail_action(reference).await
-                }
-
-                async fn set_status(&self, reference: &str, status: ActionStatus) -> Result<()> {
-                    self.$field.set_status(reference, status).await
-                }
-
-                async fn set_merkle_path(&self, txid: &[u8; 32], merkle_path: &[u8]) -> Result<bool> {
-                    self.$field.set_merkle_path(txid, merkle_path).await
-                }
-
-                async fn action(&self, reference: &str) -> Result<Option<ActionRecord>> {
-                    self.$field.action(reference).await
-                }
-
-                async fn action_by_txid(&self, txid: &[u8; 32]) -> Result<Option<ActionRecord>> {
-                    self.$field.action_by_txid(txid).await
-                }
-
-                async fn output(&self, outpoint: &Outpoint) -> Result<Option<OutputRecord>> {
-                    self.$field.output(outpoint).await
-                }
-
-                async fn list_outputs(&self, query: &OutputQuery) -> Result<Page<OutputRecord>> {
-                    self.$field.list_outputs(query).await
-                }
-
-                async fn list_actions(&self, query: &ActionQuery) -> Result<Page<ActionRecord>> {
-                    self.$field.list_actions(query).await
-                }
-
-                async fn relinquish_output(&self, basket: &str, outpoint: &Outpoint) -> Result<bool> {
-                    self.$field.relinquish_output(basket, outpoint).await
-                }
-
-                async fn balance(&self, basket: &str) -> Result<u64> {
-                    self.$field.balance(basket).await
-                }
-            }
+            $crate::__delegate!($store => $field, OutputStore {}
+                fn record_action(&self, action: &ActionRecord, outputs: &[OutputRecord]) -> Result<Recorded>;
+                fn reserve_change(&self, reference: &str, basket: &str, target: u64, exact: Option<u64>)
+                    -> Result<Option<OutputRecord>>;
+                fn reserve_outputs(&self, reference: &str, outpoints: &[Outpoint]) -> Result<Vec<OutputRecord>>;
+                fn commit_action(&self, reference: &str, signed: &SignedAction) -> Result<()>;
+                fn fail_action(&self, reference: &str) -> Result<bool>;
+                fn set_status(&self, reference: &str, status: ActionStatus) -> Result<()>;
+                fn set_merkle_path(&self, txid: &[u8; 32], merkle_path: &[u8]) -> Result<bool>;
+                fn action(&self, reference: &str) -> Result<Option<ActionRecord>>;
+                fn action_by_txid(&self, txid: &[u8; 32]) -> Result<Option<ActionRecord>>;
+                fn output(&self, outpoint: &Outpoint) -> Result<Option<OutputRecord>>;
+                fn list_outputs(&self, query: &OutputQuery) -> Result<Page<OutputRecord>>;
+                fn list_actions(&self, query: &ActionQuery) -> Result<Page<ActionRecord>>;
+                fn relinquish_output(&self, basket: &str, outpoint: &Outpoint) -> Result<bool>;
+                fn balance(&self, basket: &str) -> Result<u64>;
+            );
         };
+    };
+}
+
+/// An async trait's impl whose listed methods hand the call to `$field` (and whose `{ ... }`
+/// methods are written out); for [`share_store!`] and [`output_store!`].
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __delegate {
+    ($store:ty => $field:ident, $contract:ident { $($own:item)* }
+     $(fn $method:ident(&self $(, $arg:ident: $ty:ty)*) -> $ret:ty;)*) => {
+        #[$crate::__private::async_trait]
+        impl $contract for $store {
+            $($own)*
+            $(async fn $method(&self $(, $arg: $ty)*) -> $ret {
+                self.$field.$method($($arg),*).await
+            })*
+        }
     };
 }
