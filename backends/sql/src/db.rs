@@ -16,7 +16,10 @@ pub(crate) type Row<D> = <<D as Dialect>::Database as sqlx::Database>::Row;
 /// (SQLite's and PostgreSQL's do), so the sqlx bounds are written once, here, instead of on every
 /// generic impl.
 pub trait Db: sqlx::Database {
-    /// Runs `sql` with `args` bound to `$1`, `$2`, ...
+    /// `sql` with `args` bound to `$1`, `$2`, ...
+    fn query<'q>(sql: &'q str, args: Vec<Value<'q>>) -> sqlx::query::Query<'q, Self, Self::Arguments<'q>>;
+
+    /// Runs a statement.
     fn execute<'q>(
         conn: &'q mut Self::Connection,
         sql: &'q str,
@@ -73,12 +76,22 @@ where
     for<'r> bool: Decode<'r, DB> + Type<DB>,
     for<'a> &'a str: ColumnIndex<DB::Row>,
 {
+    fn query<'q>(sql: &'q str, args: Vec<Value<'q>>) -> sqlx::query::Query<'q, Self, Self::Arguments<'q>> {
+        args.into_iter().fold(sqlx::query(sql), |q, arg| match arg {
+            Value::Text(v) => q.bind(v),
+            Value::Bytes(v) => q.bind(v),
+            Value::Int(v) => q.bind(v),
+            Value::Int32(v) => q.bind(v),
+            Value::Bool(v) => q.bind(v),
+        })
+    }
+
     fn execute<'q>(
         conn: &'q mut Self::Connection,
         sql: &'q str,
         args: Vec<Value<'q>>,
     ) -> impl Future<Output = sqlx::Result<Self::QueryResult>> + Send + 'q {
-        conn.execute(query(sql, args))
+        conn.execute(Self::query(sql, args))
     }
 
     fn fetch_optional<'q>(
@@ -86,7 +99,7 @@ where
         sql: &'q str,
         args: Vec<Value<'q>>,
     ) -> impl Future<Output = sqlx::Result<Option<Self::Row>>> + Send + 'q {
-        conn.fetch_optional(query(sql, args))
+        conn.fetch_optional(Self::query(sql, args))
     }
 
     fn fetch_all<'q>(
@@ -94,7 +107,7 @@ where
         sql: &'q str,
         args: Vec<Value<'q>>,
     ) -> impl Future<Output = sqlx::Result<Vec<Self::Row>>> + Send + 'q {
-        conn.fetch_all(query(sql, args))
+        conn.fetch_all(Self::query(sql, args))
     }
 
     fn text(row: &Self::Row, column: &str) -> sqlx::Result<String> {
@@ -129,24 +142,6 @@ where
     fn boolean(row: &Self::Row, column: &str) -> sqlx::Result<bool> {
         row.try_get(column)
     }
-}
-
-fn query<'q, DB>(sql: &'q str, args: Vec<Value<'q>>) -> sqlx::query::Query<'q, DB, DB::Arguments<'q>>
-where
-    DB: sqlx::Database,
-    for<'a> Option<&'a str>: Encode<'a, DB> + Type<DB>,
-    for<'a> Option<&'a [u8]>: Encode<'a, DB> + Type<DB>,
-    for<'a> Option<i64>: Encode<'a, DB> + Type<DB>,
-    for<'a> i32: Encode<'a, DB> + Type<DB>,
-    for<'a> bool: Encode<'a, DB> + Type<DB>,
-{
-    args.into_iter().fold(sqlx::query(sql), |q, arg| match arg {
-        Value::Text(v) => q.bind(v),
-        Value::Bytes(v) => q.bind(v),
-        Value::Int(v) => q.bind(v),
-        Value::Int32(v) => q.bind(v),
-        Value::Bool(v) => q.bind(v),
-    })
 }
 
 /// A value bound to a statement parameter, typed so that a NULL still has its column's type.

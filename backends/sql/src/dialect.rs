@@ -9,9 +9,10 @@ use crate::db::Db;
 
 /// How one database spells what the store's statements need, and how its failures read.
 ///
-/// The constants are SQL fragments that the statement templates name as `{NAME}` (`{NOW}`,
-/// `{LOCK}`, ...); the methods describe one opened database. Everything else (the statements, row
-/// mapping, transactions, contract errors) is the core's, the same for every database.
+/// The constants are SQL (most of them fragments the statement templates name as `{NAME}`:
+/// `{NOW}`, `{LOCK}`, ...); the methods describe one opened database. Everything else (the
+/// statements, row mapping, transactions, contract errors) is the core's, the same for every
+/// database.
 pub trait Dialect: Send + Sync + 'static {
     /// The sqlx database (driver) the backend opens its pool with.
     type Database: Db;
@@ -83,12 +84,7 @@ fn fragment<D: Dialect>(name: &str) -> Option<&'static str> {
     })
 }
 
-/// A statement template rendered for one database:
-///
-/// - `{NAME}` becomes the dialect's constant `NAME` (which may itself use the notation below);
-/// - text in `[...]` concerns the namespace: kept where the rows carry one, dropped elsewhere;
-/// - `$ns` is the namespace parameter and `$1`, `$2`, ... the statement's own, numbered after it
-///   when the statement binds the namespace.
+/// A statement template rendered for one database.
 #[derive(Debug)]
 pub(crate) struct Rendered {
     pub(crate) sql: String,
@@ -96,6 +92,12 @@ pub(crate) struct Rendered {
     pub(crate) binds_namespace: bool,
 }
 
+/// Renders a statement template in dialect `D`, for rows that carry a namespace or not:
+///
+/// - `{NAME}` becomes the dialect's constant `NAME` (which may itself use the notation below);
+/// - text in `[...]` concerns the namespace: kept where the rows carry one, dropped elsewhere;
+/// - `$ns` is the namespace parameter and `$1`, `$2`, ... the statement's own, numbered after it
+///   when the statement binds the namespace.
 pub(crate) fn render<D: Dialect>(template: &str, namespaced: bool) -> Rendered {
     let expanded = expand(template, fragment::<D>);
     let binds_namespace = namespaced && expanded.contains("$ns");

@@ -15,7 +15,7 @@ use crate::{
 };
 
 // The statements, in the notation of `dialect::render`. Every row belongs to the store's scope
-// (the wallet id), bound as `$1`.
+// (the wallet id), bound as `$1` (`scoped`) wherever a statement selects by more than a row number.
 
 /// The columns an output is read from, its tags collected into one JSON array.
 macro_rules! output_columns {
