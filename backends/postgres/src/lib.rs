@@ -2,6 +2,7 @@
 #![deny(missing_docs)]
 
 mod config;
+mod dialect;
 mod outputs;
 mod store;
 

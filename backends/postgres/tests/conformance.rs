@@ -9,6 +9,7 @@ use std::{
 };
 
 use wallet_backend_postgres::{PostgresConfig, PostgresShareStore};
+use wallet_backend_sql::test_util;
 use wallet_testkit::{sample_record, share_store_suite};
 use wallet_traits::{
     DerivationCacheStore, ErrorKind, ExecutionId, KeyId, Options, PrimePoolStore, ShareStore, WalletId,
@@ -209,14 +210,9 @@ async fn namespaces_isolate_parties() {
 async fn data_survives_close_and_reconnect() {
     let namespace = fresh_namespace("reopen");
     let wallet = WalletId::new("reopen").unwrap();
-    let mut record = sample_record(&wallet, 0, 3);
 
     let store = connect(&namespace).await;
-    store.create_share(&record).await.unwrap();
-    record.sealed = vec![9; 9000];
-    record.version = store.update_share(&record, 1).await.unwrap();
-    store.put_derivation(&record.key, b"lookup", b"cached").await.unwrap();
-    store.add_primes("pool", b"pair").await.unwrap();
+    let record = test_util::write_before_restart(&store, &wallet).await;
     store.close().await;
     let e = store.load_share(&record.key).await.unwrap_err();
     assert_eq!(e.kind(), ErrorKind::Storage, "{e}");
@@ -224,14 +220,7 @@ async fn data_survives_close_and_reconnect() {
     drop(store);
 
     let store = connect(&namespace).await;
-    assert_eq!(store.load_share(&record.key).await.unwrap(), Some(record.clone()));
-    assert_eq!(store.get_derivation(&record.key, b"lookup").await.unwrap(), Some(b"cached".to_vec()));
-    assert_eq!(store.take_primes("pool").await.unwrap(), Some(b"pair".to_vec()));
-    // The guard holds across restarts: DKG cannot overwrite the share written before.
-    let e = store.create_share(&sample_record(&wallet, 0, 4)).await.unwrap_err();
-    assert_eq!(e.kind(), ErrorKind::AlreadyExists);
-    assert!(e.message().contains("DKG will not overwrite"), "{e}");
-    assert_eq!(e.context_value("backend"), Some("postgres"));
+    test_util::check_after_restart(&store, &record, "postgres").await;
     assert_eq!(store.load_share(&record.key).await.unwrap(), Some(record));
 }
 
@@ -480,15 +469,7 @@ async fn a_database_from_before_recency_keeps_its_cache_in_write_order() {
 
     let store = PostgresShareStore::connect(&PostgresConfig::new(&url).with_namespace(&namespace)).await.unwrap();
     let key = KeyId::new(WalletId::new("old").unwrap(), 0);
-    assert_eq!(store.count_derivations(&key).await.unwrap(), 3);
-    assert_eq!(store.get_derivation(&key, b"c").await.unwrap(), Some(b"c".to_vec()), "old entries still open");
-    // The hit made `c` the newest; `a` is now the least recently used, then `b`.
-    assert_eq!(store.evict_derivations(&key, 2).await.unwrap(), 1);
-    assert_eq!(store.get_derivation(&key, b"a").await.unwrap(), None);
-    store.put_derivation(&key, b"d", b"d").await.unwrap();
-    assert_eq!(store.evict_derivations(&key, 2).await.unwrap(), 1);
-    assert_eq!(store.get_derivation(&key, b"b").await.unwrap(), None, "a new entry counts as newer than old ones");
-    assert_eq!(store.count_derivations(&key).await.unwrap(), 2);
+    test_util::check_recency_after_migration(&store, &key, [b"c", b"a", b"b"]).await;
 
     store.close().await;
     sqlx::query(&format!("DROP SCHEMA {schema} CASCADE")).execute(&raw).await.unwrap();

@@ -1,8 +1,9 @@
 use std::sync::Arc;
 
+use wallet_backend_sql::test_util;
 use wallet_backend_sqlite::{SqliteConfig, SqliteShareStore};
 use wallet_testkit::{sample_record, share_store_suite};
-use wallet_traits::{DerivationCacheStore, ErrorKind, KeyId, PrimePoolStore, ShareStore, WalletId};
+use wallet_traits::{ErrorKind, KeyId, PrimePoolStore, ShareStore, WalletId};
 
 /// Every conformance case as its own test, each on a fresh file.
 mod sqlite_conformance {
@@ -42,26 +43,14 @@ async fn data_survives_close_and_reopen() {
     // The parent directories do not exist yet: open creates them.
     let path = dir.path().join("nested/dir/agent.db");
     let wallet = WalletId::new("reopen").unwrap();
-    let mut record = sample_record(&wallet, 0, 3);
 
     let store = SqliteShareStore::open(&path).await.unwrap();
-    store.create_share(&record).await.unwrap();
-    record.sealed = vec![9; 9000];
-    record.version = store.update_share(&record, 1).await.unwrap();
-    store.put_derivation(&record.key, b"lookup", b"cached").await.unwrap();
-    store.add_primes("pool", b"pair").await.unwrap();
+    let record = test_util::write_before_restart(&store, &wallet).await;
     store.close().await;
     drop(store);
 
     let store = SqliteShareStore::open(&path).await.unwrap();
-    assert_eq!(store.load_share(&record.key).await.unwrap(), Some(record.clone()));
-    assert_eq!(store.get_derivation(&record.key, b"lookup").await.unwrap(), Some(b"cached".to_vec()));
-    assert_eq!(store.take_primes("pool").await.unwrap(), Some(b"pair".to_vec()));
-    // The guard holds across restarts: DKG cannot overwrite the share written before.
-    let e = store.create_share(&sample_record(&wallet, 0, 4)).await.unwrap_err();
-    assert_eq!(e.kind(), ErrorKind::AlreadyExists);
-    assert!(e.message().contains("DKG will not overwrite"), "{e}");
-    assert_eq!(e.context_value("backend"), Some("sqlite"));
+    test_util::check_after_restart(&store, &record, "sqlite").await;
 }
 
 #[cfg(unix)]
@@ -145,15 +134,7 @@ async fn a_database_from_before_recency_keeps_its_cache_in_write_order() {
 
     let store = SqliteShareStore::open(&path).await.unwrap();
     let key = KeyId::new(WalletId::new("old").unwrap(), 0);
-    assert_eq!(store.count_derivations(&key).await.unwrap(), 3);
-    assert_eq!(store.get_derivation(&key, b"a").await.unwrap(), Some(b"a".to_vec()), "old entries still open");
-    // The hit made `a` the most recent; `c` is now the least recently used, then `b`.
-    assert_eq!(store.evict_derivations(&key, 2).await.unwrap(), 1);
-    assert_eq!(store.get_derivation(&key, b"c").await.unwrap(), None);
-    store.put_derivation(&key, b"d", b"d").await.unwrap();
-    assert_eq!(store.evict_derivations(&key, 2).await.unwrap(), 1);
-    assert_eq!(store.get_derivation(&key, b"b").await.unwrap(), None, "a new entry counts as newer than old ones");
-    assert_eq!(store.count_derivations(&key).await.unwrap(), 2);
+    test_util::check_recency_after_migration(&store, &key, [b"a", b"c", b"b"]).await;
 }
 
 /// Every output-store conformance case, each on a fresh file.
