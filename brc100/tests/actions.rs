@@ -266,3 +266,20 @@ async fn transactions_held_for_sign_action_are_bounded() {
     assert!(f.actions.abort_action(AbortActionArgs { reference: references.pop().unwrap() }).await.unwrap());
     assert!(f.actions.create_action(spend(MAX_HELD as u32)).await.unwrap().signable_transaction.is_some());
 }
+
+#[tokio::test]
+async fn aborting_an_action_whose_change_a_later_one_spent_is_refused() {
+    let f = fixture().await;
+    let (tx, remittance) = payment(&f, 50_000, true, false).await;
+    f.actions.internalize_action(internalize_args(tx, remittance)).await.unwrap();
+    let no_send = CreateActionOptions { no_send: Some(true), ..Default::default() };
+    let a = f.actions.create_action(pay(1_000, no_send)).await.unwrap();
+    let chained = CreateActionOptions { no_send_change: a.no_send_change.clone(), ..Default::default() };
+    let b = f.actions.create_action(pay(1_000, chained)).await.unwrap();
+    assert!(b.txid.is_some(), "the chained payment went out");
+    let before = balance(&f).await;
+    let e = f.actions.abort_action(AbortActionArgs { reference: a.txid.unwrap() }).await.unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::Conflict, "{e}");
+    assert!(e.message().contains("abort that action first"), "{e}");
+    assert_eq!(balance(&f).await, before, "no spent input came back");
+}

@@ -388,7 +388,9 @@ pub trait OutputStore: fmt::Debug + Send + Sync + 'static {
 
     /// Marks the action failed: every output it reserved or spent is spendable again and the
     /// outputs it created are not spendable (a failed transaction never pays). Returns `false`
-    /// when it was failed already. [`ErrorKind::Conflict`] when it is proven (`completed`).
+    /// when it was failed already. [`ErrorKind::Conflict`] when it is proven (`completed`), and
+    /// when an output it created is reserved or spent by an action that has not failed (context
+    /// `spent_by`): its inputs coming back would fund a double spend of what that action spent.
     async fn fail_action(&self, reference: &str) -> Result<bool>;
 
     /// Sets the status of the action `reference` (not to `failed`: use
@@ -448,6 +450,16 @@ impl OutputErrors {
     pub fn unknown_action(&self, reference: &str) -> Error {
         self.error(ErrorKind::NotFound, "no action is recorded under this reference")
             .with_context("reference", reference)
+    }
+
+    /// An action whose output `spent_by` reserved or spent: it cannot fail before that one does.
+    pub fn spent_further(&self, reference: &str, spent_by: &str) -> Error {
+        self.error(
+            ErrorKind::Conflict,
+            "a later action spends this action's output: abort that action first, or this one cannot fail",
+        )
+        .with_context("reference", reference)
+        .with_context("spent_by", spent_by)
     }
 
     /// An action that is no longer open (committed, aborted or failed).

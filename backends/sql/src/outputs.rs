@@ -104,6 +104,13 @@ const FAIL_ACTION: [&str; 3] = [
      WHERE [namespace = $ns AND ]scope = $1 AND spent_by = $2",
 ];
 
+/// An output `$2` created that an action not failed reserved or spent (its row locked, where the
+/// dialect locks rows, so no reservation slips in before the failure commits).
+const SPENT_FURTHER: &str = "SELECT o.spent_by FROM mpc_outputs o JOIN mpc_actions a ON \
+     [a.namespace = o.namespace AND ]a.scope = o.scope AND a.reference = o.spent_by \
+     WHERE [o.namespace = $ns AND ]o.scope = $1 AND o.created_by = $2 AND o.spent_by <> $2 \
+     AND a.status <> 'failed' LIMIT 1";
+
 const SET_STATUS: &str = "UPDATE mpc_actions SET status = $3 WHERE [namespace = $ns AND ]scope = $1 AND reference = $2";
 
 const SET_MERKLE_PATH: &str = "UPDATE mpc_actions SET merkle_path = $3, status = 'completed' \
@@ -540,6 +547,16 @@ impl<D: Dialect> OutputStore for SqlOutputStore<D> {
             Some(ActionStatus::Failed) => return Ok(false),
             Some(ActionStatus::Completed) => return Err(self.errors().proven(reference)),
             Some(_) => {}
+        }
+        let spender = self
+            .scoped(SPENT_FURTHER)
+            .bind(reference)
+            .fetch_optional(&mut tx)
+            .await
+            .map_err(|e| self.sql.fail(e, "fail an action"))?;
+        if let Some(row) = spender {
+            let spent_by = self.sql.reader(&row, "output", &reference).text("spent_by")?;
+            return Err(self.errors().spent_further(reference, &spent_by));
         }
         for statement in FAIL_ACTION {
             self.scoped(statement)

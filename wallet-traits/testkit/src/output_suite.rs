@@ -250,6 +250,36 @@ pub mod output_cases {
         assert_eq!(e.kind(), ErrorKind::Conflict, "{e}");
     }
 
+    /// An action whose change a live action reserved or spent cannot fail: its inputs coming back
+    /// would be money the later transaction already spent (a double spend the wallet would sign).
+    pub async fn a_spent_chain_cannot_fail_under_its_spender(s: Arc<dyn OutputStore>) {
+        let basket = unique("basket");
+        fund(&*s, &basket, &[10_000]).await;
+        let first = open_action(&*s).await;
+        s.reserve_change(&first, &basket, 4000, None).await.unwrap().expect("an output");
+        let txid = random_txid();
+        let signed = SignedAction {
+            txid,
+            raw_tx: vec![7; 200],
+            input_beef: None,
+            status: ActionStatus::NoSend,
+            satoshis: -4100,
+            outputs: vec![sample_output(&first, txid, 1, &basket, 5900)],
+        };
+        s.commit_action(&first, &signed).await.unwrap();
+        let second = open_action(&*s).await;
+        s.reserve_outputs(&second, &[Outpoint::new(txid, 1)]).await.unwrap();
+        let e = s.fail_action(&first).await.unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::Conflict, "{e}");
+        assert_eq!(e.context_value("spent_by"), Some(second.as_str()), "{e}");
+        assert_eq!(s.action(&first).await.unwrap().unwrap().status, ActionStatus::NoSend, "nothing changed");
+        assert_eq!(s.balance(&basket).await.unwrap(), 0, "no input came back");
+        // Once the spender failed, the first may fail too, and its input comes back.
+        assert!(s.fail_action(&second).await.unwrap());
+        assert!(s.fail_action(&first).await.unwrap());
+        assert_eq!(s.balance(&basket).await.unwrap(), 10_000);
+    }
+
     /// Reserving by outpoint is all or none.
     pub async fn reserve_outputs_all_or_none(s: Arc<dyn OutputStore>) {
         let basket = unique("basket");
@@ -414,6 +444,7 @@ macro_rules! output_store_tests {
         $crate::output_store_tests!(@cases $make;
             record_and_read, same_transaction_counts_once, reserve_change_picks_like_the_toolbox,
             concurrent_reservations_never_share, abort_releases_reservations, commit_then_failed_broadcast,
+            a_spent_chain_cannot_fail_under_its_spender,
             reserve_outputs_all_or_none, list_outputs_filters_and_pages, list_actions_filters_and_pages,
             relinquish_leaves_the_basket, status_and_proof, impossible_amounts_are_refused, debug_hides_bytes);
     };
