@@ -19,8 +19,9 @@ pub struct LedgerEntry {
     pub tx: [u8; 32],
     /// Satoshis charged for it so far. Never lowered: an outflow once counted stays counted.
     pub charged: u64,
-    /// When it was first charged (milliseconds since the Unix epoch); the window counts it from
-    /// then.
+    /// When it was charged (milliseconds since the Unix epoch); the window counts it from then.
+    /// The policy keeps the first charge's time, or renews it when it charges an entry from an
+    /// earlier window again; a store writes what the ruling says.
     pub at_ms: u64,
     /// The policy's own record of what it counted (inputs, change), opaque to the store.
     pub state: Vec<u8>,
@@ -113,14 +114,15 @@ pub trait PolicyStore: Send + Sync {
     /// approvals unexpired at `now_ms`, the audit head), calls `decide` once with it, and writes
     /// its [`Ruling`]: the entry, the spent approval and the audit record at the head's `seq` + 1,
     /// all or nothing. Returns the ruling. A `tx` of all zeros names no transaction (a refusal
-    /// before one was read); its ruling carries no charge.
+    /// before one was read). A ruling that charges another transaction than `tx` (or any, for
+    /// all zeros), or spends an approval that is not open, fails the call and writes nothing.
     async fn settle(
         &self,
         wallet: &str,
         tx: &[u8; 32],
         since_ms: u64,
         now_ms: u64,
-        decide: &(dyn Fn(&Ledger) -> Ruling + Send + Sync),
+        decide: &(dyn for<'l> Fn(&'l Ledger) -> Ruling + Send + Sync),
     ) -> Result<Ruling>;
 
     /// The wallet's window from `since_ms`: (satoshis charged, transactions charged).

@@ -31,6 +31,8 @@ impl wallet_backend_sql::Dialect for PgDialect {
     const JSON_AGG: &'static str = "json_agg";
     const SEQ: &'static str = "id";
     const NO_LIMIT: &'static str = "ALL";
+    // SUM of BIGINT is NUMERIC: exact, it cannot overflow; LEAST brings it back into BIGINT.
+    const SUM_CHARGED: &'static str = "LEAST(COALESCE(SUM(charged), 0), 9223372036854775807)::BIGINT";
     const CORRUPTED_HINT: &'static str = "restore the PostgreSQL database from a backup, and check that nothing \
                                           else writes to the store's tables";
 

@@ -66,6 +66,17 @@ mod postgres_conformance {
     wallet_testkit::share_store_tests!(make);
 }
 
+/// The policy-state contract, each case in a namespace of its own.
+mod postgres_policy_conformance {
+    use super::*;
+
+    async fn make() -> wallet_testkit::StoreFixture {
+        wallet_testkit::StoreFixture::new(Arc::new(connect(&fresh_namespace("policy")).await))
+    }
+
+    wallet_testkit::policy_store_tests!(make);
+}
+
 /// Every output-store conformance case, each in a namespace of its own.
 mod postgres_output_conformance {
     use super::*;

@@ -53,6 +53,11 @@ pub trait Dialect: Send + Sync + 'static {
     /// `{NO_LIMIT}`: a `LIMIT` that limits nothing, for an `OFFSET` without one.
     const NO_LIMIT: &'static str;
 
+    /// `{SUM_CHARGED}`: the sum of the `charged` column as a BIGINT, 0 over no rows, saturating
+    /// at `i64::MAX` rather than failing (a window a hijacked agent filled with made-up amounts
+    /// must refuse further payments, not break every decision).
+    const SUM_CHARGED: &'static str;
+
     /// What a row that does not parse asks of the operator; follows "a stored share row does not
     /// parse; ".
     const CORRUPTED_HINT: &'static str;
@@ -80,6 +85,7 @@ fn fragment<D: Dialect>(name: &str) -> Option<&'static str> {
         "JSON_AGG" => D::JSON_AGG,
         "SEQ" => D::SEQ,
         "NO_LIMIT" => D::NO_LIMIT,
+        "SUM_CHARGED" => D::SUM_CHARGED,
         _ => return None,
     })
 }

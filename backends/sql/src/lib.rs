@@ -4,6 +4,7 @@
 mod db;
 mod dialect;
 mod outputs;
+mod policy;
 mod shares;
 #[cfg(feature = "test-util")]
 pub mod test_util;
@@ -28,7 +29,8 @@ macro_rules! share_store {
     ($store:ty => $field:ident) => {
         const _: () = {
             use $crate::__private::wallet_traits::{
-                DerivationCacheStore, KeyId, PrimePoolStore, Result, ShareStore, StoredShare,
+                Approval, AuditRecord, DerivationCacheStore, KeyId, Ledger, PolicyStore, PrimePoolStore, Result,
+                Ruling, ShareStore, StoredShare,
             };
 
             $crate::__delegate!($store => $field, ShareStore {
@@ -37,6 +39,10 @@ macro_rules! share_store {
                 }
 
                 fn prime_pool(&self) -> Option<&dyn PrimePoolStore> {
+                    Some(self)
+                }
+
+                fn policy_state(&self) -> Option<&dyn PolicyStore> {
                     Some(self)
                 }
             }
@@ -55,6 +61,14 @@ macro_rules! share_store {
                 fn add_primes(&self, pool: &str, sealed: &[u8]) -> Result<()>;
                 fn take_primes(&self, pool: &str) -> Result<Option<Vec<u8>>>;
                 fn count_primes(&self, pool: &str) -> Result<u64>;
+            );
+            $crate::__delegate!($store => $field, PolicyStore {}
+                fn settle(&self, wallet: &str, tx: &[u8; 32], since_ms: u64, now_ms: u64,
+                    decide: &(dyn for<'l> Fn(&'l Ledger) -> Ruling + Send + Sync)) -> Result<Ruling>;
+                fn window(&self, wallet: &str, since_ms: u64) -> Result<(u64, u64)>;
+                fn add_approval(&self, approval: &Approval) -> Result<bool>;
+                fn audit(&self, wallet: Option<&str>, after_seq: u64, limit: u32) -> Result<Vec<AuditRecord>>;
+                fn mark_seen(&self, kind: &str, id: &[u8], expires_ms: u64, now_ms: u64) -> Result<bool>;
             );
         };
     };

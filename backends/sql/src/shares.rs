@@ -74,7 +74,7 @@ const COUNT_PRIMES: &str = "SELECT COUNT(*) AS n FROM mpc_primes WHERE [namespac
 /// NOTHING`, updates and deletes compare the record version in their `WHERE`, and a prime taker
 /// deletes the row it picks in the same statement (picking with the dialect's `SKIP_LOCKED`).
 pub struct SqlShareStore<D: Dialect> {
-    sql: Sql<D>,
+    pub(crate) sql: Sql<D>,
 }
 
 impl<D: Dialect> SqlShareStore<D> {
@@ -169,6 +169,10 @@ impl<D: Dialect> ShareStore for SqlShareStore<D> {
     }
 
     fn prime_pool(&self) -> Option<&dyn PrimePoolStore> {
+        Some(self)
+    }
+
+    fn policy_state(&self) -> Option<&dyn wallet_traits::PolicyStore> {
         Some(self)
     }
 

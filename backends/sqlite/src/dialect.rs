@@ -31,6 +31,8 @@ impl wallet_backend_sql::Dialect for SqliteDialect {
     const JSON_AGG: &'static str = "json_group_array";
     const SEQ: &'static str = "seq";
     const NO_LIMIT: &'static str = "-1";
+    // TOTAL is a float that never overflows (exact far beyond any real window); the cast clamps.
+    const SUM_CHARGED: &'static str = "CAST(MIN(TOTAL(charged), 9223372036854775807.0) AS INTEGER)";
     const CORRUPTED_HINT: &'static str = "restore the SQLite database from a backup";
 
     fn namespace(&self) -> Option<&str> {

@@ -18,6 +18,19 @@ mod sqlite_conformance {
     wallet_testkit::share_store_tests!(make);
 }
 
+/// The policy-state contract, each case on a file of its own.
+mod sqlite_policy_conformance {
+    use super::*;
+
+    async fn make() -> wallet_testkit::StoreFixture {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteShareStore::open(dir.path().join("policy.db")).await.unwrap();
+        wallet_testkit::StoreFixture::keeping(Arc::new(store), dir)
+    }
+
+    wallet_testkit::policy_store_tests!(make);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn concurrency_holds_across_stores_sharing_a_file() {
     // Two pools on one file behave like two processes: the suite's concurrent takers and

@@ -7,7 +7,10 @@ use std::{
 };
 
 use async_trait::async_trait;
-use wallet_traits::{DerivationCacheStore, KeyId, PrimePoolStore, Result, ShareStore, StoredShare};
+use wallet_traits::{
+    Approval, AuditHead, AuditRecord, DerivationCacheStore, Error, ErrorKind, KeyId, Ledger, LedgerEntry, PolicyStore,
+    PrimePoolStore, Result, Ruling, ShareStore, StoredShare,
+};
 
 /// A [`ShareStore`] with a [`DerivationCacheStore`] and a [`PrimePoolStore`] that keeps
 /// everything in memory and forgets it on drop.
@@ -29,6 +32,25 @@ struct Inner {
     /// Counts derivation-cache uses: an exact order, where a clock could tie.
     uses: u64,
     primes: HashMap<String, VecDeque<Vec<u8>>>,
+    policy: PolicyState,
+}
+
+/// The [`PolicyStore`] state, under the store's one lock.
+#[derive(Default)]
+struct PolicyState {
+    ledger: HashMap<(String, [u8; 32]), LedgerEntry>,
+    approvals: BTreeMap<[u8; 32], (Approval, bool)>,
+    audit: Vec<AuditRecord>,
+    seen: HashMap<(String, Vec<u8>), u64>,
+}
+
+impl PolicyState {
+    fn window(&self, wallet: &str, since_ms: u64) -> (u64, u64) {
+        self.ledger
+            .iter()
+            .filter(|((w, _), e)| w == wallet && e.at_ms >= since_ms)
+            .fold((0u64, 0u64), |(sats, n), (_, e)| (sats.saturating_add(e.charged), n + 1))
+    }
 }
 
 impl Inner {
@@ -80,6 +102,10 @@ impl ShareStore for MemoryShareStore {
 
     fn prime_pool(&self) -> Option<&dyn PrimePoolStore> {
         (!self.shares_only).then_some(self as &dyn PrimePoolStore)
+    }
+
+    fn policy_state(&self) -> Option<&dyn PolicyStore> {
+        (!self.shares_only).then_some(self as &dyn PolicyStore)
     }
 
     async fn load_share(&self, key: &KeyId) -> Result<Option<StoredShare>> {
@@ -167,5 +193,94 @@ impl PrimePoolStore for MemoryShareStore {
     async fn count_primes(&self, pool: &str) -> Result<u64> {
         let n = self.lock().primes.get(pool).map_or(0, VecDeque::len);
         Ok(n as u64)
+    }
+}
+
+#[async_trait]
+impl PolicyStore for MemoryShareStore {
+    async fn settle(
+        &self,
+        wallet: &str,
+        tx: &[u8; 32],
+        since_ms: u64,
+        now_ms: u64,
+        decide: &(dyn for<'l> Fn(&'l Ledger) -> Ruling + Send + Sync),
+    ) -> Result<Ruling> {
+        let mut inner = self.lock();
+        let p = &mut inner.policy;
+        let (window_sats, window_txs) = p.window(wallet, since_ms);
+        let head = p.audit.last().map_or(AuditHead::default(), |r| AuditHead { seq: r.seq, hash: r.hash });
+        let ledger = Ledger {
+            window_sats,
+            window_txs,
+            entry: (*tx != [0; 32]).then(|| p.ledger.get(&(wallet.to_string(), *tx)).cloned()).flatten(),
+            approvals: p
+                .approvals
+                .values()
+                .filter(|(a, spent)| !spent && a.wallet == wallet && a.expires_ms > now_ms)
+                .map(|(a, _)| a.clone())
+                .collect(),
+            head,
+        };
+        let ruling = decide(&ledger);
+        let refuse = |why: &str| Err(Error::new(ErrorKind::Internal, format!("a policy ruling {why}")));
+        if ruling.charge.as_ref().is_some_and(|e| e.tx != *tx || *tx == [0; 32]) {
+            return refuse("charged another transaction than it was asked about");
+        }
+        if let Some(id) = &ruling.spend_approval {
+            match p.approvals.get(id) {
+                Some((a, false)) if a.wallet == wallet && a.expires_ms > now_ms => {}
+                _ => return refuse("spent an approval that is not open"),
+            }
+            p.approvals.get_mut(id).expect("checked").1 = true;
+        }
+        if let Some(entry) = &ruling.charge {
+            p.ledger.insert((wallet.to_string(), *tx), entry.clone());
+        }
+        p.audit.push(AuditRecord {
+            seq: head.seq + 1,
+            wallet: wallet.to_string(),
+            at_ms: now_ms,
+            body: ruling.audit.clone(),
+            hash: ruling.audit_hash,
+        });
+        Ok(ruling)
+    }
+
+    async fn window(&self, wallet: &str, since_ms: u64) -> Result<(u64, u64)> {
+        Ok(self.lock().policy.window(wallet, since_ms))
+    }
+
+    async fn add_approval(&self, approval: &Approval) -> Result<bool> {
+        let mut inner = self.lock();
+        if inner.policy.approvals.contains_key(&approval.id) {
+            return Ok(false);
+        }
+        inner.policy.approvals.insert(approval.id, (approval.clone(), false));
+        Ok(true)
+    }
+
+    async fn audit(&self, wallet: Option<&str>, after_seq: u64, limit: u32) -> Result<Vec<AuditRecord>> {
+        let inner = self.lock();
+        Ok(inner
+            .policy
+            .audit
+            .iter()
+            .filter(|r| r.seq > after_seq && wallet.is_none_or(|w| r.wallet == w))
+            .take(limit as usize)
+            .cloned()
+            .collect())
+    }
+
+    async fn mark_seen(&self, kind: &str, id: &[u8], expires_ms: u64, now_ms: u64) -> Result<bool> {
+        let mut inner = self.lock();
+        inner.policy.seen.retain(|_, expires| *expires > now_ms);
+        match inner.policy.seen.entry((kind.to_string(), id.to_vec())) {
+            std::collections::hash_map::Entry::Occupied(_) => Ok(false),
+            std::collections::hash_map::Entry::Vacant(v) => {
+                v.insert(expires_ms);
+                Ok(true)
+            }
+        }
     }
 }

@@ -14,6 +14,17 @@ mod memory_conformance {
     wallet_testkit::share_store_tests!(make);
 }
 
+/// The policy-state contract on the memory store.
+mod memory_policy_conformance {
+    use super::*;
+
+    fn make() -> std::future::Ready<wallet_testkit::StoreFixture> {
+        std::future::ready(wallet_testkit::StoreFixture::new(Arc::new(MemoryShareStore::new())))
+    }
+
+    wallet_testkit::policy_store_tests!(make);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn the_whole_suite_runs_twice_on_one_store() {
     let store: Arc<dyn ShareStore> = Arc::new(MemoryShareStore::new());
