@@ -95,6 +95,14 @@ fn error_response(e: &Error) -> Response {
     if code == json!(6) {
         body["parameter"] = json!(e.context_value("parameter").unwrap_or("args"));
     }
+    if e.kind() == ErrorKind::PolicyDenied {
+        // What a person needs to act on a refusal: the rule, and the approval that would lift it.
+        for (field, key) in [("rule", "rule"), ("approvalRequest", "approval_request"), ("approve", "approve")] {
+            if let Some(v) = e.context_value(key) {
+                body[field] = json!(v);
+            }
+        }
+    }
     if code == json!(7) {
         for field in ["totalSatoshisNeeded", "moreSatoshisNeeded"] {
             let n = e.context_value(field).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0);

@@ -31,7 +31,7 @@ pub(crate) async fn builder_from_config(mut cfg: WalletConfig) -> Result<(Wallet
     // The embedded cosigners' files sit beside the agent's SQLite file.
     let dir = store.path().and_then(Path::parent).map_or_else(|| PathBuf::from("./mpc-data"), Path::to_path_buf);
     let embedded = cfg.cosigner_endpoints.is_empty();
-    let (secret, multiexp_tables) = (cfg.share_secret.clone(), cfg.multiexp_tables);
+    let (secret, multiexp_tables, policy) = (cfg.share_secret.clone(), cfg.multiexp_tables, cfg.policy.clone());
     let mut b = WalletBuilder::from_config(cfg)?.plugins(plugins);
     if let Some(primes) = crate::embedded::insecure_test_primes(0) {
         b = b.prime_source(primes);
@@ -39,7 +39,7 @@ pub(crate) async fn builder_from_config(mut cfg: WalletConfig) -> Result<(Wallet
     if embedded {
         eprintln!("{}", embedded::WARNING);
         let secret = secret.context("set MPC_SHARE_SECRET")?;
-        let (keyring, transports) = embedded::start(&dir, &secret, multiexp_tables).await?;
+        let (keyring, transports) = embedded::start(&dir, &secret, multiexp_tables, policy.as_ref()).await?;
         b = b.keyring(keyring);
         for t in transports {
             b = b.cosigner(t);

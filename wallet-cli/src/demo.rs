@@ -46,7 +46,7 @@ pub(crate) async fn embedded_builder(file: Option<&Path>, data_dir: &Path) -> Re
     let agent_store: Arc<dyn ShareStore> = Arc::new(
         SqliteShareStore::open(&agent_path).await.with_context(|| format!("opening {}", agent_path.display()))?,
     );
-    let (keyring, transports) = embedded::start(&dir, &secret, cfg.multiexp_tables).await?;
+    let (keyring, transports) = embedded::start(&dir, &secret, cfg.multiexp_tables, cfg.policy.as_ref()).await?;
     let mut builder =
         WalletBuilder::from_config(cfg)?.wallet_id(&wallet_id).share_secret(secret).store(agent_store).keyring(keyring);
     for t in transports {

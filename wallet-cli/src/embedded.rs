@@ -5,7 +5,8 @@ use std::{path::Path, sync::Arc};
 
 use anyhow::{Context, Result};
 use wallet_backend_sqlite::SqliteShareStore;
-use wallet_engine::{CosignerService, Keyring, Sealer, ShareSecret, StorePrimePool};
+use wallet_engine::{CosignerService, Keyring, Sealer, ShareSecret, SpendingPolicy, StorePrimePool};
+use wallet_policy::Policy;
 use wallet_traits::{CosignerTransport, ShareStore};
 use wallet_transport_local::LocalHub;
 
@@ -13,11 +14,13 @@ pub(crate) const WARNING: &str = "warning: embedded default: the agent and both 
      shares sit on this machine. For trying the wallet and for tests, not for production.";
 
 /// The agent's keyring and transports to two local cosigners whose files live in `dir`, making
-/// multiexponentiation tables as the agent does (`multiexp_tables`).
+/// multiexponentiation tables as the agent does (`multiexp_tables`) and enforcing `policy`
+/// (MPC_POLICY_FILE) when given, each counting in its own file.
 pub(crate) async fn start(
     dir: &Path,
     secret: &ShareSecret,
     multiexp_tables: bool,
+    policy: Option<&Policy>,
 ) -> Result<(Keyring, Vec<Arc<dyn CosignerTransport>>)> {
     // Party keys seal the messages between parties; in-process they can be fresh every run.
     let mut keyrings = Keyring::generate_group(3).into_iter();
@@ -32,8 +35,12 @@ pub(crate) async fn start(
             Arc::new(SqliteShareStore::open(&path).await.with_context(|| format!("opening {}", path.display()))?);
         let primes = insecure_test_primes(i)
             .unwrap_or_else(|| Arc::new(StorePrimePool::new(store.clone(), sealer.clone(), "cosigner")));
-        let service =
+        let spending = policy.map(|p| SpendingPolicy::new(p.clone(), store.clone(), i)).transpose()?;
+        let mut service =
             CosignerService::new(keyring, store, sealer.clone(), primes)?.with_multiexp_tables(multiexp_tables);
+        if let Some(spending) = spending {
+            service = service.with_spending_policy(spending);
+        }
         let name = format!("embedded-cosigner-{i}");
         hub.register(&name, Arc::new(service));
         transports.push(Arc::new(hub.transport(&name)));

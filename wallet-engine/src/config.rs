@@ -137,6 +137,20 @@ impl Reader<'_> {
         crate::PartyKey::from_hex(text.trim()).map(Some).map_err(|e| self.invalid("party_key_file", e.message()))
     }
 
+    /// The spending policy in the file `policy_file`, read and checked now, so a typo in it fails
+    /// at start, naming MPC_POLICY_FILE and the key.
+    fn policy(&self) -> Result<Option<wallet_policy::Policy>> {
+        let Some(path) = self.path("policy_file") else { return Ok(None) };
+        let text = std::fs::read_to_string(&path).map_err(|e| {
+            self.invalid("policy_file", &format!("{} cannot be read: {e}", path.display()))
+                .with_context("path", path.display())
+        })?;
+        wallet_policy::Policy::from_toml(&text).map(Some).map_err(|e| {
+            self.invalid("policy_file", &format!("{}: {}", path.display(), e.message()))
+                .with_context("path", path.display())
+        })
+    }
+
     fn store(&self) -> Option<StoreLocation> {
         StoreLocation::from_keys(self.text("storage_url"), self.path("storage_path"))
     }

@@ -58,7 +58,7 @@ impl fmt::Display for Unfit {
 }
 
 /// What the agent found about one cosigner.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub struct CosignerReport {
     /// Its party index.
     pub index: PartyIndex,
@@ -71,6 +71,9 @@ pub struct CosignerReport {
     pub detail: Option<String>,
     /// The protocol proved it misbehaved (a partial result whose proof failed).
     pub blamed: bool,
+    /// Its spending policy's refusal, as it worded it (rule, limit, what the window has left,
+    /// how to get an approval): what the wallet's caller must see.
+    pub refusal: Option<Error>,
 }
 
 impl CosignerReport {
@@ -86,7 +89,13 @@ impl CosignerReport {
             unfit: Some(unfit),
             detail: detail.map(ToString::to_string),
             blamed: false,
+            refusal: detail.filter(|e| e.kind() == ErrorKind::PolicyDenied).cloned(),
         }
+    }
+
+    /// Whether its spending policy refused the request (it is healthy; it said no).
+    pub fn refused_by_policy(&self) -> bool {
+        self.refusal.is_some()
     }
 }
 
@@ -123,17 +132,42 @@ pub async fn probe(
         }
         Ok(Ok(Some(_))) => (None, None),
     };
-    CosignerReport { index, endpoint: transport.endpoint().to_string(), unfit, detail, blamed: false }
+    CosignerReport { index, endpoint: transport.endpoint().to_string(), unfit, detail, blamed: false, refusal: None }
 }
 
 /// The error for an operation that needs `need` cosigners when only `found` can serve. Its
 /// message lists each cosigner that could not, and why, by party index only (a front may show
 /// the message to its caller); endpoints and underlying errors go into the context for
 /// operators.
+///
+/// When a cosigner's spending policy refused, the error is that refusal ([`ErrorKind::PolicyDenied`])
+/// with every refusing cosigner's words: starting or repairing cosigners does not help, an
+/// approval or a smaller payment does.
 pub(crate) fn too_few(need: usize, found: usize, total: usize, skipped: &[CosignerReport]) -> Error {
     let mut reasons: Vec<&CosignerReport> = skipped.iter().collect();
     reasons.sort_by_key(|r| r.index);
     reasons.dedup_by_key(|r| r.index);
+    let refusals: Vec<(&CosignerReport, &Error)> =
+        reasons.iter().filter_map(|r| r.refusal.as_ref().map(|e| (*r, e))).collect();
+    if let Some((_, first)) = refusals.first() {
+        let said: Vec<String> =
+            refusals.iter().map(|(r, e)| format!("cosigner {} refused: {}", r.index, e.message())).collect();
+        let others: Vec<String> = reasons.iter().filter(|r| !r.refused_by_policy()).map(ToString::to_string).collect();
+        let mut message = format!("the cosigners' spending policy refused this: {}", said.join("; "));
+        if !others.is_empty() {
+            message.push_str(&format!(" (and {})", others.join("; ")));
+        }
+        let mut e = Error::new(ErrorKind::PolicyDenied, message);
+        for (k, v) in first.context() {
+            if *k != "party" {
+                e = e.with_context(k, v);
+            }
+        }
+        return e.with_context(
+            "cosigners",
+            refusals.iter().map(|(r, _)| r.index.to_string()).collect::<Vec<_>>().join(","),
+        );
+    }
     let listed: Vec<String> = reasons.iter().map(ToString::to_string).collect();
     let message = format!(
         "this operation needs {need} of the {total} cosigner(s) but only {found} can serve the key: {}; \
@@ -163,7 +197,25 @@ mod tests {
             unfit,
             detail: detail.map(str::to_string),
             blamed: false,
+            refusal: None,
         }
+    }
+
+    #[test]
+    fn a_policy_refusal_is_the_error_with_the_cosigners_words() {
+        let mut refused = report(1, Some(Unfit::Refused(ErrorKind::PolicyDenied)), Some("refused"));
+        refused.refusal = Some(
+            Error::new(ErrorKind::PolicyDenied, "its net outflow is 900 sats, over max_sats_per_tx (500)")
+                .with_context("rule", "max_sats_per_tx")
+                .with_context("party", 1),
+        );
+        let down = report(2, Some(Unfit::Unreachable(ErrorKind::Timeout)), None);
+        let e = too_few(1, 0, 2, &[refused, down]);
+        assert_eq!(e.kind(), ErrorKind::PolicyDenied);
+        assert!(e.message().contains("cosigner 1 refused: its net outflow is 900 sats"), "{e}");
+        assert!(e.message().contains("cosigner 2: unreachable"), "{e}");
+        assert_eq!(e.context_value("rule"), Some("max_sats_per_tx"));
+        assert!(!e.message().contains("internal"), "no endpoint in the message: {e}");
     }
 
     #[test]

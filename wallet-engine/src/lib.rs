@@ -22,8 +22,8 @@ pub use at_rest::seal::{
 };
 pub use config::{ChainConfig, CosignerConfig, Network, StoreLocation, WalletConfig};
 pub use cosigner::{
-    AllOf, AllowAll, CosignerBuilder, CosignerService, DenyOutputScripts, SigningPolicy, TransactionsOnly, TxReview,
-    MAX_PARTIES,
+    AllOf, AllowAll, CosignerBuilder, CosignerService, DenyOutputScripts, SigningPolicy, SpendingPolicy,
+    TransactionsOnly, TxReview, MAX_PARTIES,
 };
 pub use failover::{probe, CosignerReport, Unfit, PROBE_TIMEOUT};
 pub use keys::{Keyring, PartyKey, PartyPublicKey};

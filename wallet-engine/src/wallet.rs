@@ -242,9 +242,12 @@ impl Wallet {
         Ok(chosen)
     }
 
-    /// Rules out `c` for the rest of this operation.
+    /// Rules out `c` for the rest of this operation; tried after the others for a while, unless
+    /// it only said no (its spending policy refused: it is healthy).
     fn skip(&self, skipped: &mut Vec<CosignerReport>, c: &Cosigner, unfit: Unfit, e: &Error) {
-        self.demote(c.index);
+        if e.kind() != ErrorKind::PolicyDenied {
+            self.demote(c.index);
+        }
         tracing::warn!(cosigner = c.index, endpoint = c.transport.endpoint(), reason = %unfit, error = %e, "a cosigner failed; going on with the next");
         skipped.push(CosignerReport::unfit(c, unfit, Some(e)));
     }

@@ -250,12 +250,20 @@ pub struct WireError {
     pub blamed: Vec<u16>,
 }
 
+/// Context keys that cross a transport under their own name.
+const PASSED_CONTEXT: &[&str] =
+    &["rule", "wallet", "outflow", "approval_request", "approve", "party", "input", "sighash_type", "output"];
+
 impl From<WireError> for Error {
     fn from(w: WireError) -> Self {
         let mut e = Error::new(w.kind, w.message).with_blamed(w.blamed);
         for (k, v) in w.context {
-            // Context keys are static on this side; remote keys are folded into one.
-            e = e.with_context("remote", format!("{k}={v}"));
+            // Context keys are static on this side: the ones a caller branches on or shows (a
+            // policy refusal's rule and approval command) keep their name, the rest are folded.
+            match PASSED_CONTEXT.iter().find(|known| **known == k) {
+                Some(known) => e = e.with_context(known, v),
+                None => e = e.with_context("remote", format!("{k}={v}")),
+            }
         }
         e
     }

@@ -56,6 +56,9 @@ pub struct CosignerConfig {
     /// MPC_MULTIEXP_TABLES: whether DKG and migration precompute this cosigner share's
     /// multiexponentiation tables (default true): seconds once, faster signing after.
     pub multiexp_tables: bool,
+    /// MPC_POLICY_FILE: the spending policy this cosigner enforces (limits, allowlist,
+    /// approvers; a TOML file, read and checked at load), counted in its store.
+    pub policy: Option<wallet_policy::Policy>,
 }
 
 impl Default for CosignerConfig {
@@ -104,6 +107,7 @@ impl CosignerConfig {
         SettingKey::plain("policy_deny_scripts"),
         SettingKey::plain("policy_raw_digests").default("allow"),
         SettingKey::plain("multiexp_tables").default("true"),
+        SettingKey::plain("policy_file"),
     ];
 
     /// Defaults < `file` (or `./mpc-wallet.toml`) < `MPC_*` variables.
@@ -179,6 +183,7 @@ impl CosignerConfig {
                 })?,
             )?,
             multiexp_tables: r.defaulted("multiexp_tables", r.flag("multiexp_tables")?)?,
+            policy: r.policy()?,
         })
     }
 

@@ -64,6 +64,9 @@ pub struct WalletConfig {
     /// MPC_MULTIEXP_TABLES: whether DKG and migration precompute the agent share's
     /// multiexponentiation tables (default true): seconds once, faster signing after.
     pub multiexp_tables: bool,
+    /// MPC_POLICY_FILE: the spending policy of the embedded default's in-process cosigners (a
+    /// remote cosigner reads its own), so a policy can be tried with `demo` and `serve`.
+    pub policy: Option<wallet_policy::Policy>,
 }
 
 impl Default for WalletConfig {
@@ -136,6 +139,7 @@ impl WalletConfig {
         SettingKey::plain("fee_sat_per_kb").default("1"),
         SettingKey::plain("background_interval_secs").default("30"),
         SettingKey::plain("multiexp_tables").default("true"),
+        SettingKey::plain("policy_file"),
     ];
 
     /// Reads the `MPC_*` variables (no file).
@@ -198,6 +202,7 @@ impl WalletConfig {
                 })?,
             )?,
             multiexp_tables: r.defaulted("multiexp_tables", r.flag("multiexp_tables")?)?,
+            policy: r.policy()?,
             chain: ChainConfig {
                 broadcaster: r.text("broadcaster"),
                 arc_url: r.text("arc_url"),

@@ -34,6 +34,7 @@ pub struct CosignerBuilder {
     policy: Option<Arc<dyn SigningPolicy>>,
     /// `None`: the default (on).
     multiexp_tables: Option<bool>,
+    spending: Option<wallet_policy::Policy>,
 }
 
 impl std::fmt::Debug for CosignerBuilder {
@@ -56,6 +57,7 @@ impl CosignerBuilder {
     /// the program that serves the cosigner).
     pub fn from_config(config: &CosignerConfig) -> Result<Self> {
         let mut b = Self::new().prime_pool_target(config.prime_pool_target).multiexp_tables(config.multiexp_tables);
+        b.spending = config.policy.clone();
         b.keyring = Some(config.keyring()?);
         b.secret = config.share_secret.clone();
         b.store_location = config.store.clone();
@@ -131,6 +133,14 @@ impl CosignerBuilder {
         self
     }
 
+    /// The spending policy this cosigner enforces, counted in its store (MPC_POLICY_FILE; see
+    /// [`SpendingPolicy`](super::SpendingPolicy)). `build` fails when the store keeps no policy
+    /// state.
+    pub fn spending_policy(mut self, policy: wallet_policy::Policy) -> Self {
+        self.spending = Some(policy);
+        self
+    }
+
     /// The factories a store location is opened with (default: those `inventory` collected).
     pub fn plugins(mut self, plugins: Plugins) -> Self {
         self.plugins = Some(plugins);
@@ -156,7 +166,15 @@ impl CosignerBuilder {
         let sealer = Sealer::new(secret, self.seal);
         let pool = StorePrimePool::new(store.clone(), sealer.clone(), "cosigner");
         let primes = self.primes.unwrap_or_else(|| Arc::new(pool.clone()));
+        let party = keyring.party_index();
+        let spending = match self.spending {
+            Some(policy) => Some(super::SpendingPolicy::new(policy, store.clone(), party)?),
+            None => None,
+        };
         let mut service = CosignerService::new(keyring, store, sealer, primes)?;
+        if let Some(spending) = spending {
+            service = service.with_spending_policy(spending);
+        }
         if let Some(policy) = self.policy {
             service = service.with_policy(policy);
         }

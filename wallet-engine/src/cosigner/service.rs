@@ -15,7 +15,10 @@ use wallet_traits::{
     ShareState, ShareStore, StoredShare, AGENT_INDEX, SHARE_FORMAT_VERSION,
 };
 
-use super::policy::{AllowAll, SigningPolicy, TxReview};
+use super::{
+    policy::{AllowAll, SigningPolicy, TxReview},
+    spending::SpendingPolicy,
+};
 use crate::{
     at_rest::primes::PrimeSource,
     at_rest::seal::{share_labels, Sealer},
@@ -25,8 +28,10 @@ use crate::{
 };
 
 pub use wallet_traits::MAX_PARTIES;
-/// How many execution ids a cosigner remembers to refuse replays.
+/// How many execution ids a cosigner without policy state remembers to refuse replays.
 const SEEN_CAPACITY: usize = 100_000;
+/// How long a stored execution id is refused: longer than any request or token lives.
+const SEEN_FOR_MS: u64 = 24 * 60 * 60 * 1000;
 
 #[derive(Default)]
 struct SeenIds {
@@ -64,6 +69,7 @@ pub struct CosignerService {
     // Keyed by the record's run too: a committed migration keeps the public key, not the run.
     active: Arc<tokio::sync::Mutex<HashMap<KeyId, OpenedShare>>>,
     policy: Arc<dyn SigningPolicy>,
+    spending: Option<SpendingPolicy>,
     aux: AuxOptions,
 }
 
@@ -105,6 +111,7 @@ impl CosignerService {
             seen: Arc::new(Mutex::new(SeenIds::default())),
             active: Arc::new(tokio::sync::Mutex::new(HashMap::new())),
             policy: Arc::new(AllowAll),
+            spending: None,
             aux: AuxOptions { multiexp_tables: true },
         })
     }
@@ -122,6 +129,18 @@ impl CosignerService {
         self
     }
 
+    /// Enforces `spending` (limits, allowlist, approvals, counted in this cosigner's store) on
+    /// every transaction and raw digest it signs.
+    pub fn with_spending_policy(mut self, spending: SpendingPolicy) -> Self {
+        self.spending = Some(spending);
+        self
+    }
+
+    /// The spending policy in force, if any.
+    pub fn spending_policy(&self) -> Option<&SpendingPolicy> {
+        self.spending.as_ref()
+    }
+
     /// This cosigner's party index.
     pub fn party_index(&self) -> PartyIndex {
         self.party_index
@@ -131,8 +150,17 @@ impl CosignerService {
         Error::new(kind, msg).with_context("party", self.party_index)
     }
 
-    fn mark_seen(&self, eid: ExecutionId) -> Result<()> {
-        if self.seen.lock().expect("seen lock").insert(eid) {
+    /// Refuses an execution id used before. Kept in the store where it keeps policy state, so a
+    /// request captured before a restart is refused after it too; in memory otherwise.
+    async fn mark_seen(&self, eid: ExecutionId) -> Result<()> {
+        let fresh = match self.store.policy_state() {
+            Some(state) => {
+                let now = super::spending::now_ms();
+                state.mark_seen("execution", eid.as_bytes(), now.saturating_add(SEEN_FOR_MS), now).await?
+            }
+            None => self.seen.lock().expect("seen lock").insert(eid),
+        };
+        if fresh {
             Ok(())
         } else {
             Err(self
@@ -347,6 +375,9 @@ impl CosignerService {
             }
             SessionParams::Sign { tweak, .. } => {
                 self.policy.review_digest(&req.key, tweak.as_ref()).map_err(|e| self.refused(req, e))?;
+                if let Some(spending) = &self.spending {
+                    spending.review_digest(&req.key).await.map_err(|e| self.refused(req, e))?;
+                }
                 let (share, tweak) = (self.signing_share(req, "signing").await?, *tweak);
                 mpc::spawn_party(keyring, req, move |io| async move {
                     let share = match &tweak {
@@ -357,12 +388,19 @@ impl CosignerService {
                     mpc::run_sign(io, r, share).await.map(|_| PartyOutput::Signed(pk))
                 })
             }
-            SessionParams::SignTx { tx, inputs, .. } => {
+            SessionParams::SignTx { tx, inputs, change } => {
                 let root = self.signing_share(req, "signing a transaction").await?;
                 let pk = mpc::public_key_of(&root);
                 let (parsed, prepared) = transaction::prepare(&pk, tx, inputs).map_err(|e| self.refused(req, e))?;
                 let review = TxReview { key: &req.key, tx: &parsed, inputs };
                 self.policy.review(&review).map_err(|e| self.refused(req, e))?;
+                // Counted before any protocol message: once a signature can exist, it is charged.
+                if let Some(spending) = &self.spending {
+                    spending
+                        .review_transaction(&req.key, &pk, &parsed, inputs, change)
+                        .await
+                        .map_err(|e| self.refused(req, e))?;
+                }
                 let jobs: Vec<_> = prepared.iter().map(|p| (p.tweak, p.digest)).collect();
                 mpc::spawn_party(keyring, req, move |io| async move {
                     mpc::run_sign_tx(io, r, root, jobs).await.map(|_| PartyOutput::Signed(pk))
@@ -470,7 +508,7 @@ impl CosignerTransport for CosignerService {
 
     async fn open_session(&self, req: SessionRequest) -> Result<SessionChannel> {
         self.validate(&req)?;
-        self.mark_seen(req.execution_id)?;
+        self.mark_seen(req.execution_id).await?;
         let mpc::RunningParty { inbound, outbound, result } = self.start_party(&req).await?;
         let (events, from_party) = session_queue();
         tokio::spawn(self.clone().report(req, outbound, result, events));
@@ -478,7 +516,7 @@ impl CosignerTransport for CosignerService {
     }
 
     async fn partial_ecdh(&self, req: EcdhRequest) -> Result<EcdhPartial> {
-        self.mark_seen(req.execution_id)?;
+        self.mark_seen(req.execution_id).await?;
         let share = self.active_share(&req.key).await?;
         let q = mpc::parse_point(&req.point)?;
         let ctx = mpc::ecdh_context(&req.key, &req.execution_id, &req.point);

@@ -63,6 +63,22 @@ impl Cosigners {
         policy: Option<Arc<dyn wallet_engine::SigningPolicy>>,
         tables: bool,
     ) -> Self {
+        Self::start_full(dir, secret, policy, tables, None).await
+    }
+
+    /// [`Cosigners::start`], each cosigner enforcing the spending policy `spending`, counted in
+    /// its own SQLite file.
+    pub async fn start_spending(dir: &Path, secret: &str, spending: &wallet_policy::Policy) -> Self {
+        Self::start_full(dir, secret, None, false, Some(spending)).await
+    }
+
+    async fn start_full(
+        dir: &Path,
+        secret: &str,
+        policy: Option<Arc<dyn wallet_engine::SigningPolicy>>,
+        tables: bool,
+        spending: Option<&wallet_policy::Policy>,
+    ) -> Self {
         let mut keyrings = Keyring::generate_group(3).into_iter();
         let agent_keyring = keyrings.next().unwrap();
         let mut out = Cosigners { agent_keyring, names: vec![], services: vec![], stores: vec![] };
@@ -74,6 +90,10 @@ impl Cosigners {
                 .with_multiexp_tables(tables);
             if let Some(p) = &policy {
                 svc = svc.with_policy(p.clone());
+            }
+            if let Some(s) = spending {
+                svc =
+                    svc.with_spending_policy(wallet_engine::SpendingPolicy::new(s.clone(), store.clone(), i).unwrap());
             }
             let name = unique(&format!("cosigner{i}"));
             register_local_cosigner(&name, Arc::new(svc.clone()));
