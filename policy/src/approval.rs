@@ -170,6 +170,15 @@ fn public_key_of(key: &VerifyingKey) -> PublicKey {
     PublicKey::from_slice(key.to_encoded_point(true).as_bytes()).expect("a compressed point is 33 bytes")
 }
 
+/// The wallet an approval names, read before it is verified: whose approver keys verify it.
+pub fn approval_wallet(bytes: &[u8]) -> Result<String> {
+    if bytes.len() > MAX_APPROVAL_BYTES {
+        return Err(malformed(format!("it is {} bytes, more than {MAX_APPROVAL_BYTES}", bytes.len())));
+    }
+    let j: SignedJson = serde_json::from_slice(bytes).map_err(malformed)?;
+    Ok(j.approval.wallet)
+}
+
 /// Reads an approval ([`SignedApproval::to_bytes`]) and checks it: canonical bytes
 /// (`InvalidInput` otherwise), signed by one of `approver_keys` with a valid signature and not
 /// expired at `now_ms` (`PolicyDenied` otherwise). Whether it fits a payment is the decision's

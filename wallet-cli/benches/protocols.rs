@@ -44,7 +44,7 @@ impl Group {
             prefill(s, "cosigner", 3);
         }
         let (agent, cosigners) =
-            runtime.block_on(embedded::start(dir.path(), &ShareSecret::new(SECRET).unwrap(), tables)).unwrap();
+            runtime.block_on(embedded::start(dir.path(), &ShareSecret::new(SECRET).unwrap(), tables, None)).unwrap();
         let agent_store = stores[0].clone();
         let builder = Box::new(move |id: &str| {
             cosigners

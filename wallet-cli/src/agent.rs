@@ -119,6 +119,14 @@ async fn report_cosigners(wallet: &Wallet, say: fn(&str)) {
             reports.len()
         );
     }
+    let policies: Vec<_> =
+        wallet.cosigner_policies().await.into_iter().filter_map(|(i, p)| p.ok().map(|p| (i, p))).collect();
+    for (index, policy) in &policies {
+        say(&format!("cosigner {index} policy: {}", crate::policy::describe(policy.as_ref())));
+    }
+    for warning in crate::policy::warnings(&policies) {
+        eprintln!("warning: {warning}");
+    }
 }
 
 /// `mpc-wallet migrate`: restores the wallet (the embedded default in `data_dir`, else the
@@ -209,7 +217,13 @@ pub(crate) async fn sign(file: Option<&Path>, digest: Option<String>, tweak: Opt
 /// `mpc-wallet sign-tx`: start the agent, sign every input of the Extended Format transaction
 /// `ef` (hex, or `-` for standard input) as P2PKH of the root key or of the child key its
 /// `--tweak INDEX=HEX` names, print the signed transaction.
-pub(crate) async fn sign_tx(file: Option<&Path>, ef: &str, tweaks: &[String], sighash_type: u32) -> Result<()> {
+pub(crate) async fn sign_tx(
+    file: Option<&Path>,
+    ef: &str,
+    tweaks: &[String],
+    sighash_type: u32,
+    change: &[String],
+) -> Result<()> {
     let tx = wallet_bsv::Transaction::from_bytes(&crate::hex_input(ef)?)?;
     let mut inputs: Vec<InputToSign> =
         (0..tx.inputs.len() as u32).map(|index| InputToSign { index, sighash_type, tweak: None }).collect();
@@ -219,10 +233,18 @@ pub(crate) async fn sign_tx(file: Option<&Path>, ef: &str, tweaks: &[String], si
         let input = inputs.get_mut(index).with_context(|| format!("--tweak {index}: no such input"))?;
         input.tweak = hex32("tweak", Some(tweak.to_string()))?;
     }
+    let mut claims = Vec::new();
+    for c in change {
+        let (vout, tweak) = c.split_once('=').context("--change takes VOUT=HEX")?;
+        let vout: u32 = vout.trim().parse().context("--change VOUT must be an output index")?;
+        let tweak = hex32("change tweak", Some(tweak.to_string()))?.context("--change needs a 32-byte tweak")?;
+        claims.push(wallet_traits::ChangeClaim { vout, tweak });
+    }
+    claims.sort_by_key(|c| c.vout);
     let (builder, dir) = builder_from_config(WalletConfig::load(file)?).await?;
     let wallet = provision(builder, &dir).await?;
     let t = Instant::now();
-    let signed = wallet.sign_p2pkh_inputs(&tx, &inputs, &[]).await?;
+    let signed = wallet.sign_p2pkh_inputs(&tx, &inputs, &claims).await?;
     println!("phase sign-tx: {:.2}s ({} inputs)", t.elapsed().as_secs_f64(), inputs.len());
     println!("txid: {}", signed.txid());
     println!("signed: {}", signed.to_hex());
@@ -274,6 +296,7 @@ pub(crate) async fn status(file: Option<&Path>) -> Result<bool> {
     }
     let need = local.as_ref().map_or(1, |r| usize::from(r.meta.threshold.saturating_sub(1)));
     let mut serving = 0;
+    let mut policies = Vec::new();
     let options = cfg.transport_options();
     for (i, url) in cfg.cosigner_endpoints.iter().enumerate() {
         let index = u16::try_from(i + 1).unwrap_or(u16::MAX);
@@ -306,6 +329,15 @@ pub(crate) async fn status(file: Option<&Path>) -> Result<bool> {
             },
         };
         println!("cosigner {index} {}: {line}", wallet_traits::redact_url(url));
+        if let Ok(t) = plugins.connect_transport(url, options.clone()).await {
+            if let Ok(Ok(Some(info))) = tokio::time::timeout(PROBE_TIMEOUT, t.key_info(&key)).await {
+                println!("cosigner {index} policy: {}", crate::policy::describe(info.policy.as_ref()));
+                policies.push((index, info.policy));
+            }
+        }
+    }
+    for warning in crate::policy::warnings(&policies) {
+        println!("warning: {warning}");
     }
     let active = local.as_ref().is_some_and(|r| r.meta.state == ShareState::Active);
     if local.is_some() {

@@ -21,6 +21,11 @@ pub(crate) async fn run(file: Option<&Path>, data_dir: &Path) -> Result<()> {
     agent::sign_and_verify(&wallet, None, None).await
 }
 
+/// The fixed development secret (the demo's, when MPC_SHARE_SECRET is unset).
+pub(crate) fn dev_secret() -> ShareSecret {
+    ShareSecret::new(DEV_SECRET).expect("the development secret is a valid secret")
+}
+
 /// The embedded default's builder over `data_dir` (the demo's wallet), and that directory.
 pub(crate) async fn embedded_builder(file: Option<&Path>, data_dir: &Path) -> Result<(WalletBuilder, PathBuf)> {
     let mut cfg = WalletConfig::load(file)?;

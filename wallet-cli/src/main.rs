@@ -12,6 +12,7 @@ mod cosigner;
 mod decode;
 mod demo;
 mod embedded;
+mod policy;
 mod serve;
 
 /// The stores and transports this binary offers, installed explicitly (no reliance on the
@@ -92,6 +93,10 @@ enum Command {
         /// The sighash type of every input (default ALL|FORKID).
         #[arg(long, default_value_t = 0x41)]
         sighash: u32,
+        /// `VOUT=HEX`: output VOUT pays the wallet's child key with this 32-byte tweak (all zeros:
+        /// the root key), claimed as change so the cosigners do not count it as spent. Repeatable.
+        #[arg(long)]
+        change: Vec<String>,
     },
     /// Prints the provisioning state and, per cosigner, whether it is reachable and agrees.
     Status,
@@ -177,11 +182,55 @@ enum Command {
         #[arg(long, default_value_t = 100)]
         limit: u32,
     },
-    /// Generates a party identity key pair (X25519) and prints its public key.
+    /// Generates a party identity key pair (X25519) and prints its public key; with
+    /// `--approver`, an approver key (secp256k1) for the cosigners' spending policies.
     Keys {
         /// Write the secret key here (created 0600) instead of printing it.
         #[arg(long)]
         out: Option<PathBuf>,
+        /// An approver key instead of a party key.
+        #[arg(long)]
+        approver: bool,
+    },
+    /// A person's approval of one payment past the cosigners' limits and allowlist: signed with
+    /// an approver key (`keys --approver`) whose public key the cosigners' policy files pin, and
+    /// handed to each cosigner. A later transaction paying at most SATS (fee included) to TO, and
+    /// nothing else, is then allowed once.
+    Approve {
+        /// The approver's secret key file.
+        #[arg(long)]
+        key: PathBuf,
+        /// The wallet id.
+        #[arg(long)]
+        wallet: String,
+        /// The destination: a P2PKH address or a locking script in hex.
+        #[arg(long)]
+        to: String,
+        /// The most the payment may send out, fee included.
+        #[arg(long)]
+        sats: u64,
+        /// How long the approval counts, in seconds.
+        #[arg(long, default_value_t = 3600)]
+        ttl: u64,
+        /// A cosigner's HTTP URL (repeat for each cosigner).
+        #[arg(long)]
+        cosigner: Vec<String>,
+        /// The embedded default's data directory: its cosigners' files get the approval.
+        #[arg(long)]
+        data_dir: Option<PathBuf>,
+    },
+    /// Lists a cosigner's audit log of spending decisions (the cosigner configuration's store, or
+    /// the embedded default's cosigners with `--data-dir`); `--verify` checks its hash chain.
+    Audit {
+        /// Only this wallet's decisions.
+        #[arg(long)]
+        wallet: Option<String>,
+        /// Check the chain: an edited, removed or reordered record fails naming it.
+        #[arg(long)]
+        verify: bool,
+        /// The embedded default's data directory.
+        #[arg(long)]
+        data_dir: Option<PathBuf>,
     },
 }
 
@@ -253,11 +302,21 @@ fn main() -> ExitCode {
             Command::Migrate { data_dir } => agent::migrate(file, data_dir.as_deref()).await.map(|_| true),
             Command::Serve { listen } => agent::serve(file, listen).await.map(|_| true),
             Command::Sign { digest, tweak } => agent::sign(file, digest, tweak).await.map(|_| true),
-            Command::SignTx { ef, tweak, sighash } => agent::sign_tx(file, &ef, &tweak, sighash).await.map(|_| true),
+            Command::SignTx { ef, tweak, sighash, change } => {
+                agent::sign_tx(file, &ef, &tweak, sighash, &change).await.map(|_| true)
+            }
             Command::Status => agent::status(file).await,
             Command::Cosigner => cosigner::run(file).await.map(|_| true),
             Command::Config { command: ConfigCommand::Check { cosigner } } => check::run(file, cosigner),
-            Command::Keys { out } => agent::keys(out).map(|_| true),
+            Command::Keys { out, approver: false } => agent::keys(out).map(|_| true),
+            Command::Keys { out, approver: true } => policy::approver_key(out).map(|_| true),
+            Command::Approve { key, wallet, to, sats, ttl, cosigner, data_dir } => {
+                policy::approve(policy::Approve { key, wallet, to, sats, ttl_secs: ttl, cosigners: cosigner, data_dir })
+                    .await
+            }
+            Command::Audit { wallet, verify, data_dir } => {
+                policy::audit(file, wallet.as_deref(), verify, data_dir.as_deref()).await
+            }
             Command::Balance => books::balance(file).await.map(|_| true),
             Command::Pay { to, sats, description } => books::pay(file, &to, sats, &description).await.map(|_| true),
             Command::Receive { beef, vout, prefix, suffix, sender } => {

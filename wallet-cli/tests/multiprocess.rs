@@ -115,13 +115,6 @@ fn replace_share(fleet: &mut Fleet, i: usize, record: Option<StoredShare>) {
     fleet.start_cosigner(i);
 }
 
-/// The compressed public key of the secret key `[byte; 32]`, hex.
-fn public_key_of(byte: u8) -> String {
-    use k256::elliptic_curve::sec1::ToEncodedPoint;
-    let secret = k256::SecretKey::from_slice(&[byte; 32]).unwrap();
-    hex::encode(secret.public_key().to_encoded_point(true).as_bytes())
-}
-
 /// Party 1's record of another, unrelated key under this wallet's key id, sealed like a real one.
 fn another_keys_share() -> StoredShare {
     let key = wallet_traits::KeyId::new(wallet_traits::WalletId::new(WALLET).unwrap(), 0);
@@ -375,23 +368,6 @@ fn stores_by_url_postgres_agent_rocksdb_and_postgres_cosigners() {
             assert_eq!(usize::from(record.meta.party_index), party);
         }
     });
-}
-
-/// A wallet of `protocol` in every party's store of `fleet`, of the known key `[byte; 32]`
-/// (trusted dealer, fixture primes: no DKG), and its identity key. A cggmp21 one is what
-/// releases before cggmp24 made.
-fn imported_wallet(fleet: &Fleet, protocol: wallet_engine::Protocol, byte: u8) -> String {
-    let key = wallet_traits::KeyId::new(wallet_traits::WalletId::new(WALLET).unwrap(), 0);
-    let sealer = wallet_engine::Sealer::new(wallet_engine::ShareSecret::new(SECRET).unwrap(), Default::default());
-    let records =
-        wallet_engine::insecure_testing::import_key([byte; 32], 2, &key, &[&sealer, &sealer, &sealer], protocol)
-            .unwrap();
-    runtime().block_on(async {
-        for (spec, r) in fleet.stores.iter().zip(&records) {
-            spec.open().await.create_share(r).await.unwrap();
-        }
-    });
-    public_key_of(byte)
 }
 
 /// Each party's record protocol and whether a migration is staged in it.

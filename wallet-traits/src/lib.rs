@@ -33,8 +33,8 @@ pub use registry::{
 pub use store::{ContractErrors, DerivationCacheStore, PrimePoolStore, ShareStore};
 pub use transport::{
     max_inputs_per_session, session_queue, ChangeClaim, CosignerTransport, EcdhPartial, EcdhRequest, Envelope,
-    EnvelopeSink, EventStream, InputToSign, KeyInfo, SessionChannel, SessionEvent, SessionKind, SessionOutcome,
-    SessionParams, SessionPeer, SessionRequest, ENVELOPES_PER_SIGNING, MAX_CHANGE_CLAIMS, MAX_PARTIES,
+    EnvelopeSink, EventStream, InputToSign, KeyInfo, PolicyReport, SessionChannel, SessionEvent, SessionKind,
+    SessionOutcome, SessionParams, SessionPeer, SessionRequest, ENVELOPES_PER_SIGNING, MAX_CHANGE_CLAIMS, MAX_PARTIES,
     SESSION_CAPACITY,
 };
 

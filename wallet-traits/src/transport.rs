@@ -423,6 +423,49 @@ pub struct KeyInfo {
     /// The migration run whose new share the cosigner holds staged (Pending) beside it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub migrating: Option<ExecutionId>,
+    /// The spending policy the cosigner enforces for the key's wallet, and what its window holds;
+    /// `None` when it enforces none. The agent reads it; it cannot change it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub policy: Option<PolicyReport>,
+}
+
+/// A cosigner's spending policy for one wallet as it reports it ([`KeyInfo::policy`]).
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct PolicyReport {
+    /// A hash of the policy file's rules: cosigners with the same rules report the same.
+    pub fingerprint: String,
+    /// The most one transaction may send out, fee included.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_sats_per_tx: Option<u64>,
+    /// The rolling window, in seconds.
+    pub window_secs: u64,
+    /// The most the window may send out.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_sats_per_window: Option<u64>,
+    /// The most transactions in the window.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_tx_per_window: Option<u64>,
+    /// How many destinations the allowlist holds; `None`: any destination.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub allowed_destinations: Option<u64>,
+    /// How many approver keys can lift the limits for one payment.
+    pub approvers: u64,
+    /// Whether raw digests are signed.
+    pub raw_digests: bool,
+    /// Satoshis charged in the window so far.
+    pub window_sats: u64,
+    /// Transactions charged in the window so far.
+    pub window_txs: u64,
+}
+
+impl PolicyReport {
+    /// What the window still allows: (satoshis, transactions), `None` where unlimited.
+    pub fn left(&self) -> (Option<u64>, Option<u64>) {
+        (
+            self.max_sats_per_window.map(|m| m.saturating_sub(self.window_sats)),
+            self.max_tx_per_window.map(|m| m.saturating_sub(self.window_txs)),
+        )
+    }
 }
 
 /// Ask a cosigner for its part of a distributed ECDH with `point`.
@@ -473,6 +516,15 @@ pub trait CosignerTransport: fmt::Debug + Send + Sync + 'static {
     /// Deletes the Pending share of run `execution_id` (a DKG's, or a staged migration's).
     /// Idempotent; never touches the share in force of an Active record.
     async fn rollback(&self, key: &KeyId, execution_id: &ExecutionId) -> Result<()>;
+
+    /// Hands the cosigner a person's signed approval of one payment (as `mpc-wallet approve`
+    /// writes it), which it keeps once it verifies against its pinned approver keys; `false`
+    /// when it had it already. The approval authenticates itself: no agent token is needed, and
+    /// an agent cannot make one.
+    async fn submit_approval(&self, approval: &[u8]) -> Result<bool> {
+        let _ = approval;
+        Err(Error::new(ErrorKind::Unsupported, "this transport does not carry approvals; submit them over HTTP"))
+    }
 }
 
 #[cfg(test)]

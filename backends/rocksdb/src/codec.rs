@@ -6,7 +6,10 @@
 
 use std::fmt;
 
-use wallet_traits::{Error, ErrorKind, ExecutionId, KeyId, Result, ShareMeta, ShareState, StoredShare, WalletId};
+use wallet_traits::{
+    Approval, AuditRecord, Error, ErrorKind, ExecutionId, KeyId, LedgerEntry, Result, ShareMeta, ShareState,
+    StoredShare, WalletId,
+};
 
 use crate::ROCKSDB_SCHEME;
 
@@ -15,11 +18,16 @@ pub(crate) const VALUE_ENCODING: u8 = 1;
 
 /// The layout version kept under [`META_LAYOUT`]: column families, keys and value encodings.
 /// Layout 2 added derivation-cache recency ([`CF_DERIVATION_USES`], the `used` field of
-/// [`encode_derivation`]); a layout-1 directory is upgraded when it opens.
-pub(crate) const LAYOUT_VERSION: u8 = 2;
+/// [`encode_derivation`]); layout 3 the policy state (the `policy_*` column families, from
+/// [`CF_POLICY_LEDGER`] on). Older directories are upgraded when they open.
+pub(crate) const LAYOUT_VERSION: u8 = 3;
 
 /// The layout before derivation-cache recency: derivation values were [`encode_blob`]s.
 pub(crate) const LAYOUT_WITHOUT_RECENCY: u8 = 1;
+
+/// The layout before policy state: the same records, without the policy column families (which
+/// open empty).
+pub(crate) const LAYOUT_WITHOUT_POLICY: u8 = 2;
 
 /// Column family of share records.
 pub(crate) const CF_SHARES: &str = "shares";
@@ -32,8 +40,43 @@ pub(crate) const CF_META: &str = "meta";
 /// Column family indexing derivation-cache entries by last use: [`derivation_use_key`] to the
 /// entry's lookup, so eviction walks one key's entries oldest use first without reading values.
 pub(crate) const CF_DERIVATION_USES: &str = "derivation_uses";
+/// Column family of the policy ledger: [`policy_ledger_key`] to [`encode_ledger_entry`].
+pub(crate) const CF_POLICY_LEDGER: &str = "policy_ledger";
+/// Column family indexing ledger entries by when they were charged: [`policy_window_key`] to
+/// [`encode_charged`], so a window is one range scan over the entries inside it.
+pub(crate) const CF_POLICY_WINDOW: &str = "policy_window";
+/// Column family of approvals, spent or not: id to [`encode_approval`]. Spent ones stay, so an
+/// id is never accepted twice.
+pub(crate) const CF_POLICY_APPROVALS: &str = "policy_approvals";
+/// Column family indexing the approvals not yet spent: [`policy_open_approval_key`] to nothing,
+/// so a decision reads its wallet's approvals without a pass over every approval ever kept.
+pub(crate) const CF_POLICY_OPEN_APPROVALS: &str = "policy_open_approvals";
+/// Column family of the audit log: `seq: u64 BE` to [`encode_audit`]. Its last record is the
+/// head.
+pub(crate) const CF_POLICY_AUDIT: &str = "policy_audit";
+/// Column family indexing the audit log by wallet: [`policy_audit_wallet_key`] to nothing.
+pub(crate) const CF_POLICY_AUDIT_WALLETS: &str = "policy_audit_wallets";
+/// Column family of seen ids: [`policy_seen_key`] to [`encode_expiry`].
+pub(crate) const CF_POLICY_SEEN: &str = "policy_seen";
+/// Column family indexing seen ids by expiry: [`policy_seen_expiry_key`] to nothing, so
+/// forgetting expired ids reads only those.
+pub(crate) const CF_POLICY_SEEN_EXPIRY: &str = "policy_seen_expiry";
 /// Every column family the store opens, besides RocksDB's `default` (unused).
-pub(crate) const COLUMN_FAMILIES: [&str; 5] = [CF_SHARES, CF_DERIVATIONS, CF_PRIMES, CF_META, CF_DERIVATION_USES];
+pub(crate) const COLUMN_FAMILIES: [&str; 13] = [
+    CF_SHARES,
+    CF_DERIVATIONS,
+    CF_PRIMES,
+    CF_META,
+    CF_DERIVATION_USES,
+    CF_POLICY_LEDGER,
+    CF_POLICY_WINDOW,
+    CF_POLICY_APPROVALS,
+    CF_POLICY_OPEN_APPROVALS,
+    CF_POLICY_AUDIT,
+    CF_POLICY_AUDIT_WALLETS,
+    CF_POLICY_SEEN,
+    CF_POLICY_SEEN_EXPIRY,
+];
 
 /// Meta key of the layout version, one byte.
 pub(crate) const META_LAYOUT: &[u8] = b"layout";
@@ -109,6 +152,155 @@ pub(crate) fn prefix_end(prefix: &[u8]) -> Option<Vec<u8>> {
         }
     }
     None
+}
+
+/// `len(name): u32 BE ‖ name`: the prefix of every policy key of one wallet (or seen-id kind).
+/// Policy names are plain strings, not [`WalletId`]s, hence the wider length.
+pub(crate) fn policy_prefix(what: &'static str, name: &str) -> Result<Vec<u8>> {
+    let len = u32::try_from(name.len()).map_err(|_| {
+        Error::new(ErrorKind::InvalidInput, format!("a policy {what} name must be shorter than 4 GiB"))
+            .with_context("backend", ROCKSDB_SCHEME)
+    })?;
+    let mut out = Vec::with_capacity(4 + name.len() + 40);
+    out.extend_from_slice(&len.to_be_bytes());
+    out.extend_from_slice(name.as_bytes());
+    Ok(out)
+}
+
+/// `wallet prefix ‖ tx: [u8; 32]`: a ledger entry.
+pub(crate) fn policy_ledger_key(wallet_prefix: &[u8], tx: &[u8; 32]) -> Vec<u8> {
+    [wallet_prefix, tx].concat()
+}
+
+/// `wallet prefix ‖ at_ms: u64 BE ‖ tx: [u8; 32]`: a ledger entry's place in the window index,
+/// so one wallet's entries sort by when they were charged.
+pub(crate) fn policy_window_key(wallet_prefix: &[u8], at_ms: u64, tx: &[u8; 32]) -> Vec<u8> {
+    [wallet_prefix, &at_ms.to_be_bytes(), tx].concat()
+}
+
+/// `wallet prefix ‖ id: [u8; 32]`: an open approval, so one wallet's sort by id.
+pub(crate) fn policy_open_approval_key(wallet_prefix: &[u8], id: &[u8; 32]) -> Vec<u8> {
+    [wallet_prefix, id].concat()
+}
+
+/// `wallet prefix ‖ seq: u64 BE`: an audit record of the wallet, oldest first.
+pub(crate) fn policy_audit_wallet_key(wallet_prefix: &[u8], seq: u64) -> Vec<u8> {
+    [wallet_prefix, &seq.to_be_bytes()].concat()
+}
+
+/// `kind prefix ‖ id`: a seen id. The id is last, so its length needs no prefix.
+pub(crate) fn policy_seen_key(kind_prefix: &[u8], id: &[u8]) -> Vec<u8> {
+    [kind_prefix, id].concat()
+}
+
+/// `expires_ms: u64 BE ‖ seen key`: a seen id in the expiry index, soonest expiry first.
+pub(crate) fn policy_seen_expiry_key(expires_ms: u64, seen_key: &[u8]) -> Vec<u8> {
+    [&expires_ms.to_be_bytes()[..], seen_key].concat()
+}
+
+/// The `u64 BE` at the end of an index key (the seq of [`policy_audit_wallet_key`]), if the
+/// key is `prefix_len + 8` bytes long.
+pub(crate) fn trailing_u64(raw: &[u8], prefix_len: usize) -> Option<u64> {
+    let tail: [u8; 8] = raw.get(prefix_len..)?.try_into().ok()?;
+    Some(u64::from_be_bytes(tail))
+}
+
+/// A ledger entry: `encoding: u8 (1) ‖ charged: u64 ‖ at_ms: u64 ‖ state`. The wallet and the
+/// transaction are the key.
+pub(crate) fn encode_ledger_entry(entry: &LedgerEntry) -> Vec<u8> {
+    let mut out = Vec::with_capacity(17 + entry.state.len());
+    out.push(VALUE_ENCODING);
+    out.extend_from_slice(&entry.charged.to_be_bytes());
+    out.extend_from_slice(&entry.at_ms.to_be_bytes());
+    out.extend_from_slice(&entry.state);
+    out
+}
+
+/// Reads [`encode_ledger_entry`]'s layout back, for transaction `tx`.
+pub(crate) fn decode_ledger_entry(key: &dyn fmt::Display, tx: &[u8; 32], value: &[u8]) -> Result<LedgerEntry> {
+    let mut r = Reader { rest: value, what: "policy ledger", key };
+    r.encoding()?;
+    let charged = r.u64("charged")?;
+    let at_ms = r.u64("at_ms")?;
+    Ok(LedgerEntry { tx: *tx, charged, at_ms, state: r.rest.to_vec() })
+}
+
+/// A window index value, and a seen id's: `encoding: u8 (1) ‖ n: u64` (`charged`, or when the
+/// id expires).
+pub(crate) fn encode_u64(n: u64) -> Vec<u8> {
+    let mut out = Vec::with_capacity(9);
+    out.push(VALUE_ENCODING);
+    out.extend_from_slice(&n.to_be_bytes());
+    out
+}
+
+/// Reads [`encode_u64`]'s layout back.
+pub(crate) fn decode_u64(what: &'static str, field: &'static str, key: &dyn fmt::Display, value: &[u8]) -> Result<u64> {
+    let mut r = Reader { rest: value, what, key };
+    r.encoding()?;
+    let n = r.u64(field)?;
+    r.end()?;
+    Ok(n)
+}
+
+/// An approval: `encoding: u8 (1) ‖ spent: u8 (0 or 1) ‖ expires_ms: u64 ‖ len(wallet): u32 ‖
+/// wallet ‖ body`. The id is the key.
+pub(crate) fn encode_approval(approval: &Approval, spent: bool) -> Result<Vec<u8>> {
+    let mut out = Vec::with_capacity(18 + approval.wallet.len() + approval.body.len());
+    out.push(VALUE_ENCODING);
+    out.push(u8::from(spent));
+    out.extend_from_slice(&approval.expires_ms.to_be_bytes());
+    put_name(&mut out, &approval.wallet)?;
+    out.extend_from_slice(&approval.body);
+    Ok(out)
+}
+
+/// Reads [`encode_approval`]'s layout back: the approval with id `id`, and whether it is spent.
+pub(crate) fn decode_approval(key: &dyn fmt::Display, id: &[u8; 32], value: &[u8]) -> Result<(Approval, bool)> {
+    let mut r = Reader { rest: value, what: "policy approval", key };
+    r.encoding()?;
+    let spent = match r.array::<1>("spent")? {
+        [0] => false,
+        [1] => true,
+        _ => return Err(r.corrupted("spent")),
+    };
+    let expires_ms = r.u64("expires_ms")?;
+    let wallet = r.text("wallet")?;
+    Ok((Approval { id: *id, wallet, expires_ms, body: r.rest.to_vec() }, spent))
+}
+
+/// An audit record: `encoding: u8 (1) ‖ at_ms: u64 ‖ hash: [u8; 32] ‖ len(wallet): u32 ‖ wallet
+/// ‖ body`. The seq is the key.
+pub(crate) fn encode_audit(record: &AuditRecord) -> Result<Vec<u8>> {
+    let mut out = Vec::with_capacity(45 + record.wallet.len() + record.body.len());
+    out.push(VALUE_ENCODING);
+    out.extend_from_slice(&record.at_ms.to_be_bytes());
+    out.extend_from_slice(&record.hash);
+    put_name(&mut out, &record.wallet)?;
+    out.extend_from_slice(&record.body);
+    Ok(out)
+}
+
+/// Reads [`encode_audit`]'s layout back, for the record at `seq`.
+pub(crate) fn decode_audit(seq: u64, value: &[u8]) -> Result<AuditRecord> {
+    let key = format!("seq {seq}");
+    let mut r = Reader { rest: value, what: "policy audit", key: &key };
+    r.encoding()?;
+    let at_ms = r.u64("at_ms")?;
+    let hash = r.array("hash")?;
+    let wallet = r.text("wallet")?;
+    Ok(AuditRecord { seq, wallet, at_ms, body: r.rest.to_vec(), hash })
+}
+
+/// `len(name): u32 ‖ name`, for a wallet inside a policy value.
+fn put_name(out: &mut Vec<u8>, name: &str) -> Result<()> {
+    let len = u32::try_from(name.len()).map_err(|_| {
+        Error::new(ErrorKind::InvalidInput, "a policy wallet name must be shorter than 4 GiB")
+            .with_context("backend", ROCKSDB_SCHEME)
+    })?;
+    out.extend_from_slice(&len.to_be_bytes());
+    out.extend_from_slice(name.as_bytes());
+    Ok(())
 }
 
 /// A share record:
@@ -247,6 +439,24 @@ impl<'a> Reader<'a> {
         Ok(u16::from_be_bytes(self.array(field)?))
     }
 
+    fn u64(&mut self, field: &'static str) -> Result<u64> {
+        Ok(u64::from_be_bytes(self.array(field)?))
+    }
+
+    /// A `len: u32 ‖ UTF-8` field.
+    fn text(&mut self, field: &'static str) -> Result<String> {
+        let bytes = self.bytes(field)?;
+        String::from_utf8(bytes.to_vec()).map_err(|_| self.corrupted(field))
+    }
+
+    fn end(&self) -> Result<()> {
+        if self.rest.is_empty() {
+            Ok(())
+        } else {
+            Err(self.corrupted("end"))
+        }
+    }
+
     fn bytes(&mut self, field: &'static str) -> Result<&'a [u8]> {
         let len = u32::from_be_bytes(self.array(field)?);
         let len = usize::try_from(len).map_err(|_| self.corrupted(field))?;
@@ -370,6 +580,60 @@ mod tests {
         let share = share_key(&key);
         assert!(derivation_use_key(&share, 255) < derivation_use_key(&share, 256));
         assert!(derivation_use_key(&share, u64::MAX) < prefix_end(&share).unwrap());
+    }
+
+    #[test]
+    fn policy_records_round_trip() {
+        let entry = LedgerEntry { tx: [3; 32], charged: u64::MAX, at_ms: 1_234, state: b"state".to_vec() };
+        assert_eq!(decode_ledger_entry(&"w", &[3; 32], &encode_ledger_entry(&entry)).unwrap(), entry);
+        let approval = Approval { id: [4; 32], wallet: "wället".into(), expires_ms: 99, body: b"signed".to_vec() };
+        for spent in [false, true] {
+            let bytes = encode_approval(&approval, spent).unwrap();
+            assert_eq!(decode_approval(&"w", &[4; 32], &bytes).unwrap(), (approval.clone(), spent));
+        }
+        let record = AuditRecord { seq: 7, wallet: "w".into(), at_ms: 5, body: b"decision".to_vec(), hash: [9; 32] };
+        assert_eq!(decode_audit(7, &encode_audit(&record).unwrap()).unwrap(), record);
+        assert_eq!(decode_u64("policy window", "charged", &"w", &encode_u64(42)).unwrap(), 42);
+    }
+
+    #[test]
+    fn damaged_policy_records_are_corrupted_and_name_the_field() {
+        let approval =
+            encode_approval(&Approval { id: [4; 32], wallet: "w".into(), expires_ms: 9, body: vec![] }, false).unwrap();
+        let mut bad_utf8 = approval.clone();
+        *bad_utf8.last_mut().unwrap() = 0xFF;
+        let cases: [(Result<()>, &str); 7] = [
+            (decode_ledger_entry(&"w", &[0; 32], b"\x01\x00").map(drop), "charged"),
+            (decode_ledger_entry(&"w", &[0; 32], b"\x02").map(drop), "encoding"),
+            (decode_approval(&"w", &[0; 32], &[&[1, 2][..], &approval[2..]].concat()).map(drop), "spent"),
+            (decode_approval(&"w", &[0; 32], &bad_utf8).map(drop), "wallet"),
+            (decode_audit(1, &[1; 20]).map(drop), "hash"),
+            (decode_u64("policy window", "charged", &"w", &[&encode_u64(1)[..], &[0]].concat()).map(drop), "end"),
+            (decode_u64("policy seen-id", "expires_ms", &"w", b"").map(drop), "encoding"),
+        ];
+        for (result, field) in cases {
+            let e = result.unwrap_err();
+            assert_eq!(e.kind(), ErrorKind::Corrupted, "{field}: {e}");
+            assert_eq!(e.context_value("field"), Some(field), "{e}");
+            assert!(e.message().contains("restore the RocksDB directory from a backup"), "{e}");
+        }
+    }
+
+    #[test]
+    fn policy_keys_sort_by_time_within_their_wallet_only() {
+        let (a, ab) = (policy_prefix("wallet", "a").unwrap(), policy_prefix("wallet", "ab").unwrap());
+        assert_eq!(a, [0, 0, 0, 1, b'a']);
+        let end = prefix_end(&a).unwrap();
+        let tx = [0xFF; 32];
+        assert!(policy_window_key(&a, 255, &tx) < policy_window_key(&a, 256, &[0; 32]));
+        assert!(policy_window_key(&a, u64::MAX, &tx) < end);
+        assert!(policy_window_key(&ab, 0, &[0; 32]) > end, "another wallet's entries are outside the range");
+        assert!(policy_audit_wallet_key(&a, 9) < policy_audit_wallet_key(&a, 10));
+        assert_eq!(trailing_u64(&policy_audit_wallet_key(&a, 300), a.len()), Some(300));
+        assert_eq!(trailing_u64(&policy_open_approval_key(&a, &tx), a.len()), None);
+        let seen = policy_seen_key(&policy_prefix("kind", "jti").unwrap(), b"id");
+        assert!(policy_seen_expiry_key(10, &seen) < policy_seen_expiry_key(11, b""));
+        assert_eq!(&policy_seen_expiry_key(10, &seen)[8..], seen.as_slice());
     }
 
     #[test]

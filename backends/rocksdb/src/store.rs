@@ -1,5 +1,7 @@
 //! The RocksDB calls behind [`RocksDbShareStore`].
 
+mod policy;
+
 use std::{
     fmt,
     path::{Path, PathBuf},
@@ -12,7 +14,8 @@ use rocksdb::{
     DB,
 };
 use wallet_traits::{
-    BoxFuture, DerivationCacheStore, Error, ErrorKind, KeyId, Options, PrimePoolStore, Result, ShareStore, StoredShare,
+    BoxFuture, DerivationCacheStore, Error, ErrorKind, KeyId, Options, PolicyStore, PrimePoolStore, Result, ShareStore,
+    StoredShare,
 };
 
 use crate::{
@@ -24,12 +27,14 @@ use crate::{
 /// of 1000 would let them pile up over the years of a wallet.
 const KEEP_INFO_LOGS: usize = 10;
 
-/// A [`ShareStore`] in one RocksDB directory: sealed shares, the sealed derivation cache and the
-/// sealed prime pool, each in its own column family.
+/// A [`ShareStore`] in one RocksDB directory: sealed shares, the sealed derivation cache, the
+/// sealed prime pool and a cosigner's policy state ([`PolicyStore`]), each in column families
+/// of its own.
 ///
 /// Every change is one RocksDB write batch, applied whole or not at all, and by default fsynced
 /// before it is reported done. RocksDB lets one process open a directory at a time; within the
-/// process a lock serializes the compare-and-swap operations, so they are race-free.
+/// process a lock serializes the compare-and-swap operations, and another each policy decision
+/// from its read to its write, so they are race-free.
 ///
 /// The database closes when the store (and every clone of an `Arc` holding it) is dropped.
 pub struct RocksDbShareStore {
@@ -56,6 +61,13 @@ struct Inner {
     /// and without the retry loop an optimistic transaction needs when concurrent takers race
     /// for the same head of the prime pool.
     writer: Mutex<Writer>,
+    /// Held across every read-decide-write of the policy state (`settle`, `add_approval`,
+    /// `mark_seen`). Async, because `settle` calls the policy's decision on the caller's task
+    /// between its blocking read and its blocking write; the write takes the owned guard along,
+    /// so a caller that stops waiting cannot release the lock before its batch is written.
+    /// Apart from `writer`: the policy keys are disjoint from the shares', so signing sessions
+    /// never wait behind share or cache writes.
+    policy_lock: Arc<tokio::sync::Mutex<()>>,
 }
 
 /// State owned by the writer lock.
@@ -177,6 +189,7 @@ impl Inner {
             write_options,
             touch_options,
             writer: Mutex::new(Writer { next_prime_seq: 0, next_derivation_use: 0 }),
+            policy_lock: Arc::new(tokio::sync::Mutex::new(())),
         };
         inner.check_layout()?;
         let next_prime_seq = inner.stored_seq(codec::META_PRIME_SEQ, "prime_seq")?;
@@ -201,6 +214,11 @@ impl Inner {
                 self.db.write_opt(batch, &synced).map_err(|e| storage(e, "record the layout version"))
             }
             Some([codec::LAYOUT_VERSION]) => Ok(()),
+            // The policy column families were created empty when the database opened; only the
+            // marker changes.
+            Some([codec::LAYOUT_WITHOUT_POLICY]) => {
+                self.set_layout(WriteBatch::default(), "upgrade the directory from layout 2")
+            }
             Some([codec::LAYOUT_WITHOUT_RECENCY]) => self.add_recency(),
             Some(&[newer]) if newer > codec::LAYOUT_VERSION => Err(Error::new(
                 ErrorKind::Unsupported,
@@ -215,8 +233,8 @@ impl Inner {
 
     /// Upgrades a layout-1 directory, whose derivation entries have no recency: numbers them in
     /// key order (layout 1 kept no order of use, and lookups are HMACs, so key order favours no
-    /// one), indexes them, and records layout 2, all in one synced batch, so a crash leaves
-    /// layout 1 to upgrade again on the next open.
+    /// one), indexes them, and records the current layout, all in one synced batch, so a crash
+    /// leaves layout 1 to upgrade again on the next open.
     fn add_recency(&self) -> Result<()> {
         let (derivations, uses, meta) = (self.cf(CF_DERIVATIONS)?, self.cf(CF_DERIVATION_USES)?, self.cf(CF_META)?);
         let mut batch = WriteBatch::default();
@@ -236,13 +254,19 @@ impl Inner {
             }
             iter.next();
         }
-        iter.status().map_err(|e| storage(e, "upgrade the derivation cache to layout 2"))?;
+        iter.status().map_err(|e| storage(e, "upgrade the directory from layout 1"))?;
         drop(iter);
         batch.put_cf(meta, codec::META_DERIVATION_SEQ, next.to_be_bytes());
-        batch.put_cf(meta, codec::META_LAYOUT, [codec::LAYOUT_VERSION]);
+        self.set_layout(batch, "upgrade the directory from layout 1")
+    }
+
+    /// Writes `batch` with the current layout version, synced: an upgrade is never reported
+    /// done before it is durable.
+    fn set_layout(&self, mut batch: WriteBatch, action: &str) -> Result<()> {
+        batch.put_cf(self.cf(CF_META)?, codec::META_LAYOUT, [codec::LAYOUT_VERSION]);
         let mut synced = WriteOptions::default();
         synced.set_sync(true);
-        self.db.write_opt(batch, &synced).map_err(|e| storage(e, "upgrade the derivation cache to layout 2"))
+        self.db.write_opt(batch, &synced).map_err(|e| storage(e, action))
     }
 
     /// A u64 counter kept in `meta` under `key` (0 when absent).
@@ -284,12 +308,18 @@ impl Inner {
 
     /// An iterator over the keys of `cf` that start with `prefix`, positioned on the first.
     fn scan(&self, cf: &'static str, prefix: &[u8]) -> Result<DBRawIterator<'_>> {
+        self.scan_from(cf, prefix, prefix)
+    }
+
+    /// Like [`scan`](Self::scan), but positioned on the first key at or after `start` (a key
+    /// that starts with `prefix`).
+    fn scan_from(&self, cf: &'static str, prefix: &[u8], start: &[u8]) -> Result<DBRawIterator<'_>> {
         let mut read = ReadOptions::default();
         if let Some(end) = codec::prefix_end(prefix) {
             read.set_iterate_upper_bound(end);
         }
         let mut iter = self.db.raw_iterator_cf_opt(self.cf(cf)?, read);
-        iter.seek(prefix);
+        iter.seek(start);
         Ok(iter)
     }
 
@@ -442,6 +472,10 @@ impl ShareStore for RocksDbShareStore {
     }
 
     fn prime_pool(&self) -> Option<&dyn PrimePoolStore> {
+        Some(self)
+    }
+
+    fn policy_state(&self) -> Option<&dyn PolicyStore> {
         Some(self)
     }
 

@@ -7,7 +7,10 @@ use std::{
 
 use wallet_backend_rocksdb::{RocksDbConfig, RocksDbShareStore};
 use wallet_testkit::{sample_record, share_store_suite};
-use wallet_traits::{DerivationCacheStore, ErrorKind, KeyId, PrimePoolStore, ShareStore, WalletId};
+use wallet_traits::{
+    Approval, DerivationCacheStore, ErrorKind, KeyId, LedgerEntry, PolicyStore, PrimePoolStore, Ruling, ShareStore,
+    WalletId,
+};
 
 /// Every conformance case as its own test, each on a fresh directory.
 mod rocksdb_conformance {
@@ -20,6 +23,78 @@ mod rocksdb_conformance {
     }
 
     wallet_testkit::share_store_tests!(make);
+}
+
+/// Every policy conformance case as its own test, each on a fresh directory.
+mod rocksdb_policy_conformance {
+    use super::*;
+
+    async fn make() -> wallet_testkit::StoreFixture {
+        let dir = tempfile::tempdir().unwrap();
+        let store = RocksDbShareStore::open(dir.path().join("policy")).await.unwrap();
+        wallet_testkit::StoreFixture::keeping(Arc::new(store), dir)
+    }
+
+    wallet_testkit::policy_store_tests!(make);
+}
+
+/// A ruling that charges `tx` to `charged` at `at_ms` (none when `None`), spending `approval`.
+fn charge(tx: [u8; 32], charged: Option<u64>, at_ms: u64, approval: Option<[u8; 32]>, note: &str) -> Ruling {
+    Ruling {
+        charge: charged.map(|charged| LedgerEntry { tx, charged, at_ms, state: note.as_bytes().to_vec() }),
+        spend_approval: approval,
+        audit: note.as_bytes().to_vec(),
+        audit_hash: [note.len() as u8; 32],
+    }
+}
+
+#[tokio::test]
+async fn policy_state_survives_close_and_reopen() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("policy");
+    let (wallet, first, second) = ("cosigned", [1u8; 32], [2u8; 32]);
+    let approval = |id: u8| Approval { id: [id; 32], wallet: wallet.into(), expires_ms: 50_000, body: vec![id; 3] };
+
+    let store = RocksDbShareStore::open(&path).await.unwrap();
+    assert!(store.add_approval(&approval(7)).await.unwrap());
+    assert!(store.add_approval(&approval(8)).await.unwrap());
+    store.settle(wallet, &first, 0, 1_000, &|_| charge(first, Some(300), 1_000, None, "first")).await.unwrap();
+    store.settle(wallet, &[0; 32], 0, 1_500, &|_| charge([0; 32], None, 0, None, "refused")).await.unwrap();
+    store
+        .settle(wallet, &second, 0, 2_000, &|_| charge(second, Some(200), 2_000, Some([7; 32]), "approved"))
+        .await
+        .unwrap();
+    assert!(store.mark_seen("jti", b"token", 10_000, 100).await.unwrap());
+    drop(store);
+
+    let store = RocksDbShareStore::open(&path).await.unwrap();
+    assert!(store.policy_state().is_some());
+    assert_eq!(store.window(wallet, 0).await.unwrap(), (500, 2));
+    assert_eq!(store.window(wallet, 1_500).await.unwrap(), (200, 1));
+    let log = store.audit(Some(wallet), 0, 10).await.unwrap();
+    assert_eq!(log.iter().map(|r| r.seq).collect::<Vec<_>>(), [1, 2, 3]);
+    assert_eq!(log.iter().map(|r| r.body.as_slice()).collect::<Vec<_>>(), [&b"first"[..], b"refused", b"approved"]);
+    assert_eq!((log[2].at_ms, log[2].hash, log[2].wallet.as_str()), (2_000, [8; 32], wallet));
+    assert_eq!(store.audit(None, 0, 10).await.unwrap(), log);
+    assert!(!store.mark_seen("jti", b"token", 10_000, 200).await.unwrap(), "a replay after a restart");
+    assert!(!store.add_approval(&approval(7)).await.unwrap(), "a spent approval stays known");
+    store
+        .settle(wallet, &first, 1_500, 3_000, &|l| {
+            assert_eq!((l.window_sats, l.window_txs), (200, 1));
+            assert_eq!(
+                l.entry.as_ref().map(|e| (e.charged, e.at_ms, e.state.as_slice())),
+                Some((300, 1_000, &b"first"[..]))
+            );
+            assert_eq!((l.head.seq, l.head.hash), (3, [8; 32]), "the head survives the restart");
+            assert_eq!(l.approvals, vec![approval(8)], "the spent approval is not offered");
+            charge(first, Some(350), 3_000, None, "renewed")
+        })
+        .await
+        .unwrap();
+    // The renewed entry moved into the window; its old place is gone.
+    assert_eq!(store.window(wallet, 1_500).await.unwrap(), (550, 2));
+    assert_eq!(store.window(wallet, 0).await.unwrap(), (550, 2));
+    assert_eq!(store.audit(None, 3, 10).await.unwrap()[0].seq, 4);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -238,7 +313,7 @@ async fn opens_through_the_registry() {
     let wallet = WalletId::new("registry").unwrap();
     store.create_share(&sample_record(&wallet, 0, 1)).await.unwrap();
     assert!(store.load_share(&KeyId::new(wallet, 0)).await.unwrap().is_some());
-    assert!(store.derivation_cache().is_some() && store.prime_pool().is_some());
+    assert!(store.derivation_cache().is_some() && store.prime_pool().is_some() && store.policy_state().is_some());
     assert!(wallet_traits::store_registry().schemes().contains(&"rocksdb"));
     drop(store);
 
@@ -256,8 +331,27 @@ fn raw_share_key(wallet: &str, index: u32) -> Vec<u8> {
     [&[wallet.len() as u8][..], wallet.as_bytes(), &index.to_be_bytes()].concat()
 }
 
-/// The documented column families of layout 2.
-const COLUMN_FAMILIES: [&str; 5] = ["shares", "derivations", "primes", "meta", "derivation_uses"];
+/// The documented column families of layout 3.
+const COLUMN_FAMILIES: [&str; 13] = [
+    "shares",
+    "derivations",
+    "primes",
+    "meta",
+    "derivation_uses",
+    "policy_ledger",
+    "policy_window",
+    "policy_approvals",
+    "policy_open_approvals",
+    "policy_audit",
+    "policy_audit_wallets",
+    "policy_seen",
+    "policy_seen_expiry",
+];
+
+/// The policy key prefix of the documented layout: `len(name): u32 BE ‖ name`.
+fn raw_policy_prefix(name: &str) -> Vec<u8> {
+    [&(name.len() as u32).to_be_bytes()[..], name.as_bytes()].concat()
+}
 
 /// Opens the directory with the raw RocksDB API, as a foreign tool or a bad restore might.
 fn raw_db(path: &Path) -> rocksdb::DB {
@@ -336,7 +430,7 @@ async fn stray_keys_are_ignored_and_bad_layouts_refused() {
     assert_eq!(store.load_share(&KeyId::new(wallet.clone(), 1)).await.unwrap(), None);
     drop(store);
 
-    for (layout, kind) in [(&[3u8][..], ErrorKind::Unsupported), (&[1, 0][..], ErrorKind::Corrupted)] {
+    for (layout, kind) in [(&[4u8][..], ErrorKind::Unsupported), (&[1, 0][..], ErrorKind::Corrupted)] {
         {
             let raw = raw_db(&path);
             raw.put_cf(raw.cf_handle("meta").unwrap(), b"layout", layout).unwrap();
@@ -388,5 +482,127 @@ async fn a_layout_1_directory_is_upgraded_with_its_cache() {
     assert_eq!(store.get_derivation(&key, b"e").await.unwrap(), Some(b"e".to_vec()));
     drop(store);
     let raw = raw_db(&path);
-    assert_eq!(raw.get_cf(raw.cf_handle("meta").unwrap(), b"layout").unwrap(), Some(vec![2]));
+    assert_eq!(raw.get_cf(raw.cf_handle("meta").unwrap(), b"layout").unwrap(), Some(vec![3]));
+}
+
+#[tokio::test]
+async fn a_layout_2_directory_gains_policy_state() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("layout2");
+    let wallet = WalletId::new("before-policy").unwrap();
+    let store = RocksDbShareStore::open(&path).await.unwrap();
+    store.create_share(&sample_record(&wallet, 0, 1)).await.unwrap();
+    drop(store);
+    {
+        // What layout 2 left: no policy column families, and its marker.
+        let mut raw = raw_db(&path);
+        for name in &COLUMN_FAMILIES[5..] {
+            raw.drop_cf(name).unwrap();
+        }
+        raw.put_cf(raw.cf_handle("meta").unwrap(), b"layout", [2]).unwrap();
+    }
+
+    let store = RocksDbShareStore::open(&path).await.unwrap();
+    assert_eq!(store.load_share(&KeyId::new(wallet.clone(), 0)).await.unwrap(), Some(sample_record(&wallet, 0, 1)));
+    assert_eq!(store.window("w", 0).await.unwrap(), (0, 0));
+    let tx = [4u8; 32];
+    store.settle("w", &tx, 0, 10, &|_| charge(tx, Some(5), 10, None, "first")).await.unwrap();
+    assert_eq!(store.window("w", 0).await.unwrap(), (5, 1));
+    drop(store);
+    let raw = raw_db(&path);
+    assert_eq!(raw.get_cf(raw.cf_handle("meta").unwrap(), b"layout").unwrap(), Some(vec![3]));
+}
+
+#[tokio::test]
+async fn undecodable_policy_records_are_corrupted() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("corrupt-policy");
+    let (wallet, tx) = ("damaged", [6u8; 32]);
+    let store = RocksDbShareStore::open(&path).await.unwrap();
+    store.settle(wallet, &tx, 0, 10, &|_| charge(tx, Some(5), 10, None, "first")).await.unwrap();
+    assert!(store.mark_seen("jti", b"token", 1_000, 10).await.unwrap());
+    drop(store);
+    {
+        let raw = raw_db(&path);
+        let ledger_key = [raw_policy_prefix(wallet), tx.to_vec()].concat();
+        raw.put_cf(raw.cf_handle("policy_ledger").unwrap(), ledger_key, b"\x01MARKER").unwrap();
+        raw.put_cf(raw.cf_handle("policy_audit").unwrap(), 1u64.to_be_bytes(), b"\x02BODY-MARKER").unwrap();
+        let seen_key = [raw_policy_prefix("jti"), b"token".to_vec()].concat();
+        raw.put_cf(raw.cf_handle("policy_seen").unwrap(), seen_key, b"\x01\x00").unwrap();
+    }
+
+    let store = RocksDbShareStore::open(&path).await.unwrap();
+    let decided = std::sync::atomic::AtomicBool::new(false);
+    let e = store
+        .settle(wallet, &tx, 0, 20, &|_| {
+            decided.store(true, std::sync::atomic::Ordering::SeqCst);
+            charge(tx, Some(6), 20, None, "second")
+        })
+        .await
+        .unwrap_err();
+    assert!(!decided.into_inner(), "no decision on a ledger that does not read");
+    let audit = store.audit(None, 0, 10).await.unwrap_err();
+    let by_wallet = store.audit(Some(wallet), 0, 10).await.unwrap_err();
+    let seen = store.mark_seen("jti", b"token", 1_000, 20).await.unwrap_err();
+    for (e, field) in [(e, "charged"), (audit, "encoding"), (by_wallet, "encoding"), (seen, "expires_ms")] {
+        assert_eq!(e.kind(), ErrorKind::Corrupted, "{e}");
+        assert_eq!(e.context_value("backend"), Some("rocksdb"));
+        assert_eq!(e.context_value("field"), Some(field), "{e}");
+        assert!(e.message().contains("restore the RocksDB directory from a backup"), "{e}");
+        assert!(!format!("{e} {e:?}").contains("MARKER"), "{e:?}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_decision_that_panics_writes_nothing_and_frees_the_lock() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Arc::new(RocksDbShareStore::open(dir.path().join("panic")).await.unwrap());
+    let tx = [5u8; 32];
+    let panicking = Arc::clone(&store);
+    let joined =
+        tokio::spawn(
+            async move { panicking.settle("w", &tx, 0, 10, &|_| panic!("the decision failed")).await.map(drop) },
+        )
+        .await;
+    assert!(joined.unwrap_err().is_panic());
+    assert_eq!(store.window("w", 0).await.unwrap(), (0, 0));
+    assert!(store.audit(None, 0, 10).await.unwrap().is_empty());
+    // The next decision is not locked out, and chains to an empty log.
+    store
+        .settle("w", &tx, 0, 20, &|l| {
+            assert_eq!((l.head.seq, l.head.hash), (0, [0; 32]));
+            charge(tx, Some(5), 20, None, "after")
+        })
+        .await
+        .unwrap();
+    assert_eq!(store.audit(None, 0, 10).await.unwrap()[0].seq, 1);
+}
+
+#[tokio::test]
+async fn expired_seen_ids_are_forgotten_in_bounded_steps() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("seen");
+    // Unsynced: this only counts records, and 1100 fsyncs would dominate the test.
+    let config = RocksDbConfig::new(&path).with_sync_writes(false);
+    let store = RocksDbShareStore::connect(&config).await.unwrap();
+    for i in 0u32..1_100 {
+        assert!(store.mark_seen("eid", &i.to_be_bytes(), 10, 0).await.unwrap());
+    }
+    assert!(store.mark_seen("eid", b"late", 1_000, 0).await.unwrap());
+    let count = |path: &Path, cf: &str| {
+        let raw = raw_db(path);
+        let n = raw.iterator_cf(raw.cf_handle(cf).unwrap(), rocksdb::IteratorMode::Start).count();
+        n
+    };
+    // Every id expired at 10, the last one at 1000: the first call past 10 forgets 1024 of them,
+    // the next the rest; the unexpired one stays throughout.
+    assert!(store.mark_seen("eid", b"new", 1_000, 20).await.unwrap());
+    drop(store);
+    assert_eq!((count(&path, "policy_seen"), count(&path, "policy_seen_expiry")), (78, 78));
+    let store = RocksDbShareStore::connect(&config).await.unwrap();
+    // An expired id not forgotten yet is still unseen.
+    assert!(store.mark_seen("eid", &1_099u32.to_be_bytes(), 1_000, 20).await.unwrap());
+    assert!(!store.mark_seen("eid", b"late", 1_000, 20).await.unwrap());
+    drop(store);
+    assert_eq!((count(&path, "policy_seen"), count(&path, "policy_seen_expiry")), (3, 3));
 }

@@ -7,7 +7,7 @@ use serde::{de::IntoDeserializer, Deserialize};
 use tonic::{metadata::MetadataValue, Code, Status};
 use wallet_traits::{
     ChangeClaim, EcdhPartial, EcdhRequest, Envelope, Error, ErrorKind, ExecutionId, InputToSign, KeyId, KeyInfo,
-    Result, SessionEvent, SessionOutcome, SessionParams, SessionRequest, ShareState, WalletId, WireError,
+    PolicyReport, Result, SessionEvent, SessionOutcome, SessionParams, SessionRequest, ShareState, WalletId, WireError,
 };
 
 use crate::proto as pb;
@@ -232,6 +232,18 @@ pub(crate) fn key_info_to_pb(info: KeyInfo) -> pb::KeyInfo {
         execution_id: info.execution_id.as_bytes().to_vec(),
         protocol: info.protocol,
         migrating: info.migrating.map(|e| e.as_bytes().to_vec()),
+        policy: info.policy.map(|p| pb::PolicyReport {
+            fingerprint: p.fingerprint,
+            max_sats_per_tx: p.max_sats_per_tx,
+            window_secs: p.window_secs,
+            max_sats_per_window: p.max_sats_per_window,
+            max_tx_per_window: p.max_tx_per_window,
+            allowed_destinations: p.allowed_destinations,
+            approvers: p.approvers,
+            raw_digests: p.raw_digests,
+            window_sats: p.window_sats,
+            window_txs: p.window_txs,
+        }),
     }
 }
 
@@ -251,6 +263,18 @@ pub(crate) fn key_info_from_pb(info: pb::KeyInfo) -> Result<KeyInfo> {
         execution_id: eid_from_pb(&info.execution_id)?,
         protocol: info.protocol,
         migrating: info.migrating.as_deref().map(eid_from_pb).transpose()?,
+        policy: info.policy.map(|p| PolicyReport {
+            fingerprint: p.fingerprint,
+            max_sats_per_tx: p.max_sats_per_tx,
+            window_secs: p.window_secs,
+            max_sats_per_window: p.max_sats_per_window,
+            max_tx_per_window: p.max_tx_per_window,
+            allowed_destinations: p.allowed_destinations,
+            approvers: p.approvers,
+            raw_digests: p.raw_digests,
+            window_sats: p.window_sats,
+            window_txs: p.window_txs,
+        }),
     })
 }
 

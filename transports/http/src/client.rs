@@ -318,6 +318,23 @@ impl CosignerTransport for HttpTransport {
         let body = Format::Cbor.encode(&ExecutionRef { execution_id: *execution_id })?;
         self.inner.call(Method::POST, &format!("{}/rollback", key_path(key)?), &key.wallet, Some(body)).await.map(drop)
     }
+
+    async fn submit_approval(&self, approval: &[u8]) -> Result<bool> {
+        // No token: the approval's signature is what the cosigner checks.
+        let response = self.inner.request(Method::POST, "/v1/approvals", None, Some(approval.to_vec())).await?;
+        let response = self.inner.check(response).await?;
+        Ok(self.inner.read::<crate::server::ApprovalReceipt>(response, "approval receipt").await?.added)
+    }
+}
+
+impl HttpTransport {
+    /// A client that only submits approvals ([`CosignerTransport::submit_approval`]), for a person
+    /// who holds an approver key but no agent token: it mints none (a throwaway key it never uses
+    /// fills the place). `extra_ca_pem` as for [`HttpTransport::new`].
+    pub fn for_approvals(endpoint: &str, extra_ca_pem: Option<Vec<u8>>) -> Result<Self> {
+        let unused = wallet_traits::ExecutionId::random();
+        Self::new(endpoint, Arc::new(TokenMinter::hs256(unused.as_bytes())?), extra_ca_pem)
+    }
 }
 
 /// The client half of one open session.

@@ -282,9 +282,15 @@ pub fn cosigner_router(
         .route("/v1/sessions/{eid}/messages", post(messages))
         .route("/v1/sessions/{eid}/exchange", post(exchange))
         .route_layer(AuthLayer::new(verifier, HttpRefusal));
+    // An approval authenticates itself (a pinned approver key signed it, which the service
+    // checks before it keeps anything): no agent token, so a person need not hold one.
+    let approvals = Router::new()
+        .route("/v1/approvals", post(submit_approval))
+        .layer(axum::extract::DefaultBodyLimit::max(MAX_APPROVAL_BODY));
     Ok(Router::new()
         .route("/health", get(health))
         .route("/ready", get(ready))
+        .merge(approvals)
         .merge(v1)
         .fallback(no_route)
         .with_state(state))
@@ -329,6 +335,25 @@ impl<S: Send + Sync> FromRequestParts<S> for Authenticated {
             respond(Format::of_response(&parts.headers), Err(f))
         })
     }
+}
+
+/// The largest approval body read; a real one is a few hundred bytes.
+const MAX_APPROVAL_BODY: usize = 16 * 1024;
+
+/// What `POST /v1/approvals` answers.
+#[derive(Debug, Serialize, serde::Deserialize)]
+pub(crate) struct ApprovalReceipt {
+    /// Whether the approval was new to the cosigner.
+    pub(crate) added: bool,
+}
+
+async fn submit_approval(State(s): State<Shared>, headers: HeaderMap, body: Bytes) -> Response {
+    let format = Format::of_response(&headers);
+    let reply = match s.service.submit_approval(&body).await {
+        Ok(added) => body_reply(StatusCode::OK, format, &ApprovalReceipt { added }),
+        Err(e) => Err(Failure::from(e)),
+    };
+    respond(format, reply)
 }
 
 async fn health() -> &'static str {

@@ -210,4 +210,9 @@ impl CosignerTransport for LocalTransport {
         let t = self.target()?;
         wire_result(t.rollback(&wire(key)?, &wire(execution_id)?).await)
     }
+
+    async fn submit_approval(&self, approval: &[u8]) -> Result<bool> {
+        let t = self.target()?;
+        wire_result(t.submit_approval(approval).await)
+    }
 }

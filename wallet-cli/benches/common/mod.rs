@@ -19,6 +19,7 @@ pub(crate) fn embedded_wallet(runtime: &tokio::runtime::Runtime, dir: &Path) -> 
     for i in 1..=2 {
         prefill(&StoreSpec::sqlite(&dir.join(format!("cosigner-{i}.db"))), "cosigner", 1);
     }
-    let (agent, cosigners) = runtime.block_on(embedded::start(dir, &ShareSecret::new(SECRET).unwrap(), true)).unwrap();
+    let (agent, cosigners) =
+        runtime.block_on(embedded::start(dir, &ShareSecret::new(SECRET).unwrap(), true, None)).unwrap();
     move || cosigners.iter().fold(agent_builder(&agent_store, agent.clone()), |b, t| b.cosigner(t.clone()))
 }

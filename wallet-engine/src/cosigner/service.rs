@@ -503,6 +503,10 @@ impl CosignerTransport for CosignerService {
             execution_id: r.meta.execution_id,
             protocol: labels.as_ref().map(|l| l.protocol.clone()),
             migrating: labels.and_then(|l| l.next.map(|(eid, _)| eid)),
+            policy: match &self.spending {
+                Some(s) => Some(s.report(key.wallet.as_str()).await?),
+                None => None,
+            },
         }))
     }
 
@@ -548,6 +552,16 @@ impl CosignerTransport for CosignerService {
                 tracing::info!(party = self.party_index, key = %key, "committed share");
                 Ok(())
             }
+        }
+    }
+
+    async fn submit_approval(&self, approval: &[u8]) -> Result<bool> {
+        match &self.spending {
+            Some(s) => s.submit_approval(approval).await.map_err(|e| e.with_context("party", self.party_index)),
+            None => Err(self.err(
+                ErrorKind::Unsupported,
+                "this cosigner enforces no spending policy (MPC_POLICY_FILE), so it takes no approvals",
+            )),
         }
     }
 

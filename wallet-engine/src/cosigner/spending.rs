@@ -127,6 +127,35 @@ impl SpendingPolicy {
         }
     }
 
+    /// The policy in force for `wallet` and what its window holds, for the agent to read.
+    pub async fn report(&self, wallet: &str) -> Result<wallet_traits::PolicyReport> {
+        let rules = self.rules_for(wallet);
+        let (window_sats, window_txs) = self.state().window(wallet, rules.window_start(now_ms())).await?;
+        let s = rules.status();
+        Ok(wallet_traits::PolicyReport {
+            fingerprint: self.fingerprint(),
+            max_sats_per_tx: s.max_sats_per_tx,
+            window_secs: s.window_secs,
+            max_sats_per_window: s.max_sats_per_window,
+            max_tx_per_window: s.max_tx_per_window,
+            allowed_destinations: s.allowed_destinations.map(|n| n as u64),
+            approvers: s.approvers as u64,
+            raw_digests: s.raw_digests == wallet_policy::RawDigests::Allow,
+            window_sats,
+            window_txs,
+        })
+    }
+
+    /// Keeps a person's signed approval (`bytes`, as `mpc-wallet approve` makes it) once it
+    /// verifies against the approver keys pinned for its wallet: a later transaction it covers is
+    /// allowed past the limits once. `false` when it was submitted before.
+    pub async fn submit_approval(&self, bytes: &[u8]) -> Result<bool> {
+        let wallet = wallet_policy::approval_wallet(bytes)?;
+        let rules = self.rules_for(&wallet);
+        let signed = wallet_policy::parse_and_verify(bytes, rules.approver_keys(), now_ms())?;
+        self.state().add_approval(&signed.to_store()).await
+    }
+
     /// Records `id` of `kind` as used until `expires_ms`; `false` when it was used before (also
     /// before a restart).
     pub async fn mark_seen(&self, kind: &str, id: &[u8], expires_ms: u64) -> Result<bool> {

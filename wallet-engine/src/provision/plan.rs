@@ -11,7 +11,7 @@ pub enum CosignerView {
     /// It holds no share of the key.
     Missing,
     /// It holds a share.
-    Holds(KeyInfo),
+    Holds(Box<KeyInfo>),
 }
 
 /// What the builder does.
@@ -145,7 +145,7 @@ mod tests {
     fn holds(i: PartyIndex, pk: u8, state: ShareState, run: u8) -> (PartyIndex, CosignerView) {
         (
             i,
-            CosignerView::Holds(KeyInfo {
+            CosignerView::Holds(Box::new(KeyInfo {
                 public_key: vec![pk; 33],
                 threshold: 2,
                 parties: 3,
@@ -154,7 +154,8 @@ mod tests {
                 execution_id: eid(run),
                 protocol: None,
                 migrating: None,
-            }),
+                policy: None,
+            })),
         )
     }
 

@@ -153,7 +153,7 @@ impl Provisioner {
                         ),
                     )))
                 }
-                Ok(Ok(Some(info))) => CosignerView::Holds(info),
+                Ok(Ok(Some(info))) => CosignerView::Holds(Box::new(info)),
                 Ok(Ok(None)) => CosignerView::Missing,
                 Ok(Err(e)) if e.kind() == ErrorKind::CosignerUnavailable || e.kind() == ErrorKind::Timeout => {
                     CosignerView::Unreachable(e.to_string())

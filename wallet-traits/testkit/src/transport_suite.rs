@@ -66,6 +66,18 @@ impl ScriptedCosigner {
             execution_id: ExecutionId::from_bytes(COMMIT_EID),
             protocol: Some("cggmp24/0.7.0-alpha.3".into()),
             migrating: Some(ExecutionId::from_bytes([9; 32])),
+            policy: Some(wallet_traits::PolicyReport {
+                fingerprint: "0123456789abcdef".into(),
+                max_sats_per_tx: Some(50_000),
+                window_secs: 86_400,
+                max_sats_per_window: None,
+                max_tx_per_window: Some(500),
+                allowed_destinations: Some(2),
+                approvers: 1,
+                raw_digests: false,
+                window_sats: 12_345,
+                window_txs: 3,
+            }),
         }
     }
 }
