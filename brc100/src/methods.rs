@@ -92,16 +92,25 @@ impl KeyMethods {
 
     /// `createSignature`: signs SHA-256(data), or `hashToDirectlySign` (exactly 32 bytes) as
     /// given, with the child key for the counterparty (default `anyone`). DER, low-S.
+    ///
+    /// Data goes to the signer as data ([`Signer::sign_data`](wallet_traits::Signer::sign_data)):
+    /// an MPC wallet's cosigners hash it themselves, so a spending policy can tell it from a
+    /// transaction's sighash; `hashToDirectlySign` is a raw digest, which such a policy refuses.
     pub async fn create_signature(&self, args: CreateSignatureArgs) -> Result<Vec<u8>> {
-        let hash = digest_of(
-            args.hash_to_directly_sign,
-            "hashToDirectlySign",
-            args.data,
-            "args.data or args.hashToDirectlySign must be valid",
-        )?;
         let k = &args.key;
-        let d = self.derive(&k.protocol_id, &k.key_id, k.counterparty.as_deref().unwrap_or("anyone")).await?;
-        Ok(self.signer.sign_digest(&hash, Some(&d.h)).await?.to_der())
+        let signed = match (args.hash_to_directly_sign, args.data) {
+            (None, Some(data)) => {
+                let d = self.derive(&k.protocol_id, &k.key_id, k.counterparty.as_deref().unwrap_or("anyone")).await?;
+                self.signer.sign_data(&data, Some(&d.h)).await?
+            }
+            (hash, data) => {
+                let hash =
+                    digest_of(hash, "hashToDirectlySign", data, "args.data or args.hashToDirectlySign must be valid")?;
+                let d = self.derive(&k.protocol_id, &k.key_id, k.counterparty.as_deref().unwrap_or("anyone")).await?;
+                self.signer.sign_digest(&hash, Some(&d.h)).await?
+            }
+        };
+        Ok(signed.to_der())
     }
 
     /// `verifySignature` (counterparty default `self`); `hashToDirectlyVerify` must be 32 bytes.

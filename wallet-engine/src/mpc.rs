@@ -64,7 +64,7 @@ fn stages_of(params: &SessionParams) -> Vec<u16> {
         SessionParams::Dkg { .. } => vec![STAGE_KEYGEN, STAGE_AUX],
         SessionParams::Keygen { .. } => vec![STAGE_KEYGEN],
         SessionParams::Migrate { .. } => vec![STAGE_AUX],
-        SessionParams::Sign { .. } => vec![STAGE_SIGN],
+        SessionParams::Sign { .. } | SessionParams::SignData { .. } => vec![STAGE_SIGN],
         SessionParams::Linkage { .. } => vec![STAGE_LINKAGE_COMMIT, STAGE_LINKAGE_RESPONSE],
         SessionParams::SignTx { inputs, .. } => (0..inputs.len()).filter_map(|k| u16::try_from(k).ok()).collect(),
     }

@@ -343,11 +343,30 @@ impl Wallet {
     /// `P + tweak*G`), using the agent and the first t-1 cosigners that can serve the key. The signature is
     /// verified against the expected public key before it is returned.
     pub async fn sign_digest(&self, digest: &[u8; 32], tweak: Option<&[u8; 32]>) -> Result<EcdsaSignature> {
+        self.sign_one(SessionParams::Sign { digest: *digest, tweak: tweak.copied() }, digest, tweak).await
+    }
+
+    /// Signs SHA-256 of `data` as [`sign_digest`](Self::sign_digest) signs a digest, in a session
+    /// that carries the data: each cosigner hashes it itself, so it knows it signs no
+    /// transaction's sighash (unless the data is 32 bytes, which a spending policy refuses).
+    pub async fn sign_data(&self, data: &[u8], tweak: Option<&[u8; 32]>) -> Result<EcdsaSignature> {
+        use sha2::Digest as _;
+        let digest: [u8; 32] = sha2::Sha256::digest(data).into();
+        self.sign_one(SessionParams::SignData { data: data.to_vec(), tweak: tweak.copied() }, &digest, tweak).await
+    }
+
+    /// One signature of `digest`, in a session of `params` (a digest, or data hashing to it).
+    async fn sign_one(
+        &self,
+        params: SessionParams,
+        digest: &[u8; 32],
+        tweak: Option<&[u8; 32]>,
+    ) -> Result<EcdsaSignature> {
         let expected = match tweak {
             Some(t) => mpc::tweaked_public_key(&self.inner.public_key, t)?,
             None => self.inner.public_key,
         };
-        let request = self.template(SessionParams::Sign { digest: *digest, tweak: tweak.copied() });
+        let request = self.template(params);
         let tweak = tweak.copied();
         let run = move |io, r: SessionRequest, share: Arc<Share>| async move {
             let share = match &tweak {
@@ -567,6 +586,10 @@ impl Signer for Wallet {
 
     async fn sign_digest(&self, digest: &[u8; 32], tweak: Option<&[u8; 32]>) -> Result<EcdsaSignature> {
         Wallet::sign_digest(self, digest, tweak).await
+    }
+
+    async fn sign_data(&self, data: &[u8], tweak: Option<&[u8; 32]>) -> Result<EcdsaSignature> {
+        Wallet::sign_data(self, data, tweak).await
     }
 
     async fn sign_transaction(

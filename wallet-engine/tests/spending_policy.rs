@@ -103,7 +103,20 @@ async fn what_would_escape_the_review_is_refused() {
     // A raw digest, which could be a sighash passed off as something else.
     let e = wallet.sign_digest(&digest("a sighash in disguise"), None).await.unwrap_err();
     assert_eq!((e.kind(), e.context_value("rule")), (ErrorKind::PolicyDenied, Some("raw_digest")), "{e}");
-    assert_eq!(audit_is_whole(&cosigners).await, 2 * 5, "each refusal audited by both cosigners");
+    // Data of 32 bytes could be a sighash preimage's first hash: refused as a raw digest.
+    let e = wallet.sign_data(&digest("a preimage's first hash"), None).await.unwrap_err();
+    assert_eq!(e.context_value("rule"), Some("raw_digest"), "{e}");
+    assert_eq!(audit_is_whole(&cosigners).await, 2 * 6, "each refusal audited by both cosigners");
+    // Any other data (BRC-3, BRC-103/104 signatures) is signed: its hash is no transaction's.
+    let message = b"POST /api/pay HTTP/1.1 (an AuthFetch request to sign)";
+    let tweak = digest("a BRC-42 child key");
+    let sig = wallet.sign_data(message, Some(&tweak)).await.unwrap();
+    let child = wallet_engine::tweaked_public_key(&wallet.identity_key(), &tweak).unwrap();
+    let hashed: [u8; 32] = {
+        use sha2::Digest as _;
+        sha2::Sha256::digest(message).into()
+    };
+    assert!(wallet_engine::verify_signature(&child, &hashed, &sig));
 }
 
 #[tokio::test(flavor = "multi_thread")]

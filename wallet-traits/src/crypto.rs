@@ -120,6 +120,15 @@ pub trait Signer: fmt::Debug + Send + Sync + 'static {
     /// `P + tweak*G`) when a tweak is given. The tweak is reduced modulo the group order.
     async fn sign_digest(&self, digest: &[u8; 32], tweak: Option<&[u8; 32]>) -> Result<EcdsaSignature>;
 
+    /// Signs SHA-256 of `data` like [`sign_digest`](Self::sign_digest). An MPC signer's cosigners
+    /// hash the data themselves, so they know what they sign (a raw digest they cannot read);
+    /// the default hashes it here and signs the digest.
+    async fn sign_data(&self, data: &[u8], tweak: Option<&[u8; 32]>) -> Result<EcdsaSignature> {
+        use sha2::Digest as _;
+        let digest: [u8; 32] = sha2::Sha256::digest(data).into();
+        self.sign_digest(&digest, tweak).await
+    }
+
     /// Signs `inputs` of the transaction `tx_ef` (Extended Format: every input carries the output
     /// it spends), in increasing index order, returning one signature per input. The signer
     /// computes each digest from the transaction itself (an MPC signer's cosigners recompute them

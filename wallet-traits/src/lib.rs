@@ -35,7 +35,7 @@ pub use transport::{
     max_inputs_per_session, session_queue, ChangeClaim, CosignerTransport, EcdhPartial, EcdhRequest, Envelope,
     EnvelopeSink, EventStream, InputToSign, KeyInfo, PolicyReport, SessionChannel, SessionEvent, SessionKind,
     SessionOutcome, SessionParams, SessionPeer, SessionRequest, ENVELOPES_PER_SIGNING, MAX_CHANGE_CLAIMS, MAX_PARTIES,
-    SESSION_CAPACITY,
+    MAX_SIGN_DATA, SESSION_CAPACITY,
 };
 
 /// Re-exported so plugins submit factories with the same `inventory` version.

@@ -28,7 +28,12 @@ pub enum SessionKind {
     /// A protocol migration of an existing key: aux info generation for the current protocol,
     /// keeping the key; ends with the new share staged (Pending) beside the old one.
     Migrate,
+    /// Signing SHA-256 of the data the session carries, which every party hashes itself.
+    SignData,
 }
+
+/// The most data a [`SessionParams::SignData`] session carries (1 MiB).
+pub const MAX_SIGN_DATA: usize = 1024 * 1024;
 
 /// One input a [`SessionParams::SignTx`] session signs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -127,6 +132,18 @@ pub enum SessionParams {
     /// Migration of the key to the current protocol: every party generates new aux info for
     /// its existing share and stages the result beside it, until the commit.
     Migrate {},
+    /// Signing SHA-256 of `data` (BRC-100 `createSignature` with `data`: BRC-3 and BRC-103/104
+    /// signatures), for the key `P + tweak*G` when a tweak is given. Each party hashes the data
+    /// itself, so a cosigner knows what it signs is not a transaction's sighash unless the data
+    /// is 32 bytes (a sighash preimage's first hash), which a spending policy refuses.
+    SignData {
+        /// The data; a byte string on the wire.
+        #[serde(with = "serde_bytes_compat")]
+        data: Vec<u8>,
+        /// Additive tweak h (a BRC-42 child key).
+        #[serde(default)]
+        tweak: Option<[u8; 32]>,
+    },
 }
 
 impl SessionParams {
@@ -139,6 +156,7 @@ impl SessionParams {
             SessionParams::SignTx { .. } => SessionKind::SignTx,
             SessionParams::Keygen { .. } => SessionKind::Keygen,
             SessionParams::Migrate {} => SessionKind::Migrate,
+            SessionParams::SignData { .. } => SessionKind::SignData,
         }
     }
 }
@@ -201,7 +219,10 @@ impl SessionRequest {
                 return Err(invalid("a migration needs every party 0..n"));
             }
             SessionParams::Migrate {} => {}
-            SessionParams::Sign { .. } | SessionParams::Linkage { .. } | SessionParams::SignTx { .. }
+            SessionParams::Sign { .. }
+            | SessionParams::SignData { .. }
+            | SessionParams::Linkage { .. }
+            | SessionParams::SignTx { .. }
                 if p.len() < 2 =>
             {
                 return Err(invalid("a session needs the agent and at least one cosigner"));
@@ -226,7 +247,10 @@ impl SessionRequest {
                     return Err(invalid("the inputs to sign must be in strictly increasing index order"));
                 }
             }
-            SessionParams::Sign { .. } | SessionParams::Linkage { .. } => {}
+            SessionParams::SignData { data, .. } if data.len() > MAX_SIGN_DATA => {
+                return Err(invalid(&format!("a data signing session carries at most {MAX_SIGN_DATA} bytes")));
+            }
+            SessionParams::Sign { .. } | SessionParams::Linkage { .. } | SessionParams::SignData { .. } => {}
         }
         Ok(())
     }

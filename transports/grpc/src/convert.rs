@@ -73,6 +73,10 @@ pub(crate) fn session_request_to_pb(r: &SessionRequest) -> pb::SessionRequest {
             (m.threshold, m.total, m.aux_from) = ((*threshold).into(), (*total).into(), Some(*aux_from));
         }
         SessionParams::Migrate {} => m.kind = pb::SessionKind::Migrate as i32,
+        SessionParams::SignData { data, tweak } => {
+            m.kind = pb::SessionKind::SignData as i32;
+            (m.data, m.tweak) = (Some(data.clone()), tweak.map(|t| t.to_vec()));
+        }
         SessionParams::SignTx { tx, inputs, change } => {
             m.kind = pb::SessionKind::SignTx as i32;
             m.tx = Some(tx.clone());
@@ -100,6 +104,9 @@ pub(crate) fn session_request_from_pb(r: pb::SessionRequest) -> Result<SessionRe
         return Err(mixed());
     }
     if kind != Ok(pb::SessionKind::Keygen) && r.aux_from.is_some() {
+        return Err(mixed());
+    }
+    if kind != Ok(pb::SessionKind::SignData) && r.data.is_some() {
         return Err(mixed());
     }
     let params = match kind {
@@ -131,6 +138,13 @@ pub(crate) fn session_request_from_pb(r: pb::SessionRequest) -> Result<SessionRe
             }
             let digest = bytes32_from(r.digest, "digest")?.ok_or_else(|| malformed("session request: no digest"))?;
             SessionParams::Sign { digest, tweak: bytes32_from(r.tweak, "tweak")? }
+        }
+        Ok(pb::SessionKind::SignData) => {
+            if r.point.is_some() || r.digest.is_some() {
+                return Err(mixed());
+            }
+            let data = r.data.ok_or_else(|| malformed("session request: no data"))?;
+            SessionParams::SignData { data, tweak: bytes32_from(r.tweak, "tweak")? }
         }
         Ok(pb::SessionKind::Linkage) => {
             if r.digest.is_some() || r.tweak.is_some() {
@@ -432,6 +446,14 @@ mod tests {
         let mut short_claim = session_request_to_pb(&r);
         short_claim.change[0].tweak = vec![9; 31];
         assert!(session_request_from_pb(short_claim).unwrap_err().message().contains("32 bytes"));
+        let data = SessionRequest {
+            params: SessionParams::SignData { data: vec![5; 100], tweak: Some([3; 32]) },
+            ..r.clone()
+        };
+        assert_eq!(session_request_from_pb(session_request_to_pb(&data)).unwrap(), data);
+        let mut data_on_sign = session_request_to_pb(&sign);
+        data_on_sign.data = Some(vec![1]);
+        assert!(session_request_from_pb(data_on_sign).unwrap_err().message().contains("another session kind"));
         let mut claim_on_sign = session_request_to_pb(&sign);
         claim_on_sign.change = session_request_to_pb(&r).change;
         assert!(session_request_from_pb(claim_on_sign).unwrap_err().message().contains("another session kind"));

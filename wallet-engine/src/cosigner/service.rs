@@ -373,10 +373,15 @@ impl CosignerService {
                     mpc::run_migration(io, r, &old, primes, aux).await.map(|s| PartyOutput::Staged(Box::new(s)))
                 })
             }
-            SessionParams::Sign { tweak, .. } => {
-                self.policy.review_digest(&req.key, tweak.as_ref()).map_err(|e| self.refused(req, e))?;
-                if let Some(spending) = &self.spending {
-                    spending.review_digest(&req.key).await.map_err(|e| self.refused(req, e))?;
+            SessionParams::Sign { tweak, .. } | SessionParams::SignData { tweak, .. } => {
+                // SHA-256 of data other than 32 bytes is no transaction's sighash (that would take
+                // a second preimage): only a digest, or 32 bytes of data, is reviewed as one.
+                let raw = !matches!(&req.params, SessionParams::SignData { data, .. } if data.len() != 32);
+                if raw {
+                    self.policy.review_digest(&req.key, tweak.as_ref()).map_err(|e| self.refused(req, e))?;
+                    if let Some(spending) = &self.spending {
+                        spending.review_digest(&req.key).await.map_err(|e| self.refused(req, e))?;
+                    }
                 }
                 let (share, tweak) = (self.signing_share(req, "signing").await?, *tweak);
                 mpc::spawn_party(keyring, req, move |io| async move {

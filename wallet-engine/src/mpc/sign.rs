@@ -12,10 +12,16 @@ use super::{abort, io::PartyIo, parse_point, Core, Share, D, E, STAGE_SIGN};
 type SignMsg21 = cggmp21::signing::msg::Msg<E, D>;
 type SignMsg24 = cggmp24::signing::msg::Msg<E, D>;
 
-/// Full threshold signing of `request.digest` with `share` (already tweaked if requested).
+/// Full threshold signing of `request.digest` (or of SHA-256 of its data, hashed here) with
+/// `share` (already tweaked if requested).
 pub(crate) async fn run_sign(io: PartyIo, request: SessionRequest, share: Arc<Share>) -> Result<EcdsaSignature> {
-    let SessionParams::Sign { digest, .. } = request.params else {
-        return Err(Error::new(ErrorKind::InvalidInput, "not a signing session"));
+    let digest = match &request.params {
+        SessionParams::Sign { digest, .. } => *digest,
+        SessionParams::SignData { data, .. } => {
+            use sha2::Digest as _;
+            sha2::Sha256::digest(data).into()
+        }
+        _ => return Err(Error::new(ErrorKind::InvalidInput, "not a signing session")),
     };
     sign_stage(&io, &request, STAGE_SIGN, &share, &digest).await
 }
