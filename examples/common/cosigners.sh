@@ -1,6 +1,7 @@
-# The cosigner side of a fleet example, sourced by fleet.sh and pay-receive/run.sh after they set
-# `name` (the example's name, for messages), `transport` (http | grpc) and `store` (sqlite |
-# rocksdb | postgres: what each means is in fleet.sh's header).
+# The cosigner side of a fleet example, sourced by fleet.sh, pay-receive/run.sh and policy/run.sh
+# after they set `name` (the example's name, for messages), `transport` (http | grpc) and `store`
+# (sqlite | rocksdb | postgres: what each means is in fleet.sh's header), and optionally
+# `cosigner_vars` (an array of VAR=value words every cosigner gets besides its own).
 # Builds the binary if missing, makes a temporary directory `dir` (removed on exit with every
 # process in `pids`), generates the three parties' keys, starts cosigners 1 and 2 on free
 # 127.0.0.1 ports (`endpoints`) and defines `fail MESSAGE`, `store_env I`, `agent_env COMMAND...`
@@ -59,7 +60,7 @@ for i in 1 2; do
   env -i PATH="$PATH" HOME="${HOME:-/root}" $(test_vars) MPC_PARTY_INDEX=$i "$listen_var=127.0.0.1:0" \
     $(store_env $i) MPC_SHARE_SECRET="$secret" MPC_JWT_SECRET="$jwt" \
     MPC_PARTY_KEY_FILE="$dir/party-$i.key" MPC_PEER_KEYS="$(peers $i)" \
-    "$bin" cosigner >"$dir/cosigner-$i.log" 2>&1 &
+    ${cosigner_vars[@]+"${cosigner_vars[@]}"} "$bin" cosigner >"$dir/cosigner-$i.log" 2>&1 &
   pids+=($!)
   for _ in $(seq 1 200); do grep -qs '^listening: ' "$dir/cosigner-$i.log" && break; sleep 0.1; done
   endpoint="$(sed -n 's/^listening: //p' "$dir/cosigner-$i.log" | head -n1)"

@@ -156,13 +156,15 @@ pub(crate) async fn audit(
             after = last.seq;
             records.extend(page);
         }
-        println!("== {name}: {} records", records.len());
+        println!("== {name}: {} record(s)", records.len());
         for r in records.iter().filter(|r| wallet.is_none_or(|w| r.wallet == w)) {
             println!("{} {}", r.seq, String::from_utf8_lossy(&r.body));
         }
         if verify {
             match wallet_policy::verify_chain(&records) {
-                Ok(head) => println!("{name}: the chain holds ({} records, head {})", head.seq, hex::encode(head.hash)),
+                Ok(head) => {
+                    println!("{name}: the chain holds ({} record(s), head {})", head.seq, hex::encode(head.hash))
+                }
                 Err(e) => {
                     whole = false;
                     eprintln!("{name}: the audit chain is broken: {e}");
@@ -176,19 +178,20 @@ pub(crate) async fn audit(
 /// One line about a cosigner's policy, for `status` and the agent's start.
 pub(crate) fn describe(report: Option<&PolicyReport>) -> String {
     let Some(p) = report else { return "none: it signs whatever the agent asks".to_string() };
-    let limit = |v: Option<u64>, unit: &str| v.map_or_else(|| "no limit".to_string(), |n| format!("{n} {unit}"));
+    let sats = |v: Option<u64>| v.map_or_else(|| "any amount".to_string(), |n| format!("{n} sats"));
+    let txs =
+        |v: Option<u64>| v.map_or_else(|| "any number of transactions".to_string(), |n| format!("{n} transactions"));
     let (sats_left, txs_left) = p.left();
     format!(
-        "{} (per transaction {}; per {} s window {} and {}; {} left; destinations {}; {} approver key(s); raw digests {})",
+        "{} (per transaction {}; per {} s window {} in {}, {} in {} left; destinations {}; {} approver key(s); raw \
+         digests {})",
         p.fingerprint,
-        limit(p.max_sats_per_tx, "sats"),
+        sats(p.max_sats_per_tx),
         p.window_secs,
-        limit(p.max_sats_per_window, "sats"),
-        limit(p.max_tx_per_window, "transactions"),
-        match (sats_left, txs_left) {
-            (None, None) => "unlimited".to_string(),
-            (s, t) => format!("{} and {}", limit(s, "sats"), limit(t, "transactions")),
-        },
+        sats(p.max_sats_per_window),
+        txs(p.max_tx_per_window),
+        sats(sats_left),
+        txs(txs_left),
         p.allowed_destinations.map_or_else(|| "any".to_string(), |n| format!("{n} allowed")),
         p.approvers,
         if p.raw_digests { "signed" } else { "refused" },
