@@ -23,6 +23,8 @@ pub(crate) async fn run(file: Option<&Path>) -> Result<()> {
         builder = builder.prime_source(primes).prime_pool_target(0);
     }
     let service = builder.build().await?;
+    let store = service.store();
+    let spending = service.spending_policy().map(|s| s.fingerprint());
     let service: Arc<dyn CosignerTransport> = Arc::new(service);
     let tls = tls_files(&c)?;
     let http = bind(c.http_listen, "MPC_HTTP_LISTEN").await?;
@@ -35,9 +37,18 @@ pub(crate) async fn run(file: Option<&Path>) -> Result<()> {
     if let Some(l) = &grpc {
         urls.push(format!("{gs}://{}", l.local_addr()?));
     }
-    let verifier = Arc::new(verifier(&c, &urls)?);
+    // Token ids kept in the store too: a token captured before a restart is refused after it.
+    let verifier = Arc::new(verifier(&c, &urls)?.remembering_in(store));
     println!("cosigner {index}");
     println!("party public key: {public}");
+    match spending {
+        Some(fingerprint) => {
+            println!("spending policy: {fingerprint} (MPC_POLICY_FILE), counted in this cosigner's store")
+        }
+        None => eprintln!(
+            "warning: no spending policy (MPC_POLICY_FILE): this cosigner signs any transaction the agent asks it to"
+        ),
+    }
     if !c.policy_raw_digests {
         println!("policy: transactions only (MPC_POLICY_RAW_DIGESTS=deny): raw digests are refused");
     }

@@ -100,12 +100,12 @@ type Answer<T, E> = Pin<Box<dyn Future<Output = Result<T, E>> + Send>>;
 
 impl<S, R, B> Service<Request<B>> for Authenticate<S, R>
 where
-    S: Service<Request<B>, Response = Response<R::Body>>,
+    S: Service<Request<B>, Response = Response<R::Body>> + Clone + Send + 'static,
     S::Future: Send + 'static,
     R: Refusal,
     R::Body: Send + 'static,
     S::Error: Send + 'static,
-    B: Body,
+    B: Body + Send + 'static,
 {
     type Response = Response<R::Body>;
     type Error = S::Error;
@@ -119,18 +119,34 @@ where
         if self.refusal.exempt(request.uri()) {
             return Box::pin(self.inner.call(request));
         }
+        let refuse = |refusal: &R, request: Request<B>, error| {
+            let body_announced = !request.body().is_end_stream();
+            let (parts, body) = request.into_parts();
+            drop(body);
+            refusal.refuse(&parts, body_announced, error)
+        };
         match bearer(request.headers()).and_then(|token| self.verifier.verify_token(token)) {
+            Ok(token) if self.verifier.remembers() => {
+                // The store's check is async: the inner service is called once it answered, on a
+                // clone taken now (the one polled ready stays for the next request).
+                let clone = self.inner.clone();
+                let mut inner = std::mem::replace(&mut self.inner, clone);
+                let (verifier, refusal) = (self.verifier.clone(), self.refusal.clone());
+                Box::pin(async move {
+                    match verifier.first_use(&token).await {
+                        Ok(()) => {
+                            request.extensions_mut().insert(token);
+                            inner.call(request).await
+                        }
+                        Err(error) => Ok(refuse(&refusal, request, error)),
+                    }
+                })
+            }
             Ok(token) => {
                 request.extensions_mut().insert(token);
                 Box::pin(self.inner.call(request))
             }
-            Err(error) => {
-                let body_announced = !request.body().is_end_stream();
-                let (parts, body) = request.into_parts();
-                drop(body);
-                let response = self.refusal.refuse(&parts, body_announced, error);
-                Box::pin(std::future::ready(Ok(response)))
-            }
+            Err(error) => Box::pin(std::future::ready(Ok(refuse(&self.refusal, request, error)))),
         }
     }
 }

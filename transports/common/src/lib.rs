@@ -9,7 +9,7 @@ pub use auth::{bearer, AuthLayer, Authenticate, Refusal};
 use std::{
     collections::HashMap,
     fmt,
-    sync::Mutex,
+    sync::{Arc, Mutex},
     time::{Duration, SystemTime, UNIX_EPOCH},
 };
 
@@ -130,6 +130,8 @@ pub struct TokenVerifier {
     audiences: Vec<String>,
     seen: Mutex<HashMap<String, u64>>,
     replay_capacity: usize,
+    /// Where token ids are also kept, so a token captured before a restart is refused after it.
+    durable: Option<Arc<dyn wallet_traits::ShareStore>>,
 }
 
 impl fmt::Debug for TokenVerifier {
@@ -158,7 +160,44 @@ impl TokenVerifier {
         if audiences.is_empty() {
             return Err(config("a cosigner needs at least one JWT audience (its public endpoint URL)"));
         }
-        Ok(Self { key, algorithm, audiences, seen: Mutex::new(HashMap::new()), replay_capacity: REPLAY_CAPACITY })
+        Ok(Self {
+            key,
+            algorithm,
+            audiences,
+            seen: Mutex::new(HashMap::new()),
+            replay_capacity: REPLAY_CAPACITY,
+            durable: None,
+        })
+    }
+
+    /// Also keeps every accepted token id in `store` until the token expires (the store's policy
+    /// state, [`wallet_traits::PolicyStore::mark_seen`]), so a token captured before the
+    /// cosigner restarts is refused after it as it would have been before. A store that keeps no
+    /// policy state changes nothing: ids then live in memory only.
+    pub fn remembering_in(mut self, store: Arc<dyn wallet_traits::ShareStore>) -> Self {
+        if store.policy_state().is_some() {
+            self.durable = Some(store);
+        }
+        self
+    }
+
+    /// Whether token ids outlive a restart ([`TokenVerifier::remembering_in`]).
+    pub fn remembers(&self) -> bool {
+        self.durable.is_some()
+    }
+
+    /// The durable half of the replay check, after [`verify_token`](Self::verify_token): `token`'s
+    /// id is recorded in the store, and refused when it was recorded before (by an earlier run of
+    /// this cosigner). Without a store, nothing to do.
+    pub async fn first_use(&self, token: &VerifiedToken) -> Result<()> {
+        let Some(state) = self.durable.as_ref().and_then(|s| s.policy_state()) else { return Ok(()) };
+        let now_ms = now().saturating_mul(1000);
+        let expires_ms = token.claims.exp.saturating_add(LEEWAY_SECS).saturating_mul(1000);
+        if state.mark_seen("token", token.claims.jti.as_bytes(), expires_ms, now_ms).await? {
+            Ok(())
+        } else {
+            Err(Error::new(ErrorKind::Unauthorized, "this token was already used (replayed jti, before a restart)"))
+        }
     }
 
     /// The audiences this verifier accepts.
@@ -251,6 +290,28 @@ mod tests {
     /// Both steps, as a server runs them once it knows the request's wallet.
     fn verify(v: &TokenVerifier, token: &str, w: &WalletId) -> Result<Claims> {
         v.verify_token(token)?.for_wallet(w)
+    }
+
+    #[tokio::test]
+    async fn a_token_used_before_a_restart_is_refused_after_it() {
+        let store: Arc<dyn wallet_traits::ShareStore> = Arc::new(wallet_testkit::MemoryShareStore::new());
+        let m = TokenMinter::hs256(SECRET).unwrap();
+        let running = || {
+            TokenVerifier::hs256(SECRET, vec!["http://127.0.0.1:8001".into()]).unwrap().remembering_in(store.clone())
+        };
+        let t = m.mint("http://127.0.0.1:8001", &wallet("w")).unwrap();
+        let before = running();
+        assert!(before.remembers());
+        before.first_use(&before.verify_token(&t).unwrap()).await.unwrap();
+        // A new process: its memory is empty, the store is not.
+        let after = running();
+        let token = after.verify_token(&t).expect("new in this process's memory");
+        let e = after.first_use(&token).await.unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::Unauthorized);
+        assert!(e.message().contains("replayed"), "{e}");
+        // A store without policy state keeps nothing: ids live in memory only.
+        let plain: Arc<dyn wallet_traits::ShareStore> = Arc::new(wallet_testkit::MemoryShareStore::shares_only());
+        assert!(!TokenVerifier::hs256(SECRET, vec!["a".into()]).unwrap().remembering_in(plain).remembers());
     }
 
     #[test]

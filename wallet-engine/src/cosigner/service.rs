@@ -136,6 +136,11 @@ impl CosignerService {
         self
     }
 
+    /// The store this cosigner keeps its shares (and policy state) in.
+    pub fn store(&self) -> Arc<dyn ShareStore> {
+        self.store.clone()
+    }
+
     /// The spending policy in force, if any.
     pub fn spending_policy(&self) -> Option<&SpendingPolicy> {
         self.spending.as_ref()
