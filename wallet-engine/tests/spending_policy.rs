@@ -163,3 +163,39 @@ async fn a_store_without_policy_state_cannot_carry_a_policy() {
     assert_eq!(e.kind(), ErrorKind::Config);
     assert!(e.message().contains("MPC_POLICY_FILE"), "{e}");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_allowlist_holds_and_a_payment_split_over_sessions_counts_once() {
+    let dir = copy_fixture("sign-tx");
+    let listed = Script::p2pkh_lock(&[0x11; 20]);
+    let policy = format!(
+        "allowed_destinations = [\"{}\"]\nmax_sats_per_tx = 60000\nmax_sats_per_window = 60000\n",
+        listed.to_hex()
+    );
+    let (wallet, cosigners) = start(dir.path(), &policy).await;
+    // A destination off the list is refused by both cosigners.
+    let (tx, change) = payment(&wallet, 1, 5_000, None);
+    let e = wallet.sign_transaction(&tx, &all(0x41), &change).await.unwrap_err();
+    assert_eq!(e.context_value("rule"), Some("allowed_destinations"), "{e}");
+    // One payment split over two sessions, each signing one input and claiming the same change:
+    // 20,000 in, 14,700 back, so 5,300 leaves; crediting the change twice would count nothing.
+    let mut tx = spending(&[wallet.identity_key(), wallet.identity_key()], listed.clone());
+    for input in &mut tx.inputs {
+        input.source_output.as_mut().unwrap().satoshis = INPUT;
+    }
+    tx.outputs[0].satoshis = 5_000;
+    let tweak = digest("split change");
+    let back = wallet_engine::tweaked_public_key(&wallet.identity_key(), &tweak).unwrap();
+    tx.outputs.push(TxOutput { satoshis: 14_700, locking_script: Script::p2pkh_lock(&hash160(back.as_bytes())) });
+    let claim = [ChangeClaim { vout: 2, tweak }];
+    for index in [0, 1] {
+        let one = [InputToSign { index, sighash_type: 0x41, tweak: None }];
+        wallet.sign_transaction(&tx, &one, &claim).await.unwrap_or_else(|e| panic!("input {index}: {e}"));
+    }
+    let mut charged = Vec::new();
+    for store in &cosigners.stores {
+        charged.push(store.policy_state().unwrap().window(key().wallet.as_str(), 0).await.unwrap());
+    }
+    assert!(charged.contains(&(5_300, 1)), "one transaction, its real outflow, charged once: {charged:?}");
+    audit_is_whole(&cosigners).await;
+}
