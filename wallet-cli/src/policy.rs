@@ -68,8 +68,12 @@ pub(crate) async fn approve(a: Approve) -> Result<bool> {
     );
     let mut targets: Vec<(String, Arc<dyn CosignerTransport>)> = Vec::new();
     for url in &a.cosigners {
-        let t = wallet_transport_http::HttpTransport::for_approvals(url, None)?;
-        targets.push((wallet_traits::redact_url(url), Arc::new(t)));
+        let t: Arc<dyn CosignerTransport> = if url.starts_with("grpc://") || url.starts_with("grpcs://") {
+            Arc::new(wallet_transport_grpc::GrpcTransport::for_approvals(url, None).await?)
+        } else {
+            Arc::new(wallet_transport_http::HttpTransport::for_approvals(url, None)?)
+        };
+        targets.push((wallet_traits::redact_url(url), t));
     }
     if let Some(dir) = &a.data_dir {
         for (name, service) in embedded_cosigners(dir).await? {

@@ -145,17 +145,16 @@ fn a_hijacked_agent_is_refused_over_grpc() {
     attack("grpc");
 }
 
-/// Approvals over HTTP: `mpc-wallet approve` lifts the limits for one payment per cosigner that
-/// holds the approval; a reused, expired, smaller or foreign-key approval does nothing; an
-/// edited audit record breaks the chain.
-#[test]
-fn an_approval_lets_one_payment_through() {
+/// Approvals over `scheme`: `mpc-wallet approve` lifts the limits for one payment per approval
+/// and cosigner that holds it; an expired, smaller or foreign-key approval does nothing; an edited
+/// audit record breaks the chain.
+fn approvals(scheme: &'static str) {
     let approver = wallet_policy::ApproverKey::generate();
     let scratch = tempfile::tempdir().unwrap();
     let policy = policy_file(scratch.path(), &approver.public_hex());
     let key_file = scratch.path().join("approver.key");
     std::fs::write(&key_file, approver.secret_hex().as_bytes()).unwrap();
-    let fleet = Fleet::with_cosigner_env("http", &[("MPC_POLICY_FILE", &policy)]);
+    let fleet = Fleet::with_cosigner_env(scheme, &[("MPC_POLICY_FILE", &policy)]);
     imported_wallet(&fleet, wallet_engine::Protocol::CURRENT, 0x28);
     let rt = runtime();
     let (wallet, _) = rt.block_on(fleet.wallet_builder().build()).unwrap();
@@ -211,4 +210,14 @@ fn an_approval_lets_one_payment_through() {
     });
     let (ok, out) = audit(&fleet, 1);
     assert!(!ok && out.contains("broken"), "{out}");
+}
+
+#[test]
+fn an_approval_lets_one_payment_through_over_http() {
+    approvals("http");
+}
+
+#[test]
+fn an_approval_lets_one_payment_through_over_grpc() {
+    approvals("grpc");
 }

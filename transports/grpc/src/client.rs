@@ -347,6 +347,23 @@ impl CosignerTransport for GrpcTransport {
         let mut client = self.client.clone();
         self.call(client.rollback(request)).await.map(drop)
     }
+
+    async fn submit_approval(&self, approval: &[u8]) -> Result<bool> {
+        // No token: the approval's signature is what the cosigner checks.
+        let request = self.request(pb::ApprovalRequest { approval: approval.to_vec() }, None)?;
+        let mut client = self.client.clone();
+        Ok(self.call(client.submit_approval(request)).await?.added)
+    }
+}
+
+impl GrpcTransport {
+    /// A client that only submits approvals ([`CosignerTransport::submit_approval`]), for a person
+    /// who holds an approver key but no agent token: it mints none (a throwaway key it never uses
+    /// fills the place). `extra_ca_pem` as for [`GrpcTransport::connect`].
+    pub async fn for_approvals(endpoint: &str, extra_ca_pem: Option<Vec<u8>>) -> Result<Self> {
+        let unused = wallet_traits::ExecutionId::random();
+        Self::connect(endpoint, Arc::new(TokenMinter::hs256(unused.as_bytes())?), extra_ca_pem).await
+    }
 }
 
 #[cfg(test)]

@@ -94,7 +94,8 @@ impl Refusal for GrpcRefusal {
 
     fn exempt(&self, uri: &http::Uri) -> bool {
         match uri.path().strip_prefix('/').and_then(|p| p.strip_prefix(SERVICE_NAME)) {
-            Some(method) => method == "/Health",
+            // An approval authenticates itself: the service checks its signature.
+            Some(method) => method == "/Health" || method == "/SubmitApproval",
             None => true,
         }
     }
@@ -240,6 +241,15 @@ impl Cosigner for Api {
         let eid = convert::eid_from_pb(&message.execution_id).map_err(|e| status_of(&e))?;
         self.service.commit(&key, &eid).await.map_err(|e| status_of(&e))?;
         Ok(Response::new(pb::CommitReply {}))
+    }
+
+    async fn submit_approval(
+        &self,
+        request: Request<pb::ApprovalRequest>,
+    ) -> std::result::Result<Response<pb::ApprovalReply>, Status> {
+        let approval = request.into_inner().approval;
+        let added = self.service.submit_approval(&approval).await.map_err(|e| status_of(&e))?;
+        Ok(Response::new(pb::ApprovalReply { added }))
     }
 
     async fn rollback(
