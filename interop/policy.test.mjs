@@ -12,7 +12,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join, dirname } from 'node:path'
 import { fileURLToPath } from 'node:url'
-import { Beef, HTTPWalletJSON, P2PKH, PrivateKey, SatoshisPerKilobyte, Transaction } from '@bsv/sdk'
+import { Beef, HTTPWalletJSON, P2PKH, PrivateKey, ProtoWallet, SatoshisPerKilobyte, Transaction } from '@bsv/sdk'
 import { startServe, stop, testVars } from './serve.mjs'
 import { brc29Payment, startStandIns } from './standins.mjs'
 
@@ -122,4 +122,17 @@ test('a payment over the limits is ERR_POLICY_DENIED, spends and reserves nothin
   const r = await wallet.createAction(pay(to, 30_000))
   const tx = await sdkVerifies(r.tx)
   assert.ok(tx.outputs.some(o => o.lockingScript.toHex() === to && o.satoshis === 30_000))
+})
+
+test('under a policy, createSignature with data (BRC-3, BRC-103/104) still signs; a raw hash and 32 bytes of data do not', async () => {
+  const data = Array.from(new TextEncoder().encode('POST /pay HTTP/1.1 (what AuthFetch signs)'))
+  const protocolID = [2, 'auth message signature']
+  const keyID = 'nonce-1 nonce-2'
+  const { signature } = await wallet.createSignature({ data, protocolID, keyID, counterparty: 'anyone' })
+  // Anyone verifies it against the wallet's identity, with @bsv/sdk.
+  const { valid } = await new ProtoWallet('anyone').verifySignature({ data, signature, protocolID, keyID, counterparty: identity })
+  assert.equal(valid, true)
+  const digest = Array.from(randomBytes(32))
+  await assert.rejects(wallet.createSignature({ hashToDirectlySign: digest, protocolID, keyID }), /raw digest/)
+  await assert.rejects(wallet.createSignature({ data: digest, protocolID, keyID }), /raw digest/)
 })
