@@ -20,22 +20,37 @@ struct Fixture {
     actions: Actions,
     chain: Arc<Chain>,
     identity: String,
-    _dir: tempfile::TempDir,
+    key: Arc<SingleKey>,
+    dir: tempfile::TempDir,
 }
 
 const RATE: u64 = 50;
 
 async fn fixture() -> Fixture {
     let dir = tempfile::tempdir().unwrap();
+    let key = Arc::new(SingleKey::from_bytes(rand::random()).unwrap());
+    let chain = Arc::new(Chain::default());
+    let identity = key.public_key().to_hex();
+    let actions = open_actions(&dir, &key, &chain).await;
+    Fixture { actions, chain, identity, key, dir }
+}
+
+/// The action methods of the wallet `key` over the books in `dir`.
+async fn open_actions(dir: &tempfile::TempDir, key: &Arc<SingleKey>, chain: &Arc<Chain>) -> Actions {
     let store =
         wallet_backend_sqlite::SqliteOutputStore::open(dir.path().join("books.db"), "actions-test").await.unwrap();
-    let key = Arc::new(SingleKey::from_bytes(rand::random()).unwrap());
     let keys = Arc::new(KeyMethods::new(key.clone(), key.clone(), Network::Mainnet));
-    let chain = Arc::new(Chain::default());
     let services = ChainServices { broadcaster: Some(chain.clone()), chain_tracker: Some(chain.clone()) };
-    let identity = key.public_key().to_hex();
-    let actions = Actions::new(keys, key, Arc::new(store), services, RATE);
-    Fixture { actions, chain, identity, _dir: dir }
+    Actions::new(keys, key.clone(), Arc::new(store), services, RATE)
+}
+
+/// The wallet of `f` after a restart: the old process is gone with what it held in memory, a new
+/// one opens the same books with the same key.
+async fn restart(f: Fixture) -> Fixture {
+    let Fixture { actions, chain, identity, key, dir } = f;
+    drop(actions);
+    let actions = open_actions(&dir, &key, &chain).await;
+    Fixture { actions, chain, identity, key, dir }
 }
 
 /// A BRC-29 payment of `sats` to the fixture's wallet from a fresh sender (see
@@ -282,4 +297,104 @@ async fn aborting_an_action_whose_change_a_later_one_spent_is_refused() {
     assert_eq!(e.kind(), ErrorKind::Conflict, "{e}");
     assert!(e.message().contains("abort that action first"), "{e}");
     assert_eq!(balance(&f).await, before, "no spent input came back");
+}
+
+/// What `createAction` left for `signAction` survives a restart of the wallet: a new process
+/// signs it (the caller's input and the wallet's own), commits and broadcasts it, once.
+#[tokio::test]
+async fn a_transaction_held_for_sign_action_survives_a_restart() {
+    use wallet_bsv::{Script, TxOutput};
+    let f = fixture().await;
+    let (tx, remittance) = payment(&f, 20_000, true, false).await;
+    f.actions.internalize_action(internalize_args(tx, remittance)).await.unwrap();
+    // The caller's input: 3000 satoshis to OP_DROP OP_TRUE, which the caller unlocks with OP_0.
+    let caller_locked = TxOutput { satoshis: 3_000, locking_script: Script::new(vec![0x75, 0x51]) };
+    let (parent, beef) = mined_parent(&f.chain, vec![caller_locked]);
+    let mut args = pay(5_000, CreateActionOptions { sign_and_process: Some(false), ..Default::default() });
+    args.inputs = Some(vec![caller_input(&parent, 0)]);
+    args.input_beef = Some(beef);
+    let created = f.actions.create_action(args).await.unwrap();
+    let signable = created.signable_transaction.expect("a transaction waiting for signAction");
+    assert!(created.txid.is_none());
+    assert_eq!(balance(&f).await, 0, "the wallet's input is reserved while the action waits");
+    let sent = f.chain.sent.lock().unwrap().len();
+
+    let f = restart(f).await;
+    let spend = wallet_brc100::actions::SignActionSpend { unlocking_script: "00".into(), sequence_number: None };
+    let sign = wallet_brc100::actions::SignActionArgs {
+        spends: [("0".to_string(), spend)].into_iter().collect(),
+        reference: signable.reference.clone(),
+        options: None,
+    };
+    let r = f.actions.sign_action(sign.clone()).await.unwrap();
+    let atomic = AtomicBeef::from_bytes(&r.tx.unwrap()).unwrap();
+    atomic.beef.verify_structure(false).unwrap();
+    let paid = atomic.subject_tx();
+    assert_eq!(paid.txid().to_hex(), r.txid.unwrap());
+    assert_eq!(paid.inputs[0].source_txid, parent.txid(), "the caller's input comes first");
+    let resolved = {
+        let mut t = paid.clone();
+        for input in &mut t.inputs {
+            let parent = atomic.beef.find(&input.source_txid).and_then(BeefTx::tx).unwrap();
+            input.source_output = Some(parent.outputs[input.source_vout as usize].clone());
+        }
+        t
+    };
+    interpreter::verify_spends(&resolved).unwrap();
+    // The same transaction the first process drafted, now signed.
+    let drafted = AtomicBeef::from_bytes(&signable.tx).unwrap();
+    let drafted = drafted.subject_tx();
+    assert_eq!(paid.outputs, drafted.outputs);
+    assert_eq!(
+        paid.inputs.iter().map(|i| (i.source_txid, i.source_vout)).collect::<Vec<_>>(),
+        drafted.inputs.iter().map(|i| (i.source_txid, i.source_vout)).collect::<Vec<_>>()
+    );
+    let fee = 23_000 - paid.outputs.iter().map(|o| o.satoshis).sum::<u64>();
+    assert_eq!(balance(&f).await, 23_000 - 5_000 - fee, "the change came back");
+    assert_eq!(f.chain.sent.lock().unwrap().len(), sent + 1, "broadcast once");
+
+    // Signed, it cannot be signed again, also not after another restart.
+    let e = f.actions.sign_action(sign.clone()).await.unwrap_err();
+    assert_eq!((e.kind(), e.context_value("parameter")), (ErrorKind::InvalidInput, Some("reference")), "{e}");
+    let f = restart(f).await;
+    let e = f.actions.sign_action(sign).await.unwrap_err();
+    assert_eq!((e.kind(), e.context_value("parameter")), (ErrorKind::InvalidInput, Some("reference")), "{e}");
+    assert_eq!(f.chain.sent.lock().unwrap().len(), sent + 1);
+}
+
+/// After a restart, an action waiting for `signAction` can be aborted, and then it cannot be
+/// signed; a kept transaction that does not decode is refused, saying to abort it.
+#[tokio::test]
+async fn an_aborted_action_is_not_signed_after_a_restart() {
+    let f = fixture().await;
+    let (tx, remittance) = payment(&f, 20_000, true, false).await;
+    f.actions.internalize_action(internalize_args(tx, remittance)).await.unwrap();
+    let later = || CreateActionOptions { sign_and_process: Some(false), ..Default::default() };
+    let first = f.actions.create_action(pay(1_000, later())).await.unwrap().signable_transaction.unwrap();
+    let sign = |reference: &str| wallet_brc100::actions::SignActionArgs {
+        spends: Default::default(),
+        reference: reference.to_string(),
+        options: None,
+    };
+
+    let f = restart(f).await;
+    assert!(f.actions.abort_action(AbortActionArgs { reference: first.reference.clone() }).await.unwrap());
+    assert_eq!(balance(&f).await, 20_000, "the abort released the input");
+    let e = f.actions.sign_action(sign(&first.reference)).await.unwrap_err();
+    assert_eq!((e.kind(), e.context_value("parameter")), (ErrorKind::InvalidInput, Some("reference")), "{e}");
+    let f = restart(f).await;
+    let e = f.actions.sign_action(sign(&first.reference)).await.unwrap_err();
+    assert_eq!((e.kind(), e.context_value("parameter")), (ErrorKind::InvalidInput, Some("reference")), "{e}");
+
+    // A kept transaction damaged behind the wallet's back.
+    let second = f.actions.create_action(pay(1_000, later())).await.unwrap().signable_transaction.unwrap();
+    let f = restart(f).await;
+    f.actions.store().keep_signable(&second.reference, b"\x01 not a draft").await.unwrap();
+    let e = f.actions.sign_action(sign(&second.reference)).await.unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::Corrupted, "{e}");
+    assert!(e.message().contains("abortAction"), "{e}");
+    assert_eq!(balance(&f).await, 0, "the input stays reserved until the action is aborted");
+    assert!(f.actions.abort_action(AbortActionArgs { reference: second.reference }).await.unwrap());
+    assert_eq!(balance(&f).await, 20_000);
+    assert_eq!(f.chain.sent.lock().unwrap().len(), 1, "only the funding was broadcast");
 }

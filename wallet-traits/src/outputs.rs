@@ -14,6 +14,10 @@
 //! step, and [`OutputStore::fail_action`] releases the reservations of an action that was aborted
 //! or whose broadcast failed. A crash between reserving and committing leaves the outputs reserved,
 //! never spendable twice; the wallet fails such abandoned actions later.
+//!
+//! An open action may carry what the wallet needs to sign it later (BRC-100's `signAction`), kept
+//! with [`OutputStore::keep_signable`] as bytes the store does not read, so the action can still be
+//! signed after the wallet restarts; committing or failing the action drops them in the same step.
 
 use std::fmt;
 
@@ -382,16 +386,31 @@ pub trait OutputStore: fmt::Debug + Send + Sync + 'static {
     async fn reserve_outputs(&self, reference: &str, outpoints: &[crate::Outpoint]) -> Result<Vec<OutputRecord>>;
 
     /// Records the signed transaction of the open action `reference` and the outputs it creates,
-    /// in one step; its reservations become spends. [`ErrorKind::Conflict`] when the action is
-    /// no longer open (aborted, failed or committed before).
+    /// in one step; its reservations become spends, and what
+    /// [`keep_signable`](Self::keep_signable) kept with it is dropped. [`ErrorKind::Conflict`]
+    /// when the action is no longer open (aborted, failed or committed before).
     async fn commit_action(&self, reference: &str, signed: &SignedAction) -> Result<()>;
 
-    /// Marks the action failed: every output it reserved or spent is spendable again and the
-    /// outputs it created are not spendable (a failed transaction never pays). Returns `false`
-    /// when it was failed already. [`ErrorKind::Conflict`] when it is proven (`completed`), and
-    /// when an output it created is reserved or spent by an action that has not failed (context
-    /// `spent_by`): its inputs coming back would fund a double spend of what that action spent.
+    /// Marks the action failed: every output it reserved or spent is spendable again, the
+    /// outputs it created are not spendable (a failed transaction never pays), and what
+    /// [`keep_signable`](Self::keep_signable) kept with it is dropped, in one step. Returns
+    /// `false` when it was failed already. [`ErrorKind::Conflict`] when it is proven
+    /// (`completed`), and when an output it created is reserved or spent by an action that has
+    /// not failed (context `spent_by`): its inputs coming back would fund a double spend of what
+    /// that action spent.
     async fn fail_action(&self, reference: &str) -> Result<bool>;
+
+    /// Keeps `signable` with the open action `reference`, replacing what was kept before: bytes
+    /// the store does not read (the wallet's own encoding of what finishing the action takes), so
+    /// the action can be signed after the wallet restarts. [`ErrorKind::Conflict`] when the action
+    /// is not open (committed, aborted or failed), [`ErrorKind::NotFound`] when unknown.
+    async fn keep_signable(&self, reference: &str, signable: &[u8]) -> Result<()>;
+
+    /// What [`keep_signable`](Self::keep_signable) kept with `reference`, while the action is
+    /// open. `None` when nothing was kept, when the action is unknown, and once it is no longer
+    /// open: [`commit_action`](Self::commit_action) and [`fail_action`](Self::fail_action) drop
+    /// it, so a finished action can never be signed again from what was kept.
+    async fn signable(&self, reference: &str) -> Result<Option<Vec<u8>>>;
 
     /// Sets the status of the action `reference` (not to `failed`: use
     /// [`fail_action`](Self::fail_action)). [`ErrorKind::NotFound`] when unknown.

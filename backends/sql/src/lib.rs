@@ -92,6 +92,8 @@ macro_rules! output_store {
                 fn reserve_outputs(&self, reference: &str, outpoints: &[Outpoint]) -> Result<Vec<OutputRecord>>;
                 fn commit_action(&self, reference: &str, signed: &SignedAction) -> Result<()>;
                 fn fail_action(&self, reference: &str) -> Result<bool>;
+                fn keep_signable(&self, reference: &str, signable: &[u8]) -> Result<()>;
+                fn signable(&self, reference: &str) -> Result<Option<Vec<u8>>>;
                 fn set_status(&self, reference: &str, status: ActionStatus) -> Result<()>;
                 fn set_merkle_path(&self, txid: &[u8; 32], merkle_path: &[u8]) -> Result<bool>;
                 fn action(&self, reference: &str) -> Result<Option<ActionRecord>>;

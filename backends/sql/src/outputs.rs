@@ -90,13 +90,15 @@ const RESERVE_CHANGE: &str = "UPDATE mpc_outputs SET spendable = FALSE, spent_by
 const RESERVE_OUTPUT: &str = "UPDATE mpc_outputs SET spendable = FALSE, spent_by = $2 \
      WHERE [namespace = $ns AND ]scope = $1 AND txid = $3 AND vout = $4 AND spendable = TRUE RETURNING {SEQ} AS seq";
 
+// What was kept for signing goes with the commit: a signed action is never signed again.
 const COMMIT_ACTION: &str = "UPDATE mpc_actions SET txid = $3, raw_tx = $4, input_beef = $5, status = $6, \
-     satoshis = $7 WHERE [namespace = $ns AND ]scope = $1 AND reference = $2";
+     satoshis = $7, signable = NULL WHERE [namespace = $ns AND ]scope = $1 AND reference = $2";
 
 const FAIL_ACTION: [&str; 3] = [
     // What it created never pays; mark it failed first so the release below sees it.
     "UPDATE mpc_outputs SET spendable = FALSE WHERE [namespace = $ns AND ]scope = $1 AND created_by = $2",
-    "UPDATE mpc_actions SET status = 'failed' WHERE [namespace = $ns AND ]scope = $1 AND reference = $2",
+    "UPDATE mpc_actions SET status = 'failed', signable = NULL \
+     WHERE [namespace = $ns AND ]scope = $1 AND reference = $2",
     // Inputs come back, except those in no basket or from a failed transaction.
     "UPDATE mpc_outputs SET spent_by = NULL, spendable = (basket IS NOT NULL AND NOT EXISTS \
      (SELECT 1 FROM mpc_actions a WHERE [a.namespace = mpc_outputs.namespace AND ]a.scope = mpc_outputs.scope \
@@ -110,6 +112,14 @@ const SPENT_FURTHER: &str = "SELECT o.spent_by FROM mpc_outputs o JOIN mpc_actio
      [a.namespace = o.namespace AND ]a.scope = o.scope AND a.reference = o.spent_by \
      WHERE [o.namespace = $ns AND ]o.scope = $1 AND o.created_by = $2 AND o.spent_by <> $2 \
      AND a.status <> 'failed' LIMIT 1";
+
+// In a write transaction, after `lock_open`.
+const KEEP_SIGNABLE: &str =
+    "UPDATE mpc_actions SET signable = $3 WHERE [namespace = $ns AND ]scope = $1 AND reference = $2";
+
+// Only while the action is open; commit and fail drop it anyway.
+const SIGNABLE: &str = "SELECT signable FROM mpc_actions \
+     WHERE [namespace = $ns AND ]scope = $1 AND reference = $2 AND status = 'unsigned'";
 
 const SET_STATUS: &str = "UPDATE mpc_actions SET status = $3 WHERE [namespace = $ns AND ]scope = $1 AND reference = $2";
 
@@ -567,6 +577,31 @@ impl<D: Dialect> OutputStore for SqlOutputStore<D> {
         }
         tx.commit().await.map_err(|e| self.sql.fail(e, "commit a failed action"))?;
         Ok(true)
+    }
+
+    async fn keep_signable(&self, reference: &str, signable: &[u8]) -> Result<()> {
+        let mut tx = self.begin("keep an action's signable transaction").await?;
+        self.lock_open(&mut tx, reference).await?;
+        self.scoped(KEEP_SIGNABLE)
+            .bind(reference)
+            .bind(signable)
+            .execute(&mut tx)
+            .await
+            .map_err(|e| self.sql.fail(e, "keep an action's signable transaction"))?;
+        tx.commit().await.map_err(|e| self.sql.fail(e, "commit an action's signable transaction"))
+    }
+
+    async fn signable(&self, reference: &str) -> Result<Option<Vec<u8>>> {
+        let row = self
+            .scoped(SIGNABLE)
+            .bind(reference)
+            .fetch_optional(&self.sql.pool)
+            .await
+            .map_err(|e| self.sql.fail(e, "read an action's signable transaction"))?;
+        match row {
+            Some(row) => self.sql.reader(&row, "action", &reference).opt_bytes("signable"),
+            None => Ok(None),
+        }
     }
 
     async fn set_status(&self, reference: &str, status: ActionStatus) -> Result<()> {

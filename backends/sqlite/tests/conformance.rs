@@ -180,11 +180,17 @@ async fn output_stores_share_the_share_file_and_keep_wallets_apart() {
     assert_eq!(one.balance("default").await.unwrap(), 700);
     assert_eq!(two.balance("default").await.unwrap(), 0, "another wallet's outputs are not its own");
     assert_eq!(two.output(&funded[0]).await.unwrap(), None);
+    // What is kept for signing an open action is the wallet's alone, and survives a reopen.
+    let pay = wallet_testkit::open_action(&one).await;
+    one.keep_signable(&pay, b"a draft").await.unwrap();
+    assert_eq!(two.signable(&pay).await.unwrap(), None);
+    assert_eq!(two.keep_signable(&pay, b"other").await.unwrap_err().kind(), ErrorKind::NotFound);
     // Through the registry, and across a reopen.
     drop(one);
     let url = format!("sqlite://{}", path.display());
     let reopened = wallet_traits::Plugins::default().open_output_store(&url, Default::default(), "one").await.unwrap();
     assert_eq!(reopened.balance("default").await.unwrap(), 700);
+    assert_eq!(reopened.signable(&pay).await.unwrap(), Some(b"a draft".to_vec()));
     assert!(shares.load_share(&KeyId::new(wallet, 0)).await.unwrap().is_some(), "the shares are untouched");
 }
 

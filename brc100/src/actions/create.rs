@@ -6,6 +6,10 @@
 //! its inputs reserved before anything is signed, and the signed transaction is committed
 //! before it is broadcast; an action that never reaches its commit keeps its inputs reserved
 //! until it is failed (abort, a refused broadcast, or [`Actions::fail_abandoned`]).
+//!
+//! A transaction left for `signAction` is kept with its action in the store as well as in memory
+//! (`held.rs`), so `signAction` finishes it after the wallet restarts; committing or failing the
+//! action drops the kept copy in the same step, so a finished action is never signed again.
 
 use std::collections::HashSet;
 
@@ -25,16 +29,16 @@ use super::{
 };
 
 /// The options of one `createAction`, defaults applied.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub(crate) struct Options {
-    sign_and_process: bool,
-    accept_delayed_broadcast: bool,
-    no_send: bool,
-    return_txid_only: bool,
-    randomize_outputs: bool,
-    known_txids: HashSet<TxId>,
+    pub(super) sign_and_process: bool,
+    pub(super) accept_delayed_broadcast: bool,
+    pub(super) no_send: bool,
+    pub(super) return_txid_only: bool,
+    pub(super) randomize_outputs: bool,
+    pub(super) known_txids: HashSet<TxId>,
     /// Change of earlier `noSend` actions to spend first (chaining unsent transactions).
-    no_send_change: Vec<Outpoint>,
+    pub(super) no_send_change: Vec<Outpoint>,
 }
 
 impl Options {
@@ -65,34 +69,35 @@ impl Options {
 }
 
 /// An input the wallet signs: the change output it spends.
-#[derive(Debug, Clone)]
-struct OwnInput {
-    index: u32,
-    output: OutputRecord,
+#[derive(Debug, Clone, PartialEq)]
+pub(super) struct OwnInput {
+    pub(super) index: u32,
+    pub(super) output: OutputRecord,
 }
 
 /// An output the wallet keeps track of once the transaction is signed.
-#[derive(Debug, Clone)]
-struct Tracked {
-    vout: u32,
-    basket: String,
-    tags: Vec<String>,
-    custom_instructions: Option<String>,
-    description: String,
-    derivation: Option<Derivation>,
+#[derive(Debug, Clone, PartialEq)]
+pub(super) struct Tracked {
+    pub(super) vout: u32,
+    pub(super) basket: String,
+    pub(super) tags: Vec<String>,
+    pub(super) custom_instructions: Option<String>,
+    pub(super) description: String,
+    pub(super) derivation: Option<Derivation>,
 }
 
-/// What finishing an action takes, decided when it was created.
-#[derive(Debug, Clone)]
+/// What finishing an action takes, decided when it was created (kept in the output store in the
+/// form of [`super::signable`] while it waits for `signAction`).
+#[derive(Debug, Clone, PartialEq)]
 pub(crate) struct Draft {
-    reference: String,
-    options: Options,
-    own: Vec<OwnInput>,
-    tracked: Vec<Tracked>,
+    pub(super) reference: String,
+    pub(super) options: Options,
+    pub(super) own: Vec<OwnInput>,
+    pub(super) tracked: Vec<Tracked>,
     /// Its effect on the change balance: change back minus the change spent.
-    net: i64,
+    pub(super) net: i64,
     /// The transactions its inputs spend, with their unproven ancestors.
-    ancestors: Beef,
+    pub(super) ancestors: Beef,
 }
 
 /// A caller's output, checked.
@@ -208,7 +213,15 @@ impl Actions {
         }
         if caller_signs || !draft.options.sign_and_process {
             let atomic = atomic_beef(&draft.ancestors, &tx)?;
-            if let Err(e) = self.held.hold(reference.clone(), Signable { tx, draft }, atomic.len()) {
+            let signable = Signable { tx, draft };
+            let held = async {
+                let kept = super::signable::encode(&signable)?;
+                self.held.hold(reference.clone(), signable, atomic.len())?;
+                // Kept with its action too, so signAction finishes it after a restart.
+                self.store.keep_signable(&reference, &kept).await
+            };
+            if let Err(e) = held.await {
+                self.held.take(&reference);
                 self.store.fail_action(&reference).await?;
                 return Err(e);
             }
@@ -221,14 +234,22 @@ impl Actions {
     }
 
     /// `signAction`: the caller's unlocking scripts for the inputs it supplied; the wallet signs
-    /// its own and processes the transaction as `createAction` would have.
+    /// its own and processes the transaction as `createAction` would have. The transaction is
+    /// the one held in memory, else the one kept with its action in the store (created before
+    /// the wallet restarted); one that is neither, or whose action was committed or failed since,
+    /// is refused.
     pub async fn sign_action(&self, args: SignActionArgs) -> Result<CreateActionResult> {
-        let Signable { mut tx, mut draft } = self
-            .held
-            .take(&args.reference)
-            .ok_or_else(|| validate::bad("reference", "the reference of a transaction waiting for signAction"))?;
-        // A refused spend fails the action: its reference is used up, so nothing else could
-        // release what it reserved until the background task does.
+        let waiting = || validate::bad("reference", "the reference of a transaction waiting for signAction");
+        let _signing = self.held.begin_signing(&args.reference).ok_or_else(waiting)?;
+        let Signable { mut tx, mut draft } = match self.held.take(&args.reference) {
+            Some(held) => held,
+            None => {
+                let kept = self.store.signable(&args.reference).await?.ok_or_else(waiting)?;
+                super::signable::decode(&args.reference, &kept)?
+            }
+        };
+        // A refused spend fails the action (which also drops its kept copy), releasing what it
+        // reserved now rather than when the background task finds it abandoned.
         if let Err(e) = apply_spends(&mut tx, &mut draft, &args) {
             self.store.fail_action(&args.reference).await?;
             return Err(e);

@@ -3,8 +3,17 @@
 //! [`MAX_HELD`] transactions and [`MAX_HELD_BYTES`] bytes. Beyond them `createAction` is refused
 //! before anything is reserved; [`Actions::fail_abandoned`](super::Actions::fail_abandoned)
 //! drops what was held for longer than [`ABANDONED_AFTER`](super::ABANDONED_AFTER).
+//!
+//! Each one is also kept with its action in the output store (in the form of
+//! [`super::signable`]), so a `signAction` after the wallet restarted finds it there. The bounds
+//! are on what this process holds: a transaction read back from the store is signed at once,
+//! never held, and failing its action (abort, or `fail_abandoned`) drops it from the store.
+//! One `signAction` per reference runs at a time in a process ([`Held::begin_signing`]).
 
-use std::{collections::HashMap, sync::Mutex};
+use std::{
+    collections::{HashMap, HashSet},
+    sync::Mutex,
+};
 
 use wallet_traits::{Error, ErrorKind, Result};
 
@@ -22,6 +31,8 @@ pub(crate) struct Held(Mutex<Inner>);
 struct Inner {
     items: HashMap<String, (Signable, usize)>,
     bytes: usize,
+    /// The references a `signAction` of this process is finishing.
+    signing: HashSet<String>,
 }
 
 impl Inner {
@@ -68,5 +79,27 @@ impl Held {
         let (signable, bytes) = inner.items.remove(reference)?;
         inner.bytes -= bytes;
         Some(signable)
+    }
+
+    /// Marks `reference` as being signed until the returned guard drops; `None` while another
+    /// `signAction` of this process signs it (which would otherwise read the transaction kept in
+    /// the store and sign it a second time).
+    pub(crate) fn begin_signing(&self, reference: &str) -> Option<Signing<'_>> {
+        if !self.lock().signing.insert(reference.to_string()) {
+            return None;
+        }
+        Some(Signing { held: self, reference: reference.to_string() })
+    }
+}
+
+/// A `signAction` under way for one reference; see [`Held::begin_signing`].
+pub(crate) struct Signing<'a> {
+    held: &'a Held,
+    reference: String,
+}
+
+impl Drop for Signing<'_> {
+    fn drop(&mut self) {
+        self.held.lock().signing.remove(&self.reference);
     }
 }

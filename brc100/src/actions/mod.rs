@@ -10,6 +10,7 @@ mod create;
 mod held;
 mod internalize;
 mod list;
+mod signable;
 mod validate;
 
 use std::{sync::Arc, time::Duration};
@@ -29,7 +30,8 @@ pub const CHANGE_BASKET: &str = "default";
 pub const ABANDONED_AFTER: Duration = Duration::from_secs(10 * 60);
 
 /// A transaction `createAction` left for `signAction`: the caller signs the inputs it
-/// supplied, the wallet signs its own.
+/// supplied, the wallet signs its own. Held in memory ([`held`]) and kept with its action in the
+/// output store ([`signable`]), which outlives a restart.
 #[derive(Debug, Clone)]
 struct Signable {
     tx: wallet_bsv::Transaction,
@@ -127,7 +129,8 @@ impl Actions {
     }
 
     /// `abortAction`: an action not yet signed, or signed but kept from the network (`noSend`), is
-    /// failed and its inputs are spendable again.
+    /// failed and its inputs are spendable again; a transaction waiting for `signAction` is
+    /// dropped (the store drops its kept copy with the failure).
     pub async fn abort_action(&self, args: AbortActionArgs) -> Result<bool> {
         let reference = self.reference_of(&args.reference).await?;
         self.held.take(&reference);

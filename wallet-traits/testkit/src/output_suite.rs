@@ -422,6 +422,69 @@ pub mod output_cases {
         assert_eq!(s.balance(&basket).await.unwrap(), 0);
     }
 
+    /// What is kept for signing an open action reads back whole (any bytes), replaced by a later
+    /// keep; an unknown action has none and keeps none.
+    pub async fn keep_and_read_signable(s: Arc<dyn OutputStore>) {
+        let pay = open_action(&*s).await;
+        assert_eq!(s.signable(&pay).await.unwrap(), None, "nothing kept yet");
+        let blob: Vec<u8> = (0..=255u8).cycle().take(300_000).collect();
+        s.keep_signable(&pay, &blob).await.unwrap();
+        assert_eq!(s.signable(&pay).await.unwrap(), Some(blob), "the bytes read back whole");
+        s.keep_signable(&pay, &[0, 1, 2]).await.unwrap();
+        assert_eq!(s.signable(&pay).await.unwrap(), Some(vec![0, 1, 2]), "a later keep replaces it");
+        let action = s.action(&pay).await.unwrap().unwrap();
+        assert_eq!((action.status, action.raw_tx), (ActionStatus::Unsigned, None), "the action is as it was");
+        let other = open_action(&*s).await;
+        assert_eq!(s.signable(&other).await.unwrap(), None, "kept per action");
+
+        let unknown = unique("none");
+        assert_eq!(s.signable(&unknown).await.unwrap(), None);
+        let e = s.keep_signable(&unknown, &[1]).await.unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::NotFound, "{e}");
+        assert_eq!(s.action(&unknown).await.unwrap(), None, "keeping recorded nothing");
+    }
+
+    /// Committing an action drops what was kept for signing it, and a committed action keeps none.
+    pub async fn commit_drops_the_signable(s: Arc<dyn OutputStore>) {
+        let basket = unique("basket");
+        fund(&*s, &basket, &[10_000]).await;
+        let pay = open_action(&*s).await;
+        s.reserve_change(&pay, &basket, 4000, None).await.unwrap().expect("an output");
+        s.keep_signable(&pay, &[9; 64]).await.unwrap();
+        let txid = random_txid();
+        let signed = SignedAction {
+            txid,
+            raw_tx: vec![7; 200],
+            input_beef: None,
+            status: ActionStatus::NoSend,
+            satoshis: -4100,
+            outputs: vec![sample_output(&pay, txid, 1, &basket, 5900)],
+        };
+        s.commit_action(&pay, &signed).await.unwrap();
+        assert_eq!(s.signable(&pay).await.unwrap(), None, "a signed action is not signed again");
+        let e = s.keep_signable(&pay, &[9; 64]).await.unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::Conflict, "a committed action is not open: {e}");
+        assert_eq!(s.signable(&pay).await.unwrap(), None);
+        // Failed later (an abort of the noSend transaction), it still has none.
+        assert!(s.fail_action(&pay).await.unwrap());
+        assert_eq!(s.signable(&pay).await.unwrap(), None);
+    }
+
+    /// Failing an action drops what was kept for signing it, and a failed action keeps none.
+    pub async fn fail_drops_the_signable(s: Arc<dyn OutputStore>) {
+        let basket = unique("basket");
+        fund(&*s, &basket, &[500]).await;
+        let pay = open_action(&*s).await;
+        s.reserve_change(&pay, &basket, 100, None).await.unwrap().expect("an output");
+        s.keep_signable(&pay, &[5; 32]).await.unwrap();
+        assert!(s.fail_action(&pay).await.unwrap());
+        assert_eq!(s.signable(&pay).await.unwrap(), None, "an aborted action cannot be signed");
+        assert_eq!(s.balance(&basket).await.unwrap(), 500, "the reservation was released as before");
+        let e = s.keep_signable(&pay, &[5; 32]).await.unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::Conflict, "a failed action is not open: {e}");
+        assert_eq!(s.signable(&pay).await.unwrap(), None);
+    }
+
     /// Debug output of records shows sizes, not raw transactions or scripts.
     pub async fn debug_hides_bytes(s: Arc<dyn OutputStore>) {
         let reference = unique("in");
@@ -446,7 +509,8 @@ macro_rules! output_store_tests {
             concurrent_reservations_never_share, abort_releases_reservations, commit_then_failed_broadcast,
             a_spent_chain_cannot_fail_under_its_spender,
             reserve_outputs_all_or_none, list_outputs_filters_and_pages, list_actions_filters_and_pages,
-            relinquish_leaves_the_basket, status_and_proof, impossible_amounts_are_refused, debug_hides_bytes);
+            relinquish_leaves_the_basket, status_and_proof, impossible_amounts_are_refused,
+            keep_and_read_signable, commit_drops_the_signable, fail_drops_the_signable, debug_hides_bytes);
     };
     (@cases $make:path; $($case:ident),* $(,)?) => {
         $(
