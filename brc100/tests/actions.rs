@@ -60,6 +60,17 @@ async fn payment(f: &Fixture, sats: u64, known: bool, forged: bool) -> (Vec<u8>,
     payments::payment(&f.chain, &sender, &f.identity, sats, known, forged).await
 }
 
+/// The payment an Atomic BEEF carries checks out: each input's script against the output it
+/// spends, found in the BEEF.
+fn verified(atomic: &AtomicBeef) {
+    let mut resolved = atomic.subject_tx().clone();
+    for input in &mut resolved.inputs {
+        let parent = atomic.beef.find(&input.source_txid).and_then(BeefTx::tx).unwrap();
+        input.source_output = Some(parent.outputs[input.source_vout as usize].clone());
+    }
+    interpreter::verify_spends(&resolved).unwrap();
+}
+
 async fn balance(f: &Fixture) -> u64 {
     f.actions.store().balance("default").await.unwrap()
 }
@@ -82,15 +93,7 @@ async fn receive_then_pay_with_change_and_verified_scripts() {
     atomic.beef.verify_structure(false).unwrap();
     let paid = atomic.subject_tx();
     assert_eq!(paid.txid().to_hex(), r.txid.unwrap());
-    let resolved = {
-        let mut t = paid.clone();
-        for input in &mut t.inputs {
-            let parent = atomic.beef.find(&input.source_txid).and_then(BeefTx::tx).unwrap();
-            input.source_output = Some(parent.outputs[input.source_vout as usize].clone());
-        }
-        t
-    };
-    interpreter::verify_spends(&resolved).unwrap();
+    verified(&atomic);
     let fee = 100_000 - paid.outputs.iter().map(|o| o.satoshis).sum::<u64>();
     assert!(fee >= (paid.size() as u64 * RATE).div_ceil(1000), "fee {fee} for {} bytes", paid.size());
     assert!(fee <= ((paid.size() as u64 + 2) * RATE).div_ceil(1000), "fee {fee} overpays");
@@ -332,15 +335,7 @@ async fn a_transaction_held_for_sign_action_survives_a_restart() {
     let paid = atomic.subject_tx();
     assert_eq!(paid.txid().to_hex(), r.txid.unwrap());
     assert_eq!(paid.inputs[0].source_txid, parent.txid(), "the caller's input comes first");
-    let resolved = {
-        let mut t = paid.clone();
-        for input in &mut t.inputs {
-            let parent = atomic.beef.find(&input.source_txid).and_then(BeefTx::tx).unwrap();
-            input.source_output = Some(parent.outputs[input.source_vout as usize].clone());
-        }
-        t
-    };
-    interpreter::verify_spends(&resolved).unwrap();
+    verified(&atomic);
     // The same transaction the first process drafted, now signed.
     let drafted = AtomicBeef::from_bytes(&signable.tx).unwrap();
     let drafted = drafted.subject_tx();

@@ -84,6 +84,22 @@ pub async fn open_action(store: &dyn OutputStore) -> String {
     reference
 }
 
+/// Commits the open action `reference` as a `noSend` payment of 4,100 satoshis whose change, 5,900
+/// satoshis at output 1, goes back to `basket`; returns its txid.
+pub(crate) async fn commit_no_send(store: &dyn OutputStore, reference: &str, basket: &str) -> [u8; 32] {
+    let txid = random_txid();
+    let signed = SignedAction {
+        txid,
+        raw_tx: vec![7; 200],
+        input_beef: None,
+        status: ActionStatus::NoSend,
+        satoshis: -4100,
+        outputs: vec![sample_output(reference, txid, 1, basket, 5900)],
+    };
+    store.commit_action(reference, &signed).await.unwrap();
+    txid
+}
+
 /// Each case of the suite, for [`output_store_tests!`](crate::output_store_tests).
 pub mod output_cases {
     use super::*;
@@ -257,16 +273,7 @@ pub mod output_cases {
         fund(&*s, &basket, &[10_000]).await;
         let first = open_action(&*s).await;
         s.reserve_change(&first, &basket, 4000, None).await.unwrap().expect("an output");
-        let txid = random_txid();
-        let signed = SignedAction {
-            txid,
-            raw_tx: vec![7; 200],
-            input_beef: None,
-            status: ActionStatus::NoSend,
-            satoshis: -4100,
-            outputs: vec![sample_output(&first, txid, 1, &basket, 5900)],
-        };
-        s.commit_action(&first, &signed).await.unwrap();
+        let txid = commit_no_send(&*s, &first, &basket).await;
         let second = open_action(&*s).await;
         s.reserve_outputs(&second, &[Outpoint::new(txid, 1)]).await.unwrap();
         let e = s.fail_action(&first).await.unwrap_err();
@@ -451,16 +458,7 @@ pub mod output_cases {
         let pay = open_action(&*s).await;
         s.reserve_change(&pay, &basket, 4000, None).await.unwrap().expect("an output");
         s.keep_signable(&pay, &[9; 64]).await.unwrap();
-        let txid = random_txid();
-        let signed = SignedAction {
-            txid,
-            raw_tx: vec![7; 200],
-            input_beef: None,
-            status: ActionStatus::NoSend,
-            satoshis: -4100,
-            outputs: vec![sample_output(&pay, txid, 1, &basket, 5900)],
-        };
-        s.commit_action(&pay, &signed).await.unwrap();
+        commit_no_send(&*s, &pay, &basket).await;
         assert_eq!(s.signable(&pay).await.unwrap(), None, "a signed action is not signed again");
         let e = s.keep_signable(&pay, &[9; 64]).await.unwrap_err();
         assert_eq!(e.kind(), ErrorKind::Conflict, "a committed action is not open: {e}");
