@@ -219,7 +219,8 @@ fn policy_refuses_a_transaction(scheme: &'static str) {
         };
         let input = [wallet_traits::InputToSign { index: 0, sighash_type: 0x41, tweak: None }];
         let e = wallet.sign_transaction(&paying(denied.clone()), &input, &[]).await.unwrap_err();
-        assert!(e.to_string().contains("policy_denied"), "{scheme}: {e}");
+        assert_eq!(e.kind(), wallet_traits::ErrorKind::PolicyDenied, "{scheme}: {e}");
+        assert!(e.message().contains("cosigner 1 refused: output 0 pays to a script"), "{scheme}: {e}");
         let fine = paying(Script::p2pkh_lock(&[7; 20]));
         let sigs = wallet.sign_transaction(&fine, &input, &[]).await.unwrap();
         let digest = sighash::input_digest(&fine, 0, 0x41).unwrap();
