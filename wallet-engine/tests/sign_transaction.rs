@@ -145,8 +145,10 @@ async fn a_cosigner_policy_refuses_a_transaction_and_nothing_is_signed() {
     let (wallet, _cosigners, _) = wallet(dir.path(), Some(policy)).await;
     let input = [InputToSign { index: 0, sighash_type: 0x41, tweak: None }];
     let e = wallet.sign_transaction(&spending(&[wallet.identity_key()], denied), &input, &[]).await.unwrap_err();
-    // Both cosigners refused by policy, so no pair of parties could sign.
-    assert!(e.to_string().contains("policy_denied"), "{e}");
+    // Both cosigners refused by policy, so no pair of parties could sign: the error is their
+    // refusal, in their words.
+    assert_eq!(e.kind(), ErrorKind::PolicyDenied, "{e}");
+    assert!(e.message().contains("cosigner 1 refused") && e.message().contains("cosigner 2 refused"), "{e}");
     // Another destination signs.
     let ok =
         wallet.sign_transaction(&spending(&[wallet.identity_key()], Script::p2pkh_lock(&[7; 20])), &input, &[]).await;
@@ -158,7 +160,7 @@ async fn a_transactions_only_cosigner_refuses_raw_digests_and_signs_transactions
     let dir = copy_fixture("sign-tx");
     let (wallet, _cosigners, _) = wallet(dir.path(), Some(Arc::new(TransactionsOnly))).await;
     let e = wallet.sign_digest(&[7; 32], None).await.unwrap_err();
-    assert!(e.to_string().contains("policy_denied"), "{e}");
+    assert_eq!(e.kind(), ErrorKind::PolicyDenied, "{e}");
     let input = [InputToSign { index: 0, sighash_type: 0x41, tweak: None }];
     let tx = spending(&[wallet.identity_key()], Script::p2pkh_lock(&[7; 20]));
     assert_eq!(wallet.sign_transaction(&tx, &input, &[]).await.unwrap().len(), 1);
