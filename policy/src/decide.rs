@@ -216,26 +216,32 @@ fn audit_destinations<'a>(destinations: impl IntoIterator<Item = &'a Destination
         .collect()
 }
 
-/// The ruling of a refusal decided before or outside [`decide`] (a sighash type, a false change
-/// claim, a malformed transaction: an error of [`crate::assess`]): no charge, and an audit
-/// record of `refusal` under [`Rule::of`] it. `tx` is the transaction's policy id when there is
-/// one (pass the same to the store's `settle`; all zeros when there is none).
-pub fn audit_refusal(ledger: &Ledger, ctx: &Context<'_>, tx: Option<&[u8; 32]>, refusal: &Error) -> Ruling {
-    let body = AuditBody {
+/// The record of a decision under `rule`, allowed unless `refusal` is given: about no transaction,
+/// charging nothing, the window as `ledger` has it; callers fill in what they know besides.
+fn audit_body(ledger: &Ledger, ctx: &Context<'_>, rule: Rule, refusal: Option<&Error>) -> AuditBody {
+    AuditBody {
         v: AUDIT_VERSION,
         at_ms: ctx.now_ms,
         wallet: ctx.wallet.to_string(),
-        allowed: false,
-        rule: Rule::of(refusal).as_str().to_string(),
-        tx: tx.map(hex::encode),
+        allowed: refusal.is_none(),
+        rule: rule.as_str().to_string(),
+        tx: None,
         outflow: None,
         charge: 0,
         destinations: Vec::new(),
         window_sats: ledger.window_sats,
         window_txs: ledger.window_txs,
         approval: None,
-        detail: Some(refusal.message().to_string()),
-    };
+        detail: refusal.map(|e| e.message().to_string()),
+    }
+}
+
+/// The ruling of a refusal decided before or outside [`decide`] (a sighash type, a false change
+/// claim, a malformed transaction: an error of [`crate::assess`]): no charge, and an audit
+/// record of `refusal` under [`Rule::of`] it. `tx` is the transaction's policy id when there is
+/// one (pass the same to the store's `settle`; all zeros when there is none).
+pub fn audit_refusal(ledger: &Ledger, ctx: &Context<'_>, tx: Option<&[u8; 32]>, refusal: &Error) -> Ruling {
+    let body = AuditBody { tx: tx.map(hex::encode), ..audit_body(ledger, ctx, Rule::of(refusal), Some(refusal)) };
     ruling(ledger, &body, None, None)
 }
 
@@ -255,21 +261,7 @@ pub fn decide_raw_digest(rules: &Rules, ledger: &Ledger, ctx: &Context<'_>) -> D
         .with_context("rule", Rule::RawDigest)
         .with_context("wallet", ctx.wallet)
     });
-    let body = AuditBody {
-        v: AUDIT_VERSION,
-        at_ms: ctx.now_ms,
-        wallet: ctx.wallet.to_string(),
-        allowed: refusal.is_none(),
-        rule: Rule::RawDigest.as_str().to_string(),
-        tx: None,
-        outflow: None,
-        charge: 0,
-        destinations: Vec::new(),
-        window_sats: ledger.window_sats,
-        window_txs: ledger.window_txs,
-        approval: None,
-        detail: refusal.as_ref().map(|e| e.message().to_string()),
-    };
+    let body = audit_body(ledger, ctx, Rule::RawDigest, refusal.as_ref());
     Decision { rule: Rule::RawDigest, ruling: ruling(ledger, &body, None, None), refusal }
 }
 
@@ -437,29 +429,15 @@ pub fn decide(rules: &Rules, assessment: &Assessment, ledger: &Ledger, ctx: &Con
     } else {
         let error = refusal(rules, ledger, ctx, &destinations, outflow, &violations);
         let body = AuditBody {
-            v: AUDIT_VERSION,
-            at_ms: now,
-            wallet: ctx.wallet.to_string(),
-            allowed: false,
-            rule: violations[0].rule.as_str().to_string(),
             tx: Some(hex::encode(a.tx)),
             outflow: Some(outflow),
-            charge: 0,
             destinations: audit_destinations(destinations.iter().copied()),
-            window_sats: ledger.window_sats,
-            window_txs: ledger.window_txs,
-            approval: None,
-            detail: Some(error.message().to_string()),
+            ..audit_body(ledger, ctx, violations[0].rule, Some(&error))
         };
         return Decision { rule: violations[0].rule, ruling: ruling(ledger, &body, None, None), refusal: Some(error) };
     };
 
     let body = AuditBody {
-        v: AUDIT_VERSION,
-        at_ms: now,
-        wallet: ctx.wallet.to_string(),
-        allowed: true,
-        rule: rule.as_str().to_string(),
         tx: Some(hex::encode(a.tx)),
         outflow: Some(outflow),
         charge: add_sats,
@@ -467,7 +445,7 @@ pub fn decide(rules: &Rules, assessment: &Assessment, ledger: &Ledger, ctx: &Con
         window_sats: ledger.window_sats.saturating_add(add_sats),
         window_txs: ledger.window_txs.saturating_add(add_txs),
         approval: if rule == Rule::Approval { state.approval.as_ref().map(|u| u.id.clone()) } else { None },
-        detail: None,
+        ..audit_body(ledger, ctx, rule, None)
     };
     let state = serde_json::to_vec(&state).expect("plain data serializes");
     let entry = LedgerEntry { tx: a.tx, charged, at_ms, state };

@@ -119,8 +119,8 @@ async fn report_cosigners(wallet: &Wallet, say: fn(&str)) {
             reports.len()
         );
     }
-    let policies: Vec<_> =
-        wallet.cosigner_policies().await.into_iter().filter_map(|(i, p)| p.ok().map(|p| (i, p))).collect();
+    // The probe asked each cosigner about the key; its answer carries the policy too.
+    let policies: Vec<_> = reports.iter().filter(|r| r.answered()).map(|r| (r.index, r.policy.clone())).collect();
     for (index, policy) in &policies {
         say(&format!("cosigner {index} policy: {}", crate::policy::describe(policy.as_ref())));
     }
@@ -311,6 +311,9 @@ pub(crate) async fn status(file: Option<&Path>) -> Result<bool> {
                         wallet_engine::probe(index, t.as_ref(), &key, &r.meta.public_key, protocol, PROBE_TIMEOUT)
                             .await;
                     serving += usize::from(report.can_serve());
+                    if report.answered() {
+                        policies.push((index, report.policy.clone()));
+                    }
                     match (&report.unfit, &report.detail) {
                         (None, _) => "can serve (holds this key's active share)".to_string(),
                         (Some(why), Some(detail)) => format!("cannot serve: {why}: {detail}"),
@@ -323,17 +326,15 @@ pub(crate) async fn status(file: Option<&Path>) -> Result<bool> {
                     Ok(Err(e)) => format!("unreachable ({e})"),
                     Ok(Ok(None)) => "reachable, holds no share of this key".to_string(),
                     Ok(Ok(Some(info))) => {
+                        policies.push((index, info.policy));
                         format!("reachable, holds key {} ({})", hex::encode(&info.public_key), info.state)
                     }
                 },
             },
         };
         println!("cosigner {index} {}: {line}", wallet_traits::redact_url(url));
-        if let Ok(t) = plugins.connect_transport(url, options.clone()).await {
-            if let Ok(Ok(Some(info))) = tokio::time::timeout(PROBE_TIMEOUT, t.key_info(&key)).await {
-                println!("cosigner {index} policy: {}", crate::policy::describe(info.policy.as_ref()));
-                policies.push((index, info.policy));
-            }
+        if let Some((_, policy)) = policies.last().filter(|(i, _)| *i == index) {
+            println!("cosigner {index} policy: {}", crate::policy::describe(policy.as_ref()));
         }
     }
     for warning in crate::policy::warnings(&policies) {

@@ -76,9 +76,7 @@ pub(crate) async fn approve(a: Approve) -> Result<bool> {
         targets.push((wallet_traits::redact_url(url), t));
     }
     if let Some(dir) = &a.data_dir {
-        for (name, service) in embedded_cosigners(dir).await? {
-            targets.push((name, Arc::new(service)));
-        }
+        targets.extend(embedded_cosigners(dir).await?);
     }
     if targets.is_empty() {
         bail!("name the cosigners to hand the approval to: --cosigner URL (repeat for each), or --data-dir DIR");
@@ -97,28 +95,20 @@ pub(crate) async fn approve(a: Approve) -> Result<bool> {
     Ok(all)
 }
 
-/// The embedded default's cosigners over their files in `dir`, enforcing the policy of
-/// MPC_POLICY_FILE: what `approve` and `audit` reach with `--data-dir`.
-async fn embedded_cosigners(dir: &Path) -> Result<Vec<(String, wallet_engine::CosignerService)>> {
+/// The embedded default's cosigners over their files in `dir` (as `demo` and `serve` start
+/// them), enforcing the policy of MPC_POLICY_FILE: what `approve` reaches with `--data-dir`.
+async fn embedded_cosigners(dir: &Path) -> Result<Vec<(String, Arc<dyn CosignerTransport>)>> {
     let cfg = wallet_engine::WalletConfig::from_env()?;
-    let policy = cfg.policy.clone().context("set MPC_POLICY_FILE: the embedded cosigners' policy file")?;
-    let secret = cfg.share_secret.clone().unwrap_or_else(crate::demo::dev_secret);
-    let mut out = Vec::new();
-    for i in 1..=2u16 {
+    let policy = cfg.policy.context("set MPC_POLICY_FILE: the embedded cosigners' policy file")?;
+    for i in 1..=2 {
         let path = dir.join(format!("cosigner-{i}.db"));
         if !path.is_file() {
             bail!("{} does not exist: --data-dir must be the embedded default's data directory", path.display());
         }
-        let store: Arc<dyn ShareStore> = Arc::new(wallet_backend_sqlite::SqliteShareStore::open(&path).await?);
-        let keyring = wallet_engine::Keyring::generate_group(3).remove(usize::from(i));
-        let sealer = wallet_engine::Sealer::new(secret.clone(), Default::default());
-        let primes = Arc::new(wallet_engine::StorePrimePool::new(store.clone(), sealer.clone(), "cosigner"));
-        let spending = wallet_engine::SpendingPolicy::new(policy.clone(), store.clone(), i)?;
-        let service =
-            wallet_engine::CosignerService::new(keyring, store, sealer, primes)?.with_spending_policy(spending);
-        out.push((format!("embedded cosigner {i}"), service));
     }
-    Ok(out)
+    let secret = cfg.share_secret.unwrap_or_else(crate::demo::dev_secret);
+    let (_, transports) = crate::embedded::start(dir, &secret, false, Some(&policy)).await?;
+    Ok(transports.into_iter().enumerate().map(|(i, t)| (format!("embedded cosigner {}", i + 1), t)).collect())
 }
 
 /// `mpc-wallet audit`: the audit log of the cosigner this configuration describes (or of the
@@ -225,4 +215,44 @@ pub(crate) fn warnings(reports: &[(PartyIndex, Option<PolicyReport>)]) -> Vec<St
         ));
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn report(fingerprint: &str) -> PolicyReport {
+        PolicyReport {
+            fingerprint: fingerprint.into(),
+            max_sats_per_tx: Some(50_000),
+            window_secs: 86_400,
+            max_sats_per_window: Some(200_000),
+            max_tx_per_window: None,
+            allowed_destinations: None,
+            approvers: 1,
+            raw_digests: false,
+            window_sats: 60_000,
+            window_txs: 3,
+        }
+    }
+
+    #[test]
+    fn a_cosigner_without_a_policy_and_policies_that_differ_are_warned_about() {
+        assert!(warnings(&[(1, Some(report("aa"))), (2, Some(report("aa")))]).is_empty());
+        let none = warnings(&[(1, Some(report("aa"))), (2, None)]);
+        assert_eq!(none.len(), 1);
+        assert!(none[0].starts_with("cosigner 2 enforces no spending policy"), "{none:?}");
+        let differ = warnings(&[(1, Some(report("aa"))), (2, Some(report("bb")))]);
+        assert_eq!(differ.len(), 1);
+        assert!(differ[0].contains("differ (aa, bb)") && differ[0].contains("sum"), "{differ:?}");
+    }
+
+    #[test]
+    fn a_policy_reads_with_what_its_window_has_left() {
+        let line = describe(Some(&report("aa")));
+        assert!(line.starts_with("aa (per transaction 50000 sats"), "{line}");
+        assert!(line.contains("140000 sats in any number of transactions left"), "{line}");
+        assert!(line.contains("raw digests refused"), "{line}");
+        assert_eq!(describe(None), "none: it signs whatever the agent asks");
+    }
 }

@@ -74,6 +74,8 @@ pub struct CosignerReport {
     /// Its spending policy's refusal, as it worded it (rule, limit, what the window has left,
     /// how to get an approval): what the wallet's caller must see.
     pub refusal: Option<Error>,
+    /// The spending policy it reported with the key (`None`: none, or it did not answer).
+    pub policy: Option<wallet_traits::PolicyReport>,
 }
 
 impl CosignerReport {
@@ -90,7 +92,13 @@ impl CosignerReport {
             detail: detail.map(ToString::to_string),
             blamed: false,
             refusal: detail.filter(|e| e.kind() == ErrorKind::PolicyDenied).cloned(),
+            policy: None,
         }
+    }
+
+    /// Whether it answered about the key (whatever it said): then `policy` is what it enforces.
+    pub fn answered(&self) -> bool {
+        !matches!(self.unfit, Some(Unfit::Unreachable(_)))
     }
 
     /// Whether its spending policy refused the request (it is healthy; it said no).
@@ -119,6 +127,10 @@ pub async fn probe(
     timeout: Duration,
 ) -> CosignerReport {
     let answer = tokio::time::timeout(timeout, transport.key_info(key)).await;
+    let policy = match &answer {
+        Ok(Ok(Some(info))) => info.policy.clone(),
+        _ => None,
+    };
     let (unfit, detail) = match answer {
         Err(_) => (Some(Unfit::Unreachable(ErrorKind::Timeout)), None),
         Ok(Err(e)) => (Some(Unfit::Unreachable(e.kind())), Some(e.to_string())),
@@ -132,7 +144,15 @@ pub async fn probe(
         }
         Ok(Ok(Some(_))) => (None, None),
     };
-    CosignerReport { index, endpoint: transport.endpoint().to_string(), unfit, detail, blamed: false, refusal: None }
+    CosignerReport {
+        index,
+        endpoint: transport.endpoint().to_string(),
+        unfit,
+        detail,
+        blamed: false,
+        refusal: None,
+        policy,
+    }
 }
 
 /// The error for an operation that needs `need` cosigners when only `found` can serve. Its
@@ -198,6 +218,7 @@ mod tests {
             detail: detail.map(str::to_string),
             blamed: false,
             refusal: None,
+            policy: None,
         }
     }
 

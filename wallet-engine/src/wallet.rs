@@ -145,22 +145,6 @@ impl Wallet {
         &self.inner.chain
     }
 
-    /// Each cosigner's spending policy for this wallet and what its window holds (`None`: it
-    /// enforces none), as it reports it; an error for one that does not answer. The agent reads
-    /// its budget here; it cannot change it.
-    pub async fn cosigner_policies(&self) -> Vec<(PartyIndex, Result<Option<wallet_traits::PolicyReport>>)> {
-        let asks = self.inner.cosigners.iter().map(|c| async move {
-            let info = tokio::time::timeout(PROBE_TIMEOUT, c.transport.key_info(&self.inner.key)).await;
-            let policy = match info {
-                Err(_) => Err(c.name(Error::new(ErrorKind::Timeout, "the cosigner did not answer in time"))),
-                Ok(Err(e)) => Err(c.name(e)),
-                Ok(Ok(info)) => Ok(info.and_then(|i| i.policy)),
-            };
-            (c.index, policy)
-        });
-        join_all(asks).await
-    }
-
     /// The root (identity) public key.
     pub fn identity_key(&self) -> PublicKey {
         self.inner.public_key
