@@ -238,21 +238,6 @@ fn cosigner_policy_refuses_over_grpc() {
     policy_refuses_a_transaction("grpc");
 }
 
-fn http_post(addr: &str, path: &str, json: &str) -> String {
-    use std::io::{Read, Write};
-    let mut s = std::net::TcpStream::connect(addr).unwrap();
-    s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
-    write!(
-        s,
-        "POST {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{json}",
-        json.len()
-    )
-    .unwrap();
-    let mut out = String::new();
-    s.read_to_string(&mut out).unwrap();
-    out
-}
-
 /// A plain HTTP/1.1 GET with the standard library.
 fn http_get(addr: &str, path: &str) -> String {
     use std::io::{Read, Write};

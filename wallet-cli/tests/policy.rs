@@ -170,6 +170,15 @@ fn approvals(scheme: &'static str) {
         }
         Proc::spawn(&args, &[]).finish(Duration::from_secs(60))
     };
+    if scheme == "http" {
+        // The route takes no token, so anyone can reach it: garbage, an oversized body and the
+        // same bytes twice change nothing and say what is wrong.
+        let addr = fleet.endpoints[0].trim_start_matches("http://").to_string();
+        let garbage = http_post(&addr, "/v1/approvals", r#"{"approval":{"wallet":"mp-wallet"}}"#);
+        assert!(garbage.starts_with("HTTP/1.1 400") && garbage.contains("not an approval"), "{garbage}");
+        let huge = http_post(&addr, "/v1/approvals", &"x".repeat(64 * 1024));
+        assert!(huge.starts_with("HTTP/1.1 413"), "{huge}");
+    }
     let over = payment(&wallet, 1, to.clone(), 15_000);
     let sign = |tx: &Transaction| rt.block_on(wallet.sign_transaction(tx, &all(), &[]));
     assert_eq!(sign(&over).unwrap_err().context_value("rule"), Some("max_sats_per_tx"));

@@ -321,3 +321,19 @@ pub(crate) fn public_key_of(byte: u8) -> String {
     let secret = k256::SecretKey::from_slice(&[byte; 32]).unwrap();
     hex::encode(secret.public_key().to_encoded_point(true).as_bytes())
 }
+
+/// A raw `POST` of `json` to `addr` (host:port) with `Connection: close`; the whole response.
+pub(crate) fn http_post(addr: &str, path: &str, json: &str) -> String {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(std::time::Duration::from_secs(30))).unwrap();
+    write!(
+        s,
+        "POST {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{json}",
+        json.len()
+    )
+    .unwrap();
+    let mut out = String::new();
+    s.read_to_string(&mut out).unwrap();
+    out
+}
