@@ -333,9 +333,16 @@ impl Wallet {
     /// Signs SHA-256 of `data` as [`sign_digest`](Self::sign_digest) signs a digest, in a session
     /// that carries the data: each cosigner hashes it itself, so it knows it signs no
     /// transaction's sighash (unless the data is 32 bytes, which a spending policy refuses).
+    ///
+    /// Data longer than a session carries ([`wallet_traits::MAX_SIGN_DATA`]) is hashed here and
+    /// signed as a digest, as before sessions carried data: a cosigner without a spending policy
+    /// signs it, one with a policy refuses it as a raw digest.
     pub async fn sign_data(&self, data: &[u8], tweak: Option<&[u8; 32]>) -> Result<EcdsaSignature> {
         use sha2::Digest as _;
         let digest: [u8; 32] = sha2::Sha256::digest(data).into();
+        if data.len() > wallet_traits::MAX_SIGN_DATA {
+            return self.sign_digest(&digest, tweak).await;
+        }
         self.sign_one(SessionParams::SignData { data: data.to_vec(), tweak: tweak.copied() }, &digest, tweak).await
     }
 

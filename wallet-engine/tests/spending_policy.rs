@@ -117,6 +117,10 @@ async fn what_would_escape_the_review_is_refused() {
         sha2::Sha256::digest(message).into()
     };
     assert!(wallet_engine::verify_signature(&child, &hashed, &sig));
+    // Data longer than a session carries is hashed by the agent: a raw digest to the cosigners.
+    let long = vec![7u8; wallet_traits::MAX_SIGN_DATA + 1];
+    let e = wallet.sign_data(&long, None).await.unwrap_err();
+    assert_eq!(e.context_value("rule"), Some("raw_digest"), "{e}");
 }
 
 #[tokio::test(flavor = "multi_thread")]
