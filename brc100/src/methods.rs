@@ -278,11 +278,4 @@ fn digest_of(hash: Option<Vec<u8>>, parameter: &'static str, data: Option<Vec<u8
     }
 }
 
-/// DER ECDSA verification; high-S signatures are accepted, as the ts-sdk's verifier does.
-pub(crate) fn verify_der(key: &PublicKey, hash: &[u8; 32], der: &[u8]) -> bool {
-    use k256::ecdsa::signature::hazmat::PrehashVerifier;
-    let Ok(vk) = k256::ecdsa::VerifyingKey::from_sec1_bytes(key.as_bytes()) else { return false };
-    let Ok(sig) = k256::ecdsa::Signature::from_der(der) else { return false };
-    let sig = sig.normalize_s().unwrap_or(sig);
-    vk.verify_prehash(hash, &sig).is_ok()
-}
+use wallet_bsv::signature::verify_der;

@@ -6,6 +6,7 @@ pub mod amount;
 pub mod beef;
 pub mod brc29;
 pub mod brc42;
+pub mod certificate;
 pub mod encoding;
 pub mod fee;
 pub mod hash;

@@ -1,6 +1,7 @@
 #![doc = include_str!("../README.md")]
 #![deny(missing_docs)]
 
+mod certificates;
 mod chain;
 mod crypto;
 mod error;
@@ -12,6 +13,7 @@ mod registry;
 mod store;
 mod transport;
 
+pub use certificates::{CertificateQuery, CertificateRecord, CertificateStore};
 pub use chain::{
     Broadcast, Broadcaster, BroadcasterBuildFn, BroadcasterFactory, ChainServices, ChainTracker, ChainTrackerBuildFn,
     ChainTrackerFactory, ServiceConfig,

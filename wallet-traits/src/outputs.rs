@@ -441,6 +441,12 @@ pub trait OutputStore: fmt::Debug + Send + Sync + 'static {
 
     /// The sum of the spendable outputs of `basket`.
     async fn balance(&self, basket: &str) -> Result<u64>;
+
+    /// The wallet's identity certificates, when this store keeps them (the SQL stores do). Without
+    /// them the certificate methods answer "not supported".
+    fn certificates(self: std::sync::Arc<Self>) -> Option<std::sync::Arc<dyn crate::CertificateStore>> {
+        None
+    }
 }
 
 /// The errors of the [`OutputStore`] contract, worded alike by every store.

@@ -88,6 +88,12 @@ mod postgres_output_conformance {
     }
 
     wallet_testkit::output_store_tests!(make);
+
+    /// The certificates kept beside the books.
+    mod certificates {
+        use super::make;
+        wallet_testkit::certificate_store_tests!(make);
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

@@ -1,6 +1,7 @@
 #![doc = include_str!("../README.md")]
 #![deny(missing_docs)]
 
+mod certificates;
 mod db;
 mod dialect;
 mod outputs;
@@ -81,11 +82,15 @@ macro_rules! output_store {
     ($store:ty => $field:ident) => {
         const _: () = {
             use $crate::__private::wallet_traits::{
-                ActionQuery, ActionRecord, ActionStatus, Outpoint, OutputQuery, OutputRecord, OutputStore, Page,
-                Recorded, Result, SignedAction,
+                ActionQuery, ActionRecord, ActionStatus, CertificateQuery, CertificateRecord, CertificateStore,
+                Outpoint, OutputQuery, OutputRecord, OutputStore, Page, Recorded, Result, SignedAction,
             };
 
-            $crate::__delegate!($store => $field, OutputStore {}
+            $crate::__delegate!($store => $field, OutputStore {
+                fn certificates(self: std::sync::Arc<Self>) -> Option<std::sync::Arc<dyn CertificateStore>> {
+                    Some(self)
+                }
+            }
                 fn record_action(&self, action: &ActionRecord, outputs: &[OutputRecord]) -> Result<Recorded>;
                 fn reserve_change(&self, reference: &str, basket: &str, target: u64, exact: Option<u64>)
                     -> Result<Option<OutputRecord>>;
@@ -103,6 +108,11 @@ macro_rules! output_store {
                 fn list_actions(&self, query: &ActionQuery) -> Result<Page<ActionRecord>>;
                 fn relinquish_output(&self, basket: &str, outpoint: &Outpoint) -> Result<bool>;
                 fn balance(&self, basket: &str) -> Result<u64>;
+            );
+            $crate::__delegate!($store => $field, CertificateStore {}
+                fn put_certificate(&self, certificate: &CertificateRecord) -> Result<()>;
+                fn list_certificates(&self, query: &CertificateQuery) -> Result<Page<CertificateRecord>>;
+                fn relinquish_certificate(&self, cert_type: &str, serial_number: &str, certifier: &str) -> Result<bool>;
             );
         };
     };

@@ -141,7 +141,7 @@ const BALANCE: &str = "SELECT CAST(COALESCE(SUM(satoshis), 0) AS BIGINT) AS n FR
 /// leaves nothing. Funding picks outputs with the dialect's `SKIP_LOCKED`, so concurrent payments
 /// never take each other's outputs.
 pub struct SqlOutputStore<D: Dialect> {
-    sql: Sql<D>,
+    pub(crate) sql: Sql<D>,
     scope: String,
 }
 
@@ -172,7 +172,7 @@ impl<D: Dialect> SqlOutputStore<D> {
     }
 
     /// The statement of this store's rows, the scope bound as `$1`.
-    fn scoped(&self, template: &str) -> Statement<'_, D> {
+    pub(crate) fn scoped(&self, template: &str) -> Statement<'_, D> {
         self.sql.statement(template).bind(&self.scope)
     }
 

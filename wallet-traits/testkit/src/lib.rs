@@ -1,6 +1,7 @@
 #![doc = include_str!("../README.md")]
 #![deny(missing_docs)]
 
+mod certificate_suite;
 mod counting;
 pub mod crash;
 mod intercept;
@@ -11,6 +12,7 @@ mod policy_suite;
 mod suite;
 mod transport_suite;
 
+pub use certificate_suite::{certificate_cases, certificates_of, sample_certificate};
 pub use counting::CountingCosigner;
 pub use intercept::Intercept;
 pub use memory::MemoryShareStore;
