@@ -5,7 +5,7 @@
 
 use std::sync::Arc;
 
-use crate::{actions::Actions, KeyMethods, CODE};
+use crate::{actions::Actions, identity::Identity, KeyMethods, CODE};
 use axum::{
     body::Bytes,
     extract::{Path, State},
@@ -27,10 +27,11 @@ use door::{refusal, Door, FrontPolicy};
 struct Front {
     methods: Arc<KeyMethods>,
     actions: Option<Arc<Actions>>,
+    identity: Option<Arc<Identity>>,
 }
 
-/// The BRC-100 JSON routes over `methods` and, when given, the action methods `actions`
-/// (without them, transactions and outputs answer "not supported"), behind the checks of `policy` (see
+/// The BRC-100 JSON routes over `methods` and, when given, the action methods `actions` and the
+/// identity methods `identity` (without them, those answer "not supported"), behind the checks of `policy` (see
 /// [`FrontPolicy`]): in-flight cap → `Host` → `Origin` and the CORS preflight → bearer token
 /// → content type → bounded body read → the method.
 ///
@@ -40,6 +41,7 @@ struct Front {
 pub fn brc100_router(
     methods: Arc<KeyMethods>,
     actions: Option<Arc<Actions>>,
+    identity: Option<Arc<Identity>>,
     policy: FrontPolicy,
     public: Router,
 ) -> Router {
@@ -50,7 +52,7 @@ pub fn brc100_router(
         .method_not_allowed_fallback(method_not_allowed)
         // The body is already bounded and buffered by `read_body`.
         .layer(axum::extract::DefaultBodyLimit::max(door.limits().max_body_bytes))
-        .with_state(Front { methods, actions })
+        .with_state(Front { methods, actions, identity })
         // Layers run outermost last-added: origin → token → content type → body.
         .layer(from_fn_with_state(door.clone(), door::read_body))
         .layer(from_fn(door::content_type))
@@ -153,6 +155,12 @@ async fn call(State(f): State<Front>, Path(method): Path<String>, body: Bytes) -
             "getNetwork" => json!({ "network": m.network().to_string() }),
             "getVersion" => json!({ "version": m.version() }),
             "isAuthenticated" | "waitForAuthentication" => json!({ "authenticated": m.is_authenticated() }),
+            "acquireCertificate"
+            | "listCertificates"
+            | "proveCertificate"
+            | "relinquishCertificate"
+            | "discoverByIdentityKey"
+            | "discoverByAttributes" => return identity(f.identity.as_deref(), &method, &body).await,
             other => return action(f.actions.as_deref(), other, &body).await,
         })
     }
@@ -202,5 +210,23 @@ async fn action(actions: Option<&Actions>, method: &str, body: &Bytes) -> Result
         "getHeight" => json!({ "height": a.get_height().await? }),
         "getHeaderForHeight" => json!({ "header": a.get_header_for_height(args(body)?).await? }),
         _ => return Err(unsupported()),
+    })
+}
+
+/// The identity methods, when the wallet was started with them.
+async fn identity(identity: Option<&Identity>, method: &str, body: &Bytes) -> Result<Value, Error> {
+    let Some(i) = identity else {
+        return Err(Error::new(
+            ErrorKind::Unsupported,
+            format!("{method} needs the wallet's identity methods, which this front was started without"),
+        ));
+    };
+    Ok(match method {
+        "acquireCertificate" => json!(i.acquire_certificate(args(body)?).await?),
+        "listCertificates" => json!(i.list_certificates(args(body)?).await?),
+        "proveCertificate" => json!(i.prove_certificate(args(body)?).await?),
+        "relinquishCertificate" => json!({ "relinquished": i.relinquish_certificate(args(body)?).await? }),
+        "discoverByIdentityKey" => i.discover_by_identity_key(args(body)?).await?,
+        _ => i.discover_by_attributes(args(body)?).await?,
     })
 }

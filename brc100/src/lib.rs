@@ -5,6 +5,7 @@ pub mod actions;
 mod args;
 #[cfg(feature = "front")]
 mod front;
+pub mod identity;
 mod methods;
 mod single_key;
 

@@ -226,6 +226,26 @@ impl KeyMethods {
         })
     }
 
+    /// The ts-sdk's `createNonce(wallet, counterparty)`: 16 random bytes and their HMAC under
+    /// protocol `[2, 'server hmac']` (key id: the bytes as `TextDecoder` reads them), base64.
+    pub async fn create_nonce(&self, counterparty: &str) -> Result<String> {
+        let mut first = [0u8; 16];
+        rand::RngCore::fill_bytes(&mut rand::rngs::OsRng, &mut first);
+        let hmac = self.create_hmac(nonce_hmac_args(&first, counterparty)).await?;
+        Ok(wallet_bsv::certificate::base64_encode(&[first.as_slice(), &hmac].concat()))
+    }
+
+    /// The ts-sdk's `verifyNonce`: whether `nonce` is one this wallet made for `counterparty`
+    /// (or, with `counterparty` the wallet's peer, one the peer made for this wallet).
+    pub async fn verify_nonce(&self, nonce: &str, counterparty: &str) -> Result<bool> {
+        let Some(bytes) = wallet_bsv::certificate::base64_decode(nonce).filter(|b| b.len() > 16) else {
+            return Ok(false);
+        };
+        let (data, hmac) = bytes.split_at(16);
+        let key = self.symmetric(&nonce_hmac_args(data, counterparty).key).await?;
+        Ok(brc42::verify_hmac(&key, data, hmac))
+    }
+
     /// `getNetwork`.
     pub fn network(&self) -> Network {
         self.network
@@ -240,6 +260,17 @@ impl KeyMethods {
     /// restored wallet, so the answer is always yes.
     pub fn is_authenticated(&self) -> bool {
         true
+    }
+}
+
+fn nonce_hmac_args(data: &[u8], counterparty: &str) -> CreateHmacArgs {
+    CreateHmacArgs {
+        key: KeyArgs {
+            protocol_id: (2, "server hmac".into()),
+            key_id: wallet_bsv::encoding::js_utf8(data),
+            counterparty: Some(counterparty.to_string()),
+        },
+        data: data.to_vec(),
     }
 }
 

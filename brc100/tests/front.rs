@@ -41,7 +41,7 @@ async fn start(policy: FrontPolicy) -> Front {
     let key = Arc::new(Counting::new([42; 32]));
     let methods = Arc::new(KeyMethods::new(key.clone(), key.clone(), Network::Mainnet));
     let health = axum::Router::new().route("/health", axum::routing::get(|| async { "ok" }));
-    let router = brc100_router(methods, None, policy.listening_on(addr), health);
+    let router = brc100_router(methods, None, None, policy.listening_on(addr), health);
     let (stop, stopped) = oneshot::channel::<()>();
     tokio::spawn(serve(listener, router, None, async move {
         let _ = stopped.await;

@@ -178,3 +178,11 @@ mod tests {
         assert!(e.message().contains("needs 5 more bytes"), "{e}");
     }
 }
+
+/// Bytes as JavaScript's `TextDecoder` decodes them as UTF-8: invalid sequences become U+FFFD
+/// and a leading byte-order mark is dropped. The ts-sdk's `Utils.toUTF8` is that, and key ids
+/// made from random bytes (nonces) go through it.
+pub fn js_utf8(bytes: &[u8]) -> String {
+    let s = String::from_utf8_lossy(bytes);
+    s.strip_prefix('\u{feff}').unwrap_or(&s).to_string()
+}

@@ -265,7 +265,9 @@ pub(crate) async fn serve(file: Option<&Path>, listen: SocketAddr) -> Result<()>
     if let Some(books) = &books {
         crate::books::start_background(books.clone(), cfg.background_interval);
     }
-    crate::serve::serve(crate::books::key_methods(&wallet), books, identity, policy, listen).await
+    let keys = crate::books::key_methods(&wallet);
+    let certificates = crate::identity::open(keys.clone(), books.as_ref());
+    crate::serve::serve(keys, books, certificates, identity, policy, listen).await
 }
 
 /// `mpc-wallet status`: the local record's state and each cosigner's view.

@@ -12,6 +12,7 @@ mod cosigner;
 mod decode;
 mod demo;
 mod embedded;
+mod identity;
 mod policy;
 mod serve;
 

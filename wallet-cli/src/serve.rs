@@ -5,7 +5,7 @@
 use std::{net::SocketAddr, sync::Arc};
 
 use anyhow::{Context, Result};
-use wallet_brc100::{actions::Actions, FrontPolicy, KeyMethods, HOSTS_VAR, ORIGINS_VAR, TOKEN_VAR};
+use wallet_brc100::{actions::Actions, identity::Identity, FrontPolicy, KeyMethods, HOSTS_VAR, ORIGINS_VAR, TOKEN_VAR};
 use wallet_engine::WalletConfig;
 
 /// The front's policy from the configuration; an invalid value fails naming its variable.
@@ -18,6 +18,7 @@ pub(crate) fn policy(cfg: &WalletConfig) -> wallet_traits::Result<FrontPolicy> {
 pub(crate) async fn serve(
     methods: Arc<KeyMethods>,
     actions: Option<Arc<Actions>>,
+    certificates: Arc<Identity>,
     identity: String,
     policy: FrontPolicy,
     listen: SocketAddr,
@@ -33,7 +34,7 @@ pub(crate) async fn serve(
             async move { axum::Json(serde_json::json!({ "status": "ok", "identity": identity })) }
         }),
     );
-    let app = wallet_brc100::brc100_router(methods, actions, policy, health);
+    let app = wallet_brc100::brc100_router(methods, actions, Some(certificates), policy, health);
     println!("listening: http://{addr}");
     // The transport's server: header-read timeout and a bounded drain at shutdown.
     wallet_transport_http::serve(listener, app, None, crate::shutdown_signal()).await?;

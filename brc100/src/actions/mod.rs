@@ -57,6 +57,11 @@ impl std::fmt::Debug for Actions {
 }
 
 impl Actions {
+    /// The output store the books are kept in (where the wallet's certificates live too).
+    pub fn output_store(&self) -> &Arc<dyn OutputStore> {
+        &self.store
+    }
+
     /// Action methods over `store`, signing with `signer` (the wallet whose keys `keys` derive),
     /// paying `fee_sat_per_kb` satoshis per 1000 bytes.
     pub fn new(

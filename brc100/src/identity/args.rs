@@ -1,0 +1,141 @@
+//! The argument and result types of the identity methods, with @bsv/sdk's JSON field names.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+use wallet_traits::CertificateRecord;
+
+/// `acquireCertificate` arguments.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+#[allow(missing_docs)]
+pub struct AcquireCertificateArgs {
+    #[serde(rename = "type")]
+    pub cert_type: String,
+    pub certifier: String,
+    pub acquisition_protocol: String,
+    #[serde(default)]
+    pub fields: BTreeMap<String, String>,
+    pub serial_number: Option<String>,
+    pub revocation_outpoint: Option<String>,
+    pub signature: Option<String>,
+    pub certifier_url: Option<String>,
+    pub keyring_revealer: Option<String>,
+    pub keyring_for_subject: Option<BTreeMap<String, String>>,
+    pub privileged: Option<bool>,
+    pub privileged_reason: Option<String>,
+}
+
+/// A certificate as BRC-100 returns it (`WalletCertificate`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+#[allow(missing_docs)]
+pub struct WalletCertificate {
+    #[serde(rename = "type")]
+    pub cert_type: String,
+    pub subject: String,
+    pub serial_number: String,
+    pub certifier: String,
+    pub revocation_outpoint: String,
+    pub signature: String,
+    pub fields: BTreeMap<String, String>,
+}
+
+impl From<&CertificateRecord> for WalletCertificate {
+    fn from(c: &CertificateRecord) -> Self {
+        Self {
+            cert_type: c.cert_type.clone(),
+            subject: c.subject.clone(),
+            serial_number: c.serial_number.clone(),
+            certifier: c.certifier.clone(),
+            revocation_outpoint: c.revocation_outpoint.clone(),
+            signature: c.signature.clone(),
+            fields: c.fields.clone(),
+        }
+    }
+}
+
+/// `listCertificates` arguments.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+#[allow(missing_docs)]
+pub struct ListCertificatesArgs {
+    #[serde(default)]
+    pub certifiers: Vec<String>,
+    #[serde(default)]
+    pub types: Vec<String>,
+    pub limit: Option<u32>,
+    pub offset: Option<u32>,
+    pub privileged: Option<bool>,
+    pub privileged_reason: Option<String>,
+}
+
+/// One certificate of a `listCertificates` result: the certificate, its master keyring and who
+/// revealed that keyring, as @bsv/wallet-toolbox returns them.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+#[allow(missing_docs)]
+pub struct CertificateResult {
+    #[serde(flatten)]
+    pub certificate: WalletCertificate,
+    pub keyring: BTreeMap<String, String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub verifier: Option<String>,
+}
+
+/// `listCertificates` result.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+#[allow(missing_docs)]
+pub struct ListCertificatesResult {
+    pub total_certificates: u64,
+    pub certificates: Vec<CertificateResult>,
+}
+
+/// The certificate `proveCertificate` names: any of its parts, which together must name exactly
+/// one the wallet holds.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+#[allow(missing_docs)]
+pub struct PartialCertificate {
+    #[serde(rename = "type")]
+    pub cert_type: Option<String>,
+    pub serial_number: Option<String>,
+    pub certifier: Option<String>,
+    pub subject: Option<String>,
+    pub revocation_outpoint: Option<String>,
+    pub signature: Option<String>,
+}
+
+/// `proveCertificate` arguments.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+#[allow(missing_docs)]
+pub struct ProveCertificateArgs {
+    #[serde(default)]
+    pub certificate: PartialCertificate,
+    #[serde(default)]
+    pub fields_to_reveal: Vec<String>,
+    pub verifier: String,
+    pub privileged: Option<bool>,
+    pub privileged_reason: Option<String>,
+}
+
+/// `proveCertificate` result.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ProveCertificateResult {
+    /// Field name → the field's revelation key encrypted for the verifier, base64.
+    pub keyring_for_verifier: BTreeMap<String, String>,
+}
+
+/// `relinquishCertificate` arguments.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+#[allow(missing_docs)]
+pub struct RelinquishCertificateArgs {
+    #[serde(rename = "type")]
+    pub cert_type: String,
+    pub serial_number: String,
+    pub certifier: String,
+}
