@@ -254,3 +254,19 @@ async fn issuance_checks_the_certifier_and_stores_only_what_checks_out() {
     assert!(e.message().contains("authenticated as"), "{e}");
     assert_eq!(stored, 0);
 }
+
+#[tokio::test]
+async fn a_peer_gets_the_certificates_it_asks_for_with_the_fields_it_names() {
+    let dir = tempfile::tempdir().unwrap();
+    let (subject, certifier, other, verifier) = (wallet(), wallet(), wallet(), wallet());
+    let id = identity(&dir, subject.clone()).await;
+    let wanted = issued(&certifier, &hex_of(&subject), &[("name", "Alice"), ("age", "42")]).await;
+    let untrusted = issued(&other, &hex_of(&subject), &[("name", "Mallory")]).await;
+    id.acquire_certificate(wanted.clone()).await.unwrap();
+    id.acquire_certificate(untrusted).await.unwrap();
+    let types = BTreeMap::from([(wanted.cert_type.clone(), vec!["age".to_string()])]);
+    let got = id.verifiable_certificates(&[hex_of(&certifier)], &types, &hex_of(&verifier)).await.unwrap();
+    assert_eq!(got.len(), 1);
+    assert_eq!(got[0].certificate.certifier, hex_of(&certifier));
+    assert_eq!(got[0].keyring.keys().collect::<Vec<_>>(), ["age"]);
+}

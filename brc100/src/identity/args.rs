@@ -139,3 +139,15 @@ pub struct RelinquishCertificateArgs {
     pub serial_number: String,
     pub certifier: String,
 }
+
+/// A certificate with a keyring for one verifier (@bsv/sdk's `VerifiableCertificate` as JSON):
+/// what a BRC-103 `certificateResponse` carries.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct VerifiableCertificate {
+    /// The certificate.
+    #[serde(flatten)]
+    pub certificate: WalletCertificate,
+    /// Field name → the field's key encrypted for the verifier, base64.
+    pub keyring: BTreeMap<String, String>,
+}

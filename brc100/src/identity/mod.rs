@@ -113,10 +113,6 @@ impl Identity {
         self
     }
 
-    pub(crate) fn keys(&self) -> &KeyMethods {
-        &self.keys
-    }
-
     pub(crate) fn discovery(&self) -> Result<&Discovery> {
         self.discovery.as_deref().ok_or_else(|| {
             Error::new(
@@ -472,6 +468,40 @@ impl Identity {
             keyring_for_verifier.insert(name.clone(), base64_encode(&for_verifier));
         }
         Ok(ProveCertificateResult { keyring_for_verifier })
+    }
+
+    /// The certificates a BRC-103 peer asks for (`certificatesToRequest`: `certifiers`, and per
+    /// type the fields to reveal), each with a keyring for `verifier`, as @bsv/sdk's
+    /// `getVerifiableCertificates` makes them: the first page of matches, each proven.
+    pub async fn verifiable_certificates(
+        &self,
+        certifiers: &[String],
+        types: &BTreeMap<String, Vec<String>>,
+        verifier: &str,
+    ) -> Result<Vec<VerifiableCertificate>> {
+        let list = ListCertificatesArgs {
+            certifiers: certifiers.to_vec(),
+            types: types.keys().cloned().collect(),
+            ..Default::default()
+        };
+        let mut out = Vec::new();
+        for c in self.list_certificates(list).await?.certificates {
+            let certificate = c.certificate;
+            let prove = ProveCertificateArgs {
+                certificate: PartialCertificate {
+                    cert_type: Some(certificate.cert_type.clone()),
+                    serial_number: Some(certificate.serial_number.clone()),
+                    certifier: Some(certificate.certifier.clone()),
+                    ..Default::default()
+                },
+                fields_to_reveal: types.get(&certificate.cert_type).cloned().unwrap_or_default(),
+                verifier: verifier.to_string(),
+                ..Default::default()
+            };
+            let keyring = self.prove_certificate(prove).await?.keyring_for_verifier;
+            out.push(VerifiableCertificate { certificate, keyring });
+        }
+        Ok(out)
     }
 
     /// `relinquishCertificate`: the certificate is gone for list and prove.
