@@ -5,7 +5,8 @@
 // anything, lists them with paging, proves them to a verifier who opens the revealed fields with
 // VerifiableCertificate (and to "anyone"), relinquishes them, keeps them over a restart, and
 // answers a server's certificatesToRequest (@bsv/auth-express-middleware) when @bsv/sdk's
-// AuthFetch runs over the wallet. Uses target/debug/mpc-wallet.
+// AuthFetch runs over the wallet, and acquires a certificate by issuance from an express certifier
+// behind that middleware, over the wallet's own BRC-103 client. Uses target/debug/mpc-wallet.
 import { test, before, after } from 'node:test'
 import assert from 'node:assert/strict'
 import { randomBytes } from 'node:crypto'
@@ -16,7 +17,8 @@ import { fileURLToPath } from 'node:url'
 import express from 'express'
 import { createAuthMiddleware } from '@bsv/auth-express-middleware'
 import {
-  AuthFetch, Certificate, HTTPWalletJSON, MasterCertificate, PrivateKey, ProtoWallet, Utils, VerifiableCertificate
+  AuthFetch, Certificate, HTTPWalletJSON, MasterCertificate, PrivateKey, ProtoWallet, Utils, VerifiableCertificate,
+  createNonce, verifyNonce
 } from '@bsv/sdk'
 import { startServe, stop } from './serve.mjs'
 
@@ -78,6 +80,9 @@ async function issue (certifier, type, fields = FIELDS) {
     keyringForSubject: cert.masterKeyring
   }
 }
+
+/** Stops an HTTP server and drops its keep-alive connections, which would hold the test open. */
+const close = listener => { listener.close(); listener.closeAllConnections() }
 
 const count = async () => (await wallet.listCertificates({ certifiers: [], types: [], limit: 100 })).totalCertificates
 
@@ -218,8 +223,88 @@ test('a server asks for certificates: AuthFetch over the MPC wallet answers cert
       assert.deepEqual(await v.decryptFields(server.wallet), { firstName: 'Alice', age: '42' })
     }
   } finally {
-    listener.close()
+    close(listener)
   }
+})
+
+/**
+ * A certifier as the toolbox's issuance expects one: `POST /signCertificate` behind
+ * @bsv/auth-express-middleware, checking the client's nonce, the master keyring (every field
+ * must open) and answering a signed certificate whose serial number is its HMAC of both nonces.
+ * `lie` makes it forge the serial number.
+ */
+async function startCertifier (certifier, { lie = false } = {}) {
+  const seen = []
+  const app = express()
+  app.use(express.json())
+  app.use(createAuthMiddleware({ wallet: certifier.wallet }))
+  app.post('/signCertificate', async (req, res) => {
+    const subject = req.auth.identityKey
+    const { clientNonce, type, fields, masterKeyring } = req.body
+    try {
+      assert.equal(await verifyNonce(clientNonce, certifier.wallet, subject), true)
+      const opened = await MasterCertificate.decryptFields(certifier.wallet, masterKeyring, fields, subject)
+      seen.push({ subject, opened })
+      const serverNonce = await createNonce(certifier.wallet, subject)
+      const { hmac } = await certifier.wallet.createHmac({
+        data: Utils.toArray(clientNonce + serverNonce, 'base64'),
+        protocolID: [2, 'certificate issuance'],
+        keyID: serverNonce + clientNonce,
+        counterparty: subject
+      })
+      const serial = lie ? Array.from(randomBytes(32)) : hmac
+      const cert = new Certificate(type, Utils.toBase64(serial), subject, certifier.key, OUTPOINT, fields)
+      await cert.sign(certifier.wallet)
+      res.json({ certificate: cert, serverNonce })
+    } catch (e) {
+      res.status(400).json({ status: 'error', description: String(e) })
+    }
+  })
+  const listener = await new Promise(resolve => { const l = app.listen(0, '127.0.0.1', () => resolve(l)) })
+  return { url: `http://127.0.0.1:${listener.address().port}`, seen, close: () => close(listener) }
+}
+
+test('acquire by issuance from a certifier behind BRC-103', async () => {
+  const certifier = newWallet()
+  const server = await startCertifier(certifier)
+  try {
+    const type = newType()
+    const got = await wallet.acquireCertificate({
+      type, certifier: certifier.key, acquisitionProtocol: 'issuance', certifierUrl: server.url, fields: { name: 'Alice', Role: 'agent' }
+    })
+    assert.deepEqual(server.seen, [{ subject: identity, opened: { name: 'Alice', Role: 'agent' } }])
+    assert.equal(got.subject, identity)
+    assert.equal(got.certifier, certifier.key)
+    assert.equal(await new Certificate(got.type, got.serialNumber, got.subject, got.certifier, got.revocationOutpoint, got.fields, got.signature).verify(), true)
+    const listed = await wallet.listCertificates({ certifiers: [certifier.key], types: [type] })
+    assert.equal(listed.totalCertificates, 1)
+    // The stored master keyring is the one the wallet made for the certifier: it proves.
+    const { keyringForVerifier } = await wallet.proveCertificate({ certificate: { type, certifier: certifier.key }, fieldsToReveal: ['Role'], verifier: verifier.key })
+    const v = new VerifiableCertificate(type, got.serialNumber, identity, certifier.key, got.revocationOutpoint, got.fields, keyringForVerifier, got.signature)
+    assert.deepEqual(await v.decryptFields(verifier.wallet), { Role: 'agent' })
+  } finally {
+    server.close()
+  }
+})
+
+test('issuance refusals: a lying certifier, the wrong certifier key, a certifier that is down', async () => {
+  const before = await count()
+  const certifier = newWallet()
+  const liar = await startCertifier(certifier, { lie: true })
+  try {
+    const args = { type: newType(), certifier: certifier.key, acquisitionProtocol: 'issuance', certifierUrl: liar.url, fields: { name: 'Alice' } }
+    await assert.rejects(wallet.acquireCertificate(args), e => /serial number/.test(e.message))
+    // The server authenticates as another key than the certifier named.
+    await assert.rejects(wallet.acquireCertificate({ ...args, certifier: newWallet().key }), e => /authenticated as/.test(e.message))
+  } finally {
+    liar.close()
+  }
+  await assert.rejects(wallet.acquireCertificate({
+    type: newType(), certifier: certifier.key, acquisitionProtocol: 'issuance', certifierUrl: 'http://127.0.0.1:9', fields: { name: 'Alice' }
+  }), e => /cannot connect/.test(e.message))
+  await assert.rejects(wallet.acquireCertificate({ type: newType(), certifier: certifier.key, acquisitionProtocol: 'issuance', fields: {} }),
+    e => e.code === 6 && e.parameter === 'certifierUrl')
+  assert.equal(await count(), before, 'nothing was stored')
 })
 
 test('certificates survive a restart', async () => {

@@ -30,7 +30,10 @@ export function startServe (bin, env) {
         resolve({ child, url: m[1], out })
       }
     })
-    child.on('exit', code => reject(new Error(`serve exited with ${code}:\n${out}\n${err}`)))
+    child.on('exit', code => {
+      clearTimeout(timer)
+      reject(new Error(`serve exited with ${code}:\n${out}\n${err}`))
+    })
   })
 }
 

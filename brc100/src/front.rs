@@ -226,7 +226,7 @@ async fn identity(identity: Option<&Identity>, method: &str, body: &Bytes) -> Re
         "listCertificates" => json!(i.list_certificates(args(body)?).await?),
         "proveCertificate" => json!(i.prove_certificate(args(body)?).await?),
         "relinquishCertificate" => json!({ "relinquished": i.relinquish_certificate(args(body)?).await? }),
-        "discoverByIdentityKey" => i.discover_by_identity_key(args(body)?).await?,
-        _ => i.discover_by_attributes(args(body)?).await?,
+        "discoverByIdentityKey" => json!(i.discover_by_identity_key(args(body)?).await?),
+        _ => json!(i.discover_by_attributes(args(body)?).await?),
     })
 }

@@ -231,14 +231,19 @@ impl KeyMethods {
     pub async fn create_nonce(&self, counterparty: &str) -> Result<String> {
         let mut first = [0u8; 16];
         rand::RngCore::fill_bytes(&mut rand::rngs::OsRng, &mut first);
-        let hmac = self.create_hmac(nonce_hmac_args(&first, counterparty)).await?;
-        Ok(wallet_bsv::certificate::base64_encode(&[first.as_slice(), &hmac].concat()))
+        self.nonce_from(first, counterparty).await
+    }
+
+    /// The nonce [`Self::create_nonce`] makes of these 16 bytes (for vectors).
+    pub async fn nonce_from(&self, first_half: [u8; 16], counterparty: &str) -> Result<String> {
+        let hmac = self.create_hmac(nonce_hmac_args(&first_half, counterparty)).await?;
+        Ok(wallet_bsv::encoding::base64_encode(&[first_half.as_slice(), &hmac].concat()))
     }
 
     /// The ts-sdk's `verifyNonce`: whether `nonce` is one this wallet made for `counterparty`
     /// (or, with `counterparty` the wallet's peer, one the peer made for this wallet).
     pub async fn verify_nonce(&self, nonce: &str, counterparty: &str) -> Result<bool> {
-        let Some(bytes) = wallet_bsv::certificate::base64_decode(nonce).filter(|b| b.len() > 16) else {
+        let Some(bytes) = wallet_bsv::encoding::base64_decode(nonce).filter(|b| b.len() > 16) else {
             return Ok(false);
         };
         let (data, hmac) = bytes.split_at(16);

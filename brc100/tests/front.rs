@@ -534,6 +534,8 @@ async fn other_paths_and_verbs_answer_json() {
     let v = post(&f, "listOutputs", &[JSON], "{}").await.json();
     assert!(v["message"].as_str().unwrap().contains("needs the wallet's output store"), "{v}");
     let v = post(&f, "acquireCertificate", &[JSON], "{}").await.json();
+    assert!(v["message"].as_str().unwrap().contains("needs the wallet's identity methods"), "{v}");
+    let v = post(&f, "noSuchMethod", &[JSON], "{}").await.json();
     assert!(v["message"].as_str().unwrap().contains("not supported"), "{v}");
     // A method error that is neither 6 nor 7 is BRC-100's code 1, named as the toolbox names it.
     assert_eq!(

@@ -13,10 +13,8 @@ use wallet_brc100::{
     CreateHmacArgs, CreateSignatureArgs, DecryptArgs, EncryptArgs, KeyArgs, KeyMethods, SingleKey,
 };
 use wallet_bsv::{
-    certificate::{
-        base64_decode, base64_encode, field_key_id, field_protocol, open_field, seal_field, signature_protocol,
-        Certificate,
-    },
+    certificate::{field_key_id, field_protocol, open_field, seal_field, signature_protocol, Certificate},
+    encoding::{base64_decode, base64_encode},
     Network,
 };
 use wallet_traits::{ErrorKind, OutputStore, Result};

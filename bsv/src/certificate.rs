@@ -5,16 +5,15 @@
 //! What needs a wallet's own key (decrypting a master keyring, making a keyring for a verifier)
 //! is not here: the MPC wallet does it through its key methods. This module is pure.
 
-use std::{cmp::Ordering, collections::BTreeMap};
+use std::collections::BTreeMap;
 
-use base64::Engine;
 use sha2::{Digest, Sha256};
 use wallet_traits::{Error, ErrorKind, Result};
 use zeroize::Zeroizing;
 
 use crate::{
     brc42::{self, WalletProtocol},
-    encoding::{write_varint, Reader},
+    encoding::{base64_decode, base64_encode, locale_compare, write_varint, Reader},
 };
 
 /// The protocol a certifier signs with (level 2), key id `"<type> <serialNumber>"`.
@@ -29,21 +28,6 @@ pub const MAX_FIELD_NAME: usize = 50;
 
 fn invalid(parameter: &'static str, msg: impl Into<String>) -> Error {
     Error::new(ErrorKind::InvalidInput, msg.into()).with_context("parameter", parameter)
-}
-
-/// The base64 the ts-sdk reads: standard alphabet, padding optional.
-pub fn base64_decode(s: &str) -> Option<Vec<u8>> {
-    let engine = base64::engine::GeneralPurpose::new(
-        &base64::alphabet::STANDARD,
-        base64::engine::GeneralPurposeConfig::new()
-            .with_decode_padding_mode(base64::engine::DecodePaddingMode::Indifferent),
-    );
-    engine.decode(s.trim()).ok()
-}
-
-/// Standard base64 with padding, as the ts-sdk's `toBase64`.
-pub fn base64_encode(bytes: &[u8]) -> String {
-    base64::engine::general_purpose::STANDARD.encode(bytes)
 }
 
 /// A BRC-52 certificate as BRC-100 carries it: strings exactly as given, so the key ids and the
@@ -257,36 +241,9 @@ fn split_outpoint(s: &str) -> Result<([u8; 32], u32)> {
     Ok((txid, vout))
 }
 
-/// JavaScript's `a.localeCompare(b)` (ICU's root collation) for the field names certifiers use:
-/// ASCII by the collation's primary order (spaces, punctuation, symbols, digits, letters; case
-/// ignored), then lower case before upper case from the first difference. Other characters come
-/// after ASCII by code point.
-pub fn locale_compare(a: &str, b: &str) -> Ordering {
-    const ORDER: &str = " _-,;:!?.'\"()[]{}@*/\\&#%`^+<=>|~$0123456789abcdefghijklmnopqrstuvwxyz";
-    let primary = |c: char| -> u32 {
-        let lower = c.to_ascii_lowercase();
-        match ORDER.find(lower) {
-            Some(i) if c.is_ascii() => i as u32,
-            _ => 1000 + c as u32,
-        }
-    };
-    let weights = |s: &str| s.chars().map(primary).collect::<Vec<_>>();
-    weights(a)
-        .cmp(&weights(b))
-        .then_with(|| a.chars().map(|c| c.is_ascii_uppercase()).cmp(b.chars().map(|c| c.is_ascii_uppercase())))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn field_names_sort_as_javascript_locale_compare() {
-        // The order node 20's `localeCompare` gives these (checked when this was written).
-        let mut names = vec!["aB", "Ab", "ab", "AB", "a_b", "a-b", "a1", "aa", "A", "a"];
-        names.sort_by(|a, b| locale_compare(a, b));
-        assert_eq!(names, ["a", "A", "a_b", "a-b", "a1", "aa", "ab", "aB", "Ab", "AB"]);
-    }
 
     #[test]
     fn binary_round_trip_and_outpoint_checks() {

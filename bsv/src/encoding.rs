@@ -1,9 +1,13 @@
 //! The wire encoding shared by transactions, BEEF and merkle paths: little-endian integers and
-//! Bitcoin's variable-length integers (VarInt, "CompactSize").
+//! Bitcoin's variable-length integers (VarInt, "CompactSize"); and the text rules of @bsv/sdk
+//! that signed bytes depend on: its base64, `TextDecoder` UTF-8 and `localeCompare` order.
 //!
 //! [`Reader`] never trusts a length or count it reads: every length is checked against the bytes
 //! that are left before anything is allocated, so a few hostile bytes cannot ask for gigabytes.
 
+use std::cmp::Ordering;
+
+use base64::Engine;
 use wallet_traits::{Error, ErrorKind, Result};
 
 /// Reads one encoded value from a byte slice, refusing truncated or non-canonical input.
@@ -148,6 +152,74 @@ pub fn varint_len(n: u64) -> usize {
     }
 }
 
+/// Standard base64 with padding, as the SDK's `Utils.toBase64`.
+pub fn base64_encode(bytes: &[u8]) -> String {
+    base64::engine::general_purpose::STANDARD.encode(bytes)
+}
+
+/// The SDK's `Utils.toArray(text, 'base64')`: surrounding and inner whitespace ignored, the URL
+/// alphabet accepted too, padding optional but only at the end, trailing bits dropped. `None`
+/// where the SDK throws.
+pub fn base64_decode(text: &str) -> Option<Vec<u8>> {
+    let cleaned: String = text.chars().filter(|c| !matches!(c, '\r' | '\n' | '\t' | '\u{c}' | '\u{b}' | ' ')).collect();
+    let (body, pad) = match cleaned.find('=') {
+        Some(at) => cleaned.split_at(at),
+        None => (cleaned.as_str(), ""),
+    };
+    if !matches!(pad, "" | "=" | "==") {
+        return None;
+    }
+    let mut out = Vec::with_capacity(body.len() * 3 / 4);
+    let (mut buffer, mut bits) = (0u32, 0u32);
+    for c in body.bytes() {
+        let v = match c {
+            b'A'..=b'Z' => c - b'A',
+            b'a'..=b'z' => c - b'a' + 26,
+            b'0'..=b'9' => c - b'0' + 52,
+            b'+' | b'-' => 62,
+            b'/' | b'_' => 63,
+            _ => return None,
+        };
+        buffer = (buffer << 6) | u32::from(v);
+        bits += 6;
+        if bits >= 8 {
+            bits -= 8;
+            out.push((buffer >> bits) as u8);
+            buffer &= (1 << bits) - 1;
+        }
+    }
+    Some(out)
+}
+
+/// Bytes as JavaScript's `TextDecoder` decodes them as UTF-8: each invalid or truncated sequence
+/// becomes U+FFFD (the WHATWG decoder replaces the same maximal subparts as
+/// [`String::from_utf8_lossy`]) and one leading byte-order mark is dropped. @bsv/sdk's
+/// `Utils.toUTF8` is that decoder, and key ids made from random bytes (nonces) go through it.
+pub fn js_utf8(bytes: &[u8]) -> String {
+    let s = String::from_utf8_lossy(bytes);
+    s.strip_prefix('\u{feff}').unwrap_or(&s).to_string()
+}
+
+/// JavaScript's `a.localeCompare(b)` (ICU's root collation) for the names the SDK sorts (a
+/// certificate's fields, the signed headers of BRC-104):
+/// ASCII by the collation's primary order (spaces, punctuation, symbols, digits, letters; case
+/// ignored), then lower case before upper case from the first difference. Other characters come
+/// after ASCII by code point.
+pub fn locale_compare(a: &str, b: &str) -> Ordering {
+    const ORDER: &str = " _-,;:!?.'\"()[]{}@*/\\&#%`^+<=>|~$0123456789abcdefghijklmnopqrstuvwxyz";
+    let primary = |c: char| -> u32 {
+        let lower = c.to_ascii_lowercase();
+        match ORDER.find(lower) {
+            Some(i) if c.is_ascii() => i as u32,
+            _ => 1000 + c as u32,
+        }
+    };
+    let weights = |s: &str| s.chars().map(primary).collect::<Vec<_>>();
+    weights(a)
+        .cmp(&weights(b))
+        .then_with(|| a.chars().map(|c| c.is_ascii_uppercase()).cmp(b.chars().map(|c| c.is_ascii_uppercase())))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -177,12 +249,25 @@ mod tests {
         let e = Reader::new(&[0x05, 1, 2], "test").var_bytes().unwrap_err();
         assert!(e.message().contains("needs 5 more bytes"), "{e}");
     }
-}
 
-/// Bytes as JavaScript's `TextDecoder` decodes them as UTF-8: invalid sequences become U+FFFD
-/// and a leading byte-order mark is dropped. The ts-sdk's `Utils.toUTF8` is that, and key ids
-/// made from random bytes (nonces) go through it.
-pub fn js_utf8(bytes: &[u8]) -> String {
-    let s = String::from_utf8_lossy(bytes);
-    s.strip_prefix('\u{feff}').unwrap_or(&s).to_string()
+    #[test]
+    fn field_names_sort_as_javascript_locale_compare() {
+        // The order node 20's `localeCompare` gives these (checked when this was written).
+        let mut names = vec!["aB", "Ab", "ab", "AB", "a_b", "a-b", "a1", "aa", "A", "a"];
+        names.sort_by(|a, b| locale_compare(a, b));
+        assert_eq!(names, ["a", "A", "a_b", "a-b", "a1", "aa", "ab", "aB", "Ab", "AB"]);
+    }
+
+    #[test]
+    fn base64_reads_as_the_sdk() {
+        assert_eq!(base64_decode("AAEC").unwrap(), [0, 1, 2]);
+        assert_eq!(base64_decode(" AA\nEC ").unwrap(), [0, 1, 2]);
+        assert_eq!(base64_decode("YQ==").unwrap(), b"a");
+        assert_eq!(base64_decode("YQ").unwrap(), b"a");
+        assert_eq!(base64_decode("-_8=").unwrap(), [0xfb, 0xff]);
+        assert!(base64_decode("YQ==YQ==").is_none());
+        assert!(base64_decode("Y===").is_none());
+        assert!(base64_decode("a!b").is_none());
+        assert_eq!(base64_decode("").unwrap(), b"");
+    }
 }

@@ -13,6 +13,7 @@ pub mod hash;
 pub mod interpreter;
 pub mod merkle;
 mod network;
+pub mod pushdrop;
 pub mod script;
 pub mod sighash;
 pub mod signature;

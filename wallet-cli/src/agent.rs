@@ -257,6 +257,7 @@ pub(crate) async fn serve(file: Option<&Path>, listen: SocketAddr) -> Result<()>
     // before anything is started or provisioned.
     let mut cfg = WalletConfig::load(file)?;
     let policy = crate::serve::policy(&cfg)?;
+    crate::identity::trust_settings(&cfg)?;
     default_store(&mut cfg);
     let (builder, dir) = builder_from_config(cfg.clone()).await?;
     let wallet = Arc::new(provision(builder, &dir).await?);
@@ -266,7 +267,7 @@ pub(crate) async fn serve(file: Option<&Path>, listen: SocketAddr) -> Result<()>
         crate::books::start_background(books.clone(), cfg.background_interval);
     }
     let keys = crate::books::key_methods(&wallet);
-    let certificates = crate::identity::open(keys.clone(), books.as_ref());
+    let certificates = crate::identity::open(keys.clone(), books.as_ref(), &cfg)?;
     crate::serve::serve(keys, books, certificates, identity, policy, listen).await
 }
 

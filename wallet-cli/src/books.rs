@@ -72,7 +72,7 @@ pub(crate) fn start_background(actions: Arc<Actions>, every: Duration) {
 }
 
 /// Starts the agent (restoring it, or provisioning it the first time) with its books.
-async fn start(file: Option<&Path>) -> Result<Arc<Actions>> {
+pub(crate) async fn start(file: Option<&Path>) -> Result<Arc<Actions>> {
     let mut cfg = WalletConfig::load(file)?;
     crate::agent::default_store(&mut cfg);
     let (builder, dir) = crate::agent::builder_from_config(cfg.clone()).await?;

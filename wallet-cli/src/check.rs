@@ -24,9 +24,12 @@ pub(crate) fn run(file: Option<&Path>, as_cosigner: bool) -> Result<bool> {
     let checked = if as_cosigner {
         CosignerConfig::from_settings(&settings).and_then(|c| c.validate_with(&crate::plugins()))
     } else {
-        // The BRC-100 front's variables too, as `serve` checks them at start.
-        WalletConfig::from_settings(&settings)
-            .and_then(|c| c.validate_with(&crate::plugins()).and_then(|()| crate::serve::policy(&c).map(drop)))
+        // The BRC-100 front's and discovery's variables too, as `serve` checks them at start.
+        WalletConfig::from_settings(&settings).and_then(|c| {
+            c.validate_with(&crate::plugins())?;
+            crate::serve::policy(&c)?;
+            crate::identity::trust_settings(&c).map(drop)
+        })
     };
     match checked {
         Ok(()) => {

@@ -12,6 +12,7 @@ mod cosigner;
 mod decode;
 mod demo;
 mod embedded;
+mod fetch;
 mod identity;
 mod policy;
 mod serve;
@@ -177,6 +178,35 @@ enum Command {
         #[arg(long)]
         sender: Option<String>,
     },
+    /// An HTTP request authenticated with the wallet's identity key (BRC-103 over HTTP, as
+    /// @bsv/sdk's AuthFetch): only a response the server signed for this request is printed
+    /// (status line and body on standard output; the server's identity key, and what was paid, on
+    /// standard error). A server answering 402 is paid from the wallet's change (BRC-41) and asked
+    /// again, up to --max-pay satoshis. Exits 1 for a status of 400 or more.
+    Fetch {
+        /// The URL (http:// or https://).
+        url: String,
+        /// The method (default GET, or POST with --body).
+        #[arg(long, short = 'X')]
+        method: Option<String>,
+        /// The body; @FILE reads it from FILE. Without a content-type header it is sent as
+        /// application/json when it is JSON, else as text/plain.
+        #[arg(long, short = 'd')]
+        body: Option<String>,
+        /// 'Name: value'; only content-type, authorization and x-bsv-* headers can be sent
+        /// authenticated. Repeatable.
+        #[arg(long = "header", short = 'H', value_name = "HEADER")]
+        headers: Vec<String>,
+        /// The most this request may pay, in satoshis; a server asking more is refused before
+        /// anything is paid.
+        #[arg(long, default_value_t = wallet_auth::DEFAULT_MAX_PAYMENT_SATOSHIS)]
+        max_pay: u64,
+        /// Show no certificates: a server that asks for some is refused before any request is
+        /// sent. Without it, the wallet's certificates a server asks for are proven for that
+        /// server (only the fields it names) and each is reported on standard error.
+        #[arg(long)]
+        no_certificates: bool,
+    },
     /// Lists the wallet's transactions: txid, net satoshis, status, description.
     History {
         /// At most this many.
@@ -330,6 +360,9 @@ fn main() -> ExitCode {
                 books::receive(file, incoming).await.map(|_| true)
             }
             Command::History { limit } => books::history(file, limit).await.map(|_| true),
+            Command::Fetch { url, method, body, headers, max_pay, no_certificates } => {
+                fetch::run(file, fetch::Fetch { url, method, body, headers, max_pay, no_certificates }).await
+            }
             Command::Decode { kind, hex } => decode::run(kind, &hex).map(|_| true),
             Command::Broadcast { hex } => chain::broadcast(file, &hex).await.map(|_| true),
             Command::VerifyBeef { hex } => chain::verify_beef(file, &hex).await.map(|_| true),

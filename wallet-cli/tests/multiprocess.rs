@@ -357,6 +357,7 @@ fn stores_by_url_postgres_agent_rocksdb_and_postgres_cosigners() {
 }
 
 /// Each party's record protocol and whether a migration is staged in it.
+#[cfg(feature = "fault-injection")]
 fn protocols(dir: &Path) -> Vec<(String, bool)> {
     records(dir)
         .iter()

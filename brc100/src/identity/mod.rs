@@ -17,7 +17,8 @@ pub use args::*;
 use async_trait::async_trait;
 use wallet_bsv::{
     brc42,
-    certificate::{self, base64_decode, base64_encode, check_field_name, field_key_id, field_protocol, Certificate},
+    certificate::{self, check_field_name, field_key_id, field_protocol, Certificate},
+    encoding::{base64_decode, base64_encode},
 };
 use wallet_traits::{CertificateQuery, CertificateRecord, CertificateStore, Error, ErrorKind, Result};
 

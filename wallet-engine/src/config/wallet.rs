@@ -67,6 +67,14 @@ pub struct WalletConfig {
     /// MPC_POLICY_FILE: the spending policy of the embedded default's in-process cosigners (a
     /// remote cosigner reads its own), so a policy can be tried with `demo` and `serve`.
     pub policy: Option<wallet_policy::Policy>,
+    /// MPC_LOOKUP_URL: the overlay `discoverByIdentityKey` and `discoverByAttributes` ask
+    /// (`POST {url}/lookup`); unset, they answer "not supported".
+    pub lookup_url: Option<String>,
+    /// MPC_TRUSTED_CERTIFIERS: comma-separated `pubkeyhex:trust:name` certifiers discovery
+    /// trusts; unset, the wallet toolbox's two defaults. Kept raw: the identity methods parse it.
+    pub trusted_certifiers: Option<String>,
+    /// MPC_TRUST_LEVEL: the trust a discovered identity's certifiers must add up to; unset, 2.
+    pub trust_level: Option<u32>,
 }
 
 impl Default for WalletConfig {
@@ -104,6 +112,9 @@ impl fmt::Debug for WalletConfig {
             .field("chain", &self.chain)
             .field("fee_sat_per_kb", &self.fee_sat_per_kb)
             .field("background_interval", &self.background_interval)
+            .field("lookup_url", &self.lookup_url.as_deref().map(wallet_traits::redact_url))
+            .field("trusted_certifiers", &self.trusted_certifiers)
+            .field("trust_level", &self.trust_level)
             .finish()
     }
 }
@@ -140,6 +151,9 @@ impl WalletConfig {
         SettingKey::plain("background_interval_secs").default("30"),
         SettingKey::plain("multiexp_tables").default("true"),
         SettingKey::plain("policy_file"),
+        SettingKey::plain("lookup_url").shown(Shown::Url),
+        SettingKey::plain("trusted_certifiers"),
+        SettingKey::plain("trust_level"),
     ];
 
     /// Reads the `MPC_*` variables (no file).
@@ -203,6 +217,9 @@ impl WalletConfig {
             )?,
             multiexp_tables: r.defaulted("multiexp_tables", r.flag("multiexp_tables")?)?,
             policy: r.policy()?,
+            lookup_url: r.text("lookup_url"),
+            trusted_certifiers: r.text("trusted_certifiers"),
+            trust_level: r.number("trust_level", "a whole number such as 2")?,
             chain: ChainConfig {
                 broadcaster: r.text("broadcaster"),
                 arc_url: r.text("arc_url"),
@@ -301,6 +318,7 @@ mod tests {
             ("MPC_PARTY_KEY", "nothex"),
             ("MPC_DERIVATION_CACHE_MAX", "0"),
             ("MPC_MULTIEXP_TABLES", "maybe"),
+            ("MPC_TRUST_LEVEL", "-1"),
         ] {
             let e = WalletConfig::from_vars(vars(&[(var, value)])).unwrap_err();
             assert_eq!(e.kind(), ErrorKind::Config);
