@@ -214,10 +214,7 @@ impl CertifierChannel for Certifier {
 
 /// Asks a certifier (that forges the serial number, or authenticates as `impostor`) to issue a
 /// certificate; what acquireCertificate answered and how many certificates were stored.
-async fn issue_through(
-    forge_serial: bool,
-    impostor: Option<String>,
-) -> (Result<wallet_brc100::identity::WalletCertificate>, u64) {
+async fn issue_through(forge_serial: bool, impostor: Option<String>) -> (Result<Certificate>, u64) {
     let dir = tempfile::tempdir().unwrap();
     let subject = wallet();
     let certifier = Certifier { keys: wallet(), subject: hex_of(&subject), forge_serial, identity: impostor };

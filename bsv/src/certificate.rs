@@ -7,8 +7,9 @@
 
 use std::collections::BTreeMap;
 
+use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
-use wallet_traits::{Error, ErrorKind, Result};
+use wallet_traits::{CertificateRecord, Error, ErrorKind, Result};
 use zeroize::Zeroizing;
 
 use crate::{
@@ -30,11 +31,13 @@ fn invalid(parameter: &'static str, msg: impl Into<String>) -> Error {
     Error::new(ErrorKind::InvalidInput, msg.into()).with_context("parameter", parameter)
 }
 
-/// A BRC-52 certificate as BRC-100 carries it: strings exactly as given, so the key ids and the
-/// signed bytes are the certifier's.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// A BRC-52 certificate as BRC-100 carries it (`WalletCertificate`, with its JSON names):
+/// strings exactly as given, so the key ids and the signed bytes are the certifier's.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
 pub struct Certificate {
     /// The certificate type, base64 of 32 bytes.
+    #[serde(rename = "type")]
     pub cert_type: String,
     /// The serial number, base64 of 32 bytes.
     pub serial_number: String,
@@ -47,7 +50,22 @@ pub struct Certificate {
     /// Field name → the field's value encrypted under its revelation key, base64.
     pub fields: BTreeMap<String, String>,
     /// The certifier's DER signature, hex (empty before signing).
+    #[serde(default)]
     pub signature: String,
+}
+
+impl From<&CertificateRecord> for Certificate {
+    fn from(c: &CertificateRecord) -> Self {
+        Self {
+            cert_type: c.cert_type.clone(),
+            serial_number: c.serial_number.clone(),
+            subject: c.subject.clone(),
+            certifier: c.certifier.clone(),
+            revocation_outpoint: c.revocation_outpoint.clone(),
+            fields: c.fields.clone(),
+            signature: c.signature.clone(),
+        }
+    }
 }
 
 impl Certificate {
@@ -137,6 +155,22 @@ impl Certificate {
             fields,
             signature,
         })
+    }
+
+    /// The record a wallet keeps of this certificate: it, the master keyring that opens its
+    /// fields for the wallet, and who revealed that keyring.
+    pub fn into_record(self, keyring: BTreeMap<String, String>, verifier: Option<String>) -> CertificateRecord {
+        CertificateRecord {
+            cert_type: self.cert_type,
+            serial_number: self.serial_number,
+            subject: self.subject,
+            certifier: self.certifier,
+            revocation_outpoint: self.revocation_outpoint,
+            signature: self.signature,
+            fields: self.fields,
+            keyring,
+            verifier,
+        }
     }
 
     /// The key id of the certifier's signature: `"<type> <serialNumber>"`.

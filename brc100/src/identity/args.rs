@@ -3,7 +3,7 @@
 use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
-use wallet_traits::CertificateRecord;
+use wallet_bsv::certificate::Certificate;
 
 /// `acquireCertificate` arguments.
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -24,35 +24,6 @@ pub struct AcquireCertificateArgs {
     pub keyring_for_subject: Option<BTreeMap<String, String>>,
     pub privileged: Option<bool>,
     pub privileged_reason: Option<String>,
-}
-
-/// A certificate as BRC-100 returns it (`WalletCertificate`).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-#[allow(missing_docs)]
-pub struct WalletCertificate {
-    #[serde(rename = "type")]
-    pub cert_type: String,
-    pub subject: String,
-    pub serial_number: String,
-    pub certifier: String,
-    pub revocation_outpoint: String,
-    pub signature: String,
-    pub fields: BTreeMap<String, String>,
-}
-
-impl From<&CertificateRecord> for WalletCertificate {
-    fn from(c: &CertificateRecord) -> Self {
-        Self {
-            cert_type: c.cert_type.clone(),
-            subject: c.subject.clone(),
-            serial_number: c.serial_number.clone(),
-            certifier: c.certifier.clone(),
-            revocation_outpoint: c.revocation_outpoint.clone(),
-            signature: c.signature.clone(),
-            fields: c.fields.clone(),
-        }
-    }
 }
 
 /// `listCertificates` arguments.
@@ -77,7 +48,7 @@ pub struct ListCertificatesArgs {
 #[allow(missing_docs)]
 pub struct CertificateResult {
     #[serde(flatten)]
-    pub certificate: WalletCertificate,
+    pub certificate: Certificate,
     pub keyring: BTreeMap<String, String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub verifier: Option<String>,
@@ -147,7 +118,7 @@ pub struct RelinquishCertificateArgs {
 pub struct VerifiableCertificate {
     /// The certificate.
     #[serde(flatten)]
-    pub certificate: WalletCertificate,
+    pub certificate: Certificate,
     /// Field name → the field's key encrypted for the verifier, base64.
     pub keyring: BTreeMap<String, String>,
 }

@@ -35,7 +35,7 @@ use wallet_bsv::{
 };
 use wallet_traits::{Error, ErrorKind, Result};
 
-use super::{invalid, WalletCertificate};
+use super::{invalid, VerifiableCertificate};
 
 /// The overlay lookup service of identity tokens.
 pub const LOOKUP_SERVICE: &str = "ls_identity";
@@ -264,7 +264,7 @@ pub struct IdentityCertifier {
 pub struct IdentityCertificate {
     /// The certificate as signed.
     #[serde(flatten)]
-    pub certificate: WalletCertificate,
+    pub certificate: Certificate,
     /// The keyring revealed to "anyone".
     pub keyring: BTreeMap<String, String>,
     /// The revealed fields, decrypted.
@@ -293,21 +293,6 @@ struct Verified {
     certificate: Certificate,
     keyring: BTreeMap<String, String>,
     decrypted_fields: BTreeMap<String, String>,
-}
-
-/// A certificate as an identity token's field 0 carries it (`{...certificate, keyring}`).
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct TokenCertificate {
-    #[serde(rename = "type")]
-    cert_type: String,
-    serial_number: String,
-    subject: String,
-    certifier: String,
-    revocation_outpoint: String,
-    fields: BTreeMap<String, String>,
-    keyring: BTreeMap<String, String>,
-    signature: String,
 }
 
 struct Cached {
@@ -441,17 +426,10 @@ fn verified_token(output: &LookupOutput) -> Result<Verified> {
     if json.len() > MAX_CERTIFICATE_JSON {
         return Err(bad("the certificate's JSON is too large"));
     }
-    let t: TokenCertificate =
+    // `{...certificate, keyring}`: a certificate with its keyring revealed to "anyone".
+    let t: VerifiableCertificate =
         serde_json::from_slice(json).map_err(|e| bad(&format!("field 0 is not a certificate's JSON: {e}")))?;
-    let certificate = Certificate {
-        cert_type: t.cert_type,
-        serial_number: t.serial_number,
-        subject: t.subject,
-        certifier: t.certifier,
-        revocation_outpoint: t.revocation_outpoint,
-        fields: t.fields,
-        signature: t.signature,
-    };
+    let certificate = t.certificate;
     certificate.check()?;
     if t.keyring.is_empty() {
         // VerifiableCertificate.decryptFields refuses an empty keyring.
@@ -488,15 +466,7 @@ fn with_trust<'a>(
         });
         groups[i].0 += u64::from(certifier.trust);
         groups[i].1.push(IdentityCertificate {
-            certificate: WalletCertificate {
-                cert_type: c.cert_type.clone(),
-                subject: c.subject.clone(),
-                serial_number: c.serial_number.clone(),
-                certifier: c.certifier.clone(),
-                revocation_outpoint: c.revocation_outpoint.clone(),
-                signature: c.signature.clone(),
-                fields: c.fields.clone(),
-            },
+            certificate: c.clone(),
             keyring: v.keyring.clone(),
             decrypted_fields: v.decrypted_fields.clone(),
             publicly_revealed_keyring: v.keyring.clone(),

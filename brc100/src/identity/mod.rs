@@ -20,7 +20,7 @@ use wallet_bsv::{
     certificate::{self, check_field_name, field_key_id, field_protocol, Certificate},
     encoding::{base64_decode, base64_encode},
 };
-use wallet_traits::{CertificateQuery, CertificateRecord, CertificateStore, Error, ErrorKind, Result};
+use wallet_traits::{CertificateQuery, CertificateStore, Error, ErrorKind, Result};
 
 use crate::{DecryptArgs, EncryptArgs, KeyArgs, KeyMethods, VerifyHmacArgs};
 
@@ -135,7 +135,7 @@ impl Identity {
     /// `acquireCertificate`: `direct` stores a certificate handed to the wallet once its
     /// signature and every key of its keyring check out; `issuance` asks the certifier at
     /// `certifierUrl` to issue one. Nothing is stored unless every check passes.
-    pub async fn acquire_certificate(&self, args: AcquireCertificateArgs) -> Result<WalletCertificate> {
+    pub async fn acquire_certificate(&self, args: AcquireCertificateArgs) -> Result<Certificate> {
         refuse_privileged(args.privileged)?;
         match args.acquisition_protocol.as_str() {
             "direct" => self.acquire_direct(args).await,
@@ -147,7 +147,7 @@ impl Identity {
         }
     }
 
-    async fn acquire_direct(&self, args: AcquireCertificateArgs) -> Result<WalletCertificate> {
+    async fn acquire_direct(&self, args: AcquireCertificateArgs) -> Result<Certificate> {
         let store = self.store()?;
         let serial_number = required(&args.serial_number, "serialNumber", "direct")?;
         let signature = required(&args.signature, "signature", "direct")?;
@@ -173,19 +173,8 @@ impl Identity {
         // round trip to the cosigners.
         cert.verify()?;
         self.check_keyring(&cert, keyring, &revealer).await?;
-        let record = CertificateRecord {
-            cert_type: cert.cert_type,
-            serial_number: cert.serial_number,
-            subject: cert.subject,
-            certifier: cert.certifier,
-            revocation_outpoint: cert.revocation_outpoint,
-            signature: cert.signature,
-            fields: cert.fields,
-            keyring: keyring.clone(),
-            verifier: Some(revealer),
-        };
-        store.put_certificate(&record).await?;
-        Ok(WalletCertificate::from(&record))
+        store.put_certificate(&cert.clone().into_record(keyring.clone(), Some(revealer))).await?;
+        Ok(cert)
     }
 
     /// Every field has a keyring entry, every entry names a field, and each opens its field for
@@ -242,7 +231,7 @@ impl Identity {
         Ok((key.to_vec(), opened))
     }
 
-    async fn acquire_issued(&self, args: AcquireCertificateArgs) -> Result<WalletCertificate> {
+    async fn acquire_issued(&self, args: AcquireCertificateArgs) -> Result<Certificate> {
         for (value, parameter) in [
             (args.serial_number.is_some(), "serialNumber"),
             (args.signature.is_some(), "signature"),
@@ -311,7 +300,7 @@ impl Identity {
         #[derive(serde::Deserialize)]
         #[serde(rename_all = "camelCase")]
         struct Issued {
-            certificate: Option<WalletCertificate>,
+            certificate: Option<Certificate>,
             server_nonce: Option<String>,
         }
         let issued: Issued = serde_json::from_slice(&answer.body)
@@ -352,31 +341,11 @@ impl Identity {
         if cert.fields != fields {
             return Err(refused("the issued certificate's fields are not the ones this wallet sent".into()));
         }
-        let issued = Certificate {
-            cert_type: cert.cert_type,
-            serial_number: cert.serial_number,
-            subject: cert.subject,
-            certifier: cert.certifier,
-            revocation_outpoint: cert.revocation_outpoint,
-            fields: cert.fields,
-            signature: cert.signature,
-        };
-        issued.check().map_err(|e| refused(format!("the issued certificate is malformed: {}", e.message())))?;
-        issued.verify().map_err(|_| refused("the issued certificate's signature does not verify".into()))?;
-        self.check_keyring(&issued, &master_keyring, &certifier).await?;
-        let record = CertificateRecord {
-            cert_type: issued.cert_type,
-            serial_number: issued.serial_number,
-            subject: issued.subject,
-            certifier: issued.certifier,
-            revocation_outpoint: issued.revocation_outpoint,
-            signature: issued.signature,
-            fields: issued.fields,
-            keyring: master_keyring,
-            verifier: Some(certifier),
-        };
-        store.put_certificate(&record).await?;
-        Ok(WalletCertificate::from(&record))
+        cert.check().map_err(|e| refused(format!("the issued certificate is malformed: {}", e.message())))?;
+        cert.verify().map_err(|_| refused("the issued certificate's signature does not verify".into()))?;
+        self.check_keyring(&cert, &master_keyring, &certifier).await?;
+        store.put_certificate(&cert.clone().into_record(master_keyring, Some(certifier))).await?;
+        Ok(cert)
     }
 
     /// `listCertificates`: the wallet's certificates of the given certifiers and types (an
@@ -404,7 +373,7 @@ impl Identity {
                 .items
                 .iter()
                 .map(|c| CertificateResult {
-                    certificate: WalletCertificate::from(c),
+                    certificate: Certificate::from(c),
                     keyring: c.keyring.clone(),
                     verifier: c.verifier.clone(),
                 })
