@@ -1,6 +1,7 @@
 //! The BRC-100 front's variables through the binary: invalid values of MPC_ALLOWED_ORIGINS,
-//! MPC_ALLOWED_HOSTS and MPC_API_TOKEN fail `serve` at start (before anything is provisioned)
-//! and `config check`, naming the variable and never printing the token.
+//! MPC_ALLOWED_HOSTS, MPC_API_TOKEN and discovery's MPC_TRUSTED_CERTIFIERS and MPC_TRUST_LEVEL
+//! fail `serve` at start (before anything is provisioned) and `config check`, naming the variable
+//! and never printing the token.
 
 use std::{path::Path, process::Command};
 
@@ -27,6 +28,9 @@ const BAD: &[(&str, &str)] = &[
     ("MPC_ALLOWED_HOSTS", "*"),
     ("MPC_ALLOWED_HOSTS", "http://wallet.internal"),
     ("MPC_API_TOKEN", "short-token"),
+    ("MPC_TRUSTED_CERTIFIERS", "not-a-key:3:Somebody"),
+    ("MPC_TRUSTED_CERTIFIERS", "02cf6cdf466951d8dfc9e7c9367511d0007ed6fba35ed42d425cc412fd6cfd4a17:99:SocialCert"),
+    ("MPC_TRUST_LEVEL", "lots"),
 ];
 
 #[test]
@@ -44,6 +48,8 @@ fn invalid_front_values_fail_config_check_naming_the_variable() {
         ("MPC_ALLOWED_ORIGINS", "http://localhost:3000, https://app.example"),
         ("MPC_ALLOWED_HOSTS", "wallet.internal:3321"),
         ("MPC_API_TOKEN", TOKEN),
+        ("MPC_TRUSTED_CERTIFIERS", "02cf6cdf466951d8dfc9e7c9367511d0007ed6fba35ed42d425cc412fd6cfd4a17:3:SocialCert"),
+        ("MPC_TRUST_LEVEL", "3"),
     ];
     let (ok, out, err) = run(dir.path(), &["config", "check"], &good);
     assert!(ok, "{out}\n{err}");
