@@ -403,6 +403,7 @@ async fn concurrent_connects_migrate_a_fresh_schema_once() {
         "_sqlx_migrations",
         "mpc_action_labels",
         "mpc_actions",
+        "mpc_certificates",
         "mpc_derivations",
         "mpc_output_tags",
         "mpc_outputs",
@@ -420,7 +421,11 @@ async fn concurrent_connects_migrate_a_fresh_schema_once() {
             .fetch_all(&raw)
             .await
             .unwrap();
-    assert_eq!(applied, [(1, true), (2, true), (3, true), (4, true), (5, true)], "each migration applied exactly once");
+    assert_eq!(
+        applied,
+        [(1, true), (2, true), (3, true), (4, true), (5, true), (6, true)],
+        "each migration applied exactly once"
+    );
 
     // The stores work in that schema and see each other's writes.
     let record = sample_record(&WalletId::new("migrate").unwrap(), 0, 1);
