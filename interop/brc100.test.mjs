@@ -264,14 +264,14 @@ test('wallet info methods', async () => {
   assert.deepEqual(await wallet.isAuthenticated({}), { authenticated: true })
   assert.deepEqual(await wallet.getNetwork({}), { network: 'mainnet' })
   assert.match((await wallet.getVersion({})).version, /^mpc-wallet-\d+\.\d+\.\d+$/)
-  await assert.rejects(wallet.listCertificates({ certifiers: [], types: [] }), /not supported/)
+  assert.deepEqual(await wallet.listCertificates({ certifiers: [], types: [] }), { totalCertificates: 0, certificates: [] })
   // Every method error carries a BRC-100 numeric code: 1 (WalletError's) with the toolbox's name
-  // and our kind, where it is neither 6 nor 7.
-  const unsupported = await raw('/listCertificates', {
+  // and our kind, where it is neither 6 nor 7. Discovery without an overlay is one.
+  const unsupported = await raw('/discoverByIdentityKey', {
     headers: { Authorization: `Bearer ${token}`, 'Content-Type': 'application/json' },
-    body: JSON.stringify({ certifiers: [], types: [] })
+    body: JSON.stringify({ identityKey: identity })
   })
-  assert.match(refused(unsupported, 400, 1), /not supported/)
+  assert.match(refused(unsupported, 400, 1), /set MPC_LOOKUP_URL/)
   assert.equal(unsupported.body.name, 'WERR_NOT_IMPLEMENTED')
   assert.equal(unsupported.body.kind, 'unsupported')
   // The books are open even without chain services: an empty basket lists nothing.
