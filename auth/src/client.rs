@@ -12,7 +12,7 @@ use serde::Deserialize;
 use serde_json::Value;
 use wallet_brc100::{CreateSignatureArgs, GetPublicKeyArgs, KeyArgs, KeyMethods, VerifySignatureArgs, CODE};
 use wallet_bsv::encoding::{base64_decode, base64_encode};
-use wallet_traits::{Error, ErrorKind, PublicKey, Result};
+use wallet_traits::{redact_url, Error, ErrorKind, PublicKey, Result};
 
 use crate::{
     certificates::{asks_for_certificates, describe, CertificateSource},
@@ -169,7 +169,8 @@ struct Target {
 
 impl Target {
     fn parse(url: &str) -> Result<Self> {
-        let bad = |why: &str| Error::new(ErrorKind::InvalidInput, format!("{url:?} {why}"));
+        // Never the URL as given: its user info or a query parameter may be a credential.
+        let bad = |why: &str| Error::new(ErrorKind::InvalidInput, format!("{:?} {why}", redact_url(url)));
         let mut url = reqwest::Url::parse(url).map_err(|e| bad(&format!("is not a URL ({e})")))?;
         if !matches!(url.scheme(), "http" | "https") {
             return Err(bad("is not an http:// or https:// URL"));
@@ -387,7 +388,11 @@ impl Inner {
 
     /// Sends `request` and reads the whole answer, bounded in size and time.
     async fn send(&self, request: reqwest::RequestBuilder, url: &str) -> Result<Raw> {
+        // Messages name the URL with credential-like query parameters hidden, and reqwest's error
+        // is shown without its own copy of the URL.
+        let url = &redact_url(url);
         let failed = |e: reqwest::Error| {
+            let e = e.without_url();
             if e.is_timeout() {
                 Error::new(ErrorKind::Timeout, format!("{url} did not answer within {} s", self.timeout.as_secs_f64()))
             } else if e.is_connect() {

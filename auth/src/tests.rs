@@ -327,6 +327,18 @@ mod client {
     }
 
     #[tokio::test]
+    async fn credentials_in_a_url_never_reach_an_error() {
+        let client = AuthClient::new(random_keys());
+        let e = client.fetch("http://agent:hunter2@127.0.0.1:9/x?token=abc", AuthRequest::get()).await.unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::InvalidInput);
+        assert!(e.message().contains("user name or password"), "{e}");
+        assert!(!e.to_string().contains("hunter2") && !format!("{e:?}").contains("hunter2"), "{e:?}");
+        // Nothing listens on port 9: the connection error names the URL, its credential hidden.
+        let e = client.fetch("http://127.0.0.1:9/x?api_key=s3cret", AuthRequest::get()).await.unwrap_err();
+        assert!(!format!("{e} {e:?}").contains("s3cret"), "{e:?}");
+    }
+
+    #[tokio::test]
     async fn get_and_post_are_authenticated_and_the_session_is_reused() {
         let (server, client) = setup(ServerOptions::default()).await;
         let r = client
