@@ -286,6 +286,8 @@ impl Identity {
         });
         let url = format!("{}/signCertificate", url.trim_end_matches('/'));
         let answer = channel.post_json(&url, serde_json::to_vec(&body).unwrap_or_default()).await?;
+        // The caller's URL may carry a credential; what errors say of it is redacted.
+        let url = wallet_traits::redact_url(&url);
         let refused = |msg: String| Error::new(ErrorKind::Rejected, msg).with_context("certifier_url", &url);
         if answer.identity_key != certifier {
             return Err(refused(format!(
