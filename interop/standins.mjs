@@ -36,12 +36,12 @@ export function reply (res, status, json) {
 
 /**
  * Starts both stand-ins. `arc.plan` holds answers still to give ([httpStatus, txStatus]);
- * `arc.accepted` lists the txids taken; `arc.mined` maps txids to merkle paths (hex) that
- * GET /v1/tx/{txid} reports. `woc.roots` maps heights to merkle roots (display hex).
+ * `arc.accepted` lists the txids taken (`arc.raw` maps each to the hex it came as); `arc.mined`
+ * maps txids to merkle paths (hex) that GET /v1/tx/{txid} reports. `woc.roots` maps heights to merkle roots (display hex).
  * `tracker` is the same knowledge as an @bsv/sdk ChainTracker.
  */
 export async function startStandIns ({ arcKey }) {
-  const arc = { plan: [], accepted: [], mined: new Map() }
+  const arc = { plan: [], accepted: [], raw: new Map(), mined: new Map() }
   const woc = { roots: new Map(), tip: 900_000 }
   const arcServer = await listen(async (req, res) => {
     if (req.headers.authorization !== `Bearer ${arcKey}`) return reply(res, 401, { title: 'Unauthorized' })
@@ -65,7 +65,10 @@ export async function startStandIns ({ arcKey }) {
     if (!valid) return reply(res, 200, { txid, txStatus: 'REJECTED', extraInfo: 'scripts do not verify (stand-in, @bsv/sdk)' })
     const [status, txStatus] = arc.plan.shift() ?? [200, 'SEEN_ON_NETWORK']
     if (status !== 200) return reply(res, status, { status, title: 'stand-in', detail: `planned ${status}` })
-    if (txStatus === 'SEEN_ON_NETWORK') arc.accepted.push(txid)
+    if (txStatus === 'SEEN_ON_NETWORK') {
+      arc.accepted.push(txid)
+      arc.raw.set(txid, rawTx)
+    }
     reply(res, 200, { txid, txStatus, extraInfo: '' })
   })
   const wocServer = await listen((req, res) => {

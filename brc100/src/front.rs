@@ -45,20 +45,29 @@ pub fn brc100_router(
     policy: FrontPolicy,
     public: Router,
 ) -> Router {
-    let door = Door::new(policy);
     let keyed = Router::new()
         .route("/{method}", post(call))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         // The body is already bounded and buffered by `read_body`.
-        .layer(axum::extract::DefaultBodyLimit::max(door.limits().max_body_bytes))
-        .with_state(Front { methods, actions, identity })
+        .layer(axum::extract::DefaultBodyLimit::max(policy.limits().max_body_bytes))
+        .with_state(Front { methods, actions, identity });
+    guarded(keyed, policy, public)
+}
+
+/// `router` behind the front's checks, exactly as the BRC-100 routes are (in-flight cap → `Host`
+/// → `Origin` and the CORS preflight → bearer token → content type of POST bodies → bounded body
+/// read), with `public` behind the in-flight cap and the `Host` check only. The MCP endpoint of
+/// `mpc-wallet mcp --listen` sits behind it, so it refuses what the front refuses, in the same
+/// words.
+pub fn guarded(router: Router, policy: FrontPolicy, public: Router) -> Router {
+    let door = Door::new(policy);
+    router
         // Layers run outermost last-added: origin → token → content type → body.
         .layer(from_fn_with_state(door.clone(), door::read_body))
         .layer(from_fn(door::content_type))
         .layer(from_fn_with_state(door.clone(), door::token))
-        .layer(from_fn_with_state(door.clone(), door::origin));
-    keyed
+        .layer(from_fn_with_state(door.clone(), door::origin))
         .merge(public)
         .layer(from_fn_with_state(door.clone(), door::host))
         .layer(from_fn_with_state(door, door::in_flight))

@@ -11,11 +11,11 @@ mod single_key;
 
 pub use args::*;
 #[cfg(feature = "front")]
-pub use front::brc100_router;
-#[cfg(feature = "front")]
 pub use front::door::{
     FrontLimits, FrontPolicy, BODY_TIMEOUT, HOSTS_VAR, MAX_BODY_BYTES, MAX_BUFFERED_BYTES, MAX_IN_FLIGHT, ORIGINS_VAR,
     TOKEN_VAR,
 };
+#[cfg(feature = "front")]
+pub use front::{brc100_router, guarded};
 pub use methods::KeyMethods;
 pub use single_key::SingleKey;

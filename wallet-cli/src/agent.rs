@@ -10,6 +10,7 @@ use std::{
 use anyhow::{bail, Context, Result};
 use k256::elliptic_curve::{ops::Reduce, sec1::ToEncodedPoint};
 use sha2::{Digest, Sha256};
+use wallet_brc100::{actions::Actions, identity::Identity, KeyMethods};
 use wallet_engine::{
     PartyKey, Phase, Progress, Protocol, Provisioned, StoreLocation, Wallet, WalletBuilder, WalletConfig, PROBE_TIMEOUT,
 };
@@ -52,30 +53,36 @@ pub(crate) async fn builder_from_config(mut cfg: WalletConfig) -> Result<(Wallet
     Ok((b, dir))
 }
 
+/// Hears each provisioning phase as it starts, in words (`mcp` turns them into progress
+/// notifications).
+pub(crate) type PhaseHook = Arc<dyn Fn(&str) + Send + Sync>;
+
 /// Builds with a progress display and prints `provisioned: ...` and `identity: ...`.
 pub(crate) async fn provision(builder: WalletBuilder, dir: &Path) -> Result<Wallet> {
-    provision_reporting(builder, dir, |line| println!("{line}")).await
+    provision_reporting(builder, dir, |line| println!("{line}"), Arc::new(|_| {})).await
 }
 
 /// [`provision`] with its report on standard error: for the everyday commands, whose standard
 /// output is their answer alone.
 pub(crate) async fn provision_quietly(builder: WalletBuilder, dir: &Path) -> Result<Wallet> {
-    provision_reporting(builder, dir, |line| eprintln!("{line}")).await
+    provision_reporting(builder, dir, |line| eprintln!("{line}"), Arc::new(|_| {})).await
 }
 
-async fn provision_reporting(builder: WalletBuilder, dir: &Path, say: fn(&str)) -> Result<Wallet> {
+async fn provision_reporting(builder: WalletBuilder, dir: &Path, say: fn(&str), phase: PhaseHook) -> Result<Wallet> {
     let t0 = Instant::now();
-    let builder = builder.on_progress(move |p| match p {
-        Progress::Started(Phase::Primes) => {
-            eprintln!("  primes: getting a Paillier prime pair per party (generating one takes 10 to 90 s)...")
-        }
-        Progress::Started(Phase::Keygen) => {
-            eprintln!("  keygen: running threshold key generation with the cosigners...")
-        }
-        Progress::Started(Phase::AuxInfo) => eprintln!("  aux info: running aux info generation (about a minute)..."),
-        Progress::Started(Phase::Commit) => eprintln!("  commit: sealing shares and committing on every party..."),
-        Progress::Started(_) => {}
-        Progress::Finished(phase, d) => say(&format!("phase {phase}: {:.2}s", d.as_secs_f64())),
+    let builder = builder.on_progress(move |p| {
+        let started = match p {
+            Progress::Started(Phase::Primes) => {
+                "primes: getting a Paillier prime pair per party (generating one takes 10 to 90 s)..."
+            }
+            Progress::Started(Phase::Keygen) => "keygen: running threshold key generation with the cosigners...",
+            Progress::Started(Phase::AuxInfo) => "aux info: running aux info generation (about a minute)...",
+            Progress::Started(Phase::Commit) => "commit: sealing shares and committing on every party...",
+            Progress::Started(_) => return,
+            Progress::Finished(done, d) => return say(&format!("phase {done}: {:.2}s", d.as_secs_f64())),
+        };
+        eprintln!("  {started}");
+        phase(started);
     });
     let (wallet, provisioned) = builder.build().await?;
     say(&format!("phase provision total: {:.2}s", t0.elapsed().as_secs_f64()));
@@ -251,24 +258,58 @@ pub(crate) async fn sign_tx(
     Ok(())
 }
 
+/// The wallet as `serve` and `mcp` run it: provisioned or restored, its books (their background
+/// task started), its key and identity methods.
+pub(crate) struct Agent {
+    pub(crate) wallet: Arc<Wallet>,
+    pub(crate) books: Option<Arc<Actions>>,
+    pub(crate) keys: Arc<KeyMethods>,
+    pub(crate) identity: Arc<Identity>,
+}
+
+/// An agent configured and checked, its cosigners connected, not yet provisioned.
+pub(crate) struct Prepared {
+    cfg: WalletConfig,
+    builder: WalletBuilder,
+    dir: PathBuf,
+}
+
+/// What `serve` and `mcp` do before provisioning: the trust settings and the configuration are
+/// checked (an invalid value fails naming its variable, before anything is created), the store
+/// defaults to the embedded default's, and the builder is made (the embedded cosigners start).
+pub(crate) async fn prepare(mut cfg: WalletConfig) -> Result<Prepared> {
+    crate::identity::trust_settings(&cfg)?;
+    default_store(&mut cfg);
+    let (builder, dir) = builder_from_config(cfg.clone()).await?;
+    Ok(Prepared { cfg, builder, dir })
+}
+
+impl Prepared {
+    /// Provisions or restores the wallet (the plan decides; never a DKG over a live share), opens
+    /// its books and starts their background task, and builds the key and identity methods.
+    /// `say` prints the start report (standard output for `serve`, standard error for `mcp`);
+    /// `phase` hears each provisioning phase.
+    pub(crate) async fn start(self, say: fn(&str), phase: PhaseHook) -> Result<Agent> {
+        let wallet = Arc::new(provision_reporting(self.builder, &self.dir, say, phase).await?);
+        let books = crate::books::open(&self.cfg, &wallet).await?;
+        if let Some(books) = &books {
+            crate::books::start_background(books.clone(), self.cfg.background_interval);
+        }
+        let keys = crate::books::key_methods(&wallet);
+        let identity = crate::identity::open(keys.clone(), books.as_ref(), &self.cfg, say)?;
+        Ok(Agent { wallet, books, keys, identity })
+    }
+}
+
 /// `mpc-wallet serve`: start the agent and stay up with `/health`.
 pub(crate) async fn serve(file: Option<&Path>, listen: SocketAddr) -> Result<()> {
     // The front's variables (MPC_ALLOWED_ORIGINS, MPC_ALLOWED_HOSTS, MPC_API_TOKEN) are checked
     // before anything is started or provisioned.
-    let mut cfg = WalletConfig::load(file)?;
+    let cfg = WalletConfig::load(file)?;
     let policy = crate::serve::policy(&cfg)?;
-    crate::identity::trust_settings(&cfg)?;
-    default_store(&mut cfg);
-    let (builder, dir) = builder_from_config(cfg.clone()).await?;
-    let wallet = Arc::new(provision(builder, &dir).await?);
-    let identity = wallet.identity_key().to_hex();
-    let books = crate::books::open(&cfg, &wallet).await?;
-    if let Some(books) = &books {
-        crate::books::start_background(books.clone(), cfg.background_interval);
-    }
-    let keys = crate::books::key_methods(&wallet);
-    let certificates = crate::identity::open(keys.clone(), books.as_ref(), &cfg)?;
-    crate::serve::serve(keys, books, certificates, identity, policy, listen).await
+    let agent = prepare(cfg).await?.start(|line| println!("{line}"), Arc::new(|_| {})).await?;
+    let identity = agent.wallet.identity_key().to_hex();
+    crate::serve::serve(agent.keys, agent.books, agent.identity, identity, policy, listen).await
 }
 
 /// `mpc-wallet status`: the local record's state and each cosigner's view.

@@ -14,6 +14,7 @@ mod demo;
 mod embedded;
 mod fetch;
 mod identity;
+mod mcp;
 mod policy;
 mod serve;
 
@@ -73,6 +74,15 @@ enum Command {
         /// Listen address.
         #[arg(long, default_value = "127.0.0.1:3321")]
         listen: SocketAddr,
+    },
+    /// The wallet's tools for a language-model agent over the Model Context Protocol: over stdio
+    /// (the default, for an agent host that starts the wallet) or, with --listen, over streamable
+    /// HTTP at /mcp behind the same checks as `serve` (MPC_ALLOWED_ORIGINS, MPC_ALLOWED_HOSTS,
+    /// MPC_API_TOKEN). Starts the wallet as `serve` does; logs go to standard error only.
+    Mcp {
+        /// Serve streamable HTTP on this address instead of stdio.
+        #[arg(long)]
+        listen: Option<SocketAddr>,
     },
     /// Starts the agent (provisioning or restoring), signs a digest, verifies, exits.
     Sign {
@@ -332,6 +342,7 @@ fn main() -> ExitCode {
             Command::Demo { data_dir } => demo::run(file, &data_dir).await.map(|_| true),
             Command::Migrate { data_dir } => agent::migrate(file, data_dir.as_deref()).await.map(|_| true),
             Command::Serve { listen } => agent::serve(file, listen).await.map(|_| true),
+            Command::Mcp { listen } => mcp::run(file, listen).await.map(|_| true),
             Command::Sign { digest, tweak } => agent::sign(file, digest, tweak).await.map(|_| true),
             Command::SignTx { ef, tweak, sighash, change } => {
                 agent::sign_tx(file, &ef, &tweak, sighash, &change).await.map(|_| true)

@@ -26,7 +26,7 @@ pub(crate) async fn serve(
     let listener = tokio::net::TcpListener::bind(listen).await.with_context(|| format!("binding {listen}"))?;
     let addr = listener.local_addr()?;
     let policy = policy.listening_on(addr);
-    announce(&policy, addr);
+    announce(&policy, addr, |line| println!("{line}"));
     let health = axum::Router::new().route(
         "/health",
         axum::routing::get(move || {
@@ -41,28 +41,28 @@ pub(crate) async fn serve(
     Ok(())
 }
 
-/// Prints which origins and hosts are allowed and whether a token is required (never the
-/// token), with a warning for the settings that open the wallet wide.
-fn announce(policy: &FrontPolicy, addr: SocketAddr) {
+/// Says (`say`) which origins and hosts are allowed and whether a token is required (never the
+/// token), with a warning on standard error for the settings that open the wallet wide.
+pub(crate) fn announce(policy: &FrontPolicy, addr: SocketAddr, say: fn(&str)) {
     let origins = policy.origins_summary();
     if origins == "none" {
-        println!("front: web origins allowed: none (set {ORIGINS_VAR} to let a web app use the wallet)");
+        say(&format!("front: web origins allowed: none (set {ORIGINS_VAR} to let a web app use the wallet)"));
     } else {
-        println!("front: web origins allowed: {origins}");
+        say(&format!("front: web origins allowed: {origins}"));
     }
-    println!("front: hosts accepted: {} (set {HOSTS_VAR} to add names)", policy.hosts_summary());
+    say(&format!("front: hosts accepted: {} (set {HOSTS_VAR} to add names)", policy.hosts_summary()));
     if policy.token_required() {
-        println!("front: API token: required ({TOKEN_VAR})");
+        say(&format!("front: API token: required ({TOKEN_VAR})"));
     } else {
-        println!("front: API token: not required (set {TOKEN_VAR} to require one)");
+        say(&format!("front: API token: not required (set {TOKEN_VAR} to require one)"));
     }
     let l = policy.limits();
-    println!(
+    say(&format!(
         "front: limits: {} MiB per request, {} MiB buffered at once, {} requests in flight",
         l.max_body_bytes >> 20,
         l.max_buffered_bytes >> 20,
         l.max_in_flight
-    );
+    ));
     if policy.any_origin() {
         eprintln!(
             "warning: {ORIGINS_VAR}=* lets every web page this machine's user opens ask the wallet to sign, decrypt and reveal linkage{}",

@@ -455,10 +455,6 @@ impl Door {
             policy,
         })
     }
-
-    pub(crate) fn limits(&self) -> FrontLimits {
-        self.policy.limits
-    }
 }
 
 /// Outermost: at most `max_in_flight` requests at once; the next one is answered 503.

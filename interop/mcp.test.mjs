@@ -1,0 +1,337 @@
+// The wallet's MCP server (`mpc-wallet mcp`), live against the official MCP client
+// (@modelcontextprotocol/sdk) over stdio and over streamable HTTP, on the embedded default with a
+// cosigner policy (MPC_POLICY_FILE) and the stand-in ARC and WhatsOnChain of actions.test.mjs:
+// tools and their schemas; a BRC-29 payment built with @bsv/sdk taken in; get_balance; pay
+// (verified with @bsv/sdk); one idempotency key paying once; a payment over the policy refused
+// with its rule and the approve command; fetch of a paid API behind
+// @bsv/payment-express-middleware; hostile inputs each a clean tool error with the server up.
+// Over HTTP also: the front's door refuses a missing token, a foreign Origin and Host.
+// Uses MPC_WALLET_BIN (default target/debug/mpc-wallet).
+import { describe, test, before, after } from 'node:test'
+import assert from 'node:assert/strict'
+import { spawn } from 'node:child_process'
+import { randomBytes } from 'node:crypto'
+import { request as httpRequest } from 'node:http'
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join, dirname } from 'node:path'
+import { fileURLToPath } from 'node:url'
+import express from 'express'
+import { createAuthMiddleware } from '@bsv/auth-express-middleware'
+import { createPaymentMiddleware } from '@bsv/payment-express-middleware'
+import { P2PKH, PrivateKey, ProtoWallet, PublicKey, Transaction, Utils } from '@bsv/sdk'
+import { Client } from '@modelcontextprotocol/sdk/client/index.js'
+import { StdioClientTransport } from '@modelcontextprotocol/sdk/client/stdio.js'
+import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js'
+import { testVars } from './serve.mjs'
+import { BRC29, brc29Payment, startStandIns } from './standins.mjs'
+
+const root = join(dirname(fileURLToPath(import.meta.url)), '..')
+const bin = process.env.MPC_WALLET_BIN ?? join(root, 'target', 'debug', 'mpc-wallet')
+const ARC_KEY = 'arc-key-' + randomBytes(8).toString('hex')
+const TOKEN = randomBytes(32).toString('hex')
+const PRICE = 100
+const TOOLS = ['wallet_status', 'get_balance', 'receive_info', 'internalize_payment', 'pay', 'list_history', 'list_outputs',
+  'fetch', 'sign_message', 'verify_message', 'encrypt', 'decrypt', 'list_certificates', 'prove_certificate']
+
+let standIns, app
+
+/** ProtoWallet plus the internalizeAction the payment middleware calls, checking each payment with @bsv/sdk. */
+class ServerWallet extends ProtoWallet {
+  constructor (key) {
+    super(key)
+    this.payments = []
+  }
+
+  async internalizeAction (args) {
+    const { derivationPrefix, derivationSuffix, senderIdentityKey } = args.outputs[0].paymentRemittance
+    const tx = Transaction.fromAtomicBEEF(args.tx)
+    const { publicKey } = await this.getPublicKey({ protocolID: BRC29, keyID: `${derivationPrefix} ${derivationSuffix}`, counterparty: senderIdentityKey, forSelf: true })
+    const output = tx.outputs[args.outputs[0].outputIndex]
+    const paysUs = output.lockingScript.toHex() === new P2PKH().lock(PublicKey.fromString(publicKey).toAddress()).toHex()
+    const scriptsVerify = await tx.verify('scripts only')
+    this.payments.push({ txid: tx.id('hex'), satoshis: output.satoshis, paysUs, scriptsVerify })
+    if (!paysUs || !scriptsVerify) throw new Error('the payment does not pay this wallet')
+    return { accepted: true }
+  }
+}
+
+before(async () => {
+  standIns = await startStandIns({ arcKey: ARC_KEY })
+  const wallet = new ServerWallet(PrivateKey.fromRandom())
+  const seen = []
+  const a = express()
+  a.use(express.json())
+  a.use(createAuthMiddleware({ wallet }))
+  a.get('/paid', createPaymentMiddleware({ wallet, calculateRequestPrice: () => PRICE }), (req, res) => {
+    seen.push({ identityKey: req.auth.identityKey, payment: req.payment })
+    res.json({ paid: req.payment.satoshisPaid })
+  })
+  const server = await new Promise(resolve => { const s = a.listen(0, '127.0.0.1', () => resolve(s)) })
+  app = { server, seen, wallet, url: `http://127.0.0.1:${server.address().port}` }
+})
+
+after(() => {
+  standIns?.close()
+  app?.server.close()
+})
+
+/**
+ * The wallet's environment: its own data directory, the stand-ins, a policy of 20000 sats per
+ * transaction with an approver key (so a refusal names the approval that would lift it).
+ */
+function walletEnv (dir, extra = {}) {
+  const policyFile = join(dir, 'policy.toml')
+  const approver = PrivateKey.fromRandom().toPublicKey().toString()
+  writeFileSync(policyFile, `max_sats_per_tx = 20000\nmax_sats_per_window = 200000\napprover_keys = ["${approver}"]\n`)
+  return {
+    PATH: process.env.PATH,
+    ...testVars(),
+    MPC_WALLET_ID: 'mcp',
+    MPC_SHARE_SECRET: 'mcp interop secret',
+    MPC_STORAGE_PATH: join(dir, 'agent.db'),
+    MPC_ARC_URL: standIns.arcUrl,
+    MPC_ARC_API_KEY: ARC_KEY,
+    MPC_CHAIN_TRACKER_URL: standIns.wocUrl,
+    MPC_FEE_SAT_PER_KB: '50',
+    MPC_POLICY_FILE: policyFile,
+    ...extra
+  }
+}
+
+/** Over stdio: the client starts the wallet as an agent host does. */
+async function connectStdio (dir) {
+  const transport = new StdioClientTransport({ command: bin, args: ['mcp'], env: walletEnv(dir), stderr: 'pipe' })
+  const log = { text: '' }
+  transport.stderr.on('data', d => { log.text += d })
+  const client = new Client({ name: 'mcp-interop', version: '1.0.0' })
+  await client.connect(transport)
+  return { client, log, alive: () => transport._process?.exitCode === null, close: () => client.close() }
+}
+
+/** Over streamable HTTP: `mpc-wallet mcp --listen` with a token. */
+async function connectHttp (dir) {
+  const child = spawn(bin, ['mcp', '--listen', '127.0.0.1:0'], { env: walletEnv(dir, { MPC_API_TOKEN: TOKEN }), stdio: ['ignore', 'pipe', 'pipe'] })
+  const log = { text: '', out: '' }
+  child.stdout.on('data', d => { log.out += d })
+  const url = await new Promise((resolve, reject) => {
+    child.stderr.on('data', d => {
+      log.text += d
+      const m = log.text.match(/^listening: (http:\/\/\S+)$/m)
+      if (m) resolve(m[1])
+    })
+    child.on('exit', code => reject(new Error(`mcp exited with ${code}:\n${log.text}`)))
+  })
+  const transport = new StreamableHTTPClientTransport(new URL(url), { requestInit: { headers: { Authorization: `Bearer ${TOKEN}` } } })
+  const client = new Client({ name: 'mcp-interop', version: '1.0.0' })
+  await client.connect(transport)
+  return {
+    client,
+    log,
+    url,
+    alive: () => child.exitCode === null,
+    close: async () => {
+      await client.close()
+      await new Promise(resolve => { child.removeAllListeners('exit'); child.on('exit', resolve); child.kill('SIGTERM') })
+    }
+  }
+}
+
+/** A raw HTTP POST with chosen headers (Host included), resolving to { status, body }. */
+function post (url, headers, body) {
+  const u = new URL(url)
+  return new Promise((resolve, reject) => {
+    const req = httpRequest({ hostname: u.hostname, port: u.port, path: u.pathname, method: 'POST', headers: { 'content-type': 'application/json', accept: 'application/json, text/event-stream', ...headers } }, res => {
+      let b = ''
+      res.on('data', d => { b += d })
+      res.on('end', () => resolve({ status: res.statusCode, body: b }))
+    })
+    req.on('error', reject)
+    req.end(body)
+  })
+}
+
+const thirdParty = () => new P2PKH().lock(PrivateKey.fromRandom().toAddress()).toHex()
+
+for (const [transportName, connect] of [['stdio', connectStdio], ['streamable HTTP', connectHttp]]) {
+  describe(`mcp over ${transportName}`, () => {
+    const dir = mkdtempSync(join(tmpdir(), 'mpc-mcp-'))
+    let w, identity
+    const progress = []
+    /** Calls a tool with a progress token and a timeout that the progress resets. */
+    const call = (name, args = {}) => w.client.callTool({ name, arguments: args }, undefined, {
+      timeout: 120_000, resetTimeoutOnProgress: true, onprogress: p => progress.push({ name, ...p })
+    })
+    const ok = async (name, args) => {
+      const r = await call(name, args)
+      assert.ok(!r.isError, `${name}: ${JSON.stringify(r.content)}`)
+      return r.structuredContent
+    }
+    const refused = async (name, args, pattern) => {
+      const r = await call(name, args)
+      assert.equal(r.isError, true, `${name} should be refused: ${JSON.stringify(r.structuredContent)}`)
+      assert.match(r.content[0].text, pattern)
+      return r.content[0].text
+    }
+
+    before(async () => { w = await connect(dir) })
+    after(async () => {
+      await w?.close()
+      rmSync(dir, { recursive: true, force: true })
+    })
+
+    test('initialize negotiates a protocol version and lists every tool with its schemas', async () => {
+      assert.equal(w.client.getServerVersion().name, 'mpc-wallet')
+      assert.ok(w.client.getServerCapabilities().tools)
+      const { tools } = await w.client.listTools()
+      assert.deepEqual(tools.map(t => t.name), TOOLS)
+      for (const t of tools) {
+        assert.equal(t.inputSchema.type, 'object', t.name)
+        assert.ok(t.outputSchema, t.name)
+        assert.ok(t.description.length > 40, t.name)
+      }
+      const pay = tools.find(t => t.name === 'pay')
+      assert.deepEqual([...pay.inputSchema.required].sort(), ['description', 'idempotency_key', 'satoshis', 'to'])
+      assert.equal(pay.inputSchema.properties.satoshis.type, 'integer')
+    })
+
+    test('wallet_status waits for the first start (DKG), with progress, and reports the cosigners and policy', async () => {
+      const s = await ok('wallet_status')
+      identity = s.identity_key
+      assert.match(identity, /^0[23][0-9a-f]{64}$/)
+      assert.equal(s.can_sign, true)
+      assert.equal(s.cosigners.length, 2)
+      assert.equal(s.cosigners[0].policy.max_sats_per_tx, 20000)
+      assert.ok(progress.some(p => p.name === 'wallet_status' && /starting/.test(p.message)), 'progress while the wallet starts')
+      assert.match(w.log.text, /provisioned: created/)
+    })
+
+    test('a BRC-29 payment built with @bsv/sdk is taken in, and get_balance shows it', async () => {
+      const info = await ok('receive_info')
+      assert.equal(info.identity_key, identity)
+      assert.match(info.address, /^1/)
+      const p = await brc29Payment(identity, 100_000, standIns.woc)
+      const r = await ok('internalize_payment', {
+        beef: Utils.toHex(p.tx.toAtomicBEEF()),
+        output_index: 0,
+        derivation_prefix: p.remittance.derivationPrefix,
+        derivation_suffix: p.remittance.derivationSuffix,
+        sender_identity_key: p.remittance.senderIdentityKey
+      })
+      assert.deepEqual(r, { accepted: true, txid: p.tx.id('hex') })
+      const b = await ok('get_balance')
+      assert.equal(b.satoshis, 100_000)
+      assert.equal(b.spendable_outputs, 1)
+      assert.equal(b.policy.length, 2)
+      assert.equal(b.policy[0].window_sats_left, 200000)
+      const outs = await ok('list_outputs', {})
+      assert.equal(outs.total, 1)
+      assert.equal(outs.outputs[0].outpoint, `${p.tx.id('hex')}.0`)
+    })
+
+    test('pay pays (verified with @bsv/sdk), with progress; the same idempotency key twice pays once', async () => {
+      const to = thirdParty()
+      const key = 'invoice-' + randomBytes(4).toString('hex')
+      const before = standIns.arc.accepted.length
+      const args = { to, satoshis: 5_000, description: 'pay a third party', idempotency_key: key }
+      const first = await ok('pay', args)
+      assert.match(first.txid, /^[0-9a-f]{64}$/)
+      assert.equal(first.already_paid, false)
+      assert.equal(standIns.arc.accepted.length, before + 1)
+      const raw = standIns.arc.raw.get(first.txid)
+      const tx = raw.startsWith('0100beef') ? Transaction.fromHexBEEF(raw) : Transaction.fromHexEF(raw)
+      assert.equal(await tx.verify('scripts only'), true)
+      assert.ok(tx.outputs.some(o => o.lockingScript.toHex() === to && o.satoshis === 5_000))
+      assert.ok(progress.some(p => p.name === 'pay' && /signing/.test(p.message)), 'progress while signing')
+      const again = await ok('pay', args)
+      assert.deepEqual({ ...again, already_paid: true }, { ...first, already_paid: true, status: again.status })
+      assert.equal(again.already_paid, true)
+      assert.equal(standIns.arc.accepted.length, before + 1, 'paid once')
+      // The key reused for another payment is refused, not paid.
+      await refused('pay', { ...args, satoshis: 6_000 }, /already used for a different payment/)
+      const h = await ok('list_history', { limit: 10 })
+      assert.ok(h.transactions.some(t => t.txid === first.txid && t.outgoing && t.satoshis < -5_000))
+    })
+
+    test('a payment over the cosigners\' policy is refused with the rule and the approve command', async () => {
+      const before = (await ok('get_balance')).satoshis
+      const text = await refused('pay', { to: thirdParty(), satoshis: 30_000, description: 'too much for the policy', idempotency_key: 'big-1' },
+        /spending policy/)
+      assert.match(text, /max_sats_per_tx/)
+      assert.match(text, /mpc-wallet approve --wallet mcp --to \S+ --sats \d+/)
+      assert.match(text, /Do not retry/)
+      assert.equal((await ok('get_balance')).satoshis, before, 'nothing spent or reserved')
+    })
+
+    test('fetch pays a paid API behind @bsv/payment-express-middleware within max_sats', async () => {
+      await refused('fetch', { url: `${app.url}/paid`, max_sats: PRICE - 1 }, /./)
+      const paymentsBefore = app.wallet.payments.length
+      const r = await ok('fetch', { url: `${app.url}/paid`, max_sats: 500 })
+      assert.equal(r.status, 200)
+      assert.deepEqual(JSON.parse(r.body), { paid: PRICE })
+      assert.equal(r.paid.satoshis, PRICE)
+      assert.equal(app.wallet.payments.length, paymentsBefore + 1)
+      assert.equal(app.wallet.payments.at(-1).txid, r.paid.txid)
+      assert.ok(app.wallet.payments.at(-1).paysUs && app.wallet.payments.at(-1).scriptsVerify)
+      assert.equal(app.seen.at(-1).identityKey, identity)
+    })
+
+    test('sign_message / verify_message, encrypt / decrypt', async () => {
+      const s = await ok('sign_message', { message: 'hello from the agent' })
+      assert.equal(s.signer, identity)
+      const { valid } = await new ProtoWallet('anyone').verifySignature({
+        data: Utils.toArray('hello from the agent', 'utf8'), signature: Utils.toArray(s.signature, 'hex'), protocolID: s.protocol_id, keyID: s.key_id, counterparty: identity
+      })
+      assert.equal(valid, true, '@bsv/sdk verifies it')
+      assert.equal((await ok('verify_message', { message: 'hello from the agent', signature: s.signature })).valid, true)
+      assert.equal((await ok('verify_message', { message: 'hello from someone', signature: s.signature })).valid, false)
+      const e = await ok('encrypt', { plaintext: 'a secret note' })
+      assert.equal((await ok('decrypt', { ciphertext: e.ciphertext })).plaintext, 'a secret note')
+      assert.deepEqual(await ok('list_certificates', {}), { total: 0, certificates: [] })
+    })
+
+    test('hostile inputs are each a clean tool error, and the server stays up', async () => {
+      const pay = (args) => ({ to: thirdParty(), satoshis: 1000, description: 'hostile input', idempotency_key: randomBytes(8).toString('hex'), ...args })
+      await refused('pay', pay({ satoshis: -5 }), /input schema/)
+      await refused('pay', pay({ satoshis: 0 }), /satoshis must be/)
+      await refused('pay', pay({ satoshis: 2.5 }), /input schema/)
+      await refused('pay', pay({ satoshis: 1e30 }), /input schema/)
+      await refused('pay', pay({ satoshis: 2_100_000_000_000_001 }), /satoshis must be/)
+      await refused('pay', pay({ to: '4c' }), /does not parse/)
+      await refused('pay', pay({ to: 'not a script' }), /not a BSV address/)
+      await refused('pay', pay({ to: '00'.repeat(20_000) }), /at most 10000 bytes/)
+      await refused('pay', pay({ idempotency_key: '' }), /idempotency_key/)
+      await refused('pay', pay({ extra: 1 }), /unknown field/)
+      await refused('fetch', { url: 'file:///etc/passwd', max_sats: 0 }, /http:\/\/ or https:\/\//)
+      await refused('fetch', { url: 'data:text/plain,hi', max_sats: 0 }, /http:\/\/ or https:\/\//)
+      await refused('fetch', { url: `${app.url}/paid`, max_sats: -1 }, /input schema/)
+      const huge = 'x'.repeat(10 * 1024 * 1024)
+      await refused('sign_message', { message: huge }, /more than this tool accepts/)
+      await refused('pay', pay({ description: huge }), /more than this tool accepts/)
+      await refused('internalize_payment', { beef: 'zz', output_index: 0, derivation_prefix: 'a', derivation_suffix: 'b', sender_identity_key: identity }, /hex/)
+      await refused('list_history', { limit: 100_000 }, /limit must be/)
+      // Still up and answering.
+      assert.equal((await ok('wallet_status')).identity_key, identity)
+      assert.ok(w.alive())
+    })
+
+    if (transportName === 'streamable HTTP') {
+      test('the MCP endpoint sits behind the front\'s door: token, Origin and Host', async () => {
+        const init = JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'initialize', params: { protocolVersion: '2025-06-18', capabilities: {}, clientInfo: { name: 'x', version: '1' } } })
+        const host = new URL(w.url).host
+        let r = await post(w.url, { host }, init)
+        assert.equal(r.status, 401)
+        assert.equal(JSON.parse(r.body).code, 'ERR_UNAUTHORIZED')
+        r = await post(w.url, { host, authorization: `Bearer ${TOKEN}`, origin: 'https://evil.example' }, init)
+        assert.equal(r.status, 403)
+        assert.equal(JSON.parse(r.body).code, 'ERR_ORIGIN_NOT_ALLOWED')
+        r = await post(w.url, { host: 'evil.example', authorization: `Bearer ${TOKEN}` }, init)
+        assert.equal(r.status, 403)
+        assert.equal(JSON.parse(r.body).code, 'ERR_HOST_NOT_ALLOWED')
+        r = await post(w.url, { host, authorization: `Bearer ${TOKEN}` }, init)
+        assert.equal(r.status, 200)
+        assert.equal(w.log.out, '', 'nothing on standard output')
+      })
+    }
+  })
+}

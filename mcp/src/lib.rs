@@ -1,0 +1,234 @@
+#![doc = include_str!("../README.md")]
+#![deny(missing_docs)]
+
+use std::{collections::HashMap, sync::Arc};
+
+use rmcp::{
+    model::{
+        CallToolRequestParams, CallToolResponse, CallToolResult, ContentBlock, Implementation, ListToolsResult,
+        PaginatedRequestParams, ProgressNotificationParam, ProgressToken, ServerCapabilities, ServerConfig,
+    },
+    service::RequestContext,
+    ErrorData, Peer, RoleServer, ServerHandler, ServiceExt,
+};
+use tokio::sync::watch;
+use wallet_brc100::{actions::Actions, identity::Identity, KeyMethods};
+use wallet_traits::PolicyReport;
+
+mod tools;
+mod validate;
+
+pub use rmcp::transport::streamable_http_server::{
+    session::local::LocalSessionManager, StreamableHttpServerConfig, StreamableHttpService,
+};
+pub use tokio_util::sync::CancellationToken;
+
+/// What only the MPC engine knows about the wallet, which `wallet_status` and `get_balance`
+/// report: the key's protocol and threshold, and each cosigner's state and spending policy.
+/// The program that links the engine implements it (the CLI); this crate never links it.
+#[async_trait::async_trait]
+pub trait EngineStatus: Send + Sync + 'static {
+    /// The threshold protocol of the key's shares, e.g. `cggmp24`.
+    fn protocol(&self) -> String;
+    /// How many parties sign together (the agent and t-1 cosigners).
+    fn threshold(&self) -> u16;
+    /// Each cosigner as it answers now (a probe per cosigner, bounded in time).
+    async fn cosigners(&self) -> Vec<CosignerStatus>;
+}
+
+/// One cosigner as [`EngineStatus::cosigners`] reports it.
+#[derive(Debug, Clone)]
+pub struct CosignerStatus {
+    /// Its party index.
+    pub index: u16,
+    /// Whether it can take part in signing now.
+    pub can_serve: bool,
+    /// Why it cannot, in words for a person (never an endpoint or a credential).
+    pub reason: Option<String>,
+    /// Its spending policy and what its window has used, when it reported one.
+    pub policy: Option<PolicyReport>,
+}
+
+/// The provisioned wallet the tools work on.
+pub struct WalletParts {
+    /// The key methods (signing, encryption, derivation) over the MPC wallet.
+    pub keys: Arc<KeyMethods>,
+    /// The action methods over the books; `None` when the store keeps no outputs.
+    pub actions: Option<Arc<Actions>>,
+    /// The identity methods (certificates).
+    pub identity: Option<Arc<Identity>>,
+    /// What the engine knows.
+    pub engine: Arc<dyn EngineStatus>,
+}
+
+impl std::fmt::Debug for WalletParts {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WalletParts")
+            .field("identity_key", &self.keys.identity_key().to_hex())
+            .field("actions", &self.actions.is_some())
+            .field("identity", &self.identity.is_some())
+            .finish_non_exhaustive()
+    }
+}
+
+/// Where the wallet's start is: the server answers at once (an agent host does not wait a first
+/// start's DKG to list tools); a tool called before the wallet is ready waits for it, reporting
+/// each phase as progress.
+#[derive(Debug, Clone)]
+pub enum Startup {
+    /// Provisioning or restoring; the phase under way, in words.
+    Starting(String),
+    /// Ready.
+    Ready(Arc<WalletParts>),
+    /// The start failed; the reason, in words for a person.
+    Failed(String),
+}
+
+/// The MCP server: the wallet's tools (see the crate documentation). Cheap to clone; clones share
+/// the wallet and the idempotency locks of `pay`.
+#[derive(Clone, Debug)]
+pub struct WalletMcp {
+    state: watch::Receiver<Startup>,
+    pay_locks: Arc<std::sync::Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>>,
+}
+
+impl WalletMcp {
+    /// A server over the wallet whose start `state` follows.
+    pub fn new(state: watch::Receiver<Startup>) -> Self {
+        Self { state, pay_locks: Arc::default() }
+    }
+
+    /// The wallet once ready, reporting the start's phases to `progress` meanwhile.
+    async fn ready(&self, progress: &Progress) -> Result<Arc<WalletParts>, String> {
+        let mut state = self.state.clone();
+        loop {
+            let now = state.borrow_and_update().clone();
+            match now {
+                Startup::Ready(parts) => return Ok(parts),
+                Startup::Failed(why) => {
+                    return Err(format!(
+                    "the wallet could not start: {why}. A person must fix its configuration and restart the server; \
+                         retrying the tool will not help"
+                ))
+                }
+                Startup::Starting(phase) => progress.say(&format!("the wallet is starting: {phase}")).await,
+            }
+            if state.changed().await.is_err() {
+                return Err("the wallet's start was abandoned; restart the server".into());
+            }
+        }
+    }
+
+    /// Serves MCP over standard input and output until the client closes it. Nothing else may
+    /// write to standard output meanwhile.
+    pub async fn serve_stdio(self) -> wallet_traits::Result<()> {
+        let running = self.serve(rmcp::transport::stdio()).await.map_err(|e| {
+            wallet_traits::Error::new(wallet_traits::ErrorKind::Internal, format!("MCP over stdio did not start: {e}"))
+        })?;
+        running.waiting().await.map_err(|e| {
+            wallet_traits::Error::new(wallet_traits::ErrorKind::Internal, format!("MCP over stdio stopped: {e}"))
+        })?;
+        Ok(())
+    }
+
+    /// The streamable HTTP transport as a tower service (mount it at `/mcp`). Host, Origin, token
+    /// and body checks are the caller's: put the BRC-100 front's door in front of it
+    /// (`wallet_brc100::guarded`); rmcp's own Host check is off so the door's
+    /// `MPC_ALLOWED_HOSTS` decides, and its body limit is the door's.
+    pub fn http_service(
+        self,
+        max_body_bytes: usize,
+        cancel: CancellationToken,
+    ) -> StreamableHttpService<WalletMcp, LocalSessionManager> {
+        let config = StreamableHttpServerConfig::default()
+            .disable_allowed_hosts()
+            .with_max_request_body_bytes(max_body_bytes)
+            .with_cancellation_token(cancel);
+        StreamableHttpService::new(move || Ok(self.clone()), Default::default(), config)
+    }
+}
+
+/// Progress notifications for one tool call, when its caller asked for them (a progress token
+/// in the request's `_meta`); otherwise nothing is sent.
+pub(crate) struct Progress {
+    target: Option<(Peer<RoleServer>, ProgressToken)>,
+    step: std::sync::atomic::AtomicU32,
+}
+
+impl Progress {
+    fn of(context: &RequestContext<RoleServer>) -> Self {
+        let target = context.meta.get_progress_token().map(|t| (context.peer.clone(), t));
+        Self { target, step: Default::default() }
+    }
+
+    /// Sends `message` as the next step (progress grows by one per message).
+    pub(crate) async fn say(&self, message: &str) {
+        let step = self.step.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
+        tracing::info!(step, "{message}");
+        if let Some((peer, token)) = &self.target {
+            let note = ProgressNotificationParam::new(token.clone(), f64::from(step)).with_message(message);
+            // A client that went away is not the tool's failure.
+            let _ = peer.notify_progress(note).await;
+        }
+    }
+}
+
+const INSTRUCTIONS: &str = "An MPC (threshold-ECDSA) BSV wallet: its key is held jointly by this agent and cosigner \
+     services, and every payment is checked by the cosigners' spending policy. Use wallet_status and get_balance to see \
+     what the wallet can do, receive_info to get paid, pay to send satoshis (always with a fresh idempotency_key per \
+     intended payment), and fetch to call paid HTTP APIs. A refusal by the spending policy is final for that payment \
+     until a person approves it: report it to the user, do not retry.";
+
+impl ServerHandler for WalletMcp {
+    fn get_info(&self) -> ServerConfig {
+        ServerConfig::new(ServerCapabilities::builder().enable_tools().build())
+            .with_server_info(Implementation::new("mpc-wallet", env!("CARGO_PKG_VERSION")))
+            .with_instructions(INSTRUCTIONS)
+    }
+
+    async fn list_tools(
+        &self,
+        _request: Option<PaginatedRequestParams>,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<ListToolsResult, ErrorData> {
+        Ok(ListToolsResult::with_all_items(tools::list()))
+    }
+
+    async fn call_tool(
+        &self,
+        request: CallToolRequestParams,
+        context: RequestContext<RoleServer>,
+    ) -> Result<CallToolResponse, ErrorData> {
+        let progress = Progress::of(&context);
+        let name = request.name.to_string();
+        if !tools::exists(&name) {
+            return Err(ErrorData::invalid_params(
+                format!("no tool named {:?}; list the tools", validate::echo(&name)),
+                None,
+            ));
+        }
+        let arguments = request.arguments.unwrap_or_default();
+        let result = match self.ready(&progress).await {
+            Err(why) => Err(why),
+            Ok(parts) => tools::call(self, &parts, &name, arguments, &progress).await,
+        };
+        Ok(match result {
+            Ok(value) => CallToolResult::structured(value),
+            Err(text) => {
+                tracing::info!(tool = %name, "tool error: {text}");
+                CallToolResult::error(vec![ContentBlock::text(text)])
+            }
+        }
+        .into())
+    }
+}
+
+impl WalletMcp {
+    /// The lock that serializes `pay` calls with the same idempotency label in this process.
+    pub(crate) fn pay_lock(&self, label: &str) -> Arc<tokio::sync::Mutex<()>> {
+        let mut locks = self.pay_locks.lock().unwrap_or_else(|p| p.into_inner());
+        // Forget locks nobody holds, so the map stays as small as the calls in flight.
+        locks.retain(|_, l| Arc::strong_count(l) > 1);
+        locks.entry(label.to_string()).or_default().clone()
+    }
+}

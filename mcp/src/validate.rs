@@ -1,0 +1,140 @@
+//! Checks on what a model hands the tools: each failure is a sentence that says what is wrong
+//! and what to send instead, returned as the tool's error.
+
+use serde::de::DeserializeOwned;
+use serde_json::{Map, Value};
+use wallet_bsv::{amount::MAX_SATOSHIS, Script};
+
+/// The longest echo of a refused value in an error.
+const ECHO_CHARS: usize = 60;
+/// The most a locking script may hold (bytes); a payment's script is far smaller.
+pub(crate) const MAX_SCRIPT_BYTES: usize = 10_000;
+
+/// A value shortened for an error message, control characters dropped.
+pub(crate) fn echo(value: &str) -> String {
+    let mut s: String = value.chars().take(ECHO_CHARS).filter(|c| !c.is_control()).collect();
+    if value.chars().count() > ECHO_CHARS {
+        s.push('…');
+    }
+    s
+}
+
+/// The arguments as `T`, refusing more than `max_bytes` of JSON before reading them.
+pub(crate) fn args<T: DeserializeOwned>(arguments: Map<String, Value>, max_bytes: usize) -> Result<T, String> {
+    let size = serde_json::to_vec(&arguments).map(|v| v.len()).unwrap_or(usize::MAX);
+    if size > max_bytes {
+        return Err(format!(
+            "the arguments are {size} bytes, more than this tool accepts ({max_bytes} bytes); send less data per call"
+        ));
+    }
+    serde_json::from_value(Value::Object(arguments))
+        .map_err(|e| format!("the arguments do not match the tool's input schema: {e}; fix them and call again"))
+}
+
+/// A string argument of at most `max` bytes.
+pub(crate) fn text<'a>(name: &str, value: &'a str, max: usize) -> Result<&'a str, String> {
+    if value.len() > max {
+        return Err(format!("{name} is {} bytes, longer than the {max} bytes allowed", value.len()));
+    }
+    Ok(value)
+}
+
+/// An amount to pay: at least 1 satoshi, at most the 21 million coins there are.
+pub(crate) fn satoshis(name: &str, value: u64) -> Result<u64, String> {
+    if value == 0 || value > MAX_SATOSHIS {
+        return Err(format!(
+            "{name} must be a whole number of satoshis from 1 to {MAX_SATOSHIS} (1 BSV is 100000000 satoshis); got {value}"
+        ));
+    }
+    Ok(value)
+}
+
+/// Where to pay: a P2PKH address, or a locking script in hex (bounded, and one that parses).
+pub(crate) fn destination(to: &str) -> Result<Script, String> {
+    let to = to.trim();
+    if let Ok(script) = wallet_bsv::address::locking_script_of(to) {
+        return Ok(script);
+    }
+    let refuse = |why: &str| {
+        format!(
+            "`to` ({}) is not a BSV address or a locking script in hex: {why}. Send a P2PKH address such as \
+             1BgGZ9tcN4rm9KBzDn7KprQz87SZ26SAMH, or the output script as hex",
+            echo(to)
+        )
+    };
+    if to.is_empty() {
+        return Err(refuse("it is empty"));
+    }
+    if to.len() > 2 * MAX_SCRIPT_BYTES {
+        return Err(refuse(&format!("a script here is at most {MAX_SCRIPT_BYTES} bytes")));
+    }
+    let bytes = hex::decode(to).map_err(|_| refuse("it is not a valid address and not hex"))?;
+    let script = Script::new(bytes);
+    if script.chunks().is_err() {
+        return Err(refuse("the script does not parse (a push runs past its end)"));
+    }
+    Ok(script)
+}
+
+/// A URL the wallet may fetch: http or https with a host, nothing else (no file://, data:, ...).
+pub(crate) fn url(value: &str) -> Result<&str, String> {
+    let value = text("url", value.trim(), 2048)?;
+    let lower = value.to_ascii_lowercase();
+    let rest = lower.strip_prefix("https://").or_else(|| lower.strip_prefix("http://"));
+    match rest {
+        Some(rest) if !rest.is_empty() && !rest.starts_with('/') && !value.chars().any(char::is_whitespace) => {
+            Ok(value)
+        }
+        _ => Err(format!(
+            "url ({}) must be an http:// or https:// URL with a host, such as https://api.example/data; other schemes \
+             (file://, data:, ...) are refused",
+            echo(value)
+        )),
+    }
+}
+
+/// A public key in compressed hex (66 characters), or `None` for the given default.
+pub(crate) fn public_key(name: &str, value: &str) -> Result<String, String> {
+    let v = value.trim();
+    let ok = v.len() == 66 && (v.starts_with("02") || v.starts_with("03")) && hex::decode(v).is_ok();
+    if !ok {
+        return Err(format!(
+            "{name} ({}) must be a compressed public key: 66 hex characters starting with 02 or 03",
+            echo(v)
+        ));
+    }
+    Ok(v.to_ascii_lowercase())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn amounts_scripts_and_urls_are_checked() {
+        assert!(satoshis("satoshis", 0).is_err());
+        assert!(satoshis("satoshis", MAX_SATOSHIS + 1).is_err());
+        assert_eq!(satoshis("satoshis", 1000), Ok(1000));
+        assert!(destination("1BgGZ9tcN4rm9KBzDn7KprQz87SZ26SAMH").is_ok());
+        assert!(destination("76a914751e76e8199196d454941c45d1b3a323f1433bd688ac").is_ok());
+        for bad in ["", "zz", "4c", "1BgGZ9tcN4rm9KBzDn7KprQz87SZ26SAMX", &"00".repeat(MAX_SCRIPT_BYTES + 1)] {
+            assert!(destination(bad).is_err(), "{bad:.20}");
+        }
+        assert!(url("https://api.example/x").is_ok());
+        assert!(url("http://127.0.0.1:8080/paid").is_ok());
+        for bad in
+            ["file:///etc/passwd", "FILE:///x", "data:text/plain,hi", "http://", "ftp://x", "https:///x", "http://a b"]
+        {
+            assert!(url(bad).is_err(), "{bad}");
+        }
+        assert!(public_key("k", &format!("02{}", "ab".repeat(32))).is_ok());
+        assert!(public_key("k", "04ab").is_err());
+    }
+
+    #[test]
+    fn oversized_arguments_are_refused_before_parsing() {
+        let mut m = Map::new();
+        m.insert("x".into(), Value::String("a".repeat(100)));
+        assert!(args::<Value>(m, 50).unwrap_err().contains("more than this tool accepts"));
+    }
+}
