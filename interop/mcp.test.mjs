@@ -9,7 +9,7 @@
 // Uses MPC_WALLET_BIN (default target/debug/mpc-wallet).
 import { describe, test, before, after } from 'node:test'
 import assert from 'node:assert/strict'
-import { spawn } from 'node:child_process'
+import { spawn, spawnSync } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
 import { request as httpRequest } from 'node:http'
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
@@ -19,12 +19,12 @@ import { fileURLToPath } from 'node:url'
 import express from 'express'
 import { createAuthMiddleware } from '@bsv/auth-express-middleware'
 import { createPaymentMiddleware } from '@bsv/payment-express-middleware'
-import { P2PKH, PrivateKey, ProtoWallet, PublicKey, Transaction, Utils } from '@bsv/sdk'
+import { HTTPWalletJSON, MasterCertificate, P2PKH, PrivateKey, ProtoWallet, PublicKey, Transaction, Utils, VerifiableCertificate } from '@bsv/sdk'
 import { Client } from '@modelcontextprotocol/sdk/client/index.js'
 import { StdioClientTransport } from '@modelcontextprotocol/sdk/client/stdio.js'
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js'
-import { testVars } from './serve.mjs'
-import { BRC29, brc29Payment, startStandIns } from './standins.mjs'
+import { startServe, stop, testVars } from './serve.mjs'
+import { BRC29, brc29Payment, minedParent, nextHeight, startStandIns } from './standins.mjs'
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..')
 const bin = process.env.MPC_WALLET_BIN ?? join(root, 'target', 'debug', 'mpc-wallet')
@@ -153,10 +153,34 @@ function post (url, headers, body) {
 
 const thirdParty = () => new P2PKH().lock(PrivateKey.fromRandom().toAddress()).toHex()
 
+test('--tools offers only the tools named: another tool is no tool; a wrong name stops the start', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'mpc-mcp-tools-'))
+  try {
+    const offered = ['wallet_status', 'get_balance', 'fetch']
+    const transport = new StdioClientTransport({ command: bin, args: ['mcp', '--tools', 'fetch,wallet_status, get_balance'], env: walletEnv(dir), stderr: 'pipe' })
+    const client = new Client({ name: 'mcp-interop', version: '1.0.0' })
+    await client.connect(transport)
+    try {
+      assert.deepEqual((await client.listTools()).tools.map(t => t.name), offered)
+      await assert.rejects(client.callTool({ name: 'pay', arguments: { to: thirdParty(), satoshis: 1000, description: 'not offered', idempotency_key: 'x' } }),
+        /no tool named "pay"/)
+    } finally {
+      await client.close()
+    }
+    const wrong = spawnSync(bin, ['mcp', '--tools', 'pay,send_all'], { env: walletEnv(dir), input: '', encoding: 'utf8', timeout: 60_000 })
+    assert.notEqual(wrong.status, 0)
+    assert.match(wrong.stderr, /--tools: "send_all" is not a tool; the tools are wallet_status, get_balance/)
+    assert.equal(wrong.stdout, '')
+  } finally {
+    rmSync(dir, { recursive: true, force: true })
+  }
+})
+
+
 for (const [transportName, connect] of [['stdio', connectStdio], ['streamable HTTP', connectHttp]]) {
   describe(`mcp over ${transportName}`, () => {
     const dir = mkdtempSync(join(tmpdir(), 'mpc-mcp-'))
-    let w, identity
+    let w, identity, firstPay
     const progress = []
     /** Calls a tool with a progress token and a timeout that the progress resets. */
     const call = (name, args = {}) => w.client.callTool({ name, arguments: args }, undefined, {
@@ -193,6 +217,13 @@ for (const [transportName, connect] of [['stdio', connectStdio], ['streamable HT
       const pay = tools.find(t => t.name === 'pay')
       assert.deepEqual([...pay.inputSchema.required].sort(), ['description', 'idempotency_key', 'satoshis', 'to'])
       assert.equal(pay.inputSchema.properties.satoshis.type, 'integer')
+      assert.doesNotMatch(JSON.stringify(tools), /"format":"u?int/, 'no Rust-only number formats in the schemas')
+    })
+
+    test('a malformed call is refused at once, without waiting for the wallet to start', async () => {
+      await refused('pay', { to: thirdParty(), satoshis: 0, description: 'nothing at all', idempotency_key: 'early' }, /satoshis must be/)
+      await refused('receive_info', { date: '2026-02-30' }, /YYYY-MM-DD/)
+      assert.deepEqual(progress.filter(p => p.name !== 'wallet_status'), [], 'no call waited for the start')
     })
 
     test('wallet_status waits for the first start (DKG), with progress, and reports the cosigners and policy', async () => {
@@ -219,14 +250,34 @@ for (const [transportName, connect] of [['stdio', connectStdio], ['streamable HT
         sender_identity_key: p.remittance.senderIdentityKey
       })
       assert.deepEqual(r, { accepted: true, txid: p.tx.id('hex') })
+      // The day's address, paid by a sender without BRC-29 and taken in with address_remittance;
+      // the date alone gives the same address and remittance back.
+      assert.deepEqual(await ok('receive_info', { date: info.address_date }), info)
+      const senderKey = PrivateKey.fromRandom()
+      const parent = minedParent(senderKey, 30_000, nextHeight(), standIns.woc)
+      const plain = new Transaction()
+      plain.addInput({ sourceTransaction: parent, sourceOutputIndex: 0, unlockingScriptTemplate: new P2PKH().unlock(senderKey) })
+      plain.addOutput({ lockingScript: new P2PKH().lock(info.address), satoshis: 20_000 })
+      await plain.sign()
+      const ra = info.address_remittance
+      assert.equal(ra.sender_identity_key, identity)
+      const r2 = await ok('internalize_payment', {
+        beef: Utils.toHex(plain.toAtomicBEEF()),
+        output_index: 0,
+        derivation_prefix: ra.derivation_prefix,
+        derivation_suffix: ra.derivation_suffix,
+        sender_identity_key: ra.sender_identity_key,
+        description: 'paid to the address'
+      })
+      assert.deepEqual(r2, { accepted: true, txid: plain.id('hex') })
       const b = await ok('get_balance')
-      assert.equal(b.satoshis, 100_000)
-      assert.equal(b.spendable_outputs, 1)
+      assert.equal(b.satoshis, 120_000)
+      assert.equal(b.spendable_outputs, 2)
       assert.equal(b.policy.length, 2)
       assert.equal(b.policy[0].window_sats_left, 200000)
       const outs = await ok('list_outputs', {})
-      assert.equal(outs.total, 1)
-      assert.equal(outs.outputs[0].outpoint, `${p.tx.id('hex')}.0`)
+      assert.equal(outs.total, 2)
+      assert.deepEqual(outs.outputs.map(o => o.outpoint).sort(), [`${p.tx.id('hex')}.0`, `${plain.id('hex')}.0`].sort())
     })
 
     test('pay pays (verified with @bsv/sdk), with progress; the same idempotency key twice pays once', async () => {
@@ -235,6 +286,7 @@ for (const [transportName, connect] of [['stdio', connectStdio], ['streamable HT
       const before = standIns.arc.accepted.length
       const args = { to, satoshis: 5_000, description: 'pay a third party', idempotency_key: key }
       const first = await ok('pay', args)
+      firstPay = { args, txid: first.txid }
       assert.match(first.txid, /^[0-9a-f]{64}$/)
       assert.equal(first.already_paid, false)
       assert.equal(standIns.arc.accepted.length, before + 1)
@@ -250,7 +302,10 @@ for (const [transportName, connect] of [['stdio', connectStdio], ['streamable HT
       // The key reused for another payment is refused, not paid.
       await refused('pay', { ...args, satoshis: 6_000 }, /already used for a different payment/)
       const h = await ok('list_history', { limit: 10 })
-      assert.ok(h.transactions.some(t => t.txid === first.txid && t.outgoing && t.satoshis < -5_000))
+      assert.equal(h.total, 3)
+      assert.equal(h.transactions[0].txid, first.txid, 'newest first')
+      assert.ok(h.transactions[0].outgoing && h.transactions[0].satoshis < -5_000)
+      assert.deepEqual((await ok('list_history', { limit: 1, offset: 2 })).transactions.map(t => t.satoshis), [100_000], 'the oldest last')
     })
 
     test('a payment over the cosigners\' policy is refused with the rule and the approve command', async () => {
@@ -300,11 +355,13 @@ for (const [transportName, connect] of [['stdio', connectStdio], ['streamable HT
       await refused('pay', pay({ to: '4c' }), /does not parse/)
       await refused('pay', pay({ to: 'not a script' }), /not a BSV address/)
       await refused('pay', pay({ to: '00'.repeat(20_000) }), /at most 10000 bytes/)
+      await refused('pay', pay({ to: PrivateKey.fromRandom().toAddress('testnet') }), /testnet address and this wallet is on mainnet/)
       await refused('pay', pay({ idempotency_key: '' }), /idempotency_key/)
       await refused('pay', pay({ extra: 1 }), /unknown field/)
       await refused('fetch', { url: 'file:///etc/passwd', max_sats: 0 }, /http:\/\/ or https:\/\//)
       await refused('fetch', { url: 'data:text/plain,hi', max_sats: 0 }, /http:\/\/ or https:\/\//)
       await refused('fetch', { url: `${app.url}/paid`, max_sats: -1 }, /input schema/)
+      await refused('fetch', { url: `${app.url}/paid`, max_sats: 5000 }, /above what this wallet lets one fetch pay \(1000 satoshis\).*--max-fetch-sats/)
       const huge = 'x'.repeat(10 * 1024 * 1024)
       await refused('sign_message', { message: huge }, /more than this tool accepts/)
       await refused('pay', pay({ description: huge }), /more than this tool accepts/)
@@ -314,6 +371,60 @@ for (const [transportName, connect] of [['stdio', connectStdio], ['streamable HT
       assert.equal((await ok('wallet_status')).identity_key, identity)
       assert.ok(w.alive())
     })
+
+    if (transportName === 'stdio') {
+      test('after a restart: the idempotency key still pays once; a certificate is listed and proven', async () => {
+        await w.close()
+        // A certificate taken in through the BRC-100 front on the same store, as a user would.
+        const token = randomBytes(16).toString('hex')
+        const serve = await startServe(bin, { ...walletEnv(dir), MPC_API_TOKEN: token, MPC_ALLOWED_ORIGINS: 'http://localhost' })
+        const certifier = PrivateKey.fromRandom()
+        const type = Utils.toBase64(Array.from(randomBytes(32)))
+        let cert
+        try {
+          const front = new HTTPWalletJSON('localhost', serve.url, (u, init = {}) =>
+            fetch(u, { ...init, headers: { ...init.headers, Authorization: `Bearer ${token}` } }))
+          cert = await MasterCertificate.issueCertificateForSubject(new ProtoWallet(certifier), identity,
+            { name: 'Agent Smith', role: 'buyer' }, type, async () => `${'ab'.repeat(32)}.1`)
+          await front.acquireCertificate({
+            type,
+            certifier: cert.certifier,
+            acquisitionProtocol: 'direct',
+            fields: cert.fields,
+            serialNumber: cert.serialNumber,
+            revocationOutpoint: cert.revocationOutpoint,
+            signature: cert.signature,
+            keyringRevealer: 'certifier',
+            keyringForSubject: cert.masterKeyring
+          })
+        } finally {
+          await stop(serve.child)
+        }
+        w = await connect(dir)
+        const broadcasts = standIns.arc.accepted.length
+        const again = await ok('pay', firstPay.args)
+        assert.equal(again.already_paid, true)
+        assert.equal(again.txid, firstPay.txid)
+        assert.equal(standIns.arc.accepted.length, broadcasts, 'nothing paid again after the restart')
+        assert.match(w.log.text, /provisioned: restored/)
+
+        const list = await ok('list_certificates', {})
+        assert.equal(list.total, 1)
+        const listed = list.certificates[0]
+        assert.deepEqual({ ...listed, fields: [...listed.fields].sort() },
+          { type, serial_number: cert.serialNumber, certifier: cert.certifier, subject: identity, fields: ['name', 'role'] })
+        const verifier = PrivateKey.fromRandom()
+        const proof = await ok('prove_certificate', { serial_number: cert.serialNumber, fields_to_reveal: ['role'], verifier: verifier.toPublicKey().toString() })
+        assert.deepEqual(Object.keys(proof.keyring_for_verifier), ['role'])
+        const c = proof.certificate
+        const verifiable = new VerifiableCertificate(c.type, c.serialNumber, c.subject, c.certifier, c.revocationOutpoint, c.fields, proof.keyring_for_verifier, c.signature)
+        assert.equal(await verifiable.verify(), true, '@bsv/sdk verifies the certificate')
+        assert.deepEqual(await verifiable.decryptFields(new ProtoWallet(verifier)), { role: 'buyer' }, 'the verifier opens exactly the field revealed')
+        await assert.rejects(verifiable.decryptFields(new ProtoWallet(PrivateKey.fromRandom())))
+        await refused('prove_certificate', { serial_number: 'bm9wZQ==', fields_to_reveal: ['role'], verifier: 'anyone' }, /no certificate/)
+        await refused('prove_certificate', { serial_number: cert.serialNumber, fields_to_reveal: ['age'], verifier: 'anyone' }, /./)
+      })
+    }
 
     if (transportName === 'streamable HTTP') {
       test('the MCP endpoint sits behind the front\'s door: token, Origin and Host', async () => {

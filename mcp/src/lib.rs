@@ -89,13 +89,59 @@ pub enum Startup {
 #[derive(Clone, Debug)]
 pub struct WalletMcp {
     state: watch::Receiver<Startup>,
+    /// The tools this server offers: all unless its operator chose fewer.
+    offered: Arc<Vec<&'static str>>,
+    /// The most one `fetch` may pay, whatever `max_sats` a call gives.
+    fetch_cap: u64,
     pay_locks: Arc<std::sync::Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>>,
 }
 
 impl WalletMcp {
     /// A server over the wallet whose start `state` follows.
     pub fn new(state: watch::Receiver<Startup>) -> Self {
-        Self { state, pay_locks: Arc::default() }
+        Self {
+            state,
+            offered: Arc::new(tools::NAMES.to_vec()),
+            fetch_cap: DEFAULT_FETCH_CAP,
+            pay_locks: Arc::default(),
+        }
+    }
+
+    /// Caps what one `fetch` may pay (default [`DEFAULT_FETCH_CAP`]): a call's `max_sats` comes
+    /// from the model, which may have read a page written to make it pay; the cap is the
+    /// operator's. The cosigners' spending policies apply on top.
+    pub fn fetch_cap(mut self, satoshis: u64) -> Self {
+        self.fetch_cap = satoshis;
+        self
+    }
+
+    /// Offers only the tools named (an operator's choice: an agent that only reads and fetches
+    /// need not hold `pay` or `prove_certificate`). A name that is no tool is refused, with the
+    /// names there are.
+    pub fn offering(mut self, names: &[String]) -> Result<Self, String> {
+        let mut offered = Vec::new();
+        for name in names.iter().map(|n| n.trim()).filter(|n| !n.is_empty()) {
+            let Some(known) = tools::NAMES.iter().find(|t| **t == name) else {
+                return Err(format!(
+                    "{:?} is not a tool; the tools are {}",
+                    validate::echo(name),
+                    tools::NAMES.join(", ")
+                ));
+            };
+            if !offered.contains(known) {
+                offered.push(*known);
+            }
+        }
+        if offered.is_empty() {
+            return Err(format!("name at least one tool of {}", tools::NAMES.join(", ")));
+        }
+        self.offered = Arc::new(offered);
+        Ok(self)
+    }
+
+    /// The names of the tools offered, in the order `tools/list` gives them.
+    pub fn offered(&self) -> Vec<&'static str> {
+        tools::NAMES.iter().copied().filter(|n| self.offered.contains(n)).collect()
     }
 
     /// The wallet once ready, reporting the start's phases to `progress` meanwhile.
@@ -148,6 +194,9 @@ impl WalletMcp {
     }
 }
 
+/// What one `fetch` may pay unless the operator says otherwise, as `mpc-wallet fetch --max-pay`.
+pub const DEFAULT_FETCH_CAP: u64 = 1000;
+
 /// Progress notifications for one tool call, when its caller asked for them (a progress token
 /// in the request's `_meta`); otherwise nothing is sent.
 pub(crate) struct Progress {
@@ -191,7 +240,8 @@ impl ServerHandler for WalletMcp {
         _request: Option<PaginatedRequestParams>,
         _context: RequestContext<RoleServer>,
     ) -> Result<ListToolsResult, ErrorData> {
-        Ok(ListToolsResult::with_all_items(tools::list()))
+        let offered = tools::list().into_iter().filter(|t| self.offered.iter().any(|n| t.name == *n)).collect();
+        Ok(ListToolsResult::with_all_items(offered))
     }
 
     async fn call_tool(
@@ -201,16 +251,20 @@ impl ServerHandler for WalletMcp {
     ) -> Result<CallToolResponse, ErrorData> {
         let progress = Progress::of(&context);
         let name = request.name.to_string();
-        if !tools::exists(&name) {
+        // A tool not offered is, to the client, no tool at all.
+        if !self.offered.iter().any(|n| *n == name) {
             return Err(ErrorData::invalid_params(
                 format!("no tool named {:?}; list the tools", validate::echo(&name)),
                 None,
             ));
         }
-        let arguments = request.arguments.unwrap_or_default();
-        let result = match self.ready(&progress).await {
+        // Arguments are checked before the call waits for a wallet still starting.
+        let result = match tools::Call::parse(&name, request.arguments.unwrap_or_default()) {
             Err(why) => Err(why),
-            Ok(parts) => tools::call(self, &parts, &name, arguments, &progress).await,
+            Ok(call) => match self.ready(&progress).await {
+                Err(why) => Err(why),
+                Ok(parts) => call.run(self, &parts, &progress).await,
+            },
         };
         Ok(match result {
             Ok(value) => CallToolResult::structured(value),
@@ -224,6 +278,10 @@ impl ServerHandler for WalletMcp {
 }
 
 impl WalletMcp {
+    pub(crate) fn fetch_cap_sats(&self) -> u64 {
+        self.fetch_cap
+    }
+
     /// The lock that serializes `pay` calls with the same idempotency label in this process.
     pub(crate) fn pay_lock(&self, label: &str) -> Arc<tokio::sync::Mutex<()>> {
         let mut locks = self.pay_locks.lock().unwrap_or_else(|p| p.into_inner());

@@ -41,8 +41,6 @@ const HEARTBEAT: Duration = Duration::from_secs(2);
 const SIGN_PROTOCOL: &str = "mcp message signature";
 const ENCRYPT_PROTOCOL: &str = "mcp message encryption";
 const KEY_ID: &str = "1";
-/// BRC-42's "anyone": the public key of the private key 1.
-const ANYONE: &str = "0279be667ef9dcbbac55a06295ce870b07029bfcdb2dce28d959f2815b16f81798";
 
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
@@ -109,6 +107,15 @@ struct BalanceOut {
     policy: Vec<PolicyLeft>,
 }
 
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+struct ReceiveIn {
+    /// The UTC day (YYYY-MM-DD) whose address to give; default today. An earlier day gives back
+    /// the address and remittance receive_info gave that day.
+    #[serde(default)]
+    date: Option<String>,
+}
+
 #[derive(Debug, Serialize, JsonSchema)]
 struct Remittance {
     /// BRC-29 derivation prefix (base64).
@@ -132,6 +139,9 @@ struct ReceiveOut {
     /// A P2PKH address of this wallet, for a sender without BRC-29 support. Once paid, call
     /// internalize_payment with the transaction's Atomic BEEF and `address_remittance`.
     address: String,
+    /// The UTC day the address belongs to: the address changes daily, and receive_info with this
+    /// date gives the same address and remittance again.
+    address_date: String,
     /// What internalize_payment needs for a payment to `address`.
     address_remittance: Remittance,
     /// What to tell a sender.
@@ -286,7 +296,8 @@ struct FetchIn {
     /// The request body (text, at most 1 MiB); sent as application/json when it is JSON.
     #[serde(default)]
     body: Option<String>,
-    /// The most this request may pay, in satoshis (0: pay nothing). A server asking more is refused before anything is paid.
+    /// The most this request may pay, in satoshis (0: pay nothing; at most the wallet's cap, 1000
+    /// unless its operator set another). A server asking more is refused before anything is paid.
     max_sats: u64,
 }
 
@@ -428,7 +439,7 @@ struct CertificatesOut {
 
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
-struct ProveIn {
+pub(crate) struct ProveIn {
     /// The certificate's serial number (base64), from list_certificates.
     serial_number: String,
     /// The fields to reveal (names from list_certificates); nothing else is revealed.
@@ -452,16 +463,45 @@ fn tool<I: JsonSchema + 'static, O: JsonSchema + 'static>(
     description: &'static str,
     annotations: ToolAnnotations,
 ) -> Tool {
-    Tool::new(name, description, rmcp::handler::server::tool::schema_for_type::<I>())
-        .with_raw_output_schema(rmcp::handler::server::tool::schema_for_output::<O>())
+    use rmcp::handler::server::tool::{schema_for_output, schema_for_type};
+    Tool::new(name, description, portable(&schema_for_type::<I>()))
+        .with_raw_output_schema(portable(&schema_for_output::<O>()))
         .with_annotations(annotations)
+}
+
+/// The schema without schemars' Rust-only number formats (`uint16`, `uint64`, `int64`, ...),
+/// which JSON Schema does not define and clients' validators warn about; `minimum` still says
+/// what an unsigned integer allows.
+fn portable(schema: &Map<String, Value>) -> Arc<Map<String, Value>> {
+    fn strip(v: &mut Value) {
+        match v {
+            Value::Object(o) => {
+                let rust_only = o
+                    .get("format")
+                    .and_then(Value::as_str)
+                    .is_some_and(|f| ["int", "uint", "float", "double"].iter().any(|p| f.starts_with(p)));
+                if rust_only {
+                    o.remove("format");
+                }
+                o.values_mut().for_each(strip);
+            }
+            Value::Array(a) => a.iter_mut().for_each(strip),
+            _ => {}
+        }
+    }
+    let mut v = Value::Object(schema.clone());
+    strip(&mut v);
+    match v {
+        Value::Object(o) => Arc::new(o),
+        _ => Arc::new(Map::new()),
+    }
 }
 
 fn reads() -> ToolAnnotations {
     ToolAnnotations::new().read_only(true).destructive(false).open_world(false)
 }
 
-const NAMES: [&str; 14] = [
+pub(crate) const NAMES: [&str; 14] = [
     "wallet_status",
     "get_balance",
     "receive_info",
@@ -478,10 +518,6 @@ const NAMES: [&str; 14] = [
     "prove_certificate",
 ];
 
-pub(crate) fn exists(name: &str) -> bool {
-    NAMES.contains(&name)
-}
-
 /// Every tool, in a fixed order.
 pub(crate) fn list() -> Vec<Tool> {
     vec![
@@ -497,11 +533,12 @@ pub(crate) fn list() -> Vec<Tool> {
              allows in its current window. A payment above what a policy allows is refused.",
             reads(),
         ),
-        tool::<NoArgs, ReceiveOut>(
+        tool::<ReceiveIn, ReceiveOut>(
             "receive_info",
             "What a sender needs to pay this wallet: its identity key and the BRC-29 derivation a BSV wallet uses, or \
-             a plain address with the values to hand internalize_payment once that address is paid.",
-            reads().read_only(false).idempotent(false),
+             a plain address (a new one each UTC day) with the values to hand internalize_payment once that address \
+             is paid. Give a date to get an earlier day's address and values again.",
+            reads(),
         ),
         tool::<InternalizeIn, InternalizeOut>(
             "internalize_payment",
@@ -576,36 +613,98 @@ pub(crate) fn list() -> Vec<Tool> {
     ]
 }
 
-/// Runs tool `name`. `Err` is the tool error's text, for the model.
-pub(crate) async fn call(
-    server: &WalletMcp,
-    w: &WalletParts,
-    name: &str,
-    arguments: Map<String, Value>,
-    progress: &Progress,
-) -> Result<Value, String> {
-    fn out<T: Serialize>(v: T) -> Result<Value, String> {
-        serde_json::to_value(v).map_err(|e| format!("internal error: {e}"))
+/// A tool call whose arguments were read and checked. Everything that needs no wallet is refused
+/// here, at once, so a malformed call does not wait for a wallet that is still starting.
+pub(crate) enum Call {
+    Status,
+    Balance,
+    Receive(Option<Day>),
+    Internalize(Internalize),
+    Pay(Pay),
+    History { limit: u32, offset: u32 },
+    Outputs(ListOutputsArgs),
+    Fetch(Fetch),
+    Sign(String),
+    Verify(Verify),
+    Encrypt { plaintext: String, counterparty: String },
+    Decrypt { ciphertext: Vec<u8>, counterparty: String },
+    Certificates(ListCertificatesArgs),
+    Prove(ProveIn),
+}
+
+fn out<T: Serialize>(v: T) -> Result<Value, String> {
+    serde_json::to_value(v).map_err(|e| format!("internal error: {e}"))
+}
+
+fn small<T: DeserializeOwned>(a: Map<String, Value>) -> Result<T, String> {
+    validate::args(a, SMALL_ARGS)
+}
+
+impl Call {
+    /// Reads and checks the arguments of tool `name`. `Err` is the tool error's text.
+    pub(crate) fn parse(name: &str, arguments: Map<String, Value>) -> Result<Self, String> {
+        Ok(match name {
+            "wallet_status" => small::<NoArgs>(arguments).map(|_| Call::Status)?,
+            "get_balance" => small::<NoArgs>(arguments).map(|_| Call::Balance)?,
+            "receive_info" => {
+                let a: ReceiveIn = small(arguments)?;
+                Call::Receive(a.date.as_deref().map(Day::parse).transpose()?)
+            }
+            "internalize_payment" => Call::Internalize(Internalize::check(validate::args(arguments, BEEF_ARGS)?)?),
+            "pay" => Call::Pay(Pay::check(small(arguments)?)?),
+            "list_history" => {
+                let a: PageIn = small(arguments)?;
+                let (limit, offset) = page(a.limit, a.offset)?;
+                Call::History { limit, offset }
+            }
+            "list_outputs" => Call::Outputs(outputs_args(small(arguments)?)?),
+            "fetch" => Call::Fetch(Fetch::check(validate::args(arguments, FETCH_ARGS)?)?),
+            "sign_message" => Call::Sign(small::<SignIn>(arguments)?.message),
+            "verify_message" => Call::Verify(Verify::check(small(arguments)?)?),
+            "encrypt" => {
+                let a: EncryptIn = small(arguments)?;
+                let counterparty = counterparty("counterparty", a.counterparty.as_deref(), "self")?;
+                Call::Encrypt { plaintext: a.plaintext, counterparty }
+            }
+            "decrypt" => {
+                let a: DecryptIn = small(arguments)?;
+                let ciphertext = hex::decode(a.ciphertext.trim())
+                    .map_err(|_| "ciphertext must be hex, as encrypt returns it".to_string())?;
+                let counterparty = counterparty("counterparty", a.counterparty.as_deref(), "self")?;
+                Call::Decrypt { ciphertext, counterparty }
+            }
+            "list_certificates" => Call::Certificates(certificates_args(small(arguments)?)?),
+            "prove_certificate" => {
+                let mut a: ProveIn = small(arguments)?;
+                validate::text("serial_number", &a.serial_number, 100)?;
+                if a.fields_to_reveal.is_empty() || a.fields_to_reveal.len() > 100 {
+                    return Err("fields_to_reveal: name 1 to 100 fields".into());
+                }
+                a.verifier = counterparty("verifier", Some(&a.verifier), "anyone")?;
+                Call::Prove(a)
+            }
+            _ => return Err(format!("no tool named {:?}", validate::echo(name))),
+        })
     }
-    fn small<T: DeserializeOwned>(a: Map<String, Value>) -> Result<T, String> {
-        validate::args(a, SMALL_ARGS)
-    }
-    match name {
-        "wallet_status" => small::<NoArgs>(arguments).and(out(status(w).await?)),
-        "get_balance" => small::<NoArgs>(arguments).and(out(balance(w).await?)),
-        "receive_info" => small::<NoArgs>(arguments).and(out(receive_info(w).await?)),
-        "internalize_payment" => out(internalize(w, validate::args(arguments, BEEF_ARGS)?, progress).await?),
-        "pay" => out(pay(server, w, small(arguments)?, progress).await?),
-        "list_history" => out(history(w, small(arguments)?).await?),
-        "list_outputs" => out(outputs(w, small(arguments)?).await?),
-        "fetch" => out(fetch(w, validate::args(arguments, FETCH_ARGS)?, progress).await?),
-        "sign_message" => out(sign(w, small(arguments)?).await?),
-        "verify_message" => out(verify(w, small(arguments)?)?),
-        "encrypt" => out(encrypt(w, small(arguments)?).await?),
-        "decrypt" => out(decrypt(w, small(arguments)?).await?),
-        "list_certificates" => out(certificates(w, small(arguments)?).await?),
-        "prove_certificate" => out(prove(w, small(arguments)?).await?),
-        _ => Err(format!("no tool named {:?}", validate::echo(name))),
+
+    /// Runs the call on the wallet. `Err` is the tool error's text, for the model.
+    pub(crate) async fn run(self, server: &WalletMcp, w: &WalletParts, progress: &Progress) -> Result<Value, String> {
+        match self {
+            Call::Status => out(status(w).await?),
+            Call::Balance => out(balance(w).await?),
+            Call::Receive(day) => out(receive_info(w, day.unwrap_or_else(Day::today)).await?),
+            Call::Internalize(a) => out(internalize(w, a, progress).await?),
+            Call::Pay(a) => out(pay(server, w, a, progress).await?),
+            Call::History { limit, offset } => out(history(w, limit, offset).await?),
+            Call::Outputs(args) => out(outputs(w, args).await?),
+            Call::Fetch(a) => out(fetch(server, w, a, progress).await?),
+            Call::Sign(message) => out(sign(w, &message).await?),
+            Call::Verify(a) => out(verify(w, a)?),
+            Call::Encrypt { plaintext, counterparty } => out(encrypt(w, &plaintext, &counterparty).await?),
+            Call::Decrypt { ciphertext, counterparty } => out(decrypt(w, ciphertext, &counterparty).await?),
+            Call::Certificates(args) => out(certificates(w, args).await?),
+            Call::Prove(a) => out(prove(w, a).await?),
+        }
     }
 }
 
@@ -705,46 +804,104 @@ async fn balance(w: &WalletParts) -> Result<BalanceOut, String> {
     Ok(BalanceOut { satoshis, spendable_outputs, policy })
 }
 
-/// Fresh base64 derivation values (16 random bytes each), as BRC-29 senders make them.
-fn fresh_derivation() -> String {
-    use base64::Engine;
-    base64::engine::general_purpose::STANDARD.encode(rand::random::<[u8; 16]>())
+/// A UTC calendar day, `YYYY-MM-DD`. `receive_info`'s address is derived from the day, so the
+/// day alone gives back the remittance of any address it handed out: nothing paid to one is lost
+/// when a model forgets what it was told.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Day(String);
+
+impl Day {
+    fn today() -> Self {
+        let secs = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs());
+        let (y, m, d) = civil_from_days(i64::try_from(secs / 86_400).unwrap_or(0));
+        Day(format!("{y:04}-{m:02}-{d:02}"))
+    }
+
+    fn parse(text: &str) -> Result<Self, String> {
+        let refuse = || format!("date ({}) must be a day as YYYY-MM-DD, such as 2026-12-07", validate::echo(text));
+        let t = text.trim();
+        let parts: Vec<&str> = t.split('-').collect();
+        let [y, m, d] = parts[..] else { return Err(refuse()) };
+        if y.len() != 4 || m.len() != 2 || d.len() != 2 || !t.bytes().all(|b| b.is_ascii_digit() || b == b'-') {
+            return Err(refuse());
+        }
+        let (y, m, d): (i64, i64, i64) =
+            (y.parse().map_err(|_| refuse())?, m.parse().map_err(|_| refuse())?, d.parse().map_err(|_| refuse())?);
+        if !(1..=12).contains(&m) || !(1..=31).contains(&d) || civil_from_days(days_from_civil(y, m, d)) != (y, m, d) {
+            return Err(refuse());
+        }
+        Ok(Day(t.to_string()))
+    }
 }
 
-async fn receive_info(w: &WalletParts) -> Result<ReceiveOut, String> {
-    let (prefix, suffix) = (fresh_derivation(), fresh_derivation());
+/// Days since 1970-01-01 of a proleptic Gregorian date (H. Hinnant's algorithm).
+fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let doy = (153 * ((m + 9) % 12) + 2) / 5 + d - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    era * 146_097 + doe - 719_468
+}
+
+/// The date of a day count since 1970-01-01.
+fn civil_from_days(z: i64) -> (i64, i64, i64) {
+    let z = z + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    (if m <= 2 { yoe + era * 400 + 1 } else { yoe + era * 400 }, m, d)
+}
+
+/// The BRC-29 derivation of `receive_info`'s address on `day`: a fixed prefix and the day.
+fn receive_derivation(day: &Day) -> (String, String) {
+    use base64::Engine;
+    let b64 = |b: &[u8]| base64::engine::general_purpose::STANDARD.encode(b);
+    (b64(b"mcp receive"), b64(day.0.as_bytes()))
+}
+
+async fn receive_info(w: &WalletParts, day: Day) -> Result<ReceiveOut, String> {
+    let (prefix, suffix) = receive_derivation(&day);
     let key_id = wallet_bsv::brc29::key_id(&prefix, &suffix);
-    // The wallet's own BRC-29 key for a payment from "anyone": whoever pays the address, the
-    // wallet takes it in with this remittance (sender = anyone's public key).
+    let identity_key = w.keys.identity_key().to_hex();
+    // The wallet's BRC-29 key with itself as the sender: the key hangs on an ECDH secret only
+    // the wallet can compute, so nobody else can tie the address to its identity, and the
+    // remittance (this prefix, this suffix, the wallet's own identity key) is always its own.
     let args = serde_json::from_value(json!({
         "protocolID": [wallet_bsv::brc29::SECURITY_LEVEL, wallet_bsv::brc29::PROTOCOL_NAME],
         "keyID": key_id,
-        "counterparty": ANYONE,
+        "counterparty": identity_key,
         "forSelf": true,
     }))
     .map_err(|e| format!("internal error: {e}"))?;
     let key = w.keys.get_public_key(args).await.map_err(|e| explain(&e))?;
     let key = hex::decode(&key.public_key).map_err(|e| format!("internal error: {e}"))?;
     let address = wallet_bsv::address::p2pkh_address(&wallet_bsv::hash::hash160(&key), w.keys.network());
-    let identity_key = w.keys.identity_key().to_hex();
     Ok(ReceiveOut {
         instructions: format!(
             "A BSV wallet pays this wallet with BRC-29: it pays P2PKH to the key derived with protocol [2, \"{}\"], key \
              id \"<derivation prefix> <derivation suffix>\" and counterparty {identity_key}, then hands over the \
              transaction's Atomic BEEF with the prefix, suffix and its identity key, which go to internalize_payment. \
-             Any other sender can pay the address {address}; then call internalize_payment with that transaction's \
-             Atomic BEEF and address_remittance.",
-            wallet_bsv::brc29::PROTOCOL_NAME
+             Any other sender can pay the address {address} (this wallet's address for {day}, UTC); then call \
+             internalize_payment with that transaction's Atomic BEEF and address_remittance. receive_info with \
+             date {day} gives the same remittance again.",
+            wallet_bsv::brc29::PROTOCOL_NAME,
+            day = day.0,
         ),
-        identity_key,
+        identity_key: identity_key.clone(),
         network: w.keys.network().to_string(),
         brc29_protocol: (2, wallet_bsv::brc29::PROTOCOL_NAME.into()),
         brc29_key_id: "<derivation prefix> <derivation suffix>".into(),
         address,
+        address_date: day.0,
         address_remittance: Remittance {
             derivation_prefix: prefix,
             derivation_suffix: suffix,
-            sender_identity_key: ANYONE.into(),
+            sender_identity_key: identity_key,
         },
     })
 }
@@ -757,30 +914,51 @@ fn description(value: Option<&str>, default: &str) -> Result<String, String> {
     Ok(d.to_string())
 }
 
-async fn internalize(w: &WalletParts, a: InternalizeIn, progress: &Progress) -> Result<InternalizeOut, String> {
-    let actions = books(w)?;
-    let beef = hex::decode(a.beef.trim())
-        .map_err(|_| "beef must be the Atomic BEEF in hex (an even number of 0-9a-f characters)".to_string())?;
-    let txid = wallet_bsv::AtomicBeef::from_bytes(&beef)
-        .map(|b| b.subject.to_string())
-        .map_err(|e| format!("beef is not an Atomic BEEF (BRC-95): {}", e.message()))?;
-    let sender = validate::public_key("sender_identity_key", &a.sender_identity_key)?;
-    for (name, v) in [("derivation_prefix", &a.derivation_prefix), ("derivation_suffix", &a.derivation_suffix)] {
-        validate::text(name, v, 100)?;
-    }
-    let args = InternalizeActionArgs {
-        tx: beef,
-        outputs: vec![InternalizeOutput {
+/// `internalize_payment`'s arguments, checked.
+pub(crate) struct Internalize {
+    beef: Vec<u8>,
+    txid: String,
+    output_index: u32,
+    remittance: WalletPayment,
+    description: String,
+}
+
+impl Internalize {
+    fn check(a: InternalizeIn) -> Result<Self, String> {
+        let beef = hex::decode(a.beef.trim())
+            .map_err(|_| "beef must be the Atomic BEEF in hex (an even number of 0-9a-f characters)".to_string())?;
+        let txid = wallet_bsv::AtomicBeef::from_bytes(&beef)
+            .map(|b| b.subject.to_string())
+            .map_err(|e| format!("beef is not an Atomic BEEF (BRC-95): {}", e.message()))?;
+        let sender = validate::public_key("sender_identity_key", &a.sender_identity_key)?;
+        for (name, v) in [("derivation_prefix", &a.derivation_prefix), ("derivation_suffix", &a.derivation_suffix)] {
+            validate::text(name, v, 100)?;
+        }
+        Ok(Internalize {
+            beef,
+            txid,
             output_index: a.output_index,
-            protocol: "wallet payment".into(),
-            payment_remittance: Some(WalletPayment {
+            remittance: WalletPayment {
                 derivation_prefix: a.derivation_prefix,
                 derivation_suffix: a.derivation_suffix,
                 sender_identity_key: sender,
-            }),
+            },
+            description: description(a.description.as_deref(), "payment received (mcp)")?,
+        })
+    }
+}
+
+async fn internalize(w: &WalletParts, a: Internalize, progress: &Progress) -> Result<InternalizeOut, String> {
+    let actions = books(w)?;
+    let args = InternalizeActionArgs {
+        tx: a.beef,
+        outputs: vec![InternalizeOutput {
+            output_index: a.output_index,
+            protocol: "wallet payment".into(),
+            payment_remittance: Some(a.remittance),
             insertion_remittance: None,
         }],
-        description: description(a.description.as_deref(), "payment received (mcp)")?,
+        description: a.description,
         ..Default::default()
     };
     let accepted = with_heartbeat(
@@ -790,7 +968,7 @@ async fn internalize(w: &WalletParts, a: InternalizeIn, progress: &Progress) -> 
     )
     .await
     .map_err(|e| explain(&e))?;
-    Ok(InternalizeOut { accepted, txid })
+    Ok(InternalizeOut { accepted, txid: a.txid })
 }
 
 /// The labels that record a `pay` call with the action it made: one for the idempotency key, one
@@ -840,16 +1018,43 @@ async fn paid_under(actions: &Actions, label: &str) -> Result<Option<wallet_trai
 /// signature stays `unsigned` until the background task fails it (ten minutes), and the key is
 /// answered "in progress" until then; two server processes on one store are not serialized
 /// against each other.
-async fn pay(server: &WalletMcp, w: &WalletParts, a: PayIn, progress: &Progress) -> Result<PayOut, String> {
-    let actions = books(w)?;
-    let key = a.idempotency_key.trim();
-    if key.is_empty() || key.chars().count() > 128 || key.chars().any(char::is_control) {
-        return Err("idempotency_key must be 1 to 128 printable characters, unique to this intended payment".into());
+/// `pay`'s arguments, checked; `network` is the network of an address (a script has none).
+pub(crate) struct Pay {
+    key: String,
+    satoshis: u64,
+    to: wallet_bsv::Script,
+    network: Option<wallet_bsv::Network>,
+    description: String,
+}
+
+impl Pay {
+    fn check(a: PayIn) -> Result<Self, String> {
+        let key = a.idempotency_key.trim();
+        if key.is_empty() || key.chars().count() > 128 || key.chars().any(char::is_control) {
+            return Err("idempotency_key must be 1 to 128 printable characters, unique to this intended payment".into());
+        }
+        let (network, to) = validate::destination(&a.to)?;
+        Ok(Pay {
+            key: key.to_string(),
+            satoshis: validate::satoshis("satoshis", a.satoshis)?,
+            to,
+            network,
+            description: description(Some(&a.description), "")?,
+        })
     }
-    let satoshis = validate::satoshis("satoshis", a.satoshis)?;
-    let script = validate::destination(&a.to)?;
-    let description = description(Some(&a.description), "")?;
-    let (key_label, terms_label) = pay_labels(key, &script, satoshis);
+}
+
+async fn pay(server: &WalletMcp, w: &WalletParts, a: Pay, progress: &Progress) -> Result<PayOut, String> {
+    let actions = books(w)?;
+    let ours = w.keys.network();
+    if let Some(theirs) = a.network.filter(|n| *n != ours) {
+        return Err(format!(
+            "`to` is a {theirs} address and this wallet is on {ours}: paying it would send the satoshis where \
+             nobody on {theirs} can see them. Ask for a {ours} address"
+        ));
+    }
+    let Pay { key, satoshis, to: script, description, .. } = a;
+    let (key_label, terms_label) = pay_labels(&key, &script, satoshis);
     let lock = server.pay_lock(&key_label);
     let _held = lock.lock().await;
     if let Some(done) = paid_under(actions, &key_label).await? {
@@ -905,15 +1110,24 @@ fn page(limit: Option<u32>, offset: Option<u32>) -> Result<(u32, u32), String> {
     Ok((limit, offset.unwrap_or(0)))
 }
 
-async fn history(w: &WalletParts, a: PageIn) -> Result<HistoryOut, String> {
-    let (limit, offset) = page(a.limit, a.offset)?;
-    let args = ListActionsArgs { limit: Some(limit), offset: Some(offset), ..Default::default() };
-    let r = books(w)?.list_actions(args).await.map_err(|e| explain(&e))?;
-    Ok(HistoryOut {
-        total: r.total_actions,
-        transactions: r
+/// The newest first: a model asking what happened wants the latest, whatever the history's length.
+async fn history(w: &WalletParts, limit: u32, offset: u32) -> Result<HistoryOut, String> {
+    let actions = books(w)?;
+    let list = |limit, offset| {
+        actions.list_actions(ListActionsArgs { limit: Some(limit), offset: Some(offset), ..Default::default() })
+    };
+    let total = list(1, 0).await.map_err(|e| explain(&e))?.total_actions;
+    // The store pages oldest first: the page `offset` back from the end, reversed.
+    let end = total.saturating_sub(u64::from(offset));
+    let start = end.saturating_sub(u64::from(limit));
+    let mut transactions = Vec::new();
+    if end > start {
+        let (count, from) = (u32::try_from(end - start).unwrap_or(limit), u32::try_from(start).unwrap_or(u32::MAX));
+        let r = list(count, from).await.map_err(|e| explain(&e))?;
+        transactions = r
             .actions
             .into_iter()
+            .rev()
             .map(|a| HistoryEntry {
                 txid: a.txid,
                 satoshis: a.satoshis,
@@ -921,11 +1135,12 @@ async fn history(w: &WalletParts, a: PageIn) -> Result<HistoryOut, String> {
                 outgoing: a.is_outgoing,
                 description: a.description,
             })
-            .collect(),
-    })
+            .collect();
+    }
+    Ok(HistoryOut { total, transactions })
 }
 
-async fn outputs(w: &WalletParts, a: OutputsIn) -> Result<OutputsOut, String> {
+fn outputs_args(a: OutputsIn) -> Result<ListOutputsArgs, String> {
     let (limit, offset) = page(a.limit, a.offset)?;
     if let Some(tags) = &a.tags {
         if tags.len() > 32 || tags.iter().any(|t| t.len() > 300) {
@@ -934,7 +1149,7 @@ async fn outputs(w: &WalletParts, a: OutputsIn) -> Result<OutputsOut, String> {
     }
     let basket = a.basket.unwrap_or_else(|| CHANGE_BASKET.into());
     validate::text("basket", &basket, 300)?;
-    let args = ListOutputsArgs {
+    Ok(ListOutputsArgs {
         basket,
         tags: a.tags,
         tag_query_mode: a.tags_mode.map(|m| match m {
@@ -945,7 +1160,10 @@ async fn outputs(w: &WalletParts, a: OutputsIn) -> Result<OutputsOut, String> {
         limit: Some(limit),
         offset: Some(offset),
         ..Default::default()
-    };
+    })
+}
+
+async fn outputs(w: &WalletParts, args: ListOutputsArgs) -> Result<OutputsOut, String> {
     let r = books(w)?.list_outputs(args).await.map_err(|e| explain(&e))?;
     Ok(OutputsOut {
         total: r.total_outputs,
@@ -962,41 +1180,64 @@ async fn outputs(w: &WalletParts, a: OutputsIn) -> Result<OutputsOut, String> {
     })
 }
 
-async fn fetch(w: &WalletParts, a: FetchIn, progress: &Progress) -> Result<FetchOut, String> {
+/// `fetch`'s arguments, checked.
+pub(crate) struct Fetch {
+    url: String,
+    request: AuthRequest,
+    max_sats: u64,
+}
+
+impl Fetch {
+    fn check(a: FetchIn) -> Result<Self, String> {
+        let url = validate::url(&a.url)?.to_string();
+        if a.max_sats > wallet_bsv::amount::MAX_SATOSHIS {
+            return Err("max_sats is more than there are satoshis".into());
+        }
+        let method = a.method.as_deref().unwrap_or(if a.body.is_some() { "POST" } else { "GET" }).to_ascii_uppercase();
+        if !["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD"].contains(&method.as_str()) {
+            return Err(format!(
+                "method must be GET, POST, PUT, PATCH, DELETE or HEAD; got {}",
+                validate::echo(&method)
+            ));
+        }
+        let mut headers = Vec::new();
+        for (name, value) in a.headers.unwrap_or_default() {
+            validate::text("a header", &value, 8192)?;
+            if name.is_empty() || name.len() > 256 || !name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-') {
+                return Err(format!("header name {:?} is not a valid HTTP header name", validate::echo(&name)));
+            }
+            headers.push((name, value));
+        }
+        let body = match a.body {
+            Some(b) => Some(validate::text("body", &b, 1024 * 1024)?.as_bytes().to_vec()),
+            None => None,
+        };
+        if let Some(b) = &body {
+            if !headers.iter().any(|(n, _)| n.eq_ignore_ascii_case("content-type")) {
+                let json = serde_json::from_slice::<Value>(b).is_ok();
+                headers.push(("content-type".into(), if json { "application/json" } else { "text/plain" }.into()));
+            }
+        }
+        Ok(Fetch { url, request: AuthRequest { method, headers, body }, max_sats: a.max_sats })
+    }
+}
+
+async fn fetch(server: &WalletMcp, w: &WalletParts, a: Fetch, progress: &Progress) -> Result<FetchOut, String> {
     let actions = books(w)?;
-    let url = validate::url(&a.url)?.to_string();
-    if a.max_sats > wallet_bsv::amount::MAX_SATOSHIS {
-        return Err("max_sats is more than there are satoshis".into());
-    }
-    let method = a.method.as_deref().unwrap_or(if a.body.is_some() { "POST" } else { "GET" }).to_ascii_uppercase();
-    if !["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD"].contains(&method.as_str()) {
-        return Err(format!("method must be GET, POST, PUT, PATCH, DELETE or HEAD; got {}", validate::echo(&method)));
-    }
-    let mut headers = Vec::new();
-    for (name, value) in a.headers.unwrap_or_default() {
-        validate::text("a header", &value, 8192)?;
-        if name.is_empty() || name.len() > 256 || !name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-') {
-            return Err(format!("header name {:?} is not a valid HTTP header name", validate::echo(&name)));
-        }
-        headers.push((name, value));
-    }
-    let body = match a.body {
-        Some(b) => Some(validate::text("body", &b, 1024 * 1024)?.as_bytes().to_vec()),
-        None => None,
-    };
-    if let Some(b) = &body {
-        if !headers.iter().any(|(n, _)| n.eq_ignore_ascii_case("content-type")) {
-            let json = serde_json::from_slice::<Value>(b).is_ok();
-            headers.push(("content-type".into(), if json { "application/json" } else { "text/plain" }.into()));
-        }
+    let Fetch { url, request, max_sats } = a;
+    let cap = server.fetch_cap_sats();
+    if max_sats > cap {
+        return Err(format!(
+            "max_sats ({max_sats}) is above what this wallet lets one fetch pay ({cap} satoshis). Call again with \
+             max_sats at most {cap}; only the wallet's operator can raise the cap (mpc-wallet mcp --max-fetch-sats)"
+        ));
     }
     // A client per call: its price limit is this call's, and it shows no certificates (a server
     // that asks for some is refused), so a model cannot reveal the wallet's identity attributes.
     let client = AuthClient::new(w.keys.clone())
         .with_payer(Arc::new(ActionsPayer::new(actions.clone())))
-        .max_payment_satoshis(a.max_sats)
+        .max_payment_satoshis(max_sats)
         .max_response_bytes(FETCH_READ_BYTES);
-    let request = AuthRequest { method, headers, body };
     let response =
         with_heartbeat(progress, &format!("requesting {url} as the wallet's identity"), client.fetch(&url, request))
             .await
@@ -1044,8 +1285,7 @@ fn counterparty(name: &str, value: Option<&str>, default: &str) -> Result<String
     }
 }
 
-async fn sign(w: &WalletParts, a: SignIn) -> Result<SignOut, String> {
-    let message = validate::text("message", &a.message, SMALL_ARGS)?;
+async fn sign(w: &WalletParts, message: &str) -> Result<SignOut, String> {
     let args = with(key_args(SIGN_PROTOCOL, "anyone"), json!({ "data": message.as_bytes() }))?;
     let signature = w.keys.create_signature(brc100(args)?).await.map_err(|e| explain(&e))?;
     Ok(SignOut {
@@ -1057,39 +1297,49 @@ async fn sign(w: &WalletParts, a: SignIn) -> Result<SignOut, String> {
     })
 }
 
-/// Checks a `sign_message` signature as anyone can: the signer made it for "anyone" (private key
-/// 1), so the shared secret is the signer's identity key itself and nothing secret is needed.
-fn verify(w: &WalletParts, a: VerifyIn) -> Result<VerifyOut, String> {
-    use wallet_bsv::brc42;
-    let message = validate::text("message", &a.message, SMALL_ARGS)?;
-    let signature = hex::decode(a.signature.trim()).map_err(|_| "signature must be hex (DER)".to_string())?;
-    if signature.len() > 80 {
-        return Err("signature is too long for a DER signature".into());
-    }
-    let signer = match a.signer.as_deref().map(str::trim) {
-        None | Some("") => w.keys.identity_key(),
-        Some(v) => brc42::parse_public_key(&validate::public_key("signer", v)?).map_err(|e| explain(&e))?,
-    };
-    let invoice = brc42::invoice_number(2, SIGN_PROTOCOL, KEY_ID).map_err(|e| explain(&e))?;
-    let child = brc42::child_public_key(&signer, &brc42::tweak(&signer, &invoice)).map_err(|e| explain(&e))?;
-    let digest = wallet_bsv::hash::sha256(message.as_bytes());
-    Ok(VerifyOut { valid: wallet_bsv::signature::verify_der(&child, &digest, &signature) })
+/// `verify_message`'s arguments, checked; no signer means this wallet.
+pub(crate) struct Verify {
+    message: String,
+    signature: Vec<u8>,
+    signer: Option<wallet_traits::PublicKey>,
 }
 
-async fn encrypt(w: &WalletParts, a: EncryptIn) -> Result<EncryptOut, String> {
-    let plaintext = validate::text("plaintext", &a.plaintext, SMALL_ARGS)?;
-    let to = counterparty("counterparty", a.counterparty.as_deref(), "self")?;
-    let args = with(key_args(ENCRYPT_PROTOCOL, &to), json!({ "plaintext": plaintext.as_bytes() }))?;
+impl Verify {
+    fn check(a: VerifyIn) -> Result<Self, String> {
+        let signature = hex::decode(a.signature.trim()).map_err(|_| "signature must be hex (DER)".to_string())?;
+        if signature.len() > 80 {
+            return Err("signature is too long for a DER signature".into());
+        }
+        let signer = match a.signer.as_deref().map(str::trim) {
+            None | Some("") => None,
+            Some(v) => Some(
+                wallet_bsv::brc42::parse_public_key(&validate::public_key("signer", v)?)
+                    .map_err(|_| "signer is not a point on the curve: send the signer's identity key".to_string())?,
+            ),
+        };
+        Ok(Verify { message: a.message, signature, signer })
+    }
+}
+
+/// Checks a `sign_message` signature as anyone can: the signer made it for "anyone" (private key
+/// 1), so the shared secret is the signer's identity key itself and nothing secret is needed.
+fn verify(w: &WalletParts, a: Verify) -> Result<VerifyOut, String> {
+    use wallet_bsv::brc42;
+    let signer = a.signer.unwrap_or_else(|| w.keys.identity_key());
+    let invoice = brc42::invoice_number(2, SIGN_PROTOCOL, KEY_ID).map_err(|e| explain(&e))?;
+    let child = brc42::child_public_key(&signer, &brc42::tweak(&signer, &invoice)).map_err(|e| explain(&e))?;
+    let digest = wallet_bsv::hash::sha256(a.message.as_bytes());
+    Ok(VerifyOut { valid: wallet_bsv::signature::verify_der(&child, &digest, &a.signature) })
+}
+
+async fn encrypt(w: &WalletParts, plaintext: &str, to: &str) -> Result<EncryptOut, String> {
+    let args = with(key_args(ENCRYPT_PROTOCOL, to), json!({ "plaintext": plaintext.as_bytes() }))?;
     let ciphertext = w.keys.encrypt(brc100(args)?).await.map_err(|e| explain(&e))?;
     Ok(EncryptOut { ciphertext: hex::encode(ciphertext) })
 }
 
-async fn decrypt(w: &WalletParts, a: DecryptIn) -> Result<DecryptOut, String> {
-    let ciphertext = validate::text("ciphertext", a.ciphertext.trim(), SMALL_ARGS)?;
-    let ciphertext =
-        hex::decode(ciphertext).map_err(|_| "ciphertext must be hex, as encrypt returns it".to_string())?;
-    let from = counterparty("counterparty", a.counterparty.as_deref(), "self")?;
-    let args = with(key_args(ENCRYPT_PROTOCOL, &from), json!({ "ciphertext": ciphertext }))?;
+async fn decrypt(w: &WalletParts, ciphertext: Vec<u8>, from: &str) -> Result<DecryptOut, String> {
+    let args = with(key_args(ENCRYPT_PROTOCOL, from), json!({ "ciphertext": ciphertext }))?;
     let plaintext = w.keys.decrypt(brc100(args)?).await.map_err(|e| explain(&e))?;
     Ok(DecryptOut { plaintext: String::from_utf8_lossy(&plaintext).into_owned() })
 }
@@ -1098,19 +1348,22 @@ fn identity(w: &WalletParts) -> Result<&Arc<wallet_brc100::identity::Identity>, 
     w.identity.as_ref().ok_or_else(|| "this wallet was started without its identity methods".into())
 }
 
-async fn certificates(w: &WalletParts, a: CertificatesIn) -> Result<CertificatesOut, String> {
+fn certificates_args(a: CertificatesIn) -> Result<ListCertificatesArgs, String> {
     let (limit, offset) = page(a.limit, a.offset)?;
     if a.certifiers.len() > 100 || a.types.len() > 100 {
         return Err("certifiers and types: at most 100 each".into());
     }
-    let args = ListCertificatesArgs {
+    Ok(ListCertificatesArgs {
         certifiers: a.certifiers,
         types: a.types,
         limit: Some(limit),
         offset: Some(offset),
         privileged: None,
         privileged_reason: None,
-    };
+    })
+}
+
+async fn certificates(w: &WalletParts, args: ListCertificatesArgs) -> Result<CertificatesOut, String> {
     let r = identity(w)?.list_certificates(args).await.map_err(|e| explain(&e))?;
     // The master keyring stays in the wallet: only what identifies a certificate goes out.
     Ok(CertificatesOut {
@@ -1130,11 +1383,6 @@ async fn certificates(w: &WalletParts, a: CertificatesIn) -> Result<Certificates
 }
 
 async fn prove(w: &WalletParts, a: ProveIn) -> Result<ProveOut, String> {
-    validate::text("serial_number", &a.serial_number, 100)?;
-    if a.fields_to_reveal.is_empty() || a.fields_to_reveal.len() > 100 {
-        return Err("fields_to_reveal: name 1 to 100 fields".into());
-    }
-    let verifier = counterparty("verifier", Some(&a.verifier), "anyone")?;
     let id = identity(w)?;
     let found = id
         .list_certificates(ListCertificatesArgs { limit: Some(1000), ..Default::default() })
@@ -1149,7 +1397,7 @@ async fn prove(w: &WalletParts, a: ProveIn) -> Result<ProveOut, String> {
     let args: ProveCertificateArgs = brc100(json!({
         "certificate": { "serialNumber": a.serial_number, "certifier": found.certificate.certifier, "type": found.certificate.cert_type },
         "fieldsToReveal": a.fields_to_reveal,
-        "verifier": verifier,
+        "verifier": a.verifier,
     }))?;
     let r = id.prove_certificate(args).await.map_err(|e| explain(&e))?;
     Ok(ProveOut {
@@ -1171,6 +1419,8 @@ mod tests {
             assert_eq!(t.input_schema.get("type"), Some(&json!("object")), "{name}");
             assert!(t.output_schema.is_some(), "{name}");
             assert!(t.description.as_ref().is_some_and(|d| d.len() > 40), "{name}");
+            let text = format!("{} {}", Value::Object((*t.input_schema).clone()), json!(t.output_schema));
+            assert!(!text.contains("\"format\":\"uint") && !text.contains("\"format\":\"int"), "{name}: {text}");
         }
         let pay = tools.iter().find(|t| t.name == "pay").unwrap();
         let required = pay.input_schema["required"].as_array().unwrap();
@@ -1187,5 +1437,25 @@ mod tests {
         assert_eq!(pay_labels("invoice 42", &to, 1000), (k.clone(), t.clone()));
         assert_ne!(pay_labels("invoice 42", &to, 1001).1, t);
         assert_ne!(pay_labels("invoice 43", &to, 1000).0, k);
+    }
+
+    #[test]
+    fn days_are_dates_and_bad_dates_are_refused() {
+        assert_eq!(days_from_civil(1970, 1, 1), 0);
+        assert_eq!(days_from_civil(2000, 3, 1), 11_017);
+        assert_eq!(civil_from_days(20_429), (2025, 12, 7));
+        for z in -1000..100_000 {
+            let (y, m, d) = civil_from_days(z);
+            assert_eq!(days_from_civil(y, m, d), z);
+        }
+        assert_eq!(Day::parse(" 2024-02-29 ").unwrap(), Day("2024-02-29".into()));
+        for bad in ["2023-02-29", "2026-13-01", "2026-00-10", "26-12-07", "2026-12-7", "2026-12-07x", "+026-12-07", ""]
+        {
+            assert!(Day::parse(bad).is_err(), "{bad}");
+        }
+        assert!(Day::parse(&Day::today().0).is_ok());
+        let (p, s) = receive_derivation(&Day("2026-12-07".into()));
+        assert_ne!(p, s);
+        assert_eq!(receive_derivation(&Day("2026-12-07".into())), (p, s));
     }
 }

@@ -3,7 +3,7 @@
 
 use serde::de::DeserializeOwned;
 use serde_json::{Map, Value};
-use wallet_bsv::{amount::MAX_SATOSHIS, Script};
+use wallet_bsv::{amount::MAX_SATOSHIS, Network, Script};
 
 /// The longest echo of a refused value in an error.
 const ECHO_CHARS: usize = 60;
@@ -49,11 +49,12 @@ pub(crate) fn satoshis(name: &str, value: u64) -> Result<u64, String> {
     Ok(value)
 }
 
-/// Where to pay: a P2PKH address, or a locking script in hex (bounded, and one that parses).
-pub(crate) fn destination(to: &str) -> Result<Script, String> {
+/// Where to pay: a P2PKH address (with its network), or a locking script in hex (bounded, and
+/// one that parses).
+pub(crate) fn destination(to: &str) -> Result<(Option<Network>, Script), String> {
     let to = to.trim();
-    if let Ok(script) = wallet_bsv::address::locking_script_of(to) {
-        return Ok(script);
+    if let Ok((network, hash)) = wallet_bsv::address::parse_p2pkh_address(to) {
+        return Ok((Some(network), Script::p2pkh_lock(&hash)));
     }
     let refuse = |why: &str| {
         format!(
@@ -73,7 +74,7 @@ pub(crate) fn destination(to: &str) -> Result<Script, String> {
     if script.chunks().is_err() {
         return Err(refuse("the script does not parse (a push runs past its end)"));
     }
-    Ok(script)
+    Ok((None, script))
 }
 
 /// A URL the wallet may fetch: http or https with a host, nothing else (no file://, data:, ...).
@@ -115,7 +116,8 @@ mod tests {
         assert!(satoshis("satoshis", 0).is_err());
         assert!(satoshis("satoshis", MAX_SATOSHIS + 1).is_err());
         assert_eq!(satoshis("satoshis", 1000), Ok(1000));
-        assert!(destination("1BgGZ9tcN4rm9KBzDn7KprQz87SZ26SAMH").is_ok());
+        assert_eq!(destination("1BgGZ9tcN4rm9KBzDn7KprQz87SZ26SAMH").unwrap().0, Some(Network::Mainnet));
+        assert_eq!(destination("mrCDrCybB6J1vRfbwM5hemdJz73FwDBC8r").unwrap().0, Some(Network::Testnet));
         assert!(destination("76a914751e76e8199196d454941c45d1b3a323f1433bd688ac").is_ok());
         for bad in ["", "zz", "4c", "1BgGZ9tcN4rm9KBzDn7KprQz87SZ26SAMX", &"00".repeat(MAX_SCRIPT_BYTES + 1)] {
             assert!(destination(bad).is_err(), "{bad:.20}");

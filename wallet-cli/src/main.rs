@@ -83,6 +83,14 @@ enum Command {
         /// Serve streamable HTTP on this address instead of stdio.
         #[arg(long)]
         listen: Option<SocketAddr>,
+        /// Offer only these tools (comma-separated, e.g. wallet_status,get_balance,fetch); the
+        /// default is every tool.
+        #[arg(long, value_delimiter = ',')]
+        tools: Option<Vec<String>>,
+        /// The most one `fetch` tool call may pay, whatever the model asks (the cosigners'
+        /// spending policies apply on top).
+        #[arg(long, default_value_t = wallet_mcp::DEFAULT_FETCH_CAP)]
+        max_fetch_sats: u64,
     },
     /// Starts the agent (provisioning or restoring), signs a digest, verifies, exits.
     Sign {
@@ -342,7 +350,9 @@ fn main() -> ExitCode {
             Command::Demo { data_dir } => demo::run(file, &data_dir).await.map(|_| true),
             Command::Migrate { data_dir } => agent::migrate(file, data_dir.as_deref()).await.map(|_| true),
             Command::Serve { listen } => agent::serve(file, listen).await.map(|_| true),
-            Command::Mcp { listen } => mcp::run(file, listen).await.map(|_| true),
+            Command::Mcp { listen, tools, max_fetch_sats } => {
+                mcp::run(file, listen, tools.as_deref(), max_fetch_sats).await.map(|_| true)
+            }
             Command::Sign { digest, tweak } => agent::sign(file, digest, tweak).await.map(|_| true),
             Command::SignTx { ef, tweak, sighash, change } => {
                 agent::sign_tx(file, &ef, &tweak, sighash, &change).await.map(|_| true)

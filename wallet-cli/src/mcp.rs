@@ -45,13 +45,22 @@ fn say(line: &str) {
     eprintln!("{line}");
 }
 
-/// `mpc-wallet mcp [--listen ADDR]`.
-pub(crate) async fn run(file: Option<&Path>, listen: Option<SocketAddr>) -> Result<()> {
+/// `mpc-wallet mcp [--listen ADDR] [--tools NAMES] [--max-fetch-sats N]`.
+pub(crate) async fn run(
+    file: Option<&Path>,
+    listen: Option<SocketAddr>,
+    tools: Option<&[String]>,
+    max_fetch_sats: u64,
+) -> Result<()> {
+    let (state, watcher) = watch::channel(Startup::Starting("restoring or provisioning the wallet".into()));
+    let mut server = WalletMcp::new(watcher).fetch_cap(max_fetch_sats);
+    if let Some(names) = tools {
+        server = server.offering(names).map_err(|e| anyhow::anyhow!("--tools: {e}"))?;
+    }
     let cfg = WalletConfig::load(file)?;
     // Checked before anything starts, as `serve` checks them.
     let policy = listen.map(|_| crate::serve::policy(&cfg)).transpose()?;
     let prepared = crate::agent::prepare(cfg).await?;
-    let (state, watcher) = watch::channel(Startup::Starting("restoring or provisioning the wallet".into()));
     let state = Arc::new(state);
     let phases = state.clone();
     let phase: crate::agent::PhaseHook = Arc::new(move |p: &str| {
@@ -72,7 +81,7 @@ pub(crate) async fn run(file: Option<&Path>, listen: Option<SocketAddr>) -> Resu
         };
         let _ = state.send(started);
     });
-    let server = WalletMcp::new(watcher);
+    eprintln!("mcp: tools offered: {}; one fetch pays at most {max_fetch_sats} satoshis", server.offered().join(", "));
     match (listen, policy) {
         (Some(addr), Some(policy)) => http(server, addr, policy).await,
         _ => {
