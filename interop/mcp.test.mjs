@@ -153,17 +153,21 @@ function post (url, headers, body) {
 
 const thirdParty = () => new P2PKH().lock(PrivateKey.fromRandom().toAddress()).toHex()
 
-test('--tools offers only the tools named: another tool is no tool; a wrong name stops the start', async () => {
+test('--tools offers only the tools named, --fetch-hosts bounds fetch; a wrong name stops the start', async () => {
   const dir = mkdtempSync(join(tmpdir(), 'mpc-mcp-tools-'))
   try {
     const offered = ['wallet_status', 'get_balance', 'fetch']
-    const transport = new StdioClientTransport({ command: bin, args: ['mcp', '--tools', 'fetch,wallet_status, get_balance'], env: walletEnv(dir), stderr: 'pipe' })
+    const transport = new StdioClientTransport({ command: bin, args: ['mcp', '--tools', 'fetch,wallet_status, get_balance', '--fetch-hosts', 'api.example.com,*.example.org'], env: walletEnv(dir), stderr: 'pipe' })
     const client = new Client({ name: 'mcp-interop', version: '1.0.0' })
     await client.connect(transport)
     try {
       assert.deepEqual((await client.listTools()).tools.map(t => t.name), offered)
       await assert.rejects(client.callTool({ name: 'pay', arguments: { to: thirdParty(), satoshis: 1000, description: 'not offered', idempotency_key: 'x' } }),
         /no tool named "pay"/)
+      const r = await client.callTool({ name: 'fetch', arguments: { url: `${app.url}/paid`, max_sats: 500 } })
+      assert.equal(r.isError, true)
+      assert.match(r.content[0].text, /may fetch only from api\.example\.com, \*\.example\.org; 127\.0\.0\.1 is not among them/)
+      assert.equal(app.wallet.payments.length, 0, 'nothing reached the paid API')
     } finally {
       await client.close()
     }
@@ -171,6 +175,9 @@ test('--tools offers only the tools named: another tool is no tool; a wrong name
     assert.notEqual(wrong.status, 0)
     assert.match(wrong.stderr, /--tools: "send_all" is not a tool; the tools are wallet_status, get_balance/)
     assert.equal(wrong.stdout, '')
+    const badHost = spawnSync(bin, ['mcp', '--fetch-hosts', 'file:///etc'], { env: walletEnv(dir), input: '', encoding: 'utf8', timeout: 60_000 })
+    assert.notEqual(badHost.status, 0)
+    assert.match(badHost.stderr, /--fetch-hosts: "file:\/\/\/etc" is not a host/)
   } finally {
     rmSync(dir, { recursive: true, force: true })
   }
@@ -196,6 +203,13 @@ for (const [transportName, connect] of [['stdio', connectStdio], ['streamable HT
       assert.equal(r.isError, true, `${name} should be refused: ${JSON.stringify(r.structuredContent)}`)
       assert.match(r.content[0].text, pattern)
       return r.content[0].text
+    }
+
+    /** The operator's log (the server's stderr, which may arrive after the answer) gets `line`. */
+    const logged = async line => {
+      const has = () => typeof line === 'string' ? w.log.text.includes(line) : line.test(w.log.text)
+      for (let i = 0; i < 100 && !has(); i++) await new Promise(resolve => setTimeout(resolve, 100))
+      assert.ok(has(), `the operator log says ${line}:\n${w.log.text.slice(-2000)}`)
     }
 
     before(async () => { w = await connect(dir) })
@@ -295,6 +309,7 @@ for (const [transportName, connect] of [['stdio', connectStdio], ['streamable HT
       assert.equal(await tx.verify('scripts only'), true)
       assert.ok(tx.outputs.some(o => o.lockingScript.toHex() === to && o.satoshis === 5_000))
       assert.ok(progress.some(p => p.name === 'pay' && /signing/.test(p.message)), 'progress while signing')
+      await logged(`mcp: pay 5000 satoshis to script ${to} ("pay a third party"): ok, 5000 satoshis in ${first.txid}`)
       const again = await ok('pay', args)
       assert.deepEqual({ ...again, already_paid: true }, { ...first, already_paid: true, status: again.status })
       assert.equal(again.already_paid, true)
@@ -315,6 +330,7 @@ for (const [transportName, connect] of [['stdio', connectStdio], ['streamable HT
       assert.match(text, /max_sats_per_tx/)
       assert.match(text, /mpc-wallet approve --wallet mcp --to \S+ --sats \d+/)
       assert.match(text, /Do not retry/)
+      await logged(/mcp: pay 30000 satoshis to script [0-9a-f]+ \("too much for the policy"\): refused: refused by the cosigners' spending policy/)
       assert.equal((await ok('get_balance')).satoshis, before, 'nothing spent or reserved')
     })
 

@@ -93,6 +93,8 @@ pub struct WalletMcp {
     offered: Arc<Vec<&'static str>>,
     /// The most one `fetch` may pay, whatever `max_sats` a call gives.
     fetch_cap: u64,
+    /// The hosts `fetch` may reach (`host` or `*.domain`); empty: any.
+    fetch_hosts: Arc<Vec<String>>,
     pay_locks: Arc<std::sync::Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>>,
 }
 
@@ -103,6 +105,7 @@ impl WalletMcp {
             state,
             offered: Arc::new(tools::NAMES.to_vec()),
             fetch_cap: DEFAULT_FETCH_CAP,
+            fetch_hosts: Arc::default(),
             pay_locks: Arc::default(),
         }
     }
@@ -113,6 +116,28 @@ impl WalletMcp {
     pub fn fetch_cap(mut self, satoshis: u64) -> Self {
         self.fetch_cap = satoshis;
         self
+    }
+
+    /// Lets `fetch` reach only these hosts: a name (`api.example.com`, `127.0.0.1`) or every
+    /// subdomain of one (`*.example.com`); none given, any host. A turned model cannot then make
+    /// the wallet send requests signed as its identity to services inside the network.
+    pub fn fetch_hosts(mut self, patterns: &[String]) -> Result<Self, String> {
+        let mut hosts = Vec::new();
+        for p in patterns.iter().map(|p| p.trim().to_ascii_lowercase()).filter(|p| !p.is_empty()) {
+            let name = p.strip_prefix("*.").unwrap_or(&p);
+            let ok = !name.is_empty()
+                && name.bytes().all(|b| b.is_ascii_alphanumeric() || b".-:[]".contains(&b))
+                && !name.starts_with('.');
+            if !ok {
+                return Err(format!(
+                    "{:?} is not a host: give a name such as api.example.com, *.example.com or 127.0.0.1",
+                    validate::echo(&p)
+                ));
+            }
+            hosts.push(p);
+        }
+        self.fetch_hosts = Arc::new(hosts);
+        Ok(self)
     }
 
     /// Offers only the tools named (an operator's choice: an agent that only reads and fetches
@@ -213,12 +238,22 @@ impl Progress {
     /// Sends `message` as the next step (progress grows by one per message).
     pub(crate) async fn say(&self, message: &str) {
         let step = self.step.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
-        tracing::info!(step, "{message}");
+        tracing::debug!(step, "{message}");
         if let Some((peer, token)) = &self.target {
             let note = ProgressNotificationParam::new(token.clone(), f64::from(step)).with_message(message);
             // A client that went away is not the tool's failure.
             let _ = peer.notify_progress(note).await;
         }
+    }
+}
+
+/// What a result moved, for the log line: a transaction and what it paid.
+fn outcome(value: &serde_json::Value) -> String {
+    let paid = value.get("paid").unwrap_or(value);
+    match (paid.get("txid").and_then(|t| t.as_str()), paid.get("satoshis").and_then(|s| s.as_u64())) {
+        (Some(txid), Some(sats)) => format!(", {sats} satoshis in {txid}"),
+        (Some(txid), None) => format!(", {txid}"),
+        _ => String::new(),
     }
 }
 
@@ -259,17 +294,28 @@ impl ServerHandler for WalletMcp {
             ));
         }
         // Arguments are checked before the call waits for a wallet still starting.
-        let result = match tools::Call::parse(&name, request.arguments.unwrap_or_default()) {
-            Err(why) => Err(why),
-            Ok(call) => match self.ready(&progress).await {
-                Err(why) => Err(why),
-                Ok(parts) => call.run(self, &parts, &progress).await,
-            },
+        let (asked, result) = match tools::Call::parse(&name, request.arguments.unwrap_or_default()) {
+            Err(why) => (name.clone(), Err(why)),
+            Ok(call) => {
+                let asked = call.describe();
+                let result = match call.permitted(self.fetch_cap, &self.fetch_hosts) {
+                    Err(why) => Err(why),
+                    Ok(()) => match self.ready(&progress).await {
+                        Err(why) => Err(why),
+                        Ok(parts) => call.run(self, &parts, &progress).await,
+                    },
+                };
+                (asked, result)
+            }
         };
+        // One line per call for the operator: what the model asked and what came of it.
         Ok(match result {
-            Ok(value) => CallToolResult::structured(value),
+            Ok(value) => {
+                tracing::info!("mcp: {asked}: ok{}", outcome(&value));
+                CallToolResult::structured(value)
+            }
             Err(text) => {
-                tracing::info!(tool = %name, "tool error: {text}");
+                tracing::info!("mcp: {asked}: refused: {text}");
                 CallToolResult::error(vec![ContentBlock::text(text)])
             }
         }
@@ -278,10 +324,6 @@ impl ServerHandler for WalletMcp {
 }
 
 impl WalletMcp {
-    pub(crate) fn fetch_cap_sats(&self) -> u64 {
-        self.fetch_cap
-    }
-
     /// The lock that serializes `pay` calls with the same idempotency label in this process.
     pub(crate) fn pay_lock(&self, label: &str) -> Arc<tokio::sync::Mutex<()>> {
         let mut locks = self.pay_locks.lock().unwrap_or_else(|p| p.into_inner());

@@ -687,6 +687,63 @@ impl Call {
         })
     }
 
+    /// Whether the operator's limits allow the call: what one `fetch` may pay and the hosts it
+    /// may reach (empty: any). Checked before the call waits for the wallet.
+    pub(crate) fn permitted(&self, fetch_cap: u64, fetch_hosts: &[String]) -> Result<(), String> {
+        let Call::Fetch(a) = self else { return Ok(()) };
+        if a.max_sats > fetch_cap {
+            return Err(format!(
+                "max_sats ({}) is above what this wallet lets one fetch pay ({fetch_cap} satoshis). Call again with \
+                 max_sats at most {fetch_cap}; only the wallet's operator can raise the cap (mpc-wallet mcp \
+                 --max-fetch-sats)",
+                a.max_sats
+            ));
+        }
+        let host = validate::host_of(&a.url);
+        let allowed = fetch_hosts.is_empty()
+            || fetch_hosts.iter().any(|p| match p.strip_prefix("*.") {
+                Some(domain) => host.strip_suffix(domain).is_some_and(|sub| sub.ends_with('.') && sub.len() > 1),
+                None => host == *p,
+            });
+        if !allowed {
+            return Err(format!(
+                "this wallet may fetch only from {}; {} is not among them. Only the wallet's operator can add a host \
+                 (mpc-wallet mcp --fetch-hosts)",
+                fetch_hosts.join(", "),
+                validate::echo(&host)
+            ));
+        }
+        Ok(())
+    }
+
+    /// What the call asks, for the operator's log: amounts, destinations, URLs (credentials
+    /// redacted) and what is revealed to whom; never a body, a plaintext or a message.
+    pub(crate) fn describe(&self) -> String {
+        match self {
+            Call::Status => "wallet_status".into(),
+            Call::Balance => "get_balance".into(),
+            Call::Receive(day) => format!("receive_info {}", day.as_ref().map_or("today", |d| d.0.as_str())),
+            Call::Internalize(a) => format!("internalize_payment {} output {}", a.txid, a.output_index),
+            Call::Pay(a) => format!("pay {} satoshis to script {} ({:?})", a.satoshis, a.to.to_hex(), a.description),
+            Call::History { limit, offset } => format!("list_history limit {limit} offset {offset}"),
+            Call::Outputs(a) => format!("list_outputs basket {:?}", a.basket),
+            Call::Fetch(a) => format!(
+                "fetch {} {} paying at most {} satoshis",
+                a.request.method,
+                wallet_traits::redact_url(a.url.as_str()),
+                a.max_sats
+            ),
+            Call::Sign(m) => format!("sign_message ({} bytes)", m.len()),
+            Call::Verify(_) => "verify_message".into(),
+            Call::Encrypt { counterparty, .. } => format!("encrypt for {counterparty}"),
+            Call::Decrypt { counterparty, .. } => format!("decrypt from {counterparty}"),
+            Call::Certificates(_) => "list_certificates".into(),
+            Call::Prove(a) => {
+                format!("prove_certificate {} revealing {:?} to {}", a.serial_number, a.fields_to_reveal, a.verifier)
+            }
+        }
+    }
+
     /// Runs the call on the wallet. `Err` is the tool error's text, for the model.
     pub(crate) async fn run(self, server: &WalletMcp, w: &WalletParts, progress: &Progress) -> Result<Value, String> {
         match self {
@@ -697,7 +754,7 @@ impl Call {
             Call::Pay(a) => out(pay(server, w, a, progress).await?),
             Call::History { limit, offset } => out(history(w, limit, offset).await?),
             Call::Outputs(args) => out(outputs(w, args).await?),
-            Call::Fetch(a) => out(fetch(server, w, a, progress).await?),
+            Call::Fetch(a) => out(fetch(w, a, progress).await?),
             Call::Sign(message) => out(sign(w, &message).await?),
             Call::Verify(a) => out(verify(w, a)?),
             Call::Encrypt { plaintext, counterparty } => out(encrypt(w, &plaintext, &counterparty).await?),
@@ -1182,14 +1239,14 @@ async fn outputs(w: &WalletParts, args: ListOutputsArgs) -> Result<OutputsOut, S
 
 /// `fetch`'s arguments, checked.
 pub(crate) struct Fetch {
-    url: String,
+    url: url::Url,
     request: AuthRequest,
     max_sats: u64,
 }
 
 impl Fetch {
     fn check(a: FetchIn) -> Result<Self, String> {
-        let url = validate::url(&a.url)?.to_string();
+        let url = validate::url(&a.url)?;
         if a.max_sats > wallet_bsv::amount::MAX_SATOSHIS {
             return Err("max_sats is more than there are satoshis".into());
         }
@@ -1222,26 +1279,22 @@ impl Fetch {
     }
 }
 
-async fn fetch(server: &WalletMcp, w: &WalletParts, a: Fetch, progress: &Progress) -> Result<FetchOut, String> {
+async fn fetch(w: &WalletParts, a: Fetch, progress: &Progress) -> Result<FetchOut, String> {
     let actions = books(w)?;
     let Fetch { url, request, max_sats } = a;
-    let cap = server.fetch_cap_sats();
-    if max_sats > cap {
-        return Err(format!(
-            "max_sats ({max_sats}) is above what this wallet lets one fetch pay ({cap} satoshis). Call again with \
-             max_sats at most {cap}; only the wallet's operator can raise the cap (mpc-wallet mcp --max-fetch-sats)"
-        ));
-    }
     // A client per call: its price limit is this call's, and it shows no certificates (a server
     // that asks for some is refused), so a model cannot reveal the wallet's identity attributes.
     let client = AuthClient::new(w.keys.clone())
         .with_payer(Arc::new(ActionsPayer::new(actions.clone())))
         .max_payment_satoshis(max_sats)
         .max_response_bytes(FETCH_READ_BYTES);
-    let response =
-        with_heartbeat(progress, &format!("requesting {url} as the wallet's identity"), client.fetch(&url, request))
-            .await
-            .map_err(|e| explain(&e))?;
+    let response = with_heartbeat(
+        progress,
+        &format!("requesting {} as the wallet's identity", wallet_traits::redact_url(url.as_str())),
+        client.fetch(url.as_str(), request),
+    )
+    .await
+    .map_err(|e| explain(&e))?;
     let text = String::from_utf8_lossy(&response.body);
     let body_truncated = text.chars().count() > FETCH_BODY_CHARS;
     let body = if body_truncated { text.chars().take(FETCH_BODY_CHARS).collect() } else { text.into_owned() };
@@ -1457,5 +1510,30 @@ mod tests {
         let (p, s) = receive_derivation(&Day("2026-12-07".into()));
         assert_ne!(p, s);
         assert_eq!(receive_derivation(&Day("2026-12-07".into())), (p, s));
+    }
+
+    #[test]
+    fn fetch_is_held_to_the_operators_cap_and_hosts() {
+        let call = |url: &str, max: u64| {
+            let args = json!({ "url": url, "max_sats": max });
+            Call::parse("fetch", args.as_object().unwrap().clone()).unwrap()
+        };
+        let hosts = vec!["api.example.com".to_string(), "*.good.example".to_string()];
+        assert!(call("https://api.example.com/x", 10).permitted(1000, &hosts).is_ok());
+        assert!(call("https://a.b.good.example/x", 10).permitted(1000, &hosts).is_ok());
+        for bad in [
+            "https://good.example/",
+            "https://evilgood.example/",
+            "http://127.0.0.1/",
+            "http://inside.lan\\@api.example.com/",
+        ] {
+            assert!(call(bad, 10).permitted(1000, &hosts).unwrap_err().contains("may fetch only from"), "{bad}");
+        }
+        assert!(call("http://127.0.0.1/", 10).permitted(1000, &[]).is_ok());
+        assert!(call("https://api.example.com/", 1001)
+            .permitted(1000, &hosts)
+            .unwrap_err()
+            .contains("--max-fetch-sats"));
+        assert!(call("https://api.example.com/", 1001).permitted(5000, &hosts).is_ok());
     }
 }

@@ -78,20 +78,30 @@ pub(crate) fn destination(to: &str) -> Result<(Option<Network>, Script), String>
 }
 
 /// A URL the wallet may fetch: http or https with a host, nothing else (no file://, data:, ...).
-pub(crate) fn url(value: &str) -> Result<&str, String> {
+/// Parsed as reqwest parses it (WHATWG), so its host is the host the request goes to.
+pub(crate) fn url(value: &str) -> Result<url::Url, String> {
     let value = text("url", value.trim(), 2048)?;
-    let lower = value.to_ascii_lowercase();
-    let rest = lower.strip_prefix("https://").or_else(|| lower.strip_prefix("http://"));
-    match rest {
-        Some(rest) if !rest.is_empty() && !rest.starts_with('/') && !value.chars().any(char::is_whitespace) => {
-            Ok(value)
-        }
-        _ => Err(format!(
+    let refuse = || {
+        format!(
             "url ({}) must be an http:// or https:// URL with a host, such as https://api.example/data; other schemes \
              (file://, data:, ...) are refused",
             echo(value)
-        )),
+        )
+    };
+    let parsed = url::Url::parse(value).map_err(|_| refuse())?;
+    // `https:///x` would be read as `https://x/`: a URL whose host is not where it seems is refused.
+    let authority = value.split_once("://").map_or("", |(_, rest)| rest);
+    let web = matches!(parsed.scheme(), "http" | "https") && !authority.starts_with(['/', '\\']);
+    if !web || parsed.host_str().is_none_or(str::is_empty) || value.chars().any(char::is_whitespace) {
+        return Err(refuse());
     }
+    Ok(parsed)
+}
+
+/// The host of a URL, lower-case, IPv6 without brackets.
+pub(crate) fn host_of(url: &url::Url) -> String {
+    let host = url.host_str().unwrap_or("");
+    host.strip_prefix('[').and_then(|h| h.strip_suffix(']')).unwrap_or(host).to_ascii_lowercase()
 }
 
 /// A public key in compressed hex (66 characters), or `None` for the given default.
@@ -129,6 +139,13 @@ mod tests {
         {
             assert!(url(bad).is_err(), "{bad}");
         }
+        let host = |u: &str| host_of(&url(u).unwrap());
+        assert_eq!(host("https://user:pw@API.Example.com:8443/x?y#z"), "api.example.com");
+        assert_eq!(host("http://127.0.0.1:8080"), "127.0.0.1");
+        assert_eq!(host("http://[::1]:80/"), "::1");
+        assert_eq!(host("http://a.example?x=@evil"), "a.example");
+        // WHATWG reads a backslash as a slash: the host is the one before it, as reqwest goes.
+        assert_eq!(host("http://inside.lan\\@api.good.example/"), "inside.lan");
         assert!(public_key("k", &format!("02{}", "ab".repeat(32))).is_ok());
         assert!(public_key("k", "04ab").is_err());
     }

@@ -91,6 +91,10 @@ enum Command {
         /// spending policies apply on top).
         #[arg(long, default_value_t = wallet_mcp::DEFAULT_FETCH_CAP)]
         max_fetch_sats: u64,
+        /// The only hosts the `fetch` tool may reach (comma-separated; `*.example.com` for its
+        /// subdomains); the default is any host.
+        #[arg(long, value_delimiter = ',')]
+        fetch_hosts: Option<Vec<String>>,
     },
     /// Starts the agent (provisioning or restoring), signs a digest, verifies, exits.
     Sign {
@@ -316,8 +320,9 @@ pub(crate) async fn shutdown_signal() {
     }
 }
 
-/// What is logged: `MPC_LOG`, else the usual `RUST_LOG`, else warnings. A filter that does not
-/// parse is said, not silently dropped.
+/// What is logged: `MPC_LOG`, else the usual `RUST_LOG`, else warnings and the line `mcp`
+/// writes per tool call (what an agent asked and what came of it). A filter that does not parse
+/// is said, not silently dropped.
 fn log_filter() -> tracing_subscriber::EnvFilter {
     use tracing_subscriber::EnvFilter;
     for var in ["MPC_LOG", "RUST_LOG"] {
@@ -330,7 +335,7 @@ fn log_filter() -> tracing_subscriber::EnvFilter {
             }
         }
     }
-    EnvFilter::new("warn")
+    EnvFilter::new("warn,wallet_mcp=info")
 }
 
 fn main() -> ExitCode {
@@ -350,8 +355,9 @@ fn main() -> ExitCode {
             Command::Demo { data_dir } => demo::run(file, &data_dir).await.map(|_| true),
             Command::Migrate { data_dir } => agent::migrate(file, data_dir.as_deref()).await.map(|_| true),
             Command::Serve { listen } => agent::serve(file, listen).await.map(|_| true),
-            Command::Mcp { listen, tools, max_fetch_sats } => {
-                mcp::run(file, listen, tools.as_deref(), max_fetch_sats).await.map(|_| true)
+            Command::Mcp { listen, tools, max_fetch_sats, fetch_hosts } => {
+                let limits = mcp::Limits { tools, max_fetch_sats, fetch_hosts };
+                mcp::run(file, listen, limits).await.map(|_| true)
             }
             Command::Sign { digest, tweak } => agent::sign(file, digest, tweak).await.map(|_| true),
             Command::SignTx { ef, tweak, sighash, change } => {

@@ -45,18 +45,24 @@ fn say(line: &str) {
     eprintln!("{line}");
 }
 
-/// `mpc-wallet mcp [--listen ADDR] [--tools NAMES] [--max-fetch-sats N]`.
-pub(crate) async fn run(
-    file: Option<&Path>,
-    listen: Option<SocketAddr>,
-    tools: Option<&[String]>,
-    max_fetch_sats: u64,
-) -> Result<()> {
+/// What the operator allows the model: `--tools`, `--max-fetch-sats`, `--fetch-hosts`.
+pub(crate) struct Limits {
+    pub(crate) tools: Option<Vec<String>>,
+    pub(crate) max_fetch_sats: u64,
+    pub(crate) fetch_hosts: Option<Vec<String>>,
+}
+
+/// `mpc-wallet mcp [--listen ADDR] [--tools NAMES] [--max-fetch-sats N] [--fetch-hosts HOSTS]`.
+pub(crate) async fn run(file: Option<&Path>, listen: Option<SocketAddr>, limits: Limits) -> Result<()> {
     let (state, watcher) = watch::channel(Startup::Starting("restoring or provisioning the wallet".into()));
-    let mut server = WalletMcp::new(watcher).fetch_cap(max_fetch_sats);
-    if let Some(names) = tools {
+    let mut server = WalletMcp::new(watcher).fetch_cap(limits.max_fetch_sats);
+    if let Some(names) = &limits.tools {
         server = server.offering(names).map_err(|e| anyhow::anyhow!("--tools: {e}"))?;
     }
+    if let Some(hosts) = &limits.fetch_hosts {
+        server = server.fetch_hosts(hosts).map_err(|e| anyhow::anyhow!("--fetch-hosts: {e}"))?;
+    }
+    let hosts = limits.fetch_hosts.as_ref().map_or("any host".to_string(), |h| h.join(", "));
     let cfg = WalletConfig::load(file)?;
     // Checked before anything starts, as `serve` checks them.
     let policy = listen.map(|_| crate::serve::policy(&cfg)).transpose()?;
@@ -81,7 +87,11 @@ pub(crate) async fn run(
         };
         let _ = state.send(started);
     });
-    eprintln!("mcp: tools offered: {}; one fetch pays at most {max_fetch_sats} satoshis", server.offered().join(", "));
+    eprintln!(
+        "mcp: tools offered: {}; fetch reaches {hosts} and pays at most {} satoshis a call",
+        server.offered().join(", "),
+        limits.max_fetch_sats
+    );
     match (listen, policy) {
         (Some(addr), Some(policy)) => http(server, addr, policy).await,
         _ => {
