@@ -300,6 +300,41 @@ test('knownTxids, returnTXIDOnly and noSendChange', async () => {
   assert.ok(spent.includes(r.noSendChange[0]), 'the noSend change was spent first')
 })
 
+// The toolbox's special operations (values from @bsv/wallet-toolbox 2.1.26, src/sdk/types.ts).
+const specOpWalletBalance = '893b7646de0e1c9f741bd6e9169b76a8847ae34adef7bef1e6a285371206d2e8'
+const specOpNoSendActions = 'ac6b20a3bb320adafecd637b25c84b792ad828d3aa510d05dc841481f664277d'
+const specOpFailedActions = '97d4eb1e49215e3374cc2c1939a7c43a55e95c7427bf2d45ed63e3b4e0c88153'
+
+test('special operations: the balance, noSend actions aborted, failed actions listed', async () => {
+  const outputs = (await change()).outputs
+  const b = await wallet.listOutputs({ basket: specOpWalletBalance })
+  assert.deepEqual(b.outputs, [])
+  assert.equal(b.totalOutputs, outputs.reduce((s, o) => s + o.satoshis, 0), 'totalOutputs is the spendable change')
+
+  const before = await wallet.listActions({ labels: [specOpNoSendActions], limit: 10000 })
+  const held = await wallet.createAction({
+    description: 'held back for the special operation',
+    outputs: [{ lockingScript: thirdParty(), satoshis: 1_000, outputDescription: 'not sent' }],
+    options: { noSend: true }
+  })
+  const listed = await wallet.listActions({ labels: [specOpNoSendActions], limit: 10000 })
+  assert.equal(listed.totalActions, before.totalActions + 1)
+  assert.ok(listed.actions.every(a => a.status === 'nosend'))
+  assert.ok(listed.actions.some(a => a.txid === held.txid))
+  const failedBefore = (await wallet.listActions({ labels: [specOpFailedActions] })).totalActions
+
+  const aborted = await wallet.listActions({ labels: [specOpNoSendActions, 'abort'], limit: 10000 })
+  assert.equal(aborted.actions.find(a => a.txid === held.txid).status, 'failed')
+  // A noSend action whose change a sent transaction spent (knownTxids test) cannot be aborted; it stays.
+  const left = await wallet.listActions({ labels: [specOpNoSendActions], limit: 10000 })
+  assert.ok(left.totalActions >= 1, 'the knownTxids test left one whose change is spent')
+  assert.deepEqual(left.actions.map(a => a.txid), aborted.actions.filter(a => a.status === 'nosend').map(a => a.txid))
+  const failed = await wallet.listActions({ labels: [specOpFailedActions], limit: 10000 })
+  assert.ok(failed.actions.some(a => a.txid === held.txid))
+  assert.equal(failed.totalActions, failedBefore + aborted.actions.filter(a => a.status === 'failed').length)
+  assert.equal((await wallet.listOutputs({ basket: specOpWalletBalance })).totalOutputs, b.totalOutputs, 'the abort released its inputs')
+})
+
 test('basket insertions with tags and custom instructions; relinquishOutput', async () => {
   const p = await payment(2_000)
   await wallet.internalizeAction({

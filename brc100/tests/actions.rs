@@ -393,3 +393,50 @@ async fn an_aborted_action_is_not_signed_after_a_restart() {
     assert_eq!(balance(&f).await, 20_000);
     assert_eq!(f.chain.sent.lock().unwrap().len(), 1, "only the funding was broadcast");
 }
+
+/// The toolbox's special operations: the balance as `totalOutputs`, the `nosend` actions (and
+/// aborting them all, the chained one first), the `failed` ones; what is not run yet says so.
+#[tokio::test]
+async fn the_toolboxs_special_operations() {
+    use wallet_brc100::actions::spec_ops;
+    let f = fixture().await;
+    let (tx, remittance) = payment(&f, 50_000, true, false).await;
+    f.actions.internalize_action(internalize_args(tx, remittance)).await.unwrap();
+    let outputs = |basket: &str, tags: Option<Vec<String>>| {
+        f.actions.list_outputs(ListOutputsArgs { basket: basket.into(), tags, ..Default::default() })
+    };
+    let b = outputs(spec_ops::WALLET_BALANCE, None).await.unwrap();
+    assert_eq!((b.total_outputs, b.outputs.len()), (50_000, 0));
+    let by_tag = outputs("default", Some(vec![spec_ops::WALLET_BALANCE.into()])).await.unwrap();
+    assert_eq!(by_tag.total_outputs, 50_000);
+
+    let no_send = CreateActionOptions { no_send: Some(true), ..Default::default() };
+    let first = f.actions.create_action(pay(1_000, no_send)).await.unwrap();
+    let chained =
+        CreateActionOptions { no_send: Some(true), no_send_change: first.no_send_change.clone(), ..Default::default() };
+    let second = f.actions.create_action(pay(2_000, chained)).await.unwrap();
+    let actions = |labels: &[&str]| {
+        let labels = labels.iter().map(|l| l.to_string()).collect();
+        f.actions.list_actions(ListActionsArgs { labels, ..Default::default() })
+    };
+    let listed = actions(&[spec_ops::NO_SEND_ACTIONS]).await.unwrap();
+    let txids: Vec<_> = listed.actions.iter().map(|a| Some(a.txid.clone())).collect();
+    assert_eq!(txids, vec![first.txid.clone(), second.txid.clone()]);
+    assert!(actions(&[spec_ops::FAILED_ACTIONS]).await.unwrap().actions.is_empty());
+
+    let aborted = actions(&[spec_ops::NO_SEND_ACTIONS, "abort"]).await.unwrap();
+    assert_eq!(aborted.actions.len(), 2);
+    assert!(aborted.actions.iter().all(|a| a.status == wallet_traits::ActionStatus::Failed));
+    assert_eq!(balance(&f).await, 50_000, "every input released, no change left over");
+    assert!(actions(&[spec_ops::NO_SEND_ACTIONS]).await.unwrap().actions.is_empty());
+    let failed = actions(&[spec_ops::FAILED_ACTIONS]).await.unwrap();
+    assert_eq!(failed.total_actions, 2);
+    // An ordinary label `abort` is only a label.
+    assert_eq!(actions(&["abort"]).await.unwrap().total_actions, 0);
+
+    let e = actions(&[spec_ops::FAILED_ACTIONS, "unfail"]).await.unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::Unsupported);
+    for basket in [spec_ops::INVALID_CHANGE, spec_ops::SET_WALLET_CHANGE_PARAMS] {
+        assert_eq!(outputs(basket, None).await.unwrap_err().kind(), ErrorKind::Unsupported);
+    }
+}

@@ -1,11 +1,13 @@
 //! `listOutputs` and `listActions`.
 
 use wallet_bsv::Transaction;
-use wallet_traits::{ActionQuery, ActionRecord, ActionStatus, OutputQuery, OutputRecord, Result};
+use wallet_traits::{ActionQuery, ActionRecord, ActionStatus, Error, ErrorKind, OutputQuery, OutputRecord, Result};
 
 use super::{
-    beef::BeefBuilder, validate, Actions, ListActionsArgs, ListActionsResult, ListOutputsArgs, ListOutputsResult,
-    WalletAction, WalletActionInput, WalletActionOutput, WalletOutput,
+    beef::BeefBuilder,
+    spec_ops::{self, ActionsOp},
+    validate, Actions, ListActionsArgs, ListActionsResult, ListOutputsArgs, ListOutputsResult, WalletAction,
+    WalletActionInput, WalletActionOutput, WalletOutput,
 };
 
 /// Every status but `failed`: what the toolbox lists.
@@ -20,9 +22,22 @@ const LISTED: [ActionStatus; 7] = [
 ];
 
 impl Actions {
-    /// `listOutputs`: the spendable outputs of a basket.
+    /// `listOutputs`: the spendable outputs of a basket, or one of the toolbox's special
+    /// operations ([`spec_ops`]).
     pub async fn list_outputs(&self, args: ListOutputsArgs) -> Result<ListOutputsResult> {
         let basket = validate::name(&args.basket, "basket")?;
+        let tags = args.tags.as_deref().unwrap_or_default();
+        if basket == spec_ops::WALLET_BALANCE || tags.iter().any(|t| t.trim() == spec_ops::WALLET_BALANCE) {
+            let balance = self.store.balance(super::CHANGE_BASKET).await?;
+            return Ok(ListOutputsResult { total_outputs: balance, beef: None, outputs: Vec::new() });
+        }
+        if basket == spec_ops::INVALID_CHANGE || basket == spec_ops::SET_WALLET_CHANGE_PARAMS {
+            return Err(Error::new(
+                ErrorKind::Unsupported,
+                "this wallet does not run this listOutputs special operation yet (invalid change, change \
+                 parameters); `mpc-wallet reconcile` will check the change against the chain",
+            ));
+        }
         let include = match args.include.as_deref() {
             None => None,
             Some(i @ ("locking scripts" | "entire transactions")) => Some(i),
@@ -70,16 +85,45 @@ impl Actions {
         Ok(ListOutputsResult { total_outputs: page.total, beef, outputs })
     }
 
-    /// `listActions`: actions with the given labels (every action when none), failed ones left out.
+    /// `listActions`: actions with the given labels (every action when none), failed ones left
+    /// out; or, with a special operation's label ([`spec_ops`]), only `nosend` actions (aborted
+    /// with the label `abort`) or only `failed` ones.
     pub async fn list_actions(&self, args: ListActionsArgs) -> Result<ListActionsResult> {
+        let (op, labels) = spec_ops::partition_labels(validate::names(Some(&args.labels), "labels")?);
+        let statuses = match op {
+            None => LISTED.to_vec(),
+            Some(ActionsOp::NoSend { .. }) => vec![ActionStatus::NoSend],
+            Some(ActionsOp::Failed { unfail: false }) => vec![ActionStatus::Failed],
+            Some(ActionsOp::Failed { unfail: true }) => {
+                return Err(Error::new(
+                    ErrorKind::Unsupported,
+                    "this wallet does not take `unfail` yet: a failed action stays failed; list them without it",
+                ))
+            }
+        };
         let query = ActionQuery {
-            labels: validate::names(Some(&args.labels), "labels")?,
+            labels,
             label_mode: args.label_query_mode.unwrap_or_default(),
-            statuses: LISTED.to_vec(),
+            statuses,
             limit: Some(validate::limit(args.limit)?),
             offset: args.offset.unwrap_or(0),
         };
-        let page = self.store.list_actions(&query).await?;
+        let mut page = self.store.list_actions(&query).await?;
+        if op == Some(ActionsOp::NoSend { abort: true }) {
+            // As abortAction does, newest first: a noSend action spending another's change is
+            // aborted before the one it spends from. One whose change a transaction that went
+            // out has spent cannot be aborted: it stays `nosend` in the answer.
+            for a in page.items.iter_mut().rev().filter(|a| a.status == ActionStatus::NoSend) {
+                self.held.take(&a.reference);
+                match self.store.fail_action(&a.reference).await {
+                    Ok(_) => a.status = ActionStatus::Failed,
+                    Err(e) if e.kind() == ErrorKind::Conflict => {
+                        tracing::info!(reference = %a.reference, "noSend action not aborted: {e}")
+                    }
+                    Err(e) => return Err(e),
+                }
+            }
+        }
         let mut actions = Vec::with_capacity(page.items.len());
         for a in page.items {
             actions.push(self.wallet_action(a, &args).await?);

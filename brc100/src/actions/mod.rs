@@ -11,6 +11,7 @@ mod held;
 mod internalize;
 mod list;
 mod signable;
+pub mod spec_ops;
 mod validate;
 
 use std::{sync::Arc, time::Duration};
