@@ -7,13 +7,14 @@
 // and check every transaction they are handed with @bsv/sdk. Uses target/debug/mpc-wallet.
 import { test, before, after } from 'node:test'
 import assert from 'node:assert/strict'
+import { spawn } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
 import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join, dirname } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { Beef, HTTPWalletJSON, P2PKH, PrivateKey, SatoshisPerKilobyte, Transaction, Utils } from '@bsv/sdk'
-import { startServe, stop } from './serve.mjs'
+import { startServe, stop, testVars } from './serve.mjs'
 import { brc29Payment, mine, minedParent, nextHeight, startStandIns } from './standins.mjs'
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..')
@@ -26,8 +27,7 @@ const FEE_RATE = 50
 
 let standIns, arc, woc, tracker, serve, wallet, identity
 
-function startWallet (extraEnv = {}) {
-  return startServe(bin, {
+const walletVars = () => ({
     MPC_WALLET_ID: 'actions',
     MPC_SHARE_SECRET: 'actions interop secret',
     MPC_STORAGE_PATH: join(dir, 'agent.db'),
@@ -37,10 +37,20 @@ function startWallet (extraEnv = {}) {
     MPC_ARC_API_KEY: ARC_KEY,
     MPC_CHAIN_TRACKER_URL: standIns.wocUrl,
     MPC_FEE_SAT_PER_KB: String(FEE_RATE),
-    MPC_BACKGROUND_INTERVAL_SECS: '1',
-    ...extraEnv
-  })
-}
+    MPC_BACKGROUND_INTERVAL_SECS: '1'
+})
+
+const startWallet = (extraEnv = {}) => startServe(bin, { ...walletVars(), ...extraEnv })
+
+/** Runs `mpc-wallet ...args` on this wallet's store (beside the running serve); resolves to { code, out, err }. */
+const cli = args => new Promise(resolve => {
+  const child = spawn(bin, args, { env: { PATH: process.env.PATH, ...testVars(), ...walletVars() } })
+  let out = ''
+  let err = ''
+  child.stdout.on('data', d => { out += d })
+  child.stderr.on('data', d => { err += d })
+  child.on('exit', code => resolve({ code, out, err }))
+})
 
 const connect = url => new HTTPWalletJSON('localhost', url, (u, init = {}) =>
   fetch(u, { ...init, headers: { ...init.headers, Authorization: `Bearer ${TOKEN}` } }))
@@ -333,6 +343,35 @@ test('special operations: the balance, noSend actions aborted, failed actions li
   assert.ok(failed.actions.some(a => a.txid === held.txid))
   assert.equal(failed.totalActions, failedBefore + aborted.actions.filter(a => a.status === 'failed').length)
   assert.equal((await wallet.listOutputs({ basket: specOpWalletBalance })).totalOutputs, b.totalOutputs, 'the abort released its inputs')
+})
+
+const specOpInvalidChange = '5a76fd430a311f8bc0553859061710a4475c19fed46e2ff95969aa918e612e57'
+
+test('change spent elsewhere: reconcile --utxos --dry-run and specOpInvalidChange find it; release takes it out', async () => {
+  const outs = (await change()).outputs
+  const victim = outs.find(o => woc.txs.has(o.outpoint.split('.')[0]))
+  assert.ok(victim, 'an output of a transaction the network knows')
+  const balance = outs.reduce((s, o) => s + o.satoshis, 0)
+  assert.equal((await wallet.listOutputs({ basket: specOpInvalidChange })).totalOutputs, 0, 'all unspent so far')
+  woc.spentElsewhere.add(victim.outpoint)
+
+  const dry = await cli(['reconcile', '--utxos', '--dry-run'])
+  assert.equal(dry.code, 0, dry.err)
+  assert.match(dry.out, new RegExp(`spent elsewhere: ${victim.outpoint} ${victim.satoshis} sats: not marked`))
+  assert.match(dry.out, /utxos: \d+ checked, 1 spent elsewhere/)
+  assert.equal((await change()).outputs.length, outs.length, 'a dry run marks nothing')
+
+  const found = await wallet.listOutputs({ basket: specOpInvalidChange, tags: [] })
+  assert.deepEqual(found.outputs.map(o => o.outpoint), [victim.outpoint])
+  const released = await wallet.listOutputs({ basket: specOpInvalidChange, tags: ['release'] })
+  assert.deepEqual(released.outputs.map(o => [o.outpoint, o.spendable]), [[victim.outpoint, false]])
+  const after = (await change()).outputs
+  assert.ok(!after.some(o => o.outpoint === victim.outpoint), 'no longer spendable')
+  assert.equal(after.reduce((s, o) => s + o.satoshis, 0), balance - victim.satoshis)
+  assert.equal((await wallet.listOutputs({ basket: specOpInvalidChange })).totalOutputs, 0)
+  const again = await cli(['reconcile', '--utxos'])
+  assert.equal(again.code, 0, again.err)
+  assert.match(again.out, /utxos: \d+ checked, 0 spent elsewhere/)
 })
 
 test('basket insertions with tags and custom instructions; relinquishOutput', async () => {

@@ -1,6 +1,7 @@
 // Stand-ins for the outside services the wallet talks to, on 127.0.0.1, speaking their APIs and
 // checking what they receive with @bsv/sdk: ARC (POST /v1/tx, GET /v1/tx/{txid}) and
-// WhatsOnChain (block headers by height, the tip). Also what a BSV app's sender does to pay the
+// WhatsOnChain (block headers by height, the tip, POST /txs/status, GET /script/{hash}/unspent/all
+// over the transactions ARC took). Also what a BSV app's sender does to pay the
 // wallet with BRC-29 (`brc29Payment`). Used by interop/actions.test.mjs and
 // examples/pay-receive.
 import { createServer } from 'node:http'
@@ -42,7 +43,15 @@ export function reply (res, status, json) {
  */
 export async function startStandIns ({ arcKey }) {
   const arc = { plan: [], accepted: [], raw: new Map(), mined: new Map() }
-  const woc = { roots: new Map(), tip: 900_000 }
+  // `woc.txs`: what the network knows (txid -> @bsv/sdk Transaction), learned from ARC;
+  // `woc.spentElsewhere`: outpoints (`txid.vout`) a transaction the wallet never saw spent;
+  // `woc.unknown`: txids WhatsOnChain pretends not to know.
+  const woc = { roots: new Map(), tip: 900_000, txs: new Map(), spentElsewhere: new Set(), unknown: new Set() }
+  const learn = tx => {
+    if (woc.txs.has(tx.id('hex'))) return
+    woc.txs.set(tx.id('hex'), tx)
+    for (const i of tx.inputs) if (i.sourceTransaction) learn(i.sourceTransaction)
+  }
   const arcServer = await listen(async (req, res) => {
     if (req.headers.authorization !== `Bearer ${arcKey}`) return reply(res, 401, { title: 'Unauthorized' })
     const state = req.url.match(/^\/v1\/tx\/([0-9a-f]{64})$/)
@@ -68,10 +77,34 @@ export async function startStandIns ({ arcKey }) {
     if (txStatus === 'SEEN_ON_NETWORK') {
       arc.accepted.push(txid)
       arc.raw.set(txid, rawTx)
+      learn(tx)
     }
     reply(res, 200, { txid, txStatus, extraInfo: '' })
   })
-  const wocServer = await listen((req, res) => {
+  const wocServer = await listen(async (req, res) => {
+    if (req.method === 'POST' && req.url === '/txs/status') {
+      const { txids } = JSON.parse(await body(req))
+      return reply(res, 200, txids.map(txid => {
+        if (!woc.txs.has(txid) || woc.unknown.has(txid)) return { txid, error: 'unknown' }
+        return arc.mined.has(txid) ? { txid, blockhash: hex(32), blockheight: woc.tip, confirmations: 1 } : { txid }
+      }))
+    }
+    const unspent = req.url.match(/^\/script\/([0-9a-f]{64})\/unspent\/all$/)
+    if (unspent) {
+      const spent = new Set(woc.spentElsewhere)
+      for (const tx of woc.txs.values()) {
+        for (const i of tx.inputs) spent.add(`${i.sourceTXID ?? i.sourceTransaction.id('hex')}.${i.sourceOutputIndex}`)
+      }
+      const result = []
+      for (const [txid, tx] of woc.txs) {
+        if (woc.unknown.has(txid)) continue
+        tx.outputs.forEach((o, vout) => {
+          const hash = Utils.toHex(Hash.sha256(o.lockingScript.toBinary()).reverse())
+          if (hash === unspent[1] && !spent.has(`${txid}.${vout}`)) result.push({ height: 0, tx_pos: vout, tx_hash: txid, value: o.satoshis })
+        })
+      }
+      return reply(res, 200, { script: unspent[1], result, error: '' })
+    }
     const m = req.url.match(/^\/block\/(\d+)\/header$/)
     if (m) {
       const merkleroot = woc.roots.get(Number(m[1]))

@@ -395,7 +395,8 @@ async fn an_aborted_action_is_not_signed_after_a_restart() {
 }
 
 /// The toolbox's special operations: the balance as `totalOutputs`, the `nosend` actions (and
-/// aborting them all, the chained one first), the `failed` ones; what is not run yet says so.
+/// aborting them all, the chained one first), the `failed` ones; what is not run yet says so
+/// (invalid change: `a_utxo_review_finds_change_spent_elsewhere`).
 #[tokio::test]
 async fn the_toolboxs_special_operations() {
     use wallet_brc100::actions::spec_ops;
@@ -436,7 +437,53 @@ async fn the_toolboxs_special_operations() {
 
     let e = actions(&[spec_ops::FAILED_ACTIONS, "unfail"]).await.unwrap_err();
     assert_eq!(e.kind(), ErrorKind::Unsupported);
-    for basket in [spec_ops::INVALID_CHANGE, spec_ops::SET_WALLET_CHANGE_PARAMS] {
-        assert_eq!(outputs(basket, None).await.unwrap_err().kind(), ErrorKind::Unsupported);
+    let e = outputs(spec_ops::SET_WALLET_CHANGE_PARAMS, Some(vec!["8".into(), "1000".into()])).await.unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::Unsupported);
+}
+
+/// Change the chain holds spent (a transaction the books never saw) is found by the UTXO
+/// review and, released, no payment picks it again; an output of a transaction the chain does not
+/// know yet is left alone. Through `specOpInvalidChange` as the toolbox defines it.
+#[tokio::test]
+async fn a_utxo_review_finds_change_spent_elsewhere() {
+    use wallet_brc100::actions::spec_ops;
+    let f = fixture().await;
+    let mut outpoints = Vec::new();
+    for sats in [10_000, 20_000, 30_000] {
+        let (tx, remittance) = payment(&f, sats, true, false).await;
+        let txid = AtomicBeef::from_bytes(&tx).unwrap().subject.to_string();
+        f.actions.internalize_action(internalize_args(tx, remittance)).await.unwrap();
+        outpoints.push(format!("{txid}.0"));
     }
+    f.chain.spent.lock().unwrap().insert(outpoints[1].clone());
+    // The third transaction is not known to the chain yet: its output is not judged.
+    f.chain.unknown.lock().unwrap().insert(outpoints[2][..64].to_string());
+    f.chain.spent.lock().unwrap().insert(outpoints[2].clone());
+
+    let review = f.actions.review_utxos(Some("default"), false, 100).await.unwrap();
+    assert_eq!((review.checked, review.not_yet_known), (1 + 1, 1));
+    assert_eq!(
+        review.spent_elsewhere.iter().map(|o| o.outpoint.to_string()).collect::<Vec<_>>(),
+        [outpoints[1].clone()]
+    );
+    assert_eq!(balance(&f).await, 60_000, "a review without release changes nothing");
+
+    let invalid = |tags: &[&str]| {
+        let tags = Some(tags.iter().map(|t| t.to_string()).collect());
+        f.actions.list_outputs(ListOutputsArgs { basket: spec_ops::INVALID_CHANGE.into(), tags, ..Default::default() })
+    };
+    let listed = invalid(&[]).await.unwrap();
+    assert_eq!(listed.outputs.iter().map(|o| o.outpoint.clone()).collect::<Vec<_>>(), [outpoints[1].clone()]);
+    assert_eq!(balance(&f).await, 60_000);
+    let released = invalid(&["release"]).await.unwrap();
+    assert_eq!((released.total_outputs, released.outputs[0].spendable), (1, false));
+    assert_eq!(balance(&f).await, 40_000, "released: out of the balance");
+    assert_eq!(invalid(&[]).await.unwrap().total_outputs, 0, "nothing left to find");
+
+    // A payment needing more than one output never picks the released one.
+    let r = f.actions.create_action(pay(35_000, CreateActionOptions::default())).await.unwrap();
+    let atomic = AtomicBeef::from_bytes(&r.tx.unwrap()).unwrap();
+    let spent: Vec<String> =
+        atomic.subject_tx().inputs.iter().map(|i| format!("{}.{}", i.source_txid, i.source_vout)).collect();
+    assert!(!spent.contains(&outpoints[1]), "{spent:?}");
 }

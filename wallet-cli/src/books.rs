@@ -52,23 +52,74 @@ pub(crate) fn start_background(actions: Arc<Actions>, every: Duration) {
         let mut tick = tokio::time::interval(every);
         loop {
             tick.tick().await;
-            match actions.fail_abandoned().await {
-                Ok(0) => {}
-                Ok(n) => tracing::info!(actions = n, "released the inputs of abandoned actions"),
-                Err(e) => tracing::warn!(error = %e, "could not check for abandoned actions"),
-            }
-            match actions.rebroadcast_pending(PER_ROUND).await {
-                Ok(0) => {}
-                Ok(n) => tracing::info!(transactions = n, "rebroadcast delayed transactions"),
-                Err(e) => tracing::warn!(error = %e, "could not rebroadcast delayed transactions"),
-            }
-            match actions.fetch_proofs(PER_ROUND).await {
-                Ok(0) => {}
-                Ok(n) => tracing::info!(transactions = n, "recorded merkle proofs"),
-                Err(e) => tracing::warn!(error = %e, "could not fetch merkle proofs"),
-            }
+            round(&actions).await;
         }
     });
+}
+
+/// One round of the background task; each step's count (`None`: it failed, as logged).
+async fn round(actions: &Actions) -> [(&'static str, Option<usize>); 3] {
+    let abandoned = match actions.fail_abandoned().await {
+        Ok(n) => Some(n),
+        Err(e) => {
+            tracing::warn!(error = %e, "could not check for abandoned actions");
+            None
+        }
+    };
+    let rebroadcast = match actions.rebroadcast_pending(PER_ROUND).await {
+        Ok(n) => Some(n),
+        Err(e) => {
+            tracing::warn!(error = %e, "could not rebroadcast delayed transactions");
+            None
+        }
+    };
+    let proven = match actions.fetch_proofs(PER_ROUND).await {
+        Ok(n) => Some(n),
+        Err(e) => {
+            tracing::warn!(error = %e, "could not fetch merkle proofs");
+            None
+        }
+    };
+    let done = [
+        ("abandoned actions failed (inputs released)", abandoned),
+        ("delayed transactions rebroadcast", rebroadcast),
+        ("merkle proofs recorded", proven),
+    ];
+    for (what, n) in done {
+        if let Some(n @ 1..) = n {
+            tracing::info!(count = n, "{what}");
+        }
+    }
+    done
+}
+
+/// `mpc-wallet reconcile [--utxos [--dry-run]]`: the background round once, then the UTXO review.
+pub(crate) async fn reconcile(file: Option<&Path>, utxos: bool, dry_run: bool) -> Result<()> {
+    let actions = start(file).await?;
+    for (what, n) in round(&actions).await {
+        match n {
+            Some(n) => println!("{what}: {n}"),
+            None => println!("{what}: could not run (see the warning above)"),
+        }
+    }
+    if !utxos {
+        return Ok(());
+    }
+    let review = actions
+        .review_utxos(None, !dry_run, wallet_brc100::actions::MAX_REVIEW)
+        .await
+        .context("the UTXO review needs a chain tracker that reports transactions and unspent outputs")?;
+    for o in &review.spent_elsewhere {
+        let done = if dry_run { "not marked (--dry-run)" } else { "marked no longer spendable" };
+        println!("spent elsewhere: {} {} sats: {done}", o.outpoint, o.satoshis);
+    }
+    println!(
+        "utxos: {} checked, {} spent elsewhere, {} not judged (their transaction is not known to the chain yet)",
+        review.checked,
+        review.spent_elsewhere.len(),
+        review.not_yet_known
+    );
+    Ok(())
 }
 
 /// Starts the agent (restoring it, or provisioning it the first time) with its books.

@@ -167,6 +167,17 @@ enum Command {
     },
     /// Prints the wallet's spendable balance (its change, in the `default` basket).
     Balance,
+    /// Runs the books' background round once (abandoned actions failed, delayed broadcasts
+    /// sent, merkle proofs fetched) and, with --utxos, checks every spendable output against the
+    /// chain tracker: one the chain holds spent is marked no longer spendable.
+    Reconcile {
+        /// Check every spendable output against the chain (MPC_CHAIN_TRACKER_URL).
+        #[arg(long)]
+        utxos: bool,
+        /// Report what --utxos finds without marking anything.
+        #[arg(long, requires = "utxos")]
+        dry_run: bool,
+    },
     /// Pays satoshis to an address or a locking script: funds the payment from the wallet's
     /// change, signs with the cosigners, broadcasts (MPC_ARC_URL), prints the txid and BEEF.
     Pay {
@@ -376,6 +387,7 @@ fn main() -> ExitCode {
                 policy::audit(file, wallet.as_deref(), verify, data_dir.as_deref()).await
             }
             Command::Balance => books::balance(file).await.map(|_| true),
+            Command::Reconcile { utxos, dry_run } => books::reconcile(file, utxos, dry_run).await.map(|_| true),
             Command::Pay { to, sats, description } => books::pay(file, &to, sats, &description).await.map(|_| true),
             Command::Receive { beef, vout, prefix, suffix, sender } => {
                 let incoming = match (beef, vout, prefix, suffix, sender) {

@@ -33,6 +33,20 @@ pub trait Broadcaster: std::fmt::Debug + Send + Sync + 'static {
     }
 }
 
+/// What the chain knows of a transaction ([`ChainTracker::tx_status`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TxOnChain {
+    /// Nobody the service asks knows it.
+    Unknown,
+    /// Known (in a mempool), not yet in a block.
+    Known,
+    /// In a block, `depth` blocks deep (1: the tip's block).
+    Mined {
+        /// Confirmations.
+        depth: u64,
+    },
+}
+
 /// Answers whether a merkle root is the root of the block at a height.
 #[async_trait]
 pub trait ChainTracker: std::fmt::Debug + Send + Sync + 'static {
@@ -48,6 +62,20 @@ pub trait ChainTracker: std::fmt::Debug + Send + Sync + 'static {
     async fn header_for_height(&self, height: u64) -> Result<[u8; 80]> {
         let _ = height;
         Err(crate::Error::new(crate::ErrorKind::Unsupported, "this chain tracker does not serve block headers"))
+    }
+
+    /// What the chain knows of each of `txids` (display hex), in their order: what tells a
+    /// transaction the network took after all from one it never saw.
+    async fn tx_status(&self, txids: &[String]) -> Result<Vec<TxOnChain>> {
+        let _ = txids;
+        Err(crate::Error::new(crate::ErrorKind::Unsupported, "this chain tracker does not report transactions"))
+    }
+
+    /// Whether the output `outpoint`, locked by `locking_script`, is unspent on the chain; an
+    /// output a mempool transaction spends is spent.
+    async fn is_utxo(&self, outpoint: &crate::Outpoint, locking_script: &[u8]) -> Result<bool> {
+        let _ = (outpoint, locking_script);
+        Err(crate::Error::new(crate::ErrorKind::Unsupported, "this chain tracker does not report unspent outputs"))
     }
 }
 

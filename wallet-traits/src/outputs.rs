@@ -439,6 +439,12 @@ pub trait OutputStore: fmt::Debug + Send + Sync + 'static {
     /// wallet). Returns `false` when `basket` holds no such output.
     async fn relinquish_output(&self, basket: &str, outpoint: &crate::Outpoint) -> Result<bool>;
 
+    /// Marks a spendable output that the chain says something else spent (a transaction this
+    /// wallet did not make, or one it lost track of) as no longer spendable; it stays in its
+    /// basket and in the books. Returns `false` when the output is not spendable now (unknown,
+    /// already spent, or reserved by one of the wallet's own actions, which decides for itself).
+    async fn mark_spent_elsewhere(&self, outpoint: &crate::Outpoint) -> Result<bool>;
+
     /// The sum of the spendable outputs of `basket`.
     async fn balance(&self, basket: &str) -> Result<u64>;
 

@@ -129,6 +129,9 @@ const SET_MERKLE_PATH: &str = "UPDATE mpc_actions SET merkle_path = $3, status =
 const RELINQUISH: &str = "UPDATE mpc_outputs SET basket = NULL, spendable = FALSE \
      WHERE [namespace = $ns AND ]scope = $1 AND txid = $2 AND vout = $3 AND basket = $4";
 
+const SPENT_ELSEWHERE: &str = "UPDATE mpc_outputs SET spendable = FALSE \
+     WHERE [namespace = $ns AND ]scope = $1 AND txid = $2 AND vout = $3 AND spendable = TRUE AND spent_by IS NULL";
+
 const BALANCE: &str = "SELECT CAST(COALESCE(SUM(satoshis), 0) AS BIGINT) AS n FROM mpc_outputs \
      WHERE [namespace = $ns AND ]scope = $1 AND basket = $2 AND spendable = TRUE";
 
@@ -720,6 +723,17 @@ impl<D: Dialect> OutputStore for SqlOutputStore<D> {
             .execute(&self.sql.pool)
             .await
             .map_err(|e| self.sql.fail(e, "relinquish an output"))?;
+        Ok(updated > 0)
+    }
+
+    async fn mark_spent_elsewhere(&self, outpoint: &Outpoint) -> Result<bool> {
+        let updated = self
+            .scoped(SPENT_ELSEWHERE)
+            .bind(outpoint.txid.as_slice())
+            .bind(i64::from(outpoint.vout))
+            .execute(&self.sql.pool)
+            .await
+            .map_err(|e| self.sql.fail(e, "mark an output spent elsewhere"))?;
         Ok(updated > 0)
     }
 

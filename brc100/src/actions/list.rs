@@ -31,11 +31,32 @@ impl Actions {
             let balance = self.store.balance(super::CHANGE_BASKET).await?;
             return Ok(ListOutputsResult { total_outputs: balance, beef: None, outputs: Vec::new() });
         }
-        if basket == spec_ops::INVALID_CHANGE || basket == spec_ops::SET_WALLET_CHANGE_PARAMS {
+        if basket == spec_ops::INVALID_CHANGE {
+            // As the toolbox: the change (every basket with tag `all`) checked against the chain,
+            // the invalid listed, and with tag `release` marked no longer spendable.
+            let all = tags.iter().any(|t| t.trim() == "all");
+            let release = tags.iter().any(|t| t.trim() == "release");
+            let basket = (!all).then_some(super::CHANGE_BASKET);
+            let review = self.review_utxos(basket, release, super::MAX_REVIEW).await?;
+            let outputs: Vec<WalletOutput> = review
+                .spent_elsewhere
+                .into_iter()
+                .map(|o| WalletOutput {
+                    satoshis: o.satoshis,
+                    locking_script: Some(hex::encode(&o.locking_script)),
+                    spendable: !release,
+                    custom_instructions: None,
+                    tags: None,
+                    outpoint: o.outpoint.to_string(),
+                    labels: None,
+                })
+                .collect();
+            return Ok(ListOutputsResult { total_outputs: outputs.len() as u64, beef: None, outputs });
+        }
+        if basket == spec_ops::SET_WALLET_CHANGE_PARAMS {
             return Err(Error::new(
                 ErrorKind::Unsupported,
-                "this wallet does not run this listOutputs special operation yet (invalid change, change \
-                 parameters); `mpc-wallet reconcile` will check the change against the chain",
+                "this wallet does not take change parameters through listOutputs yet",
             ));
         }
         let include = match args.include.as_deref() {

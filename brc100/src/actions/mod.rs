@@ -10,6 +10,7 @@ mod create;
 mod held;
 mod internalize;
 mod list;
+mod reconcile;
 mod signable;
 pub mod spec_ops;
 mod validate;
@@ -18,6 +19,7 @@ use std::{sync::Arc, time::Duration};
 
 pub use args::*;
 pub use held::{MAX_HELD, MAX_HELD_BYTES};
+pub use reconcile::{UtxoReview, MAX_REVIEW};
 use wallet_bsv::{SatoshisPerKilobyte, TxId};
 use wallet_traits::{Broadcaster, ChainServices, ChainTracker, Outpoint, OutputStore, Result, Signer};
 

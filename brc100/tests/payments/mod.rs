@@ -31,6 +31,10 @@ pub(crate) struct Chain {
     pub(crate) roots: Mutex<HashSet<(u64, [u8; 32])>>,
     pub(crate) sent: Mutex<Vec<Vec<u8>>>,
     pub(crate) refuse_next: Mutex<bool>,
+    /// Outpoints (`txid.vout`) something outside the wallet spent.
+    pub(crate) spent: Mutex<HashSet<String>>,
+    /// Txids the chain does not know (every other one is mined).
+    pub(crate) unknown: Mutex<HashSet<String>>,
 }
 
 #[async_trait]
@@ -52,6 +56,24 @@ impl ChainTracker for Chain {
 
     async fn current_height(&self) -> Result<u64> {
         Ok(900_000)
+    }
+
+    async fn tx_status(&self, txids: &[String]) -> Result<Vec<wallet_traits::TxOnChain>> {
+        let unknown = self.unknown.lock().unwrap();
+        Ok(txids
+            .iter()
+            .map(|t| {
+                if unknown.contains(t) {
+                    wallet_traits::TxOnChain::Unknown
+                } else {
+                    wallet_traits::TxOnChain::Mined { depth: 1 }
+                }
+            })
+            .collect())
+    }
+
+    async fn is_utxo(&self, outpoint: &wallet_traits::Outpoint, _locking_script: &[u8]) -> Result<bool> {
+        Ok(!self.spent.lock().unwrap().contains(&outpoint.to_string()))
     }
 }
 

@@ -10,7 +10,10 @@ use std::{
 
 use async_trait::async_trait;
 use serde::{de::DeserializeOwned, Deserialize};
-use wallet_traits::{redact_url, ChainTracker, ChainTrackerFactory, Error, ErrorKind, Plugins, Result, ServiceConfig};
+use wallet_traits::{
+    redact_url, ChainTracker, ChainTrackerFactory, Error, ErrorKind, Outpoint, Plugins, Result, ServiceConfig,
+    TxOnChain,
+};
 
 /// The API of mainnet; `/test` for testnet.
 pub const DEFAULT_URL: &str = "https://api.whatsonchain.com/v1/bsv";
@@ -107,11 +110,20 @@ impl WhatsOnChain {
 
     /// `GET {url}{path}` as JSON: `None` on 404; retried on 5xx, timeouts and refused connections.
     async fn get<T: DeserializeOwned>(&self, path: &str) -> Result<Option<T>> {
+        self.call(path, None).await
+    }
+
+    /// `GET`, or `POST` of `body` as JSON, as [`Self::get`].
+    async fn call<T: DeserializeOwned>(&self, path: &str, body: Option<&serde_json::Value>) -> Result<Option<T>> {
         let mut delay = FIRST_DELAY;
         let mut last = unavailable("the chain tracker was not tried".into());
         for attempt in 1..=ATTEMPTS {
-            let mut request =
-                self.client.get(format!("{}{path}", self.url)).timeout(TIMEOUT).header("Accept", "application/json");
+            let url = format!("{}{path}", self.url);
+            let request = match body {
+                Some(b) => self.client.post(url).json(b),
+                None => self.client.get(url),
+            };
+            let mut request = request.timeout(TIMEOUT).header("Accept", "application/json");
             if let Some(key) = &self.api_key {
                 request = request.header("Authorization", key);
             }
@@ -159,8 +171,77 @@ fn internal_order(display: &str) -> Option<[u8; 32]> {
     Some(b)
 }
 
+/// One entry of `POST /txs/status`: no `error` and no `confirmations` is a mempool transaction.
+#[derive(Deserialize)]
+struct TxStatusEntry {
+    txid: String,
+    #[serde(default)]
+    confirmations: Option<u64>,
+    #[serde(default)]
+    error: Option<String>,
+}
+
+/// `GET /script/{hash}/unspent/all`.
+#[derive(Deserialize)]
+struct Unspent {
+    #[serde(default)]
+    result: Vec<UnspentEntry>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct UnspentEntry {
+    #[serde(rename = "tx_hash")]
+    tx_hash: String,
+    #[serde(rename = "tx_pos")]
+    tx_pos: u32,
+    #[serde(default)]
+    is_spent_in_mempool_tx: bool,
+}
+
+/// WhatsOnChain's name for a locking script: its SHA-256, byte-reversed, hex.
+fn script_hash(locking_script: &[u8]) -> String {
+    use sha2::Digest;
+    let mut h: [u8; 32] = sha2::Sha256::digest(locking_script).into();
+    h.reverse();
+    hex::encode(h)
+}
+
+/// WhatsOnChain answers `/txs/status` for at most this many txids a call.
+const STATUS_BATCH: usize = 20;
+
 #[async_trait]
 impl ChainTracker for WhatsOnChain {
+    async fn tx_status(&self, txids: &[String]) -> Result<Vec<TxOnChain>> {
+        let mut out = Vec::with_capacity(txids.len());
+        for batch in txids.chunks(STATUS_BATCH) {
+            let body = serde_json::json!({ "txids": batch });
+            let entries: Vec<TxStatusEntry> = self.call("/txs/status", Some(&body)).await?.unwrap_or_default();
+            for txid in batch {
+                let entry = entries.iter().find(|e| e.txid.eq_ignore_ascii_case(txid));
+                out.push(match entry {
+                    None => TxOnChain::Unknown,
+                    Some(e) if e.error.is_some() => TxOnChain::Unknown,
+                    Some(TxStatusEntry { confirmations: Some(depth), .. }) if *depth > 0 => {
+                        TxOnChain::Mined { depth: *depth }
+                    }
+                    Some(_) => TxOnChain::Known,
+                });
+            }
+        }
+        Ok(out)
+    }
+
+    async fn is_utxo(&self, outpoint: &Outpoint, locking_script: &[u8]) -> Result<bool> {
+        let path = format!("/script/{}/unspent/all", script_hash(locking_script));
+        let unspent: Unspent = self.get(&path).await?.unwrap_or(Unspent { result: Vec::new() });
+        let txid = hex::encode(outpoint.txid);
+        Ok(unspent
+            .result
+            .iter()
+            .any(|u| u.tx_hash.eq_ignore_ascii_case(&txid) && u.tx_pos == outpoint.vout && !u.is_spent_in_mempool_tx))
+    }
+
     async fn is_valid_root_for_height(&self, root: &[u8; 32], height: u64) -> Result<bool> {
         if let Some(known) = self.roots.lock().expect("roots lock").get(&height) {
             return Ok(known == root);
@@ -228,5 +309,11 @@ mod tests {
                 .unwrap();
         assert_eq!(t.url, "https://api.whatsonchain.com/v1/bsv/test");
         assert!(!format!("{t:?}").contains("woc-key"));
+    }
+
+    #[test]
+    fn a_script_hash_is_reversed_sha256() {
+        // SHA-256 of nothing is e3b0c442...7852b855; the script hash is those bytes reversed.
+        assert_eq!(script_hash(&[]), "55b852781b9995a44c939b64e441ae2724b96f99c8f4fb9a141cfc9842c4b0e3");
     }
 }

@@ -401,6 +401,24 @@ pub mod output_cases {
         assert!(!s.output(&funded[0]).await.unwrap().unwrap().spendable);
     }
 
+    /// An output the chain says was spent elsewhere leaves the balance and change selection but
+    /// stays listed; a reserved one is left to its action.
+    pub async fn spent_elsewhere_is_no_longer_spendable(s: Arc<dyn OutputStore>) {
+        let basket = unique("basket");
+        let funded = fund(&*s, &basket, &[50, 60, 70]).await;
+        assert!(s.mark_spent_elsewhere(&funded[0]).await.unwrap());
+        assert!(!s.mark_spent_elsewhere(&funded[0]).await.unwrap(), "already marked");
+        assert!(!s.mark_spent_elsewhere(&Outpoint::new(random_txid(), 0)).await.unwrap(), "unknown");
+        assert_eq!(s.balance(&basket).await.unwrap(), 130);
+        let marked = s.output(&funded[0]).await.unwrap().unwrap();
+        assert!(!marked.spendable && marked.spent_by.is_none() && marked.basket.as_deref() == Some(basket.as_str()));
+        let pay = open_action(&*s).await;
+        assert_eq!(s.reserve_change(&pay, &basket, 65, None).await.unwrap().map(|o| o.satoshis), Some(70));
+        assert!(!s.mark_spent_elsewhere(&funded[2]).await.unwrap(), "reserved by the wallet's own action");
+        s.fail_action(&pay).await.unwrap();
+        assert_eq!(s.balance(&basket).await.unwrap(), 130, "the release brought back only the reserved one");
+    }
+
     /// Statuses and merkle proofs: set, proven, and the refusals around them.
     pub async fn status_and_proof(s: Arc<dyn OutputStore>) {
         let basket = unique("basket");
@@ -507,7 +525,7 @@ macro_rules! output_store_tests {
             concurrent_reservations_never_share, abort_releases_reservations, commit_then_failed_broadcast,
             a_spent_chain_cannot_fail_under_its_spender,
             reserve_outputs_all_or_none, list_outputs_filters_and_pages, list_actions_filters_and_pages,
-            relinquish_leaves_the_basket, status_and_proof, impossible_amounts_are_refused,
+            relinquish_leaves_the_basket, spent_elsewhere_is_no_longer_spendable, status_and_proof, impossible_amounts_are_refused,
             keep_and_read_signable, commit_drops_the_signable, fail_drops_the_signable, debug_hides_bytes);
     };
     (@cases $make:path; $($case:ident),* $(,)?) => {
