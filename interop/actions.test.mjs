@@ -374,6 +374,32 @@ test('change spent elsewhere: reconcile --utxos --dry-run and specOpInvalidChang
   assert.match(again.out, /utxos: \d+ checked, 0 spent elsewhere/)
 })
 
+test('a double-spend answer: the payment stands when the network took it; an input a competitor took is not given back', async () => {
+  arc.plan.push([200, 'DOUBLE_SPEND_ATTEMPTED', { taken: true }])
+  const r = await wallet.createAction({
+    description: 'answered double spend',
+    outputs: [{ lockingScript: thirdParty(), satoshis: 1_000, outputDescription: 'taken all the same' }]
+  })
+  await sdkVerifies(r.tx)
+  const acts = (await wallet.listActions({ labels: [], limit: 10000 })).actions
+  assert.equal(acts.find(a => a.txid === r.txid).status, 'unproven', 'the chain knows it: it stands')
+
+  // A competitor takes that payment's change; a payment of nearly everything picks it and is refused.
+  const outs = (await change()).outputs
+  const victim = outs.find(o => o.outpoint.startsWith(r.txid))
+  assert.ok(victim, 'its change is spendable')
+  woc.spentElsewhere.add(victim.outpoint)
+  const total = outs.reduce((s, o) => s + o.satoshis, 0)
+  arc.plan.push([200, 'DOUBLE_SPEND_ATTEMPTED'])
+  await assert.rejects(wallet.createAction({
+    description: 'refused: an input was spent elsewhere',
+    outputs: [{ lockingScript: thirdParty(), satoshis: total - 2_000, outputDescription: 'nearly everything' }]
+  }), e => /broadcast failed/.test(e.message))
+  const after = (await change()).outputs
+  assert.ok(!after.some(o => o.outpoint === victim.outpoint), 'the input spent elsewhere did not come back')
+  assert.equal(after.reduce((s, o) => s + o.satoshis, 0), total - victim.satoshis, 'every other input came back')
+})
+
 test('basket insertions with tags and custom instructions; relinquishOutput', async () => {
   const p = await payment(2_000)
   await wallet.internalizeAction({

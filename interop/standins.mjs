@@ -36,7 +36,7 @@ export function reply (res, status, json) {
 }
 
 /**
- * Starts both stand-ins. `arc.plan` holds answers still to give ([httpStatus, txStatus]);
+ * Starts both stand-ins. `arc.plan` holds answers still to give ([httpStatus, txStatus, { taken }]);
  * `arc.accepted` lists the txids taken (`arc.raw` maps each to the hex it came as); `arc.mined`
  * maps txids to merkle paths (hex) that GET /v1/tx/{txid} reports. `woc.roots` maps heights to merkle roots (display hex).
  * `tracker` is the same knowledge as an @bsv/sdk ChainTracker.
@@ -72,7 +72,9 @@ export async function startStandIns ({ arcKey }) {
     let valid = false
     try { valid = await tx.verify('scripts only') } catch { valid = false }
     if (!valid) return reply(res, 200, { txid, txStatus: 'REJECTED', extraInfo: 'scripts do not verify (stand-in, @bsv/sdk)' })
-    const [status, txStatus] = arc.plan.shift() ?? [200, 'SEEN_ON_NETWORK']
+    // A planned answer may come with { taken: true }: the network took the transaction whatever ARC said.
+    const [status, txStatus, { taken = false } = {}] = arc.plan.shift() ?? [200, 'SEEN_ON_NETWORK']
+    if (taken) learn(tx)
     if (status !== 200) return reply(res, status, { status, title: 'stand-in', detail: `planned ${status}` })
     if (txStatus === 'SEEN_ON_NETWORK') {
       arc.accepted.push(txid)

@@ -487,3 +487,33 @@ async fn a_utxo_review_finds_change_spent_elsewhere() {
         atomic.subject_tx().inputs.iter().map(|i| format!("{}.{}", i.source_txid, i.source_vout)).collect();
     assert!(!spent.contains(&outpoints[1]), "{spent:?}");
 }
+
+/// A broadcast answered "double spend": when the chain knows the transaction all the same, the
+/// payment stands; when a competing transaction took an input, the action fails and that input
+/// is marked spent elsewhere instead of coming back, so the next payment does not pick it.
+#[tokio::test]
+async fn a_double_spend_answer_is_checked_against_the_chain() {
+    let f = fixture().await;
+    let (tx, remittance) = payment(&f, 50_000, true, false).await;
+    f.actions.internalize_action(internalize_args(tx, remittance)).await.unwrap();
+
+    *f.chain.refuse_but_take_next.lock().unwrap() = true;
+    let txid = f.actions.create_action(pay(1_000, CreateActionOptions::default())).await.unwrap().txid.unwrap();
+    let listed = f.actions.list_actions(ListActionsArgs::default()).await.unwrap();
+    let status = listed.actions.iter().find(|a| a.txid == txid).unwrap().status;
+    assert_eq!(status, wallet_traits::ActionStatus::Unproven, "the network took it: it stands");
+    let change = f.actions.list_outputs(ListOutputsArgs { basket: "default".into(), ..Default::default() });
+    let change = change.await.unwrap().outputs;
+    assert_eq!(change.len(), 1);
+    assert!(change[0].outpoint.starts_with(&txid), "its change is spendable");
+
+    // A competing transaction the wallet never saw takes that change.
+    f.chain.spent.lock().unwrap().insert(change[0].outpoint.clone());
+    *f.chain.refuse_next.lock().unwrap() = true;
+    let e = f.actions.create_action(pay(1_000, CreateActionOptions::default())).await.unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::Rejected);
+    assert_eq!(balance(&f).await, 0, "the input spent elsewhere did not come back");
+    let outpoint = wallet_traits::Outpoint::parse(&change[0].outpoint).unwrap();
+    let kept = f.actions.store().output(&outpoint).await.unwrap().unwrap();
+    assert!(!kept.spendable && kept.spent_by.is_none(), "marked spent elsewhere, still in the books");
+}

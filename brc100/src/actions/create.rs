@@ -549,11 +549,15 @@ impl Actions {
     }
 
     /// Broadcasts a committed action. A refusal fails it (its inputs are spendable again, its
-    /// change never appears); a service that cannot be reached leaves it `unprocessed` for the
-    /// background task when delayed broadcast is accepted, and fails it otherwise.
+    /// change never appears), unless the chain tracker knows the transaction all the same (a
+    /// "double spend" or a lost answer for a transaction the network took): then it stands. Of
+    /// a failed action's inputs, those the chain holds spent are marked spent elsewhere instead of
+    /// coming back. A service that cannot be reached leaves it `unprocessed` for the background
+    /// task when delayed broadcast is accepted.
     async fn send(&self, reference: &str, atomic: &[u8], delayed_ok: bool) -> Result<()> {
+        let atomic = AtomicBeef::from_bytes(atomic)?;
         let result = match self.broadcaster() {
-            Ok(b) => b.broadcast(&super::beef::for_broadcast(&AtomicBeef::from_bytes(atomic)?)?).await,
+            Ok(b) => b.broadcast(&super::beef::for_broadcast(&atomic)?).await,
             Err(e) => Err(e),
         };
         match result {
@@ -566,7 +570,12 @@ impl Actions {
                 self.store.set_status(reference, ActionStatus::Unprocessed).await
             }
             Err(e) => {
-                self.store.fail_action(reference).await?;
+                let txid = atomic.subject.to_string();
+                if self.network_took(&txid).await {
+                    tracing::warn!(txid, error = %e, "the broadcast was refused, but the chain knows the transaction: it stands");
+                    return self.store.set_status(reference, ActionStatus::Unproven).await;
+                }
+                self.fail_and_check_inputs(reference).await?;
                 Err(Error::new(
                     e.kind(),
                     format!(

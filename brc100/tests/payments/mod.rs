@@ -31,10 +31,22 @@ pub(crate) struct Chain {
     pub(crate) roots: Mutex<HashSet<(u64, [u8; 32])>>,
     pub(crate) sent: Mutex<Vec<Vec<u8>>>,
     pub(crate) refuse_next: Mutex<bool>,
+    /// The next broadcast is answered "double spend" although the network takes it.
+    pub(crate) refuse_but_take_next: Mutex<bool>,
+    /// Txids the network knows: those broadcast and not refused.
+    pub(crate) known: Mutex<HashSet<String>>,
     /// Outpoints (`txid.vout`) something outside the wallet spent.
     pub(crate) spent: Mutex<HashSet<String>>,
-    /// Txids the chain does not know (every other one is mined).
+    /// Txids the chain tracker says it does not know, whatever else holds.
     pub(crate) unknown: Mutex<HashSet<String>>,
+}
+
+/// The txid of what a broadcaster is handed: a BEEF's last transaction, or a transaction.
+pub(crate) fn broadcast_txid(bytes: &[u8]) -> String {
+    match Beef::from_bytes(bytes) {
+        Ok(beef) => beef.txs.last().map(|t| t.txid().to_string()).unwrap_or_default(),
+        Err(_) => Transaction::from_bytes(bytes).map(|t| t.txid().to_string()).unwrap_or_default(),
+    }
 }
 
 #[async_trait]
@@ -43,6 +55,11 @@ impl Broadcaster for Chain {
         if std::mem::take(&mut *self.refuse_next.lock().unwrap()) {
             return Err(Error::new(ErrorKind::Rejected, "ARC: DOUBLE_SPEND_ATTEMPTED"));
         }
+        if std::mem::take(&mut *self.refuse_but_take_next.lock().unwrap()) {
+            self.known.lock().unwrap().insert(broadcast_txid(tx));
+            return Err(Error::new(ErrorKind::Rejected, "ARC: DOUBLE_SPEND_ATTEMPTED"));
+        }
+        self.known.lock().unwrap().insert(broadcast_txid(tx));
         self.sent.lock().unwrap().push(tx.to_vec());
         Ok(Broadcast { txid: String::new(), status: "SEEN_ON_NETWORK".into(), detail: None })
     }
@@ -59,14 +76,14 @@ impl ChainTracker for Chain {
     }
 
     async fn tx_status(&self, txids: &[String]) -> Result<Vec<wallet_traits::TxOnChain>> {
-        let unknown = self.unknown.lock().unwrap();
+        let (unknown, known) = (self.unknown.lock().unwrap(), self.known.lock().unwrap());
         Ok(txids
             .iter()
             .map(|t| {
-                if unknown.contains(t) {
-                    wallet_traits::TxOnChain::Unknown
+                if known.contains(t) && !unknown.contains(t) {
+                    wallet_traits::TxOnChain::Known
                 } else {
-                    wallet_traits::TxOnChain::Mined { depth: 1 }
+                    wallet_traits::TxOnChain::Unknown
                 }
             })
             .collect())
