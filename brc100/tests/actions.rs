@@ -489,13 +489,16 @@ async fn a_utxo_review_finds_change_spent_elsewhere() {
 }
 
 /// A broadcast answered "double spend": when the chain knows the transaction all the same, the
-/// payment stands; when a competing transaction took an input, the action fails and that input
+/// payment (in or out) stands; when a competing transaction took an input, the action fails and that input
 /// is marked spent elsewhere instead of coming back, so the next payment does not pick it.
 #[tokio::test]
 async fn a_double_spend_answer_is_checked_against_the_chain() {
     let f = fixture().await;
     let (tx, remittance) = payment(&f, 50_000, true, false).await;
-    f.actions.internalize_action(internalize_args(tx, remittance)).await.unwrap();
+    // A payment in that ARC answers "double spend" for, though the network took it, is real.
+    *f.chain.refuse_but_take_next.lock().unwrap() = true;
+    assert!(f.actions.internalize_action(internalize_args(tx, remittance)).await.unwrap());
+    assert_eq!(balance(&f).await, 50_000);
 
     *f.chain.refuse_but_take_next.lock().unwrap() = true;
     let txid = f.actions.create_action(pay(1_000, CreateActionOptions::default())).await.unwrap().txid.unwrap();

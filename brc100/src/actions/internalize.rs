@@ -193,17 +193,26 @@ impl Actions {
     }
 
     /// Hands a received transaction to the network: the BEEF as V1 when it carries every
-    /// transaction, else the subject in Extended Format.
+    /// transaction, else the subject in Extended Format. A refusal for a transaction the chain
+    /// knows all the same (a "double spend" answer, a lost one) is no refusal: the payment is
+    /// real and is recorded.
     async fn broadcast_received(&self, atomic: &AtomicBeef) -> Result<()> {
         let broadcaster = self.broadcaster()?;
         let bytes = super::beef::for_broadcast(atomic)?;
-        let accepted = broadcaster.broadcast(&bytes).await.map_err(|e| {
-            let message =
-                format!("the network did not take the transaction, so the wallet did not record it: {}", e.message());
-            Error::new(e.kind(), message)
-        })?;
-        tracing::info!(txid = %accepted.txid, status = %accepted.status, "broadcast a received transaction");
-        Ok(())
+        match broadcaster.broadcast(&bytes).await {
+            Ok(accepted) => {
+                tracing::info!(txid = %accepted.txid, status = %accepted.status, "broadcast a received transaction");
+                Ok(())
+            }
+            Err(e) if self.network_took(&atomic.subject.to_string()).await => {
+                tracing::warn!(txid = %atomic.subject, error = %e, "a received transaction was refused, but the chain knows it");
+                Ok(())
+            }
+            Err(e) => Err(Error::new(
+                e.kind(),
+                format!("the network did not take the transaction, so the wallet did not record it: {}", e.message()),
+            )),
+        }
     }
 }
 
