@@ -308,6 +308,10 @@ test('knownTxids, returnTXIDOnly and noSendChange', async () => {
   const acts = await wallet.listActions({ labels: [], includeInputs: true, limit: 10000 })
   const spent = acts.actions.find(a => a.txid === chained.txid).inputs.map(i => i.sourceOutpoint)
   assert.ok(spent.includes(r.noSendChange[0]), 'the noSend change was spent first')
+  // The chained transaction went out with `r` in its BEEF, so the network knows `r`: the
+  // background round's noSend review makes it unproven.
+  await until(async () => (await wallet.listActions({ labels: [], limit: 10000 })).actions.find(a => a.txid === r.txid).status === 'unproven',
+    'the noSend transaction the network learned is unproven')
 })
 
 // The toolbox's special operations (values from @bsv/wallet-toolbox 2.1.26, src/sdk/types.ts).
@@ -315,32 +319,34 @@ const specOpWalletBalance = '893b7646de0e1c9f741bd6e9169b76a8847ae34adef7bef1e6a
 const specOpNoSendActions = 'ac6b20a3bb320adafecd637b25c84b792ad828d3aa510d05dc841481f664277d'
 const specOpFailedActions = '97d4eb1e49215e3374cc2c1939a7c43a55e95c7427bf2d45ed63e3b4e0c88153'
 
-test('special operations: the balance, noSend actions aborted, failed actions listed', async () => {
+test('special operations: the balance, noSend actions aborted (a chained one first), failed actions listed', async () => {
   const outputs = (await change()).outputs
   const b = await wallet.listOutputs({ basket: specOpWalletBalance })
   assert.deepEqual(b.outputs, [])
   assert.equal(b.totalOutputs, outputs.reduce((s, o) => s + o.satoshis, 0), 'totalOutputs is the spendable change')
 
-  const before = await wallet.listActions({ labels: [specOpNoSendActions], limit: 10000 })
   const held = await wallet.createAction({
     description: 'held back for the special operation',
     outputs: [{ lockingScript: thirdParty(), satoshis: 1_000, outputDescription: 'not sent' }],
     options: { noSend: true }
   })
+  const chained = await wallet.createAction({
+    description: 'held back, spending the other one',
+    outputs: [{ lockingScript: thirdParty(), satoshis: 1_000, outputDescription: 'not sent either' }],
+    options: { noSend: true, noSendChange: held.noSendChange }
+  })
+  const ours = [held.txid, chained.txid]
   const listed = await wallet.listActions({ labels: [specOpNoSendActions], limit: 10000 })
-  assert.equal(listed.totalActions, before.totalActions + 1)
   assert.ok(listed.actions.every(a => a.status === 'nosend'))
-  assert.ok(listed.actions.some(a => a.txid === held.txid))
+  assert.deepEqual(listed.actions.map(a => a.txid).filter(t => ours.includes(t)), ours)
   const failedBefore = (await wallet.listActions({ labels: [specOpFailedActions] })).totalActions
 
   const aborted = await wallet.listActions({ labels: [specOpNoSendActions, 'abort'], limit: 10000 })
-  assert.equal(aborted.actions.find(a => a.txid === held.txid).status, 'failed')
-  // A noSend action whose change a sent transaction spent (knownTxids test) cannot be aborted; it stays.
+  assert.deepEqual(aborted.actions.filter(a => ours.includes(a.txid)).map(a => a.status), ['failed', 'failed'])
   const left = await wallet.listActions({ labels: [specOpNoSendActions], limit: 10000 })
-  assert.ok(left.totalActions >= 1, 'the knownTxids test left one whose change is spent')
-  assert.deepEqual(left.actions.map(a => a.txid), aborted.actions.filter(a => a.status === 'nosend').map(a => a.txid))
+  assert.ok(!left.actions.some(a => ours.includes(a.txid)))
   const failed = await wallet.listActions({ labels: [specOpFailedActions], limit: 10000 })
-  assert.ok(failed.actions.some(a => a.txid === held.txid))
+  assert.ok(ours.every(t => failed.actions.some(a => a.txid === t)))
   assert.equal(failed.totalActions, failedBefore + aborted.actions.filter(a => a.status === 'failed').length)
   assert.equal((await wallet.listOutputs({ basket: specOpWalletBalance })).totalOutputs, b.totalOutputs, 'the abort released its inputs')
 })
@@ -398,6 +404,25 @@ test('a double-spend answer: the payment stands when the network took it; an inp
   const after = (await change()).outputs
   assert.ok(!after.some(o => o.outpoint === victim.outpoint), 'the input spent elsewhere did not come back')
   assert.equal(after.reduce((s, o) => s + o.satoshis, 0), total - victim.satoshis, 'every other input came back')
+})
+
+test('a payment refused, then found on the chain, comes back: the background round un-fails it', async () => {
+  const total = (await change()).outputs.reduce((s, o) => s + o.satoshis, 0)
+  arc.plan.push([200, 'DOUBLE_SPEND_ATTEMPTED'])
+  await assert.rejects(wallet.createAction({
+    description: 'refused, then found',
+    outputs: [{ lockingScript: thirdParty(), satoshis: 2_000, outputDescription: 'found later' }]
+  }), e => /broadcast failed/.test(e.message))
+  assert.equal((await change()).outputs.reduce((s, o) => s + o.satoshis, 0), total, 'everything came back')
+  const [txid, tx] = [...arc.refused].at(-1)
+  woc.learn(tx)
+  await until(async () => (await wallet.listActions({ labels: [], limit: 10000 })).actions.find(a => a.txid === txid)?.status === 'unproven',
+    'the refused payment the network took is unproven')
+  const fee = tx.inputs.reduce((s, i) => s + i.sourceTransaction.outputs[i.sourceOutputIndex].satoshis, 0) - tx.outputs.reduce((s, o) => s + o.satoshis, 0)
+  const after = (await change()).outputs
+  assert.equal(after.reduce((s, o) => s + o.satoshis, 0), total - 2_000 - fee, 'its inputs are spent again, its change is back')
+  assert.ok(after.some(o => o.outpoint.startsWith(txid)))
+  assert.ok(!(await wallet.listActions({ labels: [specOpFailedActions], limit: 10000 })).actions.some(a => a.txid === txid))
 })
 
 test('basket insertions with tags and custom instructions; relinquishOutput', async () => {

@@ -37,12 +37,13 @@ export function reply (res, status, json) {
 
 /**
  * Starts both stand-ins. `arc.plan` holds answers still to give ([httpStatus, txStatus, { taken }]);
- * `arc.accepted` lists the txids taken (`arc.raw` maps each to the hex it came as); `arc.mined`
+ * `arc.accepted` lists the txids taken (`arc.raw` maps each to the hex it came as; `arc.refused`
+ * maps txids answered otherwise to their transactions); `arc.mined`
  * maps txids to merkle paths (hex) that GET /v1/tx/{txid} reports. `woc.roots` maps heights to merkle roots (display hex).
  * `tracker` is the same knowledge as an @bsv/sdk ChainTracker.
  */
 export async function startStandIns ({ arcKey }) {
-  const arc = { plan: [], accepted: [], raw: new Map(), mined: new Map() }
+  const arc = { plan: [], accepted: [], raw: new Map(), mined: new Map(), refused: new Map() }
   // `woc.txs`: what the network knows (txid -> @bsv/sdk Transaction), learned from ARC;
   // `woc.spentElsewhere`: outpoints (`txid.vout`) a transaction the wallet never saw spent;
   // `woc.unknown`: txids WhatsOnChain pretends not to know.
@@ -52,6 +53,7 @@ export async function startStandIns ({ arcKey }) {
     woc.txs.set(tx.id('hex'), tx)
     for (const i of tx.inputs) if (i.sourceTransaction) learn(i.sourceTransaction)
   }
+  woc.learn = learn
   const arcServer = await listen(async (req, res) => {
     if (req.headers.authorization !== `Bearer ${arcKey}`) return reply(res, 401, { title: 'Unauthorized' })
     const state = req.url.match(/^\/v1\/tx\/([0-9a-f]{64})$/)
@@ -75,6 +77,7 @@ export async function startStandIns ({ arcKey }) {
     // A planned answer may come with { taken: true }: the network took the transaction whatever ARC said.
     const [status, txStatus, { taken = false } = {}] = arc.plan.shift() ?? [200, 'SEEN_ON_NETWORK']
     if (taken) learn(tx)
+    if (status !== 200 || txStatus !== 'SEEN_ON_NETWORK') arc.refused.set(txid, tx)
     if (status !== 200) return reply(res, status, { status, title: 'stand-in', detail: `planned ${status}` })
     if (txStatus === 'SEEN_ON_NETWORK') {
       arc.accepted.push(txid)

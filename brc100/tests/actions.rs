@@ -435,8 +435,6 @@ async fn the_toolboxs_special_operations() {
     // An ordinary label `abort` is only a label.
     assert_eq!(actions(&["abort"]).await.unwrap().total_actions, 0);
 
-    let e = actions(&[spec_ops::FAILED_ACTIONS, "unfail"]).await.unwrap_err();
-    assert_eq!(e.kind(), ErrorKind::Unsupported);
     let e = outputs(spec_ops::SET_WALLET_CHANGE_PARAMS, Some(vec!["8".into(), "1000".into()])).await.unwrap_err();
     assert_eq!(e.kind(), ErrorKind::Unsupported);
 }
@@ -519,4 +517,51 @@ async fn a_double_spend_answer_is_checked_against_the_chain() {
     let outpoint = wallet_traits::Outpoint::parse(&change[0].outpoint).unwrap();
     let kept = f.actions.store().output(&outpoint).await.unwrap().unwrap();
     assert!(!kept.spendable && kept.spent_by.is_none(), "marked spent elsewhere, still in the books");
+}
+
+/// A payment refused (its inputs came back) whose transaction the network took after all: the
+/// `unfail` label of `specOpFailedActions` and the background review bring it back, its inputs
+/// spent by it again and its change spendable. A noSend transaction someone broadcast becomes
+/// `unproven`.
+#[tokio::test]
+async fn a_failed_payment_found_on_the_chain_comes_back() {
+    use wallet_brc100::actions::spec_ops;
+    let f = fixture().await;
+    let (tx, remittance) = payment(&f, 50_000, true, false).await;
+    f.actions.internalize_action(internalize_args(tx, remittance)).await.unwrap();
+    let failed = || {
+        let labels = vec![spec_ops::FAILED_ACTIONS.to_string()];
+        f.actions.list_actions(ListActionsArgs { labels, ..Default::default() })
+    };
+
+    *f.chain.refuse_next.lock().unwrap() = true;
+    f.actions.create_action(pay(1_000, CreateActionOptions::default())).await.unwrap_err();
+    assert_eq!(balance(&f).await, 50_000);
+    let txid = failed().await.unwrap().actions[0].txid.clone();
+    assert_eq!(f.actions.review_failed(20).await.unwrap(), 0, "the chain does not know it");
+    f.chain.known.lock().unwrap().insert(txid.clone());
+    let labels = vec![spec_ops::FAILED_ACTIONS.to_string(), "unfail".to_string()];
+    let listed = f.actions.list_actions(ListActionsArgs { labels, ..Default::default() }).await.unwrap();
+    assert_eq!(listed.actions[0].status, wallet_traits::ActionStatus::Unproven);
+    assert!(failed().await.unwrap().actions.is_empty());
+    let change = balance(&f).await;
+    assert!(change < 49_000 && change > 48_000, "the input spent again, the change back: {change}");
+
+    // The same through the background review.
+    *f.chain.refuse_next.lock().unwrap() = true;
+    f.actions.create_action(pay(2_000, CreateActionOptions::default())).await.unwrap_err();
+    assert_eq!(balance(&f).await, change);
+    let second = failed().await.unwrap().actions[0].txid.clone();
+    f.chain.known.lock().unwrap().insert(second);
+    assert_eq!(f.actions.review_failed(20).await.unwrap(), 1);
+    assert!(balance(&f).await < change - 2_000);
+
+    // A noSend transaction someone else broadcast.
+    let no_send = CreateActionOptions { no_send: Some(true), ..Default::default() };
+    let held = f.actions.create_action(pay(1_000, no_send)).await.unwrap().txid.unwrap();
+    assert_eq!(f.actions.review_no_send(20).await.unwrap(), 0);
+    f.chain.known.lock().unwrap().insert(held.clone());
+    assert_eq!(f.actions.review_no_send(20).await.unwrap(), 1);
+    let all = f.actions.list_actions(ListActionsArgs::default()).await.unwrap();
+    assert_eq!(all.actions.iter().find(|a| a.txid == held).unwrap().status, wallet_traits::ActionStatus::Unproven);
 }

@@ -58,7 +58,7 @@ pub(crate) fn start_background(actions: Arc<Actions>, every: Duration) {
 }
 
 /// One round of the background task; each step's count (`None`: it failed, as logged).
-async fn round(actions: &Actions) -> [(&'static str, Option<usize>); 3] {
+async fn round(actions: &Actions) -> [(&'static str, Option<usize>); 5] {
     let abandoned = match actions.fail_abandoned().await {
         Ok(n) => Some(n),
         Err(e) => {
@@ -73,6 +73,20 @@ async fn round(actions: &Actions) -> [(&'static str, Option<usize>); 3] {
             None
         }
     };
+    let unfailed = match actions.review_failed(PER_ROUND).await {
+        Ok(n) => Some(n),
+        Err(e) => {
+            tracing::warn!(error = %e, "could not look for failed actions on the chain");
+            None
+        }
+    };
+    let no_send = match actions.review_no_send(PER_ROUND).await {
+        Ok(n) => Some(n),
+        Err(e) => {
+            tracing::warn!(error = %e, "could not look for noSend transactions on the chain");
+            None
+        }
+    };
     let proven = match actions.fetch_proofs(PER_ROUND).await {
         Ok(n) => Some(n),
         Err(e) => {
@@ -83,6 +97,8 @@ async fn round(actions: &Actions) -> [(&'static str, Option<usize>); 3] {
     let done = [
         ("abandoned actions failed (inputs released)", abandoned),
         ("delayed transactions rebroadcast", rebroadcast),
+        ("failed actions found on the chain (un-failed)", unfailed),
+        ("noSend transactions someone broadcast (now unproven)", no_send),
         ("merkle proofs recorded", proven),
     ];
     for (what, n) in done {

@@ -445,6 +445,14 @@ pub trait OutputStore: fmt::Debug + Send + Sync + 'static {
     /// already spent, or reserved by one of the wallet's own actions, which decides for itself).
     async fn mark_spent_elsewhere(&self, outpoint: &crate::Outpoint) -> Result<bool>;
 
+    /// Undoes [`fail_action`](Self::fail_action) for an action whose transaction the network took
+    /// after all: `inputs` (the transaction's, those the store knows) are spent by it again, what
+    /// it created in a basket is spendable again, and it is `unproven`. Returns `false` when the
+    /// action is not failed. An input another live action reserved or spent is a
+    /// [`crate::ErrorKind::Conflict`]: that action must fail first (it spends what the network
+    /// already gave to this one).
+    async fn unfail_action(&self, reference: &str, inputs: &[crate::Outpoint]) -> Result<bool>;
+
     /// The sum of the spendable outputs of `basket`.
     async fn balance(&self, basket: &str) -> Result<u64>;
 
@@ -511,6 +519,17 @@ impl OutputErrors {
     pub fn not_spendable(&self, outpoint: &Outpoint) -> Error {
         self.error(ErrorKind::Conflict, "the output is spent, reserved by another action, or not spendable")
             .with_context("outpoint", outpoint)
+    }
+
+    /// An input of an action to un-fail that another live action holds.
+    pub fn input_held(&self, reference: &str, outpoint: &Outpoint, held_by: &str) -> Error {
+        self.error(
+            ErrorKind::Conflict,
+            "another action holds an input of this one, which the network took: that action must fail first",
+        )
+        .with_context("reference", reference)
+        .with_context("outpoint", outpoint)
+        .with_context("held_by", held_by)
     }
 
     /// A proven action asked to fail.

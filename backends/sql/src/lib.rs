@@ -108,6 +108,7 @@ macro_rules! output_store {
                 fn list_actions(&self, query: &ActionQuery) -> Result<Page<ActionRecord>>;
                 fn relinquish_output(&self, basket: &str, outpoint: &Outpoint) -> Result<bool>;
                 fn mark_spent_elsewhere(&self, outpoint: &Outpoint) -> Result<bool>;
+                fn unfail_action(&self, reference: &str, inputs: &[Outpoint]) -> Result<bool>;
                 fn balance(&self, basket: &str) -> Result<u64>;
             );
             $crate::__delegate!($store => $field, CertificateStore {}

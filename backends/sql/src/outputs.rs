@@ -132,6 +132,19 @@ const RELINQUISH: &str = "UPDATE mpc_outputs SET basket = NULL, spendable = FALS
 const SPENT_ELSEWHERE: &str = "UPDATE mpc_outputs SET spendable = FALSE \
      WHERE [namespace = $ns AND ]scope = $1 AND txid = $2 AND vout = $3 AND spendable = TRUE AND spent_by IS NULL";
 
+// In a write transaction, after `lock_status`.
+const HOLDER: &str =
+    "SELECT spent_by FROM mpc_outputs WHERE [namespace = $ns AND ]scope = $1 AND txid = $2 AND vout = $3 {LOCK}";
+
+const UNFAIL_INPUT: &str = "UPDATE mpc_outputs SET spent_by = $2, spendable = FALSE \
+     WHERE [namespace = $ns AND ]scope = $1 AND txid = $3 AND vout = $4";
+
+const UNFAIL_ACTION: [&str; 2] = [
+    "UPDATE mpc_outputs SET spendable = (basket IS NOT NULL AND spent_by IS NULL) \
+     WHERE [namespace = $ns AND ]scope = $1 AND created_by = $2",
+    "UPDATE mpc_actions SET status = 'unproven' WHERE [namespace = $ns AND ]scope = $1 AND reference = $2",
+];
+
 const BALANCE: &str = "SELECT CAST(COALESCE(SUM(satoshis), 0) AS BIGINT) AS n FROM mpc_outputs \
      WHERE [namespace = $ns AND ]scope = $1 AND basket = $2 AND spendable = TRUE";
 
@@ -735,6 +748,45 @@ impl<D: Dialect> OutputStore for SqlOutputStore<D> {
             .await
             .map_err(|e| self.sql.fail(e, "mark an output spent elsewhere"))?;
         Ok(updated > 0)
+    }
+
+    async fn unfail_action(&self, reference: &str, inputs: &[Outpoint]) -> Result<bool> {
+        let mut tx = self.begin("un-fail an action").await?;
+        match self.lock_status(&mut tx, reference).await? {
+            None => return Err(self.errors().unknown_action(reference)),
+            Some(ActionStatus::Failed) => {}
+            Some(_) => return Ok(false),
+        }
+        for input in inputs {
+            let row = self
+                .scoped(HOLDER)
+                .bind(input.txid.as_slice())
+                .bind(i64::from(input.vout))
+                .fetch_optional(&mut tx)
+                .await
+                .map_err(|e| self.sql.fail(e, "un-fail an action"))?;
+            let Some(row) = row else { continue };
+            let holder = self.sql.reader(&row, "output", &input).opt_text("spent_by")?;
+            if let Some(holder) = holder.filter(|h| h != reference) {
+                return Err(self.errors().input_held(reference, input, &holder));
+            }
+            self.scoped(UNFAIL_INPUT)
+                .bind(reference)
+                .bind(input.txid.as_slice())
+                .bind(i64::from(input.vout))
+                .execute(&mut tx)
+                .await
+                .map_err(|e| self.sql.fail(e, "un-fail an action"))?;
+        }
+        for statement in UNFAIL_ACTION {
+            self.scoped(statement)
+                .bind(reference)
+                .execute(&mut tx)
+                .await
+                .map_err(|e| self.sql.fail(e, "un-fail an action"))?;
+        }
+        tx.commit().await.map_err(|e| self.sql.fail(e, "commit an un-failed action"))?;
+        Ok(true)
     }
 
     async fn balance(&self, basket: &str) -> Result<u64> {

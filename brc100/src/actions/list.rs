@@ -114,13 +114,7 @@ impl Actions {
         let statuses = match op {
             None => LISTED.to_vec(),
             Some(ActionsOp::NoSend { .. }) => vec![ActionStatus::NoSend],
-            Some(ActionsOp::Failed { unfail: false }) => vec![ActionStatus::Failed],
-            Some(ActionsOp::Failed { unfail: true }) => {
-                return Err(Error::new(
-                    ErrorKind::Unsupported,
-                    "this wallet does not take `unfail` yet: a failed action stays failed; list them without it",
-                ))
-            }
+            Some(ActionsOp::Failed { .. }) => vec![ActionStatus::Failed],
         };
         let query = ActionQuery {
             labels,
@@ -143,6 +137,14 @@ impl Actions {
                     }
                     Err(e) => return Err(e),
                 }
+            }
+        }
+        if op == Some(ActionsOp::Failed { unfail: true }) {
+            // The toolbox queues these for its monitor; here each is looked for on the chain now
+            // and listed with the status it has after.
+            let back = self.unfail_known(page.items.clone()).await?;
+            for a in page.items.iter_mut().filter(|a| back.contains(&a.reference)) {
+                a.status = ActionStatus::Unproven;
             }
         }
         let mut actions = Vec::with_capacity(page.items.len());

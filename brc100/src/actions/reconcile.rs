@@ -1,11 +1,18 @@
 //! The books against the chain: what the background task and `mpc-wallet reconcile` check so
 //! that the books stay true for months (see docs/ARCHITECTURE.md, "Receiving and paying").
 
-use std::collections::HashMap;
+use std::{collections::HashMap, time::Duration};
 
-use wallet_traits::{ErrorKind, OutputQuery, OutputRecord, Result, TxOnChain};
+use wallet_bsv::Transaction;
+use wallet_traits::{
+    ActionQuery, ActionRecord, ActionStatus, ErrorKind, Outpoint, OutputQuery, OutputRecord, Result, TxOnChain,
+};
 
 use super::Actions;
+
+/// The background round looks on the chain for the transactions of actions failed this recently
+/// (by their creation): a broadcast refused or lost in that time may yet have reached the network.
+pub const UNFAIL_WINDOW: Duration = Duration::from_secs(24 * 3600);
 
 /// The most outputs one review reads, whatever it is asked.
 pub const MAX_REVIEW: u32 = 10_000;
@@ -58,6 +65,112 @@ impl Actions {
             Err(e) => tracing::warn!(error = %e, reference, "could not check the inputs of a refused transaction"),
         }
         Ok(())
+    }
+
+    /// The failed actions of the last [`UNFAIL_WINDOW`], newest first, at most `limit`, looked
+    /// for on the chain ([`Self::unfail_known`]). Returns how many came back.
+    pub async fn review_failed(&self, limit: u32) -> Result<usize> {
+        let failed = |limit, offset| ActionQuery {
+            statuses: vec![ActionStatus::Failed],
+            limit: Some(limit),
+            offset,
+            ..Default::default()
+        };
+        let total = self.store.list_actions(&failed(1, 0)).await?.total;
+        let offset = u32::try_from(total.saturating_sub(u64::from(limit))).unwrap_or(u32::MAX);
+        let since = super::now_millis().saturating_sub(UNFAIL_WINDOW.as_millis() as u64);
+        let recent: Vec<ActionRecord> = self
+            .store
+            .list_actions(&failed(limit, offset))
+            .await?
+            .items
+            .into_iter()
+            .filter(|a| a.created_at >= since)
+            .collect();
+        match self.unfail_known(recent).await {
+            Ok(back) => Ok(back.len()),
+            // A chain tracker that cannot tell is no failure of the round.
+            Err(e) if e.kind() == ErrorKind::Unsupported => Ok(0),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// `noSend` actions whose transaction someone else broadcast (the chain knows it), at most
+    /// `limit`, become `unproven`, so their proofs are fetched like any other. Returns how many.
+    pub async fn review_no_send(&self, limit: u32) -> Result<usize> {
+        let query = ActionQuery { statuses: vec![ActionStatus::NoSend], limit: Some(limit), ..Default::default() };
+        let pending: Vec<(String, String)> = self
+            .store
+            .list_actions(&query)
+            .await?
+            .items
+            .into_iter()
+            .filter_map(|a| a.txid.map(|t| (a.reference, hex::encode(t))))
+            .collect();
+        if pending.is_empty() {
+            return Ok(0);
+        }
+        let txids: Vec<String> = pending.iter().map(|(_, t)| t.clone()).collect();
+        let known = match self.chain_tracker()?.tx_status(&txids).await {
+            Ok(k) => k,
+            Err(e) if e.kind() == ErrorKind::Unsupported => return Ok(0),
+            Err(e) => return Err(e),
+        };
+        let mut sent = 0;
+        for ((reference, txid), status) in pending.into_iter().zip(known) {
+            if status != TxOnChain::Unknown {
+                self.store.set_status(&reference, ActionStatus::Unproven).await?;
+                tracing::info!(txid, reference, "a noSend transaction is on the chain: unproven");
+                sent += 1;
+            }
+        }
+        Ok(sent)
+    }
+
+    /// Asks the chain tracker about the transactions of the failed `actions` that were signed:
+    /// each one the chain knows (the network took it after all) is un-failed
+    /// ([`wallet_traits::OutputStore::unfail_action`]: its inputs spent by it again, its change
+    /// back, `unproven`, so the proof is fetched next). Returns the references un-failed. One
+    /// whose input another live action holds stays failed until that action fails.
+    pub(crate) async fn unfail_known(&self, actions: Vec<ActionRecord>) -> Result<Vec<String>> {
+        let signed: Vec<(ActionRecord, [u8; 32])> = actions
+            .into_iter()
+            .filter(|a| a.status == ActionStatus::Failed && a.raw_tx.is_some())
+            .filter_map(|a| a.txid.map(|t| (a, t)))
+            .collect();
+        if signed.is_empty() {
+            return Ok(Vec::new());
+        }
+        let tracker = self.chain_tracker()?;
+        let txids: Vec<String> = signed.iter().map(|(_, t)| hex::encode(t)).collect();
+        let known = tracker.tx_status(&txids).await?;
+        let mut done = Vec::new();
+        for ((action, txid), status) in signed.into_iter().zip(known) {
+            if status == TxOnChain::Unknown {
+                continue;
+            }
+            let tx = match Transaction::from_bytes(action.raw_tx.as_deref().unwrap_or_default()) {
+                Ok(tx) => tx,
+                Err(e) => {
+                    tracing::error!(error = %e, reference = %action.reference, "a failed action's transaction does not parse");
+                    continue;
+                }
+            };
+            let inputs: Vec<Outpoint> =
+                tx.inputs.iter().map(|i| Outpoint::new(super::display(&i.source_txid), i.source_vout)).collect();
+            match self.store.unfail_action(&action.reference, &inputs).await {
+                Ok(true) => {
+                    tracing::warn!(txid = %hex::encode(txid), reference = %action.reference, "a failed action's transaction is on the chain: un-failed");
+                    done.push(action.reference);
+                }
+                Ok(false) => {}
+                Err(e) if e.kind() == ErrorKind::Conflict => {
+                    tracing::warn!(error = %e, reference = %action.reference, "a failed action on the chain cannot come back yet")
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(done)
     }
 
     /// Checks the spendable outputs of `basket` (every basket when `None`), at most `limit`,

@@ -19,8 +19,8 @@ pub const SET_WALLET_CHANGE_PARAMS: &str = "a4979d28ced8581e9c1c92f1001cc7cb3aab
 /// inputs released) and listed as `failed`.
 pub const NO_SEND_ACTIONS: &str = "ac6b20a3bb320adafecd637b25c84b792ad828d3aa510d05dc841481f664277d";
 
-/// `listActions` label: only `failed` actions (with the label `unfail`, each is queued for the
-/// background review that restores an action whose transaction the network took after all).
+/// `listActions` label: only `failed` actions; with the label `unfail`, each is looked for on the
+/// chain and, found, restored (`unproven`, its inputs spent again, its change back).
 pub const FAILED_ACTIONS: &str = "97d4eb1e49215e3374cc2c1939a7c43a55e95c7427bf2d45ed63e3b4e0c88153";
 
 /// A `listActions` special operation, with the labels it takes for itself.

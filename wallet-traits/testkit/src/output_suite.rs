@@ -419,6 +419,36 @@ pub mod output_cases {
         assert_eq!(s.balance(&basket).await.unwrap(), 130, "the release brought back only the reserved one");
     }
 
+    /// An action failed although the network took its transaction comes back: its input spent by
+    /// it again, its change spendable, `unproven`. An input another live action took meanwhile
+    /// is a conflict, and nothing changes.
+    pub async fn unfail_restores_what_fail_undid(s: Arc<dyn OutputStore>) {
+        let basket = unique("basket");
+        fund(&*s, &basket, &[10_000]).await;
+        let pay = open_action(&*s).await;
+        let input = s.reserve_change(&pay, &basket, 4000, None).await.unwrap().expect("an output");
+        commit_no_send(&*s, &pay, &basket).await;
+        assert!(!s.unfail_action(&pay, &[input.outpoint]).await.unwrap(), "not failed: nothing to do");
+        assert!(s.fail_action(&pay).await.unwrap());
+        assert_eq!(s.balance(&basket).await.unwrap(), 10_000);
+
+        // Meanwhile another action took the input: un-failing is refused, nothing changes.
+        let other = open_action(&*s).await;
+        s.reserve_outputs(&other, &[input.outpoint]).await.unwrap();
+        let e = s.unfail_action(&pay, &[input.outpoint]).await.unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::Conflict, "{e}");
+        assert_eq!(s.action(&pay).await.unwrap().unwrap().status, ActionStatus::Failed);
+        s.fail_action(&other).await.unwrap();
+
+        let outside = Outpoint::new(random_txid(), 3);
+        assert!(s.unfail_action(&pay, &[input.outpoint, outside]).await.unwrap());
+        assert_eq!(s.action(&pay).await.unwrap().unwrap().status, ActionStatus::Unproven);
+        assert_eq!(s.balance(&basket).await.unwrap(), 5900, "the input spent again, the change back");
+        assert_eq!(s.output(&input.outpoint).await.unwrap().unwrap().spent_by.as_deref(), Some(pay.as_str()));
+        let e = s.unfail_action(&unique("none"), &[]).await.unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::NotFound, "{e}");
+    }
+
     /// Statuses and merkle proofs: set, proven, and the refusals around them.
     pub async fn status_and_proof(s: Arc<dyn OutputStore>) {
         let basket = unique("basket");
@@ -525,7 +555,8 @@ macro_rules! output_store_tests {
             concurrent_reservations_never_share, abort_releases_reservations, commit_then_failed_broadcast,
             a_spent_chain_cannot_fail_under_its_spender,
             reserve_outputs_all_or_none, list_outputs_filters_and_pages, list_actions_filters_and_pages,
-            relinquish_leaves_the_basket, spent_elsewhere_is_no_longer_spendable, status_and_proof, impossible_amounts_are_refused,
+            relinquish_leaves_the_basket, spent_elsewhere_is_no_longer_spendable, unfail_restores_what_fail_undid,
+            status_and_proof, impossible_amounts_are_refused,
             keep_and_read_signable, commit_drops_the_signable, fail_drops_the_signable, debug_hides_bytes);
     };
     (@cases $make:path; $($case:ident),* $(,)?) => {
