@@ -287,6 +287,40 @@ test('a delayed broadcast goes out later, and a mined transaction gets its proof
   assert.ok(proven?.bumpIndex !== undefined, 'the proven transaction carries its merkle path')
 })
 
+test('a reorg: the proof of a dropped block is dropped, the new block\'s recorded; nothing spendable lost', async () => {
+  const r = await wallet.createAction({
+    description: 'mined, then reorged',
+    outputs: [{ lockingScript: thirdParty(), satoshis: 1_000, outputDescription: 'reorged' }],
+    labels: ['reorged']
+  })
+  const status = async () => (await wallet.listActions({ labels: ['reorged'] })).actions[0].status
+  const height = async () => {
+    const outs = await wallet.listOutputs({ basket: 'default', include: 'entire transactions', limit: 10000 })
+    const beef = Beef.fromBinary(outs.BEEF)
+    const entry = beef.txs.find(t => t.txid === r.txid)
+    return entry?.bumpIndex === undefined ? undefined : beef.bumps[entry.bumpIndex].blockHeight
+  }
+  const first = nextHeight()
+  arc.mined.set(r.txid, mine(r.txid, first, woc).toHex())
+  await until(async () => await status() === 'completed', 'the first proof is recorded')
+  assert.equal(await height(), first)
+  const balance = (await change()).outputs.reduce((s, o) => s + o.satoshis, 0)
+  // The reorg: the block at that height is another one now, and the transaction is in a new
+  // block at the tip (the proof review looks at blocks near the tip only).
+  const tip = woc.tip
+  const second = nextHeight()
+  woc.tip = second
+  try {
+    woc.roots.set(first, randomBytes(32).toString('hex'))
+    arc.mined.set(r.txid, mine(r.txid, second, woc).toHex())
+    await until(async () => await height() === second, 'the proof of the new block replaces the dropped one')
+  } finally {
+    woc.tip = tip
+  }
+  assert.equal(await status(), 'completed')
+  assert.equal((await change()).outputs.reduce((s, o) => s + o.satoshis, 0), balance, 'nothing spendable lost')
+})
+
 test('knownTxids, returnTXIDOnly and noSendChange', async () => {
   const known = funding.tx.id('hex')
   const r = await wallet.createAction({

@@ -565,3 +565,43 @@ async fn a_failed_payment_found_on_the_chain_comes_back() {
     let all = f.actions.list_actions(ListActionsArgs::default()).await.unwrap();
     assert_eq!(all.actions.iter().find(|a| a.txid == held).unwrap().status, wallet_traits::ActionStatus::Unproven);
 }
+
+/// A stored proof whose block the chain drops (a reorg) is found by the proof review: the action
+/// is `unproven` again and its outputs stay spendable; a proof of the new block proves it again.
+#[tokio::test]
+async fn a_proof_of_a_dropped_block_is_dropped() {
+    use wallet_bsv::{MerkleLeaf, MerklePath};
+    let f = fixture().await;
+    let (tx, remittance) = payment(&f, 30_000, true, false).await;
+    let txid = AtomicBeef::from_bytes(&tx).unwrap().subject;
+    f.actions.internalize_action(internalize_args(tx, remittance)).await.unwrap();
+    let block = |height: u64| {
+        let leaves = vec![MerkleLeaf::hash(0, txid.0, true), MerkleLeaf::hash(1, rand::random(), false)];
+        MerklePath::new(height, vec![leaves], true).unwrap()
+    };
+    let first = block(899_995);
+    f.chain.roots.lock().unwrap().insert((899_995, first.root()));
+    let display = wallet_traits::parse_txid(&txid.to_string()).unwrap();
+    assert!(f.actions.store().set_merkle_path(&display, &first.to_bytes()).await.unwrap());
+    let status = || async { f.actions.store().action_by_txid(&display).await.unwrap().unwrap().status };
+    assert_eq!(status().await, wallet_traits::ActionStatus::Completed);
+    assert_eq!(f.actions.review_proofs(20).await.unwrap(), 0, "its block is on the chain");
+
+    // The reorg: height 899995 holds another block now.
+    f.chain.roots.lock().unwrap().remove(&(899_995, first.root()));
+    assert_eq!(f.actions.review_proofs(20).await.unwrap(), 1);
+    assert_eq!(status().await, wallet_traits::ActionStatus::Unproven);
+    assert_eq!(balance(&f).await, 30_000, "nothing spendable lost");
+    assert_eq!(f.actions.review_proofs(20).await.unwrap(), 0);
+
+    let second = block(899_996);
+    f.chain.roots.lock().unwrap().insert((899_996, second.root()));
+    assert!(f.actions.store().set_merkle_path(&display, &second.to_bytes()).await.unwrap());
+    assert_eq!(f.actions.review_proofs(20).await.unwrap(), 0);
+    assert_eq!(status().await, wallet_traits::ActionStatus::Completed);
+
+    // A proof far below the tip is final: the review does not ask about it.
+    assert!(f.actions.store().set_merkle_path(&display, &block(800_000).to_bytes()).await.unwrap());
+    assert_eq!(f.actions.review_proofs(20).await.unwrap(), 0);
+    assert_eq!(status().await, wallet_traits::ActionStatus::Completed);
+}

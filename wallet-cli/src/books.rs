@@ -58,7 +58,7 @@ pub(crate) fn start_background(actions: Arc<Actions>, every: Duration) {
 }
 
 /// One round of the background task; each step's count (`None`: it failed, as logged).
-async fn round(actions: &Actions) -> [(&'static str, Option<usize>); 5] {
+async fn round(actions: &Actions) -> [(&'static str, Option<usize>); 6] {
     let abandoned = match actions.fail_abandoned().await {
         Ok(n) => Some(n),
         Err(e) => {
@@ -87,6 +87,13 @@ async fn round(actions: &Actions) -> [(&'static str, Option<usize>); 5] {
             None
         }
     };
+    let reorged = match actions.review_proofs(PER_ROUND).await {
+        Ok(n) => Some(n),
+        Err(e) => {
+            tracing::warn!(error = %e, "could not check stored proofs against the chain");
+            None
+        }
+    };
     let proven = match actions.fetch_proofs(PER_ROUND).await {
         Ok(n) => Some(n),
         Err(e) => {
@@ -99,6 +106,7 @@ async fn round(actions: &Actions) -> [(&'static str, Option<usize>); 5] {
         ("delayed transactions rebroadcast", rebroadcast),
         ("failed actions found on the chain (un-failed)", unfailed),
         ("noSend transactions someone broadcast (now unproven)", no_send),
+        ("proofs of blocks the chain dropped (reorg), now unproven", reorged),
         ("merkle proofs recorded", proven),
     ];
     for (what, n) in done {

@@ -453,6 +453,11 @@ pub trait OutputStore: fmt::Debug + Send + Sync + 'static {
     /// already gave to this one).
     async fn unfail_action(&self, reference: &str, inputs: &[crate::Outpoint]) -> Result<bool>;
 
+    /// Drops the merkle path of the `completed` transaction `txid` (display order) whose block
+    /// the chain no longer holds (a reorg): it is `unproven` again, its outputs untouched, and
+    /// the next proof fetch finds its new block. Returns `false` when no completed action has it.
+    async fn clear_merkle_path(&self, txid: &[u8; 32]) -> Result<bool>;
+
     /// The sum of the spendable outputs of `basket`.
     async fn balance(&self, basket: &str) -> Result<u64>;
 

@@ -109,6 +109,7 @@ macro_rules! output_store {
                 fn relinquish_output(&self, basket: &str, outpoint: &Outpoint) -> Result<bool>;
                 fn mark_spent_elsewhere(&self, outpoint: &Outpoint) -> Result<bool>;
                 fn unfail_action(&self, reference: &str, inputs: &[Outpoint]) -> Result<bool>;
+                fn clear_merkle_path(&self, txid: &[u8; 32]) -> Result<bool>;
                 fn balance(&self, basket: &str) -> Result<u64>;
             );
             $crate::__delegate!($store => $field, CertificateStore {}

@@ -126,6 +126,9 @@ const SET_STATUS: &str = "UPDATE mpc_actions SET status = $3 WHERE [namespace = 
 const SET_MERKLE_PATH: &str = "UPDATE mpc_actions SET merkle_path = $3, status = 'completed' \
      WHERE [namespace = $ns AND ]scope = $1 AND txid = $2";
 
+const CLEAR_MERKLE_PATH: &str = "UPDATE mpc_actions SET merkle_path = NULL, status = 'unproven' \
+     WHERE [namespace = $ns AND ]scope = $1 AND txid = $2 AND status = 'completed'";
+
 const RELINQUISH: &str = "UPDATE mpc_outputs SET basket = NULL, spendable = FALSE \
      WHERE [namespace = $ns AND ]scope = $1 AND txid = $2 AND vout = $3 AND basket = $4";
 
@@ -645,6 +648,16 @@ impl<D: Dialect> OutputStore for SqlOutputStore<D> {
             .execute(&self.sql.pool)
             .await
             .map_err(|e| self.sql.fail(e, "record a merkle path"))?;
+        Ok(updated > 0)
+    }
+
+    async fn clear_merkle_path(&self, txid: &[u8; 32]) -> Result<bool> {
+        let updated = self
+            .scoped(CLEAR_MERKLE_PATH)
+            .bind(txid.as_slice())
+            .execute(&self.sql.pool)
+            .await
+            .map_err(|e| self.sql.fail(e, "drop a merkle path"))?;
         Ok(updated > 0)
     }
 

@@ -19,7 +19,7 @@ use std::{sync::Arc, time::Duration};
 
 pub use args::*;
 pub use held::{MAX_HELD, MAX_HELD_BYTES};
-pub use reconcile::{UtxoReview, MAX_REVIEW, UNFAIL_WINDOW};
+pub use reconcile::{UtxoReview, MAX_REVIEW, REORG_DEPTH, UNFAIL_WINDOW};
 use wallet_bsv::{SatoshisPerKilobyte, TxId};
 use wallet_traits::{Broadcaster, ChainServices, ChainTracker, Outpoint, OutputStore, Result, Signer};
 

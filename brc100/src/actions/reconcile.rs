@@ -14,6 +14,9 @@ use super::Actions;
 /// (by their creation): a broadcast refused or lost in that time may yet have reached the network.
 pub const UNFAIL_WINDOW: Duration = Duration::from_secs(24 * 3600);
 
+/// A proof this many blocks below the tip is final: the proof review leaves it alone.
+pub const REORG_DEPTH: u64 = 12;
+
 /// The most outputs one review reads, whatever it is asked.
 pub const MAX_REVIEW: u32 = 10_000;
 
@@ -93,6 +96,56 @@ impl Actions {
             Err(e) if e.kind() == ErrorKind::Unsupported => Ok(0),
             Err(e) => Err(e),
         }
+    }
+
+    /// Checks the merkle paths of the newest `limit` completed actions whose blocks are within
+    /// [`REORG_DEPTH`] of the tip against the block header at their height, asked afresh: a path
+    /// whose root is no longer that block's (a reorg dropped the block) is dropped, the action is
+    /// `unproven` again (nothing it created changes), and the next proof fetch finds the block
+    /// that holds it now. Returns how many were dropped. A tracker that cannot answer leaves
+    /// every proof as it is.
+    pub async fn review_proofs(&self, limit: u32) -> Result<usize> {
+        let Ok(tracker) = self.chain_tracker() else { return Ok(0) };
+        let tip = tracker.current_height().await?;
+        let completed = |limit, offset| ActionQuery {
+            statuses: vec![ActionStatus::Completed],
+            limit: Some(limit),
+            offset,
+            ..Default::default()
+        };
+        let total = self.store.list_actions(&completed(1, 0)).await?.total;
+        let offset = u32::try_from(total.saturating_sub(u64::from(limit))).unwrap_or(u32::MAX);
+        let mut dropped = 0;
+        for action in self.store.list_actions(&completed(limit, offset)).await?.items {
+            let (Some(txid), Some(bytes)) = (action.txid, action.merkle_path.as_deref()) else { continue };
+            let proof = wallet_bsv::MerklePath::from_bytes(bytes)
+                .and_then(|p| Ok((p.compute_root(&super::internal(&txid))?, p.block_height())));
+            let (root, height) = match proof {
+                Ok(p) => p,
+                Err(e) => {
+                    tracing::error!(error = %e, reference = %action.reference, "a stored merkle path does not parse");
+                    continue;
+                }
+            };
+            if height.saturating_add(REORG_DEPTH) < tip {
+                continue;
+            }
+            // The header, not a cached root: the point is to notice that the block changed.
+            let on_chain = match tracker.header_for_height(height).await {
+                Ok(header) => header[36..68] == root,
+                Err(e) if e.kind() == ErrorKind::NotFound => false,
+                Err(e) if e.kind() == ErrorKind::Unsupported => tracker.is_valid_root_for_height(&root, height).await?,
+                Err(e) => return Err(e),
+            };
+            if on_chain {
+                continue;
+            }
+            if self.store.clear_merkle_path(&txid).await? {
+                tracing::warn!(txid = %hex::encode(txid), height, "the block of a stored proof left the chain (a reorg): unproven again");
+                dropped += 1;
+            }
+        }
+        Ok(dropped)
     }
 
     /// `noSend` actions whose transaction someone else broadcast (the chain knows it), at most

@@ -5,7 +5,7 @@ use std::{
     collections::HashMap,
     fmt,
     sync::{Arc, Mutex},
-    time::Duration,
+    time::{Duration, Instant},
 };
 
 use async_trait::async_trait;
@@ -30,8 +30,13 @@ pub struct WhatsOnChain {
     api_key: Option<String>,
     client: reqwest::Client,
     /// Merkle roots the service confirmed, by height (internal byte order).
-    roots: Mutex<HashMap<u64, [u8; 32]>>,
+    /// Roots the service confirmed, by height, with when: trusted for [`ROOT_TTL`] only, since a
+    /// reorg gives a height another block.
+    roots: Mutex<HashMap<u64, ([u8; 32], Instant)>>,
 }
+
+/// How long a confirmed root is taken from the cache.
+const ROOT_TTL: Duration = Duration::from_secs(600);
 
 impl fmt::Debug for WhatsOnChain {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -243,8 +248,12 @@ impl ChainTracker for WhatsOnChain {
     }
 
     async fn is_valid_root_for_height(&self, root: &[u8; 32], height: u64) -> Result<bool> {
-        if let Some(known) = self.roots.lock().expect("roots lock").get(&height) {
-            return Ok(known == root);
+        // A cached root that matches is trusted while fresh; one that does not is asked again,
+        // since the block at that height may have changed (a reorg).
+        if let Some((known, at)) = self.roots.lock().expect("roots lock").get(&height) {
+            if known == root && at.elapsed() < ROOT_TTL {
+                return Ok(true);
+            }
         }
         let Some(header) = self.get::<Header>(&format!("/block/{height}/header")).await? else { return Ok(false) };
         let confirmed = internal_order(&header.merkleroot).ok_or_else(|| {
@@ -253,7 +262,7 @@ impl ChainTracker for WhatsOnChain {
                 format!("the chain tracker's merkle root for block {height} is not a 32-byte hex hash"),
             )
         })?;
-        self.roots.lock().expect("roots lock").insert(height, confirmed);
+        self.roots.lock().expect("roots lock").insert(height, (confirmed, Instant::now()));
         Ok(confirmed == *root)
     }
 

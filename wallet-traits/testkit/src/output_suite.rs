@@ -463,6 +463,15 @@ pub mod output_cases {
         assert_eq!(e.kind(), ErrorKind::Conflict, "a proven action cannot fail: {e}");
         let e = s.set_status(&funding, ActionStatus::Failed).await.unwrap_err();
         assert_eq!(e.kind(), ErrorKind::InvalidInput, "{e}");
+        // A reorg drops its block: unproven again, its output untouched; proven again after.
+        assert!(s.clear_merkle_path(&funded[0].txid).await.unwrap());
+        assert!(!s.clear_merkle_path(&funded[0].txid).await.unwrap(), "no longer completed");
+        assert!(!s.clear_merkle_path(&random_txid()).await.unwrap(), "an unknown transaction");
+        let action = s.action(&funding).await.unwrap().unwrap();
+        assert_eq!((action.status, action.merkle_path), (ActionStatus::Unproven, None));
+        assert_eq!(s.balance(&basket).await.unwrap(), 1);
+        assert!(s.set_merkle_path(&funded[0].txid, &[4, 5]).await.unwrap());
+        assert_eq!(s.action(&funding).await.unwrap().unwrap().status, ActionStatus::Completed);
         let e = s.set_status(&unique("none"), ActionStatus::Unproven).await.unwrap_err();
         assert_eq!(e.kind(), ErrorKind::NotFound, "{e}");
     }
