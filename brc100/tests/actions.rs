@@ -605,3 +605,24 @@ async fn a_proof_of_a_dropped_block_is_dropped() {
     assert_eq!(f.actions.review_proofs(20).await.unwrap(), 0);
     assert_eq!(status().await, wallet_traits::ActionStatus::Completed);
 }
+
+/// A failed action keeps its transaction's bytes for the retention period, then loses them and
+/// stays in the history.
+#[tokio::test]
+async fn failed_actions_are_purged_after_their_retention() {
+    use std::time::Duration;
+    let f = fixture().await;
+    let (tx, remittance) = payment(&f, 20_000, true, false).await;
+    f.actions.internalize_action(internalize_args(tx, remittance)).await.unwrap();
+    *f.chain.refuse_next.lock().unwrap() = true;
+    f.actions.create_action(pay(1_000, CreateActionOptions::default())).await.unwrap_err();
+    assert_eq!(f.actions.purge_failed(Duration::from_secs(3600), 10).await.unwrap(), 0, "still within retention");
+    tokio::time::sleep(Duration::from_millis(5)).await;
+    assert_eq!(f.actions.purge_failed(Duration::ZERO, 10).await.unwrap(), 1);
+    let failed =
+        wallet_traits::ActionQuery { statuses: vec![wallet_traits::ActionStatus::Failed], ..Default::default() };
+    let kept = f.actions.store().list_actions(&failed).await.unwrap().items;
+    assert_eq!(kept.len(), 1, "the row stays in the history");
+    assert!(kept[0].raw_tx.is_none());
+    assert_eq!(balance(&f).await, 20_000);
+}

@@ -47,18 +47,18 @@ pub(crate) async fn open(cfg: &WalletConfig, wallet: &Arc<Wallet>) -> Result<Opt
 /// Starts the background task of `serve`: every `every` (MPC_BACKGROUND_INTERVAL_SECS), fail
 /// actions abandoned unsigned, rebroadcast delayed ones and ask for the merkle proofs of unproven
 /// ones (a bounded number of each per round), logging what it did.
-pub(crate) fn start_background(actions: Arc<Actions>, every: Duration) {
+pub(crate) fn start_background(actions: Arc<Actions>, every: Duration, purge_after: Duration) {
     tokio::spawn(async move {
         let mut tick = tokio::time::interval(every);
         loop {
             tick.tick().await;
-            round(&actions).await;
+            round(&actions, purge_after).await;
         }
     });
 }
 
 /// One round of the background task; each step's count (`None`: it failed, as logged).
-async fn round(actions: &Actions) -> [(&'static str, Option<usize>); 6] {
+async fn round(actions: &Actions, purge_after: Duration) -> [(&'static str, Option<usize>); 7] {
     let abandoned = match actions.fail_abandoned().await {
         Ok(n) => Some(n),
         Err(e) => {
@@ -101,6 +101,13 @@ async fn round(actions: &Actions) -> [(&'static str, Option<usize>); 6] {
             None
         }
     };
+    let purged = match actions.purge_failed(purge_after, PER_ROUND).await {
+        Ok(n) => Some(usize::try_from(n).unwrap_or(usize::MAX)),
+        Err(e) => {
+            tracing::warn!(error = %e, "could not purge old failed actions");
+            None
+        }
+    };
     let done = [
         ("abandoned actions failed (inputs released)", abandoned),
         ("delayed transactions rebroadcast", rebroadcast),
@@ -108,6 +115,7 @@ async fn round(actions: &Actions) -> [(&'static str, Option<usize>); 6] {
         ("noSend transactions someone broadcast (now unproven)", no_send),
         ("proofs of blocks the chain dropped (reorg), now unproven", reorged),
         ("merkle proofs recorded", proven),
+        ("old failed actions purged of their transaction bytes", purged),
     ];
     for (what, n) in done {
         if let Some(n @ 1..) = n {
@@ -119,8 +127,8 @@ async fn round(actions: &Actions) -> [(&'static str, Option<usize>); 6] {
 
 /// `mpc-wallet reconcile [--utxos [--dry-run]]`: the background round once, then the UTXO review.
 pub(crate) async fn reconcile(file: Option<&Path>, utxos: bool, dry_run: bool) -> Result<()> {
-    let actions = start(file).await?;
-    for (what, n) in round(&actions).await {
+    let (actions, cfg) = start_configured(file).await?;
+    for (what, n) in round(&actions, cfg.purge_failed_after).await {
         match n {
             Some(n) => println!("{what}: {n}"),
             None => println!("{what}: could not run (see the warning above)"),
@@ -148,11 +156,17 @@ pub(crate) async fn reconcile(file: Option<&Path>, utxos: bool, dry_run: bool) -
 
 /// Starts the agent (restoring it, or provisioning it the first time) with its books.
 pub(crate) async fn start(file: Option<&Path>) -> Result<Arc<Actions>> {
+    Ok(start_configured(file).await?.0)
+}
+
+/// [`start`], with the configuration it started from.
+async fn start_configured(file: Option<&Path>) -> Result<(Arc<Actions>, WalletConfig)> {
     let mut cfg = WalletConfig::load(file)?;
     crate::agent::default_store(&mut cfg);
     let (builder, dir) = crate::agent::builder_from_config(cfg.clone()).await?;
     let wallet = Arc::new(crate::agent::provision_quietly(builder, &dir).await?);
-    open(&cfg, &wallet).await?.context("this wallet's store keeps no outputs; use SQLite or Postgres")
+    let actions = open(&cfg, &wallet).await?.context("this wallet's store keeps no outputs; use SQLite or Postgres")?;
+    Ok((actions, cfg))
 }
 
 /// `mpc-wallet balance`: the spendable change.

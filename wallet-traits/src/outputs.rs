@@ -458,6 +458,11 @@ pub trait OutputStore: fmt::Debug + Send + Sync + 'static {
     /// the next proof fetch finds its new block. Returns `false` when no completed action has it.
     async fn clear_merkle_path(&self, txid: &[u8; 32]) -> Result<bool>;
 
+    /// Drops the transaction bytes (raw transaction, input BEEF, held signable) of at most
+    /// `limit` failed actions created before `before_ms` (milliseconds since the epoch), oldest
+    /// first; their rows, labels and outputs stay in the history. Returns how many.
+    async fn purge_failed(&self, before_ms: u64, limit: u32) -> Result<u64>;
+
     /// The sum of the spendable outputs of `basket`.
     async fn balance(&self, basket: &str) -> Result<u64>;
 

@@ -110,6 +110,7 @@ macro_rules! output_store {
                 fn mark_spent_elsewhere(&self, outpoint: &Outpoint) -> Result<bool>;
                 fn unfail_action(&self, reference: &str, inputs: &[Outpoint]) -> Result<bool>;
                 fn clear_merkle_path(&self, txid: &[u8; 32]) -> Result<bool>;
+                fn purge_failed(&self, before_ms: u64, limit: u32) -> Result<u64>;
                 fn balance(&self, basket: &str) -> Result<u64>;
             );
             $crate::__delegate!($store => $field, CertificateStore {}

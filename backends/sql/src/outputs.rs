@@ -129,6 +129,11 @@ const SET_MERKLE_PATH: &str = "UPDATE mpc_actions SET merkle_path = $3, status =
 const CLEAR_MERKLE_PATH: &str = "UPDATE mpc_actions SET merkle_path = NULL, status = 'unproven' \
      WHERE [namespace = $ns AND ]scope = $1 AND txid = $2 AND status = 'completed'";
 
+const PURGE_FAILED: &str = "UPDATE mpc_actions SET raw_tx = NULL, input_beef = NULL, signable = NULL \
+     WHERE [namespace = $ns AND ]scope = $1 AND reference IN (SELECT reference FROM mpc_actions \
+     WHERE [namespace = $ns AND ]scope = $1 AND status = 'failed' AND created_at < $2 \
+     AND (raw_tx IS NOT NULL OR input_beef IS NOT NULL OR signable IS NOT NULL) ORDER BY created_at LIMIT $3)";
+
 const RELINQUISH: &str = "UPDATE mpc_outputs SET basket = NULL, spendable = FALSE \
      WHERE [namespace = $ns AND ]scope = $1 AND txid = $2 AND vout = $3 AND basket = $4";
 
@@ -649,6 +654,17 @@ impl<D: Dialect> OutputStore for SqlOutputStore<D> {
             .await
             .map_err(|e| self.sql.fail(e, "record a merkle path"))?;
         Ok(updated > 0)
+    }
+
+    async fn purge_failed(&self, before_ms: u64, limit: u32) -> Result<u64> {
+        let updated = self
+            .scoped(PURGE_FAILED)
+            .bind(i64::try_from(before_ms).unwrap_or(i64::MAX))
+            .bind(i64::from(limit))
+            .execute(&self.sql.pool)
+            .await
+            .map_err(|e| self.sql.fail(e, "purge failed actions"))?;
+        Ok(updated)
     }
 
     async fn clear_merkle_path(&self, txid: &[u8; 32]) -> Result<bool> {

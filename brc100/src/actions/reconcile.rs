@@ -148,6 +148,13 @@ impl Actions {
         Ok(dropped)
     }
 
+    /// Drops the transaction bytes of at most `limit` actions failed (by their creation) more
+    /// than `retention` ago; their rows stay in the history. Returns how many.
+    pub async fn purge_failed(&self, retention: Duration, limit: u32) -> Result<u64> {
+        let before = super::now_millis().saturating_sub(retention.as_millis() as u64);
+        self.store.purge_failed(before, limit).await
+    }
+
     /// `noSend` actions whose transaction someone else broadcast (the chain knows it), at most
     /// `limit`, become `unproven`, so their proofs are fetched like any other. Returns how many.
     pub async fn review_no_send(&self, limit: u32) -> Result<usize> {

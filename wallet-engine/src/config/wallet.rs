@@ -61,6 +61,10 @@ pub struct WalletConfig {
     /// MPC_BACKGROUND_INTERVAL_SECS: how often `serve`'s background task rebroadcasts delayed
     /// transactions, asks for merkle proofs and releases abandoned actions.
     pub background_interval: std::time::Duration,
+    /// MPC_PURGE_FAILED_AFTER_DAYS: how long a failed action keeps its transaction's bytes
+    /// (default 14 days, at least 2: the background round looks for failed transactions on the
+    /// chain for a day); after that its row stays in the history without them.
+    pub purge_failed_after: std::time::Duration,
     /// MPC_MULTIEXP_TABLES: whether DKG and migration precompute the agent share's
     /// multiexponentiation tables (default true): seconds once, faster signing after.
     pub multiexp_tables: bool,
@@ -112,6 +116,7 @@ impl fmt::Debug for WalletConfig {
             .field("chain", &self.chain)
             .field("fee_sat_per_kb", &self.fee_sat_per_kb)
             .field("background_interval", &self.background_interval)
+            .field("purge_failed_after", &self.purge_failed_after)
             .field("lookup_url", &self.lookup_url.as_deref().map(wallet_traits::redact_url))
             .field("trusted_certifiers", &self.trusted_certifiers)
             .field("trust_level", &self.trust_level)
@@ -149,6 +154,7 @@ impl WalletConfig {
         SettingKey::secret("chain_tracker_api_key"),
         SettingKey::plain("fee_sat_per_kb").default("1"),
         SettingKey::plain("background_interval_secs").default("30"),
+        SettingKey::plain("purge_failed_after_days").default("14"),
         SettingKey::plain("multiexp_tables").default("true"),
         SettingKey::plain("policy_file"),
         SettingKey::plain("lookup_url").shown(Shown::Url),
@@ -213,6 +219,13 @@ impl WalletConfig {
                 r.parsed("background_interval_secs", |v| match v.trim().parse::<u64>() {
                     Ok(n) if n > 0 => Ok(std::time::Duration::from_secs(n)),
                     _ => Err(Error::new(ErrorKind::Config, "it must be a number of seconds of at least 1, such as 30")),
+                })?,
+            )?,
+            purge_failed_after: r.defaulted(
+                "purge_failed_after_days",
+                r.parsed("purge_failed_after_days", |v| match v.trim().parse::<u64>() {
+                    Ok(n @ 2..=36_500) => Ok(std::time::Duration::from_secs(n * 86_400)),
+                    _ => Err(Error::new(ErrorKind::Config, "it must be a number of days from 2 to 36500, such as 14")),
                 })?,
             )?,
             multiexp_tables: r.defaulted("multiexp_tables", r.flag("multiexp_tables")?)?,
@@ -319,6 +332,7 @@ mod tests {
             ("MPC_DERIVATION_CACHE_MAX", "0"),
             ("MPC_MULTIEXP_TABLES", "maybe"),
             ("MPC_TRUST_LEVEL", "-1"),
+            ("MPC_PURGE_FAILED_AFTER_DAYS", "1"),
         ] {
             let e = WalletConfig::from_vars(vars(&[(var, value)])).unwrap_err();
             assert_eq!(e.kind(), ErrorKind::Config);
@@ -335,6 +349,7 @@ mod tests {
             (2, Network::Mainnet, 10_000, 1)
         );
         assert_eq!(d.background_interval, std::time::Duration::from_secs(30));
+        assert_eq!(d.purge_failed_after, std::time::Duration::from_secs(14 * 86_400));
         assert!(d.multiexp_tables && d.wallet_id.is_none() && d.store.is_none());
         // The builder starts from the same defaults.
         assert!(format!("{:?}", crate::WalletBuilder::new()).contains("threshold: 2"));

@@ -449,6 +449,35 @@ pub mod output_cases {
         assert_eq!(e.kind(), ErrorKind::NotFound, "{e}");
     }
 
+    /// Purging drops the bytes of old failed actions only, a bounded number a call, and keeps
+    /// their rows.
+    pub async fn purge_drops_old_failed_bytes_only(s: Arc<dyn OutputStore>) {
+        let basket = unique("basket");
+        fund(&*s, &basket, &[10_000, 20_000]).await;
+        let mut failed = Vec::new();
+        for _ in 0..3 {
+            let pay = open_action(&*s).await;
+            s.reserve_change(&pay, &basket, 100, None).await.unwrap().expect("an output");
+            commit_no_send(&*s, &pay, &basket).await;
+            s.fail_action(&pay).await.unwrap();
+            failed.push(pay);
+        }
+        let live = open_action(&*s).await;
+        s.reserve_change(&live, &basket, 100, None).await.unwrap().expect("an output");
+        commit_no_send(&*s, &live, &basket).await;
+        // sample_action's creation time is in 2023: every one is old against now.
+        let now = 1_800_000_000_000;
+        assert_eq!(s.purge_failed(1_600_000_000_000, 10).await.unwrap(), 0, "none that old");
+        assert_eq!(s.purge_failed(now, 2).await.unwrap(), 2, "bounded");
+        assert_eq!(s.purge_failed(now, 10).await.unwrap(), 1);
+        assert_eq!(s.purge_failed(now, 10).await.unwrap(), 0, "nothing left to purge");
+        for pay in &failed {
+            let a = s.action(pay).await.unwrap().expect("the row stays");
+            assert_eq!((a.status, a.raw_tx, a.input_beef), (ActionStatus::Failed, None, None));
+        }
+        assert!(s.action(&live).await.unwrap().unwrap().raw_tx.is_some(), "a live action keeps its bytes");
+    }
+
     /// Statuses and merkle proofs: set, proven, and the refusals around them.
     pub async fn status_and_proof(s: Arc<dyn OutputStore>) {
         let basket = unique("basket");
@@ -565,6 +594,7 @@ macro_rules! output_store_tests {
             a_spent_chain_cannot_fail_under_its_spender,
             reserve_outputs_all_or_none, list_outputs_filters_and_pages, list_actions_filters_and_pages,
             relinquish_leaves_the_basket, spent_elsewhere_is_no_longer_spendable, unfail_restores_what_fail_undid,
+            purge_drops_old_failed_bytes_only,
             status_and_proof, impossible_amounts_are_refused,
             keep_and_read_signable, commit_drops_the_signable, fail_drops_the_signable, debug_hides_bytes);
     };
