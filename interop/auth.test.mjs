@@ -19,9 +19,9 @@ import { fileURLToPath } from 'node:url'
 import express from 'express'
 import { createAuthMiddleware } from '@bsv/auth-express-middleware'
 import { createPaymentMiddleware } from '@bsv/payment-express-middleware'
-import { HTTPWalletJSON, MasterCertificate, P2PKH, PrivateKey, ProtoWallet, PublicKey, Transaction, Utils, VerifiableCertificate } from '@bsv/sdk'
+import { HTTPWalletJSON, MasterCertificate, PrivateKey, ProtoWallet, Utils, VerifiableCertificate } from '@bsv/sdk'
 import { startServe, stop, testVars } from './serve.mjs'
-import { BRC29, brc29Payment, startStandIns } from './standins.mjs'
+import { ServerWallet, brc29Payment, startStandIns } from './standins.mjs'
 import { fixtures } from './auth-fixtures.mjs'
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..')
@@ -63,25 +63,6 @@ function run (command, args, env) {
   })
 }
 
-/** ProtoWallet with the one more method the payment middleware calls, checking each payment as a wallet would. */
-class ServerWallet extends ProtoWallet {
-  constructor (key) {
-    super(key)
-    this.payments = []
-  }
-
-  async internalizeAction (args) {
-    const { derivationPrefix, derivationSuffix, senderIdentityKey } = args.outputs[0].paymentRemittance
-    const tx = Transaction.fromAtomicBEEF(args.tx)
-    const { publicKey } = await this.getPublicKey({ protocolID: BRC29, keyID: `${derivationPrefix} ${derivationSuffix}`, counterparty: senderIdentityKey, forSelf: true })
-    const output = tx.outputs[args.outputs[0].outputIndex]
-    const paysUs = output.lockingScript.toHex() === new P2PKH().lock(PublicKey.fromString(publicKey).toAddress()).toHex()
-    const scriptsVerify = await tx.verify('scripts only')
-    this.payments.push({ txid: tx.id('hex'), satoshis: output.satoshis, paysUs, scriptsVerify, senderIdentityKey, derivationPrefix, derivationSuffix })
-    if (!paysUs || !scriptsVerify) throw Object.assign(new Error('the payment does not pay this wallet'), { code: 'ERR_BAD_PAYMENT' })
-    return { accepted: true }
-  }
-}
 
 /** The Express app: auth middleware first, then routes; `seen` records what the routes got. */
 function startApp (wallet, options = {}) {

@@ -19,12 +19,12 @@ import { fileURLToPath } from 'node:url'
 import express from 'express'
 import { createAuthMiddleware } from '@bsv/auth-express-middleware'
 import { createPaymentMiddleware } from '@bsv/payment-express-middleware'
-import { HTTPWalletJSON, MasterCertificate, P2PKH, PrivateKey, ProtoWallet, PublicKey, Transaction, Utils, VerifiableCertificate } from '@bsv/sdk'
+import { HTTPWalletJSON, MasterCertificate, P2PKH, PrivateKey, ProtoWallet, Transaction, Utils, VerifiableCertificate } from '@bsv/sdk'
 import { Client } from '@modelcontextprotocol/sdk/client/index.js'
 import { StdioClientTransport } from '@modelcontextprotocol/sdk/client/stdio.js'
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js'
 import { startServe, stop, testVars } from './serve.mjs'
-import { BRC29, brc29Payment, minedParent, nextHeight, startStandIns } from './standins.mjs'
+import { ServerWallet, brc29Payment, minedParent, nextHeight, startStandIns } from './standins.mjs'
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..')
 const bin = process.env.MPC_WALLET_BIN ?? join(root, 'target', 'debug', 'mpc-wallet')
@@ -36,25 +36,6 @@ const TOOLS = ['wallet_status', 'get_balance', 'receive_info', 'internalize_paym
 
 let standIns, app
 
-/** ProtoWallet plus the internalizeAction the payment middleware calls, checking each payment with @bsv/sdk. */
-class ServerWallet extends ProtoWallet {
-  constructor (key) {
-    super(key)
-    this.payments = []
-  }
-
-  async internalizeAction (args) {
-    const { derivationPrefix, derivationSuffix, senderIdentityKey } = args.outputs[0].paymentRemittance
-    const tx = Transaction.fromAtomicBEEF(args.tx)
-    const { publicKey } = await this.getPublicKey({ protocolID: BRC29, keyID: `${derivationPrefix} ${derivationSuffix}`, counterparty: senderIdentityKey, forSelf: true })
-    const output = tx.outputs[args.outputs[0].outputIndex]
-    const paysUs = output.lockingScript.toHex() === new P2PKH().lock(PublicKey.fromString(publicKey).toAddress()).toHex()
-    const scriptsVerify = await tx.verify('scripts only')
-    this.payments.push({ txid: tx.id('hex'), satoshis: output.satoshis, paysUs, scriptsVerify })
-    if (!paysUs || !scriptsVerify) throw new Error('the payment does not pay this wallet')
-    return { accepted: true }
-  }
-}
 
 before(async () => {
   standIns = await startStandIns({ arcKey: ARC_KEY })

@@ -182,3 +182,26 @@ export async function brc29Payment (recipient, sats, woc, { height = nextHeight(
   await tx.sign()
   return { tx, remittance: { derivationPrefix, derivationSuffix, senderIdentityKey } }
 }
+
+/**
+ * The wallet of a paid API: ProtoWallet with the one more method @bsv/payment-express-middleware
+ * calls, checking each payment as a wallet would (BRC-29 key, scripts) and keeping what it saw.
+ */
+export class ServerWallet extends ProtoWallet {
+  constructor (key) {
+    super(key)
+    this.payments = []
+  }
+
+  async internalizeAction (args) {
+    const { derivationPrefix, derivationSuffix, senderIdentityKey } = args.outputs[0].paymentRemittance
+    const tx = Transaction.fromAtomicBEEF(args.tx)
+    const { publicKey } = await this.getPublicKey({ protocolID: BRC29, keyID: `${derivationPrefix} ${derivationSuffix}`, counterparty: senderIdentityKey, forSelf: true })
+    const output = tx.outputs[args.outputs[0].outputIndex]
+    const paysUs = output.lockingScript.toHex() === new P2PKH().lock(PublicKey.fromString(publicKey).toAddress()).toHex()
+    const scriptsVerify = await tx.verify('scripts only')
+    this.payments.push({ txid: tx.id('hex'), satoshis: output.satoshis, paysUs, scriptsVerify, senderIdentityKey, derivationPrefix, derivationSuffix })
+    if (!paysUs || !scriptsVerify) throw Object.assign(new Error('the payment does not pay this wallet'), { code: 'ERR_BAD_PAYMENT' })
+    return { accepted: true }
+  }
+}

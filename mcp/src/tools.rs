@@ -1043,23 +1043,13 @@ fn pay_labels(key: &str, to: &wallet_bsv::Script, satoshis: u64) -> (String, Str
     )
 }
 
-/// Every status but `failed`: a failed action paid nothing, so its key may pay.
-const LIVE: [ActionStatus; 7] = [
-    ActionStatus::Completed,
-    ActionStatus::Unprocessed,
-    ActionStatus::Sending,
-    ActionStatus::Unproven,
-    ActionStatus::Unsigned,
-    ActionStatus::NoSend,
-    ActionStatus::NonFinal,
-];
-
 /// The live action recorded under `label`, if any.
 async fn paid_under(actions: &Actions, label: &str) -> Result<Option<wallet_traits::ActionRecord>, String> {
     let query = ActionQuery {
         labels: vec![label.to_string()],
         label_mode: QueryMode::Any,
-        statuses: LIVE.to_vec(),
+        // A failed action paid nothing, so its key may pay.
+        statuses: wallet_brc100::actions::LISTED.to_vec(),
         limit: Some(1),
         offset: 0,
     };

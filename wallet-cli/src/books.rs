@@ -59,55 +59,23 @@ pub(crate) fn start_background(actions: Arc<Actions>, every: Duration, purge_aft
 
 /// One round of the background task; each step's count (`None`: it failed, as logged).
 async fn round(actions: &Actions, purge_after: Duration) -> [(&'static str, Option<usize>); 7] {
-    let abandoned = match actions.fail_abandoned().await {
-        Ok(n) => Some(n),
-        Err(e) => {
-            tracing::warn!(error = %e, "could not check for abandoned actions");
-            None
+    /// A step's count, or `None` with the failure logged.
+    fn counted<T: TryInto<usize>>(step: wallet_traits::Result<T>, what: &str) -> Option<usize> {
+        match step {
+            Ok(n) => Some(n.try_into().unwrap_or(usize::MAX)),
+            Err(e) => {
+                tracing::warn!(error = %e, "could not {what}");
+                None
+            }
         }
-    };
-    let rebroadcast = match actions.rebroadcast_pending(PER_ROUND).await {
-        Ok(n) => Some(n),
-        Err(e) => {
-            tracing::warn!(error = %e, "could not rebroadcast delayed transactions");
-            None
-        }
-    };
-    let unfailed = match actions.review_failed(PER_ROUND).await {
-        Ok(n) => Some(n),
-        Err(e) => {
-            tracing::warn!(error = %e, "could not look for failed actions on the chain");
-            None
-        }
-    };
-    let no_send = match actions.review_no_send(PER_ROUND).await {
-        Ok(n) => Some(n),
-        Err(e) => {
-            tracing::warn!(error = %e, "could not look for noSend transactions on the chain");
-            None
-        }
-    };
-    let reorged = match actions.review_proofs(PER_ROUND).await {
-        Ok(n) => Some(n),
-        Err(e) => {
-            tracing::warn!(error = %e, "could not check stored proofs against the chain");
-            None
-        }
-    };
-    let proven = match actions.fetch_proofs(PER_ROUND).await {
-        Ok(n) => Some(n),
-        Err(e) => {
-            tracing::warn!(error = %e, "could not fetch merkle proofs");
-            None
-        }
-    };
-    let purged = match actions.purge_failed(purge_after, PER_ROUND).await {
-        Ok(n) => Some(usize::try_from(n).unwrap_or(usize::MAX)),
-        Err(e) => {
-            tracing::warn!(error = %e, "could not purge old failed actions");
-            None
-        }
-    };
+    }
+    let abandoned = counted(actions.fail_abandoned().await, "check for abandoned actions");
+    let rebroadcast = counted(actions.rebroadcast_pending(PER_ROUND).await, "rebroadcast delayed transactions");
+    let unfailed = counted(actions.review_failed(PER_ROUND).await, "look for failed actions on the chain");
+    let no_send = counted(actions.review_no_send(PER_ROUND).await, "look for noSend transactions on the chain");
+    let reorged = counted(actions.review_proofs(PER_ROUND).await, "check stored proofs against the chain");
+    let proven = counted(actions.fetch_proofs(PER_ROUND).await, "fetch merkle proofs");
+    let purged = counted(actions.purge_failed(purge_after, PER_ROUND).await, "purge old failed actions");
     let done = [
         ("abandoned actions failed (inputs released)", abandoned),
         ("delayed transactions rebroadcast", rebroadcast),

@@ -10,8 +10,8 @@ use super::{
     WalletActionInput, WalletActionOutput, WalletOutput,
 };
 
-/// Every status but `failed`: what the toolbox lists.
-const LISTED: [ActionStatus; 7] = [
+/// Every status but `failed`: what the toolbox lists, and what has paid or may still pay.
+pub const LISTED: [ActionStatus; 7] = [
     ActionStatus::Completed,
     ActionStatus::Unprocessed,
     ActionStatus::Sending,

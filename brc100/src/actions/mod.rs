@@ -10,6 +10,7 @@ mod create;
 mod held;
 mod internalize;
 mod list;
+pub use list::LISTED;
 mod reconcile;
 mod signable;
 pub mod spec_ops;

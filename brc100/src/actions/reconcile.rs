@@ -73,23 +73,9 @@ impl Actions {
     /// The failed actions of the last [`UNFAIL_WINDOW`], newest first, at most `limit`, looked
     /// for on the chain ([`Self::unfail_known`]). Returns how many came back.
     pub async fn review_failed(&self, limit: u32) -> Result<usize> {
-        let failed = |limit, offset| ActionQuery {
-            statuses: vec![ActionStatus::Failed],
-            limit: Some(limit),
-            offset,
-            ..Default::default()
-        };
-        let total = self.store.list_actions(&failed(1, 0)).await?.total;
-        let offset = u32::try_from(total.saturating_sub(u64::from(limit))).unwrap_or(u32::MAX);
         let since = super::now_millis().saturating_sub(UNFAIL_WINDOW.as_millis() as u64);
-        let recent: Vec<ActionRecord> = self
-            .store
-            .list_actions(&failed(limit, offset))
-            .await?
-            .items
-            .into_iter()
-            .filter(|a| a.created_at >= since)
-            .collect();
+        let recent: Vec<ActionRecord> =
+            self.newest(ActionStatus::Failed, limit).await?.into_iter().filter(|a| a.created_at >= since).collect();
         match self.unfail_known(recent).await {
             Ok(back) => Ok(back.len()),
             // A chain tracker that cannot tell is no failure of the round.
@@ -107,16 +93,8 @@ impl Actions {
     pub async fn review_proofs(&self, limit: u32) -> Result<usize> {
         let Ok(tracker) = self.chain_tracker() else { return Ok(0) };
         let tip = tracker.current_height().await?;
-        let completed = |limit, offset| ActionQuery {
-            statuses: vec![ActionStatus::Completed],
-            limit: Some(limit),
-            offset,
-            ..Default::default()
-        };
-        let total = self.store.list_actions(&completed(1, 0)).await?.total;
-        let offset = u32::try_from(total.saturating_sub(u64::from(limit))).unwrap_or(u32::MAX);
         let mut dropped = 0;
-        for action in self.store.list_actions(&completed(limit, offset)).await?.items {
+        for action in self.newest(ActionStatus::Completed, limit).await? {
             let (Some(txid), Some(bytes)) = (action.txid, action.merkle_path.as_deref()) else { continue };
             let proof = wallet_bsv::MerklePath::from_bytes(bytes)
                 .and_then(|p| Ok((p.compute_root(&super::internal(&txid))?, p.block_height())));
@@ -146,6 +124,15 @@ impl Actions {
             }
         }
         Ok(dropped)
+    }
+
+    /// The newest `limit` actions in `status` (the store lists oldest first).
+    async fn newest(&self, status: ActionStatus, limit: u32) -> Result<Vec<ActionRecord>> {
+        let query =
+            |limit, offset| ActionQuery { statuses: vec![status], limit: Some(limit), offset, ..Default::default() };
+        let total = self.store.list_actions(&query(1, 0)).await?.total;
+        let offset = u32::try_from(total.saturating_sub(u64::from(limit))).unwrap_or(u32::MAX);
+        Ok(self.store.list_actions(&query(limit, offset)).await?.items)
     }
 
     /// Drops the transaction bytes of at most `limit` actions failed (by their creation) more
