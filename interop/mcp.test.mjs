@@ -229,7 +229,7 @@ for (const [transportName, connect] of [['stdio', connectStdio], ['streamable HT
       assert.equal(s.cosigners.length, 2)
       assert.equal(s.cosigners[0].policy.max_sats_per_tx, 20000)
       assert.ok(progress.some(p => p.name === 'wallet_status' && /starting/.test(p.message)), 'progress while the wallet starts')
-      assert.match(w.log.text, /provisioned: created/)
+      await logged(/provisioned: created/)
     })
 
     test('a BRC-29 payment built with @bsv/sdk is taken in, and get_balance shows it', async () => {
@@ -403,7 +403,7 @@ for (const [transportName, connect] of [['stdio', connectStdio], ['streamable HT
         assert.equal(again.already_paid, true)
         assert.equal(again.txid, firstPay.txid)
         assert.equal(standIns.arc.accepted.length, broadcasts, 'nothing paid again after the restart')
-        assert.match(w.log.text, /provisioned: restored/)
+        await logged(/provisioned: restored/)
 
         const list = await ok('list_certificates', {})
         assert.equal(list.total, 1)

@@ -487,14 +487,21 @@ async fn a_utxo_review_finds_change_spent_elsewhere() {
 }
 
 /// A broadcast answered "double spend": when the chain knows the transaction all the same, the
-/// payment (in or out) stands; when a competing transaction took an input, the action fails and that input
+/// payment out stands (a payment in, once mined); when a competing transaction took an input, the action fails and that input
 /// is marked spent elsewhere instead of coming back, so the next payment does not pick it.
 #[tokio::test]
 async fn a_double_spend_answer_is_checked_against_the_chain() {
     let f = fixture().await;
     let (tx, remittance) = payment(&f, 50_000, true, false).await;
-    // A payment in that ARC answers "double spend" for, though the network took it, is real.
+    let incoming = AtomicBeef::from_bytes(&tx).unwrap().subject.to_string();
+    // A payment in that ARC answers "double spend" for is refused while it is only in a mempool
+    // (its sender may have spent the coins again), and recorded once a block holds it.
     *f.chain.refuse_but_take_next.lock().unwrap() = true;
+    let e = f.actions.internalize_action(internalize_args(tx.clone(), remittance.clone())).await.unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::Rejected);
+    assert_eq!(balance(&f).await, 0, "nothing recorded");
+    f.chain.mined.lock().unwrap().insert(incoming);
+    *f.chain.refuse_next.lock().unwrap() = true;
     assert!(f.actions.internalize_action(internalize_args(tx, remittance)).await.unwrap());
     assert_eq!(balance(&f).await, 50_000);
 

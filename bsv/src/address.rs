@@ -101,6 +101,31 @@ pub fn parse_p2pkh_address(address: &str) -> Result<(Network, [u8; 20])> {
     Ok((network, hash))
 }
 
+/// The most a payee's locking script given as hex may hold (bytes); a payment's is far smaller.
+pub const MAX_PAYEE_SCRIPT: usize = 10_000;
+
+/// Where a payment goes: a P2PKH address (with its network, which the paying wallet must check
+/// against its own) or a locking script in hex (at most [`MAX_PAYEE_SCRIPT`] bytes, one whose
+/// pushes parse).
+pub fn payee(to: &str) -> Result<(Option<Network>, Script)> {
+    let to = to.trim();
+    if let Ok((network, hash)) = parse_p2pkh_address(to) {
+        return Ok((Some(network), Script::p2pkh_lock(&hash)));
+    }
+    if to.is_empty() {
+        return Err(invalid("the payee is empty: give a P2PKH address or a locking script in hex"));
+    }
+    if to.len() > 2 * MAX_PAYEE_SCRIPT {
+        return Err(invalid("a payee's locking script is at most 10000 bytes"));
+    }
+    let bytes = hex::decode(to).map_err(|_| invalid("the payee is not a valid address and not hex"))?;
+    let script = Script::new(bytes);
+    if script.chunks().is_err() {
+        return Err(invalid("the payee's script does not parse (a push runs past its end)"));
+    }
+    Ok((None, script))
+}
+
 /// The P2PKH locking script an address stands for.
 pub fn locking_script_of(address: &str) -> Result<Script> {
     let (_, hash) = parse_p2pkh_address(address)?;
@@ -119,6 +144,16 @@ mod tests {
         assert_eq!(p2pkh_address(&hash, Network::Testnet), "mrCDrCybB6J1vRfbwM5hemdJz73FwDBC8r");
         assert_eq!(parse_p2pkh_address("1BgGZ9tcN4rm9KBzDn7KprQz87SZ26SAMH").unwrap(), (Network::Mainnet, hash));
         assert_eq!(parse_p2pkh_address("mrCDrCybB6J1vRfbwM5hemdJz73FwDBC8r").unwrap(), (Network::Testnet, hash));
+    }
+
+    #[test]
+    fn payees_are_addresses_with_their_network_or_scripts_that_parse() {
+        assert_eq!(payee("1BgGZ9tcN4rm9KBzDn7KprQz87SZ26SAMH").unwrap().0, Some(Network::Mainnet));
+        assert_eq!(payee(" mrCDrCybB6J1vRfbwM5hemdJz73FwDBC8r ").unwrap().0, Some(Network::Testnet));
+        assert_eq!(payee("51").unwrap(), (None, Script::new(vec![0x51])));
+        for bad in ["", "zz", "4c", "1BgGZ9tcN4rm9KBzDn7KprQz87SZ26SAMX", &"00".repeat(MAX_PAYEE_SCRIPT + 1)] {
+            assert_eq!(payee(bad).unwrap_err().kind(), ErrorKind::InvalidInput, "{bad:.20}");
+        }
     }
 
     #[test]

@@ -7,8 +7,6 @@ use wallet_bsv::{amount::MAX_SATOSHIS, Network, Script};
 
 /// The longest echo of a refused value in an error.
 const ECHO_CHARS: usize = 60;
-/// The most a locking script may hold (bytes); a payment's script is far smaller.
-pub(crate) const MAX_SCRIPT_BYTES: usize = 10_000;
 
 /// A value shortened for an error message, control characters dropped.
 pub(crate) fn echo(value: &str) -> String {
@@ -49,32 +47,16 @@ pub(crate) fn satoshis(name: &str, value: u64) -> Result<u64, String> {
     Ok(value)
 }
 
-/// Where to pay: a P2PKH address (with its network), or a locking script in hex (bounded, and
-/// one that parses).
+/// Where to pay: [`wallet_bsv::address::payee`], its refusal in words for a model.
 pub(crate) fn destination(to: &str) -> Result<(Option<Network>, Script), String> {
-    let to = to.trim();
-    if let Ok((network, hash)) = wallet_bsv::address::parse_p2pkh_address(to) {
-        return Ok((Some(network), Script::p2pkh_lock(&hash)));
-    }
-    let refuse = |why: &str| {
+    wallet_bsv::address::payee(to).map_err(|e| {
         format!(
-            "`to` ({}) is not a BSV address or a locking script in hex: {why}. Send a P2PKH address such as \
+            "`to` ({}) is not a BSV address or a locking script in hex: {}. Send a P2PKH address such as \
              1BgGZ9tcN4rm9KBzDn7KprQz87SZ26SAMH, or the output script as hex",
-            echo(to)
+            echo(to.trim()),
+            e.message()
         )
-    };
-    if to.is_empty() {
-        return Err(refuse("it is empty"));
-    }
-    if to.len() > 2 * MAX_SCRIPT_BYTES {
-        return Err(refuse(&format!("a script here is at most {MAX_SCRIPT_BYTES} bytes")));
-    }
-    let bytes = hex::decode(to).map_err(|_| refuse("it is not a valid address and not hex"))?;
-    let script = Script::new(bytes);
-    if script.chunks().is_err() {
-        return Err(refuse("the script does not parse (a push runs past its end)"));
-    }
-    Ok((None, script))
+    })
 }
 
 /// A URL the wallet may fetch: http or https with a host, nothing else (no file://, data:, ...).
@@ -129,7 +111,13 @@ mod tests {
         assert_eq!(destination("1BgGZ9tcN4rm9KBzDn7KprQz87SZ26SAMH").unwrap().0, Some(Network::Mainnet));
         assert_eq!(destination("mrCDrCybB6J1vRfbwM5hemdJz73FwDBC8r").unwrap().0, Some(Network::Testnet));
         assert!(destination("76a914751e76e8199196d454941c45d1b3a323f1433bd688ac").is_ok());
-        for bad in ["", "zz", "4c", "1BgGZ9tcN4rm9KBzDn7KprQz87SZ26SAMX", &"00".repeat(MAX_SCRIPT_BYTES + 1)] {
+        for bad in [
+            "",
+            "zz",
+            "4c",
+            "1BgGZ9tcN4rm9KBzDn7KprQz87SZ26SAMX",
+            &"00".repeat(wallet_bsv::address::MAX_PAYEE_SCRIPT + 1),
+        ] {
             assert!(destination(bad).is_err(), "{bad:.20}");
         }
         assert!(url("https://api.example/x").is_ok());

@@ -154,13 +154,12 @@ pub(crate) async fn balance(file: Option<&Path>) -> Result<()> {
 
 /// `mpc-wallet pay`: pays `sats` to an address or a locking script (hex).
 pub(crate) async fn pay(file: Option<&Path>, to: &str, sats: u64, description: &str) -> Result<()> {
-    let script = match wallet_bsv::address::locking_script_of(to) {
-        Ok(script) => script,
-        Err(_) => {
-            wallet_bsv::Script::new(hex::decode(to).context("--to is neither an address nor a locking script in hex")?)
-        }
-    };
+    let (network, script) = wallet_bsv::address::payee(to).map_err(|e| anyhow::anyhow!("--to: {}", e.message()))?;
     let actions = start(file).await?;
+    let ours = actions.keys().network();
+    if let Some(theirs) = network.filter(|n| *n != ours) {
+        bail!("--to is a {theirs} address and this wallet is on {ours}: nobody on {ours} could spend it; ask for a {ours} address");
+    }
     eprintln!("  pay: funding {sats} satoshis from the wallet's change, signing with the cosigners, broadcasting...");
     let args = CreateActionArgs {
         description: description.to_string(),

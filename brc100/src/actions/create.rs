@@ -571,7 +571,8 @@ impl Actions {
             }
             Err(e) => {
                 let txid = atomic.subject.to_string();
-                if self.network_took(&txid).await {
+                // The wallet's own transaction: one the chain holds (in a mempool or a block) is out.
+                if self.on_chain(&txid).await != wallet_traits::TxOnChain::Unknown {
                     tracing::warn!(txid, error = %e, "the broadcast was refused, but the chain knows the transaction: it stands");
                     return self.store.set_status(reference, ActionStatus::Unproven).await;
                 }

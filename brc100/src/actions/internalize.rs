@@ -6,7 +6,7 @@ use std::collections::HashSet;
 
 use wallet_bsv::{brc29, hash::hash160, AtomicBeef, Beef, BeefTx, Script, Transaction};
 use wallet_traits::{
-    ActionRecord, ActionStatus, Derivation, Error, ErrorKind, Outpoint, OutputRecord, PublicKey, Result,
+    ActionRecord, ActionStatus, Derivation, Error, ErrorKind, Outpoint, OutputRecord, PublicKey, Result, TxOnChain,
 };
 
 use super::{display, random_base64, validate, Actions, InternalizeActionArgs, InternalizeOutput, CHANGE_BASKET};
@@ -194,8 +194,10 @@ impl Actions {
 
     /// Hands a received transaction to the network: the BEEF as V1 when it carries every
     /// transaction, else the subject in Extended Format. A refusal for a transaction the chain
-    /// knows all the same (a "double spend" answer, a lost one) is no refusal: the payment is
-    /// real and is recorded.
+    /// holds mined (a lost answer, a "double spend" answer for a transaction a block took) is no
+    /// refusal: the payment is real and is recorded. One only in a mempool is not enough: a
+    /// sender who double-spends its payment makes the broadcaster answer "double spend" while
+    /// some mempool still holds the payment, which may never be mined.
     async fn broadcast_received(&self, atomic: &AtomicBeef) -> Result<()> {
         let broadcaster = self.broadcaster()?;
         let bytes = super::beef::for_broadcast(atomic)?;
@@ -204,8 +206,8 @@ impl Actions {
                 tracing::info!(txid = %accepted.txid, status = %accepted.status, "broadcast a received transaction");
                 Ok(())
             }
-            Err(e) if self.network_took(&atomic.subject.to_string()).await => {
-                tracing::warn!(txid = %atomic.subject, error = %e, "a received transaction was refused, but the chain knows it");
+            Err(e) if matches!(self.on_chain(&atomic.subject.to_string()).await, TxOnChain::Mined { .. }) => {
+                tracing::warn!(txid = %atomic.subject, error = %e, "a received transaction was refused, but the chain holds it mined");
                 Ok(())
             }
             Err(e) => Err(Error::new(

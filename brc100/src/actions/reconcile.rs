@@ -33,17 +33,17 @@ pub struct UtxoReview {
 }
 
 impl Actions {
-    /// Whether the chain tracker knows `txid` (display hex), in a mempool or a block: asked
-    /// before an action is failed for a refused or lost broadcast. `false` when it cannot tell.
-    pub(crate) async fn network_took(&self, txid: &str) -> bool {
-        let Ok(tracker) = self.chain_tracker() else { return false };
+    /// What the chain tracker knows of `txid` (display hex), asked when a broadcast was
+    /// refused or lost; `Unknown` when it cannot tell.
+    pub(crate) async fn on_chain(&self, txid: &str) -> TxOnChain {
+        let Ok(tracker) = self.chain_tracker() else { return TxOnChain::Unknown };
         match tracker.tx_status(&[txid.to_string()]).await {
-            Ok(s) => s.first().is_some_and(|s| *s != TxOnChain::Unknown),
+            Ok(s) => s.first().copied().unwrap_or(TxOnChain::Unknown),
             Err(e) => {
                 if e.kind() != ErrorKind::Unsupported {
                     tracing::warn!(error = %e, txid, "could not ask the chain whether it knows a refused transaction");
                 }
-                false
+                TxOnChain::Unknown
             }
         }
     }
@@ -92,9 +92,13 @@ impl Actions {
     /// every proof as it is.
     pub async fn review_proofs(&self, limit: u32) -> Result<usize> {
         let Ok(tracker) = self.chain_tracker() else { return Ok(0) };
+        let completed = self.newest(ActionStatus::Completed, limit).await?;
+        if completed.is_empty() {
+            return Ok(0);
+        }
         let tip = tracker.current_height().await?;
         let mut dropped = 0;
-        for action in self.newest(ActionStatus::Completed, limit).await? {
+        for action in completed {
             let (Some(txid), Some(bytes)) = (action.txid, action.merkle_path.as_deref()) else { continue };
             let proof = wallet_bsv::MerklePath::from_bytes(bytes)
                 .and_then(|p| Ok((p.compute_root(&super::internal(&txid))?, p.block_height())));

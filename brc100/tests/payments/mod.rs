@@ -37,6 +37,8 @@ pub(crate) struct Chain {
     pub(crate) known: Mutex<HashSet<String>>,
     /// Outpoints (`txid.vout`) something outside the wallet spent.
     pub(crate) spent: Mutex<HashSet<String>>,
+    /// Txids in a block (the others it knows are in a mempool).
+    pub(crate) mined: Mutex<HashSet<String>>,
     /// Txids the chain tracker says it does not know, whatever else holds.
     pub(crate) unknown: Mutex<HashSet<String>>,
 }
@@ -76,11 +78,16 @@ impl ChainTracker for Chain {
     }
 
     async fn tx_status(&self, txids: &[String]) -> Result<Vec<wallet_traits::TxOnChain>> {
-        let (unknown, known) = (self.unknown.lock().unwrap(), self.known.lock().unwrap());
+        let (unknown, known, mined) =
+            (self.unknown.lock().unwrap(), self.known.lock().unwrap(), self.mined.lock().unwrap());
         Ok(txids
             .iter()
             .map(|t| {
-                if known.contains(t) && !unknown.contains(t) {
+                if unknown.contains(t) {
+                    wallet_traits::TxOnChain::Unknown
+                } else if mined.contains(t) {
+                    wallet_traits::TxOnChain::Mined { depth: 1 }
+                } else if known.contains(t) {
                     wallet_traits::TxOnChain::Known
                 } else {
                     wallet_traits::TxOnChain::Unknown
