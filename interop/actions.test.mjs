@@ -37,7 +37,9 @@ const walletVars = () => ({
     MPC_ARC_API_KEY: ARC_KEY,
     MPC_CHAIN_TRACKER_URL: standIns.wocUrl,
     MPC_FEE_SAT_PER_KB: String(FEE_RATE),
-    MPC_BACKGROUND_INTERVAL_SECS: '1'
+    MPC_BACKGROUND_INTERVAL_SECS: '1',
+    MPC_PROOF_INTERVAL_SECS: '1',
+    MPC_REVIEW_INTERVAL_SECS: '1'
 })
 
 const startWallet = (extraEnv = {}) => startServe(bin, { ...walletVars(), ...extraEnv })

@@ -39,15 +39,23 @@ export function reply (res, status, json) {
  * Starts both stand-ins. `arc.plan` holds answers still to give ([httpStatus, txStatus, { taken }]);
  * `arc.accepted` lists the txids taken (`arc.raw` maps each to the hex it came as; `arc.refused`
  * maps txids answered otherwise to their transactions); `arc.mined`
- * maps txids to merkle paths (hex) that GET /v1/tx/{txid} reports. `woc.roots` maps heights to merkle roots (display hex).
+ * maps txids to merkle paths (hex) that GET /v1/tx/{txid} reports (each one set moves `woc.tip`: a new block). `woc.roots` maps heights to merkle roots (display hex).
  * `tracker` is the same knowledge as an @bsv/sdk ChainTracker.
  */
 export async function startStandIns ({ arcKey }) {
-  const arc = { plan: [], accepted: [], raw: new Map(), mined: new Map(), refused: new Map() }
   // `woc.txs`: what the network knows (txid -> @bsv/sdk Transaction), learned from ARC;
   // `woc.spentElsewhere`: outpoints (`txid.vout`) a transaction the wallet never saw spent;
   // `woc.unknown`: txids WhatsOnChain pretends not to know.
   const woc = { roots: new Map(), tip: 900_000, txs: new Map(), spentElsewhere: new Set(), unknown: new Set() }
+  // A transaction mined comes with a new block: the tip moves, which is what the wallet's proof
+  // task waits for before it asks for proofs.
+  class Blocks extends Map {
+    set (txid, path) {
+      woc.tip += 1
+      return super.set(txid, path)
+    }
+  }
+  const arc = { plan: [], accepted: [], raw: new Map(), mined: new Blocks(), refused: new Map() }
   const learn = tx => {
     if (woc.txs.has(tx.id('hex'))) return
     woc.txs.set(tx.id('hex'), tx)

@@ -633,3 +633,65 @@ async fn failed_actions_are_purged_after_their_retention() {
     assert!(kept[0].raw_tx.is_none());
     assert_eq!(balance(&f).await, 20_000);
 }
+
+/// The proof task asks at new blocks only; a transaction that many blocks found no proof for is
+/// asked after on the chain, and one the chain lost goes out again (a refusal then fails it).
+#[tokio::test]
+async fn proofs_are_asked_at_new_blocks_and_lost_transactions_go_out_again() {
+    use wallet_bsv::{MerkleLeaf, MerklePath};
+    use wallet_traits::ActionStatus;
+    let f = fixture().await;
+    let (tx, remittance) = payment(&f, 30_000, true, false).await;
+    f.actions.internalize_action(internalize_args(tx, remittance)).await.unwrap();
+    let Fixture { actions, chain, identity, key, dir } = f;
+    let f = Fixture { actions: actions.proof_attempts(2), chain, identity, key, dir };
+    let txid = f.actions.create_action(pay(1_000, CreateActionOptions::default())).await.unwrap().txid.unwrap();
+    let display = wallet_traits::parse_txid(&txid).unwrap();
+    let status = || async { f.actions.store().action_by_txid(&display).await.unwrap().unwrap().status };
+    let sent = || f.chain.sent.lock().unwrap().iter().filter(|t| payments::broadcast_txid(t) == txid).count();
+    let new_block = || *f.chain.new_blocks.lock().unwrap() += 1;
+    assert_eq!((status().await, sent()), (ActionStatus::Unproven, 1));
+
+    // Attempt 1 at the first look; none while the tip stays; 2 at the next block (the limit).
+    assert_eq!(f.actions.check_for_proofs(100).await.unwrap(), 0);
+    assert_eq!(f.actions.check_for_proofs(100).await.unwrap(), 0);
+    new_block();
+    f.actions.check_for_proofs(100).await.unwrap();
+    assert_eq!(sent(), 1, "within the limit nothing more happens");
+    // Past the limit, with the transaction in a mempool: left as it is, counted from 0 again.
+    new_block();
+    f.actions.check_for_proofs(100).await.unwrap();
+    assert_eq!((status().await, sent()), (ActionStatus::Unproven, 1), "the chain holds it");
+    assert_eq!(f.actions.store().count_proof_attempt(&display).await.unwrap(), 1, "the count started again");
+
+    // The network loses it: at the limit it is broadcast again, and stays unproven.
+    f.chain.unknown.lock().unwrap().insert(txid.clone());
+    for _ in 0..2 {
+        new_block();
+        f.actions.check_for_proofs(100).await.unwrap();
+    }
+    assert_eq!((status().await, sent()), (ActionStatus::Unproven, 2), "broadcast again");
+
+    // Lost again, and refused this time: it fails and its inputs come back.
+    *f.chain.refuse_next.lock().unwrap() = true;
+    for _ in 0..3 {
+        new_block();
+        f.actions.check_for_proofs(100).await.unwrap();
+    }
+    assert_eq!(status().await, ActionStatus::Failed);
+    assert_eq!(balance(&f).await, 30_000, "the payment's input is spendable again");
+
+    // A proof found at a new block is recorded.
+    let (tx, remittance) = payment(&f, 5_000, true, false).await;
+    let incoming = AtomicBeef::from_bytes(&tx).unwrap().subject;
+    f.actions.internalize_action(internalize_args(tx, remittance)).await.unwrap();
+    let leaves = vec![MerkleLeaf::hash(0, incoming.0, true), MerkleLeaf::hash(1, rand::random(), false)];
+    let path = MerklePath::new(900_100, vec![leaves], true).unwrap();
+    f.chain.roots.lock().unwrap().insert((900_100, path.root()));
+    f.chain.paths.lock().unwrap().insert(incoming.to_string(), path.to_bytes());
+    assert_eq!(f.actions.check_for_proofs(100).await.unwrap(), 0, "no new block, nothing asked");
+    new_block();
+    assert_eq!(f.actions.check_for_proofs(100).await.unwrap(), 1);
+    let proven = wallet_traits::parse_txid(&incoming.to_string()).unwrap();
+    assert_eq!(f.actions.store().action_by_txid(&proven).await.unwrap().unwrap().status, ActionStatus::Completed);
+}

@@ -293,7 +293,8 @@ impl Prepared {
         let wallet = Arc::new(provision_reporting(self.builder, &self.dir, say, phase).await?);
         let books = crate::books::open(&self.cfg, &wallet).await?;
         if let Some(books) = &books {
-            crate::books::start_background(books.clone(), self.cfg.background_interval, self.cfg.purge_failed_after);
+            crate::books::start_background(books.clone(), self.cfg.clone());
+            crate::backup::start_scheduled(self.cfg.clone());
         }
         let keys = crate::books::key_methods(&wallet);
         let identity = crate::identity::open(keys.clone(), books.as_ref(), &self.cfg, say)?;

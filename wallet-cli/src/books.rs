@@ -12,8 +12,11 @@ use wallet_brc100::{
 use wallet_engine::{StoreLocation, Wallet, WalletConfig};
 use wallet_traits::ErrorKind;
 
-/// How many delayed broadcasts, and how many proof look-ups, the background task makes per round.
+/// How many actions a step of the background task takes at most each time it runs.
 const PER_ROUND: u32 = 20;
+
+/// How many unproven transactions the proof step asks after at most per new block.
+const PROOFS_PER_BLOCK: u32 = 100;
 
 /// The key methods of `wallet`.
 pub(crate) fn key_methods(wallet: &Arc<Wallet>) -> Arc<KeyMethods> {
@@ -44,51 +47,105 @@ pub(crate) async fn open(cfg: &WalletConfig, wallet: &Arc<Wallet>) -> Result<Opt
     Ok(Some(Arc::new(actions)))
 }
 
-/// Starts the background task of `serve`: every `every` (MPC_BACKGROUND_INTERVAL_SECS), fail
-/// actions abandoned unsigned, rebroadcast delayed ones and ask for the merkle proofs of unproven
-/// ones (a bounded number of each per round), logging what it did.
-pub(crate) fn start_background(actions: Arc<Actions>, every: Duration, purge_after: Duration) {
+/// One step of the background task, run on its own interval by `serve` and all in a row by
+/// `mpc-wallet reconcile`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Step {
+    Abandoned,
+    Rebroadcast,
+    Unfail,
+    NoSend,
+    Reorg,
+    Proofs,
+    Purge,
+}
+
+impl Step {
+    /// Every step, in the order one round runs them: proofs after the reviews that make
+    /// actions unproven again, so a round fetches what they found.
+    const ALL: [Step; 7] =
+        [Step::Abandoned, Step::Rebroadcast, Step::Unfail, Step::NoSend, Step::Reorg, Step::Proofs, Step::Purge];
+
+    /// How often `serve` runs it.
+    fn every(self, cfg: &WalletConfig) -> Duration {
+        match self {
+            Step::Abandoned | Step::Rebroadcast => cfg.background_interval,
+            Step::Proofs => cfg.proof_interval,
+            Step::Unfail | Step::NoSend | Step::Reorg => cfg.review_interval,
+            Step::Purge => cfg.purge_interval,
+        }
+    }
+
+    /// What its count counts.
+    fn done(self) -> &'static str {
+        match self {
+            Step::Abandoned => "abandoned actions failed (inputs released)",
+            Step::Rebroadcast => "delayed transactions rebroadcast",
+            Step::Unfail => "failed actions found on the chain (un-failed)",
+            Step::NoSend => "noSend transactions someone broadcast (now unproven)",
+            Step::Reorg => "proofs of blocks the chain dropped (reorg), now unproven",
+            Step::Proofs => "merkle proofs recorded",
+            Step::Purge => "old failed actions purged of their transaction bytes",
+        }
+    }
+
+    /// Runs it once: its count, or `None` with the failure logged.
+    async fn run(self, actions: &Actions, cfg: &WalletConfig) -> Option<usize> {
+        fn counted<T: TryInto<usize>>(step: wallet_traits::Result<T>, what: &str) -> Option<usize> {
+            match step {
+                Ok(n) => Some(n.try_into().unwrap_or(usize::MAX)),
+                Err(e) => {
+                    tracing::warn!(error = %e, "could not {what}");
+                    None
+                }
+            }
+        }
+        let n = match self {
+            Step::Abandoned => counted(actions.fail_abandoned().await, "check for abandoned actions"),
+            Step::Rebroadcast => {
+                counted(actions.rebroadcast_pending(PER_ROUND).await, "rebroadcast delayed transactions")
+            }
+            Step::Unfail => counted(actions.review_failed(PER_ROUND).await, "look for failed actions on the chain"),
+            Step::NoSend => {
+                counted(actions.review_no_send(PER_ROUND).await, "look for noSend transactions on the chain")
+            }
+            Step::Reorg => counted(actions.review_proofs(PER_ROUND).await, "check stored proofs against the chain"),
+            Step::Proofs => counted(actions.check_for_proofs(PROOFS_PER_BLOCK).await, "fetch merkle proofs"),
+            Step::Purge => {
+                counted(actions.purge_failed(cfg.purge_failed_after, PER_ROUND).await, "purge old failed actions")
+            }
+        };
+        if let Some(n @ 1..) = n {
+            tracing::info!(count = n, "{}", self.done());
+        }
+        n
+    }
+}
+
+/// Starts the background task of `serve`: each [`Step`] on its own interval (the MPC_*_INTERVAL_SECS
+/// settings), one at a time, a bounded number of actions each, logging what it did.
+pub(crate) fn start_background(actions: Arc<Actions>, cfg: WalletConfig) {
     tokio::spawn(async move {
-        let mut tick = tokio::time::interval(every);
+        let start = tokio::time::Instant::now();
+        let mut due = Step::ALL.map(|step| (step, start));
         loop {
-            tick.tick().await;
-            round(&actions, purge_after).await;
+            for (step, at) in &mut due {
+                if *at <= tokio::time::Instant::now() {
+                    step.run(&actions, &cfg).await;
+                    *at = tokio::time::Instant::now() + step.every(&cfg);
+                }
+            }
+            let next = due.iter().map(|(_, at)| *at).min().unwrap_or(start);
+            tokio::time::sleep_until(next).await;
         }
     });
 }
 
-/// One round of the background task; each step's count (`None`: it failed, as logged).
-async fn round(actions: &Actions, purge_after: Duration) -> [(&'static str, Option<usize>); 7] {
-    /// A step's count, or `None` with the failure logged.
-    fn counted<T: TryInto<usize>>(step: wallet_traits::Result<T>, what: &str) -> Option<usize> {
-        match step {
-            Ok(n) => Some(n.try_into().unwrap_or(usize::MAX)),
-            Err(e) => {
-                tracing::warn!(error = %e, "could not {what}");
-                None
-            }
-        }
-    }
-    let abandoned = counted(actions.fail_abandoned().await, "check for abandoned actions");
-    let rebroadcast = counted(actions.rebroadcast_pending(PER_ROUND).await, "rebroadcast delayed transactions");
-    let unfailed = counted(actions.review_failed(PER_ROUND).await, "look for failed actions on the chain");
-    let no_send = counted(actions.review_no_send(PER_ROUND).await, "look for noSend transactions on the chain");
-    let reorged = counted(actions.review_proofs(PER_ROUND).await, "check stored proofs against the chain");
-    let proven = counted(actions.fetch_proofs(PER_ROUND).await, "fetch merkle proofs");
-    let purged = counted(actions.purge_failed(purge_after, PER_ROUND).await, "purge old failed actions");
-    let done = [
-        ("abandoned actions failed (inputs released)", abandoned),
-        ("delayed transactions rebroadcast", rebroadcast),
-        ("failed actions found on the chain (un-failed)", unfailed),
-        ("noSend transactions someone broadcast (now unproven)", no_send),
-        ("proofs of blocks the chain dropped (reorg), now unproven", reorged),
-        ("merkle proofs recorded", proven),
-        ("old failed actions purged of their transaction bytes", purged),
-    ];
-    for (what, n) in done {
-        if let Some(n @ 1..) = n {
-            tracing::info!(count = n, "{what}");
-        }
+/// Every step once, in order: each one's count (`None`: it failed, as logged).
+pub(crate) async fn round(actions: &Actions, cfg: &WalletConfig) -> Vec<(&'static str, Option<usize>)> {
+    let mut done = Vec::with_capacity(Step::ALL.len());
+    for step in Step::ALL {
+        done.push((step.done(), step.run(actions, cfg).await));
     }
     done
 }
@@ -96,7 +153,7 @@ async fn round(actions: &Actions, purge_after: Duration) -> [(&'static str, Opti
 /// `mpc-wallet reconcile [--utxos [--dry-run]]`: the background round once, then the UTXO review.
 pub(crate) async fn reconcile(file: Option<&Path>, utxos: bool, dry_run: bool) -> Result<()> {
     let (actions, cfg) = start_configured(file).await?;
-    for (what, n) in round(&actions, cfg.purge_failed_after).await {
+    for (what, n) in round(&actions, &cfg).await {
         match n {
             Some(n) => println!("{what}: {n}"),
             None => println!("{what}: could not run (see the warning above)"),

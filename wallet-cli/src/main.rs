@@ -5,6 +5,7 @@ use std::{net::SocketAddr, path::PathBuf, process::ExitCode};
 use clap::{Parser, Subcommand};
 
 mod agent;
+mod backup;
 mod books;
 mod chain;
 mod check;
@@ -177,6 +178,23 @@ enum Command {
         /// Report what --utxos finds without marking anything.
         #[arg(long, requires = "utxos")]
         dry_run: bool,
+    },
+    /// Writes one sealed file (MPC_BACKUP_SECRET, else MPC_SHARE_SECRET) with the agent's key
+    /// share record, its party key and the books (actions, outputs, labels, tags, derivation
+    /// data, certificates), consistent while `serve` runs. Never replaces a file.
+    Backup {
+        /// The file to write.
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// Restores a wallet from `mpc-wallet backup`'s file, on a new machine with the same
+    /// configuration and cosigners: the key share without a DKG (the cosigners must hold the same
+    /// key), the party key when MPC_PARTY_KEY_FILE is missing, the books (imported once, however
+    /// often this runs), then a reconcile against the chain. A file of another wallet, under
+    /// another secret, truncated or edited is refused with nothing written.
+    RestoreBackup {
+        /// The backup file.
+        file: PathBuf,
     },
     /// Pays satoshis to an address or a locking script: funds the payment from the wallet's
     /// change, signs with the cosigners, broadcasts (MPC_ARC_URL), prints the txid and BEEF.
@@ -388,6 +406,8 @@ fn main() -> ExitCode {
             }
             Command::Balance => books::balance(file).await.map(|_| true),
             Command::Reconcile { utxos, dry_run } => books::reconcile(file, utxos, dry_run).await.map(|_| true),
+            Command::Backup { out } => backup::backup(file, &out).await.map(|_| true),
+            Command::RestoreBackup { file: backup } => backup::restore(file, &backup).await.map(|_| true),
             Command::Pay { to, sats, description } => books::pay(file, &to, sats, &description).await.map(|_| true),
             Command::Receive { beef, vout, prefix, suffix, sender } => {
                 let incoming = match (beef, vout, prefix, suffix, sender) {

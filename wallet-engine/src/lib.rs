@@ -17,8 +17,8 @@ pub use at_rest::primes::{generate_primes, GeneratePrimes, PrimeSource, StorePri
 #[cfg(feature = "insecure-test-primes")]
 pub use at_rest::primes::{InsecureTestPrimes, InsecureTestPrimesOfParty};
 pub use at_rest::seal::{
-    share_labels, Cipher, KdfParams, NextShare, OpenedShare, RecordSalt, SealOptions, Sealer, ShareContents,
-    ShareLabels, ShareSecret, SEAL_FORMAT,
+    backup_header, share_labels, Cipher, KdfParams, NextShare, OpenedShare, RecordSalt, SealOptions, Sealer,
+    ShareContents, ShareLabels, ShareSecret, SEAL_FORMAT,
 };
 pub use config::{ChainConfig, CosignerConfig, Network, StoreLocation, WalletConfig};
 pub use cosigner::{

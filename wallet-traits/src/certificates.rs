@@ -11,7 +11,7 @@ use crate::{Page, Result};
 ///
 /// Strings are kept as the certifier wrote them (base64 type and serial number, hex keys and
 /// signature, `"<txid>.<vout>"`), so the signed bytes and key ids stay the certifier's.
-#[derive(Clone, PartialEq, Eq)]
+#[derive(Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct CertificateRecord {
     /// The certificate type, base64.
     pub cert_type: String,

@@ -22,8 +22,9 @@ pub use crypto::{EcdsaSignature, KeyDeriver, LinkageProof, PublicKey, Signer};
 pub use error::{Error, ErrorKind, Result, WireError};
 pub use ids::{hex_32, ExecutionId, KeyId, PartyIndex, WalletId, AGENT_INDEX};
 pub use outputs::{
-    parse_txid, ActionQuery, ActionRecord, ActionStatus, Derivation, Outpoint, OutputErrors, OutputQuery, OutputRecord,
-    OutputStore, OutputStoreBuildFn, OutputStoreFactory, Page, QueryMode, Recorded, SignedAction,
+    parse_txid, ActionQuery, ActionRecord, ActionStatus, Books, Derivation, Imported, Outpoint, OutputErrors,
+    OutputQuery, OutputRecord, OutputStore, OutputStoreBuildFn, OutputStoreFactory, Page, QueryMode, Recorded,
+    SignedAction,
 };
 pub use policy::{Approval, AuditHead, AuditRecord, Ledger, LedgerEntry, PolicyStore, Ruling};
 pub use record::{ShareMeta, ShareState, StoredShare};

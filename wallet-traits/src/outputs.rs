@@ -80,6 +80,63 @@ impl fmt::Debug for Outpoint {
     }
 }
 
+/// Serde helpers for the records' bytes, as hex strings (what a backup file holds).
+pub(crate) mod hex_bytes {
+    use serde::{de::Error as _, Deserialize, Deserializer, Serializer};
+
+    pub(crate) fn serialize<S: Serializer>(b: &[u8], s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&hex::encode(b))
+    }
+
+    pub(crate) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<u8>, D::Error> {
+        hex::decode(String::deserialize(d)?).map_err(D::Error::custom)
+    }
+
+    /// `Option<Vec<u8>>`.
+    pub(crate) mod opt {
+        use serde::{de::Error as _, Deserialize, Deserializer, Serializer};
+
+        pub(crate) fn serialize<S: Serializer>(b: &Option<Vec<u8>>, s: S) -> Result<S::Ok, S::Error> {
+            match b {
+                Some(b) => s.serialize_some(&hex::encode(b)),
+                None => s.serialize_none(),
+            }
+        }
+
+        pub(crate) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Vec<u8>>, D::Error> {
+            Option::<String>::deserialize(d)?.map(|h| hex::decode(h).map_err(D::Error::custom)).transpose()
+        }
+    }
+
+    /// `Option<[u8; 32]>`.
+    pub(crate) mod opt32 {
+        use serde::{de::Error as _, Deserializer, Serializer};
+
+        pub(crate) fn serialize<S: Serializer>(b: &Option<[u8; 32]>, s: S) -> Result<S::Ok, S::Error> {
+            super::opt::serialize(&b.map(|b| b.to_vec()), s)
+        }
+
+        pub(crate) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<[u8; 32]>, D::Error> {
+            super::opt::deserialize(d)?
+                .map(|v| <[u8; 32]>::try_from(v).map_err(|_| D::Error::custom("expected 32 bytes")))
+                .transpose()
+        }
+    }
+}
+
+impl Serialize for Outpoint {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+impl<'de> Deserialize<'de> for Outpoint {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        Outpoint::parse(&s).map_err(|e| serde::de::Error::custom(e.message()))
+    }
+}
+
 /// BRC-100's action status, with its spelling.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -149,12 +206,13 @@ impl fmt::Display for ActionStatus {
 }
 
 /// A transaction the wallet made or received.
-#[derive(Clone, PartialEq, Eq)]
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ActionRecord {
     /// Unique per store: the wallet's handle for the action (BRC-100's `reference` for
     /// `signAction` and `abortAction`).
     pub reference: String,
     /// The txid (display order); `None` until signed.
+    #[serde(with = "hex_bytes::opt32")]
     pub txid: Option<[u8; 32]>,
     /// Where the action stands.
     pub status: ActionStatus,
@@ -171,11 +229,14 @@ pub struct ActionRecord {
     /// The transaction's lock time.
     pub lock_time: u32,
     /// The raw transaction, once signed (or as received).
+    #[serde(with = "hex_bytes::opt")]
     pub raw_tx: Option<Vec<u8>>,
     /// A BEEF holding the transaction's unproven ancestors and their proven parents, so the
     /// wallet can hand out a valid Atomic BEEF while the transaction itself is unproven.
+    #[serde(with = "hex_bytes::opt")]
     pub input_beef: Option<Vec<u8>>,
     /// The transaction's merkle path (BRC-74 binary), once known.
+    #[serde(with = "hex_bytes::opt")]
     pub merkle_path: Option<Vec<u8>>,
     /// Milliseconds since the Unix epoch when it was recorded.
     pub created_at: u64,
@@ -226,7 +287,7 @@ impl Derivation {
 }
 
 /// An output the wallet tracks.
-#[derive(Clone, PartialEq, Eq)]
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct OutputRecord {
     /// Where it is.
     pub outpoint: Outpoint,
@@ -235,6 +296,7 @@ pub struct OutputRecord {
     /// Its value.
     pub satoshis: u64,
     /// Its locking script.
+    #[serde(with = "hex_bytes")]
     pub locking_script: Vec<u8>,
     /// Its basket; `None` once relinquished, or when it was never put in one.
     pub basket: Option<String>,
@@ -354,6 +416,25 @@ pub struct SignedAction {
     pub outputs: Vec<OutputRecord>,
 }
 
+/// Everything an [`OutputStore`] holds of one wallet ([`OutputStore::export_books`]): what a
+/// backup carries besides the key share and the certificates.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Books {
+    /// Every action, oldest first.
+    pub actions: Vec<ActionRecord>,
+    /// Every output, oldest first.
+    pub outputs: Vec<OutputRecord>,
+}
+
+/// What [`OutputStore::import_books`] added.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Imported {
+    /// Actions the store did not hold.
+    pub actions: u64,
+    /// Outputs the store did not hold.
+    pub outputs: u64,
+}
+
 /// The agent's accounting: actions, labels, outputs, baskets and tags.
 ///
 /// Every method is atomic, also against other processes sharing the store: a method that
@@ -462,6 +543,23 @@ pub trait OutputStore: fmt::Debug + Send + Sync + 'static {
     /// `limit` failed actions created before `before_ms` (milliseconds since the epoch), oldest
     /// first; their rows, labels and outputs stay in the history. Returns how many.
     async fn purge_failed(&self, before_ms: u64, limit: u32) -> Result<u64>;
+
+    /// Counts one more proof look-up that found nothing (at a new block) for the `unproven`
+    /// transaction `txid` and returns the count so far; `0` when no unproven action has it. The
+    /// proof task gives up asking after a limit and asks the chain what became of it instead.
+    async fn count_proof_attempt(&self, txid: &[u8; 32]) -> Result<u32>;
+
+    /// Sets the count of [`count_proof_attempt`](Self::count_proof_attempt) of `txid` back to 0.
+    async fn reset_proof_attempts(&self, txid: &[u8; 32]) -> Result<()>;
+
+    /// Every action and output of this wallet, labels and tags with them, oldest first, read in
+    /// one snapshot: a backup taken while payments run is consistent.
+    async fn export_books(&self) -> Result<Books>;
+
+    /// Adds the actions and outputs of `books` this store does not hold (actions by reference
+    /// or txid, outputs by outpoint), with their labels and tags, all in one step; what it holds
+    /// stays as it is, so importing twice adds nothing the second time. Returns what was new.
+    async fn import_books(&self, books: &Books) -> Result<Imported>;
 
     /// The sum of the spendable outputs of `basket`.
     async fn balance(&self, basket: &str) -> Result<u64>;

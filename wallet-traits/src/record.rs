@@ -64,7 +64,7 @@ pub struct ShareMeta {
 }
 
 /// One stored share record. `sealed` is ciphertext: a store never sees plaintext.
-#[derive(Clone, PartialEq, Eq)]
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct StoredShare {
     /// Which key.
     pub key: KeyId,
@@ -75,6 +75,7 @@ pub struct StoredShare {
     /// Version of the sealed format.
     pub format_version: u16,
     /// The sealed share.
+    #[serde(with = "crate::outputs::hex_bytes")]
     pub sealed: Vec<u8>,
 }
 

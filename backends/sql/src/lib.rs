@@ -82,8 +82,8 @@ macro_rules! output_store {
     ($store:ty => $field:ident) => {
         const _: () = {
             use $crate::__private::wallet_traits::{
-                ActionQuery, ActionRecord, ActionStatus, CertificateQuery, CertificateRecord, CertificateStore,
-                Outpoint, OutputQuery, OutputRecord, OutputStore, Page, Recorded, Result, SignedAction,
+                ActionQuery, ActionRecord, ActionStatus, Books, CertificateQuery, CertificateRecord, CertificateStore,
+                Imported, Outpoint, OutputQuery, OutputRecord, OutputStore, Page, Recorded, Result, SignedAction,
             };
 
             $crate::__delegate!($store => $field, OutputStore {
@@ -111,6 +111,10 @@ macro_rules! output_store {
                 fn unfail_action(&self, reference: &str, inputs: &[Outpoint]) -> Result<bool>;
                 fn clear_merkle_path(&self, txid: &[u8; 32]) -> Result<bool>;
                 fn purge_failed(&self, before_ms: u64, limit: u32) -> Result<u64>;
+                fn count_proof_attempt(&self, txid: &[u8; 32]) -> Result<u32>;
+                fn reset_proof_attempts(&self, txid: &[u8; 32]) -> Result<()>;
+                fn export_books(&self) -> Result<Books>;
+                fn import_books(&self, books: &Books) -> Result<Imported>;
                 fn balance(&self, basket: &str) -> Result<u64>;
             );
             $crate::__delegate!($store => $field, CertificateStore {}

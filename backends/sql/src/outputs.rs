@@ -5,8 +5,8 @@ use std::fmt;
 use async_trait::async_trait;
 use sqlx::{Pool, Transaction};
 use wallet_traits::{
-    ActionQuery, ActionRecord, ActionStatus, Derivation, Outpoint, OutputErrors, OutputQuery, OutputRecord,
-    OutputStore, Page, QueryMode, Recorded, Result, SignedAction,
+    ActionQuery, ActionRecord, ActionStatus, Books, Derivation, Imported, Outpoint, OutputErrors, OutputQuery,
+    OutputRecord, OutputStore, Page, QueryMode, Recorded, Result, SignedAction,
 };
 
 use crate::{
@@ -134,6 +134,24 @@ const PURGE_FAILED: &str = "UPDATE mpc_actions SET raw_tx = NULL, input_beef = N
      WHERE [namespace = $ns AND ]scope = $1 AND status = 'failed' AND created_at < $2 \
      AND (raw_tx IS NOT NULL OR input_beef IS NOT NULL OR signable IS NOT NULL) ORDER BY created_at LIMIT $3)";
 
+const COUNT_PROOF_ATTEMPT: &str = "UPDATE mpc_actions SET proof_attempts = proof_attempts + 1 \
+     WHERE [namespace = $ns AND ]scope = $1 AND txid = $2 AND status = 'unproven' RETURNING proof_attempts";
+
+const RESET_PROOF_ATTEMPTS: &str =
+    "UPDATE mpc_actions SET proof_attempts = 0 WHERE [namespace = $ns AND ]scope = $1 AND txid = $2";
+
+const ALL_ACTIONS: &str = concat!(
+    "SELECT ",
+    action_columns!(),
+    " FROM mpc_actions a WHERE [a.namespace = $ns AND ]a.scope = $1 ORDER BY a.{SEQ}"
+);
+
+const ALL_OUTPUTS: &str = concat!(
+    "SELECT ",
+    output_columns!(),
+    " FROM mpc_outputs o WHERE [o.namespace = $ns AND ]o.scope = $1 ORDER BY o.{SEQ}"
+);
+
 const RELINQUISH: &str = "UPDATE mpc_outputs SET basket = NULL, spendable = FALSE \
      WHERE [namespace = $ns AND ]scope = $1 AND txid = $2 AND vout = $3 AND basket = $4";
 
@@ -257,6 +275,28 @@ impl<D: Dialect> SqlOutputStore<D> {
             .await
             .map_err(|e| self.sql.fail(e, "read an output"))?;
         self.output_from_row(&row)
+    }
+
+    /// Inserts `action` (not its labels) unless its reference or txid is recorded; whether it was new.
+    async fn insert_action(&self, tx: &mut Transaction<'static, D::Database>, action: &ActionRecord) -> Result<bool> {
+        let inserted = self
+            .scoped(INSERT_ACTION)
+            .bind(&action.reference)
+            .bind(action.txid.as_ref().map(|t| t.as_slice()))
+            .bind(action.status.as_str())
+            .bind(action.outgoing)
+            .bind(action.satoshis)
+            .bind(&action.description)
+            .bind(i64::from(action.version))
+            .bind(i64::from(action.lock_time))
+            .bind(action.raw_tx.as_deref())
+            .bind(action.input_beef.as_deref())
+            .bind(action.merkle_path.as_deref())
+            .bind(sats(action.created_at))
+            .execute(&mut *tx)
+            .await
+            .map_err(|e| self.sql.fail(e, "record an action"))?;
+        Ok(inserted == 1)
     }
 
     /// Inserts `o` (under `created_by`) and its tags unless the outpoint is recorded; whether it
@@ -453,24 +493,8 @@ impl<D: Dialect> OutputStore for SqlOutputStore<D> {
         let (reference, new_action) = match known {
             Some(reference) => (reference, false),
             None => {
-                let inserted = self
-                    .scoped(INSERT_ACTION)
-                    .bind(&action.reference)
-                    .bind(action.txid.as_ref().map(|t| t.as_slice()))
-                    .bind(action.status.as_str())
-                    .bind(action.outgoing)
-                    .bind(action.satoshis)
-                    .bind(&action.description)
-                    .bind(i64::from(action.version))
-                    .bind(i64::from(action.lock_time))
-                    .bind(action.raw_tx.as_deref())
-                    .bind(action.input_beef.as_deref())
-                    .bind(action.merkle_path.as_deref())
-                    .bind(sats(action.created_at))
-                    .execute(&mut tx)
-                    .await
-                    .map_err(|e| self.sql.fail(e, "record an action"))?;
-                if inserted == 1 {
+                let inserted = self.insert_action(&mut tx, action).await?;
+                if inserted {
                     (action.reference.clone(), true)
                 } else {
                     // A concurrent writer recorded the same transaction, or the reference is taken.
@@ -665,6 +689,56 @@ impl<D: Dialect> OutputStore for SqlOutputStore<D> {
             .await
             .map_err(|e| self.sql.fail(e, "purge failed actions"))?;
         Ok(updated)
+    }
+
+    async fn count_proof_attempt(&self, txid: &[u8; 32]) -> Result<u32> {
+        let row = self
+            .scoped(COUNT_PROOF_ATTEMPT)
+            .bind(txid.as_slice())
+            .fetch_optional(&self.sql.pool)
+            .await
+            .map_err(|e| self.sql.fail(e, "count a proof attempt"))?;
+        row.map_or(Ok(0), |row| self.sql.reader(&row, "action", &"an unproven one").int("proof_attempts"))
+    }
+
+    async fn reset_proof_attempts(&self, txid: &[u8; 32]) -> Result<()> {
+        self.scoped(RESET_PROOF_ATTEMPTS)
+            .bind(txid.as_slice())
+            .execute(&self.sql.pool)
+            .await
+            .map_err(|e| self.sql.fail(e, "reset proof attempts"))?;
+        Ok(())
+    }
+
+    async fn export_books(&self) -> Result<Books> {
+        // One read transaction: one snapshot of both tables.
+        let mut read = self.sql.begin(D::BEGIN_READ, "export the books").await?;
+        let actions =
+            self.scoped(ALL_ACTIONS).fetch_all(&mut read).await.map_err(|e| self.sql.fail(e, "export the actions"))?;
+        let outputs =
+            self.scoped(ALL_OUTPUTS).fetch_all(&mut read).await.map_err(|e| self.sql.fail(e, "export the outputs"))?;
+        Ok(Books {
+            actions: actions.iter().map(|row| self.action_from_row(row)).collect::<Result<_>>()?,
+            outputs: outputs.iter().map(|row| self.output_from_row(row)).collect::<Result<_>>()?,
+        })
+    }
+
+    async fn import_books(&self, books: &Books) -> Result<Imported> {
+        let mut tx = self.begin("import the books").await?;
+        let mut imported = Imported::default();
+        for action in &books.actions {
+            if self.insert_action(&mut tx, action).await? {
+                self.insert_labels(&mut tx, &action.reference, &action.labels).await?;
+                imported.actions += 1;
+            }
+        }
+        for output in &books.outputs {
+            if self.insert_output(&mut tx, &output.created_by, output).await? {
+                imported.outputs += 1;
+            }
+        }
+        tx.commit().await.map_err(|e| self.sql.fail(e, "commit the imported books"))?;
+        Ok(imported)
     }
 
     async fn clear_merkle_path(&self, txid: &[u8; 32]) -> Result<bool> {

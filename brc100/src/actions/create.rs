@@ -554,7 +554,7 @@ impl Actions {
     /// a failed action's inputs, those the chain holds spent are marked spent elsewhere instead of
     /// coming back. A service that cannot be reached leaves it `unprocessed` for the background
     /// task when delayed broadcast is accepted.
-    async fn send(&self, reference: &str, atomic: &[u8], delayed_ok: bool) -> Result<()> {
+    pub(super) async fn send(&self, reference: &str, atomic: &[u8], delayed_ok: bool) -> Result<()> {
         let atomic = AtomicBeef::from_bytes(atomic)?;
         let result = match self.broadcaster() {
             Ok(b) => b.broadcast(&super::beef::for_broadcast(&atomic)?).await,
@@ -605,12 +605,7 @@ impl Actions {
             }
             let Some(txid) = action.txid else { continue };
             // One unreadable record must not hold up the others: it is logged and skipped.
-            let atomic = (|| {
-                let mut b = BeefBuilder::default();
-                b.add_action(&action)?;
-                AtomicBeef { subject: internal(&txid), beef: b.build()? }.to_bytes()
-            })();
-            let atomic = match atomic {
+            let atomic = match Self::atomic_of(&action, &txid) {
                 Ok(a) => a,
                 Err(e) => {
                     tracing::error!(error = %e, reference = %action.reference, "a delayed broadcast cannot be assembled");
@@ -627,11 +622,17 @@ impl Actions {
 }
 
 impl Actions {
+    /// The Atomic BEEF of a signed action's transaction, as it goes to the broadcaster again.
+    pub(super) fn atomic_of(action: &wallet_traits::ActionRecord, txid: &[u8; 32]) -> Result<Vec<u8>> {
+        let mut b = BeefBuilder::default();
+        b.add_action(action)?;
+        AtomicBeef { subject: internal(txid), beef: b.build()? }.to_bytes()
+    }
+
     /// Asks the broadcaster for the merkle paths of up to `limit` unproven transactions; each
     /// path that holds its transaction and whose root the chain tracker confirms is recorded,
     /// and the action becomes `completed`. Returns how many.
     pub async fn fetch_proofs(&self, limit: u32) -> Result<usize> {
-        let (Ok(broadcaster), Ok(tracker)) = (self.broadcaster(), self.chain_tracker()) else { return Ok(0) };
         let query = wallet_traits::ActionQuery {
             statuses: vec![ActionStatus::Unproven],
             limit: Some(limit),
@@ -639,32 +640,39 @@ impl Actions {
         };
         let mut proven = 0;
         for action in self.store.list_actions(&query).await?.items {
-            let Some(txid) = action.txid else { continue };
-            let shown = hex::encode(txid);
-            // A service that fails for one transaction, or answers a path that does not hold it,
-            // is logged and the round goes on.
-            let path = match broadcaster.merkle_path(&shown).await {
-                Ok(Some(bytes)) => wallet_bsv::MerklePath::from_bytes(&bytes)
-                    .and_then(|p| Ok((p.compute_root(&internal(&txid))?, p, bytes))),
-                Ok(None) => continue,
-                Err(e) => Err(e),
-            };
-            let (root, path, bytes) = match path {
-                Ok(p) => p,
-                Err(e) => {
-                    tracing::warn!(error = %e, txid = %shown, "no usable merkle path for a transaction");
-                    continue;
-                }
-            };
-            if !tracker.is_valid_root_for_height(&root, path.block_height()).await? {
-                tracing::warn!(txid = %hex::encode(txid), "a merkle path's root is not confirmed by the chain tracker");
-                continue;
-            }
-            if self.store.set_merkle_path(&txid, &bytes).await? {
-                proven += 1;
+            if let Some(txid) = action.txid {
+                proven += usize::from(self.prove(&txid).await?);
             }
         }
         Ok(proven)
+    }
+
+    /// Asks the broadcaster for the merkle path of `txid`; records it when it holds the
+    /// transaction and the chain tracker confirms its root (the action becomes `completed`).
+    /// Whether it did. Without a broadcaster or a tracker nothing is asked.
+    pub(super) async fn prove(&self, txid: &[u8; 32]) -> Result<bool> {
+        let (Ok(broadcaster), Ok(tracker)) = (self.broadcaster(), self.chain_tracker()) else { return Ok(false) };
+        let shown = hex::encode(txid);
+        // A service that fails for one transaction, or answers a path that does not hold it,
+        // is logged and the round goes on.
+        let path = match broadcaster.merkle_path(&shown).await {
+            Ok(Some(bytes)) => wallet_bsv::MerklePath::from_bytes(&bytes)
+                .and_then(|p| Ok((p.compute_root(&internal(txid))?, p, bytes))),
+            Ok(None) => return Ok(false),
+            Err(e) => Err(e),
+        };
+        let (root, path, bytes) = match path {
+            Ok(p) => p,
+            Err(e) => {
+                tracing::warn!(error = %e, txid = %shown, "no usable merkle path for a transaction");
+                return Ok(false);
+            }
+        };
+        if !tracker.is_valid_root_for_height(&root, path.block_height()).await? {
+            tracing::warn!(txid = %shown, "a merkle path's root is not confirmed by the chain tracker");
+            return Ok(false);
+        }
+        self.store.set_merkle_path(txid, &bytes).await
     }
 }
 

@@ -20,7 +20,7 @@ use std::{sync::Arc, time::Duration};
 
 pub use args::*;
 pub use held::{MAX_HELD, MAX_HELD_BYTES};
-pub use reconcile::{UtxoReview, MAX_REVIEW, REORG_DEPTH, UNFAIL_WINDOW};
+pub use reconcile::{UtxoReview, MAX_REVIEW, PROOF_ATTEMPTS, REORG_DEPTH, UNFAIL_WINDOW};
 use wallet_bsv::{SatoshisPerKilobyte, TxId};
 use wallet_traits::{Broadcaster, ChainServices, ChainTracker, Outpoint, OutputStore, Result, Signer};
 
@@ -50,6 +50,10 @@ pub struct Actions {
     chain: ChainServices,
     fee: SatoshisPerKilobyte,
     held: held::Held,
+    /// The tip the proof task last looked at ([`Actions::check_for_proofs`]).
+    proof_tip: std::sync::Mutex<Option<u64>>,
+    /// New blocks without a proof before an unproven transaction is asked after on the chain.
+    proof_attempts: u32,
     #[cfg(feature = "fault-injection")]
     pause_before_commit: Option<Duration>,
 }
@@ -82,9 +86,18 @@ impl Actions {
             chain,
             fee: SatoshisPerKilobyte(fee_sat_per_kb),
             held: Default::default(),
+            proof_tip: Default::default(),
+            proof_attempts: PROOF_ATTEMPTS,
             #[cfg(feature = "fault-injection")]
             pause_before_commit: None,
         }
+    }
+
+    /// How many new blocks without a proof before an unproven transaction is asked after on the
+    /// chain ([`PROOF_ATTEMPTS`] unless set; at least 1).
+    pub fn proof_attempts(mut self, blocks: u32) -> Self {
+        self.proof_attempts = blocks.max(1);
+        self
     }
 
     /// Fault injection for crash tests (feature `fault-injection`): wait this long after a
@@ -171,9 +184,18 @@ impl Actions {
     /// many. Safe against a live signer: an action is broadcast only after it is committed, and a
     /// failed action can no longer be committed.
     pub async fn fail_abandoned(&self) -> Result<usize> {
+        self.fail_unsigned_before(now_millis().saturating_sub(ABANDONED_AFTER.as_millis() as u64)).await
+    }
+
+    /// Fails every `unsigned` action, whatever its age, releasing its inputs: after a restore
+    /// from backup, where no signing session of the old machine can finish. Returns how many.
+    pub async fn fail_unsigned(&self) -> Result<usize> {
+        self.fail_unsigned_before(u64::MAX).await
+    }
+
+    async fn fail_unsigned_before(&self, cutoff: u64) -> Result<usize> {
         let query =
             wallet_traits::ActionQuery { statuses: vec![wallet_traits::ActionStatus::Unsigned], ..Default::default() };
-        let cutoff = now_millis().saturating_sub(ABANDONED_AFTER.as_millis() as u64);
         let mut failed = 0;
         for action in self.store.list_actions(&query).await?.items {
             if action.created_at < cutoff && self.store.fail_action(&action.reference).await? {

@@ -20,6 +20,11 @@ pub const REORG_DEPTH: u64 = 12;
 /// The most outputs one review reads, whatever it is asked.
 pub const MAX_REVIEW: u32 = 10_000;
 
+/// After this many new blocks without a proof, an unproven transaction is asked after on the
+/// chain: broadcast again when the chain does not know it (the toolbox's
+/// `unprovenAttemptsLimitMain`: about a day of blocks).
+pub const PROOF_ATTEMPTS: u32 = 144;
+
 /// What [`Actions::review_utxos`] found.
 #[derive(Debug, Default)]
 pub struct UtxoReview {
@@ -66,6 +71,63 @@ impl Actions {
             }
             Err(e) if e.kind() == ErrorKind::Unsupported || e.kind() == ErrorKind::Config => {}
             Err(e) => tracing::warn!(error = %e, reference, "could not check the inputs of a refused transaction"),
+        }
+        Ok(())
+    }
+
+    /// The proof task, driven by new blocks: when the chain tracker's tip moved since the last
+    /// call (or on the first), asks for the proofs of the unproven transactions, at most `limit`
+    /// of them; a block that has not changed cannot hold a new proof, so nothing is asked. Each
+    /// transaction still without one counts an attempt; one past [`PROOF_ATTEMPTS`] is asked
+    /// after on the chain ([`Self::stale_unproven`]). Returns how many proofs were recorded.
+    pub async fn check_for_proofs(&self, limit: u32) -> Result<usize> {
+        let Ok(tracker) = self.chain_tracker() else { return Ok(0) };
+        let tip = tracker.current_height().await?;
+        if self.proof_tip.lock().expect("proof tip lock").replace(tip) == Some(tip) {
+            return Ok(0);
+        }
+        let query = ActionQuery { statuses: vec![ActionStatus::Unproven], limit: Some(limit), ..Default::default() };
+        let mut proven = 0;
+        for action in self.store.list_actions(&query).await?.items {
+            let Some(txid) = action.txid else { continue };
+            if self.prove(&txid).await? {
+                proven += 1;
+            } else if self.store.count_proof_attempt(&txid).await? > self.proof_attempts {
+                self.stale_unproven(&action, &txid).await?;
+            }
+        }
+        Ok(proven)
+    }
+
+    /// An unproven transaction that many blocks found no proof for: broadcast again when the
+    /// chain tracker says it does not know it (lost by the network; a refusal then fails the
+    /// action as any refused broadcast does, its inputs checked against the chain); left as it
+    /// is when the chain holds it or cannot tell. Its count starts again either way.
+    async fn stale_unproven(&self, action: &ActionRecord, txid: &[u8; 32]) -> Result<()> {
+        self.store.reset_proof_attempts(txid).await?;
+        let shown = hex::encode(txid);
+        let reference = action.reference.as_str();
+        let known = match self.chain_tracker()?.tx_status(std::slice::from_ref(&shown)).await {
+            Ok(k) => k.first().copied().unwrap_or(TxOnChain::Unknown),
+            Err(e) => {
+                tracing::warn!(error = %e, txid = %shown, reference, "no proof for many blocks, and the chain cannot say why; asking again later");
+                return Ok(());
+            }
+        };
+        if known != TxOnChain::Unknown {
+            tracing::warn!(txid = %shown, reference, ?known, "no proof for many blocks although the chain holds the transaction; asking again later");
+            return Ok(());
+        }
+        tracing::warn!(txid = %shown, reference, "no proof for many blocks and the chain does not know the transaction: broadcasting it again");
+        let atomic = match Self::atomic_of(action, txid) {
+            Ok(a) => a,
+            Err(e) => {
+                tracing::error!(error = %e, reference, "a lost transaction cannot be assembled for a new broadcast");
+                return Ok(());
+            }
+        };
+        if let Err(e) = self.send(reference, &atomic, true).await {
+            tracing::warn!(error = %e, txid = %shown, reference, "a lost transaction was refused again");
         }
         Ok(())
     }

@@ -41,6 +41,10 @@ pub(crate) struct Chain {
     pub(crate) mined: Mutex<HashSet<String>>,
     /// Txids the chain tracker says it does not know, whatever else holds.
     pub(crate) unknown: Mutex<HashSet<String>>,
+    /// Blocks found since the chain started at 900,000: the tip is 900,000 plus this.
+    pub(crate) new_blocks: Mutex<u64>,
+    /// Merkle paths (BRC-74 binary) the broadcaster reports, by txid.
+    pub(crate) paths: Mutex<std::collections::HashMap<String, Vec<u8>>>,
 }
 
 /// The txid of what a broadcaster is handed: a BEEF's last transaction, or a transaction.
@@ -65,6 +69,10 @@ impl Broadcaster for Chain {
         self.sent.lock().unwrap().push(tx.to_vec());
         Ok(Broadcast { txid: String::new(), status: "SEEN_ON_NETWORK".into(), detail: None })
     }
+
+    async fn merkle_path(&self, txid: &str) -> Result<Option<Vec<u8>>> {
+        Ok(self.paths.lock().unwrap().get(txid).cloned())
+    }
 }
 
 #[async_trait]
@@ -74,7 +82,7 @@ impl ChainTracker for Chain {
     }
 
     async fn current_height(&self) -> Result<u64> {
-        Ok(900_000)
+        Ok(900_000 + *self.new_blocks.lock().unwrap())
     }
 
     async fn tx_status(&self, txids: &[String]) -> Result<Vec<wallet_traits::TxOnChain>> {

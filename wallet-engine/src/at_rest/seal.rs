@@ -25,7 +25,7 @@ use hmac::{Hmac, Mac};
 use rand::RngCore;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
-use wallet_traits::{Error, ErrorKind, ExecutionId, KeyId, PartyIndex, Result};
+use wallet_traits::{Error, ErrorKind, ExecutionId, KeyId, PartyIndex, Result, WalletId};
 use zeroize::{Zeroize, Zeroizing};
 
 const MAGIC: &[u8; 4] = b"MPCS";
@@ -446,6 +446,18 @@ impl Sealer {
         Ok((opened, keys))
     }
 
+    /// Seals a backup of `wallet`: `header` stays readable without the secret
+    /// ([`backup_header`]) and is authenticated with the rest; `payload` is encrypted.
+    pub fn seal_backup(&self, wallet: &WalletId, header: &[u8], payload: &[u8]) -> Result<Vec<u8>> {
+        self.seal(&backup_context(wallet), header, payload)
+    }
+
+    /// Opens a backup sealed for `wallet`: [`ErrorKind::WrongSecret`] under another secret,
+    /// [`ErrorKind::Corrupted`] when it was altered or sealed for another wallet.
+    pub fn open_backup(&self, wallet: &WalletId, sealed: &[u8]) -> Result<Zeroizing<Vec<u8>>> {
+        self.open(&backup_context(wallet), sealed)
+    }
+
     /// Seals a prime pair for pool `pool`.
     pub fn seal_primes(&self, pool: &str, primes: &[u8]) -> Result<Vec<u8>> {
         self.seal(&primes_context(pool), &[], primes)
@@ -602,6 +614,17 @@ pub fn share_labels(sealed: &[u8]) -> Result<ShareLabels> {
     ShareLabels::decode(&body[start..end])
 }
 
+/// The public header of a sealed backup ([`Sealer::seal_backup`]), read without the secret once
+/// the checksum over the whole blob holds (it is authenticated when the backup is opened).
+pub fn backup_header(sealed: &[u8]) -> Result<&[u8]> {
+    let (body, format) = checked_body(sealed)?;
+    if format != SEAL_FORMAT {
+        return Err(corrupted("not a backup"));
+    }
+    let (start, end) = labels_span(body)?;
+    Ok(&body[start..end])
+}
+
 /// The blob without its checksum, once checksum, magic and format are right; and the format.
 fn checked_body(blob: &[u8]) -> Result<(&[u8], u8)> {
     if blob.len() < HEADER_LEN + TAG_LEN + CHECKSUM_LEN {
@@ -646,6 +669,13 @@ fn share_context(key: &KeyId, party: PartyIndex, public_key: &[u8]) -> Vec<u8> {
     ] {
         push_lp(&mut c, part);
     }
+    c
+}
+
+fn backup_context(wallet: &WalletId) -> Vec<u8> {
+    let mut c = Vec::new();
+    push_lp(&mut c, b"mpc-wallet/backup/v1");
+    push_lp(&mut c, wallet.as_str().as_bytes());
     c
 }
 

@@ -59,8 +59,30 @@ pub struct WalletConfig {
     /// 1000 bytes.
     pub fee_sat_per_kb: u64,
     /// MPC_BACKGROUND_INTERVAL_SECS: how often `serve`'s background task rebroadcasts delayed
-    /// transactions, asks for merkle proofs and releases abandoned actions.
+    /// transactions and releases abandoned actions.
     pub background_interval: std::time::Duration,
+    /// MPC_PROOF_INTERVAL_SECS: how often the background task looks for a new block; at each,
+    /// it asks for the merkle proofs of unproven transactions.
+    pub proof_interval: std::time::Duration,
+    /// MPC_REVIEW_INTERVAL_SECS: how often the background task reviews the books against the
+    /// chain (failed actions the chain knows, noSend transactions someone broadcast, proofs of
+    /// blocks a reorg dropped).
+    pub review_interval: std::time::Duration,
+    /// MPC_PURGE_INTERVAL_SECS: how often the background task purges old failed actions.
+    pub purge_interval: std::time::Duration,
+    /// MPC_CONSOLIDATE_INTERVAL_SECS: how often `serve` consolidates small change outputs;
+    /// unset (the default), never on its own (`mpc-wallet consolidate` does it on demand).
+    pub consolidate_interval: Option<std::time::Duration>,
+    /// MPC_BACKUP_DIR: where `serve` writes a sealed backup every
+    /// [`backup_interval`](Self::backup_interval), keeping the newest
+    /// [`backup_keep`](Self::backup_keep); unset, no scheduled backups.
+    pub backup_dir: Option<PathBuf>,
+    /// MPC_BACKUP_INTERVAL_SECS: how often `serve` writes a backup to MPC_BACKUP_DIR (default a day).
+    pub backup_interval: std::time::Duration,
+    /// MPC_BACKUP_KEEP: how many scheduled backups MPC_BACKUP_DIR keeps (default 7).
+    pub backup_keep: usize,
+    /// MPC_BACKUP_SECRET: the secret backups are sealed under; unset, MPC_SHARE_SECRET.
+    pub backup_secret: Option<ShareSecret>,
     /// MPC_PURGE_FAILED_AFTER_DAYS: how long a failed action keeps its transaction's bytes
     /// (default 14 days, at least 2: the background round looks for failed transactions on the
     /// chain for a day); after that its row stays in the history without them.
@@ -117,10 +139,26 @@ impl fmt::Debug for WalletConfig {
             .field("fee_sat_per_kb", &self.fee_sat_per_kb)
             .field("background_interval", &self.background_interval)
             .field("purge_failed_after", &self.purge_failed_after)
+            .field("proof_interval", &self.proof_interval)
+            .field("review_interval", &self.review_interval)
+            .field("purge_interval", &self.purge_interval)
+            .field("consolidate_interval", &self.consolidate_interval)
+            .field("backup_dir", &self.backup_dir)
+            .field("backup_interval", &self.backup_interval)
+            .field("backup_keep", &self.backup_keep)
+            .field("backup_secret", &redacted(self.backup_secret.is_some()))
             .field("lookup_url", &self.lookup_url.as_deref().map(wallet_traits::redact_url))
             .field("trusted_certifiers", &self.trusted_certifiers)
             .field("trust_level", &self.trust_level)
             .finish()
+    }
+}
+
+/// A number of seconds of at least 1, for the background tasks' intervals.
+fn seconds(v: &str) -> Result<std::time::Duration> {
+    match v.trim().parse::<u64>() {
+        Ok(n @ 1..=31_536_000) => Ok(std::time::Duration::from_secs(n)),
+        _ => Err(Error::new(ErrorKind::Config, "it must be a number of seconds from 1 to 31536000, such as 30")),
     }
 }
 
@@ -155,6 +193,14 @@ impl WalletConfig {
         SettingKey::plain("fee_sat_per_kb").default("1"),
         SettingKey::plain("background_interval_secs").default("30"),
         SettingKey::plain("purge_failed_after_days").default("14"),
+        SettingKey::plain("proof_interval_secs").default("60"),
+        SettingKey::plain("review_interval_secs").default("600"),
+        SettingKey::plain("purge_interval_secs").default("3600"),
+        SettingKey::plain("consolidate_interval_secs"),
+        SettingKey::plain("backup_dir"),
+        SettingKey::plain("backup_interval_secs").default("86400"),
+        SettingKey::plain("backup_keep").default("7"),
+        SettingKey::secret("backup_secret"),
         SettingKey::plain("multiexp_tables").default("true"),
         SettingKey::plain("policy_file"),
         SettingKey::plain("lookup_url").shown(Shown::Url),
@@ -214,13 +260,24 @@ impl WalletConfig {
             api_token: r.text("api_token"),
             fee_sat_per_kb: r
                 .defaulted("fee_sat_per_kb", r.number("fee_sat_per_kb", "satoshis per 1000 bytes, such as 1")?)?,
-            background_interval: r.defaulted(
-                "background_interval_secs",
-                r.parsed("background_interval_secs", |v| match v.trim().parse::<u64>() {
-                    Ok(n) if n > 0 => Ok(std::time::Duration::from_secs(n)),
-                    _ => Err(Error::new(ErrorKind::Config, "it must be a number of seconds of at least 1, such as 30")),
+            background_interval: r
+                .defaulted("background_interval_secs", r.parsed("background_interval_secs", seconds)?)?,
+            proof_interval: r.defaulted("proof_interval_secs", r.parsed("proof_interval_secs", seconds)?)?,
+            review_interval: r.defaulted("review_interval_secs", r.parsed("review_interval_secs", seconds)?)?,
+            purge_interval: r.defaulted("purge_interval_secs", r.parsed("purge_interval_secs", seconds)?)?,
+            consolidate_interval: r.parsed("consolidate_interval_secs", seconds)?,
+            backup_dir: r.path("backup_dir"),
+            backup_interval: r.defaulted("backup_interval_secs", r.parsed("backup_interval_secs", seconds)?)?,
+            backup_keep: r.defaulted(
+                "backup_keep",
+                r.parsed("backup_keep", |v| match v.trim().parse::<usize>() {
+                    Ok(n @ 1..=10_000) => Ok(n),
+                    _ => {
+                        Err(Error::new(ErrorKind::Config, "it must be a number of backups from 1 to 10000, such as 7"))
+                    }
                 })?,
             )?,
+            backup_secret: r.parsed("backup_secret", |s| ShareSecret::new(s))?,
             purge_failed_after: r.defaulted(
                 "purge_failed_after_days",
                 r.parsed("purge_failed_after_days", |v| match v.trim().parse::<u64>() {
@@ -333,6 +390,9 @@ mod tests {
             ("MPC_MULTIEXP_TABLES", "maybe"),
             ("MPC_TRUST_LEVEL", "-1"),
             ("MPC_PURGE_FAILED_AFTER_DAYS", "1"),
+            ("MPC_PROOF_INTERVAL_SECS", "0"),
+            ("MPC_CONSOLIDATE_INTERVAL_SECS", "soon"),
+            ("MPC_BACKUP_KEEP", "0"),
         ] {
             let e = WalletConfig::from_vars(vars(&[(var, value)])).unwrap_err();
             assert_eq!(e.kind(), ErrorKind::Config);
@@ -350,6 +410,10 @@ mod tests {
         );
         assert_eq!(d.background_interval, std::time::Duration::from_secs(30));
         assert_eq!(d.purge_failed_after, std::time::Duration::from_secs(14 * 86_400));
+        let secs = std::time::Duration::from_secs;
+        assert_eq!((d.proof_interval, d.review_interval, d.purge_interval), (secs(60), secs(600), secs(3600)));
+        assert_eq!((d.consolidate_interval, &d.backup_dir), (None, &None));
+        assert_eq!((d.backup_interval, d.backup_keep, d.backup_secret.is_none()), (secs(86_400), 7, true));
         assert!(d.multiexp_tables && d.wallet_id.is_none() && d.store.is_none());
         // The builder starts from the same defaults.
         assert!(format!("{:?}", crate::WalletBuilder::new()).contains("threshold: 2"));

@@ -478,6 +478,71 @@ pub mod output_cases {
         assert!(s.action(&live).await.unwrap().unwrap().raw_tx.is_some(), "a live action keeps its bytes");
     }
 
+    /// Proof attempts count for unproven transactions only, and start again from 0.
+    pub async fn proof_attempts_count_and_reset(s: Arc<dyn OutputStore>) {
+        let basket = unique("basket");
+        let funded = fund(&*s, &basket, &[1]).await;
+        let txid = funded[0].txid;
+        assert_eq!(s.count_proof_attempt(&txid).await.unwrap(), 1);
+        assert_eq!(s.count_proof_attempt(&txid).await.unwrap(), 2);
+        assert_eq!(s.count_proof_attempt(&random_txid()).await.unwrap(), 0, "an unknown transaction");
+        s.reset_proof_attempts(&txid).await.unwrap();
+        assert_eq!(s.count_proof_attempt(&txid).await.unwrap(), 1, "counted from 0 again");
+        assert!(s.set_merkle_path(&txid, &[1]).await.unwrap());
+        assert_eq!(s.count_proof_attempt(&txid).await.unwrap(), 0, "a proven transaction is not counted");
+        let pay = open_action(&*s).await;
+        s.reserve_change(&pay, &basket, 1, None).await.unwrap().expect("an output");
+        let sent = commit_no_send(&*s, &pay, &basket).await;
+        assert_eq!(s.count_proof_attempt(&sent).await.unwrap(), 0, "a noSend transaction is not counted");
+        s.reset_proof_attempts(&random_txid()).await.unwrap();
+    }
+
+    /// Everything exported from one store imports whole into an empty one, once: a second
+    /// import adds nothing, and what the target held stays.
+    pub async fn books_export_and_import_whole(s: Arc<dyn OutputStore>, empty: Arc<dyn OutputStore>) {
+        let basket = unique("basket");
+        let (reference, txid) = (unique("in"), random_txid());
+        let mut output = sample_output(&reference, txid, 0, &basket, 1234);
+        output.tags = vec!["alpha".into(), "beta".into()];
+        output.custom_instructions = Some("{\"k\":1}".into());
+        let mut action = sample_action(&reference, Some(txid), &["label-a", "label-b"]);
+        action.satoshis = 1234;
+        action.input_beef = Some(vec![1, 2, 3]);
+        action.merkle_path = Some(vec![4, 5]);
+        s.record_action(&action, std::slice::from_ref(&output)).await.unwrap();
+        fund(&*s, &basket, &[10_000, 20_000]).await;
+        let pay = open_action(&*s).await;
+        s.reserve_change(&pay, &basket, 9000, None).await.unwrap().expect("an output");
+        commit_no_send(&*s, &pay, &basket).await;
+        let failed = open_action(&*s).await;
+        s.fail_action(&failed).await.unwrap();
+
+        let books = s.export_books().await.unwrap();
+        assert_eq!((books.actions.len(), books.outputs.len()), (4, 4), "{books:?}");
+        assert_eq!(books.actions[0], s.action(&reference).await.unwrap().unwrap(), "oldest first, whole");
+        assert_eq!(books.outputs[0], output, "tags and instructions with it");
+
+        // What the target held before stays, and is not in the count.
+        let own = fund(&*empty, &basket, &[5]).await;
+        let imported = empty.import_books(&books).await.unwrap();
+        assert_eq!((imported.actions, imported.outputs), (4, 4));
+        for a in &books.actions {
+            assert_eq!(empty.action(&a.reference).await.unwrap().as_ref(), Some(a), "{}", a.reference);
+        }
+        for o in &books.outputs {
+            assert_eq!(empty.output(&o.outpoint).await.unwrap().as_ref(), Some(o), "{}", o.outpoint);
+        }
+        assert_eq!(empty.balance(&basket).await.unwrap(), s.balance(&basket).await.unwrap() + 5);
+        assert!(empty.output(&own[0]).await.unwrap().is_some());
+        let again = empty.import_books(&books).await.unwrap();
+        assert_eq!((again.actions, again.outputs), (0, 0), "idempotent");
+        let both = empty.export_books().await.unwrap();
+        assert_eq!((both.actions.len(), both.outputs.len()), (5, 5));
+        // The reservation and the spend came along: the imported change cannot be spent twice.
+        let spent = books.outputs.iter().find(|o| o.spent_by.as_deref() == Some(pay.as_str())).expect("spent");
+        assert!(!empty.output(&spent.outpoint).await.unwrap().unwrap().spendable);
+    }
+
     /// Statuses and merkle proofs: set, proven, and the refusals around them.
     pub async fn status_and_proof(s: Arc<dyn OutputStore>) {
         let basket = unique("basket");
@@ -594,11 +659,18 @@ macro_rules! output_store_tests {
             a_spent_chain_cannot_fail_under_its_spender,
             reserve_outputs_all_or_none, list_outputs_filters_and_pages, list_actions_filters_and_pages,
             relinquish_leaves_the_basket, spent_elsewhere_is_no_longer_spendable, unfail_restores_what_fail_undid,
-            purge_drops_old_failed_bytes_only,
+            purge_drops_old_failed_bytes_only, proof_attempts_count_and_reset,
             status_and_proof, impossible_amounts_are_refused,
             keep_and_read_signable, commit_drops_the_signable, fail_drops_the_signable, debug_hides_bytes);
     };
     (@cases $make:path; $($case:ident),* $(,)?) => {
+        /// The cases that need a second, empty store.
+        #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+        async fn books_export_and_import_whole() {
+            let (from, to): ($crate::OutputFixture, $crate::OutputFixture) = ($make().await, $make().await);
+            $crate::output_cases::books_export_and_import_whole(from.subject.clone(), to.subject.clone()).await;
+            drop((from, to));
+        }
         $(
             #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
             async fn $case() {
