@@ -326,13 +326,17 @@ pub(crate) async fn restore(file: Option<&Path>, backup: &Path) -> Result<()> {
     }
     println!("identity: {}", header.identity_key);
     println!(
-        "imported: {} of {} actions, {} of {} outputs (the rest were here already), {} certificates",
+        "imported: {} of {} actions, {} of {} outputs new; {} rows this store held now as in the backup; {} certificates",
         imported.actions,
         payload.books.actions.len(),
         imported.outputs,
         payload.books.outputs.len(),
+        imported.replaced,
         payload.certificates.len()
     );
+    if imported.skipped > 0 {
+        println!("left out: {} actions whose transaction this store records under another reference", imported.skipped);
+    }
     reconcile(&actions, &cfg).await?;
     let balance = actions.store().balance(wallet_brc100::actions::CHANGE_BASKET).await?;
     println!("balance: {balance} satoshis");

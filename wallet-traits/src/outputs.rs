@@ -426,13 +426,17 @@ pub struct Books {
     pub outputs: Vec<OutputRecord>,
 }
 
-/// What [`OutputStore::import_books`] added.
+/// What [`OutputStore::import_books`] wrote.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Imported {
     /// Actions the store did not hold.
     pub actions: u64,
     /// Outputs the store did not hold.
     pub outputs: u64,
+    /// Actions and outputs the store held, now in the books' state.
+    pub replaced: u64,
+    /// Actions left out: the store holds their transaction under another reference.
+    pub skipped: u64,
 }
 
 /// The agent's accounting: actions, labels, outputs, baskets and tags.
@@ -556,9 +560,11 @@ pub trait OutputStore: fmt::Debug + Send + Sync + 'static {
     /// one snapshot: a backup taken while payments run is consistent.
     async fn export_books(&self) -> Result<Books>;
 
-    /// Adds the actions and outputs of `books` this store does not hold (actions by reference
-    /// or txid, outputs by outpoint), with their labels and tags, all in one step; what it holds
-    /// stays as it is, so importing twice adds nothing the second time. Returns what was new.
+    /// Writes the actions and outputs of `books` as they stand there, all in one step: rows this
+    /// store lacks are added, rows it holds (an action by reference, an output by outpoint) take
+    /// the books' state, labels and tags are added to what is there, and rows the books lack stay.
+    /// An action whose txid the store holds under another reference is left out. Importing the
+    /// same books twice changes nothing the second time. Returns what was added and replaced.
     async fn import_books(&self, books: &Books) -> Result<Imported>;
 
     /// The sum of the spendable outputs of `basket`.

@@ -140,6 +140,17 @@ const COUNT_PROOF_ATTEMPT: &str = "UPDATE mpc_actions SET proof_attempts = proof
 const RESET_PROOF_ATTEMPTS: &str =
     "UPDATE mpc_actions SET proof_attempts = 0 WHERE [namespace = $ns AND ]scope = $1 AND txid = $2";
 
+// An imported action's state replaces the store's (`import_books`); what was kept for signing
+// and the proof count belong to the old state.
+const UPDATE_ACTION: &str = "UPDATE mpc_actions SET txid = $3, status = $4, outgoing = $5, satoshis = $6, \
+     description = $7, version = $8, lock_time = $9, raw_tx = $10, input_beef = $11, merkle_path = $12, \
+     created_at = $13, signable = NULL, proof_attempts = 0 WHERE [namespace = $ns AND ]scope = $1 AND reference = $2";
+
+const UPDATE_OUTPUT: &str = "UPDATE mpc_outputs SET created_by = $4, satoshis = $5, locking_script = $6, \
+     basket = $7, custom_instructions = $8, description = $9, spendable = $10, is_change = $11, \
+     derivation_prefix = $12, derivation_suffix = $13, sender = $14, spent_by = $15 \
+     WHERE [namespace = $ns AND ]scope = $1 AND txid = $2 AND vout = $3";
+
 const ALL_ACTIONS: &str = concat!(
     "SELECT ",
     action_columns!(),
@@ -727,15 +738,74 @@ impl<D: Dialect> OutputStore for SqlOutputStore<D> {
         let mut tx = self.begin("import the books").await?;
         let mut imported = Imported::default();
         for action in &books.actions {
-            if self.insert_action(&mut tx, action).await? {
-                self.insert_labels(&mut tx, &action.reference, &action.labels).await?;
+            let holder = match &action.txid {
+                Some(txid) => self.reference_of(&mut tx, txid).await?,
+                None => None,
+            };
+            if holder.is_some_and(|r| r != action.reference) {
+                imported.skipped += 1;
+                continue;
+            }
+            if self.lock_status(&mut tx, &action.reference).await?.is_some() {
+                self.scoped(UPDATE_ACTION)
+                    .bind(&action.reference)
+                    .bind(action.txid.as_ref().map(|t| t.as_slice()))
+                    .bind(action.status.as_str())
+                    .bind(action.outgoing)
+                    .bind(action.satoshis)
+                    .bind(&action.description)
+                    .bind(i64::from(action.version))
+                    .bind(i64::from(action.lock_time))
+                    .bind(action.raw_tx.as_deref())
+                    .bind(action.input_beef.as_deref())
+                    .bind(action.merkle_path.as_deref())
+                    .bind(sats(action.created_at))
+                    .execute(&mut tx)
+                    .await
+                    .map_err(|e| self.sql.fail(e, "replace an action"))?;
+                imported.replaced += 1;
+            } else if self.insert_action(&mut tx, action).await? {
                 imported.actions += 1;
             }
+            self.insert_labels(&mut tx, &action.reference, &action.labels).await?;
         }
-        for output in &books.outputs {
-            if self.insert_output(&mut tx, &output.created_by, output).await? {
+        for o in &books.outputs {
+            if self.insert_output(&mut tx, &o.created_by, o).await? {
                 imported.outputs += 1;
+                continue;
             }
+            let (prefix, suffix, sender) = match &o.derivation {
+                Some(d) => (Some(d.prefix.as_str()), Some(d.suffix.as_str()), Some(d.sender.as_str())),
+                None => (None, None, None),
+            };
+            self.scoped(UPDATE_OUTPUT)
+                .bind(o.outpoint.txid.as_slice())
+                .bind(i64::from(o.outpoint.vout))
+                .bind(o.created_by.as_str())
+                .bind(i64::try_from(o.satoshis).map_err(|_| self.errors().amount_out_of_range(&o.outpoint))?)
+                .bind(o.locking_script.as_slice())
+                .bind(o.basket.as_deref())
+                .bind(o.custom_instructions.as_deref())
+                .bind(o.description.as_str())
+                .bind(o.spendable)
+                .bind(o.change)
+                .bind(prefix)
+                .bind(suffix)
+                .bind(sender)
+                .bind(o.spent_by.as_deref())
+                .execute(&mut tx)
+                .await
+                .map_err(|e| self.sql.fail(e, "replace an output").with_context("outpoint", o.outpoint))?;
+            for tag in &o.tags {
+                self.scoped(INSERT_TAG)
+                    .bind(o.outpoint.txid.as_slice())
+                    .bind(i64::from(o.outpoint.vout))
+                    .bind(tag.as_str())
+                    .execute(&mut tx)
+                    .await
+                    .map_err(|e| self.sql.fail(e, "record an output's tag"))?;
+            }
+            imported.replaced += 1;
         }
         tx.commit().await.map_err(|e| self.sql.fail(e, "commit the imported books"))?;
         Ok(imported)

@@ -4,8 +4,8 @@
 use std::{collections::BTreeSet, sync::Arc};
 
 use wallet_traits::{
-    ActionQuery, ActionRecord, ActionStatus, Derivation, ErrorKind, ExecutionId, Outpoint, OutputQuery, OutputRecord,
-    OutputStore, QueryMode, SignedAction,
+    ActionQuery, ActionRecord, ActionStatus, Books, Derivation, ErrorKind, ExecutionId, Outpoint, OutputQuery,
+    OutputRecord, OutputStore, QueryMode, SignedAction,
 };
 
 use crate::Fixture;
@@ -525,7 +525,7 @@ pub mod output_cases {
         // What the target held before stays, and is not in the count.
         let own = fund(&*empty, &basket, &[5]).await;
         let imported = empty.import_books(&books).await.unwrap();
-        assert_eq!((imported.actions, imported.outputs), (4, 4));
+        assert_eq!((imported.actions, imported.outputs, imported.replaced, imported.skipped), (4, 4, 0, 0));
         for a in &books.actions {
             assert_eq!(empty.action(&a.reference).await.unwrap().as_ref(), Some(a), "{}", a.reference);
         }
@@ -535,9 +535,22 @@ pub mod output_cases {
         assert_eq!(empty.balance(&basket).await.unwrap(), s.balance(&basket).await.unwrap() + 5);
         assert!(empty.output(&own[0]).await.unwrap().is_some());
         let again = empty.import_books(&books).await.unwrap();
-        assert_eq!((again.actions, again.outputs), (0, 0), "idempotent");
+        assert_eq!((again.actions, again.outputs, again.replaced), (0, 0, 8), "nothing new");
         let both = empty.export_books().await.unwrap();
         assert_eq!((both.actions.len(), both.outputs.len()), (5, 5));
+        assert_eq!(both.actions[1..], books.actions[..], "the same rows, unchanged");
+        // A row that moved on here takes the books' state again (the backup is what is restored).
+        empty.set_status(&pay, ActionStatus::Unproven).await.unwrap();
+        empty.mark_spent_elsewhere(&own[0]).await.unwrap();
+        empty.import_books(&books).await.unwrap();
+        assert_eq!(empty.action(&pay).await.unwrap().unwrap().status, ActionStatus::NoSend);
+        assert!(!empty.output(&own[0]).await.unwrap().unwrap().spendable, "a row the books lack stays as it is");
+        // A transaction the store holds under another reference is left out.
+        let mut renamed = books.actions[0].clone();
+        renamed.reference = unique("renamed");
+        let other = empty.import_books(&Books { actions: vec![renamed.clone()], outputs: vec![] }).await.unwrap();
+        assert_eq!((other.actions, other.skipped), (0, 1));
+        assert_eq!(empty.action(&renamed.reference).await.unwrap(), None);
         // The reservation and the spend came along: the imported change cannot be spent twice.
         let spent = books.outputs.iter().find(|o| o.spent_by.as_deref() == Some(pay.as_str())).expect("spent");
         assert!(!empty.output(&spent.outpoint).await.unwrap().unwrap().spendable);
