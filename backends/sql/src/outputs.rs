@@ -288,10 +288,11 @@ impl<D: Dialect> SqlOutputStore<D> {
         self.output_from_row(&row)
     }
 
-    /// Inserts `action` (not its labels) unless its reference or txid is recorded; whether it was new.
-    async fn insert_action(&self, tx: &mut Transaction<'static, D::Database>, action: &ActionRecord) -> Result<bool> {
-        let inserted = self
-            .scoped(INSERT_ACTION)
+    /// `template` with the scope and `action`'s columns bound as `$1` to `$13` (reference, txid,
+    /// status, outgoing, satoshis, description, version, lock time, raw tx, input BEEF, merkle
+    /// path, creation time): inserting it, or replacing the row of its reference.
+    fn action_statement<'a>(&'a self, template: &str, action: &'a ActionRecord) -> Statement<'a, D> {
+        self.scoped(template)
             .bind(&action.reference)
             .bind(action.txid.as_ref().map(|t| t.as_slice()))
             .bind(action.status.as_str())
@@ -304,26 +305,33 @@ impl<D: Dialect> SqlOutputStore<D> {
             .bind(action.input_beef.as_deref())
             .bind(action.merkle_path.as_deref())
             .bind(sats(action.created_at))
+    }
+
+    /// Inserts `action` (not its labels) unless its reference or txid is recorded; whether it was new.
+    async fn insert_action(&self, tx: &mut Transaction<'static, D::Database>, action: &ActionRecord) -> Result<bool> {
+        let inserted = self
+            .action_statement(INSERT_ACTION, action)
             .execute(&mut *tx)
             .await
             .map_err(|e| self.sql.fail(e, "record an action"))?;
         Ok(inserted == 1)
     }
 
-    /// Inserts `o` (under `created_by`) and its tags unless the outpoint is recorded; whether it
-    /// was new.
-    async fn insert_output(
-        &self,
-        tx: &mut Transaction<'static, D::Database>,
-        created_by: &str,
-        o: &OutputRecord,
-    ) -> Result<bool> {
+    /// `template` with the scope and `o`'s columns bound as `$1` to `$15` (txid, vout, created
+    /// by, satoshis, script, basket, instructions, description, spendable, change, derivation
+    /// prefix, suffix and sender, spent by): inserting it, or replacing the row of its outpoint.
+    fn output_statement<'a>(
+        &'a self,
+        template: &str,
+        created_by: &'a str,
+        o: &'a OutputRecord,
+    ) -> Result<Statement<'a, D>> {
         let (prefix, suffix, sender) = match &o.derivation {
             Some(d) => (Some(d.prefix.as_str()), Some(d.suffix.as_str()), Some(d.sender.as_str())),
             None => (None, None, None),
         };
-        let inserted = self
-            .scoped(INSERT_OUTPUT)
+        Ok(self
+            .scoped(template)
             .bind(o.outpoint.txid.as_slice())
             .bind(i64::from(o.outpoint.vout))
             .bind(created_by)
@@ -337,13 +345,11 @@ impl<D: Dialect> SqlOutputStore<D> {
             .bind(prefix)
             .bind(suffix)
             .bind(sender)
-            .bind(o.spent_by.as_deref())
-            .execute(&mut *tx)
-            .await
-            .map_err(|e| self.sql.fail(e, "record an output").with_context("outpoint", o.outpoint))?;
-        if inserted == 0 {
-            return Ok(false);
-        }
+            .bind(o.spent_by.as_deref()))
+    }
+
+    /// Adds `o`'s tags to those its outpoint has.
+    async fn insert_tags(&self, tx: &mut Transaction<'static, D::Database>, o: &OutputRecord) -> Result<()> {
         for tag in &o.tags {
             self.scoped(INSERT_TAG)
                 .bind(o.outpoint.txid.as_slice())
@@ -353,6 +359,26 @@ impl<D: Dialect> SqlOutputStore<D> {
                 .await
                 .map_err(|e| self.sql.fail(e, "record an output's tag"))?;
         }
+        Ok(())
+    }
+
+    /// Inserts `o` (under `created_by`) and its tags unless the outpoint is recorded; whether it
+    /// was new.
+    async fn insert_output(
+        &self,
+        tx: &mut Transaction<'static, D::Database>,
+        created_by: &str,
+        o: &OutputRecord,
+    ) -> Result<bool> {
+        let inserted = self
+            .output_statement(INSERT_OUTPUT, created_by, o)?
+            .execute(&mut *tx)
+            .await
+            .map_err(|e| self.sql.fail(e, "record an output").with_context("outpoint", o.outpoint))?;
+        if inserted == 0 {
+            return Ok(false);
+        }
+        self.insert_tags(tx, o).await?;
         Ok(true)
     }
 
@@ -747,19 +773,7 @@ impl<D: Dialect> OutputStore for SqlOutputStore<D> {
                 continue;
             }
             if self.lock_status(&mut tx, &action.reference).await?.is_some() {
-                self.scoped(UPDATE_ACTION)
-                    .bind(&action.reference)
-                    .bind(action.txid.as_ref().map(|t| t.as_slice()))
-                    .bind(action.status.as_str())
-                    .bind(action.outgoing)
-                    .bind(action.satoshis)
-                    .bind(&action.description)
-                    .bind(i64::from(action.version))
-                    .bind(i64::from(action.lock_time))
-                    .bind(action.raw_tx.as_deref())
-                    .bind(action.input_beef.as_deref())
-                    .bind(action.merkle_path.as_deref())
-                    .bind(sats(action.created_at))
+                self.action_statement(UPDATE_ACTION, action)
                     .execute(&mut tx)
                     .await
                     .map_err(|e| self.sql.fail(e, "replace an action"))?;
@@ -774,37 +788,11 @@ impl<D: Dialect> OutputStore for SqlOutputStore<D> {
                 imported.outputs += 1;
                 continue;
             }
-            let (prefix, suffix, sender) = match &o.derivation {
-                Some(d) => (Some(d.prefix.as_str()), Some(d.suffix.as_str()), Some(d.sender.as_str())),
-                None => (None, None, None),
-            };
-            self.scoped(UPDATE_OUTPUT)
-                .bind(o.outpoint.txid.as_slice())
-                .bind(i64::from(o.outpoint.vout))
-                .bind(o.created_by.as_str())
-                .bind(i64::try_from(o.satoshis).map_err(|_| self.errors().amount_out_of_range(&o.outpoint))?)
-                .bind(o.locking_script.as_slice())
-                .bind(o.basket.as_deref())
-                .bind(o.custom_instructions.as_deref())
-                .bind(o.description.as_str())
-                .bind(o.spendable)
-                .bind(o.change)
-                .bind(prefix)
-                .bind(suffix)
-                .bind(sender)
-                .bind(o.spent_by.as_deref())
+            self.output_statement(UPDATE_OUTPUT, &o.created_by, o)?
                 .execute(&mut tx)
                 .await
                 .map_err(|e| self.sql.fail(e, "replace an output").with_context("outpoint", o.outpoint))?;
-            for tag in &o.tags {
-                self.scoped(INSERT_TAG)
-                    .bind(o.outpoint.txid.as_slice())
-                    .bind(i64::from(o.outpoint.vout))
-                    .bind(tag.as_str())
-                    .execute(&mut tx)
-                    .await
-                    .map_err(|e| self.sql.fail(e, "record an output's tag"))?;
-            }
+            self.insert_tags(&mut tx, o).await?;
             imported.replaced += 1;
         }
         tx.commit().await.map_err(|e| self.sql.fail(e, "commit the imported books"))?;
