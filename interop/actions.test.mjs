@@ -39,6 +39,7 @@ const walletVars = () => ({
     MPC_FEE_SAT_PER_KB: String(FEE_RATE),
     MPC_BACKGROUND_INTERVAL_SECS: '1',
     MPC_PROOF_INTERVAL_SECS: '1',
+    MPC_PROOF_ATTEMPTS: '2',
     MPC_REVIEW_INTERVAL_SECS: '1'
 })
 
@@ -549,4 +550,30 @@ test('a crash between signing and recording cannot spend the same output twice',
   const spent = Transaction.fromAtomicBEEF(r.tx).inputs.map(i => `${i.sourceTXID ?? i.sourceTransaction.id('hex')}.${i.sourceOutputIndex}`)
   for (const o of held) assert.ok(!spent.includes(o), `${o} was spent twice`)
   await sdkVerifies(r.tx)
+})
+
+test('a transaction the network lost is broadcast again after MPC_PROOF_ATTEMPTS new blocks without a proof', async () => {
+  const r = await wallet.createAction({
+    description: 'lost by the network',
+    outputs: [{ lockingScript: thirdParty(), satoshis: 1_000, outputDescription: 'lost payment' }],
+    labels: ['lost']
+  })
+  const sent = () => arc.accepted.filter(t => t === r.txid).length
+  assert.equal(sent(), 1)
+  const status = async () => (await wallet.listActions({ labels: ['lost'] })).actions[0].status
+  // The network forgets it; blocks come without it.
+  woc.unknown.add(r.txid)
+  try {
+    for (let i = 0; i < 20 && sent() < 2; i++) {
+      woc.tip += 1
+      await new Promise(resolve => setTimeout(resolve, 1500))
+    }
+    assert.equal(sent(), 2, 'broadcast again once past the limit')
+    assert.equal(arc.raw.get(r.txid).length > 0, true)
+  } finally {
+    woc.unknown.delete(r.txid)
+  }
+  assert.equal(await status(), 'unproven', 'it stands, its proof asked for at the next blocks')
+  arc.mined.set(r.txid, mine(r.txid, nextHeight(), woc).toHex())
+  await until(async () => await status() === 'completed', 'its proof is recorded')
 })

@@ -38,7 +38,8 @@ pub(crate) async fn open(cfg: &WalletConfig, wallet: &Arc<Wallet>) -> Result<Opt
     let outputs = plugins.open_output_store(&store, cfg.store_options.clone(), &scope).await?;
     let chain = wallet.chain_services().clone();
     let signer: Arc<dyn wallet_traits::Signer> = wallet.clone();
-    let actions = Actions::new(key_methods(wallet), signer, outputs, chain, cfg.fee_sat_per_kb);
+    let actions = Actions::new(key_methods(wallet), signer, outputs, chain, cfg.fee_sat_per_kb)
+        .proof_attempts(cfg.proof_attempts);
     #[cfg(feature = "fault-injection")]
     let actions = match std::env::var("MPC_FAULT_PAUSE_BEFORE_ACTION_COMMIT_MS").ok().and_then(|v| v.parse().ok()) {
         Some(ms) => actions.pause_before_commit(Duration::from_millis(ms)),

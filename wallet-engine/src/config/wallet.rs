@@ -64,6 +64,9 @@ pub struct WalletConfig {
     /// MPC_PROOF_INTERVAL_SECS: how often the background task looks for a new block; at each,
     /// it asks for the merkle proofs of unproven transactions.
     pub proof_interval: std::time::Duration,
+    /// MPC_PROOF_ATTEMPTS: new blocks without a proof before an unproven transaction is asked
+    /// after on the chain (broadcast again when the chain lost it); default 144, about a day.
+    pub proof_attempts: u32,
     /// MPC_REVIEW_INTERVAL_SECS: how often the background task reviews the books against the
     /// chain (failed actions the chain knows, noSend transactions someone broadcast, proofs of
     /// blocks a reorg dropped).
@@ -140,6 +143,7 @@ impl fmt::Debug for WalletConfig {
             .field("background_interval", &self.background_interval)
             .field("purge_failed_after", &self.purge_failed_after)
             .field("proof_interval", &self.proof_interval)
+            .field("proof_attempts", &self.proof_attempts)
             .field("review_interval", &self.review_interval)
             .field("purge_interval", &self.purge_interval)
             .field("consolidate_interval", &self.consolidate_interval)
@@ -194,6 +198,7 @@ impl WalletConfig {
         SettingKey::plain("background_interval_secs").default("30"),
         SettingKey::plain("purge_failed_after_days").default("14"),
         SettingKey::plain("proof_interval_secs").default("60"),
+        SettingKey::plain("proof_attempts").default("144"),
         SettingKey::plain("review_interval_secs").default("600"),
         SettingKey::plain("purge_interval_secs").default("3600"),
         SettingKey::plain("consolidate_interval_secs"),
@@ -263,6 +268,16 @@ impl WalletConfig {
             background_interval: r
                 .defaulted("background_interval_secs", r.parsed("background_interval_secs", seconds)?)?,
             proof_interval: r.defaulted("proof_interval_secs", r.parsed("proof_interval_secs", seconds)?)?,
+            proof_attempts: r.defaulted(
+                "proof_attempts",
+                r.parsed("proof_attempts", |v| match v.trim().parse::<u32>() {
+                    Ok(n @ 1..=100_000) => Ok(n),
+                    _ => Err(Error::new(
+                        ErrorKind::Config,
+                        "it must be a number of blocks from 1 to 100000, such as 144",
+                    )),
+                })?,
+            )?,
             review_interval: r.defaulted("review_interval_secs", r.parsed("review_interval_secs", seconds)?)?,
             purge_interval: r.defaulted("purge_interval_secs", r.parsed("purge_interval_secs", seconds)?)?,
             consolidate_interval: r.parsed("consolidate_interval_secs", seconds)?,
@@ -391,6 +406,7 @@ mod tests {
             ("MPC_TRUST_LEVEL", "-1"),
             ("MPC_PURGE_FAILED_AFTER_DAYS", "1"),
             ("MPC_PROOF_INTERVAL_SECS", "0"),
+            ("MPC_PROOF_ATTEMPTS", "0"),
             ("MPC_CONSOLIDATE_INTERVAL_SECS", "soon"),
             ("MPC_BACKUP_KEEP", "0"),
         ] {
@@ -412,7 +428,7 @@ mod tests {
         assert_eq!(d.purge_failed_after, std::time::Duration::from_secs(14 * 86_400));
         let secs = std::time::Duration::from_secs;
         assert_eq!((d.proof_interval, d.review_interval, d.purge_interval), (secs(60), secs(600), secs(3600)));
-        assert_eq!((d.consolidate_interval, &d.backup_dir), (None, &None));
+        assert_eq!((d.consolidate_interval, &d.backup_dir, d.proof_attempts), (None, &None, 144));
         assert_eq!((d.backup_interval, d.backup_keep, d.backup_secret.is_none()), (secs(86_400), 7, true));
         assert!(d.multiexp_tables && d.wallet_id.is_none() && d.store.is_none());
         // The builder starts from the same defaults.
