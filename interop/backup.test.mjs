@@ -197,6 +197,17 @@ test('hostile backup files are refused, nothing written', async () => {
   }
 })
 
+test('cosigners that cannot be reached: the restore is undone, and runs once they can', async () => {
+  const third = join(dir, 'third-machine')
+  const down = agentVars(third, { MPC_COSIGNER_ENDPOINTS: 'http://127.0.0.1:9,http://127.0.0.1:9' })
+  const r = await run(['restore-backup', settled], down)
+  assert.notEqual(r.code, 0, r.out)
+  assert.match(r.err, /the restore was undone: the store is as it was/)
+  const ok = await run(['restore-backup', settled], agentVars(third))
+  assert.equal(ok.code, 0, `${ok.out}\n${ok.err}`)
+  assert.match(ok.out, new RegExp(`^identity: ${identity}$`, 'm'))
+})
+
 test('the agent\'s machine is lost; restored from the backup taken while payments ran', async () => {
   await stop(serve.child)
   serve = undefined
