@@ -6,7 +6,7 @@ use std::{path::Path, sync::Arc, time::Duration};
 
 use anyhow::{bail, Context, Result};
 use wallet_brc100::{
-    actions::{Actions, CreateActionArgs, CreateActionOutput, InternalizeActionArgs, InternalizeOutput},
+    actions::{Actions, ChangeParams, CreateActionArgs, CreateActionOutput, InternalizeActionArgs, InternalizeOutput},
     KeyMethods,
 };
 use wallet_engine::{StoreLocation, Wallet, WalletConfig};
@@ -35,7 +35,10 @@ pub(crate) async fn open(cfg: &WalletConfig, wallet: &Arc<Wallet>) -> Result<Opt
     let outputs = plugins.open_output_store(&store, cfg.store_options.clone(), &scope).await?;
     let chain = wallet.chain_services().clone();
     let signer: Arc<dyn wallet_traits::Signer> = wallet.clone();
-    let actions = Actions::new(key_methods(wallet), signer, outputs, chain, cfg.fee_sat_per_kb);
+    let change = ChangeParams { target_count: cfg.change_target_count, min_sats: cfg.change_min_sats };
+    let actions = Actions::new(key_methods(wallet), signer, outputs, chain, cfg.fee_sat_per_kb)
+        .change_params(change)
+        .context("MPC_CHANGE_TARGET_COUNT or MPC_CHANGE_MIN_SATS")?;
     #[cfg(feature = "fault-injection")]
     let actions = match std::env::var("MPC_FAULT_PAUSE_BEFORE_ACTION_COMMIT_MS").ok().and_then(|v| v.parse().ok()) {
         Some(ms) => actions.pause_before_commit(Duration::from_millis(ms)),

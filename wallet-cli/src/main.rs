@@ -8,6 +8,7 @@ mod agent;
 mod books;
 mod chain;
 mod check;
+mod consolidate;
 mod cosigner;
 mod decode;
 mod demo;
@@ -177,6 +178,19 @@ enum Command {
         /// Report what --utxos finds without marking anything.
         #[arg(long, requires = "utxos")]
         dry_run: bool,
+    },
+    /// Merges the smallest confirmed change outputs into fresh change when the wallet holds more
+    /// than MPC_CHANGE_TARGET_COUNT of them or dust under MPC_CHANGE_MIN_SATS: one transaction,
+    /// signed with the cosigners (only the fee leaves the wallet), broadcast, and recorded as an
+    /// action labelled `consolidation`.
+    Consolidate {
+        /// Say what would be merged without signing anything.
+        #[arg(long)]
+        dry_run: bool,
+        /// The most outputs to merge in one transaction (2 to 168).
+        #[arg(long, default_value_t = consolidate::DEFAULT_MAX_INPUTS,
+              value_parser = clap::value_parser!(u16).range(2..=wallet_brc100::actions::MAX_CONSOLIDATE_INPUTS as i64))]
+        max_inputs: u16,
     },
     /// Pays satoshis to an address or a locking script: funds the payment from the wallet's
     /// change, signs with the cosigners, broadcasts (MPC_ARC_URL), prints the txid and BEEF.
@@ -388,6 +402,9 @@ fn main() -> ExitCode {
             }
             Command::Balance => books::balance(file).await.map(|_| true),
             Command::Reconcile { utxos, dry_run } => books::reconcile(file, utxos, dry_run).await.map(|_| true),
+            Command::Consolidate { dry_run, max_inputs } => {
+                consolidate::run(file, usize::from(max_inputs), dry_run).await.map(|_| true)
+            }
             Command::Pay { to, sats, description } => books::pay(file, &to, sats, &description).await.map(|_| true),
             Command::Receive { beef, vout, prefix, suffix, sender } => {
                 let incoming = match (beef, vout, prefix, suffix, sender) {
