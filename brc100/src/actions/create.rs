@@ -423,7 +423,7 @@ impl Actions {
             available.checked_sub(self.fee_of(&t))
         };
         let mut n = wanted.max(1);
-        while n > 1 && !left_with(n).is_some_and(|left| left / n as u64 >= min_sats) {
+        while n > 1 && left_with(n).is_none_or(|left| left / (n as u64) < min_sats) {
             n -= 1;
         }
         let total = left_with(n).filter(|&left| left > 0).ok_or_else(|| {
