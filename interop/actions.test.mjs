@@ -18,7 +18,7 @@ import { startServe, stop, testVars } from './serve.mjs'
 import { brc29Payment, mine, minedParent, nextHeight, startStandIns } from './standins.mjs'
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..')
-const bin = process.env.MPC_WALLET_BIN ?? join(root, 'target', 'debug', 'mpc-wallet')
+const bin = process.env.MPC_WALLET_BIN ?? join(process.env.CARGO_TARGET_DIR ?? join(root, 'target'), 'debug', 'mpc-wallet')
 const dir = mkdtempSync(join(tmpdir(), 'mpc-actions-'))
 const ORIGIN = 'http://localhost'
 const TOKEN = randomBytes(32).toString('hex')
@@ -40,7 +40,10 @@ const walletVars = () => ({
     MPC_BACKGROUND_INTERVAL_SECS: '1',
     MPC_PROOF_INTERVAL_SECS: '1',
     MPC_PROOF_ATTEMPTS: '2',
-    MPC_REVIEW_INTERVAL_SECS: '1'
+    MPC_REVIEW_INTERVAL_SECS: '1',
+    // One change output a payment, so the counts below follow the outputs one by one; the split
+    // toward a larger target is consolidate.test.mjs's and brc100/tests/consolidate.rs's.
+    MPC_CHANGE_TARGET_COUNT: '1'
 })
 
 const startWallet = (extraEnv = {}) => startServe(bin, { ...walletVars(), ...extraEnv })

@@ -15,7 +15,7 @@ import { HTTPWalletJSON, ProtoWallet, PrivateKey, PublicKey, Point, Schnorr, Big
 import { startServe, stop, testVars } from './serve.mjs'
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..')
-const bin = process.env.MPC_WALLET_BIN ?? join(root, 'target', 'debug', 'mpc-wallet')
+const bin = process.env.MPC_WALLET_BIN ?? join(process.env.CARGO_TARGET_DIR ?? join(root, 'target'), 'debug', 'mpc-wallet')
 const dir = mkdtempSync(join(tmpdir(), 'mpc-interop-'))
 // HTTPWalletJSON in Node sends `Origin: http://localhost` for the originator 'localhost': the
 // front allows exactly that origin, and every request needs the API token.

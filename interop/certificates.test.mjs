@@ -23,7 +23,7 @@ import {
 import { startServe, stop } from './serve.mjs'
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..')
-const bin = process.env.MPC_WALLET_BIN ?? join(root, 'target', 'debug', 'mpc-wallet')
+const bin = process.env.MPC_WALLET_BIN ?? join(process.env.CARGO_TARGET_DIR ?? join(root, 'target'), 'debug', 'mpc-wallet')
 const dir = mkdtempSync(join(tmpdir(), 'mpc-certificates-'))
 const TOKEN = randomBytes(32).toString('hex')
 

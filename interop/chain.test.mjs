@@ -12,7 +12,7 @@ import { body, listen, reply } from './standins.mjs'
 import { Beef, Hash, MerklePath, P2PKH, PrivateKey, Transaction, UnlockingScript, Utils } from '@bsv/sdk'
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..')
-const bin = process.env.MPC_WALLET_BIN ?? join(root, 'target', 'debug', 'mpc-wallet')
+const bin = process.env.MPC_WALLET_BIN ?? join(process.env.CARGO_TARGET_DIR ?? join(root, 'target'), 'debug', 'mpc-wallet')
 const API_KEY = 'arc-test-key-' + randomBytes(8).toString('hex')
 const hex = n => randomBytes(n).toString('hex')
 

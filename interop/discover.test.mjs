@@ -25,7 +25,7 @@ import {
 import { startServe, stop, testVars } from './serve.mjs'
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..')
-const bin = process.env.MPC_WALLET_BIN ?? join(root, 'target', 'debug', 'mpc-wallet')
+const bin = process.env.MPC_WALLET_BIN ?? join(process.env.CARGO_TARGET_DIR ?? join(root, 'target'), 'debug', 'mpc-wallet')
 const dir = mkdtempSync(join(tmpdir(), 'mpc-discover-'))
 const TOKEN = randomBytes(32).toString('hex')
 // The toolbox's identityUtils.js, when unpacked there (not on CI: the comparisons are then skipped).

@@ -27,7 +27,7 @@ import { startServe, stop, testVars } from './serve.mjs'
 import { ServerWallet, brc29Payment, minedParent, nextHeight, startStandIns } from './standins.mjs'
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..')
-const bin = process.env.MPC_WALLET_BIN ?? join(root, 'target', 'debug', 'mpc-wallet')
+const bin = process.env.MPC_WALLET_BIN ?? join(process.env.CARGO_TARGET_DIR ?? join(root, 'target'), 'debug', 'mpc-wallet')
 const ARC_KEY = 'arc-key-' + randomBytes(8).toString('hex')
 const TOKEN = randomBytes(32).toString('hex')
 const PRICE = 100

@@ -11,7 +11,7 @@ import { fileURLToPath } from 'node:url'
 import { Beef, Hash, LockingScript, MerklePath, P2PKH, PrivateKey, Transaction, UnlockingScript, Utils } from '@bsv/sdk'
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..')
-const bin = process.env.MPC_WALLET_BIN ?? join(root, 'target', 'debug', 'mpc-wallet')
+const bin = process.env.MPC_WALLET_BIN ?? join(process.env.CARGO_TARGET_DIR ?? join(root, 'target'), 'debug', 'mpc-wallet')
 
 /** Ours: the decoded JSON, or the error text when decode refuses the input. */
 function decode (hex, kind = 'auto') {

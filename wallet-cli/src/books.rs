@@ -6,7 +6,7 @@ use std::{path::Path, sync::Arc, time::Duration};
 
 use anyhow::{bail, Context, Result};
 use wallet_brc100::{
-    actions::{Actions, CreateActionArgs, CreateActionOutput, InternalizeActionArgs, InternalizeOutput},
+    actions::{Actions, ChangeParams, CreateActionArgs, CreateActionOutput, InternalizeActionArgs, InternalizeOutput},
     KeyMethods,
 };
 use wallet_engine::{StoreLocation, Wallet, WalletConfig};
@@ -38,8 +38,11 @@ pub(crate) async fn open(cfg: &WalletConfig, wallet: &Arc<Wallet>) -> Result<Opt
     let outputs = plugins.open_output_store(&store, cfg.store_options.clone(), &scope).await?;
     let chain = wallet.chain_services().clone();
     let signer: Arc<dyn wallet_traits::Signer> = wallet.clone();
+    let change = ChangeParams { target_count: cfg.change_target_count, min_sats: cfg.change_min_sats };
     let actions = Actions::new(key_methods(wallet), signer, outputs, chain, cfg.fee_sat_per_kb)
-        .proof_attempts(cfg.proof_attempts);
+        .proof_attempts(cfg.proof_attempts)
+        .change_params(change)
+        .context("MPC_CHANGE_TARGET_COUNT or MPC_CHANGE_MIN_SATS")?;
     #[cfg(feature = "fault-injection")]
     let actions = match std::env::var("MPC_FAULT_PAUSE_BEFORE_ACTION_COMMIT_MS").ok().and_then(|v| v.parse().ok()) {
         Some(ms) => actions.pause_before_commit(Duration::from_millis(ms)),
@@ -59,6 +62,8 @@ enum Step {
     Reorg,
     Proofs,
     Purge,
+    /// Only in `serve`, only with MPC_CONSOLIDATE_INTERVAL_SECS (`mpc-wallet consolidate` on demand).
+    Consolidate,
 }
 
 impl Step {
@@ -67,14 +72,15 @@ impl Step {
     const ALL: [Step; 7] =
         [Step::Abandoned, Step::Rebroadcast, Step::Unfail, Step::NoSend, Step::Reorg, Step::Proofs, Step::Purge];
 
-    /// How often `serve` runs it.
-    fn every(self, cfg: &WalletConfig) -> Duration {
-        match self {
+    /// How often `serve` runs it; `None`: not at all.
+    fn every(self, cfg: &WalletConfig) -> Option<Duration> {
+        Some(match self {
             Step::Abandoned | Step::Rebroadcast => cfg.background_interval,
             Step::Proofs => cfg.proof_interval,
             Step::Unfail | Step::NoSend | Step::Reorg => cfg.review_interval,
             Step::Purge => cfg.purge_interval,
-        }
+            Step::Consolidate => return cfg.consolidate_interval,
+        })
     }
 
     /// What its count counts.
@@ -87,6 +93,7 @@ impl Step {
             Step::Reorg => "proofs of blocks the chain dropped (reorg), now unproven",
             Step::Proofs => "merkle proofs recorded",
             Step::Purge => "old failed actions purged of their transaction bytes",
+            Step::Consolidate => "change outputs merged (consolidation)",
         }
     }
 
@@ -115,6 +122,13 @@ impl Step {
             Step::Purge => {
                 counted(actions.purge_failed(cfg.purge_failed_after, PER_ROUND).await, "purge old failed actions")
             }
+            Step::Consolidate => counted(
+                actions
+                    .consolidate(usize::from(crate::consolidate::DEFAULT_MAX_INPUTS), false)
+                    .await
+                    .map(|c| c.map_or(0, |c| c.inputs)),
+                "consolidate change outputs",
+            ),
         };
         if let Some(n @ 1..) = n {
             tracing::info!(count = n, "{}", self.done());
@@ -128,15 +142,17 @@ impl Step {
 pub(crate) fn start_background(actions: Arc<Actions>, cfg: WalletConfig) {
     tokio::spawn(async move {
         let start = tokio::time::Instant::now();
-        let mut due = Step::ALL.map(|step| (step, start));
+        let scheduled = Step::ALL.into_iter().chain([Step::Consolidate]);
+        let mut due: Vec<(Step, Duration, tokio::time::Instant)> =
+            scheduled.filter_map(|step| step.every(&cfg).map(|every| (step, every, start))).collect();
         loop {
-            for (step, at) in &mut due {
+            for (step, every, at) in &mut due {
                 if *at <= tokio::time::Instant::now() {
                     step.run(&actions, &cfg).await;
-                    *at = tokio::time::Instant::now() + step.every(&cfg);
+                    *at = tokio::time::Instant::now() + *every;
                 }
             }
-            let next = due.iter().map(|(_, at)| *at).min().unwrap_or(start);
+            let next = due.iter().map(|(_, _, at)| *at).min().unwrap_or(start);
             tokio::time::sleep_until(next).await;
         }
     });

@@ -9,6 +9,7 @@ mod backup;
 mod books;
 mod chain;
 mod check;
+mod consolidate;
 mod cosigner;
 mod decode;
 mod demo;
@@ -195,6 +196,19 @@ enum Command {
     RestoreBackup {
         /// The backup file.
         file: PathBuf,
+    },
+    /// Merges the smallest confirmed change outputs into fresh change when the wallet holds more
+    /// than MPC_CHANGE_TARGET_COUNT of them or dust under MPC_CHANGE_MIN_SATS: one transaction,
+    /// signed with the cosigners (only the fee leaves the wallet), broadcast, and recorded as an
+    /// action labelled `consolidation`.
+    Consolidate {
+        /// Say what would be merged without signing anything.
+        #[arg(long)]
+        dry_run: bool,
+        /// The most outputs to merge in one transaction (2 to 168).
+        #[arg(long, default_value_t = consolidate::DEFAULT_MAX_INPUTS,
+              value_parser = clap::value_parser!(u16).range(2..=wallet_brc100::actions::MAX_CONSOLIDATE_INPUTS as i64))]
+        max_inputs: u16,
     },
     /// Pays satoshis to an address or a locking script: funds the payment from the wallet's
     /// change, signs with the cosigners, broadcasts (MPC_ARC_URL), prints the txid and BEEF.
@@ -408,6 +422,9 @@ fn main() -> ExitCode {
             Command::Reconcile { utxos, dry_run } => books::reconcile(file, utxos, dry_run).await.map(|_| true),
             Command::Backup { out } => backup::backup(file, &out).await.map(|_| true),
             Command::RestoreBackup { file: backup } => backup::restore(file, &backup).await.map(|_| true),
+            Command::Consolidate { dry_run, max_inputs } => {
+                consolidate::run(file, usize::from(max_inputs), dry_run).await.map(|_| true)
+            }
             Command::Pay { to, sats, description } => books::pay(file, &to, sats, &description).await.map(|_| true),
             Command::Receive { beef, vout, prefix, suffix, sender } => {
                 let incoming = match (beef, vout, prefix, suffix, sender) {

@@ -42,7 +42,7 @@ pub(crate) struct Options {
 }
 
 impl Options {
-    fn from_args(o: Option<&super::CreateActionOptions>) -> Result<Self> {
+    pub(super) fn from_args(o: Option<&super::CreateActionOptions>) -> Result<Self> {
         let d = super::CreateActionOptions::default();
         let o = o.unwrap_or(&d);
         let known_txids = o
@@ -101,7 +101,7 @@ pub(crate) struct Draft {
 }
 
 /// A caller's output, checked.
-struct Wanted {
+pub(super) struct Wanted {
     output: TxOutput,
     basket: Option<String>,
     tags: Vec<String>,
@@ -113,15 +113,40 @@ struct Wanted {
 /// background task takes it for one that crashed mid-broadcast.
 const SENDING_GRACE: std::time::Duration = std::time::Duration::from_secs(60);
 
+/// The most change outputs one `createAction` makes, however far the basket is from its target
+/// (the toolbox's `maxChangeOutputsPerTransaction`): the pool grows over several payments rather
+/// than in one large transaction every later BEEF would carry.
+pub(super) const MAX_CHANGE_OUTPUTS: usize = 8;
+
 /// One change output's placeholder for the size estimate: P2PKH's 25 bytes.
-fn change_placeholder() -> TxOutput {
+pub(super) fn change_placeholder() -> TxOutput {
     TxOutput { satoshis: 0, locking_script: Script::p2pkh_lock(&[0; 20]) }
+}
+
+/// `total` in `n` amounts (at least 1) of at least `min` each when it holds that much: the minimum
+/// each, and the rest cut at random points, so the change outputs of one transaction do not all
+/// show the same value.
+fn split_change(total: u64, n: usize, min: u64) -> Vec<u64> {
+    use rand::Rng;
+    let n = n.max(1);
+    let Some(extra) = total.checked_sub(min.saturating_mul(n as u64)).filter(|_| n > 1) else {
+        // One output, or too little to give each the minimum: equal shares.
+        let share = total / n as u64;
+        let mut out = vec![share; n];
+        out[0] += total - share * n as u64;
+        return out;
+    };
+    let mut cuts: Vec<u64> = (1..n).map(|_| rand::rngs::OsRng.gen_range(0..=extra)).collect();
+    cuts.push(0);
+    cuts.push(extra);
+    cuts.sort_unstable();
+    cuts.windows(2).map(|w| min + (w[1] - w[0])).collect()
 }
 
 impl Actions {
     /// The fee of `tx` once its unsigned inputs carry P2PKH unlocking scripts: enough for this
     /// crate's integer rule and for @bsv/sdk's floating-point one (which can ask one more).
-    fn fee_of(&self, tx: &Transaction) -> u64 {
+    pub(super) fn fee_of(&self, tx: &Transaction) -> u64 {
         let size = estimated_size(tx, wallet_bsv::fee::P2PKH_UNLOCKING_SCRIPT_LEN);
         let sdk = ((size as f64 / 1000.0) * self.fee.0 as f64).ceil() as u64;
         self.fee.fee_for_size(size).max(sdk)
@@ -329,8 +354,9 @@ impl Actions {
     }
 
     /// Adds change inputs to `tx` until they cover `paid` and the fee (exact match, else the
-    /// smallest that covers, else the largest and again), and a change output when something is
-    /// left over. Returns the wallet's inputs.
+    /// smallest that covers with the minimum change value to spare, else the largest and again),
+    /// and change outputs when something is left over ([`Self::add_change`]). Returns the
+    /// wallet's inputs.
     async fn fund(
         &self,
         reference: &str,
@@ -339,10 +365,16 @@ impl Actions {
         caller_total: u64,
         reserved: Vec<OutputRecord>,
     ) -> Result<Vec<OwnInput>> {
+        let params = self.current_change_params();
+        // The spendable change before this funding's picks (the chained noSendChange are
+        // reserved already): what is left of it after this transaction decides how many change
+        // outputs bring the basket toward its target.
+        let held = self.spendable_change().await?;
         let mut own: Vec<OwnInput> = Vec::new();
         for output in reserved {
             own.push(spend_into(tx, output)?);
         }
+        let chained = own.len();
         // Every amount here is at most 21 million coins, and so is every sum (amount::total).
         let cost = |tx: &Transaction| amount::total([paid, self.fee_of(tx)]);
         loop {
@@ -351,7 +383,9 @@ impl Actions {
             with_change.outputs.push(change_placeholder());
             let cost_with_change = cost(&with_change)?;
             if have > cost_with_change {
-                tx.outputs.push(TxOutput { satoshis: have - cost_with_change, ..change_placeholder() });
+                let left = held.saturating_sub((own.len() - chained) as u64);
+                let wanted = u64::from(params.target_count).saturating_sub(left).clamp(1, MAX_CHANGE_OUTPUTS as u64);
+                self.add_change(tx, have.saturating_sub(paid), wanted as usize, params.min_sats)?;
                 return Ok(own);
             }
             if have >= cost(tx)? && !tx.inputs.is_empty() {
@@ -360,7 +394,9 @@ impl Actions {
             }
             let mut more = with_change.clone();
             more.inputs.push(TxInput::default());
-            let target = cost(&more)?.saturating_sub(have);
+            // The minimum change value to spare, so the change is not dust when one output can
+            // avoid it (the toolbox's generateChange asks its inputs for the same margin).
+            let target = cost(&more)?.saturating_sub(have).saturating_add(params.min_sats);
             more.outputs.pop();
             let exact = cost(&more)?.saturating_sub(have);
             let Some(output) = self.store.reserve_change(reference, CHANGE_BASKET, target, Some(exact)).await? else {
@@ -370,8 +406,57 @@ impl Actions {
         }
     }
 
+    /// Appends change outputs (placeholders: [`Self::draft`] gives each its key) sharing what
+    /// `available` leaves after the fee: `wanted` of them when each then gets at least
+    /// `min_sats`, else as many as can, else one with everything (`available` must pay for
+    /// that one). Returns how many.
+    pub(super) fn add_change(
+        &self,
+        tx: &mut Transaction,
+        available: u64,
+        wanted: usize,
+        min_sats: u64,
+    ) -> Result<usize> {
+        let left_with = |n: usize| {
+            let mut t = tx.clone();
+            t.outputs.extend(std::iter::repeat_with(change_placeholder).take(n));
+            available.checked_sub(self.fee_of(&t))
+        };
+        let mut n = wanted.max(1);
+        while n > 1 && left_with(n).is_none_or(|left| left / (n as u64) < min_sats) {
+            n -= 1;
+        }
+        let total = left_with(n).filter(|&left| left > 0).ok_or_else(|| {
+            Error::new(ErrorKind::Internal, "change was added to a transaction that cannot pay for it")
+        })?;
+        for satoshis in split_change(total, n, min_sats) {
+            tx.outputs.push(TxOutput { satoshis, ..change_placeholder() });
+        }
+        Ok(n)
+    }
+
+    /// The number of spendable change outputs in the change basket.
+    pub(super) async fn spendable_change(&self) -> Result<u64> {
+        let query = wallet_traits::OutputQuery {
+            basket: Some(CHANGE_BASKET.to_string()),
+            spendable_only: true,
+            limit: Some(0),
+            ..Default::default()
+        };
+        Ok(self.store.list_outputs(&query).await?.total)
+    }
+
+    /// A fresh change output's locking script and derivation: BRC-29 to the wallet itself (a
+    /// fresh prefix and suffix, sender = own identity).
+    pub(super) async fn fresh_change(&self) -> Result<(Script, Derivation)> {
+        let identity = self.keys.identity();
+        let (prefix, suffix) = (random_base64(10), random_base64(10));
+        let key = self.keys.brc29_key(&prefix, &suffix, &identity).await?.1;
+        Ok((Script::p2pkh_lock(&hash160(key.as_bytes())), Derivation { prefix, suffix, sender: identity.to_hex() }))
+    }
+
     /// Shuffles the outputs if asked, derives the change key, and says what to record.
-    async fn draft(
+    pub(super) async fn draft(
         &self,
         reference: String,
         options: Options,
@@ -382,7 +467,8 @@ impl Actions {
     ) -> Result<(Transaction, Draft)> {
         let parents: Vec<[u8; 32]> = own.iter().map(|o| o.output.outpoint.txid).collect();
         ancestors.add_recorded(self.store.as_ref(), &parents).await?;
-        let change_index = (tx.outputs.len() > wanted.len()).then_some(wanted.len());
+        // Every output after the caller's is change (fund, add_change).
+        let change_from = wanted.len();
         let mut order: Vec<usize> = (0..tx.outputs.len()).collect();
         if options.randomize_outputs {
             order.shuffle(&mut rand::rngs::OsRng);
@@ -406,21 +492,19 @@ impl Actions {
             .collect();
         let spent = amount::total(own.iter().map(|o| o.output.satoshis))?;
         let mut change_back = 0;
-        if let Some(i) = change_index {
+        for i in change_from..tx.outputs.len() {
             let vout = vout_of(i);
-            let identity = self.keys.identity();
-            let (prefix, suffix) = (random_base64(10), random_base64(10));
-            let key = self.keys.brc29_key(&prefix, &suffix, &identity).await?.1;
+            let (script, derivation) = self.fresh_change().await?;
             let out = &mut tx.outputs[vout as usize];
-            out.locking_script = Script::p2pkh_lock(&hash160(key.as_bytes()));
-            change_back = out.satoshis;
+            out.locking_script = script;
+            change_back = amount::total([change_back, out.satoshis])?;
             tracked.push(Tracked {
                 vout,
                 basket: CHANGE_BASKET.to_string(),
                 tags: Vec::new(),
                 custom_instructions: None,
                 description: "change".to_string(),
-                derivation: Some(Derivation { prefix, suffix, sender: identity.to_hex() }),
+                derivation: Some(derivation),
             });
         }
         // Both at most 21 million coins, so both fit an i64.
@@ -429,7 +513,7 @@ impl Actions {
     }
 
     /// Signs the wallet's inputs, verifies every input, commits, and broadcasts unless `noSend`.
-    async fn finish(&self, tx: Transaction, draft: Draft) -> Result<CreateActionResult> {
+    pub(super) async fn finish(&self, tx: Transaction, draft: Draft) -> Result<CreateActionResult> {
         let reference = draft.reference.clone();
         let signed = match self.sign_own(tx, &draft).await {
             Ok(signed) => signed,
@@ -698,7 +782,7 @@ fn apply_spends(tx: &mut Transaction, draft: &mut Draft, args: &SignActionArgs) 
 }
 
 /// Adds an input to `tx` spending the wallet's `output`, which the wallet signs.
-fn spend_into(tx: &mut Transaction, output: OutputRecord) -> Result<OwnInput> {
+pub(super) fn spend_into(tx: &mut Transaction, output: OutputRecord) -> Result<OwnInput> {
     let index = u32::try_from(tx.inputs.len()).map_err(|_| Error::new(ErrorKind::InvalidInput, "too many inputs"))?;
     tx.inputs.push(TxInput {
         source_txid: internal(&output.outpoint.txid),
@@ -732,7 +816,7 @@ fn wanted_outputs(outputs: &[super::CreateActionOutput]) -> Result<Vec<Wanted>> 
         .collect()
 }
 
-fn unsigned_action(reference: &str, description: &str, labels: &[String], tx: &Transaction) -> ActionRecord {
+pub(super) fn unsigned_action(reference: &str, description: &str, labels: &[String], tx: &Transaction) -> ActionRecord {
     ActionRecord {
         reference: reference.to_string(),
         txid: None,

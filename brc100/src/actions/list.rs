@@ -1,7 +1,7 @@
 //! `listOutputs` and `listActions`.
 
 use wallet_bsv::Transaction;
-use wallet_traits::{ActionQuery, ActionRecord, ActionStatus, Error, ErrorKind, OutputQuery, OutputRecord, Result};
+use wallet_traits::{ActionQuery, ActionRecord, ActionStatus, ErrorKind, OutputQuery, OutputRecord, Result};
 
 use super::{
     beef::BeefBuilder,
@@ -54,10 +54,9 @@ impl Actions {
             return Ok(ListOutputsResult { total_outputs: outputs.len() as u64, beef: None, outputs });
         }
         if basket == spec_ops::SET_WALLET_CHANGE_PARAMS {
-            return Err(Error::new(
-                ErrorKind::Unsupported,
-                "this wallet does not take change parameters through listOutputs yet",
-            ));
+            // As the toolbox: the two tags set the change parameters, and the listing is empty.
+            self.set_change_params(spec_ops::change_params(tags)?)?;
+            return Ok(ListOutputsResult { total_outputs: 0, beef: None, outputs: Vec::new() });
         }
         let include = match args.include.as_deref() {
             None => None,

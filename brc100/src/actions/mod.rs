@@ -2,10 +2,12 @@
 //! `abortAction`, `listOutputs`, `listActions`, `relinquishOutput`, `getHeight`,
 //! `getHeaderForHeight`) over an [`OutputStore`], a [`Signer`] that signs transactions, and the
 //! chain services, behaving as @bsv/wallet-toolbox does for @bsv/sdk's clients
-//! (docs/ARCHITECTURE.md, "Receiving and paying").
+//! (docs/ARCHITECTURE.md, "Receiving and paying"); and the wallet's change management
+//! ([`ChangeParams`], [`Actions::consolidate`]).
 
 mod args;
 mod beef;
+mod consolidate;
 mod create;
 mod held;
 mod internalize;
@@ -16,13 +18,19 @@ mod signable;
 pub mod spec_ops;
 mod validate;
 
-use std::{sync::Arc, time::Duration};
+use std::{
+    sync::{Arc, RwLock},
+    time::Duration,
+};
 
 pub use args::*;
+pub use consolidate::{Consolidation, CONSOLIDATION_LABEL, MAX_CONSOLIDATE_INPUTS};
 pub use held::{MAX_HELD, MAX_HELD_BYTES};
 pub use reconcile::{UtxoReview, MAX_REVIEW, PROOF_ATTEMPTS, REORG_DEPTH, UNFAIL_WINDOW};
 use wallet_bsv::{SatoshisPerKilobyte, TxId};
-use wallet_traits::{Broadcaster, ChainServices, ChainTracker, Outpoint, OutputStore, Result, Signer};
+use wallet_traits::{
+    Broadcaster, ChainServices, ChainTracker, Error, ErrorKind, Outpoint, OutputStore, Result, Signer,
+};
 
 use crate::KeyMethods;
 
@@ -32,6 +40,55 @@ pub const CHANGE_BASKET: &str = "default";
 /// An action left `unsigned` longer than this was abandoned (its creator crashed or never
 /// called `signAction`): [`Actions::fail_abandoned`] releases its inputs.
 pub const ABANDONED_AFTER: Duration = Duration::from_secs(10 * 60);
+
+/// How the wallet keeps its change (the toolbox's `numberOfDesiredUTXOs` and
+/// `minimumDesiredUTXOValue` of the `default` basket): `createAction` splits its change toward
+/// `target_count` spendable outputs of at least `min_sats` each, and [`Actions::consolidate`]
+/// merges the smallest when there are more, or dust. Held in memory by [`Actions`]; the
+/// configuration (`MPC_CHANGE_TARGET_COUNT`, `MPC_CHANGE_MIN_SATS`) is their lasting source, and
+/// the toolbox's `specOpSetWalletChangeParams` changes them until the wallet restarts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ChangeParams {
+    /// How many spendable change outputs the wallet aims to hold (1 to
+    /// [`ChangeParams::MAX_TARGET_COUNT`]; default 8).
+    pub target_count: u32,
+    /// The least value of a change output the wallet makes when it can choose, and below which
+    /// an output is dust to fold (at least 1; default 1000, the toolbox's
+    /// `minimumDesiredUTXOValue`).
+    pub min_sats: u64,
+}
+
+impl ChangeParams {
+    /// The most change outputs a wallet may aim to hold.
+    pub const MAX_TARGET_COUNT: u32 = 1000;
+
+    /// Refuses a target count outside 1 to [`Self::MAX_TARGET_COUNT`] and a minimum of 0.
+    pub fn check(&self) -> Result<()> {
+        if !(1..=Self::MAX_TARGET_COUNT).contains(&self.target_count) {
+            return Err(Error::new(
+                ErrorKind::InvalidInput,
+                format!(
+                    "the number of change outputs to keep must be from 1 to {} (it is {}), such as 8",
+                    Self::MAX_TARGET_COUNT,
+                    self.target_count
+                ),
+            ));
+        }
+        if self.min_sats == 0 {
+            return Err(Error::new(
+                ErrorKind::InvalidInput,
+                "the least value of a change output must be at least 1 satoshi, such as 1000",
+            ));
+        }
+        Ok(())
+    }
+}
+
+impl Default for ChangeParams {
+    fn default() -> Self {
+        Self { target_count: 8, min_sats: 1000 }
+    }
+}
 
 /// A transaction `createAction` left for `signAction`: the caller signs the inputs it
 /// supplied, the wallet signs its own. Held in memory ([`held`]) and kept with its action in the
@@ -49,6 +106,7 @@ pub struct Actions {
     store: Arc<dyn OutputStore>,
     chain: ChainServices,
     fee: SatoshisPerKilobyte,
+    change: RwLock<ChangeParams>,
     held: held::Held,
     /// The tip the proof task last looked at ([`Actions::check_for_proofs`]).
     proof_tip: std::sync::Mutex<Option<u64>>,
@@ -85,6 +143,7 @@ impl Actions {
             store,
             chain,
             fee: SatoshisPerKilobyte(fee_sat_per_kb),
+            change: RwLock::new(ChangeParams::default()),
             held: Default::default(),
             proof_tip: Default::default(),
             proof_attempts: PROOF_ATTEMPTS,
@@ -98,6 +157,27 @@ impl Actions {
     pub fn proof_attempts(mut self, blocks: u32) -> Self {
         self.proof_attempts = blocks.max(1);
         self
+    }
+
+    /// These change parameters instead of the defaults (see [`ChangeParams`]); refused as
+    /// [`ChangeParams::check`] refuses.
+    pub fn change_params(self, params: ChangeParams) -> Result<Self> {
+        self.set_change_params(params)?;
+        Ok(self)
+    }
+
+    /// Replaces the change parameters while the wallet runs (the toolbox's
+    /// `specOpSetWalletChangeParams`); in memory only: a restart takes the configured ones.
+    pub fn set_change_params(&self, params: ChangeParams) -> Result<()> {
+        params.check()?;
+        // A poisoned lock holds a plain Copy value that no panic can leave half written.
+        *self.change.write().unwrap_or_else(|e| e.into_inner()) = params;
+        Ok(())
+    }
+
+    /// The change parameters in force.
+    pub fn current_change_params(&self) -> ChangeParams {
+        *self.change.read().unwrap_or_else(|e| e.into_inner())
     }
 
     /// Fault injection for crash tests (feature `fault-injection`): wait this long after a

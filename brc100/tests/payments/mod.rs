@@ -185,6 +185,111 @@ pub(crate) async fn payment(
     )
 }
 
+/// One transaction from `sender` paying the wallet whose identity key is `recipient` (hex) a
+/// BRC-29 output of each of `amounts` (outputs 0, 1, ...), its funds mined in a block `chain`
+/// knows; with `mined` the payment itself is in a block too (taken in, its action is
+/// `completed`). Returns its Atomic BEEF and each output's remittance.
+pub(crate) async fn payments_in(
+    chain: &Chain,
+    sender: &SingleKey,
+    recipient: &str,
+    amounts: &[u64],
+    mined: bool,
+) -> (Vec<u8>, Vec<WalletPayment>) {
+    let sender_keys = KeyMethods::new(Arc::new(sender.clone()), Arc::new(sender.clone()), Network::Mainnet);
+    let sender_pk = sender.public_key();
+    let mut outputs = Vec::with_capacity(amounts.len() + 1);
+    let mut remittances = Vec::with_capacity(amounts.len());
+    for &sats in amounts {
+        let (prefix, suffix) = ("cHJlZml4".to_string(), format!("{:x}", rand::random::<u64>()));
+        let to = sender_keys
+            .get_public_key(GetPublicKeyArgs {
+                protocol_id: Some(brc29::protocol()),
+                key_id: Some(brc29::key_id(&prefix, &suffix)),
+                counterparty: Some(recipient.to_string()),
+                ..Default::default()
+            })
+            .await
+            .unwrap()
+            .public_key;
+        let to = wallet_bsv::brc42::parse_public_key(&to).unwrap();
+        outputs.push(TxOutput { satoshis: sats, locking_script: Script::p2pkh_lock(&hash160(to.as_bytes())) });
+        remittances.push(WalletPayment {
+            derivation_prefix: prefix,
+            derivation_suffix: suffix,
+            sender_identity_key: sender_pk.to_hex(),
+        });
+    }
+    outputs.push(TxOutput { satoshis: 500, locking_script: Script::p2pkh_lock(&hash160(sender_pk.as_bytes())) });
+    let parent = Transaction {
+        version: 1,
+        inputs: vec![TxInput { source_txid: TxId(rand::random()), sequence: u32::MAX, ..Default::default() }],
+        outputs: vec![TxOutput {
+            satoshis: amounts.iter().sum::<u64>() + 1000,
+            locking_script: Script::p2pkh_lock(&hash160(sender_pk.as_bytes())),
+        }],
+        lock_time: 0,
+    };
+    let mut tx = Transaction {
+        version: 1,
+        inputs: vec![TxInput {
+            source_txid: parent.txid(),
+            source_vout: 0,
+            sequence: u32::MAX,
+            source_output: Some(parent.outputs[0].clone()),
+            ..Default::default()
+        }],
+        outputs,
+        lock_time: 0,
+    };
+    let digest = sighash::input_digest(&tx, 0, sighash::ALL_FORKID).unwrap();
+    let sig = sender.sign_digest(&digest, None).await.unwrap();
+    tx.inputs[0].unlocking_script =
+        Script::p2pkh_unlock(&checksig_format(&sig, sighash::ALL_FORKID), sender_pk.as_bytes());
+    let mined_at = |txid: TxId| {
+        let height = 800_000 + u64::from(rand::random::<u16>());
+        let leaves = vec![MerkleLeaf::hash(0, txid.0, true), MerkleLeaf::hash(1, rand::random(), false)];
+        let path = MerklePath::new(height, vec![leaves], true).unwrap();
+        chain.roots.lock().unwrap().insert((height, path.root()));
+        path
+    };
+    let beef = if mined {
+        chain.mined.lock().unwrap().insert(tx.txid().to_string());
+        Beef {
+            version: BeefVersion::V1,
+            bumps: vec![mined_at(tx.txid())],
+            txs: vec![BeefTx::Full { tx: tx.clone(), bump: Some(0) }],
+        }
+    } else {
+        Beef {
+            version: BeefVersion::V1,
+            bumps: vec![mined_at(parent.txid())],
+            txs: vec![BeefTx::Full { tx: parent, bump: Some(0) }, BeefTx::Full { tx: tx.clone(), bump: None }],
+        }
+    };
+    (AtomicBeef { subject: tx.txid(), beef }.to_bytes().unwrap(), remittances)
+}
+
+/// `internalizeAction` of outputs 0, 1, ... of `tx` as wallet payments, one per remittance.
+pub(crate) fn internalize_all(tx: Vec<u8>, remittances: Vec<WalletPayment>) -> InternalizeActionArgs {
+    InternalizeActionArgs {
+        tx,
+        outputs: remittances
+            .into_iter()
+            .enumerate()
+            .map(|(i, r)| InternalizeOutput {
+                output_index: i as u32,
+                protocol: "wallet payment".into(),
+                payment_remittance: Some(r),
+                insertion_remittance: None,
+            })
+            .collect(),
+        description: "payments in".into(),
+        labels: None,
+        seek_permission: None,
+    }
+}
+
 /// `internalizeAction` of output 0 of `tx` as a wallet payment.
 pub(crate) fn internalize_args(tx: Vec<u8>, remittance: WalletPayment) -> InternalizeActionArgs {
     InternalizeActionArgs {

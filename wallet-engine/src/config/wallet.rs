@@ -90,6 +90,13 @@ pub struct WalletConfig {
     /// (default 14 days, at least 2: the background round looks for failed transactions on the
     /// chain for a day); after that its row stays in the history without them.
     pub purge_failed_after: std::time::Duration,
+    /// MPC_CHANGE_TARGET_COUNT: how many spendable change outputs the wallet aims to hold
+    /// (default 8, 1 to 1000): payments split their change toward it, consolidation merges down
+    /// to it.
+    pub change_target_count: u32,
+    /// MPC_CHANGE_MIN_SATS: the least value of a change output the wallet makes when it can
+    /// choose, below which an output is dust that consolidation folds (default 1000, at least 1).
+    pub change_min_sats: u64,
     /// MPC_MULTIEXP_TABLES: whether DKG and migration precompute the agent share's
     /// multiexponentiation tables (default true): seconds once, faster signing after.
     pub multiexp_tables: bool,
@@ -151,6 +158,8 @@ impl fmt::Debug for WalletConfig {
             .field("backup_interval", &self.backup_interval)
             .field("backup_keep", &self.backup_keep)
             .field("backup_secret", &redacted(self.backup_secret.is_some()))
+            .field("change_target_count", &self.change_target_count)
+            .field("change_min_sats", &self.change_min_sats)
             .field("lookup_url", &self.lookup_url.as_deref().map(wallet_traits::redact_url))
             .field("trusted_certifiers", &self.trusted_certifiers)
             .field("trust_level", &self.trust_level)
@@ -206,6 +215,8 @@ impl WalletConfig {
         SettingKey::plain("backup_interval_secs").default("86400"),
         SettingKey::plain("backup_keep").default("7"),
         SettingKey::secret("backup_secret"),
+        SettingKey::plain("change_target_count").default("8"),
+        SettingKey::plain("change_min_sats").default("1000"),
         SettingKey::plain("multiexp_tables").default("true"),
         SettingKey::plain("policy_file"),
         SettingKey::plain("lookup_url").shown(Shown::Url),
@@ -298,6 +309,26 @@ impl WalletConfig {
                 r.parsed("purge_failed_after_days", |v| match v.trim().parse::<u64>() {
                     Ok(n @ 2..=36_500) => Ok(std::time::Duration::from_secs(n * 86_400)),
                     _ => Err(Error::new(ErrorKind::Config, "it must be a number of days from 2 to 36500, such as 14")),
+                })?,
+            )?,
+            change_target_count: r.defaulted(
+                "change_target_count",
+                r.parsed("change_target_count", |v| match v.trim().parse::<u32>() {
+                    Ok(n @ 1..=1000) => Ok(n),
+                    _ => Err(Error::new(
+                        ErrorKind::Config,
+                        "it must be a number of change outputs from 1 to 1000, such as 8",
+                    )),
+                })?,
+            )?,
+            change_min_sats: r.defaulted(
+                "change_min_sats",
+                r.parsed("change_min_sats", |v| match v.trim().parse::<u64>() {
+                    Ok(n) if n > 0 => Ok(n),
+                    _ => Err(Error::new(
+                        ErrorKind::Config,
+                        "it must be a number of satoshis of at least 1, such as 1000",
+                    )),
                 })?,
             )?,
             multiexp_tables: r.defaulted("multiexp_tables", r.flag("multiexp_tables")?)?,
@@ -409,6 +440,10 @@ mod tests {
             ("MPC_PROOF_ATTEMPTS", "0"),
             ("MPC_CONSOLIDATE_INTERVAL_SECS", "soon"),
             ("MPC_BACKUP_KEEP", "0"),
+            ("MPC_CHANGE_TARGET_COUNT", "0"),
+            ("MPC_CHANGE_TARGET_COUNT", "1001"),
+            ("MPC_CHANGE_MIN_SATS", "0"),
+            ("MPC_CHANGE_MIN_SATS", "lots"),
         ] {
             let e = WalletConfig::from_vars(vars(&[(var, value)])).unwrap_err();
             assert_eq!(e.kind(), ErrorKind::Config);
@@ -430,9 +465,19 @@ mod tests {
         assert_eq!((d.proof_interval, d.review_interval, d.purge_interval), (secs(60), secs(600), secs(3600)));
         assert_eq!((d.consolidate_interval, &d.backup_dir, d.proof_attempts), (None, &None, 144));
         assert_eq!((d.backup_interval, d.backup_keep, d.backup_secret.is_none()), (secs(86_400), 7, true));
+        assert_eq!((d.change_target_count, d.change_min_sats), (8, 1000));
         assert!(d.multiexp_tables && d.wallet_id.is_none() && d.store.is_none());
         // The builder starts from the same defaults.
         assert!(format!("{:?}", crate::WalletBuilder::new()).contains("threshold: 2"));
+    }
+
+    #[test]
+    fn change_parameters_are_read_within_their_ranges() {
+        let c = WalletConfig::from_vars(vars(&[("MPC_CHANGE_TARGET_COUNT", "1000"), ("MPC_CHANGE_MIN_SATS", " 1 ")]))
+            .unwrap();
+        assert_eq!((c.change_target_count, c.change_min_sats), (1000, 1));
+        let c = WalletConfig::from_vars(vars(&[("MPC_CHANGE_TARGET_COUNT", "1")])).unwrap();
+        assert_eq!((c.change_target_count, c.change_min_sats), (1, 1000));
     }
 
     #[test]
