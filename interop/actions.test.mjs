@@ -446,6 +446,28 @@ test('a double-spend answer: the payment stands when the network took it; an inp
   assert.equal(after.reduce((s, o) => s + o.satoshis, 0), total - victim.satoshis, 'every other input came back')
 })
 
+test('a noSend transaction someone else broadcast, then mined: unproven, then completed, its change listed', async () => {
+  const r = await wallet.createAction({
+    description: 'sent by someone else',
+    outputs: [{ lockingScript: thirdParty(), satoshis: 1_000, outputDescription: 'paid by another hand' }],
+    labels: ['elsewhere'],
+    options: { noSend: true }
+  })
+  const status = async () => (await wallet.listActions({ labels: ['elsewhere'] })).actions[0].status
+  assert.equal(await status(), 'nosend')
+  assert.ok(!arc.accepted.includes(r.txid), 'the wallet did not broadcast it')
+  // Another party hands it to the network.
+  woc.learn(Transaction.fromAtomicBEEF(r.tx))
+  await until(async () => await status() === 'unproven', 'the background round sees it on the chain')
+  arc.mined.set(r.txid, mine(r.txid, nextHeight(), woc).toHex())
+  await until(async () => await status() === 'completed', 'its proof is recorded')
+  const { tx } = await sdkVerifies(r.tx)
+  const paid = tx.outputs.findIndex(o => o.satoshis === 1_000)
+  const changeVout = tx.outputs.findIndex((o, i) => i !== paid)
+  const listed = await wallet.listOutputs({ basket: 'default', limit: 10000 })
+  assert.ok(listed.outputs.some(o => o.outpoint === `${r.txid}.${changeVout}`), 'its change is spendable')
+})
+
 test('a payment refused, then found on the chain, comes back: the background round un-fails it', async () => {
   const total = (await change()).outputs.reduce((s, o) => s + o.satoshis, 0)
   arc.plan.push([200, 'DOUBLE_SPEND_ATTEMPTED'])

@@ -17,7 +17,7 @@ import { startServe, stop, testVars } from './serve.mjs'
 import { brc29Payment, startStandIns } from './standins.mjs'
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..')
-const bin = join(process.env.CARGO_TARGET_DIR ?? join(root, 'target'), 'debug', 'mpc-wallet')
+const bin = process.env.MPC_WALLET_BIN ?? join(process.env.CARGO_TARGET_DIR ?? join(root, 'target'), 'debug', 'mpc-wallet')
 const dir = mkdtempSync(join(tmpdir(), 'mpc-backup-'))
 const TOKEN = 'backup-token-' + randomBytes(8).toString('hex')
 const ARC_KEY = 'arc-key-' + randomBytes(8).toString('hex')
