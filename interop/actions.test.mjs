@@ -7,14 +7,13 @@
 // and check every transaction they are handed with @bsv/sdk. Uses target/debug/mpc-wallet.
 import { test, before, after } from 'node:test'
 import assert from 'node:assert/strict'
-import { spawn } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
 import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join, dirname } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { Beef, HTTPWalletJSON, P2PKH, PrivateKey, SatoshisPerKilobyte, Transaction, Utils } from '@bsv/sdk'
-import { startServe, stop, testVars } from './serve.mjs'
+import { run, startServe, stop } from './serve.mjs'
 import { brc29Payment, mine, minedParent, nextHeight, startStandIns } from './standins.mjs'
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..')
@@ -49,14 +48,7 @@ const walletVars = () => ({
 const startWallet = (extraEnv = {}) => startServe(bin, { ...walletVars(), ...extraEnv })
 
 /** Runs `mpc-wallet ...args` on this wallet's store (beside the running serve); resolves to { code, out, err }. */
-const cli = args => new Promise(resolve => {
-  const child = spawn(bin, args, { env: { PATH: process.env.PATH, ...testVars(), ...walletVars() } })
-  let out = ''
-  let err = ''
-  child.stdout.on('data', d => { out += d })
-  child.stderr.on('data', d => { err += d })
-  child.on('exit', code => resolve({ code, out, err }))
-})
+const cli = args => run(bin, args, walletVars())
 
 const connect = url => new HTTPWalletJSON('localhost', url, (u, init = {}) =>
   fetch(u, { ...init, headers: { ...init.headers, Authorization: `Bearer ${TOKEN}` } }))

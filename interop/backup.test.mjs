@@ -13,7 +13,7 @@ import { tmpdir } from 'node:os'
 import { join, dirname } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { Beef, HTTPWalletJSON, P2PKH, PrivateKey, Transaction } from '@bsv/sdk'
-import { startServe, stop, testVars } from './serve.mjs'
+import { run as runBin, startServe, stop, testVars } from './serve.mjs'
 import { brc29Payment, startStandIns } from './standins.mjs'
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..')
@@ -27,14 +27,7 @@ const JWT = 'backup-jwt-' + randomBytes(16).toString('hex')
 let standIns, arc, woc, tracker, cosigners, pub, endpoints, serve, wallet
 
 /** Runs `mpc-wallet ...args` with exactly `env` (plus PATH and the test settings); resolves to { code, out, err }. */
-const run = (args, env) => new Promise(resolve => {
-  const child = spawn(bin, args, { env: { PATH: process.env.PATH, ...testVars(), ...env } })
-  let out = ''
-  let err = ''
-  child.stdout.on('data', d => { out += d })
-  child.stderr.on('data', d => { err += d })
-  child.on('exit', code => resolve({ code, out, err }))
-})
+const run = (args, env) => runBin(bin, args, env)
 
 /** Starts a long-running `mpc-wallet ...args`; resolves to { child, url } once it prints `listening: <url>`. */
 const listening = (args, env) => new Promise((resolve, reject) => {

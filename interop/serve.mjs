@@ -37,6 +37,18 @@ export function startServe (bin, env) {
   })
 }
 
+/** Runs `bin ...args` with exactly `env` (plus PATH and `testVars()`) to its end; resolves to { code, out, err }. */
+export function run (bin, args, env) {
+  return new Promise(resolve => {
+    const child = spawn(bin, args, { env: { PATH: process.env.PATH, ...testVars(), ...env } })
+    let out = ''
+    let err = ''
+    child.stdout.on('data', d => { out += d })
+    child.stderr.on('data', d => { err += d })
+    child.on('exit', code => resolve({ code, out, err }))
+  })
+}
+
 /** Stops a server `startServe` started (SIGTERM) and resolves once it exited. */
 export function stop (child) {
   return new Promise(resolve => {

@@ -273,8 +273,8 @@ pub(crate) async fn restore(file: Option<&Path>, backup: &Path) -> Result<()> {
     let secret = settings.get("backup_secret").or_else(|| settings.get("share_secret"));
     let secret = secret.context("set MPC_SHARE_SECRET (or MPC_BACKUP_SECRET): the backup is sealed under it")?;
     let sealer = Sealer::new(ShareSecret::new(secret)?, SealOptions::default());
-    let network = settings.get("network").unwrap_or("mainnet");
-    let (header, payload) = open_backup(&bytes, &sealer, network, &wallet)?;
+    let network: wallet_engine::Network = settings.get("network").unwrap_or("mainnet").parse()?;
+    let (header, payload) = open_backup(&bytes, &sealer, &network.to_string(), &wallet)?;
     restore_party_key(&settings, payload.party_key.as_deref())?;
     let (cfg, wallet) = configured(file)?;
     if let (Some(ours), Some(theirs)) = (cfg.party_key.as_ref(), payload.party_key.as_deref()) {
@@ -291,8 +291,8 @@ pub(crate) async fn restore(file: Option<&Path>, backup: &Path) -> Result<()> {
     let created = match shares.load_share(&key).await? {
         Some(held) if held.meta.public_key == payload.share.meta.public_key => false,
         Some(_) => bail!(
-            "this machine's store already holds a different key for wallet {wallet}: nothing was written; restore into \
-             an empty store (a fresh MPC_STORAGE_PATH or database)"
+            "this machine's store already holds a different key for wallet {wallet}: the store was not changed; restore \
+             into an empty store (a fresh MPC_STORAGE_PATH or database)"
         ),
         None => {
             shares.create_share(&payload.share).await?;

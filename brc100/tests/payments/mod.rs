@@ -21,7 +21,7 @@ use wallet_bsv::{
     brc29, hash::hash160, sighash, signature::checksig_format, AtomicBeef, Beef, BeefTx, BeefVersion, MerkleLeaf,
     MerklePath, Network, Script, Transaction, TxId, TxInput, TxOutput,
 };
-use wallet_traits::{Broadcast, Broadcaster, ChainTracker, Error, ErrorKind, Result, Signer};
+use wallet_traits::{Broadcast, Broadcaster, ChainTracker, Error, ErrorKind, PublicKey, Result, Signer};
 
 /// A broadcaster that records what it is handed (refusing once when asked) and a chain tracker
 /// that knows the blocks [`payment`] mined.
@@ -109,17 +109,9 @@ impl ChainTracker for Chain {
     }
 }
 
-/// A BRC-29 payment of `sats` from `sender` to the wallet whose identity key is `recipient`
-/// (hex): its funds mined in a block `chain` knows (unless `known` is false), the payment output
-/// first, its input signed by the sender (or, with `forged`, by another key).
-pub(crate) async fn payment(
-    chain: &Chain,
-    sender: &SingleKey,
-    recipient: &str,
-    sats: u64,
-    known: bool,
-    forged: bool,
-) -> (Vec<u8>, WalletPayment) {
+/// A fresh BRC-29 derivation prefix and suffix from `sender` to `recipient` (hex), and the key
+/// they derive: what a sender pays to.
+async fn brc29_key(sender: &SingleKey, recipient: &str) -> (String, String, PublicKey) {
     let sender_keys = KeyMethods::new(Arc::new(sender.clone()), Arc::new(sender.clone()), Network::Mainnet);
     let (prefix, suffix) = ("cHJlZml4".to_string(), format!("{:x}", rand::random::<u64>()));
     let to = sender_keys
@@ -132,7 +124,21 @@ pub(crate) async fn payment(
         .await
         .unwrap()
         .public_key;
-    let to = wallet_bsv::brc42::parse_public_key(&to).unwrap();
+    (prefix, suffix, wallet_bsv::brc42::parse_public_key(&to).unwrap())
+}
+
+/// A BRC-29 payment of `sats` from `sender` to the wallet whose identity key is `recipient`
+/// (hex): its funds mined in a block `chain` knows (unless `known` is false), the payment output
+/// first, its input signed by the sender (or, with `forged`, by another key).
+pub(crate) async fn payment(
+    chain: &Chain,
+    sender: &SingleKey,
+    recipient: &str,
+    sats: u64,
+    known: bool,
+    forged: bool,
+) -> (Vec<u8>, WalletPayment) {
+    let (prefix, suffix, to) = brc29_key(sender, recipient).await;
     let sender_pk = sender.public_key();
     let parent = Transaction {
         version: 1,
@@ -196,23 +202,11 @@ pub(crate) async fn payments_in(
     amounts: &[u64],
     mined: bool,
 ) -> (Vec<u8>, Vec<WalletPayment>) {
-    let sender_keys = KeyMethods::new(Arc::new(sender.clone()), Arc::new(sender.clone()), Network::Mainnet);
     let sender_pk = sender.public_key();
     let mut outputs = Vec::with_capacity(amounts.len() + 1);
     let mut remittances = Vec::with_capacity(amounts.len());
     for &sats in amounts {
-        let (prefix, suffix) = ("cHJlZml4".to_string(), format!("{:x}", rand::random::<u64>()));
-        let to = sender_keys
-            .get_public_key(GetPublicKeyArgs {
-                protocol_id: Some(brc29::protocol()),
-                key_id: Some(brc29::key_id(&prefix, &suffix)),
-                counterparty: Some(recipient.to_string()),
-                ..Default::default()
-            })
-            .await
-            .unwrap()
-            .public_key;
-        let to = wallet_bsv::brc42::parse_public_key(&to).unwrap();
+        let (prefix, suffix, to) = brc29_key(sender, recipient).await;
         outputs.push(TxOutput { satoshis: sats, locking_script: Script::p2pkh_lock(&hash160(to.as_bytes())) });
         remittances.push(WalletPayment {
             derivation_prefix: prefix,
