@@ -28,8 +28,10 @@ const root = join(dirname(fileURLToPath(import.meta.url)), '..')
 const bin = process.env.MPC_WALLET_BIN ?? join(process.env.CARGO_TARGET_DIR ?? join(root, 'target'), 'debug', 'mpc-wallet')
 const dir = mkdtempSync(join(tmpdir(), 'mpc-discover-'))
 const TOKEN = randomBytes(32).toString('hex')
-// The toolbox's identityUtils.js, when unpacked there (not on CI: the comparisons are then skipped).
-const TOOLBOX = process.env.TOOLBOX_IDENTITY_UTILS ?? '/tmp/ref/toolbox/package/out/src/utility/identityUtils.js'
+// The toolbox's identityUtils.js (out/src/utility/ of an installed @bsv/wallet-toolbox), when
+// TOOLBOX_IDENTITY_UTILS names it; unset, the comparisons are skipped. Nothing outside the
+// repository is read unless asked.
+const TOOLBOX = process.env.TOOLBOX_IDENTITY_UTILS
 
 const newParty = () => {
   const key = PrivateKey.fromRandom()
@@ -152,10 +154,10 @@ const badKeyring = c => {
   return { ...c, keyring: { ...c.keyring, [name]: Utils.toBase64(bytes) } }
 }
 
-/** When /tmp/ref has the toolbox: its reading of the same overlay answer must be `got`. */
+/** With TOOLBOX_IDENTITY_UTILS set: the toolbox's reading of the same overlay answer must be `got`. */
 async function sameAsToolbox (t, answer, got) {
-  if (!existsSync(TOOLBOX)) {
-    t.diagnostic('the wallet toolbox is not unpacked: not compared with it')
+  if (!TOOLBOX || !existsSync(TOOLBOX)) {
+    t.diagnostic('TOOLBOX_IDENTITY_UTILS does not name the toolbox: not compared with it')
     return
   }
   const { parseResults, transformVerifiableCertificatesWithTrust } = createRequire(import.meta.url)(TOOLBOX)
