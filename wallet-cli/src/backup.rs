@@ -143,8 +143,14 @@ async fn snapshot(cfg: &WalletConfig, wallet: &WalletId) -> Result<(Vec<u8>, Hea
         books,
         certificates,
     };
-    let plain = Zeroizing::new(serde_json::to_vec(&payload)?);
-    let sealed = sealer.seal_backup(wallet, &serde_json::to_vec(&header)?, &plain)?;
+    let labels = serde_json::to_vec(&header)?;
+    let wallet = wallet.clone();
+    // Argon2id and the encryption of every book: off the reactor, which serves payments meanwhile.
+    let sealed = tokio::task::spawn_blocking(move || -> Result<Vec<u8>> {
+        let plain = Zeroizing::new(serde_json::to_vec(&payload)?);
+        Ok(sealer.seal_backup(&wallet, &labels, &plain)?)
+    })
+    .await??;
     Ok((sealed, header))
 }
 
@@ -412,11 +418,12 @@ pub(crate) fn start_scheduled(cfg: WalletConfig) {
 }
 
 async fn scheduled(cfg: &WalletConfig, wallet: &WalletId, dir: &Path) -> Result<(PathBuf, Header)> {
-    std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    tokio::fs::create_dir_all(dir).await.with_context(|| format!("cannot create {}", dir.display()))?;
     let (sealed, header) = snapshot(cfg, wallet).await?;
     let path = dir.join(format!("{wallet}-{}{SCHEDULED_SUFFIX}", header.created_at));
-    write_whole(&path, &sealed)?;
-    prune(dir, wallet, cfg.backup_keep)?;
+    // The write syncs to disk: off the reactor too.
+    let (to, dir, wallet, keep) = (path.clone(), dir.to_path_buf(), wallet.clone(), cfg.backup_keep);
+    tokio::task::spawn_blocking(move || write_whole(&to, &sealed).and_then(|()| prune(&dir, &wallet, keep))).await??;
     Ok((path, header))
 }
 
