@@ -157,9 +157,15 @@ fn random_bytes_are_refused_or_round_trip() {
 fn mutated_encodings_are_refused_or_round_trip() {
     let mut rng = rng();
     let seeds = seeds(&mut rng);
+    // Each seed parses as what it is. Random bytes inside one may happen to read as another kind
+    // too (a merkle path's txids as a transaction's inputs), so other decoders are not asserted.
     for seed in &seeds {
-        assert_eq!(decode_all(seed), 1, "each seed parses as what it is");
+        assert!(decode_all(seed) >= 1);
     }
+    assert!(seeds[..2].iter().all(|s| Transaction::from_bytes(s).is_ok()));
+    assert!(MerklePath::from_bytes(&seeds[2]).is_ok());
+    assert!(seeds[3..5].iter().all(|s| Beef::from_bytes(s).is_ok()));
+    assert!(AtomicBeef::from_bytes(&seeds[5]).is_ok());
     let mut accepted = 0;
     for i in 0..cases() {
         let m = mutate(&mut rng, &seeds[i % seeds.len()]);
