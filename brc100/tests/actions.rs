@@ -697,7 +697,19 @@ async fn proofs_are_asked_at_new_blocks_and_lost_transactions_go_out_again() {
     f.chain.paths.lock().unwrap().insert(incoming.to_string(), path.to_bytes());
     assert_eq!(f.actions.check_for_proofs(100).await.unwrap(), 0, "no new block, nothing asked");
     new_block();
-    assert_eq!(f.actions.check_for_proofs(100).await.unwrap(), 1);
+    // The proof service is down at this block: no attempt is counted, and the next poll asks
+    // again without waiting for another block.
     let proven = wallet_traits::parse_txid(&incoming.to_string()).unwrap();
+    let attempts = f.actions.store().count_proof_attempt(&proven).await.unwrap();
+    *f.chain.proofs_down.lock().unwrap() = true;
+    assert_eq!(f.actions.check_for_proofs(100).await.unwrap(), 0);
+    assert_eq!(f.actions.check_for_proofs(100).await.unwrap(), 0);
+    assert_eq!(
+        f.actions.store().count_proof_attempt(&proven).await.unwrap(),
+        attempts + 1,
+        "an outage counts no attempt"
+    );
+    *f.chain.proofs_down.lock().unwrap() = false;
+    assert_eq!(f.actions.check_for_proofs(100).await.unwrap(), 1);
     assert_eq!(f.actions.store().action_by_txid(&proven).await.unwrap().unwrap().status, ActionStatus::Completed);
 }

@@ -725,7 +725,7 @@ impl Actions {
         let mut proven = 0;
         for action in self.store.list_actions(&query).await?.items {
             if let Some(txid) = action.txid {
-                proven += usize::from(self.prove(&txid).await?);
+                proven += usize::from(self.prove(&txid).await? == Proof::Recorded);
             }
         }
         Ok(proven)
@@ -733,31 +733,45 @@ impl Actions {
 
     /// Asks the broadcaster for the merkle path of `txid`; records it when it holds the
     /// transaction and the chain tracker confirms its root (the action becomes `completed`).
-    /// Whether it did. Without a broadcaster or a tracker nothing is asked.
-    pub(super) async fn prove(&self, txid: &[u8; 32]) -> Result<bool> {
-        let (Ok(broadcaster), Ok(tracker)) = (self.broadcaster(), self.chain_tracker()) else { return Ok(false) };
+    /// Without a broadcaster or a tracker nothing is asked.
+    pub(super) async fn prove(&self, txid: &[u8; 32]) -> Result<Proof> {
+        let (Ok(broadcaster), Ok(tracker)) = (self.broadcaster(), self.chain_tracker()) else { return Ok(Proof::None) };
         let shown = hex::encode(txid);
         // A service that fails for one transaction, or answers a path that does not hold it,
         // is logged and the round goes on.
-        let path = match broadcaster.merkle_path(&shown).await {
-            Ok(Some(bytes)) => wallet_bsv::MerklePath::from_bytes(&bytes)
-                .and_then(|p| Ok((p.compute_root(&internal(txid))?, p, bytes))),
-            Ok(None) => return Ok(false),
-            Err(e) => Err(e),
+        let bytes = match broadcaster.merkle_path(&shown).await {
+            Ok(Some(bytes)) => bytes,
+            Ok(None) => return Ok(Proof::None),
+            Err(e) => {
+                tracing::warn!(error = %e, txid = %shown, "the proof service could not answer for a transaction");
+                return Ok(Proof::Unasked);
+            }
         };
-        let (root, path, bytes) = match path {
+        let path = wallet_bsv::MerklePath::from_bytes(&bytes).and_then(|p| Ok((p.compute_root(&internal(txid))?, p)));
+        let (root, path) = match path {
             Ok(p) => p,
             Err(e) => {
                 tracing::warn!(error = %e, txid = %shown, "no usable merkle path for a transaction");
-                return Ok(false);
+                return Ok(Proof::None);
             }
         };
         if !tracker.is_valid_root_for_height(&root, path.block_height()).await? {
             tracing::warn!(txid = %shown, "a merkle path's root is not confirmed by the chain tracker");
-            return Ok(false);
+            return Ok(Proof::None);
         }
-        self.store.set_merkle_path(txid, &bytes).await
+        Ok(if self.store.set_merkle_path(txid, &bytes).await? { Proof::Recorded } else { Proof::None })
     }
+}
+
+/// What asking for one transaction's proof came to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Proof {
+    /// A confirmed path was recorded.
+    Recorded,
+    /// No usable path yet.
+    None,
+    /// The proof service could not answer: neither an attempt nor a verdict.
+    Unasked,
 }
 
 /// The caller's unlocking scripts and options of `signAction`, applied to its transaction.

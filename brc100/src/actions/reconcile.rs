@@ -8,7 +8,7 @@ use wallet_traits::{
     ActionQuery, ActionRecord, ActionStatus, ErrorKind, Outpoint, OutputQuery, OutputRecord, Result, TxOnChain,
 };
 
-use super::Actions;
+use super::{create::Proof, Actions};
 
 /// The background round looks on the chain for the transactions of actions failed this recently
 /// (by their creation): a broadcast refused or lost in that time may yet have reached the network.
@@ -83,20 +83,36 @@ impl Actions {
     pub async fn check_for_proofs(&self, limit: u32) -> Result<usize> {
         let Ok(tracker) = self.chain_tracker() else { return Ok(0) };
         let tip = tracker.current_height().await?;
-        if self.proof_tip.lock().expect("proof tip lock").replace(tip) == Some(tip) {
+        let previous = self.proof_tip.lock().expect("proof tip lock").replace(tip);
+        if previous == Some(tip) {
             return Ok(0);
         }
+        let round = self.prove_unproven(limit).await;
+        if !matches!(round, Ok((_, true))) {
+            // A round the services cut short is asked again at the next poll, not a block later.
+            *self.proof_tip.lock().expect("proof tip lock") = previous;
+        }
+        round.map(|(proven, _)| proven)
+    }
+
+    /// One proof round: how many proofs were recorded, and whether the proof service answered
+    /// for every transaction (one it could not answer for counts no attempt).
+    async fn prove_unproven(&self, limit: u32) -> Result<(usize, bool)> {
         let query = ActionQuery { statuses: vec![ActionStatus::Unproven], limit: Some(limit), ..Default::default() };
-        let mut proven = 0;
+        let (mut proven, mut answered) = (0, true);
         for action in self.store.list_actions(&query).await?.items {
             let Some(txid) = action.txid else { continue };
-            if self.prove(&txid).await? {
-                proven += 1;
-            } else if self.store.count_proof_attempt(&txid).await? > self.proof_attempts {
-                self.stale_unproven(&action, &txid).await?;
+            match self.prove(&txid).await? {
+                Proof::Recorded => proven += 1,
+                Proof::Unasked => answered = false,
+                Proof::None => {
+                    if self.store.count_proof_attempt(&txid).await? > self.proof_attempts {
+                        self.stale_unproven(&action, &txid).await?;
+                    }
+                }
             }
         }
-        Ok(proven)
+        Ok((proven, answered))
     }
 
     /// An unproven transaction that many blocks found no proof for: broadcast again when the

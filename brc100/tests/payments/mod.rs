@@ -45,6 +45,8 @@ pub(crate) struct Chain {
     pub(crate) new_blocks: Mutex<u64>,
     /// Merkle paths (BRC-74 binary) the broadcaster reports, by txid.
     pub(crate) paths: Mutex<std::collections::HashMap<String, Vec<u8>>>,
+    /// The proof service answers with an error while this is set.
+    pub(crate) proofs_down: Mutex<bool>,
 }
 
 /// The txid of what a broadcaster is handed: a BEEF's last transaction, or a transaction.
@@ -71,6 +73,9 @@ impl Broadcaster for Chain {
     }
 
     async fn merkle_path(&self, txid: &str) -> Result<Option<Vec<u8>>> {
+        if *self.proofs_down.lock().unwrap() {
+            return Err(Error::new(ErrorKind::ServiceUnavailable, "ARC: 503 Service Unavailable"));
+        }
         Ok(self.paths.lock().unwrap().get(txid).cloned())
     }
 }
