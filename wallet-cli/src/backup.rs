@@ -58,7 +58,7 @@ struct Payload {
     wallet_id: String,
     share: StoredShare,
     /// The agent's X25519 party key, hex, when the configuration has one.
-    party_key: Option<String>,
+    party_key: Option<Zeroizing<String>>,
     books: Books,
     certificates: Vec<CertificateRecord>,
 }
@@ -139,7 +139,7 @@ async fn snapshot(cfg: &WalletConfig, wallet: &WalletId) -> Result<(Vec<u8>, Hea
         format: FORMAT,
         wallet_id: wallet.to_string(),
         share,
-        party_key: cfg.party_key.as_ref().map(|k| k.to_hex().to_string()),
+        party_key: cfg.party_key.as_ref().map(|k| k.to_hex()),
         books,
         certificates,
     };
@@ -281,9 +281,9 @@ pub(crate) async fn restore(file: Option<&Path>, backup: &Path) -> Result<()> {
     let sealer = Sealer::new(ShareSecret::new(secret)?, SealOptions::default());
     let network: wallet_engine::Network = settings.get("network").unwrap_or("mainnet").parse()?;
     let (header, payload) = open_backup(&bytes, &sealer, &network.to_string(), &wallet)?;
-    restore_party_key(&settings, payload.party_key.as_deref())?;
+    restore_party_key(&settings, payload.party_key.as_deref().map(String::as_str))?;
     let (cfg, wallet) = configured(file)?;
-    if let (Some(ours), Some(theirs)) = (cfg.party_key.as_ref(), payload.party_key.as_deref()) {
+    if let (Some(ours), Some(theirs)) = (cfg.party_key.as_ref(), payload.party_key.as_deref().map(String::as_str)) {
         if ours.to_hex().as_str() != theirs {
             bail!(
                 "the configured party key (MPC_PARTY_KEY or MPC_PARTY_KEY_FILE) is not the one this backup was written \
