@@ -118,14 +118,14 @@ async function connectHttp (dir) {
   }
 }
 
-/** A raw HTTP POST with chosen headers (Host included), resolving to { status, body }. */
-function post (url, headers, body) {
+/** A raw HTTP POST (or `method`) with chosen headers (Host included), resolving to { status, body, headers }. */
+function post (url, headers, body, method = 'POST') {
   const u = new URL(url)
   return new Promise((resolve, reject) => {
-    const req = httpRequest({ hostname: u.hostname, port: u.port, path: u.pathname, method: 'POST', headers: { 'content-type': 'application/json', accept: 'application/json, text/event-stream', ...headers } }, res => {
+    const req = httpRequest({ hostname: u.hostname, port: u.port, path: u.pathname, method, headers: { 'content-type': 'application/json', accept: 'application/json, text/event-stream', ...headers } }, res => {
       let b = ''
       res.on('data', d => { b += d })
-      res.on('end', () => resolve({ status: res.statusCode, body: b }))
+      res.on('end', () => resolve({ status: res.statusCode, body: b, headers: res.headers }))
     })
     req.on('error', reject)
     req.end(body)
@@ -439,6 +439,42 @@ for (const [transportName, connect] of [['stdio', connectStdio], ['streamable HT
         r = await post(w.url, { host, authorization: `Bearer ${TOKEN}` }, init)
         assert.equal(r.status, 200)
         assert.equal(w.log.out, '', 'nothing on standard output')
+      })
+
+      test('sessions are capped (mcp --max-sessions, 32 by default): one more is refused until one closes', async () => {
+        const init = JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'initialize', params: { protocolVersion: '2025-06-18', capabilities: {}, clientInfo: { name: 'x', version: '1' } } })
+        const headers = { host: new URL(w.url).host, authorization: `Bearer ${TOKEN}` }
+        const opened = []
+        let r
+        for (let i = 0; i < 40; i++) {
+          r = await post(w.url, headers, init)
+          if (r.status !== 200) break
+          opened.push(r.headers['mcp-session-id'])
+        }
+        assert.notEqual(r.status, 200, 'a session past the cap is refused')
+        assert.ok(opened.length > 0 && opened.length < 32, `${opened.length} opened beside the client's own`)
+        assert.match(r.body, /32 MCP sessions are open, the most this server keeps \(mcp --max-sessions\)/)
+        assert.match(r.body, /close one/)
+        await logged('an MCP session was refused')
+
+        // The open ones still answer; closing one (DELETE) makes room for a new one.
+        const list = JSON.stringify({ jsonrpc: '2.0', id: 2, method: 'tools/list', params: {} })
+        const session = opened.at(-1)
+        await post(w.url, { ...headers, 'mcp-session-id': session, 'mcp-protocol-version': '2025-06-18' }, JSON.stringify({ jsonrpc: '2.0', method: 'notifications/initialized' }))
+        r = await post(w.url, { ...headers, 'mcp-session-id': session, 'mcp-protocol-version': '2025-06-18' }, list)
+        assert.equal(r.status, 200, r.body)
+        assert.match(r.body, /wallet_status/)
+        r = await post(w.url, { ...headers, 'mcp-session-id': session }, '', 'DELETE')
+        assert.ok(r.status < 300, `DELETE answered ${r.status}: ${r.body}`)
+        r = await post(w.url, headers, init)
+        assert.equal(r.status, 200, r.body)
+        opened.splice(-1, 1, r.headers['mcp-session-id'])
+        // The official client's own session was never at risk.
+        const status = await ok('wallet_status')
+        assert.ok(status)
+        for (const id of opened) await post(w.url, { ...headers, 'mcp-session-id': id }, '', 'DELETE')
+        r = await post(w.url, headers, init)
+        assert.equal(r.status, 200, 'every closed session made room')
       })
     }
   })

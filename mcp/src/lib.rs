@@ -15,12 +15,12 @@ use tokio::sync::watch;
 use wallet_brc100::{actions::Actions, identity::Identity, KeyMethods};
 use wallet_traits::PolicyReport;
 
+mod sessions;
 mod tools;
 mod validate;
 
-pub use rmcp::transport::streamable_http_server::{
-    session::local::LocalSessionManager, StreamableHttpServerConfig, StreamableHttpService,
-};
+pub use rmcp::transport::streamable_http_server::{StreamableHttpServerConfig, StreamableHttpService};
+pub use sessions::{CappedSessions, SessionError, DEFAULT_MAX_SESSIONS};
 pub use tokio_util::sync::CancellationToken;
 
 /// What only the MPC engine knows about the wallet, which `wallet_status` and `get_balance`
@@ -206,16 +206,18 @@ impl WalletMcp {
     /// and body checks are the caller's: put the BRC-100 front's door in front of it
     /// (`wallet_brc100::guarded`); rmcp's own Host check is off so the door's
     /// `MPC_ALLOWED_HOSTS` decides, and its body limit is the door's.
+    /// At most `max_sessions` sessions are open at once ([`CappedSessions`]).
     pub fn http_service(
         self,
         max_body_bytes: usize,
+        max_sessions: usize,
         cancel: CancellationToken,
-    ) -> StreamableHttpService<WalletMcp, LocalSessionManager> {
+    ) -> StreamableHttpService<WalletMcp, CappedSessions> {
         let config = StreamableHttpServerConfig::default()
             .disable_allowed_hosts()
             .with_max_request_body_bytes(max_body_bytes)
             .with_cancellation_token(cancel);
-        StreamableHttpService::new(move || Ok(self.clone()), Default::default(), config)
+        StreamableHttpService::new(move || Ok(self.clone()), Arc::new(CappedSessions::new(max_sessions)), config)
     }
 }
 

@@ -97,6 +97,10 @@ enum Command {
         /// subdomains); the default is any host.
         #[arg(long, value_delimiter = ',')]
         fetch_hosts: Option<Vec<String>>,
+        /// With --listen: the most MCP sessions open at once (a session idle for 5 minutes
+        /// closes).
+        #[arg(long, default_value_t = wallet_mcp::DEFAULT_MAX_SESSIONS, value_parser = clap::value_parser!(u16).range(1..))]
+        max_sessions: u16,
     },
     /// Starts the agent (provisioning or restoring), signs a digest, verifies, exits.
     Sign {
@@ -398,8 +402,8 @@ fn main() -> ExitCode {
             Command::Demo { data_dir } => demo::run(file, &data_dir).await.map(|_| true),
             Command::Migrate { data_dir } => agent::migrate(file, data_dir.as_deref()).await.map(|_| true),
             Command::Serve { listen } => agent::serve(file, listen).await.map(|_| true),
-            Command::Mcp { listen, tools, max_fetch_sats, fetch_hosts } => {
-                let limits = mcp::Limits { tools, max_fetch_sats, fetch_hosts };
+            Command::Mcp { listen, tools, max_fetch_sats, fetch_hosts, max_sessions } => {
+                let limits = mcp::Limits { tools, max_fetch_sats, fetch_hosts, max_sessions: max_sessions.into() };
                 mcp::run(file, listen, limits).await.map(|_| true)
             }
             Command::Sign { digest, tweak } => agent::sign(file, digest, tweak).await.map(|_| true),

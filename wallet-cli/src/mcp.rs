@@ -45,11 +45,13 @@ fn say(line: &str) {
     eprintln!("{line}");
 }
 
-/// What the operator allows the model: `--tools`, `--max-fetch-sats`, `--fetch-hosts`.
+/// What the operator allows the model: `--tools`, `--max-fetch-sats`, `--fetch-hosts`,
+/// `--max-sessions`.
 pub(crate) struct Limits {
     pub(crate) tools: Option<Vec<String>>,
     pub(crate) max_fetch_sats: u64,
     pub(crate) fetch_hosts: Option<Vec<String>>,
+    pub(crate) max_sessions: usize,
 }
 
 /// `mpc-wallet mcp [--listen ADDR] [--tools NAMES] [--max-fetch-sats N] [--fetch-hosts HOSTS]`.
@@ -93,7 +95,7 @@ pub(crate) async fn run(file: Option<&Path>, listen: Option<SocketAddr>, limits:
         limits.max_fetch_sats
     );
     match (listen, policy) {
-        (Some(addr), Some(policy)) => http(server, addr, policy).await,
+        (Some(addr), Some(policy)) => http(server, addr, policy, limits.max_sessions).await,
         _ => {
             eprintln!("mcp: serving the wallet's tools over stdio");
             server.serve_stdio().await?;
@@ -103,13 +105,13 @@ pub(crate) async fn run(file: Option<&Path>, listen: Option<SocketAddr>, limits:
 }
 
 /// Streamable HTTP at `/mcp` behind the front's door, until Ctrl-C or SIGTERM.
-async fn http(server: WalletMcp, listen: SocketAddr, policy: FrontPolicy) -> Result<()> {
+async fn http(server: WalletMcp, listen: SocketAddr, policy: FrontPolicy, max_sessions: usize) -> Result<()> {
     let listener = tokio::net::TcpListener::bind(listen).await.with_context(|| format!("binding {listen}"))?;
     let addr = listener.local_addr()?;
     let policy = policy.listening_on(addr);
     crate::serve::announce(&policy, addr, say);
     let cancel = CancellationToken::new();
-    let service = server.http_service(policy.limits().max_body_bytes, cancel.clone());
+    let service = server.http_service(policy.limits().max_body_bytes, max_sessions, cancel.clone());
     let health = axum::Router::new().route("/health", axum::routing::get(|| async { "ok" }));
     let app = wallet_brc100::guarded(axum::Router::new().nest_service("/mcp", service), policy, health);
     eprintln!("listening: http://{addr}/mcp");
