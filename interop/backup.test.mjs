@@ -158,12 +158,25 @@ test('a backup taken while payments run, another after; scheduled backups keep t
   const again = await run(['backup', '--out', settled], agentVars(first))
   assert.notEqual(again.code, 0)
   assert.match(again.err, /exists: choose another file name/)
-  // Scheduled: one at start and one a second, the newest two kept.
-  await until(() => readdirSync(backups).filter(f => f.endsWith('.mpcbackup')).length === 2, 'two scheduled backups')
+  // Scheduled: one at start, then one a second while the books change, the newest two kept.
+  const scheduled = () => readdirSync(backups).filter(f => f.endsWith('.mpcbackup')).sort()
+  await until(() => scheduled().length === 2, 'two scheduled backups')
+  // Books that do not change get no new backup.
+  await new Promise(resolve => setTimeout(resolve, 1500))
+  const quiet = scheduled()
   await new Promise(resolve => setTimeout(resolve, 2500))
-  const kept = readdirSync(backups).filter(f => f.endsWith('.mpcbackup'))
-  assert.equal(kept.length, 2, kept.join(' '))
-  assert.ok(kept.every(f => f.startsWith('backup-wallet-')), kept.join(' '))
+  assert.deepEqual(scheduled(), quiet, 'no backup while nothing changes')
+  assert.ok(quiet.every(f => f.startsWith('backup-wallet-')), quiet.join(' '))
+  // A payment received changes them: a new one within seconds, and still the newest two kept.
+  // (Received, not paid: the settled backup must still hold every output the wallet can spend.)
+  const p = await brc29Payment(identity, 7_000, woc)
+  await wallet.internalizeAction({
+    tx: p.tx.toAtomicBEEF(),
+    outputs: [{ outputIndex: 0, protocol: 'wallet payment', paymentRemittance: p.remittance }],
+    description: 'after the quiet'
+  })
+  await until(() => scheduled().at(-1) !== quiet.at(-1), 'a backup after the change')
+  assert.equal(scheduled().length, 2, scheduled().join(' '))
   assert.ok(!readFileSync(settled).includes(Buffer.from(SECRET)), 'the secret is not in the file')
 })
 

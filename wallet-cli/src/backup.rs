@@ -15,6 +15,7 @@ use std::{
 
 use anyhow::{bail, Context, Result};
 use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
 use wallet_engine::{
     backup_header, config::Settings, PartyKey, SealOptions, Sealer, ShareSecret, StoreLocation, WalletConfig,
 };
@@ -107,8 +108,13 @@ async fn all_certificates(store: &Arc<dyn OutputStore>) -> Result<Vec<Certificat
 }
 
 /// A sealed backup of the wallet `cfg` names, read from its store (consistent while `serve`
-/// writes: the books in one read snapshot), and its header.
-async fn snapshot(cfg: &WalletConfig, wallet: &WalletId) -> Result<(Vec<u8>, Header)> {
+/// writes: the books in one read snapshot), its header, and the fingerprint of what it holds;
+/// `None` when that fingerprint is `unless` (nothing changed since the backup it names).
+async fn snapshot(
+    cfg: &WalletConfig,
+    wallet: &WalletId,
+    unless: Option<[u8; 32]>,
+) -> Result<Option<(Vec<u8>, Header, [u8; 32])>> {
     let sealer = sealer(cfg)?;
     let (shares, outputs) = stores(cfg, wallet).await?;
     let share = shares.load_share(&KeyId::new(wallet.clone(), 0)).await?.with_context(|| {
@@ -146,12 +152,16 @@ async fn snapshot(cfg: &WalletConfig, wallet: &WalletId) -> Result<(Vec<u8>, Hea
     let labels = serde_json::to_vec(&header)?;
     let wallet = wallet.clone();
     // Argon2id and the encryption of every book: off the reactor, which serves payments meanwhile.
-    let sealed = tokio::task::spawn_blocking(move || -> Result<Vec<u8>> {
+    let sealed = tokio::task::spawn_blocking(move || -> Result<Option<(Vec<u8>, [u8; 32])>> {
         let plain = Zeroizing::new(serde_json::to_vec(&payload)?);
-        Ok(sealer.seal_backup(&wallet, &labels, &plain)?)
+        let fingerprint: [u8; 32] = Sha256::digest(plain.as_slice()).into();
+        if unless == Some(fingerprint) {
+            return Ok(None);
+        }
+        Ok(Some((sealer.seal_backup(&wallet, &labels, &plain)?, fingerprint)))
     })
     .await??;
-    Ok((sealed, header))
+    Ok(sealed.map(|(sealed, fingerprint)| (sealed, header, fingerprint)))
 }
 
 /// Writes `bytes` to `path` whole or not at all (a temporary file beside it, synced, renamed),
@@ -181,7 +191,7 @@ pub(crate) async fn backup(file: Option<&Path>, out: &Path) -> Result<()> {
              directory; this backup holds the agent's alone. Restoring needs the cosigners' files too."
         );
     }
-    let (sealed, header) = snapshot(&cfg, &wallet).await?;
+    let (sealed, header, _) = snapshot(&cfg, &wallet, None).await?.context("no backup was made")?;
     write_whole(out, &sealed)?;
     println!("backup: {}", out.display());
     report(&header);
@@ -396,18 +406,26 @@ async fn reconcile(actions: &wallet_brc100::actions::Actions, cfg: &WalletConfig
 }
 
 /// Starts `serve`'s scheduled backups when MPC_BACKUP_DIR is set: one now, then every
-/// MPC_BACKUP_INTERVAL_SECS, keeping the newest MPC_BACKUP_KEEP of this wallet's.
+/// MPC_BACKUP_INTERVAL_SECS when the wallet changed since the last one (its books,
+/// certificates or share), keeping the newest MPC_BACKUP_KEEP of this wallet's.
 pub(crate) fn start_scheduled(cfg: WalletConfig) {
     let (Some(dir), Some(wallet)) = (cfg.backup_dir.clone(), cfg.wallet_id.clone()) else { return };
     tokio::spawn(async move {
+        let mut last: Option<(PathBuf, [u8; 32])> = None;
         loop {
-            match scheduled(&cfg, &wallet, &dir).await {
-                Ok((path, header)) => tracing::info!(
-                    path = %path.display(),
-                    actions = header.actions,
-                    outputs = header.outputs,
-                    "backup written"
-                ),
+            // A last backup the operator moved away is written again, changed or not.
+            let unless = last.as_ref().filter(|(path, _)| path.exists()).map(|(_, f)| *f);
+            match scheduled(&cfg, &wallet, &dir, unless).await {
+                Ok(Some((path, header, fingerprint))) => {
+                    tracing::info!(
+                        path = %path.display(),
+                        actions = header.actions,
+                        outputs = header.outputs,
+                        "backup written"
+                    );
+                    last = Some((path, fingerprint));
+                }
+                Ok(None) => tracing::debug!("the wallet is as its last backup: none written"),
                 Err(e) => {
                     tracing::error!(error = %format!("{e:#}"), dir = %dir.display(), "could not write a scheduled backup")
                 }
@@ -417,14 +435,19 @@ pub(crate) fn start_scheduled(cfg: WalletConfig) {
     });
 }
 
-async fn scheduled(cfg: &WalletConfig, wallet: &WalletId, dir: &Path) -> Result<(PathBuf, Header)> {
+async fn scheduled(
+    cfg: &WalletConfig,
+    wallet: &WalletId,
+    dir: &Path,
+    unless: Option<[u8; 32]>,
+) -> Result<Option<(PathBuf, Header, [u8; 32])>> {
     tokio::fs::create_dir_all(dir).await.with_context(|| format!("cannot create {}", dir.display()))?;
-    let (sealed, header) = snapshot(cfg, wallet).await?;
+    let Some((sealed, header, fingerprint)) = snapshot(cfg, wallet, unless).await? else { return Ok(None) };
     let path = dir.join(format!("{wallet}-{}{SCHEDULED_SUFFIX}", header.created_at));
     // The write syncs to disk: off the reactor too.
     let (to, dir, wallet, keep) = (path.clone(), dir.to_path_buf(), wallet.clone(), cfg.backup_keep);
     tokio::task::spawn_blocking(move || write_whole(&to, &sealed).and_then(|()| prune(&dir, &wallet, keep))).await??;
-    Ok((path, header))
+    Ok(Some((path, header, fingerprint)))
 }
 
 /// Removes this wallet's scheduled backups in `dir` but the newest `keep`.

@@ -80,7 +80,8 @@ pub struct WalletConfig {
     /// [`backup_interval`](Self::backup_interval), keeping the newest
     /// [`backup_keep`](Self::backup_keep); unset, no scheduled backups.
     pub backup_dir: Option<PathBuf>,
-    /// MPC_BACKUP_INTERVAL_SECS: how often `serve` writes a backup to MPC_BACKUP_DIR (default a day).
+    /// MPC_BACKUP_INTERVAL_SECS: how often `serve` looks whether the wallet changed since its last
+    /// backup to MPC_BACKUP_DIR, and writes one if so (default an hour).
     pub backup_interval: std::time::Duration,
     /// MPC_BACKUP_KEEP: how many scheduled backups MPC_BACKUP_DIR keeps (default 7).
     pub backup_keep: usize,
@@ -212,7 +213,7 @@ impl WalletConfig {
         SettingKey::plain("purge_interval_secs").default("3600"),
         SettingKey::plain("consolidate_interval_secs"),
         SettingKey::plain("backup_dir"),
-        SettingKey::plain("backup_interval_secs").default("86400"),
+        SettingKey::plain("backup_interval_secs").default("3600"),
         SettingKey::plain("backup_keep").default("7"),
         SettingKey::secret("backup_secret"),
         SettingKey::plain("change_target_count").default("8"),
@@ -464,7 +465,7 @@ mod tests {
         let secs = std::time::Duration::from_secs;
         assert_eq!((d.proof_interval, d.review_interval, d.purge_interval), (secs(60), secs(600), secs(3600)));
         assert_eq!((d.consolidate_interval, &d.backup_dir, d.proof_attempts), (None, &None, 144));
-        assert_eq!((d.backup_interval, d.backup_keep, d.backup_secret.is_none()), (secs(86_400), 7, true));
+        assert_eq!((d.backup_interval, d.backup_keep, d.backup_secret.is_none()), (secs(3600), 7, true));
         assert_eq!((d.change_target_count, d.change_min_sats), (8, 1000));
         assert!(d.multiexp_tables && d.wallet_id.is_none() && d.store.is_none());
         // The builder starts from the same defaults.
