@@ -77,6 +77,35 @@ pub trait ChainTracker: std::fmt::Debug + Send + Sync + 'static {
         let _ = (outpoint, locking_script);
         Err(crate::Error::new(crate::ErrorKind::Unsupported, "this chain tracker does not report unspent outputs"))
     }
+
+    /// Whether any transaction, mined or in a mempool, ever paid `locking_script`: how a
+    /// recovery scan tells a key the wallet used from one it never did.
+    async fn script_used(&self, locking_script: &[u8]) -> Result<bool> {
+        let _ = locking_script;
+        Err(crate::Error::new(crate::ErrorKind::Unsupported, "this chain tracker does not report script usage"))
+    }
+
+    /// The unspent outputs locked by `locking_script`, mined or in a mempool (an output a
+    /// mempool transaction spends is spent).
+    async fn unspent_outputs(&self, locking_script: &[u8]) -> Result<Vec<ScriptUtxo>> {
+        let _ = locking_script;
+        Err(crate::Error::new(crate::ErrorKind::Unsupported, "this chain tracker does not report unspent outputs"))
+    }
+
+    /// The transaction `txid` (display hex), raw bytes; `None` when the chain does not know it.
+    async fn raw_tx(&self, txid: &str) -> Result<Option<Vec<u8>>> {
+        let _ = txid;
+        Err(crate::Error::new(crate::ErrorKind::Unsupported, "this chain tracker does not serve transactions"))
+    }
+}
+
+/// An unspent output at a script ([`ChainTracker::unspent_outputs`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ScriptUtxo {
+    /// Where it is.
+    pub outpoint: crate::Outpoint,
+    /// What it holds.
+    pub satoshis: u64,
 }
 
 /// The chain services a wallet was built with; either may be absent, and an operation that

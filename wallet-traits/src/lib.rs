@@ -16,7 +16,7 @@ mod transport;
 pub use certificates::{CertificateQuery, CertificateRecord, CertificateStore};
 pub use chain::{
     Broadcast, Broadcaster, BroadcasterBuildFn, BroadcasterFactory, ChainServices, ChainTracker, ChainTrackerBuildFn,
-    ChainTrackerFactory, ServiceConfig, TxOnChain,
+    ChainTrackerFactory, ScriptUtxo, ServiceConfig, TxOnChain,
 };
 pub use crypto::{EcdsaSignature, KeyDeriver, LinkageProof, PublicKey, Signer};
 pub use error::{Error, ErrorKind, Result, WireError};
