@@ -1,7 +1,7 @@
 // Stand-ins for the outside services the wallet talks to, on 127.0.0.1, speaking their APIs and
 // checking what they receive with @bsv/sdk: ARC (POST /v1/tx, GET /v1/tx/{txid}) and
-// WhatsOnChain (block headers by height, the tip, POST /txs/status, GET /script/{hash}/unspent/all
-// over the transactions ARC took). Also what a BSV app's sender does to pay the
+// WhatsOnChain (block headers by height, the tip, POST /txs/status, GET /script/{hash}/unspent/all,
+// /script/{hash}/used and /tx/{txid}/hex over the transactions ARC took). Also what a BSV app's sender does to pay the
 // wallet with BRC-29 (`brc29Payment`). Used by interop/actions.test.mjs and
 // examples/pay-receive.
 import { createServer } from 'node:http'
@@ -117,6 +117,19 @@ export async function startStandIns ({ arcKey }) {
         })
       }
       return reply(res, 200, { script: unspent[1], result, error: '' })
+    }
+    const used = req.url.match(/^\/script\/([0-9a-f]{64})\/used$/)
+    if (used) {
+      const paid = [...woc.txs].some(([txid, tx]) => !woc.unknown.has(txid) &&
+        tx.outputs.some(o => Utils.toHex(Hash.sha256(o.lockingScript.toBinary()).reverse()) === used[1]))
+      return reply(res, 200, paid)
+    }
+    const raw = req.url.match(/^\/tx\/([0-9a-f]{64})\/hex$/)
+    if (raw) {
+      const tx = woc.unknown.has(raw[1]) ? undefined : woc.txs.get(raw[1])
+      if (tx == null) return reply(res, 404, { error: 'unknown transaction' })
+      res.writeHead(200, { 'Content-Type': 'text/plain' })
+      return res.end(tx.toHex())
     }
     const m = req.url.match(/^\/block\/(\d+)\/header$/)
     if (m) {

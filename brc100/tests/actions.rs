@@ -713,3 +713,60 @@ async fn proofs_are_asked_at_new_blocks_and_lost_transactions_go_out_again() {
     assert_eq!(f.actions.check_for_proofs(100).await.unwrap(), 1);
     assert_eq!(f.actions.store().action_by_txid(&proven).await.unwrap().unwrap().status, ActionStatus::Completed);
 }
+
+/// Books restored from a backup taken before two payments find those payments' change again
+/// on the chain: the backup's funding output is marked spent, the change is recorded, the
+/// balance is the wallet's true one, a second scan adds nothing, and new change takes a key
+/// after the recovered ones.
+#[tokio::test]
+async fn change_made_after_a_backup_is_recovered_from_the_chain() {
+    use wallet_brc100::actions::{CHANGE_PREFIX, RECOVERED_LABEL, RECOVERY_GAP};
+    use wallet_bsv::{MerkleLeaf, MerklePath};
+    let f = fixture().await;
+    let (tx, remittance) = payment(&f, 50_000, true, false).await;
+    f.actions.internalize_action(internalize_args(tx, remittance)).await.unwrap();
+    let backup = f.actions.store().export_books().await.unwrap();
+
+    // Two payments after the backup, the second spending the first's change; both mined.
+    for (i, sats) in [3_000u64, 4_000].into_iter().enumerate() {
+        let txid = f.actions.create_action(pay(sats, CreateActionOptions::default())).await.unwrap().txid.unwrap();
+        let id = wallet_traits::parse_txid(&txid).unwrap();
+        let internal = f.chain.sent_txs().into_iter().find(|t| t.txid().to_string() == txid).unwrap().txid();
+        let leaves = vec![MerkleLeaf::hash(0, internal.0, true), MerkleLeaf::hash(1, rand::random(), false)];
+        let path = MerklePath::new(901_000 + i as u64, vec![leaves], true).unwrap();
+        f.chain.roots.lock().unwrap().insert((901_000 + i as u64, path.root()));
+        f.chain.paths.lock().unwrap().insert(txid, path.to_bytes());
+        let reference = f.actions.store().action_by_txid(&id).await.unwrap().unwrap().reference;
+        let query = wallet_traits::OutputQuery { created_by: Some(reference), ..Default::default() };
+        let change = f.actions.store().list_outputs(&query).await.unwrap().items;
+        assert!(change.iter().all(|o| o.derivation.as_ref().is_some_and(|d| d.prefix == CHANGE_PREFIX)));
+    }
+    let truth = balance(&f).await;
+    assert!(truth < 50_000 - 7_000 && truth > 50_000 - 7_000 - 1_000, "{truth}");
+
+    // The machine is lost; its books come back from the backup into a new store.
+    let dir = tempfile::tempdir().unwrap();
+    let restored = open_actions(&dir, &f.key, &f.chain).await;
+    restored.store().import_books(&backup).await.unwrap();
+    assert_eq!(restored.store().balance("default").await.unwrap(), 50_000, "the backup's books");
+    let review = restored.review_utxos(None, true, 100).await.unwrap();
+    assert_eq!(review.spent_elsewhere.len(), 1, "the funding output was spent after the backup");
+    assert_eq!(restored.store().balance("default").await.unwrap(), 0);
+
+    let found = restored.recover_change(RECOVERY_GAP).await.unwrap();
+    assert_eq!((found.outputs, found.satoshis, found.unconfirmed, found.refused), (1, truth, 0, 0), "{found:?}");
+    assert_eq!(found.scanned, 2 + u64::from(RECOVERY_GAP), "two used keys, then the gap");
+    assert_eq!(restored.store().balance("default").await.unwrap(), truth, "the true balance");
+    let recovered = wallet_traits::ActionQuery { labels: vec![RECOVERED_LABEL.into()], ..Default::default() };
+    let recovered = restored.store().list_actions(&recovered).await.unwrap().items;
+    assert_eq!(recovered.len(), 1);
+    assert_eq!(recovered[0].status, wallet_traits::ActionStatus::Completed);
+    assert_eq!(restored.recover_change(RECOVERY_GAP).await.unwrap().outputs, 0, "nothing new the second time");
+
+    // The recovered change pays, and the new change is at a key no earlier output used.
+    let txid = restored.create_action(pay(1_000, CreateActionOptions::default())).await.unwrap().txid.unwrap();
+    let paid = f.chain.sent_txs().into_iter().find(|t| t.txid().to_string() == txid).unwrap();
+    let earlier: Vec<_> =
+        f.chain.sent_txs().iter().filter(|t| t.txid().to_string() != txid).flat_map(|t| t.outputs.clone()).collect();
+    assert!(paid.outputs.iter().all(|o| earlier.iter().all(|e| e.locking_script != o.locking_script)), "no key reused");
+}

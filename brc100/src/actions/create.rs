@@ -15,8 +15,8 @@ use std::collections::HashSet;
 
 use rand::seq::SliceRandom;
 use wallet_bsv::{
-    amount, fee::estimated_size, hash::hash160, sighash, signature::checksig_format, AtomicBeef, Beef, BeefTx, Script,
-    Transaction, TxId, TxInput, TxOutput,
+    amount, fee::estimated_size, sighash, signature::checksig_format, AtomicBeef, Beef, BeefTx, Script, Transaction,
+    TxId, TxInput, TxOutput,
 };
 use wallet_traits::{
     ActionRecord, ActionStatus, ChangeClaim, Derivation, Error, ErrorKind, InputToSign, Outpoint, OutputRecord, Result,
@@ -446,15 +446,6 @@ impl Actions {
         Ok(self.store.list_outputs(&query).await?.total)
     }
 
-    /// A fresh change output's locking script and derivation: BRC-29 to the wallet itself (a
-    /// fresh prefix and suffix, sender = own identity).
-    pub(super) async fn fresh_change(&self) -> Result<(Script, Derivation)> {
-        let identity = self.keys.identity();
-        let (prefix, suffix) = (random_base64(10), random_base64(10));
-        let key = self.keys.brc29_key(&prefix, &suffix, &identity).await?.1;
-        Ok((Script::p2pkh_lock(&hash160(key.as_bytes())), Derivation { prefix, suffix, sender: identity.to_hex() }))
-    }
-
     /// Shuffles the outputs if asked, derives the change key, and says what to record.
     pub(super) async fn draft(
         &self,
@@ -519,6 +510,7 @@ impl Actions {
             Ok(signed) => signed,
             Err(e) => {
                 self.store.fail_action(&reference).await?;
+                self.release_change(&draft);
                 return Err(e);
             }
         };

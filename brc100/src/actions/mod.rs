@@ -14,6 +14,7 @@ mod internalize;
 mod list;
 pub use list::LISTED;
 mod reconcile;
+mod recover;
 mod signable;
 pub mod spec_ops;
 mod validate;
@@ -27,6 +28,7 @@ pub use args::*;
 pub use consolidate::{Consolidation, CONSOLIDATION_LABEL, MAX_CONSOLIDATE_INPUTS};
 pub use held::{MAX_HELD, MAX_HELD_BYTES};
 pub use reconcile::{UtxoReview, MAX_REVIEW, PROOF_ATTEMPTS, REORG_DEPTH, UNFAIL_WINDOW};
+pub use recover::{Recovered, CHANGE_PREFIX, RECOVERED_LABEL, RECOVERY_GAP};
 use wallet_bsv::{SatoshisPerKilobyte, TxId};
 use wallet_traits::{
     Broadcaster, ChainServices, ChainTracker, Error, ErrorKind, Outpoint, OutputStore, Result, Signer,
@@ -112,6 +114,7 @@ pub struct Actions {
     proof_tip: std::sync::Mutex<Option<u64>>,
     /// New blocks without a proof before an unproven transaction is asked after on the chain.
     proof_attempts: u32,
+    change_keys: std::sync::Mutex<recover::ChangeKeys>,
     #[cfg(feature = "fault-injection")]
     pause_before_commit: Option<Duration>,
 }
@@ -147,6 +150,7 @@ impl Actions {
             held: Default::default(),
             proof_tip: Default::default(),
             proof_attempts: PROOF_ATTEMPTS,
+            change_keys: Default::default(),
             #[cfg(feature = "fault-injection")]
             pause_before_commit: None,
         }

@@ -110,7 +110,53 @@ impl ChainTracker for Chain {
     }
 
     async fn is_utxo(&self, outpoint: &wallet_traits::Outpoint, _locking_script: &[u8]) -> Result<bool> {
-        Ok(!self.spent.lock().unwrap().contains(&outpoint.to_string()))
+        Ok(!self.spent.lock().unwrap().contains(&outpoint.to_string()) && !self.spent_by_sent(outpoint))
+    }
+
+    async fn script_used(&self, locking_script: &[u8]) -> Result<bool> {
+        Ok(self.sent_txs().iter().any(|tx| tx.outputs.iter().any(|o| o.locking_script.as_bytes() == locking_script)))
+    }
+
+    async fn unspent_outputs(&self, locking_script: &[u8]) -> Result<Vec<wallet_traits::ScriptUtxo>> {
+        let mut found = Vec::new();
+        for tx in self.sent_txs() {
+            let txid = wallet_traits::parse_txid(&tx.txid().to_string()).unwrap();
+            for (vout, o) in tx.outputs.iter().enumerate() {
+                let outpoint = wallet_traits::Outpoint::new(txid, vout as u32);
+                if o.locking_script.as_bytes() == locking_script && self.is_utxo(&outpoint, locking_script).await? {
+                    found.push(wallet_traits::ScriptUtxo { outpoint, satoshis: o.satoshis });
+                }
+            }
+        }
+        Ok(found)
+    }
+
+    async fn raw_tx(&self, txid: &str) -> Result<Option<Vec<u8>>> {
+        Ok(self.sent_txs().into_iter().find(|t| t.txid().to_string() == txid).map(|t| t.to_bytes()))
+    }
+}
+
+impl Chain {
+    /// The transactions broadcast (a BEEF's last one).
+    pub(crate) fn sent_txs(&self) -> Vec<Transaction> {
+        let sent = self.sent.lock().unwrap();
+        sent.iter()
+            .filter_map(|b| match Beef::from_bytes(b) {
+                Ok(beef) => beef.txs.last().and_then(|t| match t {
+                    BeefTx::Full { tx, .. } => Some(tx.clone()),
+                    BeefTx::TxidOnly(_) => None,
+                }),
+                Err(_) => Transaction::from_bytes(b).ok(),
+            })
+            .collect()
+    }
+
+    /// Whether a broadcast transaction spends `outpoint`.
+    fn spent_by_sent(&self, outpoint: &wallet_traits::Outpoint) -> bool {
+        let shown = outpoint.to_string();
+        self.sent_txs()
+            .iter()
+            .any(|tx| tx.inputs.iter().any(|i| format!("{}.{}", i.source_txid, i.source_vout) == shown))
     }
 }
 

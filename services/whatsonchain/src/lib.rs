@@ -11,8 +11,8 @@ use std::{
 use async_trait::async_trait;
 use serde::{de::DeserializeOwned, Deserialize};
 use wallet_traits::{
-    redact_url, ChainTracker, ChainTrackerFactory, Error, ErrorKind, Outpoint, Plugins, Result, ServiceConfig,
-    TxOnChain,
+    redact_url, ChainTracker, ChainTrackerFactory, Error, ErrorKind, Outpoint, Plugins, Result, ScriptUtxo,
+    ServiceConfig, TxOnChain,
 };
 
 /// The API of mainnet; `/test` for testnet.
@@ -120,6 +120,14 @@ impl WhatsOnChain {
 
     /// `GET`, or `POST` of `body` as JSON, as [`Self::get`].
     async fn call<T: DeserializeOwned>(&self, path: &str, body: Option<&serde_json::Value>) -> Result<Option<T>> {
+        let Some(text) = self.call_text(path, body).await? else { return Ok(None) };
+        serde_json::from_str(&text).map(Some).map_err(|_| {
+            Error::new(ErrorKind::ServiceUnavailable, format!("the chain tracker's answer to {path} does not parse"))
+        })
+    }
+
+    /// As [`Self::call`], the answer's text as it came.
+    async fn call_text(&self, path: &str, body: Option<&serde_json::Value>) -> Result<Option<String>> {
         let mut delay = FIRST_DELAY;
         let mut last = unavailable("the chain tracker was not tried".into());
         for attempt in 1..=ATTEMPTS {
@@ -135,10 +143,10 @@ impl WhatsOnChain {
             match request.send().await {
                 Ok(r) if r.status() == reqwest::StatusCode::NOT_FOUND => return Ok(None),
                 Ok(r) if r.status().is_success() => {
-                    return r.json().await.map(Some).map_err(|_| {
+                    return r.text().await.map(Some).map_err(|_| {
                         Error::new(
                             ErrorKind::ServiceUnavailable,
-                            format!("the chain tracker's answer to {path} does not parse"),
+                            format!("the chain tracker's answer to {path} was cut off"),
                         )
                     })
                 }
@@ -201,6 +209,8 @@ struct UnspentEntry {
     #[serde(rename = "tx_pos")]
     tx_pos: u32,
     #[serde(default)]
+    value: u64,
+    #[serde(default)]
     is_spent_in_mempool_tx: bool,
 }
 
@@ -238,13 +248,39 @@ impl ChainTracker for WhatsOnChain {
     }
 
     async fn is_utxo(&self, outpoint: &Outpoint, locking_script: &[u8]) -> Result<bool> {
+        Ok(self.unspent_outputs(locking_script).await?.iter().any(|u| u.outpoint == *outpoint))
+    }
+
+    async fn unspent_outputs(&self, locking_script: &[u8]) -> Result<Vec<ScriptUtxo>> {
         let path = format!("/script/{}/unspent/all", script_hash(locking_script));
         let unspent: Unspent = self.get(&path).await?.unwrap_or(Unspent { result: Vec::new() });
-        let txid = hex::encode(outpoint.txid);
-        Ok(unspent
+        unspent
             .result
-            .iter()
-            .any(|u| u.tx_hash.eq_ignore_ascii_case(&txid) && u.tx_pos == outpoint.vout && !u.is_spent_in_mempool_tx))
+            .into_iter()
+            .filter(|u| !u.is_spent_in_mempool_tx)
+            .map(|u| {
+                let txid =
+                    hex::decode(&u.tx_hash).ok().and_then(|b| <[u8; 32]>::try_from(b).ok()).ok_or_else(|| {
+                        Error::new(
+                            ErrorKind::ServiceUnavailable,
+                            format!("the chain tracker's answer to {path} names a bad txid"),
+                        )
+                    })?;
+                Ok(ScriptUtxo { outpoint: Outpoint::new(txid, u.tx_pos), satoshis: u.value })
+            })
+            .collect()
+    }
+
+    async fn script_used(&self, locking_script: &[u8]) -> Result<bool> {
+        Ok(self.get::<bool>(&format!("/script/{}/used", script_hash(locking_script))).await?.unwrap_or(false))
+    }
+
+    async fn raw_tx(&self, txid: &str) -> Result<Option<Vec<u8>>> {
+        let path = format!("/tx/{txid}/hex");
+        let Some(text) = self.call_text(&path, None).await? else { return Ok(None) };
+        hex::decode(text.trim().trim_matches('"')).map(Some).map_err(|_| {
+            Error::new(ErrorKind::ServiceUnavailable, format!("the chain tracker's answer to {path} is not hex"))
+        })
     }
 
     async fn is_valid_root_for_height(&self, root: &[u8; 32], height: u64) -> Result<bool> {
