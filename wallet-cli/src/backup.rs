@@ -402,6 +402,16 @@ async fn reconcile(actions: &wallet_brc100::actions::Actions, cfg: &WalletConfig
         ),
         Err(e) => println!("reconcile: utxos: not checked ({}); run `mpc-wallet reconcile --utxos` later", e.message()),
     }
+    // After the review: the backup's outputs the later payments spent are marked, and their
+    // change comes in here.
+    match actions.recover_change(wallet_brc100::actions::RECOVERY_GAP).await {
+        Ok(found) => println!("reconcile: {}", crate::books::recovered(&found)),
+        Err(e) => println!(
+            "reconcile: recover: change made after the backup not looked for ({}); run `mpc-wallet reconcile --recover` \
+             later",
+            e.message()
+        ),
+    }
     Ok(())
 }
 

@@ -167,8 +167,9 @@ pub(crate) async fn round(actions: &Actions, cfg: &WalletConfig) -> Vec<(&'stati
     done
 }
 
-/// `mpc-wallet reconcile [--utxos [--dry-run]]`: the background round once, then the UTXO review.
-pub(crate) async fn reconcile(file: Option<&Path>, utxos: bool, dry_run: bool) -> Result<()> {
+/// `mpc-wallet reconcile [--utxos [--dry-run]] [--recover]`: the background round once, then
+/// the UTXO review, then the recovery of change the books lack.
+pub(crate) async fn reconcile(file: Option<&Path>, utxos: bool, dry_run: bool, recover: bool) -> Result<()> {
     let (actions, cfg) = start_configured(file).await?;
     for (what, n) in round(&actions, &cfg).await {
         match n {
@@ -176,9 +177,36 @@ pub(crate) async fn reconcile(file: Option<&Path>, utxos: bool, dry_run: bool) -
             None => println!("{what}: could not run (see the warning above)"),
         }
     }
-    if !utxos {
-        return Ok(());
+    if utxos {
+        review(&actions, dry_run).await?;
     }
+    if recover {
+        let found = actions
+            .recover_change(wallet_brc100::actions::RECOVERY_GAP)
+            .await
+            .context("recovering change needs a chain tracker that reports script usage and serves transactions")?;
+        println!("{}", recovered(&found));
+    }
+    Ok(())
+}
+
+/// What a recovery scan found, in a line.
+pub(crate) fn recovered(r: &wallet_brc100::actions::Recovered) -> String {
+    let mut line = format!(
+        "recover: {} change keys asked after, {} outputs the books lacked recorded ({} sats)",
+        r.scanned, r.outputs, r.satoshis
+    );
+    if r.unconfirmed + r.refused > 0 {
+        line += &format!(
+            "; {} in transactions not yet mined and {} not taken in (see the log): run `mpc-wallet reconcile --recover` \
+             after the next block",
+            r.unconfirmed, r.refused
+        );
+    }
+    line
+}
+
+async fn review(actions: &Actions, dry_run: bool) -> Result<()> {
     let review = actions
         .review_utxos(None, !dry_run, wallet_brc100::actions::MAX_REVIEW)
         .await

@@ -183,6 +183,10 @@ enum Command {
         /// Report what --utxos finds without marking anything.
         #[arg(long, requires = "utxos")]
         dry_run: bool,
+        /// Look on the chain for change the books lack (the payments after the backup they were
+        /// restored from) and record it.
+        #[arg(long, conflicts_with = "dry_run")]
+        recover: bool,
     },
     /// Writes one sealed file (MPC_BACKUP_SECRET, else MPC_SHARE_SECRET) with the agent's key
     /// share record, its party key and the books (actions, outputs, labels, tags, derivation
@@ -423,7 +427,9 @@ fn main() -> ExitCode {
                 policy::audit(file, wallet.as_deref(), verify, data_dir.as_deref()).await
             }
             Command::Balance => books::balance(file).await.map(|_| true),
-            Command::Reconcile { utxos, dry_run } => books::reconcile(file, utxos, dry_run).await.map(|_| true),
+            Command::Reconcile { utxos, dry_run, recover } => {
+                books::reconcile(file, utxos, dry_run, recover).await.map(|_| true)
+            }
             Command::Backup { out } => backup::backup(file, &out).await.map(|_| true),
             Command::RestoreBackup { file: backup } => backup::restore(file, &backup).await.map(|_| true),
             Command::Consolidate { dry_run, max_inputs } => {

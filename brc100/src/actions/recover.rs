@@ -199,3 +199,23 @@ fn mined(raw: &[u8], path: &[u8], txid: &str) -> Result<AtomicBeef> {
     let beef = Beef { version: BeefVersion::V1, bumps: vec![path], txs: vec![BeefTx::Full { tx, bump: Some(0) }] };
     Ok(AtomicBeef { subject, beef })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn change_indexes_round_trip_and_other_derivations_are_none() {
+        let d = |prefix: &str, suffix: String| Derivation { prefix: prefix.into(), suffix, sender: String::new() };
+        for i in [0, 7, 10, 123_456_789, u64::MAX] {
+            assert_eq!(index_of(&d(CHANGE_PREFIX, suffix_of(i))), Some(i));
+        }
+        assert_eq!(suffix_of(0), "MA==");
+        // Another prefix, a suffix that is not decimal digits, or digits not written as this
+        // wallet writes them (a leading zero) are no change index of the wallet's.
+        assert_eq!(index_of(&d("cHJlZml4", suffix_of(3))), None);
+        assert_eq!(index_of(&d(CHANGE_PREFIX, "c3VmZml4".into())), None);
+        assert_eq!(index_of(&d(CHANGE_PREFIX, "MDc=".into())), None);
+        assert_eq!(index_of(&d(CHANGE_PREFIX, "not base64!".into())), None);
+    }
+}

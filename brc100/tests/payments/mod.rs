@@ -137,9 +137,9 @@ impl ChainTracker for Chain {
 }
 
 impl Chain {
-    /// The transactions broadcast (a BEEF's last one).
+    /// The transactions broadcast (a BEEF's last one) that the network has not lost.
     pub(crate) fn sent_txs(&self) -> Vec<Transaction> {
-        let sent = self.sent.lock().unwrap();
+        let (sent, unknown) = (self.sent.lock().unwrap(), self.unknown.lock().unwrap().clone());
         sent.iter()
             .filter_map(|b| match Beef::from_bytes(b) {
                 Ok(beef) => beef.txs.last().and_then(|t| match t {
@@ -148,6 +148,7 @@ impl Chain {
                 }),
                 Err(_) => Transaction::from_bytes(b).ok(),
             })
+            .filter(|t| !unknown.contains(&t.txid().to_string()))
             .collect()
     }
 
