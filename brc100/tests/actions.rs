@@ -720,7 +720,7 @@ async fn proofs_are_asked_at_new_blocks_and_lost_transactions_go_out_again() {
 /// after the recovered ones.
 #[tokio::test]
 async fn change_made_after_a_backup_is_recovered_from_the_chain() {
-    use wallet_brc100::actions::{CHANGE_PREFIX, RECOVERED_LABEL, RECOVERY_GAP};
+    use wallet_brc100::actions::{CHANGE_PREFIX, MAX_RECOVERY_KEYS, RECOVERED_LABEL, RECOVERY_GAP};
     use wallet_bsv::{MerkleLeaf, MerklePath};
     let f = fixture().await;
     let (tx, remittance) = payment(&f, 50_000, true, false).await;
@@ -753,15 +753,20 @@ async fn change_made_after_a_backup_is_recovered_from_the_chain() {
     assert_eq!(review.spent_elsewhere.len(), 1, "the funding output was spent after the backup");
     assert_eq!(restored.store().balance("default").await.unwrap(), 0);
 
-    let found = restored.recover_change(RECOVERY_GAP).await.unwrap();
+    let found = restored.recover_change(RECOVERY_GAP, MAX_RECOVERY_KEYS).await.unwrap();
     assert_eq!((found.outputs, found.satoshis, found.unconfirmed, found.refused), (1, truth, 0, 0), "{found:?}");
+    assert!(!found.cut_short);
     assert_eq!(found.scanned, 2 + u64::from(RECOVERY_GAP), "two used keys, then the gap");
     assert_eq!(restored.store().balance("default").await.unwrap(), truth, "the true balance");
     let recovered = wallet_traits::ActionQuery { labels: vec![RECOVERED_LABEL.into()], ..Default::default() };
     let recovered = restored.store().list_actions(&recovered).await.unwrap().items;
     assert_eq!(recovered.len(), 1);
     assert_eq!(recovered[0].status, wallet_traits::ActionStatus::Completed);
-    assert_eq!(restored.recover_change(RECOVERY_GAP).await.unwrap().outputs, 0, "nothing new the second time");
+    assert_eq!(
+        restored.recover_change(RECOVERY_GAP, MAX_RECOVERY_KEYS).await.unwrap().outputs,
+        0,
+        "nothing new the second time"
+    );
 
     // The recovered change pays, and the new change is at a key no earlier output used.
     let txid = restored.create_action(pay(1_000, CreateActionOptions::default())).await.unwrap().txid.unwrap();
@@ -769,4 +774,14 @@ async fn change_made_after_a_backup_is_recovered_from_the_chain() {
     let earlier: Vec<_> =
         f.chain.sent_txs().iter().filter(|t| t.txid().to_string() != txid).flat_map(|t| t.outputs.clone()).collect();
     assert!(paid.outputs.iter().all(|o| earlier.iter().all(|e| e.locking_script != o.locking_script)), "no key reused");
+}
+
+/// A chain tracker that calls every change key used cannot keep a recovery scan going.
+#[tokio::test]
+async fn a_tracker_that_calls_every_key_used_cannot_keep_a_recovery_going() {
+    let f = fixture().await;
+    *f.chain.all_used.lock().unwrap() = true;
+    let found = f.actions.recover_change(wallet_brc100::actions::RECOVERY_GAP, 250).await.unwrap();
+    assert!(found.cut_short, "{found:?}");
+    assert_eq!((found.scanned, found.outputs), (250, 0));
 }

@@ -404,7 +404,7 @@ async fn reconcile(actions: &wallet_brc100::actions::Actions, cfg: &WalletConfig
     }
     // After the review: the backup's outputs the later payments spent are marked, and their
     // change comes in here.
-    match actions.recover_change(wallet_brc100::actions::RECOVERY_GAP).await {
+    match actions.recover_change(wallet_brc100::actions::RECOVERY_GAP, wallet_brc100::actions::MAX_RECOVERY_KEYS).await {
         Ok(found) => println!("reconcile: {}", crate::books::recovered(&found)),
         Err(e) => println!(
             "reconcile: recover: change made after the backup not looked for ({}); run `mpc-wallet reconcile --recover` \

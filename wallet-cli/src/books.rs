@@ -182,7 +182,7 @@ pub(crate) async fn reconcile(file: Option<&Path>, utxos: bool, dry_run: bool, r
     }
     if recover {
         let found = actions
-            .recover_change(wallet_brc100::actions::RECOVERY_GAP)
+            .recover_change(wallet_brc100::actions::RECOVERY_GAP, wallet_brc100::actions::MAX_RECOVERY_KEYS)
             .await
             .context("recovering change needs a chain tracker that reports script usage and serves transactions")?;
         println!("{}", recovered(&found));
@@ -196,6 +196,9 @@ pub(crate) fn recovered(r: &wallet_brc100::actions::Recovered) -> String {
         "recover: {} change keys asked after, {} outputs the books lacked recorded ({} sats)",
         r.scanned, r.outputs, r.satoshis
     );
+    if r.cut_short {
+        line += "; stopped at its limit of keys (the chain tracker calls every key used: check MPC_CHAIN_TRACKER_URL)";
+    }
     if r.unconfirmed + r.refused > 0 {
         line += &format!(
             "; {} in transactions not yet mined and {} not taken in (see the log): run `mpc-wallet reconcile --recover` \

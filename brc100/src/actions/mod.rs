@@ -28,7 +28,7 @@ pub use args::*;
 pub use consolidate::{Consolidation, CONSOLIDATION_LABEL, MAX_CONSOLIDATE_INPUTS};
 pub use held::{MAX_HELD, MAX_HELD_BYTES};
 pub use reconcile::{UtxoReview, MAX_REVIEW, PROOF_ATTEMPTS, REORG_DEPTH, UNFAIL_WINDOW};
-pub use recover::{Recovered, CHANGE_PREFIX, RECOVERED_LABEL, RECOVERY_GAP};
+pub use recover::{Recovered, CHANGE_PREFIX, MAX_RECOVERY_KEYS, RECOVERED_LABEL, RECOVERY_GAP};
 use wallet_bsv::{SatoshisPerKilobyte, TxId};
 use wallet_traits::{
     Broadcaster, ChainServices, ChainTracker, Error, ErrorKind, Outpoint, OutputStore, Result, Signer,

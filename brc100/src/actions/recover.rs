@@ -16,6 +16,10 @@ pub const CHANGE_PREFIX: &str = "bXBjLWNoYW5nZQ==";
 /// Unused change keys in a row after which a recovery scan stops.
 pub const RECOVERY_GAP: u32 = 100;
 
+/// Change keys one recovery scan asks after at the most unless told otherwise: a chain tracker
+/// that calls every key used cannot keep it going.
+pub const MAX_RECOVERY_KEYS: u64 = 100_000;
+
 /// The label of the actions a recovery records.
 pub const RECOVERED_LABEL: &str = "recovered";
 
@@ -57,6 +61,8 @@ pub struct Recovered {
     pub unconfirmed: u64,
     /// Outputs the wallet could not take in (the reason is logged), left for a later scan.
     pub refused: u64,
+    /// The scan stopped at its limit of keys before a run of unused ones.
+    pub cut_short: bool,
 }
 
 impl Actions {
@@ -113,14 +119,23 @@ impl Actions {
     /// at least 1), and records every unspent output of a used key the books lack, with the
     /// merkle path the broadcaster reports, as a received `wallet payment` (an action labelled
     /// [`RECOVERED_LABEL`]). An output in a transaction not yet mined is counted and left for a
-    /// later scan. Running it twice records nothing new.
-    pub async fn recover_change(&self, gap: u32) -> Result<Recovered> {
+    /// later scan. At most `max_keys` keys ([`MAX_RECOVERY_KEYS`]) are asked after. Running it
+    /// twice records nothing new.
+    pub async fn recover_change(&self, gap: u32, max_keys: u64) -> Result<Recovered> {
         let tracker = self.chain_tracker()?.clone();
         let broadcaster = self.broadcaster()?.clone();
         let start = self.next_from_books().await?;
         let mut found = Recovered::default();
         let (mut index, mut misses) = (start, 0);
         while misses < gap.max(1) {
+            if found.scanned >= max_keys {
+                tracing::warn!(
+                    index,
+                    "the change recovery stopped at its limit of keys; the chain tracker calls them all used"
+                );
+                found.cut_short = true;
+                break;
+            }
             let (script, derivation) = self.change_key(index).await?;
             found.scanned += 1;
             if !tracker.script_used(script.as_bytes()).await? {
@@ -150,6 +165,8 @@ impl Actions {
                     )
                 })?;
                 let atomic = mined(&raw, &path, &txid)?;
+                // What the transaction says, not what the tracker said.
+                let satoshis = atomic.subject_tx().outputs.get(utxo.outpoint.vout as usize).map_or(0, |o| o.satoshis);
                 let args = InternalizeActionArgs {
                     tx: atomic.to_bytes()?,
                     outputs: vec![InternalizeOutput {
@@ -173,9 +190,9 @@ impl Actions {
                     found.refused += 1;
                     continue;
                 }
-                tracing::info!(txid, vout = utxo.outpoint.vout, satoshis = utxo.satoshis, index, "recovered change");
+                tracing::info!(txid, vout = utxo.outpoint.vout, satoshis, index, "recovered change");
                 found.outputs += 1;
-                found.satoshis += utxo.satoshis;
+                found.satoshis += satoshis;
             }
             index += 1;
         }

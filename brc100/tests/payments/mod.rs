@@ -47,6 +47,8 @@ pub(crate) struct Chain {
     pub(crate) paths: Mutex<std::collections::HashMap<String, Vec<u8>>>,
     /// The proof service answers with an error while this is set.
     pub(crate) proofs_down: Mutex<bool>,
+    /// The chain tracker calls every script used.
+    pub(crate) all_used: Mutex<bool>,
 }
 
 /// The txid of what a broadcaster is handed: a BEEF's last transaction, or a transaction.
@@ -114,7 +116,11 @@ impl ChainTracker for Chain {
     }
 
     async fn script_used(&self, locking_script: &[u8]) -> Result<bool> {
-        Ok(self.sent_txs().iter().any(|tx| tx.outputs.iter().any(|o| o.locking_script.as_bytes() == locking_script)))
+        Ok(*self.all_used.lock().unwrap()
+            || self
+                .sent_txs()
+                .iter()
+                .any(|tx| tx.outputs.iter().any(|o| o.locking_script.as_bytes() == locking_script)))
     }
 
     async fn unspent_outputs(&self, locking_script: &[u8]) -> Result<Vec<wallet_traits::ScriptUtxo>> {
