@@ -727,7 +727,9 @@ async fn change_made_after_a_backup_is_recovered_from_the_chain() {
     f.actions.internalize_action(internalize_args(tx, remittance)).await.unwrap();
     let backup = f.actions.store().export_books().await.unwrap();
 
-    // Two payments after the backup, the second spending the first's change; both mined.
+    // Two payments after the backup, the second spending the first's change; the first mined,
+    // the second's block comes later.
+    let mut later = None;
     for (i, sats) in [3_000u64, 4_000].into_iter().enumerate() {
         let txid = f.actions.create_action(pay(sats, CreateActionOptions::default())).await.unwrap().txid.unwrap();
         let id = wallet_traits::parse_txid(&txid).unwrap();
@@ -735,7 +737,11 @@ async fn change_made_after_a_backup_is_recovered_from_the_chain() {
         let leaves = vec![MerkleLeaf::hash(0, internal.0, true), MerkleLeaf::hash(1, rand::random(), false)];
         let path = MerklePath::new(901_000 + i as u64, vec![leaves], true).unwrap();
         f.chain.roots.lock().unwrap().insert((901_000 + i as u64, path.root()));
-        f.chain.paths.lock().unwrap().insert(txid, path.to_bytes());
+        if i == 0 {
+            f.chain.paths.lock().unwrap().insert(txid, path.to_bytes());
+        } else {
+            later = Some((txid, path.to_bytes()));
+        }
         let reference = f.actions.store().action_by_txid(&id).await.unwrap().unwrap().reference;
         let query = wallet_traits::OutputQuery { created_by: Some(reference), ..Default::default() };
         let change = f.actions.store().list_outputs(&query).await.unwrap().items;
@@ -752,6 +758,13 @@ async fn change_made_after_a_backup_is_recovered_from_the_chain() {
     let review = restored.review_utxos(None, true, 100).await.unwrap();
     assert_eq!(review.spent_elsewhere.len(), 1, "the funding output was spent after the backup");
     assert_eq!(restored.store().balance("default").await.unwrap(), 0);
+
+    // The change is in a transaction not mined yet: counted, left for a later scan.
+    let found = restored.recover_change(RECOVERY_GAP, MAX_RECOVERY_KEYS).await.unwrap();
+    assert_eq!((found.outputs, found.satoshis, found.unconfirmed, found.refused), (0, 0, 1, 0), "{found:?}");
+    assert_eq!(restored.store().balance("default").await.unwrap(), 0);
+    let (txid, path) = later.unwrap();
+    f.chain.paths.lock().unwrap().insert(txid, path);
 
     let found = restored.recover_change(RECOVERY_GAP, MAX_RECOVERY_KEYS).await.unwrap();
     assert_eq!((found.outputs, found.satoshis, found.unconfirmed, found.refused), (1, truth, 0, 0), "{found:?}");

@@ -727,13 +727,15 @@ impl Actions {
     /// transaction and the chain tracker confirms its root (the action becomes `completed`).
     /// Without a broadcaster or a tracker nothing is asked.
     pub(super) async fn prove(&self, txid: &[u8; 32]) -> Result<Proof> {
-        let (Ok(broadcaster), Ok(tracker)) = (self.broadcaster(), self.chain_tracker()) else { return Ok(Proof::None) };
+        let (Ok(broadcaster), Ok(tracker)) = (self.broadcaster(), self.chain_tracker()) else {
+            return Ok(Proof::NotYet);
+        };
         let shown = hex::encode(txid);
         // A service that fails for one transaction, or answers a path that does not hold it,
         // is logged and the round goes on.
         let bytes = match broadcaster.merkle_path(&shown).await {
             Ok(Some(bytes)) => bytes,
-            Ok(None) => return Ok(Proof::None),
+            Ok(None) => return Ok(Proof::NotYet),
             Err(e) => {
                 tracing::warn!(error = %e, txid = %shown, "the proof service could not answer for a transaction");
                 return Ok(Proof::Unasked);
@@ -744,14 +746,14 @@ impl Actions {
             Ok(p) => p,
             Err(e) => {
                 tracing::warn!(error = %e, txid = %shown, "no usable merkle path for a transaction");
-                return Ok(Proof::None);
+                return Ok(Proof::NotYet);
             }
         };
         if !tracker.is_valid_root_for_height(&root, path.block_height()).await? {
             tracing::warn!(txid = %shown, "a merkle path's root is not confirmed by the chain tracker");
-            return Ok(Proof::None);
+            return Ok(Proof::NotYet);
         }
-        Ok(if self.store.set_merkle_path(txid, &bytes).await? { Proof::Recorded } else { Proof::None })
+        Ok(if self.store.set_merkle_path(txid, &bytes).await? { Proof::Recorded } else { Proof::NotYet })
     }
 }
 
@@ -761,7 +763,7 @@ pub(super) enum Proof {
     /// A confirmed path was recorded.
     Recorded,
     /// No usable path yet.
-    None,
+    NotYet,
     /// The proof service could not answer: neither an attempt nor a verdict.
     Unasked,
 }

@@ -105,7 +105,7 @@ impl Actions {
             match self.prove(&txid).await? {
                 Proof::Recorded => proven += 1,
                 Proof::Unasked => answered = false,
-                Proof::None => {
+                Proof::NotYet => {
                     if self.store.count_proof_attempt(&txid).await? > self.proof_attempts {
                         self.stale_unproven(&action, &txid).await?;
                     }

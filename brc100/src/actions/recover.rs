@@ -122,8 +122,9 @@ impl Actions {
     /// later scan. At most `max_keys` keys ([`MAX_RECOVERY_KEYS`]) are asked after. Running it
     /// twice records nothing new.
     pub async fn recover_change(&self, gap: u32, max_keys: u64) -> Result<Recovered> {
+        // Both services are needed: a missing one is named before anything is asked.
         let tracker = self.chain_tracker()?.clone();
-        let broadcaster = self.broadcaster()?.clone();
+        self.broadcaster()?;
         let start = self.next_from_books().await?;
         let mut found = Recovered::default();
         let (mut index, mut misses) = (start, 0);
@@ -148,51 +149,24 @@ impl Actions {
                 if self.store.output(&utxo.outpoint).await?.is_some() {
                     continue;
                 }
-                let txid = hex::encode(utxo.outpoint.txid);
-                let Some(path) = broadcaster.merkle_path(&txid).await? else {
-                    tracing::warn!(
-                        txid,
-                        vout = utxo.outpoint.vout,
-                        "recovered change is in a transaction not yet mined"
-                    );
-                    found.unconfirmed += 1;
-                    continue;
-                };
-                let raw = tracker.raw_tx(&txid).await?.ok_or_else(|| {
-                    Error::new(
-                        ErrorKind::ServiceUnavailable,
-                        format!("the chain tracker reports change in {txid} but does not serve that transaction"),
-                    )
-                })?;
-                let atomic = mined(&raw, &path, &txid)?;
-                // What the transaction says, not what the tracker said.
-                let satoshis = atomic.subject_tx().outputs.get(utxo.outpoint.vout as usize).map_or(0, |o| o.satoshis);
-                let args = InternalizeActionArgs {
-                    tx: atomic.to_bytes()?,
-                    outputs: vec![InternalizeOutput {
-                        output_index: utxo.outpoint.vout,
-                        protocol: "wallet payment".into(),
-                        payment_remittance: Some(WalletPayment {
-                            derivation_prefix: derivation.prefix.clone(),
-                            derivation_suffix: derivation.suffix.clone(),
-                            sender_identity_key: derivation.sender.clone(),
-                        }),
-                        insertion_remittance: None,
-                    }],
-                    description: "change recovered from the chain".into(),
-                    labels: Some(vec![RECOVERED_LABEL.into()]),
-                    seek_permission: None,
-                };
-                // One output the wallet cannot take in (its books hold the transaction as failed,
-                // say, which the un-fail review settles) stops no other.
-                if let Err(e) = self.internalize_action(args).await {
-                    tracing::warn!(error = %e, txid, vout = utxo.outpoint.vout, "recovered change could not be recorded");
-                    found.refused += 1;
-                    continue;
+                let (txid, vout) = (hex::encode(utxo.outpoint.txid), utxo.outpoint.vout);
+                // One output that cannot be taken in (not mined yet, a bad answer, its books
+                // holding the transaction as failed, which the un-fail review settles) stops no other.
+                match self.recover_output(&txid, vout, &derivation).await {
+                    Ok(Some(satoshis)) => {
+                        tracing::info!(txid, vout, satoshis, index, "recovered change");
+                        found.outputs += 1;
+                        found.satoshis += satoshis;
+                    }
+                    Ok(None) => {
+                        tracing::warn!(txid, vout, "recovered change is in a transaction not yet mined");
+                        found.unconfirmed += 1;
+                    }
+                    Err(e) => {
+                        tracing::warn!(error = %e, txid, vout, "recovered change could not be recorded");
+                        found.refused += 1;
+                    }
                 }
-                tracing::info!(txid, vout = utxo.outpoint.vout, satoshis, index, "recovered change");
-                found.outputs += 1;
-                found.satoshis += satoshis;
             }
             index += 1;
         }
@@ -201,6 +175,41 @@ impl Actions {
         let after = index.saturating_sub(u64::from(misses));
         keys.next = Some(keys.next.map_or(after, |n| n.max(after)));
         Ok(found)
+    }
+}
+
+impl Actions {
+    /// Takes in output `vout` of `txid`, at the change key of `derivation`, as a mined wallet
+    /// payment: what it holds, or `None` while the broadcaster has no merkle path for it.
+    async fn recover_output(&self, txid: &str, vout: u32, derivation: &Derivation) -> Result<Option<u64>> {
+        let Some(path) = self.broadcaster()?.merkle_path(txid).await? else { return Ok(None) };
+        let raw = self.chain_tracker()?.raw_tx(txid).await?.ok_or_else(|| {
+            Error::new(
+                ErrorKind::ServiceUnavailable,
+                format!("the chain tracker reports change in {txid} but does not serve that transaction"),
+            )
+        })?;
+        let atomic = mined(&raw, &path, txid)?;
+        // What the transaction says, not what the tracker said.
+        let satoshis = atomic.subject_tx().outputs.get(vout as usize).map_or(0, |o| o.satoshis);
+        let args = InternalizeActionArgs {
+            tx: atomic.to_bytes()?,
+            outputs: vec![InternalizeOutput {
+                output_index: vout,
+                protocol: "wallet payment".into(),
+                payment_remittance: Some(WalletPayment {
+                    derivation_prefix: derivation.prefix.clone(),
+                    derivation_suffix: derivation.suffix.clone(),
+                    sender_identity_key: derivation.sender.clone(),
+                }),
+                insertion_remittance: None,
+            }],
+            description: "change recovered from the chain".into(),
+            labels: Some(vec![RECOVERED_LABEL.into()]),
+            seek_permission: None,
+        };
+        self.internalize_action(args).await?;
+        Ok(Some(satoshis))
     }
 }
 
